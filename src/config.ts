@@ -1,0 +1,68 @@
+import { z } from 'zod';
+
+const LIVE_VERIFY_URL = 'https://ipnpb.paypal.com/cgi-bin/webscr';
+const SANDBOX_VERIFY_URL = 'https://ipnpb.sandbox.paypal.com/cgi-bin/webscr';
+
+const port = z.coerce.number().int().min(1).max(65535);
+const positiveInt = z.coerce.number().int().positive();
+
+/** Every environment variable the service reads. Defaults only where a wrong guess cannot lose money. */
+export const ConfigSchema = z.object({
+  PORT: port.default(3000),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  /** Base URL PayPal reaches us at; shown as each integration's IPN URL. */
+  PUBLIC_BASE_URL: z.url().optional(),
+  TEMPORAL_ADDRESS: z.string().regex(/^[^\s:]+:\d+$/, 'expected host:port').default('localhost:7233'),
+  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  TEMPORAL_TASK_QUEUE: z.string().min(1).default('ipnflow'),
+  MONGODB_URI: z.string().regex(/^mongodb(\+srv)?:\/\//, 'expected a mongodb:// or mongodb+srv:// URI'),
+  /** Database name when the URI names none. */
+  MONGODB_DB: z.string().min(1).default('ipnflow'),
+  ADMIN_TOKEN: z.string().min(24, 'must be at least 24 characters (generate one with `openssl rand -hex 32`)'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  IPN_MAX_BODY_BYTES: positiveInt.max(1024 * 1024).default(64 * 1024),
+  /**
+   * Sandbox postback URL. Only tests and the dev stack point it at our simulator;
+   * live postbacks always go to PayPal's own host, which no setting can change.
+   */
+  PAYPAL_SANDBOX_VERIFY_URL: z.url().default(SANDBOX_VERIFY_URL),
+  /** After this long without a VERIFIED/INVALID answer a message is parked for an operator. */
+  IPN_VERIFY_GIVE_UP_SECONDS: positiveInt.default(24 * 3600),
+  /** The outbox relay starts workflows for stored messages the request path did not get to. */
+  OUTBOX_RELAY_INTERVAL_MS: positiveInt.default(2_000),
+  OUTBOX_RELAY_GRACE_MS: z.coerce.number().int().min(0).default(5_000),
+  /** A payment workflow with nothing to wait for closes after this long idle; a later IPN restarts it. */
+  PAYMENT_IDLE_CLOSE_SECONDS: positiveInt.default(3_600),
+});
+
+export type Config = z.infer<typeof ConfigSchema> & { paypalLiveVerifyUrl: string };
+
+export class ConfigError extends Error {
+  constructor(readonly problems: Array<{ variable: string; message: string }>) {
+    super(`Invalid configuration:\n${problems.map((p) => `  ${p.variable}: ${p.message}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Record<keyof z.input<typeof ConfigSchema>, string>> = {}): Config {
+  const input: Record<string, string | undefined> = {};
+  for (const key of Object.keys(ConfigSchema.shape)) input[key] = env[key] === '' ? undefined : env[key];
+  Object.assign(input, overrides);
+  const parsed = ConfigSchema.safeParse(input);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => {
+        const variable = String(issue.path[0] ?? '?');
+        const given = input[variable];
+        // Never echo a secret back, even a malformed one.
+        const shown = variable === 'ADMIN_TOKEN' || variable === 'MONGODB_URI' || given === undefined ? '' : ` (got ${JSON.stringify(given)})`;
+        return { variable, message: `${given === undefined ? 'is required' : issue.message}${shown}` };
+      }),
+    );
+  }
+  return { ...parsed.data, paypalLiveVerifyUrl: LIVE_VERIFY_URL };
+}
+
+export function publicBaseUrl(config: Config): string {
+  return config.PUBLIC_BASE_URL ?? `http://localhost:${config.PORT}`;
+}
