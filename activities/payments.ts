@@ -1,0 +1,51 @@
+import type { ActivityDeps } from '.';
+import { PaymentStateSchema, type PaymentState } from '../src/domain/payment-state';
+import { findCustomerForPayer } from '../src/customers/store';
+
+export function createPaymentActivities({ db }: ActivityDeps) {
+  const { Payment, AuditEvent, Customer } = db.models;
+  return {
+    async loadPaymentState({ integrationId, txnId }: { integrationId: string; txnId: string }): Promise<PaymentState | null> {
+      const doc = await Payment.findById(`${integrationId}:${txnId}`, { snapshot: 1 }).lean<{ snapshot?: unknown }>();
+      return doc?.snapshot ? PaymentStateSchema.parse(doc.snapshot) : null;
+    },
+
+    /** The whole state for resuming, plus flat fields for the admin API's queries. */
+    async savePaymentState(state: PaymentState): Promise<void> {
+      await Payment.updateOne(
+        { _id: `${state.integrationId}:${state.txnId}` },
+        {
+          $set: {
+            integrationId: state.integrationId,
+            txnId: state.txnId,
+            state: state.phase,
+            paymentStatus: state.paymentStatus,
+            customerId: state.customerId,
+            currency: state.currency,
+            grossMinor: state.payment?.grossMinor ?? null,
+            creditedMinor: state.creditedMinor,
+            debitedMinor: state.debitedMinor,
+            holdReason: state.hold?.reason ?? null,
+            needsOperator: state.hold !== null || state.attention.length > 0,
+            flags: [...new Set([...(state.payment?.flags ?? []), ...state.attention])],
+            payerEmail: state.payment?.payerEmail ?? null,
+            snapshot: state,
+          },
+        },
+        { upsert: true },
+      );
+    },
+
+    async matchCustomer({ integrationId, custom, payerEmail }: { integrationId: string; custom: string | null; payerEmail: string | null }): Promise<string | null> {
+      return findCustomerForPayer(db.models, integrationId, { custom, payerEmail });
+    },
+
+    async customerExists(customerId: string): Promise<boolean> {
+      return (await Customer.exists({ _id: customerId })) !== null;
+    },
+
+    async audit(event: { actor: string; action: string; reason?: string; integrationId?: string; txnId?: string; customerId?: string; details?: unknown }): Promise<void> {
+      await AuditEvent.create({ at: new Date(), ...event });
+    },
+  };
+}

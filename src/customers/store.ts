@@ -1,0 +1,55 @@
+import { z } from 'zod';
+import type { Models } from '../db/models';
+import { isDuplicateKey } from '../ledger/ledger';
+import { getIntegration } from '../integrations/store';
+
+export const CustomerInputSchema = z.object({
+  name: z.string().trim().min(1),
+  paypalEmails: z.array(z.email().transform((e) => e.trim().toLowerCase())).default([]),
+});
+export type CustomerInput = z.input<typeof CustomerInputSchema>;
+
+export class EmailTakenError extends Error {
+  constructor(readonly email: string, readonly ownerId: string) {
+    super(`PayPal email ${email} already belongs to customer ${ownerId}`);
+    this.name = 'EmailTakenError';
+  }
+}
+
+/**
+ * An email is claimed by inserting a document whose _id is the email: uniqueness without a
+ * multikey unique index or a transaction. Claims are taken before the customer document lists
+ * them and released after, so a crash in between leaves at worst an unused claim, never an
+ * email matching two customers.
+ */
+export async function saveCustomer(models: Models, id: string, input: unknown) {
+  const customer = CustomerInputSchema.parse(input);
+  const emails = [...new Set(customer.paypalEmails)];
+  for (const email of emails) {
+    try {
+      await models.EmailClaim.create({ _id: email, customerId: id });
+    } catch (err) {
+      if (!isDuplicateKey(err)) throw err;
+      const owner = await models.EmailClaim.findById(email).lean();
+      if (owner && owner.customerId !== id) throw new EmailTakenError(email, owner.customerId);
+    }
+  }
+  await models.Customer.replaceOne({ _id: id }, { _id: id, name: customer.name, paypalEmails: emails }, { upsert: true });
+  await models.EmailClaim.deleteMany({ customerId: id, _id: { $nin: emails } });
+  return { id, name: customer.name, paypalEmails: emails };
+}
+
+/** Our id echoed back in `custom` wins over the payer's email, which a person can share or change. */
+export async function findCustomerForPayer(models: Models, integrationId: string, payer: { custom: string | null; payerEmail: string | null }): Promise<string | null> {
+  const integration = await getIntegration(models, integrationId);
+  const matchBy = integration?.matchBy ?? ['custom', 'email'];
+  if (matchBy.includes('custom') && payer.custom) {
+    const byId = await models.Customer.exists({ _id: payer.custom });
+    if (byId) return payer.custom;
+  }
+  if (matchBy.includes('email') && payer.payerEmail) {
+    const claim = await models.EmailClaim.findById(payer.payerEmail.toLowerCase()).lean();
+    if (claim && (await models.Customer.exists({ _id: claim.customerId, paypalEmails: claim._id }))) return claim.customerId;
+  }
+  return null;
+}

@@ -1,0 +1,45 @@
+import type { IpnSummary } from './ipn-summary';
+import { PAYMENT_TXN_TYPES } from './ipn-summary';
+
+export const KNOWN_PAYMENT_STATUSES = [
+  'Canceled_Reversal', 'Completed', 'Created', 'Denied', 'Expired', 'Failed', 'Pending',
+  'Refunded', 'Reversed', 'Processed', 'Voided', 'Declined',
+] as const;
+
+export type Route =
+  | { kind: 'payment' | 'refund' | 'reversal' | 'canceled_reversal'; paymentTxnId: string }
+  | { kind: 'dispute'; paymentTxnId: string }
+  | { kind: 'masspay' }
+  | { kind: 'lifecycle'; reason: string }
+  | { kind: 'unknown'; reason: string };
+
+/**
+ * Decides which business process a verified IPN belongs to. Direction comes from
+ * payment_status, never from the presence of parent_txn_id: an authorization capture
+ * carries parent_txn_id too, with positive amounts, and is a payment.
+ */
+export function classify(s: IpnSummary): Route {
+  if (s.txnType === 'masspay') return { kind: 'masspay' };
+  if (s.txnType === 'new_case') {
+    return s.txnId ? { kind: 'dispute', paymentTxnId: s.txnId } : { kind: 'unknown', reason: 'new_case without txn_id' };
+  }
+  if (!s.txnId || !s.paymentStatus) {
+    return { kind: 'lifecycle', reason: s.txnType ? `${s.txnType} (no money)` : 'no txn_id or payment_status' };
+  }
+  if (!(KNOWN_PAYMENT_STATUSES as readonly string[]).includes(s.paymentStatus)) {
+    return { kind: 'unknown', reason: `unknown payment_status ${s.paymentStatus}` };
+  }
+  const adjusts = s.parentTxnId ?? undefined;
+  switch (s.paymentStatus) {
+    case 'Refunded':
+      return adjusts ? { kind: 'refund', paymentTxnId: adjusts } : { kind: 'unknown', reason: 'Refunded without parent_txn_id' };
+    case 'Reversed':
+      return adjusts ? { kind: 'reversal', paymentTxnId: adjusts } : { kind: 'unknown', reason: 'Reversed without parent_txn_id' };
+    case 'Canceled_Reversal':
+      return adjusts ? { kind: 'canceled_reversal', paymentTxnId: adjusts } : { kind: 'unknown', reason: 'Canceled_Reversal without parent_txn_id' };
+  }
+  if (s.txnType && !(PAYMENT_TXN_TYPES as readonly string[]).includes(s.txnType) && s.txnType !== 'adjustment') {
+    return { kind: 'lifecycle', reason: `${s.txnType} is not a payment received` };
+  }
+  return { kind: 'payment', paymentTxnId: s.txnId };
+}

@@ -1,0 +1,31 @@
+import { z } from 'zod';
+import { isSupportedCurrency } from './money';
+import { PAYMENT_TXN_TYPES } from './ipn-summary';
+
+const lowerEmail = z.email().transform((e) => e.toLowerCase());
+
+/** What an operator configures for one PayPal business account (the admin API's PUT body). */
+export const IntegrationInputSchema = z
+  .object({
+    name: z.string().trim().min(1),
+    mode: z.enum(['live', 'sandbox']),
+    ipnEnabled: z.boolean().default(true),
+    /** Postback verification; may be switched off only for sandbox integrations. */
+    verifyTransaction: z.boolean().default(true),
+    allowedTxnTypes: z.array(z.string().min(1)).default([...PAYMENT_TXN_TYPES]),
+    allowedCurrencies: z.array(z.string().refine(isSupportedCurrency, 'not a PayPal currency')).min(1),
+    receiverEmails: z.array(lowerEmail).default([]),
+    /** PayPal's merchant account id: the stronger check, since emails can change. */
+    receiverIds: z.array(z.string().min(1)).default([]),
+    /** Credit the gross amount, or gross minus PayPal's fee. */
+    feePolicy: z.enum(['gross', 'net']).default('gross'),
+    /** How a payer becomes a customer: our id echoed in `custom`, and/or the payer's PayPal email. */
+    matchBy: z.array(z.enum(['custom', 'email'])).min(1).default(['custom', 'email']),
+  })
+  .refine((i) => i.verifyTransaction || i.mode === 'sandbox', { path: ['verifyTransaction'], message: 'can be false only in sandbox mode' })
+  .refine((i) => i.receiverEmails.length + i.receiverIds.length > 0, { path: ['receiverEmails'], message: 'give at least one receiver email or receiver id' });
+
+export type IntegrationInput = z.input<typeof IntegrationInputSchema>;
+export type Integration = z.infer<typeof IntegrationInputSchema> & { id: string };
+
+export const IntegrationIdSchema = z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/, 'letters, digits, - and _ only (1-64)');

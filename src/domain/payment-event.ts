@@ -1,0 +1,40 @@
+import { z } from 'zod';
+
+/** Why a payment waits for a person, or why a message did not move money. */
+export const CheckFlagSchema = z.enum([
+  'unverified',
+  'receiver_mismatch',
+  'currency_not_allowed',
+  'txn_type_not_allowed',
+  'malformed_amount',
+  'live_message_on_sandbox',
+]);
+export type CheckFlag = z.infer<typeof CheckFlagSchema>;
+
+/**
+ * One verified IPN, reduced to what a payment's lifecycle needs. Refunds, reversals and
+ * their cancellations are routed to the lifecycle of the payment they adjust (parentTxnId).
+ */
+export const PaymentEventSchema = z.object({
+  messageId: z.string(),
+  integrationId: z.string(),
+  kind: z.enum(['payment', 'refund', 'reversal', 'canceled_reversal', 'dispute']),
+  /** This message's own txn_id (a refund has its own, new one). */
+  txnId: z.string(),
+  /** The payment whose lifecycle this event belongs to. */
+  paymentTxnId: z.string(),
+  paymentStatus: z.string(),
+  pendingReason: z.string().nullable(),
+  reasonCode: z.string().nullable(),
+  txnType: z.string().nullable(),
+  currency: z.string().nullable(),
+  /** Absolute amounts in minor units; null when the message carries none (disputes). */
+  grossMinor: z.number().int().nullable(),
+  feeMinor: z.number().int().nullable(),
+  payerEmail: z.string().nullable(),
+  custom: z.string().nullable(),
+  caseId: z.string().nullable(),
+  flags: z.array(CheckFlagSchema),
+  receivedAt: z.string(),
+});
+export type PaymentEvent = z.infer<typeof PaymentEventSchema>;

@@ -1,0 +1,37 @@
+import Koa from 'koa';
+import type { Client } from '@temporalio/client';
+import type { Config } from '../config';
+import type { Database } from '../db/connection';
+import type { Logger } from '../logger';
+import type { IpnDispatcher } from '../ipn/dispatcher';
+import { httpDuration } from '../metrics';
+import { errorHandler } from './errors';
+import { adminRoutes } from './routes/admin';
+import { healthRoutes } from './routes/health';
+import { ipnRoutes } from './routes/ipn';
+
+export interface AppDeps {
+  db: Database;
+  client: Client;
+  config: Config;
+  logger: Logger;
+  dispatcher: IpnDispatcher;
+}
+
+export function createApp(deps: AppDeps): Koa {
+  const app = new Koa({ proxy: true });
+  app.use(async (ctx, next) => {
+    const start = process.hrtime.bigint();
+    await next();
+    const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+    const route = (ctx as { _matchedRoute?: string })._matchedRoute ?? 'unmatched';
+    httpDuration.observe({ route: String(route), status: String(ctx.status) }, seconds);
+    // Method, path and status only: headers carry the admin token.
+    deps.logger.debug({ method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(seconds * 1000) }, 'http');
+  });
+  app.use(errorHandler(deps.logger));
+  for (const router of [healthRoutes(deps), ipnRoutes(deps), adminRoutes(deps)]) {
+    app.use(router.routes()).use(router.allowedMethods());
+  }
+  return app;
+}

@@ -1,0 +1,79 @@
+import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
+import type { Config } from '../config';
+import type { Models } from '../db/models';
+import type { Logger } from '../logger';
+import { ipnWorkflowId } from '../domain/workflow-ids';
+import { IntegrationIdKey, TxnIdKey } from '../../workflows/search-attributes';
+import type { StoredMessage } from './intake';
+
+/**
+ * Starts exactly one processIpn workflow per stored message. The request path tries right after
+ * answering PayPal; the relay sweeps up whatever it missed (a crash, Temporal briefly down).
+ * Exactly once because the workflow id derives from the message id and a closed id is never
+ * reused: starting twice yields "already started", which counts as done.
+ */
+export class IpnDispatcher {
+  private timer?: NodeJS.Timeout;
+  private draining?: Promise<number>;
+
+  constructor(private readonly deps: { models: Models; client: Client; config: Config; logger: Logger }) {}
+
+  async dispatch(msg: Pick<StoredMessage, '_id' | 'integrationId' | 'txnId' | 'txnType' | 'paymentStatus'>): Promise<string> {
+    const { client, config, models } = this.deps;
+    const workflowId = ipnWorkflowId({ ...msg, messageId: msg._id });
+    try {
+      await client.workflow.start('processIpn', {
+        taskQueue: config.TEMPORAL_TASK_QUEUE,
+        workflowId,
+        workflowIdReusePolicy: 'REJECT_DUPLICATE',
+        args: [{ messageId: msg._id, verifyGiveUpSeconds: config.IPN_VERIFY_GIVE_UP_SECONDS, paymentIdleCloseSeconds: config.PAYMENT_IDLE_CLOSE_SECONDS }],
+        typedSearchAttributes: [
+          { key: IntegrationIdKey, value: msg.integrationId },
+          ...(msg.txnId ? [{ key: TxnIdKey, value: msg.txnId }] : []),
+        ],
+        staticSummary: `IPN ${msg.txnType ?? 'unknown type'} ${msg.paymentStatus ?? ''} ${msg.txnId ? `txn ${msg.txnId}` : ''}`.replace(/\s+/g, ' ').trim(),
+      });
+    } catch (err) {
+      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+    }
+    await models.IpnMessage.updateOne({ _id: msg._id }, { $set: { workflowId, dispatchedAt: new Date() } });
+    await models.IpnMessage.updateOne({ _id: msg._id, state: 'received' }, { $set: { state: 'dispatched' } });
+    return workflowId;
+  }
+
+  /** Dispatches stored messages older than the grace period that are still undispatched. */
+  async drainOnce(): Promise<number> {
+    const { models, config, logger } = this.deps;
+    const cutoff = new Date(Date.now() - config.OUTBOX_RELAY_GRACE_MS);
+    const pending = await models.IpnMessage.find({ state: 'received', receivedAt: { $lte: cutoff } }, { integrationId: 1, txnId: 1, txnType: 1, paymentStatus: 1 }).sort({ receivedAt: 1 }).limit(200).lean();
+    let started = 0;
+    for (const m of pending) {
+      try {
+        await this.dispatch({ _id: String(m._id), integrationId: m.integrationId, txnId: m.txnId ?? null, txnType: m.txnType ?? null, paymentStatus: m.paymentStatus ?? null });
+        started++;
+      } catch (err) {
+        logger.warn({ err: (err as Error).message, messageId: String(m._id) }, 'relay could not start workflow; will retry');
+        break; // Temporal is probably down: try again next tick, in order
+      }
+    }
+    return started;
+  }
+
+  start(): void {
+    const tick = async () => {
+      this.draining = this.drainOnce().catch((err) => {
+        this.deps.logger.warn({ err: (err as Error).message }, 'relay sweep failed');
+        return 0;
+      });
+      await this.draining;
+      this.timer = setTimeout(tick, this.deps.config.OUTBOX_RELAY_INTERVAL_MS);
+    };
+    this.timer = setTimeout(tick, this.deps.config.OUTBOX_RELAY_INTERVAL_MS);
+  }
+
+  async stop(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    await this.draining;
+  }
+}

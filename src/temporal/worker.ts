@@ -1,0 +1,29 @@
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import type { Client } from '@temporalio/client';
+import { createActivities } from '../../activities';
+import type { Config } from '../config';
+import type { Database } from '../db/connection';
+import type { Logger } from '../logger';
+
+export interface WorkerDeps {
+  config: Config;
+  db: Database;
+  client: Client;
+  logger: Logger;
+  /** A prebuilt workflow bundle (tests build one for all files); otherwise bundled at start. */
+  workflowBundlePath?: string;
+  interceptors?: WorkerOptions['interceptors'];
+}
+
+export async function createWorker(deps: WorkerDeps): Promise<{ worker: Worker; connection: NativeConnection }> {
+  const connection = await NativeConnection.connect({ address: deps.config.TEMPORAL_ADDRESS });
+  const worker = await Worker.create({
+    connection,
+    namespace: deps.config.TEMPORAL_NAMESPACE,
+    taskQueue: deps.config.TEMPORAL_TASK_QUEUE,
+    ...(deps.workflowBundlePath ? { workflowBundle: { codePath: deps.workflowBundlePath } } : { workflowsPath: require.resolve('../../workflows') }),
+    activities: createActivities({ db: deps.db, client: deps.client, config: deps.config, logger: deps.logger }),
+    interceptors: deps.interceptors,
+  });
+  return { worker, connection };
+}

@@ -1,0 +1,24 @@
+import { loadConfig } from './config';
+import { connectDatabase } from './db/connection';
+import { createLogger } from './logger';
+import { connectTemporalClient } from './temporal/client';
+import { createWorker } from './temporal/worker';
+
+/** Production worker process: runs workflows and activities until SIGINT/SIGTERM. */
+async function main() {
+  const config = loadConfig();
+  const logger = createLogger(config.LOG_LEVEL);
+  const db = await connectDatabase(config.MONGODB_URI, config.MONGODB_DB);
+  const client = await connectTemporalClient(config);
+  const { worker, connection } = await createWorker({ config, db, client, logger });
+  logger.info({ taskQueue: config.TEMPORAL_TASK_QUEUE }, 'worker running');
+  await worker.run(); // the SDK stops it gracefully on SIGINT/SIGTERM
+  await connection.close();
+  await client.connection.close();
+  await db.close();
+}
+
+main().catch((err) => {
+  console.error(err instanceof Error ? err.message : err);
+  process.exit(1);
+});

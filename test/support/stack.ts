@@ -1,0 +1,148 @@
+import crypto from 'node:crypto';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Client } from '@temporalio/client';
+import type { Worker, WorkerOptions } from '@temporalio/worker';
+import { loadConfig, type Config } from '../../src/config';
+import { connectDatabase, type Database } from '../../src/db/connection';
+import { createApp } from '../../src/http/app';
+import { IpnDispatcher } from '../../src/ipn/dispatcher';
+import { createLogger } from '../../src/logger';
+import { connectTemporalClient } from '../../src/temporal/client';
+import { createWorker } from '../../src/temporal/worker';
+import { startPayPalSimulator, type PayPalSimulator } from '../../src/paypal-sim';
+import { Ledger } from '../../src/ledger/ledger';
+
+export interface TestStack {
+  name: string;
+  config: Config;
+  db: Database;
+  client: Client;
+  sim: PayPalSimulator;
+  ledger: Ledger;
+  dispatcher: IpnDispatcher;
+  baseUrl: string;
+  adminToken: string;
+  worker?: Worker;
+  /** Starts (or restarts) this file's worker. */
+  startWorker(opts?: { interceptors?: WorkerOptions['interceptors'] }): Promise<void>;
+  stopWorker(): Promise<void>;
+  admin(method: string, urlPath: string, body?: unknown): Promise<{ status: number; body: any }>;
+  postIpn(integrationId: string, raw: Buffer, contentType?: string): Promise<Response>;
+  close(): Promise<void>;
+}
+
+/**
+ * Everything a test file needs, on the run's real servers: its own database and task queue,
+ * a worker, the API on a free port, and a PayPal simulator as the sandbox verification host.
+ */
+export async function createTestStack(name: string, overrides: Partial<Record<string, string>> = {}): Promise<TestStack> {
+  const suffix = `${name}-${crypto.randomBytes(3).toString('hex')}`;
+  const sim = await startPayPalSimulator({ timeScale: 0.001 });
+  const adminToken = crypto.randomBytes(24).toString('hex');
+  const config = loadConfig(process.env, {
+    MONGODB_URI: process.env.MONGODB_URI!,
+    MONGODB_DB: `test-${suffix}`.replace(/[^a-zA-Z0-9_-]/g, '_'),
+    TEMPORAL_TASK_QUEUE: `test-${suffix}`,
+    ADMIN_TOKEN: adminToken,
+    PORT: '3000',
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    PAYPAL_SANDBOX_VERIFY_URL: sim.verifyUrl,
+    OUTBOX_RELAY_INTERVAL_MS: '300',
+    OUTBOX_RELAY_GRACE_MS: '1000',
+    IPN_VERIFY_GIVE_UP_SECONDS: '20',
+    PAYMENT_IDLE_CLOSE_SECONDS: '600',
+    ...overrides,
+  });
+  const logger = createLogger(config.LOG_LEVEL);
+  const db = await connectDatabase(config.MONGODB_URI, config.MONGODB_DB);
+  const client = await connectTemporalClient(config);
+  const dispatcher = new IpnDispatcher({ models: db.models, client, config, logger });
+  dispatcher.start();
+  const app = createApp({ db, client, config, logger, dispatcher });
+  const server: Server = await new Promise((resolve) => {
+    const s = app.listen(0, '127.0.0.1', () => resolve(s));
+  });
+  const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+  let running: { worker: Worker; done: Promise<void>; close: () => Promise<void> } | undefined;
+  const stack: TestStack = {
+    name,
+    config,
+    db,
+    client,
+    sim,
+    ledger: new Ledger(db.models),
+    dispatcher,
+    baseUrl,
+    adminToken,
+    async startWorker(opts = {}) {
+      await stack.stopWorker();
+      const { worker, connection } = await createWorker({ config, db, client, logger, workflowBundlePath: process.env.IPNFLOW_TEST_WORKFLOW_BUNDLE, interceptors: opts.interceptors });
+      running = { worker, done: worker.run(), close: () => connection.close() };
+      stack.worker = worker;
+    },
+    async stopWorker() {
+      if (!running) return;
+      const r = running;
+      running = undefined;
+      r.worker.shutdown();
+      await r.done;
+      await r.close();
+    },
+    async admin(method, urlPath, body) {
+      const res = await fetch(`${baseUrl}${urlPath}`, {
+        method,
+        headers: { authorization: `Bearer ${adminToken}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      const text = await res.text();
+      return { status: res.status, body: text ? JSON.parse(text) : undefined };
+    },
+    postIpn(integrationId, raw, contentType = 'application/x-www-form-urlencoded') {
+      return fetch(`${baseUrl}/ipn/${integrationId}`, { method: 'POST', headers: { 'content-type': contentType }, body: raw });
+    },
+    async close() {
+      await stack.stopWorker();
+      await dispatcher.stop();
+      await new Promise((r) => server.close(r));
+      await sim.close();
+      await client.connection.close();
+      await db.connection.dropDatabase().catch(() => {});
+      await db.close();
+    },
+  };
+  await stack.startWorker();
+  return stack;
+}
+
+export const SAMPLES_DIR = process.env.IPNFLOW_SAMPLES_DIR ?? path.resolve(__dirname, '../../../shared/paypal/ipn-samples');
+
+export function sample(name: string): Buffer {
+  return fs.readFileSync(path.join(SAMPLES_DIR, name.endsWith('.ipn') ? name : `${name}.ipn`));
+}
+
+/** Replaces one field's value in raw IPN bytes, leaving every other byte as it was. */
+export function withField(raw: Buffer, field: string, value: string): Buffer {
+  const text = raw.toString('latin1');
+  const re = new RegExp(`(^|&)${field}=[^&]*`);
+  if (!re.test(text)) return Buffer.from(`${text}&${field}=${value}`, 'latin1');
+  return Buffer.from(text.replace(re, `$1${field}=${value}`), 'latin1');
+}
+
+export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | null | false>, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await probe();
+      if (v) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

@@ -1,0 +1,2 @@
+export { processIpn } from './process-ipn';
+export { paymentLifecycle } from './payment-lifecycle';

@@ -1,0 +1,147 @@
+import {
+  ActivityFailure,
+  condition,
+  defineQuery,
+  defineSignal,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  upsertSearchAttributes,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import { classify } from '../src/domain/classify';
+import { checkPayment } from '../src/domain/checks';
+import { FlagsKey } from './search-attributes';
+import type { MessageOutcome, OperatorAction, ProcessIpnInput } from './types';
+
+const { loadMessage, recordMessageOutcome, routeToPayment, raiseAlert } = proxyActivities<Activities>({
+  startToCloseTimeout: '30s',
+  retry: { initialInterval: '1s', maximumInterval: '30s' },
+});
+
+export const retryVerificationSignal = defineSignal<[OperatorAction]>('retryVerification');
+export const rejectMessageSignal = defineSignal<[OperatorAction]>('rejectMessage');
+export const messageStateQuery = defineQuery<{ stage: string; flags: string[] }>('state');
+
+/**
+ * One PayPal delivery: prove it came from PayPal, check it is ours, and hand it to the
+ * lifecycle of the payment it concerns. Nothing here moves money.
+ */
+export async function processIpn(input: ProcessIpnInput): Promise<MessageOutcome> {
+  let stage = 'loading';
+  const flags: string[] = [];
+  let operatorAction: { kind: 'retry' | 'reject'; action: OperatorAction } | undefined;
+  setHandler(messageStateQuery, () => ({ stage, flags }));
+  setHandler(retryVerificationSignal, (action) => void (operatorAction = { kind: 'retry', action }), { description: 'Operator: try the PayPal postback again for a parked message. Input: {"operator": "...", "reason": "..."}' });
+  setHandler(rejectMessageSignal, (action) => void (operatorAction = { kind: 'reject', action }), { description: 'Operator: give up on a parked message. Input: {"operator": "...", "reason": "..."}' });
+
+  const finish = async (outcome: MessageOutcome, detail: string): Promise<MessageOutcome> => {
+    stage = outcome;
+    setCurrentDetails(`**${outcome}**: ${detail}`);
+    if (flags.length) upsertSearchAttributes([{ key: FlagsKey, value: [...flags] }]);
+    await recordMessageOutcome({ messageId: input.messageId, outcome, detail, flags });
+    return outcome;
+  };
+
+  const msg = await loadMessage(input.messageId);
+  if (msg.duplicateOf) flags.push('duplicate');
+  if (!msg.integration) return finish('unknown_integration', 'the integration was deleted after the message arrived');
+  if (!msg.summary) {
+    flags.push('malformed');
+    return finish('malformed', msg.decodeError ?? 'could not decode');
+  }
+  const summary = msg.summary;
+  const integration = msg.integration;
+
+  stage = 'verifying';
+  if (integration.verifyTransaction) {
+    for (;;) {
+      const verdict = await verifyOrPark(input);
+      if (verdict === 'VERIFIED') break;
+      if (verdict === 'INVALID') {
+        flags.push('invalid');
+        await raiseAlert({ kind: 'ipn_invalid', messageId: input.messageId, detail: 'PayPal answered INVALID to the postback: possible spoof' });
+        return finish('invalid', 'PayPal answered INVALID: not credited');
+      }
+      stage = 'parked';
+      flags.push('parked');
+      setCurrentDetails('**parked**: PayPal did not answer the postback in time. Signal `retryVerification` or `rejectMessage`.');
+      upsertSearchAttributes([{ key: FlagsKey, value: [...flags] }]);
+      await recordMessageOutcome({ messageId: input.messageId, outcome: 'parked', detail: 'verification gave up; waiting for an operator', flags });
+      await condition(() => operatorAction !== undefined);
+      const decision = operatorAction!;
+      operatorAction = undefined;
+      flags.splice(flags.indexOf('parked'), 1);
+      if (decision.kind === 'reject') return finish('rejected_by_operator', `${decision.action.operator}: ${decision.action.reason}`);
+      stage = 'verifying';
+    }
+  } else {
+    flags.push('unverified');
+  }
+
+  if (summary.testIpn && integration.mode === 'live') {
+    flags.push('sandbox_on_live');
+    return finish('sandbox_on_live', 'test_ipn=1 on a live integration never moves money');
+  }
+
+  const route = classify(summary);
+  switch (route.kind) {
+    case 'masspay':
+      return finish('masspay_notification', 'money we sent, not a payment received');
+    case 'lifecycle':
+      return finish('recorded_no_money', route.reason);
+    case 'unknown':
+      flags.push('alert');
+      await raiseAlert({ kind: 'ipn_unknown', messageId: input.messageId, detail: route.reason });
+      return finish('unknown_alerted', route.reason);
+  }
+
+  const checks = checkPayment(summary, integration, route.kind);
+  if (!integration.verifyTransaction) checks.flags.push('unverified');
+  flags.push(...checks.flags);
+  const creditMinor =
+    checks.grossMinor === null ? null : checks.grossMinor - (integration.feePolicy === 'net' ? (checks.feeMinor ?? 0) : 0);
+  await recordMessageOutcome({ messageId: input.messageId, outcome: 'routed', detail: `${route.kind} of ${route.paymentTxnId}`, flags });
+  const workflowId = await routeToPayment({
+    idleCloseSeconds: input.paymentIdleCloseSeconds,
+    event: {
+      messageId: input.messageId,
+      integrationId: integration.id,
+      kind: route.kind,
+      txnId: summary.txnId!,
+      paymentTxnId: route.paymentTxnId,
+      paymentStatus: summary.paymentStatus ?? 'new_case',
+      pendingReason: summary.pendingReason,
+      reasonCode: summary.reasonCode,
+      txnType: summary.txnType,
+      currency: summary.currency,
+      grossMinor: checks.grossMinor,
+      feeMinor: checks.feeMinor,
+      creditMinor,
+      payerEmail: summary.payerEmail,
+      custom: summary.custom,
+      caseId: summary.caseId,
+      flags: checks.flags,
+      receivedAt: msg.receivedAt,
+    },
+  });
+  stage = 'routed';
+  setCurrentDetails(`**routed** to [${workflowId}](/namespaces/default/workflows/${workflowId}) as ${route.kind}`);
+  if (flags.length) upsertSearchAttributes([{ key: FlagsKey, value: [...flags] }]);
+  return 'routed';
+}
+
+/** VERIFIED or INVALID, or 'gave_up' once the retry budget (bounded in time) is spent. */
+async function verifyOrPark(input: ProcessIpnInput): Promise<'VERIFIED' | 'INVALID' | 'gave_up'> {
+  const { verifyWithPayPal } = proxyActivities<Activities>({
+    startToCloseTimeout: '45s',
+    scheduleToCloseTimeout: `${input.verifyGiveUpSeconds}s`,
+    retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '10m' },
+  });
+  try {
+    return await verifyWithPayPal({ messageId: input.messageId });
+  } catch (err) {
+    if (err instanceof ActivityFailure) return 'gave_up';
+    throw err;
+  }
+}
