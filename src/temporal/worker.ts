@@ -4,6 +4,7 @@ import { createActivities } from '../../activities';
 import type { Config } from '../config';
 import type { Database } from '../db/connection';
 import type { Logger } from '../logger';
+import { installTemporalRuntime } from './runtime';
 
 export interface WorkerDeps {
   config: Config;
@@ -16,6 +17,7 @@ export interface WorkerDeps {
 }
 
 export async function createWorker(deps: WorkerDeps): Promise<{ worker: Worker; connection: NativeConnection }> {
+  installTemporalRuntime(deps.logger);
   const connection = await NativeConnection.connect({ address: deps.config.TEMPORAL_ADDRESS });
   const worker = await Worker.create({
     connection,
