@@ -18,7 +18,8 @@ export const ConfigSchema = z.object({
   MONGODB_URI: z.string().regex(/^mongodb(\+srv)?:\/\//, 'expected a mongodb:// or mongodb+srv:// URI'),
   /** Database name when the URI names none. */
   MONGODB_DB: z.string().min(1).default('ipnflow'),
-  ADMIN_TOKEN: z.string().min(24, 'must be at least 24 characters (generate one with `openssl rand -hex 32`)'),
+  /** Required by the API server (admin routes); the worker never sees it. */
+  ADMIN_TOKEN: z.string().min(24, 'must be at least 24 characters (generate one with `openssl rand -hex 32`)').optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   IPN_MAX_BODY_BYTES: positiveInt.max(1024 * 1024).default(64 * 1024),
   /**
@@ -61,6 +62,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     );
   }
   return { ...parsed.data, paypalLiveVerifyUrl: LIVE_VERIFY_URL };
+}
+
+/** The admin token, for processes that serve admin routes: fails fast, naming the variable, when absent. */
+export function requireAdminTokenConfig(config: Config): string {
+  if (!config.ADMIN_TOKEN) throw new ConfigError([{ variable: 'ADMIN_TOKEN', message: 'is required to serve the admin API (at least 24 characters, e.g. `openssl rand -hex 32`)' }]);
+  return config.ADMIN_TOKEN;
 }
 
 export function publicBaseUrl(config: Config): string {

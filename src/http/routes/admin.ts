@@ -10,7 +10,7 @@ import { paymentWorkflowId } from '../../domain/workflow-ids';
 import { getIntegration, saveIntegration, toIntegration } from '../../integrations/store';
 import { saveCustomer } from '../../customers/store';
 import { Ledger } from '../../ledger/ledger';
-import { publicBaseUrl } from '../../config';
+import { publicBaseUrl, requireAdminTokenConfig } from '../../config';
 
 const OperatorActionSchema = z.object({ operator: z.string().trim().min(1), reason: z.string().trim().min(1) });
 const AssignSchema = OperatorActionSchema.extend({ customerId: z.string().min(1) });
@@ -20,7 +20,7 @@ export function adminRoutes(deps: AppDeps): Router {
   const { models } = db;
   const ledger = new Ledger(models);
   const router = new Router({ prefix: '/admin' });
-  router.use(requireAdminToken(config.ADMIN_TOKEN));
+  router.use(requireAdminToken(requireAdminTokenConfig(config)));
 
   const withIpnUrl = <T extends { id: string }>(i: T) => ({ ...i, ipnUrl: `${publicBaseUrl(config)}/ipn/${i.id}` });
   const idParam = (value: string) => {
