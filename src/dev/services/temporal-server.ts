@@ -37,7 +37,7 @@ export async function startTemporalServer(opts: TemporalServerOptions = {}): Pro
   const port = opts.port ?? (await freePort(ip));
   const namespace = opts.namespace ?? 'default';
   const address = `${ip}:${port}`;
-  const uiUrl = opts.headless ? undefined : `http://${ip === '0.0.0.0' ? 'localhost' : ip}:${opts.uiPort ?? port + 1000}`;
+  const uiUrl = opts.headless ? undefined : `http://${ip === '127.0.0.1' || ip === '0.0.0.0' ? 'localhost' : ip}:${opts.uiPort ?? port + 1000}`;
 
   let cli;
   try {

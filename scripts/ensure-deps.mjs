@@ -1,0 +1,19 @@
+// Runs before `npm start` and `npm test`: a fresh clone needs nothing but Node and this command.
+import { execSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+
+const [major, minor] = process.versions.node.split('.').map(Number);
+if (major < 20 || (major === 20 && minor < 3)) {
+  console.error(`ipnflow needs Node >= 20.3; this is ${process.versions.node}.`);
+  process.exit(1);
+}
+
+const root = path.resolve(import.meta.dirname ?? path.dirname(new URL(import.meta.url).pathname), '..');
+const installed = path.join(root, 'node_modules', '.package-lock.json');
+const lock = path.join(root, 'package-lock.json');
+const stale = !fs.existsSync(installed) || fs.statSync(lock).mtimeMs > fs.statSync(installed).mtimeMs;
+if (stale) {
+  console.log('[ipnflow] installing npm dependencies (npm ci)...');
+  execSync('npm ci --no-audit --no-fund', { cwd: root, stdio: 'inherit' });
+}

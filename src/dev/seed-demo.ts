@@ -1,0 +1,25 @@
+import type { Models } from '../db/models';
+import { saveIntegration } from '../integrations/store';
+import { saveCustomer } from '../customers/store';
+
+/**
+ * A sandbox integration matching PayPal's IPN simulator messages, and a customer paying as the
+ * simulator's buyer: enough to watch a payment flow minutes after `npm start`. Created once;
+ * operators' later edits are kept.
+ */
+export async function seedDemo(models: Models): Promise<{ integrationId: string; customerId: string }> {
+  const integrationId = 'demo';
+  const customerId = 'demo-customer';
+  if (!(await models.Integration.exists({ _id: integrationId }))) {
+    await saveIntegration(models, integrationId, {
+      name: 'Demo (sandbox, PayPal IPN simulator messages)',
+      mode: 'sandbox',
+      allowedCurrencies: ['USD', 'EUR', 'CAD', 'GBP'],
+      receiverEmails: ['seller@paypalsandbox.com'],
+    });
+  }
+  if (!(await models.Customer.exists({ _id: customerId }))) {
+    await saveCustomer(models, customerId, { name: 'Demo VoIP customer', paypalEmails: ['buyer@paypalsandbox.com'] });
+  }
+  return { integrationId, customerId };
+}

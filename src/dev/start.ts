@@ -1,0 +1,128 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { loadConfig, publicBaseUrl, ConfigError } from '../config';
+import { connectDatabase } from '../db/connection';
+import { createApp } from '../http/app';
+import { IpnDispatcher } from '../ipn/dispatcher';
+import { createLogger, redactUri } from '../logger';
+import { connectTemporalClient } from '../temporal/client';
+import { createWorker } from '../temporal/worker';
+import { startPayPalSimulator } from '../paypal-sim';
+import { startTemporalServer } from './services/temporal-server';
+import { startMongoServer } from './services/mongo-server';
+import { ProvisioningError } from './provision/errors';
+import { seedDemo } from './seed-demo';
+
+const ROOT = path.resolve(__dirname, '../..');
+const DATA = path.join(ROOT, '.data');
+const say = (m: string) => console.log(`[ipnflow] ${m}`);
+
+/**
+ * `npm start`: the whole product on one machine, on embedded defaults. Temporal (dev server,
+ * SQLite file, Web UI) and the database keep their data under .data/, so a second start finds
+ * everything again. TEMPORAL_ADDRESS / MONGODB_URI use existing servers instead.
+ */
+async function main() {
+  fs.mkdirSync(DATA, { recursive: true });
+  const stops: Array<() => Promise<unknown>> = [];
+  const stopAll = async () => {
+    for (const stop of stops.reverse()) await stop().catch((err) => console.error(err));
+  };
+  let stopping = false;
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(sig, () => {
+      if (stopping) return;
+      stopping = true;
+      say('stopping...');
+      void stopAll().then(() => process.exit(0));
+    });
+  }
+
+  try {
+    const sim = await startPayPalSimulator({ port: Number(process.env.PAYPAL_SIM_PORT ?? 8787) });
+    stops.push(() => sim.close());
+
+    let temporalAddress = process.env.TEMPORAL_ADDRESS;
+    let uiUrl: string | undefined;
+    if (!temporalAddress) {
+      say('starting the Temporal dev server...');
+      const temporal = await startTemporalServer({ port: 7233, uiPort: 8233, dbFile: path.join(DATA, 'temporal.db'), logFile: path.join(DATA, 'temporal.log'), log: say });
+      stops.push(() => temporal.stop());
+      temporalAddress = temporal.address;
+      uiUrl = temporal.uiUrl;
+    }
+    let mongoUri = process.env.MONGODB_URI;
+    if (!mongoUri) {
+      say('starting the database...');
+      const mongo = await startMongoServer({ port: 27018, dataDir: path.join(DATA, 'db'), logFile: path.join(DATA, 'db.log'), log: say });
+      stops.push(() => mongo.stop());
+      mongoUri = mongo.uri;
+    }
+
+    const config = loadConfig(process.env, {
+      TEMPORAL_ADDRESS: temporalAddress,
+      MONGODB_URI: mongoUri,
+      ADMIN_TOKEN: process.env.ADMIN_TOKEN || devAdminToken(),
+      // Sandbox postbacks go to our simulator in dev; live ones can only ever go to PayPal.
+      PAYPAL_SANDBOX_VERIFY_URL: process.env.PAYPAL_SANDBOX_VERIFY_URL || sim.verifyUrl,
+    });
+    const logger = createLogger(config.LOG_LEVEL);
+    const db = await connectDatabase(config.MONGODB_URI, config.MONGODB_DB);
+    stops.push(() => db.close());
+    const client = await connectTemporalClient(config);
+    stops.push(() => client.connection.close());
+
+    say('bundling workflows and starting the worker...');
+    const { worker, connection } = await createWorker({ config, db, client, logger });
+    const workerDone = worker.run();
+    stops.push(async () => {
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+      await workerDone;
+      await connection.close();
+    });
+
+    const dispatcher = new IpnDispatcher({ models: db.models, client, config, logger });
+    dispatcher.start();
+    stops.push(() => dispatcher.stop());
+    const app = createApp({ db, client, config, logger, dispatcher });
+    const server = await new Promise<import('node:http').Server>((resolve, reject) => {
+      const s = app.listen(config.PORT, config.HOST, () => resolve(s));
+      s.once('error', reject);
+    });
+    stops.push(() => new Promise((r) => server.close(r)));
+    const seeded = await seedDemo(db.models);
+
+    const base = publicBaseUrl(config);
+    console.log(`
+ipnflow is running.
+  HTTP API          ${base}   (health: ${base}/readyz, metrics: ${base}/metrics)
+  Temporal Web UI   ${uiUrl ?? `(external Temporal at ${config.TEMPORAL_ADDRESS})`}
+  Temporal          ${config.TEMPORAL_ADDRESS}, namespace ${config.TEMPORAL_NAMESPACE}, task queue ${config.TEMPORAL_TASK_QUEUE}
+  MongoDB           ${redactUri(config.MONGODB_URI)} (database ${config.MONGODB_DB})
+  PayPal simulator  ${sim.url}  (sandbox postbacks are verified here)
+  Admin API         curl -H "Authorization: Bearer ${process.env.ADMIN_TOKEN ? '$ADMIN_TOKEN' : config.ADMIN_TOKEN}" ${base}/admin/held
+                    ${process.env.ADMIN_TOKEN ? '(your ADMIN_TOKEN)' : `(token generated into ${path.relative(ROOT, tokenFile())}; set ADMIN_TOKEN to choose one)`}
+  Demo              integration "${seeded.integrationId}", customer "${seeded.customerId}" (buyer@paypalsandbox.com):
+                    npm run ipn -- send web_accept_completed_ipn_simulator_01 --fresh-txn
+                    then open the Web UI, or GET ${base}/admin/customers/${seeded.customerId}
+Ctrl-C stops everything.`);
+  } catch (err) {
+    if (err instanceof ProvisioningError || err instanceof ConfigError) console.error(`\n${err.message}\n`);
+    else console.error(err);
+    await stopAll();
+    process.exit(1);
+  }
+}
+
+const tokenFile = () => path.join(DATA, 'admin-token');
+
+/** A token generated once per checkout and kept in .data/ (git-ignored), so restarts keep it. */
+function devAdminToken(): string {
+  if (fs.existsSync(tokenFile())) return fs.readFileSync(tokenFile(), 'utf8').trim();
+  const token = crypto.randomBytes(24).toString('hex');
+  fs.writeFileSync(tokenFile(), `${token}\n`, { mode: 0o600 });
+  return token;
+}
+
+void main();
