@@ -14,6 +14,8 @@ const installed = path.join(root, 'node_modules', '.package-lock.json');
 const lock = path.join(root, 'package-lock.json');
 const stale = !fs.existsSync(installed) || fs.statSync(lock).mtimeMs > fs.statSync(installed).mtimeMs;
 if (stale) {
-  console.log('[ipnflow] installing npm dependencies (npm ci)...');
-  execSync('npm ci --no-audit --no-fund', { cwd: root, stdio: 'inherit' });
+  console.log('[ipnflow] installing npm dependencies...');
+  // Not `npm ci`: some registries lack optional platform binaries (e.g. @swc/core-darwin-*) at the pinned
+  // versions, so the lockfile cannot list them and `npm ci` refuses it; `npm install` honours the lock.
+  execSync('npm install --no-audit --no-fund', { cwd: root, stdio: 'inherit' });
 }
