@@ -127,11 +127,14 @@ class PaymentProcess {
 
   private async onPaymentStatus(e: LifecycleEvent): Promise<void> {
     const s = this.s;
-    s.paymentStatus = e.paymentStatus;
-    if (s.phase === 'credited' || s.phase === 'rejected') {
-      this.note(`${e.paymentStatus} after ${s.phase}: recorded`, e.messageId);
+    // Nothing follows Completed on the payment's own txn (later money moves come as refunds and
+    // reversals with their own txn ids): a status arriving after it was sent earlier and delivered
+    // late, and must not replace the Completed a held payment is waiting to credit.
+    if (s.phase === 'credited' || s.phase === 'rejected' || s.payment?.paymentStatus === 'Completed') {
+      this.note(`${e.paymentStatus} after ${s.payment?.paymentStatus === 'Completed' ? `Completed (${s.phase})` : s.phase}: recorded`, e.messageId);
       return;
     }
+    s.paymentStatus = e.paymentStatus;
     s.payment = e;
     s.currency = e.currency;
     if (e.paymentStatus === 'Completed') {
@@ -188,7 +191,13 @@ class PaymentProcess {
       let amount = e.creditMinor;
       if (e.kind === 'canceled_reversal') {
         const outstanding = s.reversedMinor;
-        if (outstanding <= 0) return; // its reversal has not arrived yet: keep waiting
+        if (outstanding <= 0) {
+          // Its reversal has not arrived yet (PayPal delivers out of order): it waits behind the
+          // others, which must not be blocked by it; the reversal itself may be among them.
+          if (s.waiting.every((w) => w.kind === 'canceled_reversal')) return;
+          s.waiting.push(s.waiting.shift()!);
+          continue;
+        }
         amount = Math.min(amount, outstanding);
         await this.post(e, amount, by);
         s.reversedMinor -= amount;
@@ -257,7 +266,9 @@ class PaymentProcess {
     if (s.hold.on === 'payment') s.approvedFlags.push(...(s.payment?.flags ?? []));
     else {
       s.approvedFlags.push(...(s.waiting[0]?.flags ?? []));
-      s.capApproved = true;
+      // Capping is approved only by approving an over-limit hold, and used up by the adjustment
+      // held; approving a flagged one must not silently cap a later refund.
+      s.capApproved = /_exceeds_original:/.test(s.hold.reason);
     }
     await this.resume(a);
   }

@@ -113,7 +113,12 @@ export function adminRoutes(deps: AppDeps): Router {
       const action = OperatorActionSchema.parse(await readJson(ctx));
       const msg = await models.IpnMessage.findById(ctx.params.id!, { workflowId: 1 }).lean().catch(() => null);
       if (!msg?.workflowId) throw new HttpError(404, `no dispatched message ${ctx.params.id!}`);
-      await client.workflow.getHandle(msg.workflowId).signal(signal, action);
+      try {
+        await client.workflow.getHandle(msg.workflowId).signal(signal, action);
+      } catch (err) {
+        // Its workflow already finished (e.g. a second click on retry): nothing is parked any more.
+        throw new HttpError(409, `message workflow ${msg.workflowId} is not running: ${(err as Error).message}`);
+      }
       ctx.status = 202;
       ctx.body = { workflowId: msg.workflowId, signal, accepted: true };
     });
