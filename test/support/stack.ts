@@ -146,3 +146,40 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+/** Replaces several fields (see withField); an empty value leaves the field present but blank (absent to the service). */
+export function withFields(raw: Buffer, fields: Record<string, string>): Buffer {
+  return Object.entries(fields).reduce((body, [field, value]) => withField(body, field, value), raw);
+}
+
+/** Message states in which a message waits on nothing but a person (or nothing at all). */
+const IN_FLIGHT_STATES = ['received', 'dispatched', 'routed'];
+
+/** The stored message whose raw bytes are exactly `raw`, once it left the pipeline (or reached `state`). */
+export async function waitForMessage(stack: TestStack, integrationId: string, raw: Buffer, state?: string) {
+  return waitFor(`message in ${integrationId} ${state ? `reaching ${state}` : 'settling'}`, async () => {
+    const recent = await stack.db.models.IpnMessage.find({ integrationId }).sort({ _id: -1 }).limit(50).lean();
+    const msg = recent.find((m) => Buffer.from(m.raw.buffer).equals(raw));
+    if (!msg) return undefined;
+    if (!(state ? msg.state === state : !IN_FLIGHT_STATES.includes(msg.state) && msg.state !== 'parked')) return undefined;
+    // A payment's lifecycle records the message's outcome just before it saves its own state.
+    const routed = msg.state.startsWith('applied:') || msg.state === 'duplicate';
+    if (routed && !(await stack.db.models.Payment.exists({ 'snapshot.history.messageId': String(msg._id) }))) return undefined;
+    return msg;
+  });
+}
+
+/** PayPal's delivery of `raw` over real HTTP (registered with the simulator), then the stored message once settled. */
+export async function deliverIpn(stack: TestStack, integrationId: string, raw: Buffer, state?: string) {
+  const delivery = stack.sim.sendIpn({ listenerUrl: `${stack.baseUrl}/ipn/${integrationId}`, body: raw });
+  const outcome = await delivery.done;
+  if (!outcome.delivered) throw new Error(`IPN delivery to ${integrationId} failed after ${outcome.attempts} attempts: ${delivery.attempts.at(-1)?.error ?? delivery.attempts.at(-1)?.status}`);
+  return waitForMessage(stack, integrationId, raw, state);
+}
+
+/** A customer's balance in one currency, in minor units, as the admin API reports it (0 when none). */
+export async function balanceMinor(stack: TestStack, customerId: string, currency: string): Promise<number> {
+  const res = await stack.admin('GET', `/admin/customers/${customerId}`);
+  if (res.status !== 200) throw new Error(`GET /admin/customers/${customerId} answered ${res.status}: ${JSON.stringify(res.body)}`);
+  return (res.body.balances as Array<{ currency: string; balanceMinor: number }>).find((b) => b.currency === currency)?.balanceMinor ?? 0;
+}
