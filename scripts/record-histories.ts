@@ -1,0 +1,80 @@
+/**
+ * Records real workflow histories into test/histories/ for the replay test, which proves that
+ * workflow code changes stay compatible with histories already on a server. Re-record only
+ * when an incompatible change is deliberate (and, once released, versioned with patched()).
+ *
+ *   npx tsx scripts/record-histories.ts
+ */
+import fs from 'node:fs';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import os from 'node:os';
+import path from 'node:path';
+import { startTemporalServer } from '../src/dev/services/temporal-server';
+import { startMongoServer } from '../src/dev/services/mongo-server';
+import { createTestStack, sample, waitFor, withField, type TestStack } from '../test/support/stack';
+
+const OUT = path.resolve(__dirname, '../test/histories');
+
+async function save(stack: TestStack, name: string, workflowId: string) {
+  const handle = stack.client.workflow.getHandle(workflowId);
+  await handle.result();
+  const history = await handle.fetchHistory();
+  // The canonical proto3 JSON, as `temporal workflow show --output json` writes it.
+  fs.writeFileSync(path.join(OUT, `${name}.json`), JSON.stringify({ workflowId, history: JSON.parse(historyToJSON(history)) }, null, 1));
+  console.log(`recorded ${name} (${history.events?.length} events)`);
+}
+
+async function messageWorkflow(stack: TestStack, txnId: string, status: string) {
+  const msg = await waitFor(`message ${txnId}`, () => stack.db.models.IpnMessage.findOne({ txnId, paymentStatus: status, workflowId: { $exists: true } }).lean());
+  return msg.workflowId!;
+}
+
+async function main() {
+  fs.mkdirSync(OUT, { recursive: true });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ipnflow-record-'));
+  const temporal = await startTemporalServer({ headless: true, logFile: path.join(dir, 't.log') });
+  const mongo = await startMongoServer({ logFile: path.join(dir, 'm.log') });
+  process.env.TEMPORAL_ADDRESS = temporal.address;
+  process.env.MONGODB_URI = mongo.uri;
+  const stack = await createTestStack('record', { PAYMENT_IDLE_CLOSE_SECONDS: '2' });
+  try {
+    await stack.admin('PUT', '/admin/integrations/shop', { name: 'Shop', mode: 'sandbox', allowedCurrencies: ['USD'], receiverEmails: ['seller@paypalsandbox.com'] });
+    await stack.admin('PUT', '/admin/customers/c1', { name: 'C1', paypalEmails: ['buyer@paypalsandbox.com'] });
+    const url = `${stack.baseUrl}/ipn/shop`;
+    const base = sample('web_accept_completed_ipn_simulator_01');
+
+    // 1. Pending, then Completed, then a partial refund, then a duplicate of the Completed.
+    const pending = withField(withField(base, 'txn_id', 'REC1'), 'payment_status', 'Pending');
+    await stack.sim.sendIpn({ listenerUrl: url, body: pending }).done;
+    await save(stack, 'process-ipn-pending', await messageWorkflow(stack, 'REC1', 'Pending'));
+    const completed = withField(base, 'txn_id', 'REC1');
+    await stack.sim.sendIpn({ listenerUrl: url, body: completed }).done;
+    const refund = withField(withField(withField(withField(base, 'txn_id', 'REC1R'), 'parent_txn_id', 'REC1'), 'payment_status', 'Refunded'), 'mc_gross', '-5.00');
+    await stack.sim.sendIpn({ listenerUrl: url, body: refund }).done;
+    await stack.sim.sendIpn({ listenerUrl: url, body: completed }).done;
+    await waitFor('refund applied', async () => (await stack.ledger.balances('c1'))[0]?.balanceMinor === 734);
+    await save(stack, 'payment-lifecycle-pending-completed-refund-duplicate', 'payment-shop-REC1');
+
+    // 2. No customer matches: held, then an operator assigns one.
+    const stranger = withField(withField(withField(base, 'txn_id', 'REC2'), 'payer_email', 'stranger%40example.com'), 'custom', '');
+    await stack.sim.sendIpn({ listenerUrl: url, body: stranger }).done;
+    await waitFor('held', async () => (await stack.db.models.Payment.findById('shop:REC2').lean())?.holdReason === 'no_customer_match');
+    await stack.client.workflow.getHandle('payment-shop-REC2').signal('assignCustomer', { customerId: 'c1', operator: 'recorder', reason: 'replay fixture' });
+    await save(stack, 'payment-lifecycle-held-assigned', 'payment-shop-REC2');
+
+    // 3. A message PayPal never sent: INVALID.
+    const spoof = withField(base, 'txn_id', 'REC3');
+    const res = await stack.postIpn('shop', spoof);
+    if (res.status !== 200) throw new Error(`spoof POST answered ${res.status}`);
+    await save(stack, 'process-ipn-invalid', await messageWorkflow(stack, 'REC3', 'Completed'));
+  } finally {
+    await stack.close();
+    await temporal.stop();
+    await mongo.stop();
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
