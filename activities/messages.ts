@@ -8,6 +8,7 @@ import { decodeIpn } from '../src/ipn/decode';
 import { toIntegration } from '../src/integrations/store';
 import { IntegrationIdKey, TxnIdKey } from '../workflows/search-attributes';
 import { alerts } from '../src/metrics';
+import type { MessageOutcomeRecord } from '../workflows/types';
 
 export interface LoadedMessage {
   integration: Integration | null;
@@ -46,8 +47,11 @@ export function createMessageActivities({ db, client, logger }: ActivityDeps) {
       };
     },
 
-    async recordMessageOutcome({ messageId, outcome, detail, flags }: { messageId: string; outcome: string; detail: string; flags: string[] }): Promise<void> {
-      await IpnMessage.updateOne({ _id: messageId }, { $set: { state: outcome, outcome: detail }, $addToSet: { flags: { $each: flags } } });
+    async recordMessageOutcome({ messageId, outcome, detail, flags, addFlags }: MessageOutcomeRecord): Promise<void> {
+      await IpnMessage.updateOne(
+        { _id: messageId },
+        { $set: { state: outcome, outcome: detail, ...(flags ? { flags } : {}) }, ...(addFlags ? { $addToSet: { flags: { $each: addFlags } } } : {}) },
+      );
     },
 
     /** Delivers the event to its payment's lifecycle, starting that workflow if it is not running. */

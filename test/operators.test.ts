@@ -42,9 +42,11 @@ describe('a payer who matches no customer', () => {
     expect(await entriesOf('OPS-NOMATCH')).toHaveLength(0);
   });
 
-  test('assigning an unknown customer is refused, audited, and the payment stays held', async () => {
+  test('assigning an unknown customer is refused (404 by the API; audited when signalled directly) and the payment stays held', async () => {
     const res = await stack.admin('POST', '/admin/payments/OPS-NOMATCH/assign', { customerId: 'c-ghost', operator: 'alice', reason: 'typo' });
-    expect(res).toMatchObject({ status: 202, body: { workflowId: paymentWorkflowId(OPS, 'OPS-NOMATCH'), signal: 'assignCustomer' } });
+    expect(res).toMatchObject({ status: 404, body: { error: 'no customer c-ghost' } });
+    // The Web UI reaches the workflow without the API's check: the workflow refuses and audits it.
+    await stack.client.workflow.getHandle(paymentWorkflowId(OPS, 'OPS-NOMATCH')).signal('assignCustomer', { customerId: 'c-ghost', operator: 'alice', reason: 'typo' });
     const refused = await waitFor('refusal audited', async () => (await audit('OPS-NOMATCH')).find((a) => a.action === 'assign_customer_refused'));
     expect(refused).toMatchObject({ actor: 'alice', reason: 'typo', customerId: 'c-ghost' });
     expect(await queryState('OPS-NOMATCH')).toMatchObject({ phase: 'held', hold: { reason: 'no_customer_match' }, customerId: null });

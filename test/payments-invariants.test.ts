@@ -335,7 +335,9 @@ describe('(i) a postback that never gets an answer', () => {
 
     quick.sim.clearFaults();
     expect(await quick.admin('POST', `/admin/messages/${parked._id}/retry`, { operator: 'olivia', reason: 'PayPal is back' })).toMatchObject({ status: 202 });
-    expect((await waitForMessage(quick, SHOP, raw)).state).toBe('applied:credited');
+    const done = await waitForMessage(quick, SHOP, raw);
+    expect(done.state).toBe('applied:credited');
+    expect(done.flags).not.toContain('parked'); // the message no longer waits for anyone
     expect((await quick.admin('GET', '/admin/held')).body.parkedMessages).toEqual([]);
     // A second click on retry once the message is done: refused, not a server error.
     expect(await quick.admin('POST', `/admin/messages/${parked._id}/retry`, { operator: 'olivia', reason: 'again' })).toMatchObject({ status: 409 });

@@ -14,7 +14,7 @@ import type { Activities } from '../activities';
 import { formatMinor } from '../src/domain/money';
 import { INFORMATIONAL_FLAGS, initialPaymentState, type LifecycleEvent, type PaymentState } from '../src/domain/payment-state';
 import { CustomerIdKey, FlagsKey, PaymentStatusKey } from './search-attributes';
-import type { AssignCustomerAction, InboxItem, OperatorAction, PaymentLifecycleInput } from './types';
+import type { AssignCustomerAction, InboxItem, MessageOutcomeRecord, OperatorAction, PaymentLifecycleInput } from './types';
 
 const act = proxyActivities<Activities>({
   startToCloseTimeout: '20s',
@@ -51,8 +51,10 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
     if (needsPerson) await condition(() => inbox.length > 0);
     else if (!(await condition(() => inbox.length > 0, `${input.idleCloseSeconds}s`))) break;
     while (inbox.length > 0) {
-      await process.handle(inbox.shift()!);
+      const outcome = await process.handle(inbox.shift()!);
       await process.publish();
+      // Only once the payment's state is saved: whoever reads the message then finds both agree.
+      if (outcome) await act.recordMessageOutcome(outcome);
     }
     if (workflowInfo().continueAsNewSuggested) {
       await condition(allHandlersFinished);
@@ -66,7 +68,8 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
 class PaymentProcess {
   constructor(private readonly s: PaymentState) {}
 
-  async handle(item: InboxItem): Promise<void> {
+  /** Applies one item; for an IPN, returns the outcome to record on its message. */
+  async handle(item: InboxItem): Promise<MessageOutcomeRecord | void> {
     switch (item.type) {
       case 'ipn':
         return this.onIpn(item.event);
@@ -99,13 +102,12 @@ class PaymentProcess {
     if (this.s.history.length > 100) this.s.history.splice(0, this.s.history.length - 100);
   }
 
-  private async onIpn(e: LifecycleEvent): Promise<void> {
+  private async onIpn(e: LifecycleEvent): Promise<MessageOutcomeRecord> {
     const s = this.s;
     const key = e.kind === 'dispute' ? `case:${e.caseId ?? e.messageId}` : `${e.txnId}:${e.paymentStatus}`;
     if (s.processedKeys.includes(key)) {
       this.note(`duplicate of ${key}: ignored`, e.messageId);
-      await act.recordMessageOutcome({ messageId: e.messageId, outcome: 'duplicate', detail: `${key} was already applied`, flags: ['duplicate'] });
-      return;
+      return { messageId: e.messageId, outcome: 'duplicate', detail: `${key} was already applied`, addFlags: ['duplicate'] };
     }
     s.processedKeys.push(key);
     switch (e.kind) {
@@ -122,7 +124,7 @@ class PaymentProcess {
         this.note(`${e.kind} ${e.txnId} received`, e.messageId);
         await this.applyWaiting();
     }
-    await act.recordMessageOutcome({ messageId: e.messageId, outcome: `applied:${s.phase}`, detail: s.hold?.reason ?? s.history.at(-1)?.what ?? '', flags: e.flags });
+    return { messageId: e.messageId, outcome: `applied:${s.phase}`, detail: s.hold?.reason ?? s.history.at(-1)?.what ?? '' };
   }
 
   private async onPaymentStatus(e: LifecycleEvent): Promise<void> {
@@ -215,6 +217,7 @@ class PaymentProcess {
       }
       s.waiting.shift();
       this.note(`${e.kind} ${e.txnId}: ${formatMinor(e.kind === 'canceled_reversal' ? amount : -amount, s.currency!)} ${s.currency}`, e.messageId);
+      by = null; // the operator decided about the held adjustment, not the ones behind it
     }
   }
 

@@ -7,6 +7,7 @@ import {
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
+  workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { classify } from '../src/domain/classify';
@@ -98,7 +99,7 @@ export async function processIpn(input: ProcessIpnInput): Promise<MessageOutcome
 
   const checks = checkPayment(summary, integration, route.kind);
   if (!integration.verifyTransaction) checks.flags.push('unverified');
-  flags.push(...checks.flags);
+  flags.push(...checks.flags.filter((f) => !flags.includes(f)));
   const creditMinor =
     checks.grossMinor === null ? null : checks.grossMinor - (integration.feePolicy === 'net' ? (checks.feeMinor ?? 0) : 0);
   await recordMessageOutcome({ messageId: input.messageId, outcome: 'routed', detail: `${route.kind} of ${route.paymentTxnId}`, flags });
@@ -126,7 +127,7 @@ export async function processIpn(input: ProcessIpnInput): Promise<MessageOutcome
     },
   });
   stage = 'routed';
-  setCurrentDetails(`**routed** to [${workflowId}](/namespaces/default/workflows/${workflowId}) as ${route.kind}`);
+  setCurrentDetails(`**routed** to [${workflowId}](/namespaces/${workflowInfo().namespace}/workflows/${workflowId}) as ${route.kind}`);
   if (flags.length) upsertSearchAttributes([{ key: FlagsKey, value: [...flags] }]);
   return 'routed';
 }

@@ -41,3 +41,12 @@ export type InboxItem =
   | { type: 'approve'; action: OperatorAction }
   | { type: 'reject'; action: OperatorAction };
 
+
+/** What a workflow records on a stored message: `flags` replaces its flags, `addFlags` adds to them. */
+export interface MessageOutcomeRecord {
+  messageId: string;
+  outcome: string;
+  detail: string;
+  flags?: string[];
+  addFlags?: string[];
+}

@@ -85,6 +85,9 @@ export function adminRoutes(deps: AppDeps): Router {
     router.post(`/payments/:txnId/${signal === 'assignCustomer' ? 'assign' : signal}`, async (ctx) => {
       const action = schema.parse(await readJson(ctx));
       const payment = await findPayment(ctx.params.txnId!, ctx.query.integrationId as string | undefined);
+      if (signal === 'assignCustomer' && !(await models.Customer.exists({ _id: (action as { customerId: string }).customerId }))) {
+        throw new HttpError(404, `no customer ${(action as { customerId: string }).customerId}`);
+      }
       const workflowId = paymentWorkflowId(payment.integrationId, payment.txnId);
       try {
         await client.workflow.getHandle(workflowId).signal(signal, action);
