@@ -1,6 +1,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { DecodedIpn, IpnDecodeError, decodeIpn, ipnCharset } from '../src/ipn/decode';
+import { mulberry32 } from './support/random';
 
 const SAMPLES_DIR = process.env.IPNFLOW_SAMPLES_DIR ?? path.resolve(__dirname, '../../shared/paypal/ipn-samples');
 
@@ -348,16 +349,6 @@ describe('errors', () => {
 });
 
 describe('fuzz: arbitrary bytes never crash', () => {
-  function mulberry32(seed: number): () => number {
-    let a = seed >>> 0;
-    return () => {
-      a = (a + 0x6d2b79f5) >>> 0;
-      let t = a;
-      t = Math.imul(t ^ (t >>> 15), t | 1);
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-    };
-  }
   const REASONS = ['empty', 'unknown_charset', 'bad_encoding', 'not_form'];
   // Form-ish pieces make the random bodies reach the deeper decoding paths.
   const PIECES = ['&', '=', '%', '+', '%E6', '%97', '%A5', '%F6', '%80', '%8E', 'R', 'a', '_', '1', 'F',

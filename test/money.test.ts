@@ -8,20 +8,10 @@ import {
   isSupportedCurrency,
   parseAmount,
 } from '../src/domain/money';
+import { mulberry32 } from './support/random';
 
 const ALL_CURRENCIES = Object.keys(CURRENCY_EXPONENTS);
 
-/** Deterministic PRNG so a failing round-trip case can be reproduced. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function thrownBy(fn: () => unknown): unknown {
   try {
