@@ -15,7 +15,8 @@ import { ProvisioningError } from './provision/errors';
 import { seedDemo } from './seed-demo';
 
 const ROOT = path.resolve(__dirname, '../..');
-const DATA = path.join(ROOT, '.data');
+const DATA = path.resolve(process.env.IPNFLOW_DATA_DIR || path.join(ROOT, '.data'));
+const devPort = (name: string, fallback: number) => Number(process.env[name] || fallback);
 const say = (m: string) => console.log(`[ipnflow] ${m}`);
 
 /**
@@ -40,14 +41,14 @@ async function main() {
   }
 
   try {
-    const sim = await startPayPalSimulator({ port: Number(process.env.PAYPAL_SIM_PORT ?? 8787) });
+    const sim = await startPayPalSimulator({ port: devPort('PAYPAL_SIM_PORT', 8787) });
     stops.push(() => sim.close());
 
     let temporalAddress = process.env.TEMPORAL_ADDRESS;
     let uiUrl: string | undefined;
     if (!temporalAddress) {
       say('starting the Temporal dev server...');
-      const temporal = await startTemporalServer({ port: 7233, uiPort: 8233, dbFile: path.join(DATA, 'temporal.db'), logFile: path.join(DATA, 'temporal.log'), log: say });
+      const temporal = await startTemporalServer({ port: devPort('TEMPORAL_DEV_PORT', 7233), uiPort: devPort('TEMPORAL_UI_PORT', 8233), dbFile: path.join(DATA, 'temporal.db'), logFile: path.join(DATA, 'temporal.log'), log: say });
       stops.push(() => temporal.stop());
       temporalAddress = temporal.address;
       uiUrl = temporal.uiUrl;
@@ -55,7 +56,7 @@ async function main() {
     let mongoUri = process.env.MONGODB_URI;
     if (!mongoUri) {
       say('starting the database...');
-      const mongo = await startMongoServer({ port: 27018, dataDir: path.join(DATA, 'db'), logFile: path.join(DATA, 'db.log'), log: say });
+      const mongo = await startMongoServer({ port: devPort('MONGODB_DEV_PORT', 27018), dataDir: path.join(DATA, 'db'), logFile: path.join(DATA, 'db.log'), log: say });
       stops.push(() => mongo.stop());
       mongoUri = mongo.uri;
     }
@@ -102,7 +103,7 @@ ipnflow is running.
   MongoDB           ${redactUri(config.MONGODB_URI)} (database ${config.MONGODB_DB})
   PayPal simulator  ${sim.url}  (sandbox postbacks are verified here)
   Admin API         curl -H "Authorization: Bearer ${process.env.ADMIN_TOKEN ? '$ADMIN_TOKEN' : config.ADMIN_TOKEN}" ${base}/admin/held
-                    ${process.env.ADMIN_TOKEN ? '(your ADMIN_TOKEN)' : `(token generated into ${path.relative(ROOT, tokenFile())}; set ADMIN_TOKEN to choose one)`}
+                    ${process.env.ADMIN_TOKEN ? '(your ADMIN_TOKEN)' : `(token generated into ${tokenFile()}; set ADMIN_TOKEN to choose one)`}
   Demo              integration "${seeded.integrationId}", customer "${seeded.customerId}" (buyer@paypalsandbox.com):
                     npm run ipn -- send web_accept_completed_ipn_simulator_01 --fresh-txn
                     then open the Web UI, or GET ${base}/admin/customers/${seeded.customerId}

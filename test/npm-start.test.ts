@@ -1,0 +1,88 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { Connection, Client } from '@temporalio/client';
+import { freePort } from '../src/dev/services/process';
+import { sample, waitFor, withField } from './support/stack';
+
+// `npm start` as a user runs it (one process: the launcher supervising every server), on free
+// ports and a data folder of its own so it cannot disturb a developer's own `npm start`.
+const ROOT = path.resolve(__dirname, '..');
+const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ipnflow-start-'));
+let ports: Record<'PORT' | 'TEMPORAL_DEV_PORT' | 'TEMPORAL_UI_PORT' | 'MONGODB_DEV_PORT' | 'PAYPAL_SIM_PORT', number>;
+let output = '';
+
+function start(): ChildProcess {
+  const env: NodeJS.ProcessEnv = { ...process.env, IPNFLOW_DATA_DIR: dataDir, HOST: '127.0.0.1', LOG_LEVEL: 'warn' };
+  for (const [k, v] of Object.entries(ports)) env[k] = String(v);
+  // The test run's own servers are in these; npm start must bring up its own.
+  delete env.TEMPORAL_ADDRESS;
+  delete env.MONGODB_URI;
+  delete env.ADMIN_TOKEN;
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/dev/start.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  return child;
+}
+
+const api = (p: string, init?: RequestInit) => fetch(`http://127.0.0.1:${ports.PORT}${p}`, init);
+const token = () => fs.readFileSync(path.join(dataDir, 'admin-token'), 'utf8').trim();
+const listening = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const socket = net.connect(port, '127.0.0.1');
+    socket.once('connect', () => (socket.destroy(), resolve(true)));
+    socket.once('error', () => resolve(false));
+  });
+async function stop(child: ChildProcess): Promise<number | null> {
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  child.kill('SIGINT');
+  return exited;
+}
+async function ready() {
+  await waitFor('npm start to serve /readyz 200', async () => (await api('/readyz')).status === 200, 120_000).catch((err) => {
+    throw new Error(`${(err as Error).message}\n--- output ---\n${output}`);
+  });
+}
+
+beforeAll(async () => {
+  ports = { PORT: await freePort(), TEMPORAL_DEV_PORT: await freePort(), TEMPORAL_UI_PORT: await freePort(), MONGODB_DEV_PORT: await freePort(), PAYPAL_SIM_PORT: await freePort() };
+});
+afterAll(() => fs.rmSync(dataDir, { recursive: true, force: true }));
+
+test('serves the API and the Web UI, stops every child on Ctrl-C, and finds its data again', async () => {
+  const first = start();
+  await ready();
+  expect((await fetch(`http://127.0.0.1:${ports.TEMPORAL_UI_PORT}/`)).status).toBe(200);
+  expect(output).toContain(`Temporal Web UI   http://localhost:${ports.TEMPORAL_UI_PORT}`);
+  expect(output).toContain(`Authorization: Bearer ${token()}`);
+
+  // A payment through the launcher's own simulator, as `npm run ipn -- send` does it.
+  const raw = withField(sample('web_accept_completed_ipn_simulator_01'), 'txn_id', 'STARTTEST1');
+  const sim = `http://127.0.0.1:${ports.PAYPAL_SIM_PORT}`;
+  const sent = await fetch(`${sim}/sim/ipn`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ listenerUrl: `http://127.0.0.1:${ports.PORT}/ipn/demo`, bodyBase64: raw.toString('base64') }) });
+  expect(sent.status).toBe(202);
+  const balance = async () => {
+    const res = await api('/admin/customers/demo-customer', { headers: { authorization: `Bearer ${token()}` } });
+    return ((await res.json()) as { balances: Array<{ balanceMinor: number }> }).balances[0]?.balanceMinor;
+  };
+  expect(await waitFor('demo credit', balance)).toBe(1234);
+
+  expect(await stop(first)).toBe(0);
+  for (const port of [ports.PORT, ports.TEMPORAL_DEV_PORT, ports.TEMPORAL_UI_PORT, ports.MONGODB_DEV_PORT, ports.PAYPAL_SIM_PORT]) {
+    expect(await listening(port)).toBe(false);
+  }
+
+  const second = start();
+  try {
+    await ready();
+    expect(await balance()).toBe(1234);
+    const connection = await Connection.connect({ address: `127.0.0.1:${ports.TEMPORAL_DEV_PORT}` });
+    const described = await new Client({ connection }).workflow.getHandle('payment-demo-STARTTEST1').describe();
+    expect(described.type).toBe('paymentLifecycle');
+    await connection.close();
+  } finally {
+    expect(await stop(second)).toBe(0);
+  }
+}, 300_000);
