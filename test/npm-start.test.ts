@@ -41,7 +41,9 @@ async function stop(child: ChildProcess): Promise<number | null> {
   return exited;
 }
 async function ready() {
-  await waitFor('npm start to serve /readyz 200', async () => (await api('/readyz')).status === 200, 120_000).catch((err) => {
+  const before = output.length;
+  const announced = () => output.slice(before).includes('ipnflow is running.');
+  await waitFor('npm start to announce itself and serve /readyz 200', async () => announced() && (await api('/readyz')).status === 200, 120_000).catch((err) => {
     throw new Error(`${(err as Error).message}\n--- output ---\n${output}`);
   });
 }
