@@ -1,17 +1,9 @@
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { DecodedIpn, IpnDecodeError, decodeIpn, ipnCharset } from '../src/ipn/decode';
 import { mulberry32 } from './support/random';
+import { SAMPLES_DIR, sample, sampleFiles } from './support/samples';
 
-const SAMPLES_DIR = process.env.IPNFLOW_SAMPLES_DIR ?? path.resolve(__dirname, '../../shared/paypal/ipn-samples');
-
-const sampleFiles = readdirSync(SAMPLES_DIR)
-  .filter((name) => name.endsWith('.ipn'))
-  .sort();
-
-function sample(name: string): Buffer {
-  return readFileSync(path.join(SAMPLES_DIR, name));
-}
 
 function decodeSample(name: string): DecodedIpn {
   return decodeIpn(sample(name));

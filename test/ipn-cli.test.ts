@@ -1,6 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
@@ -17,10 +17,9 @@ import {
   type CliIo,
 } from '../src/cli/ipn';
 import { startPayPalSimulator } from '../src/paypal-sim';
+import { SAMPLES_DIR, sample } from './support/samples';
 
 const REPO_ROOT = path.resolve(__dirname, '..');
-const SAMPLES_DIR = process.env.IPNFLOW_SAMPLES_DIR ?? path.resolve(REPO_ROOT, '..', 'shared', 'paypal', 'ipn-samples');
-const sample = (name: string): Buffer => readFileSync(path.join(SAMPLES_DIR, `${name}.ipn`));
 const loc = { cwd: REPO_ROOT, env: { IPNFLOW_SAMPLES_DIR: SAMPLES_DIR }, repoRoot: REPO_ROOT };
 
 describe('parseArgs', () => {

@@ -1,14 +1,10 @@
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { IpnSummary, IpnSummarySchema, PAYMENT_TXN_TYPES, isPaymentTxnType, summarizeIpn } from '../src/domain/ipn-summary';
 import { parseAmount } from '../src/domain/money';
 import { decodeIpn } from '../src/ipn/decode';
+import { SAMPLES_DIR, sampleFiles } from './support/samples';
 
-const SAMPLES_DIR = process.env.IPNFLOW_SAMPLES_DIR ?? path.resolve(__dirname, '../../shared/paypal/ipn-samples');
-
-const sampleFiles = readdirSync(SAMPLES_DIR)
-  .filter((name) => name.endsWith('.ipn'))
-  .sort();
 
 function summarizeSample(name: string): IpnSummary {
   return summarizeIpn(decodeIpn(readFileSync(path.join(SAMPLES_DIR, name))).fields);

@@ -1,7 +1,5 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import {
   DEFAULT_RESEND_SCHEDULE_MS,
   FATAL_FAILURE_BODY,
@@ -12,9 +10,8 @@ import {
   withResendFlag,
   type PayPalSimulator,
 } from '../src/paypal-sim';
+import { sample } from './support/samples';
 
-const SAMPLES_DIR = process.env.IPNFLOW_SAMPLES_DIR ?? path.resolve(__dirname, '..', '..', 'shared', 'paypal', 'ipn-samples');
-const sample = (name: string): Buffer => readFileSync(path.join(SAMPLES_DIR, `${name}.ipn`));
 const PREFIX = Buffer.from('cmd=_notify-validate&', 'latin1');
 const withPrefix = (raw: Buffer): Buffer => Buffer.concat([PREFIX, raw]);
 

@@ -1,8 +1,6 @@
 import crypto from 'node:crypto';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import fs from 'node:fs';
-import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import type { Worker, WorkerOptions } from '@temporalio/worker';
 import { loadConfig, type Config } from '../../src/config';
@@ -118,11 +116,7 @@ export async function createTestStack(name: string, overrides: Partial<Record<st
   return stack;
 }
 
-export const SAMPLES_DIR = process.env.IPNFLOW_SAMPLES_DIR ?? path.resolve(__dirname, '../../../shared/paypal/ipn-samples');
-
-export function sample(name: string): Buffer {
-  return fs.readFileSync(path.join(SAMPLES_DIR, name.endsWith('.ipn') ? name : `${name}.ipn`));
-}
+export { SAMPLES_DIR, sample } from './samples';
 
 /** Replaces one field's value in raw IPN bytes, leaving every other byte as it was. */
 export function withField(raw: Buffer, field: string, value: string): Buffer {
