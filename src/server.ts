@@ -1,40 +1,67 @@
-import { loadConfig } from './config';
-import { connectDatabase } from './db/connection';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Client } from '@temporalio/client';
+import { loadConfig, type Config } from './config';
+import { connectDatabase, type Database } from './db/connection';
 import { createApp } from './http/app';
 import { IpnDispatcher } from './ipn/dispatcher';
-import { createLogger, redactUri } from './logger';
+import { createLogger, redactUri, type Logger } from './logger';
 import { connectTemporalClient } from './temporal/client';
 
-/** Production API process: Koa plus the outbox relay. Workers run separately (src/worker.ts). */
-export async function startApiServer(config = loadConfig()) {
-  const logger = createLogger(config.LOG_LEVEL);
-  const db = await connectDatabase(config.MONGODB_URI, config.MONGODB_DB);
-  const client = await connectTemporalClient(config);
+export interface ApiServer {
+  server: Server;
+  /** Where it listens, e.g. http://127.0.0.1:3000. */
+  url: string;
+  dispatcher: IpnDispatcher;
+  /** Stops listening and relaying; the connections stay with whoever opened them. */
+  stop(): Promise<void>;
+}
+
+/** The API process on given connections: Koa plus the outbox relay. */
+export async function serveApi(deps: { config: Config; db: Database; client: Client; logger: Logger; port?: number; host?: string }): Promise<ApiServer> {
+  const { config, db, client, logger } = deps;
   const dispatcher = new IpnDispatcher({ models: db.models, client, config, logger });
-  dispatcher.start();
   const app = createApp({ db, client, config, logger, dispatcher });
-  const server = await new Promise<import('node:http').Server>((resolve) => {
-    const s = app.listen(config.PORT, config.HOST, () => resolve(s));
+  const server = await new Promise<Server>((resolve, reject) => {
+    const s = app.listen(deps.port ?? config.PORT, deps.host ?? config.HOST, () => resolve(s));
+    s.once('error', reject);
   });
-  logger.info({ port: config.PORT, mongodb: redactUri(config.MONGODB_URI), temporal: config.TEMPORAL_ADDRESS }, 'API server listening');
+  dispatcher.start();
+  const { address, port } = server.address() as AddressInfo;
+  const url = `http://${address === '0.0.0.0' || address === '::' ? 'localhost' : address}:${port}`;
+  logger.info({ url, mongodb: redactUri(config.MONGODB_URI), temporal: config.TEMPORAL_ADDRESS }, 'API server listening');
   return {
     server,
+    url,
+    dispatcher,
     async stop() {
       await new Promise((r) => server.close(r));
       await dispatcher.stop();
-      await client.connection.close();
-      await db.close();
     },
   };
 }
 
-if (require.main === module) {
-  startApiServer()
-    .then(({ stop }) => {
-      for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => void stop().then(() => process.exit(0)));
-    })
-    .catch((err) => {
-      console.error(err instanceof Error ? err.message : err);
-      process.exit(1);
+/** Production API process (workers run separately: src/worker.ts). */
+async function main(config = loadConfig()) {
+  const logger = createLogger(config.LOG_LEVEL);
+  const db = await connectDatabase(config.MONGODB_URI, config.MONGODB_DB);
+  const client = await connectTemporalClient(config);
+  const api = await serveApi({ config, db, client, logger });
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      void (async () => {
+        await api.stop();
+        await client.connection.close();
+        await db.close();
+        process.exit(0);
+      })();
     });
+  }
+}
+
+if (require.main === module) {
+  main().catch((err) => {
+    console.error(err instanceof Error ? err.message : err);
+    process.exit(1);
+  });
 }

@@ -1,10 +1,7 @@
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { loadConfig } from '../src/config';
 import { connectDatabase, type Database } from '../src/db/connection';
 import { startMongoServer, type MongoServer } from '../src/dev/services/mongo-server';
-import { createApp } from '../src/http/app';
-import { IpnDispatcher } from '../src/ipn/dispatcher';
+import { serveApi, type ApiServer } from '../src/server';
 import { createLogger } from '../src/logger';
 import { connectTemporalClient } from '../src/temporal/client';
 import type { Client } from '@temporalio/client';
@@ -14,7 +11,7 @@ import { sample, waitFor } from './support/stack';
 let mongo: MongoServer;
 let db: Database;
 let client: Client;
-let server: Server;
+let api: ApiServer;
 let base: string;
 
 beforeAll(async () => {
@@ -22,16 +19,13 @@ beforeAll(async () => {
   const config = loadConfig(process.env, { MONGODB_URI: mongo.uri, MONGODB_DB: 'readyz', ADMIN_TOKEN: 'r'.repeat(32), LOG_LEVEL: 'silent', TEMPORAL_TASK_QUEUE: 'readyz' });
   db = await connectDatabase(mongo.uri, 'readyz');
   client = await connectTemporalClient(config);
-  const logger = createLogger('silent');
-  const dispatcher = new IpnDispatcher({ models: db.models, client, config, logger });
-  server = createApp({ db, client, config, logger, dispatcher }).listen(0, '127.0.0.1');
-  await new Promise((r) => server.once('listening', r));
-  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  api = await serveApi({ config, db, client, logger: createLogger('silent'), port: 0, host: '127.0.0.1' });
+  base = api.url;
   await db.models.Integration.create({ _id: 'shop', name: 'Shop', mode: 'sandbox', ipnEnabled: true, verifyTransaction: true, allowedCurrencies: ['USD'], receiverEmails: ['seller@paypalsandbox.com'], feePolicy: 'gross' });
 });
 
 afterAll(async () => {
-  server?.close();
+  await api?.stop();
   await client?.connection.close();
   await db?.close();
   await mongo?.stop();

@@ -3,8 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { loadConfig, publicBaseUrl, ConfigError } from '../config';
 import { connectDatabase } from '../db/connection';
-import { createApp } from '../http/app';
-import { IpnDispatcher } from '../ipn/dispatcher';
+import { serveApi } from '../server';
 import { createLogger, redactUri } from '../logger';
 import { connectTemporalClient } from '../temporal/client';
 import { createWorker } from '../temporal/worker';
@@ -83,15 +82,8 @@ async function main() {
       await connection.close();
     });
 
-    const dispatcher = new IpnDispatcher({ models: db.models, client, config, logger });
-    dispatcher.start();
-    stops.push(() => dispatcher.stop());
-    const app = createApp({ db, client, config, logger, dispatcher });
-    const server = await new Promise<import('node:http').Server>((resolve, reject) => {
-      const s = app.listen(config.PORT, config.HOST, () => resolve(s));
-      s.once('error', reject);
-    });
-    stops.push(() => new Promise((r) => server.close(r)));
+    const api = await serveApi({ config, db, client, logger });
+    stops.push(() => api.stop());
     const seeded = await seedDemo(db.models);
 
     const base = publicBaseUrl(config);

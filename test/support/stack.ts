@@ -1,12 +1,10 @@
 import crypto from 'node:crypto';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Client } from '@temporalio/client';
 import type { Worker, WorkerOptions } from '@temporalio/worker';
 import { loadConfig, type Config } from '../../src/config';
 import { connectDatabase, type Database } from '../../src/db/connection';
-import { createApp } from '../../src/http/app';
-import { IpnDispatcher } from '../../src/ipn/dispatcher';
+import type { IpnDispatcher } from '../../src/ipn/dispatcher';
+import { serveApi } from '../../src/server';
 import { createLogger } from '../../src/logger';
 import { connectTemporalClient } from '../../src/temporal/client';
 import { createWorker } from '../../src/temporal/worker';
@@ -57,13 +55,8 @@ export async function createTestStack(name: string, overrides: Partial<Record<st
   const logger = createLogger(config.LOG_LEVEL);
   const db = await connectDatabase(config.MONGODB_URI, config.MONGODB_DB);
   const client = await connectTemporalClient(config);
-  const dispatcher = new IpnDispatcher({ models: db.models, client, config, logger });
-  dispatcher.start();
-  const app = createApp({ db, client, config, logger, dispatcher });
-  const server: Server = await new Promise((resolve) => {
-    const s = app.listen(0, '127.0.0.1', () => resolve(s));
-  });
-  const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const api = await serveApi({ config, db, client, logger, port: 0, host: '127.0.0.1' });
+  const { dispatcher, url: baseUrl } = api;
 
   let running: { worker: Worker; done: Promise<void>; close: () => Promise<void> } | undefined;
   const stack: TestStack = {
@@ -104,8 +97,7 @@ export async function createTestStack(name: string, overrides: Partial<Record<st
     },
     async close() {
       await stack.stopWorker();
-      await dispatcher.stop();
-      await new Promise((r) => server.close(r));
+      await api.stop();
       await sim.close();
       await client.connection.close();
       await db.connection.dropDatabase().catch(() => {});
