@@ -338,10 +338,27 @@ describe('(i) a postback that never gets an answer', () => {
     const done = await waitForMessage(quick, SHOP, raw);
     expect(done.state).toBe('applied:credited');
     expect(done.flags).not.toContain('parked'); // the message no longer waits for anyone
+    const audited = await quick.db.models.AuditEvent.find({ action: 'retry_verification' }).lean();
+    expect(audited).toEqual([expect.objectContaining({ actor: 'olivia', reason: 'PayPal is back', details: { messageId: String(parked._id) } })]);
     expect((await quick.admin('GET', '/admin/held')).body.parkedMessages).toEqual([]);
     // A second click on retry once the message is done: refused, not a server error.
     expect(await quick.admin('POST', `/admin/messages/${parked._id}/retry`, { operator: 'olivia', reason: 'again' })).toMatchObject({ status: 409 });
     expect(await quick.db.models.LedgerEntry.countDocuments({ txnId: 'INV-PARKED' })).toBe(1);
+    expect(await balanceMinor(quick, CUSTOMER, 'USD')).toBe(1234);
+    await expectLedgerSound(quick);
+  });
+
+  test('an operator may reject a parked message instead: audited, and no money moves', async () => {
+    const raw = payment('INV-PARKED-REJECTED');
+    quick.sim.injectFaults(Array.from({ length: 50 }, () => ({ kind: 'status' as const, status: 503 as const })));
+    const parked = await deliverIpn(quick, SHOP, raw, 'parked');
+    quick.sim.clearFaults();
+    expect(await quick.admin('POST', `/admin/messages/${parked._id}/reject`, { operator: 'olivia', reason: 'not ours after all' })).toMatchObject({ status: 202 });
+    const done = await waitForMessage(quick, SHOP, raw, 'rejected_by_operator');
+    expect(done.outcome).toBe('olivia: not ours after all');
+    const audited = await quick.db.models.AuditEvent.find({ action: 'reject_message' }).lean();
+    expect(audited).toEqual([expect.objectContaining({ actor: 'olivia', reason: 'not ours after all', details: { messageId: String(parked._id) } })]);
+    expect(await quick.db.models.LedgerEntry.countDocuments({ txnId: 'INV-PARKED-REJECTED' })).toBe(0);
     expect(await balanceMinor(quick, CUSTOMER, 'USD')).toBe(1234);
     await expectLedgerSound(quick);
   });

@@ -15,7 +15,7 @@ import { checkPayment } from '../src/domain/checks';
 import { FlagsKey } from './search-attributes';
 import type { MessageOutcome, OperatorAction, ProcessIpnInput } from './types';
 
-const { loadMessage, recordMessageOutcome, routeToPayment, raiseAlert } = proxyActivities<Activities>({
+const { loadMessage, recordMessageOutcome, routeToPayment, raiseAlert, audit } = proxyActivities<Activities>({
   startToCloseTimeout: '30s',
   retry: { initialInterval: '1s', maximumInterval: '30s' },
 });
@@ -72,6 +72,14 @@ export async function processIpn(input: ProcessIpnInput): Promise<MessageOutcome
       await condition(() => operatorAction !== undefined);
       const decision = operatorAction!;
       operatorAction = undefined;
+      await audit({
+        actor: decision.action.operator,
+        action: decision.kind === 'retry' ? 'retry_verification' : 'reject_message',
+        reason: decision.action.reason,
+        integrationId: integration.id,
+        txnId: summary.txnId ?? undefined,
+        details: { messageId: input.messageId },
+      });
       flags.splice(flags.indexOf('parked'), 1);
       if (decision.kind === 'reject') return finish('rejected_by_operator', `${decision.action.operator}: ${decision.action.reason}`);
       stage = 'verifying';
