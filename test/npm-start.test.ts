@@ -13,6 +13,7 @@ const ROOT = path.resolve(__dirname, '..');
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ipnflow-start-'));
 let ports: Record<'PORT' | 'TEMPORAL_DEV_PORT' | 'TEMPORAL_UI_PORT' | 'MONGODB_DEV_PORT' | 'PAYPAL_SIM_PORT', number>;
 let output = '';
+const launched: ChildProcess[] = [];
 
 function start(): ChildProcess {
   const env: NodeJS.ProcessEnv = { ...process.env, IPNFLOW_DATA_DIR: dataDir, HOST: '127.0.0.1', LOG_LEVEL: 'warn' };
@@ -24,6 +25,7 @@ function start(): ChildProcess {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/dev/start.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+  launched.push(child);
   return child;
 }
 
@@ -51,7 +53,11 @@ async function ready() {
 beforeAll(async () => {
   ports = { PORT: await freePort(), TEMPORAL_DEV_PORT: await freePort(), TEMPORAL_UI_PORT: await freePort(), MONGODB_DEV_PORT: await freePort(), PAYPAL_SIM_PORT: await freePort() };
 });
-afterAll(() => fs.rmSync(dataDir, { recursive: true, force: true }));
+afterAll(async () => {
+  // A failed assertion must not leave a launcher (and its servers) running.
+  for (const child of launched) if (child.exitCode === null && child.signalCode === null) await stop(child);
+  fs.rmSync(dataDir, { recursive: true, force: true });
+});
 
 test('serves the API and the Web UI, stops every child on Ctrl-C, and finds its data again', async () => {
   const first = start();
