@@ -143,25 +143,31 @@ export function readField(raw: Buffer, name: string): string | undefined {
 }
 
 /**
- * Swaps the value of `txn_id` (only that field: not parent_txn_id, not masspay_txn_id_N) and keeps
- * every other byte as it was, so the result is still a body PayPal could have sent.
+ * The body with every `name` field's value replaced by `value` (raw, already percent-encoded) and
+ * every other byte kept, so it is still a body PayPal could have sent; undefined when no such field.
  */
-export function replaceTxnId(raw: Buffer, newTxnId: string): { body: Buffer; oldTxnId: string } {
-  if (!/^[A-Z0-9]+$/.test(newTxnId)) throw new RangeError(`new txn_id ${JSON.stringify(newTxnId)} must be uppercase alphanumeric`);
-  const spans = fieldSpans(raw, 'txn_id');
-  const first = spans[0];
-  if (!first) {
-    throw new Error('the sample has no txn_id field (lifecycle and masspay messages carry none): --fresh-txn does not apply');
-  }
-  const oldTxnId = raw.subarray(first.valueStart, first.valueEnd).toString('latin1');
+export function replaceField(raw: Buffer, name: string, value: string): Buffer | undefined {
+  const spans = fieldSpans(raw, name);
+  if (spans.length === 0) return undefined;
   const parts: Buffer[] = [];
   let cursor = 0;
   for (const span of spans) {
-    parts.push(raw.subarray(cursor, span.valueStart), Buffer.from(newTxnId, 'latin1'));
+    parts.push(raw.subarray(cursor, span.valueStart), Buffer.from(value, 'latin1'));
     cursor = span.valueEnd;
   }
   parts.push(raw.subarray(cursor));
-  return { body: Buffer.concat(parts), oldTxnId };
+  return Buffer.concat(parts);
+}
+
+/** Swaps the value of `txn_id` (only that field: not parent_txn_id, not masspay_txn_id_N). */
+export function replaceTxnId(raw: Buffer, newTxnId: string): { body: Buffer; oldTxnId: string } {
+  if (!/^[A-Z0-9]+$/.test(newTxnId)) throw new RangeError(`new txn_id ${JSON.stringify(newTxnId)} must be uppercase alphanumeric`);
+  const oldTxnId = readField(raw, 'txn_id');
+  const body = replaceField(raw, 'txn_id', newTxnId);
+  if (oldTxnId === undefined || !body) {
+    throw new Error('the sample has no txn_id field (lifecycle and masspay messages carry none): --fresh-txn does not apply');
+  }
+  return { body, oldTxnId };
 }
 
 export interface SampleLocation {

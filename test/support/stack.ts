@@ -5,6 +5,7 @@ import { loadConfig, type Config } from '../../src/config';
 import { connectDatabase, type Database } from '../../src/db/connection';
 import type { IpnDispatcher } from '../../src/ipn/dispatcher';
 import { serveApi } from '../../src/server';
+import { replaceField } from '../../src/cli/ipn';
 import { createLogger } from '../../src/logger';
 import { connectTemporalClient } from '../../src/temporal/client';
 import { createWorker } from '../../src/temporal/worker';
@@ -110,12 +111,9 @@ export async function createTestStack(name: string, overrides: Partial<Record<st
 
 export { SAMPLES_DIR, sample } from './samples';
 
-/** Replaces one field's value in raw IPN bytes, leaving every other byte as it was. */
+/** Replaces one field's value in raw IPN bytes (appending the field when absent), leaving every other byte as it was. */
 export function withField(raw: Buffer, field: string, value: string): Buffer {
-  const text = raw.toString('latin1');
-  const re = new RegExp(`(^|&)${field}=[^&]*`);
-  if (!re.test(text)) return Buffer.from(`${text}&${field}=${value}`, 'latin1');
-  return Buffer.from(text.replace(re, `$1${field}=${value}`), 'latin1');
+  return replaceField(raw, field, value) ?? Buffer.concat([raw, Buffer.from(`&${field}=${value}`, 'latin1')]);
 }
 
 export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | null | false>, timeoutMs = 30_000): Promise<T> {
