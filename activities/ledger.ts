@@ -15,7 +15,8 @@ export function createLedgerActivities({ db, logger }: ActivityDeps) {
         logger.info({ key: req.idempotencyKey, amountMinor: req.amountMinor, currency: req.currency, customerId: req.customerId, applied: result.applied }, 'ledger posting');
         return result;
       } catch (err) {
-        if (err instanceof LedgerError) throw ApplicationFailure.nonRetryable(err.message, 'LedgerError');
+        // Contention passes: Temporal retries it. A conflict never will: the payment holds instead.
+        if (err instanceof LedgerError && !err.transient) throw ApplicationFailure.nonRetryable(err.message, 'LedgerError');
         throw err;
       }
     },

@@ -3,7 +3,8 @@ import type { ActivityDeps } from '.';
 import { summarizeIpn, type IpnSummary } from '../src/domain/ipn-summary';
 import type { Integration } from '../src/domain/integration';
 import { paymentWorkflowId } from '../src/domain/workflow-ids';
-import type { LifecycleEvent } from '../src/domain/payment-state';
+import { LifecycleEventSchema, type LifecycleEvent } from '../src/domain/payment-state';
+import type { Proof } from '../src/domain/payment-decide';
 import { decodeIpn } from '../src/ipn/decode';
 import { toIntegration } from '../src/integrations/store';
 import { IntegrationIdKey, TxnIdKey } from '../workflows/search-attributes';
@@ -18,7 +19,7 @@ export interface LoadedMessage {
   receivedAt: string;
 }
 
-export function createMessageActivities({ db, client, logger }: ActivityDeps) {
+export function createMessageActivities({ db, client, config, logger }: ActivityDeps) {
   const { IpnMessage, Integration: Integrations } = db.models;
   return {
     /** Decodes the stored raw bytes again: the stored bytes are the only truth. */
@@ -47,20 +48,38 @@ export function createMessageActivities({ db, client, logger }: ActivityDeps) {
       };
     },
 
-    async recordMessageOutcome({ messageId, outcome, detail, flags, addFlags }: MessageOutcomeRecord): Promise<void> {
-      await IpnMessage.updateOne(
-        { _id: messageId },
-        { $set: { state: outcome, outcome: detail, ...(flags ? { flags } : {}) }, ...(addFlags ? { $addToSet: { flags: { $each: addFlags } } } : {}) },
-      );
+    async recordMessageOutcome(record: MessageOutcomeRecord & { routedEvent?: LifecycleEvent }): Promise<void> {
+      const { messageId, outcome, detail, flags, addFlags, routedEvent } = record;
+      const set = { state: outcome, outcome: detail, ...(flags ? { flags } : {}), ...(routedEvent ? { routedEvent } : {}) };
+      await IpnMessage.updateOne({ _id: messageId }, { $set: set, ...(addFlags ? { $addToSet: { flags: { $each: addFlags } } } : {}) });
+    },
+
+    /**
+     * Whether a stored message backs this event: the one processIpn recorded after verifying the
+     * message, field for field. Anything else (a hand-typed signal) moves no money.
+     */
+    async proveEvent(event: LifecycleEvent): Promise<Proof> {
+      const msg = await IpnMessage.findById(event.messageId, { integrationId: 1, routedEvent: 1 })
+        .lean<{ integrationId: string; routedEvent?: unknown }>()
+        .catch(() => null);
+      if (!msg) return { ok: false, reason: `no stored message ${String(event.messageId).slice(0, 40)}` };
+      if (msg.integrationId !== event.integrationId) return { ok: false, reason: 'the message belongs to another integration' };
+      if (!msg.routedEvent) return { ok: false, reason: 'the message was never verified and routed' };
+      const stored = LifecycleEventSchema.safeParse(msg.routedEvent);
+      if (!stored.success || canonicalJson(stored.data) !== canonicalJson(event)) {
+        return { ok: false, reason: 'the event differs from what its verified message says' };
+      }
+      return { ok: true };
     },
 
     /** Delivers the event to its payment's lifecycle, starting that workflow if it is not running. */
     async routeToPayment({ event, idleCloseSeconds }: { event: LifecycleEvent; idleCloseSeconds: number }): Promise<string> {
+      const orphanGraceSeconds = config.ORPHAN_ADJUSTMENT_GRACE_SECONDS;
       const workflowId = paymentWorkflowId(event.integrationId, event.paymentTxnId);
       await client.workflow.signalWithStart('paymentLifecycle', {
         workflowId,
         taskQueue: Context.current().info.taskQueue,
-        args: [{ integrationId: event.integrationId, paymentTxnId: event.paymentTxnId, idleCloseSeconds }],
+        args: [{ integrationId: event.integrationId, paymentTxnId: event.paymentTxnId, idleCloseSeconds, orphanGraceSeconds }],
         signal: 'ipnEvent',
         signalArgs: [event],
         typedSearchAttributes: [
@@ -73,9 +92,18 @@ export function createMessageActivities({ db, client, logger }: ActivityDeps) {
     },
 
     /** What a person must look at: a log line at error level and a counter to alert on. */
-    async raiseAlert({ kind, messageId, detail }: { kind: string; messageId: string; detail: string }): Promise<void> {
+    async raiseAlert({ kind, messageId, detail }: { kind: string; messageId: string | null; detail: string }): Promise<void> {
       alerts.inc({ kind });
       logger.warn({ alert: kind, messageId, detail }, `alert: ${kind}`);
     },
   };
+}
+
+/** JSON with sorted keys: the same event compares equal whatever order its fields were stored in. */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b)))
+      : v,
+  );
 }

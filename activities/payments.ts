@@ -1,5 +1,6 @@
 import type { ActivityDeps } from '.';
 import { PaymentStateSchema, type PaymentState } from '../src/domain/payment-state';
+import { needsPerson } from '../src/domain/payment-decide';
 import { findCustomerForPayer } from '../src/customers/store';
 
 export function createPaymentActivities({ db }: ActivityDeps) {
@@ -26,7 +27,8 @@ export function createPaymentActivities({ db }: ActivityDeps) {
             creditedMinor: state.creditedMinor,
             debitedMinor: state.debitedMinor,
             holdReason: state.hold?.reason ?? null,
-            needsOperator: state.hold !== null || state.attention.length > 0,
+            needsOperator: needsPerson(state),
+            attention: state.attention,
             flags: [...new Set([...(state.payment?.flags ?? []), ...state.attention])],
             payerEmail: state.payment?.payerEmail ?? null,
             snapshot: state,

@@ -34,6 +34,8 @@ export const ConfigSchema = z.object({
   OUTBOX_RELAY_GRACE_MS: z.coerce.number().int().min(0).default(5_000),
   /** A payment workflow with nothing to wait for closes after this long idle; a later IPN restarts it. */
   PAYMENT_IDLE_CLOSE_SECONDS: positiveInt.default(3_600),
+  /** A refund or reversal of a payment we never saw credited shows in /admin/held after this long. */
+  ORPHAN_ADJUSTMENT_GRACE_SECONDS: positiveInt.default(3 * 24 * 3_600),
 });
 
 export type Config = z.infer<typeof ConfigSchema> & { paypalLiveVerifyUrl: string };

@@ -144,7 +144,7 @@ describe('signals sent straight to the workflow (as from the Temporal Web UI)', 
 });
 
 describe('a dispute (new_case)', () => {
-  test('flags the payment for an operator without moving money; approving acknowledges it', async () => {
+  test('flags the payment for an operator without moving money; acknowledging closes it (approve is refused)', async () => {
     const before = await balanceMinor(stack, 'c-known', 'USD');
     // PayPal's new_case: the disputed payment's txn_id, a case id and type, no payment_status.
     const dispute = withFields(toOtherReceiver('OPS-RCV-OK'), { txn_type: 'new_case', case_id: 'PP-D-1234', case_type: 'dispute', payment_status: '', receiver_email: 'seller%40paypalsandbox.com', receiver_id: 'seller%40paypalsandbox.com', business: 'seller%40paypalsandbox.com' });
@@ -155,10 +155,18 @@ describe('a dispute (new_case)', () => {
     expect(await entriesOf('OPS-RCV-OK')).toHaveLength(1);
     expect(await balanceMinor(stack, 'c-known', 'USD')).toBe(before);
 
-    expect((await stack.admin('POST', '/admin/payments/OPS-RCV-OK/approve', { operator: 'dora', reason: 'evidence sent to PayPal' })).status).toBe(202);
+    // Approve decides holds; a dispute holds no money, so approving it is refused, and audited.
+    const wrong = await stack.admin('POST', '/admin/payments/OPS-RCV-OK/approve', { operator: 'dora', reason: 'meant acknowledge' });
+    expect(wrong).toMatchObject({ status: 409, body: { error: 'nothing is held on OPS-RCV-OK to approve' } });
+    expect((await audit('OPS-RCV-OK')).at(-1)).toMatchObject({ action: 'approve_refused', actor: 'dora', reason: 'meant acknowledge' });
+    expect(await queryState('OPS-RCV-OK')).toMatchObject({ attention: ['dispute:PP-D-1234'] });
+
+    expect((await stack.admin('POST', '/admin/payments/OPS-RCV-OK/acknowledge', { operator: 'dora', reason: 'evidence sent to PayPal' })).status).toBe(202);
     await waitFor('acknowledged', async () => (await queryState('OPS-RCV-OK')).attention.length === 0);
     await waitFor('off the held list', async () => !(await heldPayments()).some((p) => p.txnId === 'OPS-RCV-OK'));
-    expect((await audit('OPS-RCV-OK')).at(-1)).toMatchObject({ action: 'approve', actor: 'dora', reason: 'evidence sent to PayPal', details: { attention: ['dispute:PP-D-1234'] } });
+    expect((await audit('OPS-RCV-OK')).at(-1)).toMatchObject({ action: 'acknowledge', actor: 'dora', reason: 'evidence sent to PayPal', details: { attention: ['dispute:PP-D-1234'] } });
+    // Nothing is left to acknowledge: a second click is refused, not silently accepted.
+    expect((await stack.admin('POST', '/admin/payments/OPS-RCV-OK/acknowledge', { operator: 'dora', reason: 'again' })).status).toBe(409);
     expect(await entriesOf('OPS-RCV-OK')).toHaveLength(1);
     expect(await balanceMinor(stack, 'c-known', 'USD')).toBe(before);
     await expectLedgerSound();

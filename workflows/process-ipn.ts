@@ -12,6 +12,8 @@ import {
 import type { Activities } from '../activities';
 import { classify } from '../src/domain/classify';
 import { checkPayment } from '../src/domain/checks';
+import { describeIssues, OperatorActionSchema } from '../src/domain/operator-actions';
+import type { LifecycleEvent } from '../src/domain/payment-state';
 import { FlagsKey } from './search-attributes';
 import type { MessageOutcome, OperatorAction, ProcessIpnInput } from './types';
 
@@ -32,9 +34,20 @@ export async function processIpn(input: ProcessIpnInput): Promise<MessageOutcome
   let stage = 'loading';
   const flags: string[] = [];
   let operatorAction: { kind: 'retry' | 'reject'; action: OperatorAction } | undefined;
+  const malformed: Array<{ signal: string; issues: string }> = [];
   setHandler(messageStateQuery, () => ({ stage, flags }));
-  setHandler(retryVerificationSignal, (action) => void (operatorAction = { kind: 'retry', action }), { description: 'Operator: try the PayPal postback again for a parked message. Input: {"operator": "...", "reason": "..."}' });
-  setHandler(rejectMessageSignal, (action) => void (operatorAction = { kind: 'reject', action }), { description: 'Operator: give up on a parked message. Input: {"operator": "...", "reason": "..."}' });
+  // Signals are input (the Web UI sends whatever is typed): validated here, a bad one recorded and ignored.
+  const decision = (kind: 'retry' | 'reject', signal: string) => (payload: unknown) => {
+    const parsed = OperatorActionSchema.safeParse(payload);
+    if (parsed.success) operatorAction = { kind, action: parsed.data };
+    else malformed.push({ signal, issues: describeIssues(parsed.error) });
+  };
+  setHandler(retryVerificationSignal, decision('retry', 'retryVerification'), {
+    description: 'Operator: try the PayPal postback again for a parked message. Input: {"operator": "...", "reason": "..."}',
+  });
+  setHandler(rejectMessageSignal, decision('reject', 'rejectMessage'), {
+    description: 'Operator: give up on a parked message. Input: {"operator": "...", "reason": "..."}',
+  });
 
   const finish = async (outcome: MessageOutcome, detail: string): Promise<MessageOutcome> => {
     stage = outcome;
@@ -69,19 +82,30 @@ export async function processIpn(input: ProcessIpnInput): Promise<MessageOutcome
       setCurrentDetails('**parked**: PayPal did not answer the postback in time. Signal `retryVerification` or `rejectMessage`.');
       upsertSearchAttributes([{ key: FlagsKey, value: [...flags] }]);
       await recordMessageOutcome({ messageId: input.messageId, outcome: 'parked', detail: 'verification gave up; waiting for an operator', flags });
-      await condition(() => operatorAction !== undefined);
-      const decision = operatorAction!;
+      for (;;) {
+        await condition(() => operatorAction !== undefined || malformed.length > 0);
+        const bad = malformed.shift();
+        if (!bad) break;
+        await audit({
+          actor: 'unknown',
+          action: 'malformed_signal',
+          integrationId: integration.id,
+          txnId: summary.txnId ?? undefined,
+          details: { messageId: input.messageId, ...bad },
+        });
+      }
+      const decided = operatorAction!;
       operatorAction = undefined;
       await audit({
-        actor: decision.action.operator,
-        action: decision.kind === 'retry' ? 'retry_verification' : 'reject_message',
-        reason: decision.action.reason,
+        actor: decided.action.operator,
+        action: decided.kind === 'retry' ? 'retry_verification' : 'reject_message',
+        reason: decided.action.reason,
         integrationId: integration.id,
         txnId: summary.txnId ?? undefined,
         details: { messageId: input.messageId },
       });
       flags.splice(flags.indexOf('parked'), 1);
-      if (decision.kind === 'reject') return finish('rejected_by_operator', `${decision.action.operator}: ${decision.action.reason}`);
+      if (decided.kind === 'reject') return finish('rejected_by_operator', `${decided.action.operator}: ${decided.action.reason}`);
       stage = 'verifying';
     }
   } else {
@@ -110,30 +134,31 @@ export async function processIpn(input: ProcessIpnInput): Promise<MessageOutcome
   flags.push(...checks.flags.filter((f) => !flags.includes(f)));
   const creditMinor =
     checks.grossMinor === null ? null : checks.grossMinor - (integration.feePolicy === 'net' ? (checks.feeMinor ?? 0) : 0);
-  await recordMessageOutcome({ messageId: input.messageId, outcome: 'routed', detail: `${route.kind} of ${route.paymentTxnId}`, flags });
-  const workflowId = await routeToPayment({
-    idleCloseSeconds: input.paymentIdleCloseSeconds,
-    event: {
-      messageId: input.messageId,
-      integrationId: integration.id,
-      kind: route.kind,
-      txnId: summary.txnId!,
-      paymentTxnId: route.paymentTxnId,
-      paymentStatus: summary.paymentStatus ?? 'new_case',
-      pendingReason: summary.pendingReason,
-      reasonCode: summary.reasonCode,
-      txnType: summary.txnType,
-      currency: summary.currency,
-      grossMinor: checks.grossMinor,
-      feeMinor: checks.feeMinor,
-      creditMinor,
-      payerEmail: summary.payerEmail,
-      custom: summary.custom,
-      caseId: summary.caseId,
-      flags: checks.flags,
-      receivedAt: msg.receivedAt,
-    },
-  });
+  const event: LifecycleEvent = {
+    messageId: input.messageId,
+    integrationId: integration.id,
+    kind: route.kind,
+    txnId: summary.txnId!,
+    paymentTxnId: route.paymentTxnId,
+    paymentStatus: summary.paymentStatus ?? 'new_case',
+    pendingReason: summary.pendingReason,
+    reasonCode: summary.reasonCode,
+    txnType: summary.txnType,
+    currency: summary.currency,
+    grossMinor: checks.grossMinor,
+    feeMinor: checks.feeMinor,
+    creditMinor,
+    payerEmail: summary.payerEmail,
+    custom: summary.custom,
+    caseId: summary.caseId,
+    flags: checks.flags,
+    receivedAt: msg.receivedAt,
+    sandbox: summary.testIpn,
+  };
+  // The event is stored with the message: the payment applies only an event a verified message backs.
+  const detail = `${route.kind} of ${route.paymentTxnId}`;
+  await recordMessageOutcome({ messageId: input.messageId, outcome: 'routed', detail, flags, routedEvent: event });
+  const workflowId = await routeToPayment({ idleCloseSeconds: input.paymentIdleCloseSeconds, event });
   stage = 'routed';
   setCurrentDetails(`**routed** to [${workflowId}](/namespaces/${workflowInfo().namespace}/workflows/${workflowId}) as ${route.kind}`);
   if (flags.length) upsertSearchAttributes([{ key: FlagsKey, value: [...flags] }]);

@@ -1,14 +1,5 @@
-import type { LifecycleEvent } from '../src/domain/payment-state';
-
-/** An operator's decision, as sent from the Web UI or the admin API. */
-export interface OperatorAction {
-  operator: string;
-  reason: string;
-}
-
-export interface AssignCustomerAction extends OperatorAction {
-  customerId: string;
-}
+export type { MessageOutcomeRecord } from '../src/domain/payment-decide';
+export type { AssignCustomerAction, OperatorAction } from '../src/domain/operator-actions';
 
 export interface ProcessIpnInput {
   messageId: string;
@@ -32,21 +23,7 @@ export interface PaymentLifecycleInput {
   integrationId: string;
   paymentTxnId: string;
   idleCloseSeconds: number;
+  /** Refunds/reversals waiting for a payment we never saw are shown to a person after this. */
+  orphanGraceSeconds?: number;
 }
 
-/** Events and operator actions a payment's lifecycle handles, strictly one after another. */
-export type InboxItem =
-  | { type: 'ipn'; event: LifecycleEvent }
-  | { type: 'assign'; action: AssignCustomerAction }
-  | { type: 'approve'; action: OperatorAction }
-  | { type: 'reject'; action: OperatorAction };
-
-
-/** What a workflow records on a stored message: `flags` replaces its flags, `addFlags` adds to them. */
-export interface MessageOutcomeRecord {
-  messageId: string;
-  outcome: string;
-  detail: string;
-  flags?: string[];
-  addFlags?: string[];
-}

@@ -56,6 +56,8 @@ const ipnMessageSchema = new Schema(
     workflowId: String,
     dispatchedAt: Date,
     duplicateOf: String,
+    /** The event processIpn derived after verifying this message: what the payment may apply. */
+    routedEvent: Schema.Types.Mixed,
   },
   { versionKey: false },
 );
@@ -79,6 +81,8 @@ const paymentSchema = new Schema(
     flags: { type: [String], default: [] },
     payerEmail: String,
     needsOperator: { type: Boolean, default: false },
+    /** Matters for a person that block no money (disputes, alerts): `acknowledge` closes them. */
+    attention: { type: [String], default: [] },
     /** The lifecycle workflow's whole state, for resuming in a later run. */
     snapshot: Schema.Types.Mixed,
   },

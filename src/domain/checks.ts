@@ -35,9 +35,14 @@ export function checkPayment(s: IpnSummary, integration: Integration, kind: 'pay
   } else {
     if (!integration.allowedCurrencies.includes(s.currency)) flags.push('currency_not_allowed');
     try {
-      grossMinor = s.gross === null ? null : Math.abs(parseAmount(s.gross, s.currency));
+      const signedGross = s.gross === null ? null : parseAmount(s.gross, s.currency);
+      grossMinor = signedGross === null ? null : Math.abs(signedGross);
       feeMinor = s.fee === null ? null : Math.abs(parseAmount(s.fee, s.currency));
       if (grossMinor === null || grossMinor === 0) flags.push('malformed_amount');
+      // Direction comes from payment_status, but money routed as received must be positive: a
+      // negative gross there (an `adjustment` debit, say) is never credited as its absolute value.
+      // Adjustments keep Math.abs: PayPal's (and its simulator's) signs on them are not reliable.
+      if (kind === 'payment' && signedGross !== null && signedGross < 0) flags.push('negative_amount');
     } catch {
       flags.push('malformed_amount');
       grossMinor = null;

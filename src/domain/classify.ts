@@ -39,7 +39,17 @@ export function classify(s: IpnSummary): Route {
       return adjusts ? { kind: 'canceled_reversal', paymentTxnId: adjusts } : { kind: 'unknown', reason: 'Canceled_Reversal without parent_txn_id' };
   }
   if (s.txnType && !(PAYMENT_TXN_TYPES as readonly string[]).includes(s.txnType) && s.txnType !== 'adjustment') {
-    return { kind: 'lifecycle', reason: `${s.txnType} is not a payment received` };
+    // Money under a type we do not handle as a payment (an unknown type, or a lifecycle type such
+    // as an outstanding recurring payment) is routed as one: its type check holds it for a person
+    // with an alert, where "no money" would have dropped it silently.
+    if (!carriesMoneyIn(s)) return { kind: 'lifecycle', reason: `${s.txnType} is not a payment received` };
   }
   return { kind: 'payment', paymentTxnId: s.txnId };
+}
+
+/** A completed (or pending) positive amount: money that reached us whatever the message calls itself. */
+function carriesMoneyIn(s: IpnSummary): boolean {
+  if (s.paymentStatus !== 'Completed' && s.paymentStatus !== 'Pending') return false;
+  const gross = s.gross?.trim() ?? '';
+  return /^\d+(\.\d+)?$/.test(gross) && /[1-9]/.test(gross);
 }

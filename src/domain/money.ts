@@ -145,3 +145,12 @@ export function formatMinor(minor: number, currency: string): string {
   const fraction = padded.slice(padded.length - exponent);
   return `${negative ? '-' : ''}${whole}.${fraction}`;
 }
+
+/**
+ * For people (notes, logs, the Web UI): never throws, so an unknown currency in a message can
+ * make a line less pretty but never fail the workflow that writes it.
+ */
+export function describeMoney(minor: number, currency: string): string {
+  if (isSupportedCurrency(currency) && Number.isSafeInteger(minor)) return `${formatMinor(minor, currency)} ${currency}`;
+  return `${String(minor)} minor units of ${JSON.stringify(String(currency).slice(0, 16))}`;
+}

@@ -8,6 +8,8 @@ export const CheckFlagSchema = z.enum([
   'txn_type_not_allowed',
   'malformed_amount',
   'live_message_on_sandbox',
+  /** A payment whose gross is negative: never credited as positive. */
+  'negative_amount',
 ]);
 export type CheckFlag = z.infer<typeof CheckFlagSchema>;
 
@@ -36,5 +38,10 @@ export const PaymentEventSchema = z.object({
   caseId: z.string().nullable(),
   flags: z.array(CheckFlagSchema),
   receivedAt: z.string(),
+  /**
+   * Sandbox money (`test_ipn=1`), kept in accounts apart from live money. States saved before the
+   * field existed had only live integrations' money in them credited to live accounts: false.
+   */
+  sandbox: z.boolean().default(false),
 });
 export type PaymentEvent = z.infer<typeof PaymentEventSchema>;

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { PaymentEventSchema } from './payment-event';
 
-const LifecycleEventSchema = PaymentEventSchema.extend({ creditMinor: z.number().int().nullable() });
+export const LifecycleEventSchema = PaymentEventSchema.extend({ creditMinor: z.number().int().nullable() });
 
 /**
  * Everything a payment's lifecycle knows, saved after every step so a later run of the

@@ -8,6 +8,8 @@ export interface PostingRequest {
   /** The same key always means the same movement: posting it again is a no-op. */
   idempotencyKey: string;
   reason: 'payment' | 'refund' | 'reversal' | 'canceled_reversal' | 'manual';
+  /** Sandbox money lives in accounts apart from live money. */
+  mode: 'live' | 'sandbox';
   integrationId?: string;
   txnId?: string;
   parentTxnId?: string;
@@ -25,7 +27,12 @@ export interface PostingResult {
 }
 
 export class LedgerError extends Error {
-  constructor(message: string, readonly context: Record<string, unknown>) {
+  constructor(
+    message: string,
+    readonly context: Record<string, unknown>,
+    /** Worth trying again (contention), as opposed to a movement the ledger will never accept. */
+    readonly transient = false,
+  ) {
     super(`${message} ${JSON.stringify(context)}`);
     this.name = 'LedgerError';
   }
@@ -82,7 +89,7 @@ export class Ledger {
       await this.advance(accountId, head.seq, seq, balanceAfterMinor, req.customerId, req.currency);
       return { entryId, seq, balanceAfterMinor, applied: true };
     }
-    throw new LedgerError('too much contention posting to account', { accountId, key: req.idempotencyKey });
+    throw new LedgerError('too much contention posting to account', { accountId, key: req.idempotencyKey }, true);
   }
 
   /** Balances of a customer, each brought up to the head of its chain. */

@@ -1,5 +1,4 @@
 import Router from '@koa/router';
-import { z } from 'zod';
 import type { AppDeps } from '../app';
 import { requireAdminToken } from '../auth';
 import { HttpError } from '../errors';
@@ -7,13 +6,15 @@ import { readJson } from '../json-body';
 import { IntegrationIdSchema } from '../../domain/integration';
 import { formatMinor } from '../../domain/money';
 import { paymentWorkflowId } from '../../domain/workflow-ids';
+import { OperatorActionSchema, PAYMENT_OPERATOR_ACTIONS, type PaymentOperatorActionName } from '../../domain/operator-actions';
+import { refusalOf } from '../../domain/payment-decide';
+import { PaymentStateSchema } from '../../domain/payment-state';
+import { acknowledgeSignal, approveSignal, assignCustomerSignal, rejectSignal } from '../../../workflows/payment-lifecycle';
 import { getIntegration, saveIntegration, toIntegration } from '../../integrations/store';
 import { saveCustomer } from '../../customers/store';
 import { Ledger } from '../../ledger/ledger';
 import { publicBaseUrl, requireAdminTokenConfig } from '../../config';
 
-const OperatorActionSchema = z.object({ operator: z.string().trim().min(1), reason: z.string().trim().min(1) });
-const AssignSchema = OperatorActionSchema.extend({ customerId: z.string().min(1) });
 
 export function adminRoutes(deps: AppDeps): Router {
   const { db, client, config } = deps;
@@ -81,25 +82,41 @@ export function adminRoutes(deps: AppDeps): Router {
     ctx.body = await findPayment(ctx.params.txnId!, ctx.query.integrationId as string | undefined);
   });
 
-  const signalPayment = (signal: 'assignCustomer' | 'approve' | 'reject', schema: z.ZodType) =>
-    router.post(`/payments/:txnId/${signal === 'assignCustomer' ? 'assign' : signal}`, async (ctx) => {
-      const action = schema.parse(await readJson(ctx));
+  // One route per operator decision; the workflow refuses the same things, for signals from the Web UI.
+  const signals = { assign: assignCustomerSignal, approve: approveSignal, reject: rejectSignal, acknowledge: acknowledgeSignal };
+  for (const name of Object.keys(PAYMENT_OPERATOR_ACTIONS) as PaymentOperatorActionName[]) {
+    router.post(`/payments/:txnId/${name}`, async (ctx) => {
+      const action = PAYMENT_OPERATOR_ACTIONS[name].parse(await readJson(ctx));
       const payment = await findPayment(ctx.params.txnId!, ctx.query.integrationId as string | undefined);
-      if (signal === 'assignCustomer' && !(await models.Customer.exists({ _id: (action as { customerId: string }).customerId }))) {
-        throw new HttpError(404, `no customer ${(action as { customerId: string }).customerId}`);
+      const customerId = 'customerId' in action ? action.customerId : undefined;
+      if (customerId !== undefined && !(await models.Customer.exists({ _id: customerId }))) {
+        throw new HttpError(404, `no customer ${customerId}`);
+      }
+      const state = PaymentStateSchema.safeParse(payment.snapshot);
+      const refusal = state.success ? refusalOf(state.data, { type: name, action } as Parameters<typeof refusalOf>[1]) : null;
+      if (refusal) {
+        await models.AuditEvent.create({
+          at: new Date(),
+          actor: action.operator,
+          action: `${name === 'assign' ? 'assign_customer' : name}_refused`,
+          reason: action.reason,
+          integrationId: payment.integrationId,
+          txnId: payment.txnId,
+          customerId,
+          details: { refused: refusal, via: 'admin_api' },
+        });
+        throw new HttpError(409, refusal);
       }
       const workflowId = paymentWorkflowId(payment.integrationId, payment.txnId);
       try {
-        await client.workflow.getHandle(workflowId).signal(signal, action);
+        await client.workflow.getHandle(workflowId).signal(signals[name] as typeof approveSignal, action);
       } catch (err) {
         throw new HttpError(409, `payment workflow ${workflowId} is not running: ${(err as Error).message}`);
       }
       ctx.status = 202;
-      ctx.body = { workflowId, signal, accepted: true };
+      ctx.body = { workflowId, signal: signals[name].name, accepted: true };
     });
-  signalPayment('assignCustomer', AssignSchema);
-  signalPayment('approve', OperatorActionSchema);
-  signalPayment('reject', OperatorActionSchema);
+  }
 
   router.get('/messages', async (ctx) => {
     const filter: Record<string, unknown> = {};
