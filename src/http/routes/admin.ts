@@ -1,7 +1,6 @@
 import Router from '@koa/router';
 import { z } from 'zod';
 import type { AppDeps } from '../app';
-import { requireAdminToken } from '../auth';
 import { HttpError } from '../errors';
 import { readJson } from '../json-body';
 import { IntegrationIdSchema } from '../../domain/integration';
@@ -10,7 +9,7 @@ import { paymentWorkflowId } from '../../domain/workflow-ids';
 import { getIntegration, saveIntegration, toIntegration } from '../../integrations/store';
 import { saveCustomer } from '../../customers/store';
 import { Ledger } from '../../ledger/ledger';
-import { publicBaseUrl, requireAdminTokenConfig } from '../../config';
+import { publicBaseUrl } from '../../config';
 
 const OperatorActionSchema = z.object({ operator: z.string().trim().min(1), reason: z.string().trim().min(1) });
 const AssignSchema = OperatorActionSchema.extend({ customerId: z.string().min(1) });
@@ -19,8 +18,9 @@ export function adminRoutes(deps: AppDeps): Router {
   const { db, client, config } = deps;
   const { models } = db;
   const ledger = new Ledger(models);
-  const router = new Router({ prefix: '/admin' });
-  router.use(requireAdminToken(requireAdminTokenConfig(config)));
+  // Token checked by adminGuard (app.ts) before any routing. Case-sensitive so that only the
+  // canonical spelling of a route exists.
+  const router = new Router({ prefix: '/admin', sensitive: true });
 
   const withIpnUrl = <T extends { id: string }>(i: T) => ({ ...i, ipnUrl: `${publicBaseUrl(config)}/ipn/${i.id}` });
   const idParam = (value: string) => {
