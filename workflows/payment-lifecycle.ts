@@ -165,6 +165,7 @@ class PaymentProcess {
     await act.postToLedger({
       customerId,
       currency: p.currency,
+      mode: p.sandbox ? 'sandbox' : 'live',
       amountMinor: p.creditMinor,
       idempotencyKey: `credit:${s.integrationId}:${s.txnId}`,
       reason: 'payment',
@@ -226,6 +227,7 @@ class PaymentProcess {
     await act.postToLedger({
       customerId: s.customerId!,
       currency: s.currency!,
+      mode: s.payment!.sandbox ? 'sandbox' : 'live', // an adjustment moves the money where its payment went
       amountMinor,
       idempotencyKey: `${e.kind}:${s.integrationId}:${e.txnId}:${e.paymentStatus}`,
       reason: e.kind === 'canceled_reversal' ? 'canceled_reversal' : e.kind === 'reversal' ? 'reversal' : 'refund',

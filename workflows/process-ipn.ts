@@ -131,6 +131,7 @@ export async function processIpn(input: ProcessIpnInput): Promise<MessageOutcome
       custom: summary.custom,
       caseId: summary.caseId,
       flags: checks.flags,
+      sandbox: summary.testIpn,
       receivedAt: msg.receivedAt,
     },
   });

@@ -3,12 +3,12 @@ import { z } from 'zod';
 import type { AppDeps } from '../app';
 import { HttpError } from '../errors';
 import { readJson } from '../json-body';
-import { IntegrationIdSchema } from '../../domain/integration';
+import { IntegrationIdSchema, IntegrationInputSchema } from '../../domain/integration';
 import { formatMinor } from '../../domain/money';
 import { paymentWorkflowId } from '../../domain/workflow-ids';
 import { getIntegration, saveIntegration, toIntegration } from '../../integrations/store';
 import { saveCustomer } from '../../customers/store';
-import { Ledger } from '../../ledger/ledger';
+import { Ledger, type MoneyMode } from '../../ledger/ledger';
 import { publicBaseUrl } from '../../config';
 
 const OperatorActionSchema = z.object({ operator: z.string().trim().min(1), reason: z.string().trim().min(1) });
@@ -30,7 +30,13 @@ export function adminRoutes(deps: AppDeps): Router {
   };
 
   router.put('/integrations/:id', async (ctx) => {
-    ctx.body = withIpnUrl(await saveIntegration(models, idParam(ctx.params.id!), await readJson(ctx)));
+    const id = idParam(ctx.params.id!);
+    const input = await readJson(ctx);
+    if (IntegrationInputSchema.parse(input).mode === 'sandbox' && !config.ALLOW_SANDBOX_INTEGRATIONS) {
+      const why = 'sandbox integrations are not allowed here (ALLOW_SANDBOX_INTEGRATIONS is off)';
+      throw new HttpError(422, `${why}: their PayPal test payments are not money`);
+    }
+    ctx.body = withIpnUrl(await saveIntegration(models, id, input));
   });
   router.get('/integrations/:id', async (ctx) => {
     const integration = await getIntegration(models, ctx.params.id!);
@@ -47,12 +53,19 @@ export function adminRoutes(deps: AppDeps): Router {
   router.get('/customers/:id', async (ctx) => {
     const customer = await models.Customer.findById(ctx.params.id!).lean();
     if (!customer) throw new HttpError(404, `no customer ${ctx.params.id!}`);
-    const balances = await ledger.balances(customer._id);
+    const shown = async (mode: MoneyMode) =>
+      (await ledger.balances(customer._id, mode)).map(({ currency, balanceMinor }) => ({
+        currency,
+        balanceMinor,
+        balance: formatMinor(balanceMinor, currency),
+      }));
     ctx.body = {
       id: customer._id,
       name: customer.name,
       paypalEmails: customer.paypalEmails,
-      balances: balances.map((b) => ({ currency: b.currency, balanceMinor: b.balanceMinor, balance: formatMinor(b.balanceMinor, b.currency) })),
+      // Real money only; PayPal test payments (test_ipn=1) apart, never to be added to it.
+      balances: await shown('live'),
+      sandboxBalances: await shown('sandbox'),
     };
   });
   router.get('/customers/:id/ledger', async (ctx) => {
