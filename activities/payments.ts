@@ -4,11 +4,20 @@ import { needsPerson } from '../src/domain/payment-decide';
 import { findCustomerForPayer } from '../src/customers/store';
 
 export function createPaymentActivities({ db }: ActivityDeps) {
-  const { Payment, AuditEvent, Customer } = db.models;
+  const { Payment, AuditEvent, Customer, IpnMessage } = db.models;
   return {
     async loadPaymentState({ integrationId, txnId }: { integrationId: string; txnId: string }): Promise<PaymentState | null> {
-      const doc = await Payment.findById(`${integrationId}:${txnId}`, { snapshot: 1 }).lean<{ snapshot?: unknown }>();
-      return doc?.snapshot ? PaymentStateSchema.parse(doc.snapshot) : null;
+      type Saved = { snapshot?: { payment?: { sandbox?: unknown } } };
+      const doc = await Payment.findById(`${integrationId}:${txnId}`, { snapshot: 1 }).lean<Saved>();
+      if (!doc?.snapshot) return null;
+      const state = PaymentStateSchema.parse(doc.snapshot);
+      // Saved before events carried their money mode. The schema's default (live) keeps money
+      // already posted where it went; money not yet posted follows its message, like any other.
+      if (state.payment && doc.snapshot.payment?.sandbox === undefined && state.creditedMinor === 0) {
+        const msg = await IpnMessage.findById(state.payment.messageId, { testIpn: 1 }).lean();
+        state.payment.sandbox = msg?.testIpn === true;
+      }
+      return state;
     },
 
     /** The whole state for resuming, plus flat fields for the admin API's queries. */

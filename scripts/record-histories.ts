@@ -52,7 +52,8 @@ async function main() {
     const refund = withField(withField(withField(withField(base, 'txn_id', 'REC1R'), 'parent_txn_id', 'REC1'), 'payment_status', 'Refunded'), 'mc_gross', '-5.00');
     await stack.sim.sendIpn({ listenerUrl: url, body: refund }).done;
     await stack.sim.sendIpn({ listenerUrl: url, body: completed }).done;
-    await waitFor('refund applied', async () => (await stack.ledger.balances('c1'))[0]?.balanceMinor === 734);
+    const sandboxUsd = async () => (await stack.ledger.balances('c1', 'sandbox'))[0]?.balanceMinor;
+    await waitFor('refund applied', async () => (await sandboxUsd()) === 734);
     await save(stack, 'payment-lifecycle-pending-completed-refund-duplicate', 'payment-shop-REC1');
 
     // 2. No customer matches: held, then an operator assigns one.

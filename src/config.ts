@@ -36,9 +36,20 @@ export const ConfigSchema = z.object({
   PAYMENT_IDLE_CLOSE_SECONDS: positiveInt.default(3_600),
   /** A refund or reversal of a payment we never saw credited shows in /admin/held after this long. */
   ORPHAN_ADJUSTMENT_GRACE_SECONDS: positiveInt.default(3 * 24 * 3_600),
+  /** Only to choose ALLOW_SANDBOX_INTEGRATIONS' default (the Dockerfile sets production). */
+  NODE_ENV: z.string().optional(),
+  /**
+   * Sandbox integrations take PayPal test payments, which anyone can send with PayPal's IPN
+   * Simulator; their money is kept apart from live money, but production has no use for them.
+   * Default: false when NODE_ENV=production, true otherwise.
+   */
+  ALLOW_SANDBOX_INTEGRATIONS: z.stringbool().optional(),
 });
 
-export type Config = z.infer<typeof ConfigSchema> & { paypalLiveVerifyUrl: string };
+export type Config = Omit<z.infer<typeof ConfigSchema>, 'ALLOW_SANDBOX_INTEGRATIONS'> & {
+  ALLOW_SANDBOX_INTEGRATIONS: boolean;
+  paypalLiveVerifyUrl: string;
+};
 
 export class ConfigError extends Error {
   constructor(readonly problems: Array<{ variable: string; message: string }>) {
@@ -63,7 +74,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
       }),
     );
   }
-  return { ...parsed.data, paypalLiveVerifyUrl: LIVE_VERIFY_URL };
+  const allowSandbox = parsed.data.ALLOW_SANDBOX_INTEGRATIONS ?? parsed.data.NODE_ENV !== 'production';
+  return { ...parsed.data, ALLOW_SANDBOX_INTEGRATIONS: allowSandbox, paypalLiveVerifyUrl: LIVE_VERIFY_URL };
 }
 
 /** The admin token, for processes that serve admin routes: fails fast, naming the variable, when absent. */

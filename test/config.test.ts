@@ -58,3 +58,13 @@ test('secrets are never echoed back, even when malformed', () => {
 test('empty strings count as unset', () => {
   expect(loadConfig({ ...valid, PORT: '' }).PORT).toBe(3000);
 });
+
+test('sandbox integrations are refused in production unless ALLOW_SANDBOX_INTEGRATIONS says otherwise', () => {
+  expect(loadConfig(valid).ALLOW_SANDBOX_INTEGRATIONS).toBe(true);
+  expect(loadConfig({ ...valid, NODE_ENV: 'development' }).ALLOW_SANDBOX_INTEGRATIONS).toBe(true);
+  expect(loadConfig({ ...valid, NODE_ENV: 'production' }).ALLOW_SANDBOX_INTEGRATIONS).toBe(false);
+  expect(loadConfig({ ...valid, NODE_ENV: 'production', ALLOW_SANDBOX_INTEGRATIONS: 'true' }).ALLOW_SANDBOX_INTEGRATIONS).toBe(true);
+  expect(loadConfig({ ...valid, ALLOW_SANDBOX_INTEGRATIONS: 'false' }).ALLOW_SANDBOX_INTEGRATIONS).toBe(false);
+  expect(loadConfig({ ...valid, NODE_ENV: 'production', ALLOW_SANDBOX_INTEGRATIONS: '' }).ALLOW_SANDBOX_INTEGRATIONS).toBe(false);
+  expect(problemsOf({ ...valid, ALLOW_SANDBOX_INTEGRATIONS: 'maybe' })).toEqual([{ variable: 'ALLOW_SANDBOX_INTEGRATIONS', message: expect.stringContaining('"maybe"') }]);
+});

@@ -286,6 +286,12 @@ describe('Dockerfile', () => {
     expect(runtime).not.toMatch(/COPY (src|workflows|activities) /);
   });
 
+  it('runs in production mode, so the API refuses sandbox integrations unless compose allows them', () => {
+    const env = Object.fromEntries([...runtime.matchAll(/^ENV\s+([A-Z_]+)=(\S+)/gm)].map((m) => [m[1]!, m[2]!]));
+    expect(env.NODE_ENV).toBe('production');
+    expect(loadConfig({ ...env, ...resolvedEnvironment(api) }).ALLOW_SANDBOX_INTEGRATIONS).toBe(false);
+  });
+
   it('runs as a non-root user', () => {
     const users = [...runtime.matchAll(/^USER\s+(\S+)/gm)].map((m) => m[1]);
     expect(users.length).toBeGreaterThan(0);

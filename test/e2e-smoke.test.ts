@@ -19,8 +19,9 @@ test('a sample posted to /ipn/:id runs a workflow on the real server and the mes
   expect(await handle.result()).toBe('routed');
   const customer = await waitFor('credit', async () => {
     const res = await stack.admin('GET', '/admin/customers/cust-1');
-    return res.body.balances.length ? res.body : undefined;
+    return res.body.sandboxBalances.length ? res.body : undefined;
   });
-  expect(customer.balances).toEqual([{ currency: 'USD', balanceMinor: 1234, balance: '12.34' }]);
+  // A simulator payment (test_ipn=1) is sandbox money: the live balances stay empty.
+  expect(customer).toMatchObject({ balances: [], sandboxBalances: [{ currency: 'USD', balanceMinor: 1234, balance: '12.34' }] });
   expect((await stack.admin('GET', '/admin/ledger/check')).body).toMatchObject({ ok: true, accounts: 1, entries: 1 });
 });

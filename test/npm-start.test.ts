@@ -73,7 +73,7 @@ test('serves the API and the Web UI, stops every child on Ctrl-C, and finds its 
   expect(sent.status).toBe(202);
   const balance = async () => {
     const res = await api('/admin/customers/demo-customer', { headers: { authorization: `Bearer ${token()}` } });
-    return ((await res.json()) as { balances: Array<{ balanceMinor: number }> }).balances[0]?.balanceMinor;
+    return ((await res.json()) as { sandboxBalances: Array<{ balanceMinor: number }> }).sandboxBalances[0]?.balanceMinor;
   };
   expect(await waitFor('demo credit', balance)).toBe(1234);
 

@@ -97,6 +97,8 @@ const ledgerEntrySchema = new Schema(
     accountId: { type: String, required: true },
     customerId: { type: String, required: true },
     currency: { type: String, required: true },
+    /** Absent on entries from before modes existed: those are live. */
+    mode: { type: String, enum: ['live', 'sandbox'] },
     seq: { type: Number, required: true },
     amountMinor: { type: Number, required: true },
     balanceAfterMinor: { type: Number, required: true },
@@ -122,6 +124,7 @@ const balanceSchema = new Schema(
     _id: { type: String, required: true },
     customerId: { type: String, required: true },
     currency: { type: String, required: true },
+    mode: { type: String, enum: ['live', 'sandbox'] },
     balanceMinor: { type: Number, required: true },
     seq: { type: Number, required: true },
   },

@@ -37,11 +37,12 @@ export const PaymentEventSchema = z.object({
   custom: z.string().nullable(),
   caseId: z.string().nullable(),
   flags: z.array(CheckFlagSchema),
-  receivedAt: z.string(),
   /**
-   * Sandbox money (`test_ipn=1`), kept in accounts apart from live money. States saved before the
-   * field existed had only live integrations' money in them credited to live accounts: false.
+   * test_ipn=1: sandbox money, posted to sandbox accounts. Absent in states saved before the
+   * field existed: those payments were posted (if at all) to live accounts, where their refunds
+   * and retried postings must go too (see loadPaymentState).
    */
   sandbox: z.boolean().default(false),
+  receivedAt: z.string(),
 });
 export type PaymentEvent = z.infer<typeof PaymentEventSchema>;

@@ -1,10 +1,11 @@
 import Koa from 'koa';
 import type { Client } from '@temporalio/client';
-import type { Config } from '../config';
+import { requireAdminTokenConfig, type Config } from '../config';
 import type { Database } from '../db/connection';
 import type { Logger } from '../logger';
 import type { IpnDispatcher } from '../ipn/dispatcher';
 import { httpDuration } from '../metrics';
+import { adminGuard } from './auth';
 import { errorHandler } from './errors';
 import { adminRoutes } from './routes/admin';
 import { healthRoutes } from './routes/health';
@@ -30,6 +31,8 @@ export function createApp(deps: AppDeps): Koa {
     deps.logger.debug({ method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(seconds * 1000) }, 'http');
   });
   app.use(errorHandler(deps.logger));
+  // Here, not in the admin router: a router-level check only sees paths the router spells its own way.
+  app.use(adminGuard(requireAdminTokenConfig(deps.config)));
   for (const router of [healthRoutes(deps), ipnRoutes(deps), adminRoutes(deps)]) {
     app.use(router.routes()).use(router.allowedMethods());
   }

@@ -17,3 +17,28 @@ export function requireAdminToken(token: string): Middleware {
     await next();
   };
 }
+
+/**
+ * Whether a request path names /admin or anything under it, however it is spelled: routers,
+ * proxies and clients disagree on letter case, percent-encoding, repeated slashes and dot
+ * segments, so the guard reads the path as loosely as any of them (erring towards asking for the token).
+ */
+export function isAdminPath(rawPath: string): boolean {
+  let path = rawPath;
+  // Decode until stable, byte by byte so a malformed escape cannot throw (and double encoding counts too).
+  for (let i = 0; i < 5 && /%[0-9a-f]{2}/i.test(path); i++) {
+    path = path.replace(/%([0-9a-f]{2})/gi, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+  }
+  const segments: string[] = [];
+  for (const segment of path.split(/[/\\]+/)) {
+    if (segment === '..') segments.pop();
+    else if (segment !== '' && segment !== '.') segments.push(segment);
+  }
+  return segments[0]?.toLowerCase() === 'admin';
+}
+
+/** One gate before any routing: no admin handler, 404 or Allow list is reachable without the token. */
+export function adminGuard(token: string): Middleware {
+  const check = requireAdminToken(token);
+  return (ctx, next) => (isAdminPath(ctx.path) ? check(ctx, next) : next());
+}

@@ -16,7 +16,7 @@ export interface StoredMessage {
  * may we answer 200). A few decoded fields ride along for search; a body we cannot decode is
  * kept all the same, and its workflow flags it.
  */
-export async function storeIpn(models: Models, input: { integrationId: string; raw: Buffer; contentType?: string; remoteAddress?: string; ipnEnabled: boolean }): Promise<StoredMessage> {
+export async function storeIpn(models: Models, input: { integrationId: string; raw: Buffer; contentType?: string; remoteAddress?: string; ipnEnabled: boolean; sandboxNotAllowed?: boolean }): Promise<StoredMessage> {
   let fields: Partial<{ charset: string; txnId: string | null; txnType: string | null; paymentStatus: string | null; parentTxnId: string | null; testIpn: boolean; resend: boolean }> = {};
   let decodeError: string | undefined;
   try {
@@ -26,7 +26,12 @@ export async function storeIpn(models: Models, input: { integrationId: string; r
   } catch (err) {
     decodeError = (err as Error).message;
   }
-  const state = input.ipnEnabled ? 'received' : 'ignored';
+  // Kept all the same (never lost), but no workflow runs for it.
+  const ignoredFor = [
+    ...(input.ipnEnabled ? [] : ['integration_disabled']),
+    ...(input.sandboxNotAllowed ? ['sandbox_not_allowed'] : []),
+  ];
+  const state = ignoredFor.length ? 'ignored' : 'received';
   const doc = await models.IpnMessage.create({
     integrationId: input.integrationId,
     receivedAt: new Date(),
@@ -36,7 +41,7 @@ export async function storeIpn(models: Models, input: { integrationId: string; r
     decodeError,
     ...fields,
     state,
-    flags: [...(decodeError ? ['malformed'] : []), ...(input.ipnEnabled ? [] : ['integration_disabled'])],
+    flags: [...(decodeError ? ['malformed'] : []), ...ignoredFor],
   });
   return { _id: String(doc._id), integrationId: input.integrationId, txnId: fields.txnId ?? null, txnType: fields.txnType ?? null, paymentStatus: fields.paymentStatus ?? null, state };
 }

@@ -1,15 +1,17 @@
 import type { Models } from '../db/models';
 
+/** Sandbox money (PayPal test messages) lives in accounts of its own, never summed with live money. */
+export type MoneyMode = 'live' | 'sandbox';
+
 export interface PostingRequest {
   customerId: string;
   currency: string;
+  mode: MoneyMode;
   /** Signed integer minor units: positive credits, negative debits. */
   amountMinor: number;
   /** The same key always means the same movement: posting it again is a no-op. */
   idempotencyKey: string;
   reason: 'payment' | 'refund' | 'reversal' | 'canceled_reversal' | 'manual';
-  /** Sandbox money lives in accounts apart from live money. */
-  mode: 'live' | 'sandbox';
   integrationId?: string;
   txnId?: string;
   parentTxnId?: string;
@@ -38,7 +40,14 @@ export class LedgerError extends Error {
   }
 }
 
-export const accountIdOf = (customerId: string, currency: string) => `${customerId}:${currency}`;
+/** Live accounts keep the id they had before sandbox money was kept apart, so existing data stays valid. */
+export const accountIdOf = (customerId: string, currency: string, mode: MoneyMode) =>
+  mode === 'live' ? `${customerId}:${currency}` : `${customerId}:${currency}:sandbox`;
+
+/** Entries and balances written before modes existed are live: they all went to the live account ids. */
+const modeOf = (doc: { mode?: string | null }): MoneyMode => (doc.mode === 'sandbox' ? 'sandbox' : 'live');
+
+type Account = { accountId: string; customerId: string; currency: string; mode: MoneyMode };
 
 /**
  * Append-only ledger without multi-document transactions (FerretDB has none).
@@ -57,17 +66,23 @@ export class Ledger {
     if (!Number.isSafeInteger(req.amountMinor) || req.amountMinor === 0) {
       throw new LedgerError('amount must be a non-zero safe integer of minor units', { key: req.idempotencyKey, amountMinor: req.amountMinor });
     }
-    const accountId = accountIdOf(req.customerId, req.currency);
+    // Checked, not defaulted: a caller that forgot the mode must not land in either account by accident.
+    if (req.mode !== 'live' && req.mode !== 'sandbox') {
+      throw new LedgerError('mode must be live or sandbox', { key: req.idempotencyKey, mode: req.mode });
+    }
+    const { customerId, currency, mode } = req;
+    const account = { accountId: accountIdOf(customerId, currency, mode), customerId, currency, mode };
+    const { accountId } = account;
     for (let attempt = 0; attempt < 100; attempt++) {
       const existing = await this.models.LedgerEntry.findOne({ idempotencyKey: req.idempotencyKey }).lean();
       if (existing) {
         if (existing.amountMinor !== req.amountMinor || existing.accountId !== accountId) {
           throw new LedgerError('idempotency key reused for a different movement', { key: req.idempotencyKey, existing: { accountId: existing.accountId, amountMinor: existing.amountMinor }, requested: { accountId, amountMinor: req.amountMinor } });
         }
-        await this.catchUp(accountId, req.customerId, req.currency);
+        await this.catchUp(account);
         return { entryId: existing._id, seq: existing.seq, balanceAfterMinor: existing.balanceAfterMinor, applied: false };
       }
-      const head = await this.catchUp(accountId, req.customerId, req.currency);
+      const head = await this.catchUp(account);
       const seq = head.seq + 1;
       const balanceAfterMinor = head.balanceMinor + req.amountMinor;
       if (!Number.isSafeInteger(balanceAfterMinor)) throw new LedgerError('balance overflow', { accountId, balanceAfterMinor });
@@ -86,26 +101,32 @@ export class Ledger {
         if (isDuplicateKey(err)) continue; // lost a race for this seq or this key: look again
         throw err;
       }
-      await this.advance(accountId, head.seq, seq, balanceAfterMinor, req.customerId, req.currency);
+      await this.advance(account, head.seq, seq, balanceAfterMinor);
       return { entryId, seq, balanceAfterMinor, applied: true };
     }
     throw new LedgerError('too much contention posting to account', { accountId, key: req.idempotencyKey }, true);
   }
 
-  /** Balances of a customer, each brought up to the head of its chain. */
-  async balances(customerId: string): Promise<Array<{ currency: string; balanceMinor: number; seq: number }>> {
-    const currencies = await this.models.LedgerEntry.distinct('currency', { customerId });
-    const heads = await Promise.all(currencies.map((c) => this.catchUp(accountIdOf(customerId, c), customerId, c)));
+  /** A customer's balances in one money mode, each brought up to the head of its chain. */
+  async balances(customerId: string, mode: MoneyMode): Promise<Array<{ currency: string; balanceMinor: number; seq: number }>> {
+    // Entries from before modes existed have no mode field: they are live.
+    const modeFilter = mode === 'live' ? { $ne: 'sandbox' } : 'sandbox';
+    const currencies = await this.models.LedgerEntry.distinct('currency', { customerId, mode: modeFilter });
+    const heads = await Promise.all(
+      currencies.map((currency) => this.catchUp({ accountId: accountIdOf(customerId, currency, mode), customerId, currency, mode })),
+    );
     return currencies.map((currency, i) => ({ currency, balanceMinor: heads[i]!.balanceMinor, seq: heads[i]!.seq })).sort((a, b) => a.currency.localeCompare(b.currency));
   }
 
   async entries(customerId: string) {
-    return this.models.LedgerEntry.find({ customerId }).sort({ createdAt: 1, seq: 1 }).lean();
+    const entries = await this.models.LedgerEntry.find({ customerId }).sort({ createdAt: 1, seq: 1 }).lean();
+    return entries.map((e) => ({ ...e, mode: modeOf(e) }));
   }
 
   /**
-   * Proves balance = sum of entries for every account, and that each entry's balanceAfter
-   * follows from its predecessor. Returns the accounts that disagree (empty when sound).
+   * Proves balance = sum of entries for every account, live and sandbox, that each entry's
+   * balanceAfter follows from its predecessor, and that no entry sits in an account of the other
+   * mode. Returns the accounts that disagree (empty when sound).
    */
   async check(): Promise<{ accounts: number; entries: number; problems: string[] }> {
     const problems: string[] = [];
@@ -117,18 +138,24 @@ export class Ledger {
       let sum = 0;
       entries.forEach((e, i) => {
         sum += e.amountMinor;
+        if (accountIdOf(e.customerId, e.currency, modeOf(e)) !== accountId) {
+          problems.push(`${accountId}: seq ${e.seq} is ${modeOf(e)} money in another account`);
+        }
         if (e.seq !== i + 1) problems.push(`${accountId}: gap before seq ${e.seq}`);
         if (e.balanceAfterMinor !== sum) problems.push(`${accountId}: seq ${e.seq} says ${e.balanceAfterMinor}, sum is ${sum}`);
       });
       const first = entries[0];
-      const head = first ? await this.catchUp(accountId, first.customerId, first.currency) : undefined;
+      const head = first
+        ? await this.catchUp({ accountId, customerId: first.customerId, currency: first.currency, mode: modeOf(first) })
+        : undefined;
       if (head && head.balanceMinor !== sum) problems.push(`${accountId}: balance ${head.balanceMinor} != ledger sum ${sum}`);
     }
     return { accounts: accounts.length, entries: entryCount, problems };
   }
 
   /** Advances the cached balance over any entries a crashed writer left unapplied. */
-  private async catchUp(accountId: string, customerId: string, currency: string): Promise<{ seq: number; balanceMinor: number }> {
+  private async catchUp(account: Account): Promise<{ seq: number; balanceMinor: number }> {
+    const { accountId } = account;
     for (;;) {
       const cached = await this.models.Balance.findById(accountId).lean();
       let head = { seq: cached?.seq ?? 0, balanceMinor: cached?.balanceMinor ?? 0 };
@@ -139,17 +166,18 @@ export class Ledger {
         head = { seq: next.seq, balanceMinor: next.balanceAfterMinor };
       }
       if (head.seq === start) return head;
-      await this.advance(accountId, start, head.seq, head.balanceMinor, customerId, currency);
+      await this.advance(account, start, head.seq, head.balanceMinor);
       // Re-read: a concurrent writer may have moved further than we saw.
     }
   }
 
-  private async advance(accountId: string, fromSeq: number, toSeq: number, balanceMinor: number, customerId: string, currency: string): Promise<void> {
+  private async advance(account: Account, fromSeq: number, toSeq: number, balanceMinor: number): Promise<void> {
+    const { accountId, customerId, currency, mode } = account;
     try {
       // Compare-and-set on seq; losing the race is fine, the winner moved it at least as far.
       await this.models.Balance.updateOne(
         { _id: accountId, seq: fromSeq },
-        { $set: { seq: toSeq, balanceMinor, customerId, currency } },
+        { $set: { seq: toSeq, balanceMinor, customerId, currency, mode } },
         { upsert: fromSeq === 0 },
       );
     } catch (err) {

@@ -161,9 +161,18 @@ export async function deliverIpn(stack: TestStack, integrationId: string, raw: B
   return waitForMessage(stack, integrationId, raw, state);
 }
 
-/** A customer's balance in one currency, in minor units, as the admin API reports it (0 when none). */
-export async function balanceMinor(stack: TestStack, customerId: string, currency: string): Promise<number> {
+/**
+ * A customer's balance in one currency and money mode, in minor units, as the admin API reports it
+ * (0 when none). Sandbox by default: PayPal's sample messages are test messages (test_ipn=1).
+ */
+export async function balanceMinor(
+  stack: TestStack,
+  customerId: string,
+  currency: string,
+  mode: 'live' | 'sandbox' = 'sandbox',
+): Promise<number> {
   const res = await stack.admin('GET', `/admin/customers/${customerId}`);
   if (res.status !== 200) throw new Error(`GET /admin/customers/${customerId} answered ${res.status}: ${JSON.stringify(res.body)}`);
-  return (res.body.balances as Array<{ currency: string; balanceMinor: number }>).find((b) => b.currency === currency)?.balanceMinor ?? 0;
+  const balances = res.body[mode === 'live' ? 'balances' : 'sandboxBalances'] as Array<{ currency: string; balanceMinor: number }>;
+  return balances.find((b) => b.currency === currency)?.balanceMinor ?? 0;
 }

@@ -1,9 +1,8 @@
 import Router from '@koa/router';
 import type { AppDeps } from '../app';
-import { requireAdminToken } from '../auth';
 import { HttpError } from '../errors';
 import { readJson } from '../json-body';
-import { IntegrationIdSchema } from '../../domain/integration';
+import { IntegrationIdSchema, IntegrationInputSchema } from '../../domain/integration';
 import { formatMinor } from '../../domain/money';
 import { paymentWorkflowId } from '../../domain/workflow-ids';
 import { OperatorActionSchema, PAYMENT_OPERATOR_ACTIONS, type PaymentOperatorActionName } from '../../domain/operator-actions';
@@ -12,16 +11,17 @@ import { PaymentStateSchema } from '../../domain/payment-state';
 import { acknowledgeSignal, approveSignal, assignCustomerSignal, rejectSignal } from '../../../workflows/payment-lifecycle';
 import { getIntegration, saveIntegration, toIntegration } from '../../integrations/store';
 import { saveCustomer } from '../../customers/store';
-import { Ledger } from '../../ledger/ledger';
-import { publicBaseUrl, requireAdminTokenConfig } from '../../config';
+import { Ledger, type MoneyMode } from '../../ledger/ledger';
+import { publicBaseUrl } from '../../config';
 
 
 export function adminRoutes(deps: AppDeps): Router {
   const { db, client, config } = deps;
   const { models } = db;
   const ledger = new Ledger(models);
-  const router = new Router({ prefix: '/admin' });
-  router.use(requireAdminToken(requireAdminTokenConfig(config)));
+  // Token checked by adminGuard (app.ts) before any routing. Case-sensitive so that only the
+  // canonical spelling of a route exists.
+  const router = new Router({ prefix: '/admin', sensitive: true });
 
   const withIpnUrl = <T extends { id: string }>(i: T) => ({ ...i, ipnUrl: `${publicBaseUrl(config)}/ipn/${i.id}` });
   const idParam = (value: string) => {
@@ -31,7 +31,13 @@ export function adminRoutes(deps: AppDeps): Router {
   };
 
   router.put('/integrations/:id', async (ctx) => {
-    ctx.body = withIpnUrl(await saveIntegration(models, idParam(ctx.params.id!), await readJson(ctx)));
+    const id = idParam(ctx.params.id!);
+    const input = await readJson(ctx);
+    if (IntegrationInputSchema.parse(input).mode === 'sandbox' && !config.ALLOW_SANDBOX_INTEGRATIONS) {
+      const why = 'sandbox integrations are not allowed here (ALLOW_SANDBOX_INTEGRATIONS is off)';
+      throw new HttpError(422, `${why}: their PayPal test payments are not money`);
+    }
+    ctx.body = withIpnUrl(await saveIntegration(models, id, input));
   });
   router.get('/integrations/:id', async (ctx) => {
     const integration = await getIntegration(models, ctx.params.id!);
@@ -48,12 +54,19 @@ export function adminRoutes(deps: AppDeps): Router {
   router.get('/customers/:id', async (ctx) => {
     const customer = await models.Customer.findById(ctx.params.id!).lean();
     if (!customer) throw new HttpError(404, `no customer ${ctx.params.id!}`);
-    const balances = await ledger.balances(customer._id);
+    const shown = async (mode: MoneyMode) =>
+      (await ledger.balances(customer._id, mode)).map(({ currency, balanceMinor }) => ({
+        currency,
+        balanceMinor,
+        balance: formatMinor(balanceMinor, currency),
+      }));
     ctx.body = {
       id: customer._id,
       name: customer.name,
       paypalEmails: customer.paypalEmails,
-      balances: balances.map((b) => ({ currency: b.currency, balanceMinor: b.balanceMinor, balance: formatMinor(b.balanceMinor, b.currency) })),
+      // Real money only; PayPal test payments (test_ipn=1) apart, never to be added to it.
+      balances: await shown('live'),
+      sandboxBalances: await shown('sandbox'),
     };
   });
   router.get('/customers/:id/ledger', async (ctx) => {

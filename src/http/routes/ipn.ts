@@ -27,7 +27,8 @@ export function ipnRoutes({ db, dispatcher, config, logger }: AppDeps): Router {
     }
     let stored;
     try {
-      const integration = await db.models.Integration.findById(ctx.params.integrationId, { ipnEnabled: 1 }).lean();
+      const integration = await db.models.Integration.findById(ctx.params.integrationId, { ipnEnabled: 1, mode: 1 })
+        .lean();
       if (!integration) {
         logger.warn({ integrationId: ctx.params.integrationId, bytes: raw.length }, 'IPN for unknown integration');
         return answer(404, 'unknown_integration', 'unknown integration');
@@ -38,6 +39,7 @@ export function ipnRoutes({ db, dispatcher, config, logger }: AppDeps): Router {
         contentType: ctx.get('content-type'),
         remoteAddress: ctx.ip,
         ipnEnabled: integration.ipnEnabled,
+        sandboxNotAllowed: integration.mode === 'sandbox' && !config.ALLOW_SANDBOX_INTEGRATIONS,
       });
     } catch (err) {
       // Not stored means not received: PayPal must send it again.

@@ -1,0 +1,211 @@
+import http from 'node:http';
+import { adminRoutes } from '../src/http/routes/admin';
+import { createLogger } from '../src/logger';
+import { paymentWorkflowId } from '../src/domain/workflow-ids';
+import type { PaymentState } from '../src/domain/payment-state';
+import {
+  balanceMinor,
+  createTestStack,
+  deliverIpn,
+  sample,
+  waitFor,
+  withFields,
+  type TestStack,
+} from './support/stack';
+
+/**
+ * Every admin route needs the token, however the path is spelled: letter case, trailing or
+ * repeated slashes, percent-encoded letters, dot segments, any method. The routes are read from
+ * the admin router itself, so a route added later is covered without touching this file.
+ */
+let stack: TestStack;
+const INT = 'authz';
+const HELD_TXN = 'AUTH-HELD';
+let messageId: string;
+
+// Valid for every admin write route at once (zod objects drop the fields a route does not read),
+// so a request that slipped past the guard would really do something.
+const BODY = {
+  name: 'Mallory',
+  mode: 'sandbox',
+  allowedCurrencies: ['USD'],
+  receiverEmails: ['mallory@example.com'],
+  customerId: 'c-auth',
+  operator: 'mallory',
+  reason: 'bypass',
+};
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'];
+const WRONG_TOKEN = 'Bearer ' + 'x'.repeat(48);
+
+/** Raw HTTP, so the path goes on the wire exactly as written (fetch would resolve dots and slashes). */
+function send(method: string, path: string, authorization?: string, body?: unknown) {
+  const { hostname, port } = new URL(stack.baseUrl);
+  const payload = body === undefined ? undefined : JSON.stringify(body);
+  return new Promise<{ status: number; headers: http.IncomingHttpHeaders; text: string }>((resolve, reject) => {
+    const req = http.request(
+      {
+        host: hostname,
+        port,
+        method,
+        path,
+        headers: {
+          ...(authorization ? { authorization } : {}),
+          ...(payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}),
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode!, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }),
+        );
+      },
+    );
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+/** Each admin route as [methods, path with its params filled in], from the router's own layers. */
+function adminRouteList(): Array<{ methods: string[]; path: string }> {
+  const router = adminRoutes({ ...stack, logger: createLogger('silent') });
+  const routes = router.stack
+    .filter((layer) => layer.methods.length > 0)
+    .map((layer) => ({
+      methods: layer.methods,
+      path: String(layer.path).replace(/:(\w+)/g, (_, name: string) =>
+        name === 'txnId' ? HELD_TXN : String(layer.path).includes('/messages/') ? messageId : 'auth-new',
+      ),
+    }));
+  expect(routes.length).toBeGreaterThanOrEqual(14);
+  expect(routes.every((r) => r.path.startsWith('/admin/') && !r.path.includes(':'))).toBe(true);
+  return routes;
+}
+
+/** Spellings of one admin path that a lax router, a proxy or a client may treat as the same resource. */
+function variants(path: string): string[] {
+  const rest = path.slice('/admin'.length);
+  return [
+    path,
+    `/Admin${rest}`,
+    `/ADMIN${rest}`,
+    `/aDmin${rest}`,
+    path.toUpperCase(),
+    `${path}/`,
+    `${path}//`,
+    `/admin/${rest}`,
+    `/${path}`,
+    `/admin//${rest.slice(1)}`,
+    `/%61dmin${rest}`,
+    `/%41DMIN${rest}`,
+    `/ad%6Din${rest}`,
+    `/%2561dmin${rest}`,
+    `/admin%2F${rest.slice(1)}`,
+    `/ipn/..${path}`,
+    `/admin/.${rest}`,
+    `/x/../Admin${rest}`,
+    `/admin/./${rest.slice(1).replace('/', '/./')}`,
+  ];
+}
+
+beforeAll(async () => {
+  stack = await createTestStack('admin-auth');
+  expect(
+    await stack.admin('PUT', `/admin/integrations/${INT}`, {
+      name: 'Auth shop',
+      mode: 'sandbox',
+      allowedCurrencies: ['USD'],
+      receiverEmails: ['seller@paypalsandbox.com'],
+    }),
+  ).toMatchObject({ status: 200 });
+  expect(await stack.admin('PUT', '/admin/customers/c-auth', { name: 'Would be credited by a bypass' })).toMatchObject({
+    status: 200,
+  });
+  // A payment waiting for an operator: an assign/approve that slipped through would move it.
+  const raw = withFields(sample('web_accept_completed_ipn_simulator_01'), {
+    txn_id: HELD_TXN,
+    payer_email: 'stranger%40example.com',
+  });
+  const msg = await deliverIpn(stack, INT, raw);
+  expect(msg.state).toBe('applied:held');
+  messageId = String(msg._id);
+});
+afterAll(() => stack?.close());
+
+test('no admin route answers, in any spelling or method, without the right token', async () => {
+  const failures: string[] = [];
+  let requests = 0;
+  for (const route of adminRouteList()) {
+    for (const path of variants(route.path)) {
+      for (const method of METHODS) {
+        for (const authorization of [
+          undefined,
+          WRONG_TOKEN,
+          `Basic ${Buffer.from(`admin:${stack.adminToken}`).toString('base64')}`,
+        ]) {
+          const res = await send(
+            method,
+            path,
+            authorization,
+            ['POST', 'PUT', 'PATCH'].includes(method) ? BODY : undefined,
+          );
+          requests++;
+          const what = `${method} ${path} ${authorization ? authorization.split(' ')[0] : 'no token'}`;
+          if (res.status !== 401 && res.status !== 404)
+            failures.push(`${what} -> ${res.status} ${res.text.slice(0, 80)}`);
+          if (res.headers.allow !== undefined) failures.push(`${what} leaks Allow: ${res.headers.allow}`);
+          if (res.status === 401 && method !== 'HEAD' && !res.text.includes('Authorization: Bearer'))
+            failures.push(`${what} -> 401 without the auth error`);
+        }
+      }
+    }
+  }
+  expect(failures).toEqual([]);
+  expect(requests).toBeGreaterThan(1000);
+  // The guard is about /admin only: health and PayPal's door stay open.
+  expect((await send('GET', '/healthz')).status).toBe(200);
+  expect((await send('GET', '/administrator')).status).toBe(404);
+
+  // Nothing any handler would have done happened.
+  expect(await stack.db.models.Integration.exists({ _id: 'auth-new' })).toBeNull();
+  expect(await stack.db.models.Customer.exists({ _id: 'auth-new' })).toBeNull();
+  expect(await stack.db.models.Integration.findById(INT).lean()).toMatchObject({ name: 'Auth shop' });
+  expect(await stack.db.models.Customer.findById('c-auth').lean()).toMatchObject({
+    name: 'Would be credited by a bypass',
+  });
+  expect(await stack.db.models.AuditEvent.countDocuments({})).toBe(0);
+  expect(await stack.db.models.LedgerEntry.countDocuments({})).toBe(0);
+  const state = await stack.client.workflow.getHandle(paymentWorkflowId(INT, HELD_TXN)).query<PaymentState>('state');
+  expect(state).toMatchObject({ phase: 'held', hold: { reason: 'no_customer_match' }, customerId: null });
+});
+
+test('with the right token every route answers, and only by its own spelling', async () => {
+  const bearer = `Bearer ${stack.adminToken}`;
+  const answers = [];
+  for (const route of adminRouteList().filter((r) => r.methods.includes('GET')))
+    answers.push([route.path, (await send('GET', route.path, bearer)).status]);
+  // 404: the filled-in id names nothing; what matters is that the guard let the request through.
+  expect(answers.filter(([, status]) => status !== 200 && status !== 404)).toEqual([]);
+  expect(answers.filter(([, status]) => status === 200).length).toBeGreaterThanOrEqual(5);
+  const held = await send('GET', '/admin/held', bearer);
+  expect(held.status).toBe(200);
+  expect(JSON.parse(held.text).payments).toEqual([expect.objectContaining({ txnId: HELD_TXN })]);
+  expect((await send('GET', '/admin/held/', bearer)).status).toBe(200);
+  const options = await send('OPTIONS', '/admin/held', bearer);
+  expect(options.status).toBe(200);
+  expect(options.headers.allow).toMatch(/GET/);
+  // The admin router is case-sensitive: a misspelt path is not found even with the token.
+  expect((await send('GET', '/Admin/held', bearer)).status).toBe(404);
+  expect((await send('PUT', '/ADMIN/integrations/auth-upper', bearer, BODY)).status).toBe(404);
+  expect(await stack.db.models.Integration.exists({ _id: 'auth-upper' })).toBeNull();
+
+  expect((await send('PUT', '/admin/integrations/auth-ok', bearer, BODY)).status).toBe(200);
+  expect(await stack.db.models.Integration.findById('auth-ok').lean()).toMatchObject({ name: 'Mallory' });
+  const assign = await send('POST', `/admin/payments/${HELD_TXN}/assign`, bearer, {
+    customerId: 'c-auth',
+    operator: 'alice',
+    reason: 'payer confirmed',
+  });
+  expect(assign.status).toBe(202);
+  await waitFor('credit after assign', async () => (await balanceMinor(stack, 'c-auth', 'USD')) === 1234);
+});
