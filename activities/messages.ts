@@ -1,10 +1,10 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { ActivityDeps } from '.';
-import { summarizeIpn, type IpnSummary } from '../src/domain/ipn-summary';
+import type { IpnSummary } from '../src/domain/ipn-summary';
 import type { Integration } from '../src/domain/integration';
 import { paymentWorkflowId } from '../src/domain/workflow-ids';
 import type { LifecycleEvent } from '../src/domain/payment-state';
-import { decodeIpn } from '../src/ipn/decode';
+import { readIpn } from '../src/ipn/read';
 import { toIntegration } from '../src/integrations/store';
 import { IntegrationIdKey, TxnIdKey } from '../workflows/search-attributes';
 import { alerts } from '../src/metrics';
@@ -21,7 +21,7 @@ export interface LoadedMessage {
 export function createMessageActivities({ db, client, logger }: ActivityDeps) {
   const { IpnMessage, Integration: Integrations } = db.models;
   return {
-    /** Decodes the stored raw bytes again: the stored bytes are the only truth. */
+    /** Decodes the stored raw bytes again: the stored bytes are the only truth (ids checked as at intake). */
     async loadMessage(messageId: string): Promise<LoadedMessage> {
       const msg = await IpnMessage.findById(messageId).lean();
       if (!msg) throw ApplicationFailure.nonRetryable(`IPN message ${messageId} not found`, 'MessageNotFound');
@@ -29,7 +29,7 @@ export function createMessageActivities({ db, client, logger }: ActivityDeps) {
       let summary: IpnSummary | null = null;
       let decodeError: string | null = null;
       try {
-        summary = summarizeIpn(decodeIpn(Buffer.from(msg.raw.buffer)).fields);
+        summary = readIpn(Buffer.from(msg.raw.buffer)).summary;
       } catch (err) {
         decodeError = (err as Error).message;
       }

@@ -3,6 +3,7 @@ import type { Config } from '../config';
 import type { Models } from '../db/models';
 import type { Logger } from '../logger';
 import { ipnWorkflowId } from '../domain/workflow-ids';
+import { idPartOrHash, isIdPart, SUMMARY_MAX_CHARS } from '../domain/limits';
 import { IntegrationIdKey, TxnIdKey } from '../../workflows/search-attributes';
 import type { StoredMessage } from './intake';
 
@@ -29,9 +30,9 @@ export class IpnDispatcher {
         args: [{ messageId: msg._id, verifyGiveUpSeconds: config.IPN_VERIFY_GIVE_UP_SECONDS, paymentIdleCloseSeconds: config.PAYMENT_IDLE_CLOSE_SECONDS }],
         typedSearchAttributes: [
           { key: IntegrationIdKey, value: msg.integrationId },
-          ...(msg.txnId ? [{ key: TxnIdKey, value: msg.txnId }] : []),
+          ...(msg.txnId && isIdPart(msg.txnId) ? [{ key: TxnIdKey, value: msg.txnId }] : []),
         ],
-        staticSummary: `IPN ${msg.txnType ?? 'unknown type'} ${msg.paymentStatus ?? ''} ${msg.txnId ? `txn ${msg.txnId}` : ''}`.replace(/\s+/g, ' ').trim(),
+        staticSummary: summaryOf(msg),
       });
     } catch (err) {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
@@ -76,4 +77,11 @@ export class IpnDispatcher {
     this.timer = undefined;
     await this.draining;
   }
+}
+
+/** One line for the Web UI's list; body values only as ids (see limits.ts), never raw. */
+function summaryOf(msg: Pick<StoredMessage, 'txnId' | 'txnType' | 'paymentStatus'>): string {
+  const part = (v: string | null) => (v ? idPartOrHash(v) : '');
+  const line = `IPN ${msg.txnType ? part(msg.txnType) : 'unknown type'} ${part(msg.paymentStatus)} ${msg.txnId ? `txn ${part(msg.txnId)}` : ''}`;
+  return line.replace(/\s+/g, ' ').trim().slice(0, SUMMARY_MAX_CHARS);
 }

@@ -1,6 +1,5 @@
 import type { Models } from '../db/models';
-import { summarizeIpn } from '../domain/ipn-summary';
-import { decodeIpn } from './decode';
+import { readIpn } from './read';
 
 export interface StoredMessage {
   _id: string;
@@ -13,16 +12,15 @@ export interface StoredMessage {
 
 /**
  * Stores one delivery exactly as received, in a single insert (the durable point: only after it
- * may we answer 200). A few decoded fields ride along for search; a body we cannot decode is
- * kept all the same, and its workflow flags it.
+ * may we answer 200). A few decoded fields ride along for search; a body we cannot decode, or
+ * whose ids are no PayPal ids, is kept all the same without them, and its workflow flags it.
  */
 export async function storeIpn(models: Models, input: { integrationId: string; raw: Buffer; contentType?: string; remoteAddress?: string; ipnEnabled: boolean }): Promise<StoredMessage> {
   let fields: Partial<{ charset: string; txnId: string | null; txnType: string | null; paymentStatus: string | null; parentTxnId: string | null; testIpn: boolean; resend: boolean }> = {};
   let decodeError: string | undefined;
   try {
-    const decoded = decodeIpn(input.raw);
-    const s = summarizeIpn(decoded.fields);
-    fields = { charset: decoded.charset, txnId: s.txnId, txnType: s.txnType, paymentStatus: s.paymentStatus, parentTxnId: s.parentTxnId, testIpn: s.testIpn, resend: s.resend };
+    const { charset, summary: s } = readIpn(input.raw);
+    fields = { charset, txnId: s.txnId, txnType: s.txnType, paymentStatus: s.paymentStatus, parentTxnId: s.parentTxnId, testIpn: s.testIpn, resend: s.resend };
   } catch (err) {
     decodeError = (err as Error).message;
   }
