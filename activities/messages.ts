@@ -19,7 +19,25 @@ export interface LoadedMessage {
 }
 
 export function createMessageActivities({ db, client, logger }: ActivityDeps) {
-  const { IpnMessage, Integration: Integrations } = db.models;
+  const { IpnMessage, IpnClaim, Integration: Integrations } = db.models;
+
+  /**
+   * The first delivery of a (integration, txn, status) claims it; any later one is its duplicate.
+   * One insert by _id, no scan of past messages. Returns the claimant when it is another message.
+   * The key is unambiguous: integration ids and checked txn ids never contain ':'.
+   */
+  const claimDelivery = async (key: string, messageId: string): Promise<string | null> => {
+    try {
+      await IpnClaim.create({ _id: key, messageId });
+      return null;
+    } catch (err) {
+      if ((err as { code?: number }).code !== 11000) throw err;
+    }
+    const claim = await IpnClaim.findById(key).lean();
+    // Our own claim when an earlier attempt of this activity inserted it.
+    return claim && claim.messageId !== messageId ? claim.messageId : null;
+  };
+
   return {
     /** Decodes the stored raw bytes again: the stored bytes are the only truth (ids checked as at intake). */
     async loadMessage(messageId: string): Promise<LoadedMessage> {
@@ -33,16 +51,14 @@ export function createMessageActivities({ db, client, logger }: ActivityDeps) {
       } catch (err) {
         decodeError = (err as Error).message;
       }
-      const earlier =
-        summary?.txnId
-          ? await IpnMessage.findOne({ integrationId: msg.integrationId, txnId: summary.txnId, paymentStatus: summary.paymentStatus ?? null, _id: { $lt: msg._id } }, { _id: 1 }).lean()
-          : null;
-      if (earlier) await IpnMessage.updateOne({ _id: msg._id }, { $set: { duplicateOf: String(earlier._id) } });
+      const duplicateOf = summary?.txnId ? await claimDelivery(`${msg.integrationId}:${summary.txnId}:${summary.paymentStatus ?? ''}`, messageId) : null;
+      // First activity of its workflow, so nothing recorded an outcome yet: no need to filter on state.
+      await IpnMessage.updateOne({ _id: msg._id }, { $set: { state: 'dispatched', ...(duplicateOf ? { duplicateOf } : {}) } });
       return {
         integration: integrationDoc ? toIntegration(integrationDoc) : null,
         summary,
         decodeError,
-        duplicateOf: earlier ? String(earlier._id) : null,
+        duplicateOf,
         receivedAt: msg.receivedAt.toISOString(),
       };
     },

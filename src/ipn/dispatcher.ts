@@ -1,4 +1,5 @@
 import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
+import { Types } from 'mongoose';
 import type { Config } from '../config';
 import type { Models } from '../db/models';
 import type { Logger } from '../logger';
@@ -7,11 +8,21 @@ import { idPartOrHash, isIdPart, SUMMARY_MAX_CHARS } from '../domain/limits';
 import { IntegrationIdKey, TxnIdKey } from '../../workflows/search-attributes';
 import type { StoredMessage } from './intake';
 
+/** Entries the relay takes per sweep, oldest first. */
+const RELAY_BATCH = 200;
+
+/**
+ * An outbox entry whose message is still missing this long after its _id was made belongs to a
+ * message insert that failed (PayPal got a 503 and resends): no insert is still in flight by then.
+ */
+const ORPHAN_ENTRY_MS = 10 * 60_000;
+
 /**
  * Starts exactly one processIpn workflow per stored message. The request path tries right after
- * answering PayPal; the relay sweeps up whatever it missed (a crash, Temporal briefly down).
- * Exactly once because the workflow id derives from the message id and a closed id is never
- * reused: starting twice yields "already started", which counts as done.
+ * answering PayPal; the relay sweeps up whatever it missed (a crash, Temporal briefly down) from
+ * the ipn_outbox collection, whose entry a dispatch deletes last. Exactly once because the
+ * workflow id derives from the message id and a closed id is never reused: starting twice yields
+ * "already started", which counts as done. Every query goes by _id (or an _id range on the outbox).
  */
 export class IpnDispatcher {
   private timer?: NodeJS.Timeout;
@@ -37,18 +48,33 @@ export class IpnDispatcher {
     } catch (err) {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
     }
+    // State stays with the workflow (loadMessage sets `dispatched`): a filter here on state, not
+    // _id alone, would be a collection scan on FerretDB, and the workflow may already be ahead.
     await models.IpnMessage.updateOne({ _id: msg._id }, { $set: { workflowId, dispatchedAt: new Date() } });
-    await models.IpnMessage.updateOne({ _id: msg._id, state: 'received' }, { $set: { state: 'dispatched' } });
+    await models.IpnOutbox.deleteOne({ _id: msg._id });
     return workflowId;
   }
 
-  /** Dispatches stored messages older than the grace period that are still undispatched. */
+  /** Dispatches messages still in the outbox after the grace period, oldest first. */
   async drainOnce(): Promise<number> {
     const { models, config, logger } = this.deps;
-    const cutoff = new Date(Date.now() - config.OUTBOX_RELAY_GRACE_MS);
-    const pending = await models.IpnMessage.find({ state: 'received', receivedAt: { $lte: cutoff } }, { integrationId: 1, txnId: 1, txnType: 1, paymentStatus: 1 }).sort({ receivedAt: 1 }).limit(200).lean();
+    // ObjectIds start with their creation second: entries made before the cutoff's second are due.
+    const cutoff = Types.ObjectId.createFromTime(Math.floor((Date.now() - config.OUTBOX_RELAY_GRACE_MS) / 1000));
+    const due = await models.IpnOutbox.find({ _id: { $lt: cutoff } }).sort({ _id: 1 }).limit(RELAY_BATCH).lean();
     let started = 0;
-    for (const m of pending) {
+    for (const { _id } of due) {
+      const m = await models.IpnMessage.findById(_id, { integrationId: 1, txnId: 1, txnType: 1, paymentStatus: 1, state: 1 }).lean();
+      if (!m) {
+        // Its message insert may still be in flight; past ORPHAN_ENTRY_MS it failed for good.
+        if (Date.now() - _id.getTimestamp().getTime() < ORPHAN_ENTRY_MS) continue;
+        await models.IpnOutbox.deleteOne({ _id });
+        logger.warn({ messageId: String(_id) }, 'dropped an outbox entry whose message was never stored');
+        continue;
+      }
+      if (m.state !== 'received') {
+        await models.IpnOutbox.deleteOne({ _id }); // dispatched already; the entry outlived it
+        continue;
+      }
       try {
         await this.dispatch({ _id: String(m._id), integrationId: m.integrationId, txnId: m.txnId ?? null, txnType: m.txnType ?? null, paymentStatus: m.paymentStatus ?? null });
         started++;

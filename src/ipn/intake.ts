@@ -1,3 +1,4 @@
+import { Types } from 'mongoose';
 import type { Models } from '../db/models';
 import { readIpn } from './read';
 
@@ -14,6 +15,12 @@ export interface StoredMessage {
  * Stores one delivery exactly as received, in a single insert (the durable point: only after it
  * may we answer 200). A few decoded fields ride along for search; a body we cannot decode, or
  * whose ids are no PayPal ids, is kept all the same without them, and its workflow flags it.
+ *
+ * The outbox entry goes in first, under the message's _id chosen here, and the message second:
+ * with no multi-document transactions, that order alone guarantees that every stored message
+ * waiting for a workflow has an entry, whatever fails or crashes between the two inserts. If the
+ * first insert fails nothing is stored (PayPal gets a 503 and resends); if the second fails, the
+ * entry points at nothing and the relay drops it once the message can no longer appear.
  */
 export async function storeIpn(models: Models, input: { integrationId: string; raw: Buffer; contentType?: string; remoteAddress?: string; ipnEnabled: boolean }): Promise<StoredMessage> {
   let fields: Partial<{ charset: string; txnId: string | null; txnType: string | null; paymentStatus: string | null; parentTxnId: string | null; testIpn: boolean; resend: boolean }> = {};
@@ -25,7 +32,10 @@ export async function storeIpn(models: Models, input: { integrationId: string; r
     decodeError = (err as Error).message;
   }
   const state = input.ipnEnabled ? 'received' : 'ignored';
+  const _id = new Types.ObjectId();
+  if (state === 'received') await models.IpnOutbox.create({ _id });
   const doc = await models.IpnMessage.create({
+    _id,
     integrationId: input.integrationId,
     receivedAt: new Date(),
     raw: input.raw,
