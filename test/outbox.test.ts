@@ -1,5 +1,9 @@
+import { Client, Connection } from '@temporalio/client';
 import { Types } from 'mongoose';
+import { IpnDispatcher } from '../src/ipn/dispatcher';
 import { storeIpn } from '../src/ipn/intake';
+import { createLogger } from '../src/logger';
+import { alerts } from '../src/metrics';
 import { createTestStack, sample, waitFor, withField, type TestStack } from './support/stack';
 
 /** The ipn_outbox contract (src/ipn/intake.ts, src/ipn/dispatcher.ts). */
@@ -44,4 +48,56 @@ test('an entry that outlived its dispatch is removed without starting anything',
   const after = await stack.db.models.IpnMessage.findById(doc._id).lean();
   expect(after).toMatchObject({ state: 'applied:credited' });
   expect(after!.workflowId).toBeUndefined();
+});
+
+const undispatchableAlerts = async () => (await alerts.get()).values.find((v) => v.labels.kind === 'ipn_undispatchable')?.value ?? 0;
+
+test('a message Temporal refuses for good is set aside, shown and alerted, and every message behind it is still processed', async () => {
+  const alertsBefore = await undispatchableAlerts();
+  // Stored, with no immediate dispatch, before the others: the relay meets it first. Its integration
+  // id (never allowed by the admin API, say a record made by hand) makes a workflow id Temporal refuses.
+  const poison = await storeIpn(stack.db.models, { integrationId: `x${'y'.repeat(1_099)}`, raw: raw('POISON'), ipnEnabled: true });
+  const normal = [];
+  for (const txn of ['AFTER1', 'AFTER2', 'AFTER3']) normal.push(await storeIpn(stack.db.models, { integrationId: 'shop', raw: raw(txn), ipnEnabled: true }));
+
+  for (const m of normal) {
+    const done = await waitFor(`${m.txnId} processed`, async () => {
+      const msg = await stack.db.models.IpnMessage.findById(m._id).lean();
+      return msg?.workflowId && !['received', 'dispatched'].includes(msg.state) ? msg : undefined;
+    });
+    expect(await stack.client.workflow.getHandle(done.workflowId!).result()).toBe('routed');
+  }
+  const setAside = await stack.db.models.IpnMessage.findById(poison._id).lean();
+  expect(setAside).toMatchObject({ state: 'undispatchable', flags: ['undispatchable'] });
+  expect(setAside!.outcome).toMatch(/INVALID_ARGUMENT/);
+  expect(await stack.db.models.IpnOutbox.exists({ _id: poison._id })).toBeNull();
+  const held = await stack.admin('GET', '/admin/held');
+  expect(held.body.undispatchableMessages.map((m: { _id: string }) => m._id)).toEqual([poison._id]);
+  expect(held.body.undispatchableMessages[0].raw).toBeUndefined();
+  expect(await undispatchableAlerts()).toBe(alertsBefore + 1);
+});
+
+test('while Temporal is unreachable the relay stops its sweep and keeps every message for later', async () => {
+  await stack.dispatcher.stop();
+  const stored: Array<{ _id: string }> = [];
+  try {
+    for (const txn of ['DOWN1', 'DOWN2']) stored.push(await storeIpn(stack.db.models, { integrationId: 'shop', raw: raw(txn), ipnEnabled: true }));
+    await new Promise((r) => setTimeout(r, 1_100)); // entries are due once their creation second has passed
+    // Nothing listens on port 1; without the retry interceptor the start fails at once, UNAVAILABLE.
+    const connection = Connection.lazy({ address: '127.0.0.1:1', interceptors: [] });
+    const logger = createLogger('silent');
+    const warn = jest.spyOn(logger, 'warn');
+    const down = new IpnDispatcher({ models: stack.db.models, client: new Client({ connection }), config: { ...stack.config, OUTBOX_RELAY_GRACE_MS: 0 }, logger });
+    expect(await down.drainOnce()).toBe(0);
+    await connection.close();
+    // One attempt, on the oldest due entry, then the sweep stopped.
+    expect(warn.mock.calls.map((c) => c[1])).toEqual(['relay could not start workflow; will retry']);
+    for (const m of stored) {
+      expect(await stack.db.models.IpnOutbox.exists({ _id: m._id })).toBeTruthy();
+      expect((await stack.db.models.IpnMessage.findById(m._id).lean())).toMatchObject({ state: 'received', flags: [] });
+    }
+  } finally {
+    stack.dispatcher.start();
+  }
+  await waitFor('both dispatched once Temporal is back', async () => (await stack.db.models.IpnOutbox.countDocuments({ _id: { $in: stored.map((m) => m._id) } })) === 0);
 });

@@ -1,12 +1,32 @@
-import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
+import { isGrpcServiceError, ServiceError, WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
 import { Types } from 'mongoose';
 import type { Config } from '../config';
 import type { Models } from '../db/models';
 import type { Logger } from '../logger';
 import { ipnWorkflowId } from '../domain/workflow-ids';
 import { idPartOrHash, isIdPart, SUMMARY_MAX_CHARS } from '../domain/limits';
+import { alerts } from '../metrics';
 import { IntegrationIdKey, TxnIdKey } from '../../workflows/search-attributes';
 import type { StoredMessage } from './intake';
+
+/** Temporal refused this message's start for good; the message is set aside for a person. */
+export class UndispatchableError extends Error {
+  constructor(readonly messageId: string, readonly reason: string) {
+    super(`message ${messageId} cannot be dispatched: ${reason}`);
+    this.name = 'UndispatchableError';
+  }
+}
+
+const GRPC_INVALID_ARGUMENT = 3;
+
+/**
+ * The server judged the request itself invalid (id too long, search attribute too large...):
+ * retrying the same start can never succeed. Anything else (unavailable, deadline, throttled)
+ * may pass later.
+ */
+function refusedForGood(err: unknown): err is ServiceError {
+  return err instanceof ServiceError && isGrpcServiceError(err.cause) && err.cause.code === GRPC_INVALID_ARGUMENT;
+}
 
 /** Entries the relay takes per sweep, oldest first. */
 const RELAY_BATCH = 200;
@@ -46,6 +66,7 @@ export class IpnDispatcher {
         staticSummary: summaryOf(msg),
       });
     } catch (err) {
+      if (refusedForGood(err)) throw await this.setAside(msg._id, err.cause instanceof Error ? err.cause.message : err.message);
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
     }
     // State stays with the workflow (loadMessage sets `dispatched`): a filter here on state, not
@@ -53,6 +74,16 @@ export class IpnDispatcher {
     await models.IpnMessage.updateOne({ _id: msg._id }, { $set: { workflowId, dispatchedAt: new Date() } });
     await models.IpnOutbox.deleteOne({ _id: msg._id });
     return workflowId;
+  }
+
+  /** Out of the outbox, into GET /admin/held, with an alert: it never waits silently nor blocks others. */
+  private async setAside(messageId: string, reason: string): Promise<UndispatchableError> {
+    const { models, logger } = this.deps;
+    await models.IpnMessage.updateOne({ _id: messageId }, { $set: { state: 'undispatchable', outcome: reason }, $addToSet: { flags: 'undispatchable' } });
+    await models.IpnOutbox.deleteOne({ _id: messageId });
+    alerts.inc({ kind: 'ipn_undispatchable' });
+    logger.warn({ alert: 'ipn_undispatchable', messageId, detail: reason }, 'alert: ipn_undispatchable');
+    return new UndispatchableError(messageId, reason);
   }
 
   /** Dispatches messages still in the outbox after the grace period, oldest first. */
@@ -79,6 +110,7 @@ export class IpnDispatcher {
         await this.dispatch({ _id: String(m._id), integrationId: m.integrationId, txnId: m.txnId ?? null, txnType: m.txnType ?? null, paymentStatus: m.paymentStatus ?? null });
         started++;
       } catch (err) {
+        if (err instanceof UndispatchableError) continue; // set aside and alerted: on to the next
         logger.warn({ err: (err as Error).message, messageId: String(m._id) }, 'relay could not start workflow; will retry');
         break; // Temporal is probably down: try again next tick, in order
       }
