@@ -51,9 +51,11 @@ export function createMessageActivities({ db, client, logger }: ActivityDeps) {
       } catch (err) {
         decodeError = (err as Error).message;
       }
-      const duplicateOf = summary?.txnId ? await claimDelivery(`${msg.integrationId}:${summary.txnId}:${summary.paymentStatus ?? ''}`, messageId) : null;
+      const claimKey = summary?.txnId ? `${msg.integrationId}:${summary.txnId}:${summary.paymentStatus ?? ''}` : null;
+      const duplicateOf = claimKey ? await claimDelivery(claimKey, messageId) : null;
       // First activity of its workflow, so nothing recorded an outcome yet: no need to filter on state.
-      await IpnMessage.updateOne({ _id: msg._id }, { $set: { state: 'dispatched', ...(duplicateOf ? { duplicateOf } : {}) } });
+      const set = { state: 'dispatched', ...(duplicateOf ? { duplicateOf } : {}) };
+      await IpnMessage.updateOne({ _id: msg._id }, { $set: set });
       return {
         integration: integrationDoc ? toIntegration(integrationDoc) : null,
         summary,

@@ -21,9 +21,11 @@ let stack: TestStack;
 let probe: Database; // the test's own reads, kept out of `calls`
 beforeAll(async () => {
   stack = await createTestStack('hot-path');
-  const shop = { name: 'Shop', mode: 'sandbox', allowedCurrencies: ['USD'], receiverEmails: ['seller@paypalsandbox.com'] };
+  const seller = 'seller@paypalsandbox.com';
+  const shop = { name: 'Shop', mode: 'sandbox', allowedCurrencies: ['USD'], receiverEmails: [seller] };
   expect((await stack.admin('PUT', '/admin/integrations/shop', shop)).status).toBe(200);
-  expect((await stack.admin('PUT', '/admin/customers/c1', { name: 'C1', paypalEmails: ['buyer@paypalsandbox.com'] })).status).toBe(200);
+  const customer = { name: 'C1', paypalEmails: ['buyer@paypalsandbox.com'] };
+  expect((await stack.admin('PUT', '/admin/customers/c1', customer)).status).toBe(200);
   probe = await connectDatabase(stack.config.MONGODB_URI, stack.config.MONGODB_DB);
 });
 afterAll(async () => {
@@ -89,7 +91,12 @@ test('every query the pipeline sends to the message collections goes by _id, and
   const ferretdb = 'ferretdbVersion' in (await db.admin().command({ buildInfo: 1 }));
   for (const [shape, c] of shapes) {
     const options = (c.args[1] ?? {}) as { sort?: unknown; limit?: number };
-    const find = { find: c.coll, filter: c.args[0], ...(options.sort ? { sort: options.sort } : {}), ...(options.limit ? { limit: options.limit } : {}) };
+    const find = {
+      find: c.coll,
+      filter: c.args[0],
+      ...(options.sort ? { sort: options.sort } : {}),
+      ...(options.limit ? { limit: options.limit } : {}),
+    };
     const explained = await db.command({ explain: find, verbosity: 'queryPlanner' });
     const ranged = shape.endsWith('.true');
     if (ferretdb) {
@@ -99,24 +106,28 @@ test('every query the pipeline sends to the message collections goes by _id, and
     } else {
       const plan = stages(explained.queryPlanner?.winningPlan);
       expect([shape, plan.some((s) => s.stage === 'COLLSCAN')]).toEqual([shape, false]);
-      const byId = plan.some((s) => ['IDHACK', 'EXPRESS_IXSCAN', 'CLUSTERED_IXSCAN', 'EXPRESS_CLUSTERED_IXSCAN'].includes(s.stage) || (s.stage === 'IXSCAN' && s.indexName === '_id_'));
+      const idStages = ['IDHACK', 'EXPRESS_IXSCAN', 'CLUSTERED_IXSCAN', 'EXPRESS_CLUSTERED_IXSCAN'];
+      const byId = plan.some((s) => idStages.includes(s.stage) || (s.stage === 'IXSCAN' && s.indexName === '_id_'));
       expect([shape, byId]).toEqual([shape, true]);
     }
   }
 });
 
 test('duplicate claims: the first delivery loaded claims (integration, txn, status); loading it again is no duplicate', async () => {
-  const { loadMessage } = createMessageActivities({ db: stack.db, client: stack.client, config: stack.config, logger: createLogger('silent') });
+  const { db, client, config } = stack;
+  const { loadMessage } = createMessageActivities({ db, client, config, logger: createLogger('silent') });
   const raw = withField(sample('web_accept_completed_ipn_simulator_01'), 'txn_id', 'HOT3');
   // Stored, taken out of the relay's reach, and loaded here as processIpn's first activity would.
   const a = await storeIpn(stack.db.models, { integrationId: 'shop', raw, ipnEnabled: true });
   const b = await storeIpn(stack.db.models, { integrationId: 'shop', raw, ipnEnabled: true });
-  const refund = await storeIpn(stack.db.models, { integrationId: 'shop', raw: withField(raw, 'payment_status', 'Refunded'), ipnEnabled: true });
+  const refunded = withField(raw, 'payment_status', 'Refunded');
+  const refund = await storeIpn(stack.db.models, { integrationId: 'shop', raw: refunded, ipnEnabled: true });
   await stack.db.models.IpnOutbox.deleteMany({ _id: { $in: [a._id, b._id, refund._id] } });
   expect((await loadMessage(a._id)).duplicateOf).toBeNull();
   expect((await loadMessage(a._id)).duplicateOf).toBeNull(); // an activity retry finds its own claim
   expect((await loadMessage(b._id)).duplicateOf).toBe(a._id);
   expect((await loadMessage(refund._id)).duplicateOf).toBeNull();
-  expect(await probe.models.IpnClaim.findById('shop:HOT3:Completed').lean()).toEqual({ _id: 'shop:HOT3:Completed', messageId: a._id });
+  const claim = await probe.models.IpnClaim.findById('shop:HOT3:Completed').lean();
+  expect(claim).toEqual({ _id: 'shop:HOT3:Completed', messageId: a._id });
   expect((await probe.models.IpnMessage.findById(b._id).lean())!.duplicateOf).toBe(a._id);
 });

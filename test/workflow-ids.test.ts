@@ -19,5 +19,6 @@ test('message workflow ids stay readable and distinct across integrations', () =
   const b = ipnWorkflowId({ integrationId: 'acme-eu', messageId, txnId: 'X', paymentStatus: 'Completed' });
   expect(a).toBe(`ipn:acme:eu-X:Completed:${messageId}`);
   expect(a).not.toBe(b);
-  expect(ipnWorkflowId({ integrationId: 'acme', messageId, txnType: 'new_case' })).toBe(`ipn:acme:new_case:${messageId}`);
+  const noTxn = ipnWorkflowId({ integrationId: 'acme', messageId, txnType: 'new_case' });
+  expect(noTxn).toBe(`ipn:acme:new_case:${messageId}`);
 });

@@ -73,7 +73,10 @@ const ipnOutboxSchema = new Schema({ _id: { type: Schema.Types.ObjectId, require
  * The first delivery of each (integration, txn, status): `_id` is `<integration>:<txn>:<status>`,
  * unique, so inserting the claim is the duplicate check and a duplicate finds its claimant by _id.
  */
-const ipnClaimSchema = new Schema({ _id: { type: String, required: true }, messageId: { type: String, required: true } }, { versionKey: false });
+const ipnClaimSchema = new Schema(
+  { _id: { type: String, required: true }, messageId: { type: String, required: true } },
+  { versionKey: false },
+);
 
 /** Current state of one PayPal transaction as its lifecycle workflow sees it (money lives in the ledger). */
 const paymentSchema = new Schema(

@@ -20,7 +20,12 @@ export function isIdPart(value: string): boolean {
 }
 
 /** IPN fields that become parts of workflow ids, search attributes or summaries, by their PayPal names. */
-const ID_FIELDS = { txnId: 'txn_id', parentTxnId: 'parent_txn_id', paymentStatus: 'payment_status', txnType: 'txn_type' } as const;
+const ID_FIELDS = {
+  txnId: 'txn_id',
+  parentTxnId: 'parent_txn_id',
+  paymentStatus: 'payment_status',
+  txnType: 'txn_type',
+} as const;
 
 export type IdFields = Record<keyof typeof ID_FIELDS, string | null>;
 
@@ -30,7 +35,8 @@ export function idFieldsProblem(fields: IdFields): string | null {
     const value = fields[key];
     if (value === null || isIdPart(value)) continue;
     const shown = JSON.stringify(value.slice(0, 24)) + (value.length > 24 ? '…' : '');
-    return `${name} ${shown} (${value.length} characters) is not a PayPal id: at most ${ID_PART_MAX_CHARS} visible ASCII characters other than ":"`;
+    const rule = `at most ${ID_PART_MAX_CHARS} visible ASCII characters other than ":"`;
+    return `${name} ${shown} (${value.length} characters) is not a PayPal id: ${rule}`;
   }
   return null;
 }

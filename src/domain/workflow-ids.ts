@@ -17,6 +17,7 @@ export function paymentWorkflowId(integrationId: string, txnId: string): string 
  * message stored before the checks, or flagged malformed) appear only as a short hash.
  */
 export function ipnWorkflowId(m: { integrationId: string; messageId: string; txnId?: string | null; paymentStatus?: string | null; txnType?: string | null }): string {
-  const what = [m.txnId ?? m.txnType ?? 'message', m.paymentStatus].filter((p): p is string => !!p).map(idPartOrHash).join(':');
+  const parts = [m.txnId ?? m.txnType ?? 'message', m.paymentStatus].filter((p): p is string => !!p);
+  const what = parts.map(idPartOrHash).join(':');
   return `ipn:${m.integrationId}:${what}:${m.messageId}`;
 }

@@ -1,4 +1,9 @@
-import { isGrpcServiceError, ServiceError, WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
+import {
+  isGrpcServiceError,
+  ServiceError,
+  WorkflowExecutionAlreadyStartedError,
+  type Client,
+} from '@temporalio/client';
 import { Types } from 'mongoose';
 import type { Config } from '../config';
 import type { Models } from '../db/models';
@@ -66,7 +71,7 @@ export class IpnDispatcher {
         staticSummary: summaryOf(msg),
       });
     } catch (err) {
-      if (refusedForGood(err)) throw await this.setAside(msg._id, err.cause instanceof Error ? err.cause.message : err.message);
+      if (refusedForGood(err)) throw await this.setAside(msg._id, (err.cause as Error).message);
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
     }
     // State stays with the workflow (loadMessage sets `dispatched`): a filter here on state, not
@@ -79,7 +84,10 @@ export class IpnDispatcher {
   /** Out of the outbox, into GET /admin/held, with an alert: it never waits silently nor blocks others. */
   private async setAside(messageId: string, reason: string): Promise<UndispatchableError> {
     const { models, logger } = this.deps;
-    await models.IpnMessage.updateOne({ _id: messageId }, { $set: { state: 'undispatchable', outcome: reason }, $addToSet: { flags: 'undispatchable' } });
+    await models.IpnMessage.updateOne(
+      { _id: messageId },
+      { $set: { state: 'undispatchable', outcome: reason }, $addToSet: { flags: 'undispatchable' } },
+    );
     await models.IpnOutbox.deleteOne({ _id: messageId });
     alerts.inc({ kind: 'ipn_undispatchable' });
     logger.warn({ alert: 'ipn_undispatchable', messageId, detail: reason }, 'alert: ipn_undispatchable');
@@ -94,7 +102,8 @@ export class IpnDispatcher {
     const due = await models.IpnOutbox.find({ _id: { $lt: cutoff } }).sort({ _id: 1 }).limit(RELAY_BATCH).lean();
     let started = 0;
     for (const { _id } of due) {
-      const m = await models.IpnMessage.findById(_id, { integrationId: 1, txnId: 1, txnType: 1, paymentStatus: 1, state: 1 }).lean();
+      const fields = { integrationId: 1, txnId: 1, txnType: 1, paymentStatus: 1, state: 1 };
+      const m = await models.IpnMessage.findById(_id, fields).lean();
       if (!m) {
         // Its message insert may still be in flight; past ORPHAN_ENTRY_MS it failed for good.
         if (Date.now() - _id.getTimestamp().getTime() < ORPHAN_ENTRY_MS) continue;
@@ -140,6 +149,7 @@ export class IpnDispatcher {
 /** One line for the Web UI's list; body values only as ids (see limits.ts), never raw. */
 function summaryOf(msg: Pick<StoredMessage, 'txnId' | 'txnType' | 'paymentStatus'>): string {
   const part = (v: string | null) => (v ? idPartOrHash(v) : '');
-  const line = `IPN ${msg.txnType ? part(msg.txnType) : 'unknown type'} ${part(msg.paymentStatus)} ${msg.txnId ? `txn ${part(msg.txnId)}` : ''}`;
+  const type = msg.txnType ? part(msg.txnType) : 'unknown type';
+  const line = `IPN ${type} ${part(msg.paymentStatus)} ${msg.txnId ? `txn ${part(msg.txnId)}` : ''}`;
   return line.replace(/\s+/g, ' ').trim().slice(0, SUMMARY_MAX_CHARS);
 }

@@ -27,7 +27,8 @@ export async function storeIpn(models: Models, input: { integrationId: string; r
   let decodeError: string | undefined;
   try {
     const { charset, summary: s } = readIpn(input.raw);
-    fields = { charset, txnId: s.txnId, txnType: s.txnType, paymentStatus: s.paymentStatus, parentTxnId: s.parentTxnId, testIpn: s.testIpn, resend: s.resend };
+    const { txnId, txnType, paymentStatus, parentTxnId, testIpn, resend } = s;
+    fields = { charset, txnId, txnType, paymentStatus, parentTxnId, testIpn, resend };
   } catch (err) {
     decodeError = (err as Error).message;
   }

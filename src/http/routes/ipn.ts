@@ -51,7 +51,8 @@ export function ipnRoutes({ db, dispatcher, config, logger }: AppDeps): Router {
       setImmediate(() =>
         dispatcher.dispatch(stored).catch((err) => {
           // An undispatchable message is already set aside and alerted.
-          if (!(err instanceof UndispatchableError)) logger.warn({ err: (err as Error).message, messageId: stored._id }, 'dispatch failed; relay will retry');
+          if (err instanceof UndispatchableError) return;
+          logger.warn({ err: (err as Error).message, messageId: stored._id }, 'dispatch failed; relay will retry');
         }),
       );
     }
