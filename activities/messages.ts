@@ -1,11 +1,11 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { ActivityDeps } from '.';
-import { summarizeIpn, type IpnSummary } from '../src/domain/ipn-summary';
+import type { IpnSummary } from '../src/domain/ipn-summary';
 import type { Integration } from '../src/domain/integration';
 import { paymentWorkflowId } from '../src/domain/workflow-ids';
 import { LifecycleEventSchema, type LifecycleEvent } from '../src/domain/payment-state';
 import type { Proof } from '../src/domain/payment-decide';
-import { decodeIpn } from '../src/ipn/decode';
+import { readIpn } from '../src/ipn/read';
 import { toIntegration } from '../src/integrations/store';
 import { IntegrationIdKey, TxnIdKey } from '../workflows/search-attributes';
 import { alerts } from '../src/metrics';
@@ -20,9 +20,27 @@ export interface LoadedMessage {
 }
 
 export function createMessageActivities({ db, client, config, logger }: ActivityDeps) {
-  const { IpnMessage, Integration: Integrations } = db.models;
+  const { IpnMessage, IpnClaim, Integration: Integrations } = db.models;
+
+  /**
+   * The first delivery of a (integration, txn, status) claims it; any later one is its duplicate.
+   * One insert by _id, no scan of past messages. Returns the claimant when it is another message.
+   * The key is unambiguous: integration ids and checked txn ids never contain ':'.
+   */
+  const claimDelivery = async (key: string, messageId: string): Promise<string | null> => {
+    try {
+      await IpnClaim.create({ _id: key, messageId });
+      return null;
+    } catch (err) {
+      if ((err as { code?: number }).code !== 11000) throw err;
+    }
+    const claim = await IpnClaim.findById(key).lean();
+    // Our own claim when an earlier attempt of this activity inserted it.
+    return claim && claim.messageId !== messageId ? claim.messageId : null;
+  };
+
   return {
-    /** Decodes the stored raw bytes again: the stored bytes are the only truth. */
+    /** Decodes the stored raw bytes again: the stored bytes are the only truth (ids checked as at intake). */
     async loadMessage(messageId: string): Promise<LoadedMessage> {
       const msg = await IpnMessage.findById(messageId).lean();
       if (!msg) throw ApplicationFailure.nonRetryable(`IPN message ${messageId} not found`, 'MessageNotFound');
@@ -30,20 +48,20 @@ export function createMessageActivities({ db, client, config, logger }: Activity
       let summary: IpnSummary | null = null;
       let decodeError: string | null = null;
       try {
-        summary = summarizeIpn(decodeIpn(Buffer.from(msg.raw.buffer)).fields);
+        summary = readIpn(Buffer.from(msg.raw.buffer)).summary;
       } catch (err) {
         decodeError = (err as Error).message;
       }
-      const earlier =
-        summary?.txnId
-          ? await IpnMessage.findOne({ integrationId: msg.integrationId, txnId: summary.txnId, paymentStatus: summary.paymentStatus ?? null, _id: { $lt: msg._id } }, { _id: 1 }).lean()
-          : null;
-      if (earlier) await IpnMessage.updateOne({ _id: msg._id }, { $set: { duplicateOf: String(earlier._id) } });
+      const claimKey = summary?.txnId ? `${msg.integrationId}:${summary.txnId}:${summary.paymentStatus ?? ''}` : null;
+      const duplicateOf = claimKey ? await claimDelivery(claimKey, messageId) : null;
+      // First activity of its workflow, so nothing recorded an outcome yet: no need to filter on state.
+      const set = { state: 'dispatched', ...(duplicateOf ? { duplicateOf } : {}) };
+      await IpnMessage.updateOne({ _id: msg._id }, { $set: set });
       return {
         integration: integrationDoc ? toIntegration(integrationDoc) : null,
         summary,
         decodeError,
-        duplicateOf: earlier ? String(earlier._id) : null,
+        duplicateOf,
         receivedAt: msg.receivedAt.toISOString(),
       };
     },

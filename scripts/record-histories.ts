@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { startTemporalServer } from '../src/dev/services/temporal-server';
 import { startMongoServer } from '../src/dev/services/mongo-server';
+import { paymentWorkflowId } from '../src/domain/workflow-ids';
 import { createTestStack, sample, waitFor, withField, type TestStack } from '../test/support/stack';
 
 const OUT = path.resolve(__dirname, '../test/histories');
@@ -54,14 +55,14 @@ async function main() {
     await stack.sim.sendIpn({ listenerUrl: url, body: completed }).done;
     const sandboxUsd = async () => (await stack.ledger.balances('c1', 'sandbox'))[0]?.balanceMinor;
     await waitFor('refund applied', async () => (await sandboxUsd()) === 734);
-    await save(stack, 'payment-lifecycle-pending-completed-refund-duplicate', 'payment-shop-REC1');
+    await save(stack, 'payment-lifecycle-pending-completed-refund-duplicate', paymentWorkflowId('shop', 'REC1'));
 
     // 2. No customer matches: held, then an operator assigns one.
     const stranger = withField(withField(withField(base, 'txn_id', 'REC2'), 'payer_email', 'stranger%40example.com'), 'custom', '');
     await stack.sim.sendIpn({ listenerUrl: url, body: stranger }).done;
     await waitFor('held', async () => (await stack.db.models.Payment.findById('shop:REC2').lean())?.holdReason === 'no_customer_match');
-    await stack.client.workflow.getHandle('payment-shop-REC2').signal('assignCustomer', { customerId: 'c1', operator: 'recorder', reason: 'replay fixture' });
-    await save(stack, 'payment-lifecycle-held-assigned', 'payment-shop-REC2');
+    await stack.client.workflow.getHandle(paymentWorkflowId('shop', 'REC2')).signal('assignCustomer', { customerId: 'c1', operator: 'recorder', reason: 'replay fixture' });
+    await save(stack, 'payment-lifecycle-held-assigned', paymentWorkflowId('shop', 'REC2'));
 
     // 3. A message PayPal never sent: INVALID.
     const spoof = withField(base, 'txn_id', 'REC3');

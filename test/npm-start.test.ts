@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Connection, Client } from '@temporalio/client';
 import { freePort } from '../src/dev/services/process';
+import { paymentWorkflowId } from '../src/domain/workflow-ids';
 import { sample, waitFor, withField } from './support/stack';
 
 // `npm start` as a user runs it (one process: the launcher supervising every server), on free
@@ -87,7 +88,7 @@ test('serves the API and the Web UI, stops every child on Ctrl-C, and finds its 
     await ready();
     expect(await balance()).toBe(1234);
     const connection = await Connection.connect({ address: `127.0.0.1:${ports.TEMPORAL_DEV_PORT}` });
-    const described = await new Client({ connection }).workflow.getHandle('payment-demo-STARTTEST1').describe();
+    const described = await new Client({ connection }).workflow.getHandle(paymentWorkflowId('demo', 'STARTTEST1')).describe();
     expect(described.type).toBe('paymentLifecycle');
     await connection.close();
   } finally {

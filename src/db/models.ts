@@ -33,7 +33,7 @@ const customerSchema = new Schema(
 /** An email belongs to at most one customer: the claim's _id is the lowercased email. */
 const emailClaimSchema = new Schema({ _id: { type: String, required: true }, customerId: { type: String, required: true } }, { versionKey: false });
 
-/** Every delivery PayPal made, raw bytes first; also the outbox the relay drains. */
+/** Every delivery PayPal made, raw bytes first. Hot paths read and write it by _id only. */
 const ipnMessageSchema = new Schema(
   {
     integrationId: { type: String, required: true },
@@ -61,8 +61,24 @@ const ipnMessageSchema = new Schema(
   },
   { versionKey: false },
 );
+// For the admin API's lists; no hot path filters on these.
 ipnMessageSchema.index({ state: 1, receivedAt: 1 });
 ipnMessageSchema.index({ integrationId: 1, txnId: 1 });
+
+/**
+ * Messages not yet handed to a workflow, the relay's whole worklist: _id is the message's _id, so
+ * the relay scans a collection as small as the backlog, oldest first, by _id (see ipn/intake.ts).
+ */
+const ipnOutboxSchema = new Schema({ _id: { type: Schema.Types.ObjectId, required: true } }, { versionKey: false });
+
+/**
+ * The first delivery of each (integration, txn, status): `_id` is `<integration>:<txn>:<status>`,
+ * unique, so inserting the claim is the duplicate check and a duplicate finds its claimant by _id.
+ */
+const ipnClaimSchema = new Schema(
+  { _id: { type: String, required: true }, messageId: { type: String, required: true } },
+  { versionKey: false },
+);
 
 /** Current state of one PayPal transaction as its lifecycle workflow sees it (money lives in the ledger). */
 const paymentSchema = new Schema(
@@ -161,6 +177,8 @@ export function bindModels(conn: Connection) {
     Customer: conn.model('Customer', customerSchema, 'customers'),
     EmailClaim: conn.model('EmailClaim', emailClaimSchema, 'customer_email_claims'),
     IpnMessage: conn.model('IpnMessage', ipnMessageSchema, 'ipn_messages'),
+    IpnOutbox: conn.model('IpnOutbox', ipnOutboxSchema, 'ipn_outbox'),
+    IpnClaim: conn.model('IpnClaim', ipnClaimSchema, 'ipn_claims'),
     Payment: conn.model('Payment', paymentSchema, 'payments'),
     LedgerEntry: conn.model('LedgerEntry', ledgerEntrySchema, 'ledger_entries'),
     Balance: conn.model('Balance', balanceSchema, 'balances'),

@@ -1,16 +1,53 @@
-import { WorkflowExecutionAlreadyStartedError, type Client } from '@temporalio/client';
+import {
+  isGrpcServiceError,
+  ServiceError,
+  WorkflowExecutionAlreadyStartedError,
+  type Client,
+} from '@temporalio/client';
+import { Types } from 'mongoose';
 import type { Config } from '../config';
 import type { Models } from '../db/models';
 import type { Logger } from '../logger';
 import { ipnWorkflowId } from '../domain/workflow-ids';
+import { idPartOrHash, isIdPart, SUMMARY_MAX_CHARS } from '../domain/limits';
+import { alerts } from '../metrics';
 import { IntegrationIdKey, TxnIdKey } from '../../workflows/search-attributes';
 import type { StoredMessage } from './intake';
 
+/** Temporal refused this message's start for good; the message is set aside for a person. */
+export class UndispatchableError extends Error {
+  constructor(readonly messageId: string, readonly reason: string) {
+    super(`message ${messageId} cannot be dispatched: ${reason}`);
+    this.name = 'UndispatchableError';
+  }
+}
+
+const GRPC_INVALID_ARGUMENT = 3;
+
+/**
+ * The server judged the request itself invalid (id too long, search attribute too large...):
+ * retrying the same start can never succeed. Anything else (unavailable, deadline, throttled)
+ * may pass later.
+ */
+function refusedForGood(err: unknown): err is ServiceError {
+  return err instanceof ServiceError && isGrpcServiceError(err.cause) && err.cause.code === GRPC_INVALID_ARGUMENT;
+}
+
+/** Entries the relay takes per sweep, oldest first. */
+const RELAY_BATCH = 200;
+
+/**
+ * An outbox entry whose message is still missing this long after its _id was made belongs to a
+ * message insert that failed (PayPal got a 503 and resends): no insert is still in flight by then.
+ */
+const ORPHAN_ENTRY_MS = 10 * 60_000;
+
 /**
  * Starts exactly one processIpn workflow per stored message. The request path tries right after
- * answering PayPal; the relay sweeps up whatever it missed (a crash, Temporal briefly down).
- * Exactly once because the workflow id derives from the message id and a closed id is never
- * reused: starting twice yields "already started", which counts as done.
+ * answering PayPal; the relay sweeps up whatever it missed (a crash, Temporal briefly down) from
+ * the ipn_outbox collection, whose entry a dispatch deletes last. Exactly once because the
+ * workflow id derives from the message id and a closed id is never reused: starting twice yields
+ * "already started", which counts as done. Every query goes by _id (or an _id range on the outbox).
  */
 export class IpnDispatcher {
   private timer?: NodeJS.Timeout;
@@ -29,29 +66,60 @@ export class IpnDispatcher {
         args: [{ messageId: msg._id, verifyGiveUpSeconds: config.IPN_VERIFY_GIVE_UP_SECONDS, paymentIdleCloseSeconds: config.PAYMENT_IDLE_CLOSE_SECONDS }],
         typedSearchAttributes: [
           { key: IntegrationIdKey, value: msg.integrationId },
-          ...(msg.txnId ? [{ key: TxnIdKey, value: msg.txnId }] : []),
+          ...(msg.txnId && isIdPart(msg.txnId) ? [{ key: TxnIdKey, value: msg.txnId }] : []),
         ],
-        staticSummary: `IPN ${msg.txnType ?? 'unknown type'} ${msg.paymentStatus ?? ''} ${msg.txnId ? `txn ${msg.txnId}` : ''}`.replace(/\s+/g, ' ').trim(),
+        staticSummary: summaryOf(msg),
       });
     } catch (err) {
+      if (refusedForGood(err)) throw await this.setAside(msg._id, (err.cause as Error).message);
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
     }
+    // State stays with the workflow (loadMessage sets `dispatched`): a filter here on state, not
+    // _id alone, would be a collection scan on FerretDB, and the workflow may already be ahead.
     await models.IpnMessage.updateOne({ _id: msg._id }, { $set: { workflowId, dispatchedAt: new Date() } });
-    await models.IpnMessage.updateOne({ _id: msg._id, state: 'received' }, { $set: { state: 'dispatched' } });
+    await models.IpnOutbox.deleteOne({ _id: msg._id });
     return workflowId;
   }
 
-  /** Dispatches stored messages older than the grace period that are still undispatched. */
+  /** Out of the outbox, into GET /admin/held, with an alert: it never waits silently nor blocks others. */
+  private async setAside(messageId: string, reason: string): Promise<UndispatchableError> {
+    const { models, logger } = this.deps;
+    await models.IpnMessage.updateOne(
+      { _id: messageId },
+      { $set: { state: 'undispatchable', outcome: reason }, $addToSet: { flags: 'undispatchable' } },
+    );
+    await models.IpnOutbox.deleteOne({ _id: messageId });
+    alerts.inc({ kind: 'ipn_undispatchable' });
+    logger.warn({ alert: 'ipn_undispatchable', messageId, detail: reason }, 'alert: ipn_undispatchable');
+    return new UndispatchableError(messageId, reason);
+  }
+
+  /** Dispatches messages still in the outbox after the grace period, oldest first. */
   async drainOnce(): Promise<number> {
     const { models, config, logger } = this.deps;
-    const cutoff = new Date(Date.now() - config.OUTBOX_RELAY_GRACE_MS);
-    const pending = await models.IpnMessage.find({ state: 'received', receivedAt: { $lte: cutoff } }, { integrationId: 1, txnId: 1, txnType: 1, paymentStatus: 1 }).sort({ receivedAt: 1 }).limit(200).lean();
+    // ObjectIds start with their creation second: entries made before the cutoff's second are due.
+    const cutoff = Types.ObjectId.createFromTime(Math.floor((Date.now() - config.OUTBOX_RELAY_GRACE_MS) / 1000));
+    const due = await models.IpnOutbox.find({ _id: { $lt: cutoff } }).sort({ _id: 1 }).limit(RELAY_BATCH).lean();
     let started = 0;
-    for (const m of pending) {
+    for (const { _id } of due) {
+      const fields = { integrationId: 1, txnId: 1, txnType: 1, paymentStatus: 1, state: 1 };
+      const m = await models.IpnMessage.findById(_id, fields).lean();
+      if (!m) {
+        // Its message insert may still be in flight; past ORPHAN_ENTRY_MS it failed for good.
+        if (Date.now() - _id.getTimestamp().getTime() < ORPHAN_ENTRY_MS) continue;
+        await models.IpnOutbox.deleteOne({ _id });
+        logger.warn({ messageId: String(_id) }, 'dropped an outbox entry whose message was never stored');
+        continue;
+      }
+      if (m.state !== 'received') {
+        await models.IpnOutbox.deleteOne({ _id }); // dispatched already; the entry outlived it
+        continue;
+      }
       try {
         await this.dispatch({ _id: String(m._id), integrationId: m.integrationId, txnId: m.txnId ?? null, txnType: m.txnType ?? null, paymentStatus: m.paymentStatus ?? null });
         started++;
       } catch (err) {
+        if (err instanceof UndispatchableError) continue; // set aside and alerted: on to the next
         logger.warn({ err: (err as Error).message, messageId: String(m._id) }, 'relay could not start workflow; will retry');
         break; // Temporal is probably down: try again next tick, in order
       }
@@ -76,4 +144,12 @@ export class IpnDispatcher {
     this.timer = undefined;
     await this.draining;
   }
+}
+
+/** One line for the Web UI's list; body values only as ids (see limits.ts), never raw. */
+function summaryOf(msg: Pick<StoredMessage, 'txnId' | 'txnType' | 'paymentStatus'>): string {
+  const part = (v: string | null) => (v ? idPartOrHash(v) : '');
+  const type = msg.txnType ? part(msg.txnType) : 'unknown type';
+  const line = `IPN ${type} ${part(msg.paymentStatus)} ${msg.txnId ? `txn ${part(msg.txnId)}` : ''}`;
+  return line.replace(/\s+/g, ' ').trim().slice(0, SUMMARY_MAX_CHARS);
 }

@@ -1,6 +1,6 @@
+import { Types } from 'mongoose';
 import type { Models } from '../db/models';
-import { summarizeIpn } from '../domain/ipn-summary';
-import { decodeIpn } from './decode';
+import { readIpn } from './read';
 
 export interface StoredMessage {
   _id: string;
@@ -13,16 +13,22 @@ export interface StoredMessage {
 
 /**
  * Stores one delivery exactly as received, in a single insert (the durable point: only after it
- * may we answer 200). A few decoded fields ride along for search; a body we cannot decode is
- * kept all the same, and its workflow flags it.
+ * may we answer 200). A few decoded fields ride along for search; a body we cannot decode, or
+ * whose ids are no PayPal ids, is kept all the same without them, and its workflow flags it.
+ *
+ * The outbox entry goes in first, under the message's _id chosen here, and the message second:
+ * with no multi-document transactions, that order alone guarantees that every stored message
+ * waiting for a workflow has an entry, whatever fails or crashes between the two inserts. If the
+ * first insert fails nothing is stored (PayPal gets a 503 and resends); if the second fails, the
+ * entry points at nothing and the relay drops it once the message can no longer appear.
  */
 export async function storeIpn(models: Models, input: { integrationId: string; raw: Buffer; contentType?: string; remoteAddress?: string; ipnEnabled: boolean; sandboxNotAllowed?: boolean }): Promise<StoredMessage> {
   let fields: Partial<{ charset: string; txnId: string | null; txnType: string | null; paymentStatus: string | null; parentTxnId: string | null; testIpn: boolean; resend: boolean }> = {};
   let decodeError: string | undefined;
   try {
-    const decoded = decodeIpn(input.raw);
-    const s = summarizeIpn(decoded.fields);
-    fields = { charset: decoded.charset, txnId: s.txnId, txnType: s.txnType, paymentStatus: s.paymentStatus, parentTxnId: s.parentTxnId, testIpn: s.testIpn, resend: s.resend };
+    const { charset, summary: s } = readIpn(input.raw);
+    const { txnId, txnType, paymentStatus, parentTxnId, testIpn, resend } = s;
+    fields = { charset, txnId, txnType, paymentStatus, parentTxnId, testIpn, resend };
   } catch (err) {
     decodeError = (err as Error).message;
   }
@@ -32,7 +38,10 @@ export async function storeIpn(models: Models, input: { integrationId: string; r
     ...(input.sandboxNotAllowed ? ['sandbox_not_allowed'] : []),
   ];
   const state = ignoredFor.length ? 'ignored' : 'received';
+  const _id = new Types.ObjectId();
+  if (state === 'received') await models.IpnOutbox.create({ _id });
   const doc = await models.IpnMessage.create({
+    _id,
     integrationId: input.integrationId,
     receivedAt: new Date(),
     raw: input.raw,

@@ -82,7 +82,10 @@ export function adminRoutes(deps: AppDeps): Router {
   router.get('/held', async (ctx) => {
     const payments = await models.Payment.find({ needsOperator: true }, { snapshot: 0 }).sort({ updatedAt: 1 }).lean();
     const parked = await models.IpnMessage.find({ state: 'parked' }, { raw: 0 }).sort({ receivedAt: 1 }).lean();
-    ctx.body = { payments, parkedMessages: parked };
+    const undispatchable = await models.IpnMessage.find({ state: 'undispatchable' }, { raw: 0 })
+      .sort({ receivedAt: 1 })
+      .lean();
+    ctx.body = { payments, parkedMessages: parked, undispatchableMessages: undispatchable };
   });
 
   const findPayment = async (txnId: string, integrationId?: string) => {

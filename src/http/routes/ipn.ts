@@ -2,6 +2,7 @@ import Router from '@koa/router';
 import getRawBody from 'raw-body';
 import type { AppDeps } from '../app';
 import { storeIpn } from '../../ipn/intake';
+import { UndispatchableError } from '../../ipn/dispatcher';
 import { ipnReceived } from '../../metrics';
 
 /**
@@ -49,7 +50,13 @@ export function ipnRoutes({ db, dispatcher, config, logger }: AppDeps): Router {
     answer(200, stored.state);
     if (stored.state === 'received') {
       // After the answer: PayPal must not wait on Temporal. The relay covers a failure here.
-      setImmediate(() => dispatcher.dispatch(stored).catch((err) => logger.warn({ err: (err as Error).message, messageId: stored._id }, 'dispatch failed; relay will retry')));
+      setImmediate(() =>
+        dispatcher.dispatch(stored).catch((err) => {
+          // An undispatchable message is already set aside and alerted.
+          if (err instanceof UndispatchableError) return;
+          logger.warn({ err: (err as Error).message, messageId: stored._id }, 'dispatch failed; relay will retry');
+        }),
+      );
     }
   });
   return router;
