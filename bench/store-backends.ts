@@ -180,7 +180,7 @@ async function bench(backend: DbBackend, n: number): Promise<{ rows: Row[]; note
 
 const fmt = (s?: Stats) => {
   if (!s) return '-';
-  if (s.unit === 'ops/s') return `${s.p50.toFixed(0)} ops/s`;
+  if (s.unit === 'ops/s') return `${s.p50.toFixed(s.p50 < 10 ? 1 : 0)} ops/s`;
   return `${s.p50.toFixed(2)} / ${s.p99.toFixed(2)}${s.n < SAMPLES ? ` (n=${s.n})` : ''}`;
 };
 

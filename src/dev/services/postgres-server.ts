@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import { postgresRunAs, resolvePostgresBinaries, type RunAs } from '../provision/postgres';
+import { postgresRunAs, resolvePostgresBinaries, type PostgresBinaries, type RunAs } from '../provision/postgres';
 import { tail } from '../provision/exec';
 import { freePort, startProcess, waitUntil } from './process';
 
@@ -18,7 +18,12 @@ const USER = 'ferretdb';
  * Only FerretDB talks to it, over 127.0.0.1 with trust auth: the same exposure as FerretDB's own
  * unauthenticated port, and no secret to keep. Unix sockets are off so nothing is left in /tmp.
  */
-export async function startPostgres(opts: { clusterDir: string; env: NodeJS.ProcessEnv; logFile?: string; log?: (m: string) => void }): Promise<PostgresServer> {
+export async function startPostgres(opts: {
+  clusterDir: string;
+  env: NodeJS.ProcessEnv;
+  logFile?: string;
+  log?: (m: string) => void;
+}): Promise<PostgresServer> {
   const bin = resolvePostgresBinaries();
   const user = postgresRunAs();
   if (!fs.existsSync(`${opts.clusterDir}/PG_VERSION`)) {
@@ -26,13 +31,25 @@ export async function startPostgres(opts: { clusterDir: string; env: NodeJS.Proc
     await initCluster(bin, opts.clusterDir, opts.env, user);
   }
   const port = await freePort();
-  // FerretDB binds field names as parameters (`_jsonb->$1 @> $2`); only a custom plan sees '_id' there and can use
-  // the index below, and PostgreSQL would switch to a generic plan (a sequential scan) after five executions.
-  const args = ['-D', opts.clusterDir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'plan_cache_mode=force_custom_plan'];
-  const proc = startProcess('postgres', bin.postgres, args, { env: opts.env, logFile: opts.logFile, uid: user?.uid, gid: user?.gid });
+  const args = [
+    ...['-D', opts.clusterDir, '-p', String(port)],
+    ...['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
+    // FerretDB binds field names as parameters (`_jsonb->$1 @> $2`): only a custom plan sees '_id' there and can use
+    // the index below, and PostgreSQL would switch to a generic plan (a sequential scan) after five executions.
+    ...['-c', 'plan_cache_mode=force_custom_plan'],
+    // A duplicate key is an everyday answer (claims); its statement would copy the document into the log.
+    ...['-c', 'log_min_error_statement=panic'],
+  ];
+  const proc = startProcess('postgres', bin.postgres, args, {
+    env: opts.env,
+    logFile: opts.logFile,
+    uid: user?.uid,
+    gid: user?.gid,
+  });
   try {
     // lc_messages=C (set by initdb below) makes this line the same in every locale.
-    await waitUntil('PostgreSQL', async () => proc.output().includes('database system is ready to accept connections'), {
+    const ready = async () => proc.output().includes('database system is ready to accept connections');
+    await waitUntil('PostgreSQL', ready, {
       timeoutMs: 60_000,
       intervalMs: 100,
       abort: () => (proc.exited() ? `postgres exited:\n${tail(proc.output())}` : undefined),
@@ -61,21 +78,25 @@ BEGIN
   END LOOP;
 END $$;
 
-CREATE EVENT TRIGGER ipnflow_index_id ON ddl_command_end WHEN TAG IN ('CREATE TABLE') EXECUTE FUNCTION ipnflow_index_id();
+CREATE EVENT TRIGGER ipnflow_index_id ON ddl_command_end WHEN TAG IN ('CREATE TABLE')
+  EXECUTE FUNCTION ipnflow_index_id();
 
 `;
 
 /** initdb into a staging folder renamed at the end, so an interrupted first start is simply redone. */
-async function initCluster(bin: { initdb: string; postgres: string }, clusterDir: string, env: NodeJS.ProcessEnv, user?: RunAs): Promise<void> {
+async function initCluster(bin: PostgresBinaries, clusterDir: string, env: NodeJS.ProcessEnv, user?: RunAs) {
   const staging = `${clusterDir}.init-${process.pid}`;
   fs.rmSync(staging, { recursive: true, force: true });
   fs.mkdirSync(staging, { recursive: true, mode: 0o700 });
   if (user) fs.chownSync(staging, user.uid, user.gid);
   try {
-    await runOrThrow(bin.initdb, ['-D', staging, `--username=${USER}`, '--auth=trust', '--encoding=UTF8', '--locale=C', '--no-instructions'], env, user);
+    const initdb = ['-D', staging, `--username=${USER}`, '--auth=trust', '--encoding=UTF8', '--locale=C'];
+    initdb.push('--no-instructions');
+    await runOrThrow(bin.initdb, initdb, env, user);
     // Single-user mode: the database exists before any server listens, without a client library.
-    await runOrThrow(bin.postgres, ['--single', '-D', staging, '-c', 'exit_on_error=on', 'postgres'], env, user, `CREATE DATABASE ${DATABASE};\n`);
-    await runOrThrow(bin.postgres, ['--single', '-j', '-D', staging, '-c', 'exit_on_error=on', DATABASE], env, user, ID_INDEX_TRIGGER);
+    const single = ['--single', '-D', staging, '-c', 'exit_on_error=on'];
+    await runOrThrow(bin.postgres, [...single, 'postgres'], env, user, `CREATE DATABASE ${DATABASE};\n`);
+    await runOrThrow(bin.postgres, [...single, '-j', DATABASE], env, user, ID_INDEX_TRIGGER);
     fs.renameSync(staging, clusterDir);
   } catch (err) {
     fs.rmSync(staging, { recursive: true, force: true });
@@ -91,8 +112,9 @@ function runOrThrow(cmd: string, args: string[], env: NodeJS.ProcessEnv, user?: 
     child.stderr.on('data', (d: Buffer) => (output += d.toString()));
     child.on('error', reject);
     child.on('close', (code) => {
+      const as = user ? `, as user ${user.name}` : '';
       if (code === 0) resolve();
-      else reject(new Error(`${cmd} ${args.join(' ')} failed (exit ${code}${user ? `, as user ${user.name}` : ''}):\n${tail(output)}`));
+      else reject(new Error(`${cmd} ${args.join(' ')} failed (exit ${code}${as}):\n${tail(output)}`));
     });
     child.stdin.end(input);
   });
