@@ -7,6 +7,7 @@ import { cachedFerretDbPath, resolveMongoBinary } from '../src/dev/provision/fer
 import { startTemporalServer } from '../src/dev/services/temporal-server';
 import { startMongoServer } from '../src/dev/services/mongo-server';
 import { run } from '../src/dev/provision/exec';
+import { assertEnterable } from '../src/dev/provision/postgres';
 import mongoose from 'mongoose';
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'ipnflow-prov-'));
@@ -153,4 +154,14 @@ test('FerretDB on the embedded PostgreSQL answers through the MongoDB driver, ke
 
 test('an unknown IPNFLOW_DB_BACKEND is named in the error, not silently replaced', async () => {
   await expect(startMongoServer({ env: { ...process.env, IPNFLOW_DB_BACKEND: 'mysql' } })).rejects.toThrow('IPNFLOW_DB_BACKEND="mysql": expected one of sqlite, postgres');
+});
+
+test('as root, a data folder PostgreSQL\'s user cannot enter is named up front, with what to do', () => {
+  const locked = tmp(); // mkdtemp: mode 700
+  const someone = { name: 'someone', uid: 54321, gid: 54321 };
+  const cluster = path.join(locked, 'data', 'db', 'pg');
+  expect(() => assertEnterable(someone, [cluster])).toThrow(`${locked} (mode 700): user someone cannot enter it`);
+  expect(() => assertEnterable(someone, [cluster])).toThrow(/chmod o\+x.*IPNFLOW_DB_BACKEND=sqlite/s);
+  fs.chmodSync(locked, 0o711);
+  expect(() => assertEnterable(someone, [cluster])).not.toThrow();
 });

