@@ -11,7 +11,7 @@ import { freePort, startProcess, waitUntil } from './process';
 const DbBackend = z.enum(['sqlite', 'postgres']);
 /** What FerretDB stores its data in; mongod and MONGODB_URI ignore it. */
 export type DbBackend = z.infer<typeof DbBackend>;
-const DEFAULT_BACKEND: DbBackend = 'sqlite';
+const DEFAULT_BACKEND: DbBackend = 'postgres';
 
 export function dbBackend(env: NodeJS.ProcessEnv): DbBackend {
   const given = env.IPNFLOW_DB_BACKEND || DEFAULT_BACKEND;
