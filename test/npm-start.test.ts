@@ -12,6 +12,8 @@ import { sample, waitFor, withField } from './support/stack';
 // ports and a data folder of its own so it cannot disturb a developer's own `npm start`.
 const ROOT = path.resolve(__dirname, '..');
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ipnflow-start-'));
+// As root, the embedded PostgreSQL runs as another user, who must be able to enter this folder (mkdtemp: 700).
+fs.chmodSync(dataDir, 0o711);
 let ports: Record<'PORT' | 'TEMPORAL_DEV_PORT' | 'TEMPORAL_UI_PORT' | 'MONGODB_DEV_PORT' | 'PAYPAL_SIM_PORT', number>;
 let output = '';
 const launched: ChildProcess[] = [];

