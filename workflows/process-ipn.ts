@@ -4,6 +4,7 @@ import {
   defineQuery,
   defineSignal,
   proxyActivities,
+  proxyLocalActivities,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
@@ -17,9 +18,11 @@ import type { LifecycleEvent } from '../src/domain/payment-state';
 import { FlagsKey } from './search-attributes';
 import type { MessageOutcome, OperatorAction, ProcessIpnInput } from './types';
 
-const { loadMessage, recordMessageOutcome, routeToPayment, raiseAlert, audit } = proxyActivities<Activities>({
+// Bookkeeping runs as local activities (no server round trip each); only the postback to PayPal,
+// which may need hours of retries, is a regular activity.
+const { loadMessage, recordMessageOutcome, routeToPayment, raiseAlert, audit } = proxyLocalActivities<Activities>({
   startToCloseTimeout: '30s',
-  retry: { initialInterval: '1s', maximumInterval: '30s' },
+  retry: { initialInterval: '200ms', maximumInterval: '30s' },
 });
 
 export const retryVerificationSignal = defineSignal<[OperatorAction]>('retryVerification');

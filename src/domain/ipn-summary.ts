@@ -179,7 +179,9 @@ function field(fields: Fields, key: string): string | null {
   // hasOwn: a plain-object `fields` must not answer "constructor" from its prototype.
   if (!Object.hasOwn(fields, key)) return null;
   const value = fields[key];
-  return typeof value === 'string' && value.trim() !== '' ? value : null;
+  // No PayPal value contains NUL, and PostgreSQL (under FerretDB) cannot store one in any string:
+  // kept, it would make every later write of this value fail. The raw bytes keep the original.
+  return typeof value === 'string' && value.trim() !== '' ? value.replaceAll('\u0000', '\uFFFD') : null;
 }
 
 function trimmed(fields: Fields, key: string): string | null {
