@@ -7,7 +7,8 @@ import { LifecycleEventSchema, type LifecycleEvent } from '../src/domain/payment
 import type { Proof } from '../src/domain/payment-decide';
 import { readIpn } from '../src/ipn/read';
 import { toIntegration } from '../src/integrations/store';
-import { IntegrationIdKey, TxnIdKey } from '../workflows/search-attributes';
+import { ipnEventSignal, paymentLifecycle } from '../workflows/payment-lifecycle';
+import { IntegrationIdKey, TxnIdKey } from '../src/domain/contracts';
 import { alerts } from '../src/metrics';
 import type { MessageOutcomeRecord } from '../workflows/types';
 
@@ -94,11 +95,11 @@ export function createMessageActivities({ db, client, config, logger }: Activity
     async routeToPayment({ event, idleCloseSeconds }: { event: LifecycleEvent; idleCloseSeconds: number }): Promise<string> {
       const orphanGraceSeconds = config.ORPHAN_ADJUSTMENT_GRACE_SECONDS;
       const workflowId = paymentWorkflowId(event.integrationId, event.paymentTxnId);
-      await client.workflow.signalWithStart('paymentLifecycle', {
+      await client.workflow.signalWithStart(paymentLifecycle, {
         workflowId,
         taskQueue: Context.current().info.taskQueue,
         args: [{ integrationId: event.integrationId, paymentTxnId: event.paymentTxnId, idleCloseSeconds, orphanGraceSeconds }],
-        signal: 'ipnEvent',
+        signal: ipnEventSignal,
         signalArgs: [event],
         typedSearchAttributes: [
           { key: IntegrationIdKey, value: event.integrationId },

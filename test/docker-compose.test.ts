@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
 import { ConfigSchema, loadConfig } from '../src/config';
-import { SEARCH_ATTRIBUTES } from '../workflows/search-attributes';
+import { SEARCH_ATTRIBUTES } from '../src/domain/contracts';
 
 /**
  * The compose file is configuration nobody runs in CI (no Docker engine there), so these checks

@@ -1,4 +1,4 @@
-import { TxnIdKey, IntegrationIdKey } from '../workflows/search-attributes';
+import { TxnIdKey, IntegrationIdKey } from '../src/domain/contracts';
 import { createTestStack, sample, waitFor, withField, type TestStack } from './support/stack';
 
 /** What an unverified body may put into workflow ids, search attributes and summaries (src/domain/limits.ts). */
@@ -19,7 +19,8 @@ const LONG_TXN = `L${'A'.repeat(1_099)}`;
 async function settled(id: unknown) {
   return waitFor('message outcome', async () => {
     const m = await stack.db.models.IpnMessage.findById(id).lean();
-    return m && !['received', 'dispatched'].includes(m.state) ? m : undefined;
+    // The dispatcher notes the workflow id after the start returns: the workflow may finish first.
+    return m && !['received', 'dispatched'].includes(m.state) && m.workflowId ? m : undefined;
   });
 }
 

@@ -33,7 +33,7 @@ import {
   type PaymentInput,
 } from '../src/domain/payment-decide';
 import { initialPaymentState, LifecycleEventSchema, type LifecycleEvent, type PaymentState } from '../src/domain/payment-state';
-import { CustomerIdKey, FlagsKey, PaymentStatusKey } from './search-attributes';
+import { CustomerIdKey, FlagsKey, PaymentStatusKey } from '../src/domain/contracts';
 import type { PaymentLifecycleInput } from './types';
 
 // Every step here is short database bookkeeping: local activities run inside the workflow task,

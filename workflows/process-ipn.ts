@@ -15,7 +15,7 @@ import { classify } from '../src/domain/classify';
 import { checkPayment } from '../src/domain/checks';
 import { describeIssues, OperatorActionSchema } from '../src/domain/operator-actions';
 import type { LifecycleEvent } from '../src/domain/payment-state';
-import { FlagsKey } from './search-attributes';
+import { FlagsKey } from '../src/domain/contracts';
 import type { MessageOutcome, OperatorAction, ProcessIpnInput } from './types';
 
 // Bookkeeping runs as local activities (no server round trip each); only the postback to PayPal,

@@ -1,23 +1,11 @@
 export type { MessageOutcomeRecord } from '../src/domain/payment-decide';
-export type { AssignCustomerAction, OperatorAction } from '../src/domain/operator-actions';
+export type { AssignCustomerAction, MessageOutcome, OperatorAction } from '../src/domain/contracts';
 
 export interface ProcessIpnInput {
   messageId: string;
   verifyGiveUpSeconds: number;
   paymentIdleCloseSeconds: number;
 }
-
-export type MessageOutcome =
-  | 'malformed'
-  | 'unknown_integration'
-  | 'invalid'
-  | 'sandbox_on_live'
-  | 'parked'
-  | 'rejected_by_operator'
-  | 'masspay_notification'
-  | 'recorded_no_money'
-  | 'unknown_alerted'
-  | 'routed';
 
 export interface PaymentLifecycleInput {
   integrationId: string;

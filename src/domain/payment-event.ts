@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { EventKindSchema } from './contracts';
 
 /** Why a payment waits for a person, or why a message did not move money. */
 export const CheckFlagSchema = z.enum([
@@ -20,7 +21,7 @@ export type CheckFlag = z.infer<typeof CheckFlagSchema>;
 export const PaymentEventSchema = z.object({
   messageId: z.string(),
   integrationId: z.string(),
-  kind: z.enum(['payment', 'refund', 'reversal', 'canceled_reversal', 'dispute']),
+  kind: EventKindSchema,
   /** This message's own txn_id (a refund has its own, new one). */
   txnId: z.string(),
   /** The payment whose lifecycle this event belongs to. */

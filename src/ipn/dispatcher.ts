@@ -11,8 +11,9 @@ import type { Logger } from '../logger';
 import { ipnWorkflowId } from '../domain/workflow-ids';
 import { idPartOrHash, isIdPart, SUMMARY_MAX_CHARS } from '../domain/limits';
 import { alerts } from '../metrics';
-import { IntegrationIdKey, TxnIdKey } from '../../workflows/search-attributes';
+import { IntegrationIdKey, TxnIdKey } from '../domain/contracts';
 import type { StoredMessage } from './intake';
+import { processIpn } from '../../workflows/process-ipn';
 
 /** Temporal refused this message's start for good; the message is set aside for a person. */
 export class UndispatchableError extends Error {
@@ -59,7 +60,7 @@ export class IpnDispatcher {
     const { client, config, models } = this.deps;
     const workflowId = ipnWorkflowId({ ...msg, messageId: msg._id });
     try {
-      await client.workflow.start('processIpn', {
+      await client.workflow.start(processIpn, {
         taskQueue: config.TEMPORAL_TASK_QUEUE,
         workflowId,
         workflowIdReusePolicy: 'REJECT_DUPLICATE',

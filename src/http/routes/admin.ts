@@ -9,6 +9,7 @@ import { OperatorActionSchema, PAYMENT_OPERATOR_ACTIONS, type PaymentOperatorAct
 import { refusalOf } from '../../domain/payment-decide';
 import { PaymentStateSchema } from '../../domain/payment-state';
 import { acknowledgeSignal, approveSignal, assignCustomerSignal, rejectSignal } from '../../../workflows/payment-lifecycle';
+import { rejectMessageSignal, retryVerificationSignal } from '../../../workflows/process-ipn';
 import { getIntegration, saveIntegration, toIntegration } from '../../integrations/store';
 import { saveCustomer } from '../../customers/store';
 import { Ledger, type MoneyMode } from '../../ledger/ledger';
@@ -144,7 +145,7 @@ export function adminRoutes(deps: AppDeps): Router {
     if (!msg) throw new HttpError(404, `no message ${ctx.params.id!}`);
     ctx.body = { ...msg, raw: Buffer.from(msg.raw.buffer).toString('latin1') };
   });
-  for (const [path, signal] of [['retry', 'retryVerification'], ['reject', 'rejectMessage']] as const) {
+  for (const [path, signal] of [['retry', retryVerificationSignal], ['reject', rejectMessageSignal]] as const) {
     router.post(`/messages/:id/${path}`, async (ctx) => {
       const action = OperatorActionSchema.parse(await readJson(ctx));
       const msg = await models.IpnMessage.findById(ctx.params.id!, { workflowId: 1 }).lean().catch(() => null);
@@ -156,7 +157,7 @@ export function adminRoutes(deps: AppDeps): Router {
         throw new HttpError(409, `message workflow ${msg.workflowId} is not running: ${(err as Error).message}`);
       }
       ctx.status = 202;
-      ctx.body = { workflowId: msg.workflowId, signal, accepted: true };
+      ctx.body = { workflowId: msg.workflowId, signal: signal.name, accepted: true };
     });
   }
 
