@@ -135,6 +135,9 @@ ledgerEntrySchema.index({ idempotencyKey: 1 }, { unique: true });
 ledgerEntrySchema.index({ accountId: 1, seq: 1 }, { unique: true });
 ledgerEntrySchema.index({ customerId: 1, createdAt: 1 });
 
+/** idempotencyKey → the entry that moved money under it: the posting path's lookup by _id. */
+const ledgerKeySchema = new Schema({ _id: { type: String, required: true }, entryId: { type: String, required: true } }, { versionKey: false });
+
 const balanceSchema = new Schema(
   {
     _id: { type: String, required: true },
@@ -181,6 +184,7 @@ export function bindModels(conn: Connection) {
     IpnClaim: conn.model('IpnClaim', ipnClaimSchema, 'ipn_claims'),
     Payment: conn.model('Payment', paymentSchema, 'payments'),
     LedgerEntry: conn.model('LedgerEntry', ledgerEntrySchema, 'ledger_entries'),
+    LedgerKey: conn.model('LedgerKey', ledgerKeySchema, 'ledger_keys'),
     Balance: conn.model('Balance', balanceSchema, 'balances'),
     AuditEvent: conn.model('AuditEvent', auditEventSchema, 'audit_events'),
   };

@@ -58,6 +58,8 @@ type Account = { accountId: string; customerId: string; currency: string; mode: 
  * idempotencyKey makes every movement happen at most once. The balance document is a cache of
  * the chain's head, advanced by compare-and-set on seq; whoever finds it behind (a writer that
  * died between the two writes) advances it first. So the balance always equals the ledger sum.
+ * Every read on the posting path is by _id (entry n is `<account>:<n>`; a key document maps an
+ * idempotency key to its entry), so posting costs the same however long the ledger grows.
  */
 export class Ledger {
   constructor(private readonly models: Models) {}
@@ -74,7 +76,7 @@ export class Ledger {
     const account = { accountId: accountIdOf(customerId, currency, mode), customerId, currency, mode };
     const { accountId } = account;
     for (let attempt = 0; attempt < 100; attempt++) {
-      const existing = await this.models.LedgerEntry.findOne({ idempotencyKey: req.idempotencyKey }).lean();
+      const existing = await this.postedUnder(req.idempotencyKey);
       if (existing) {
         if (existing.amountMinor !== req.amountMinor || existing.accountId !== accountId) {
           throw new LedgerError('idempotency key reused for a different movement', { key: req.idempotencyKey, existing: { accountId: existing.accountId, amountMinor: existing.amountMinor }, requested: { accountId, amountMinor: req.amountMinor } });
@@ -98,9 +100,15 @@ export class Ledger {
           ...req,
         });
       } catch (err) {
-        if (isDuplicateKey(err)) continue; // lost a race for this seq or this key: look again
-        throw err;
+        if (!isDuplicateKey(err)) throw err;
+        // Lost the race for this seq (look again), or the key's entry exists without its key
+        // document (a writer died between the two inserts): find it the slow way, once.
+        if (await this.models.LedgerEntry.exists({ _id: entryId })) continue;
+        const orphan = await this.models.LedgerEntry.findOne({ idempotencyKey: req.idempotencyKey }).lean();
+        if (orphan) await this.rememberKey(req.idempotencyKey, orphan._id);
+        continue;
       }
+      await this.rememberKey(req.idempotencyKey, entryId);
       await this.advance(account, head.seq, seq, balanceAfterMinor);
       return { entryId, seq, balanceAfterMinor, applied: true };
     }
@@ -153,6 +161,23 @@ export class Ledger {
     return { accounts: accounts.length, entries: entryCount, problems };
   }
 
+  /**
+   * The entry an idempotency key already moved money with, by _id twice (key document, then entry):
+   * the unique index on entries stays the guarantee, this is only the fast way to find the winner.
+   */
+  private async postedUnder(key: string) {
+    const known = await this.models.LedgerKey.findById(key).lean();
+    return known ? this.models.LedgerEntry.findById(known.entryId).lean() : null;
+  }
+
+  private async rememberKey(key: string, entryId: string): Promise<void> {
+    try {
+      await this.models.LedgerKey.create({ _id: key, entryId });
+    } catch (err) {
+      if (!isDuplicateKey(err)) throw err;
+    }
+  }
+
   /** Advances the cached balance over any entries a crashed writer left unapplied. */
   private async catchUp(account: Account): Promise<{ seq: number; balanceMinor: number }> {
     const { accountId } = account;
@@ -161,7 +186,7 @@ export class Ledger {
       let head = { seq: cached?.seq ?? 0, balanceMinor: cached?.balanceMinor ?? 0 };
       const start = head.seq;
       for (;;) {
-        const next = await this.models.LedgerEntry.findOne({ accountId, seq: head.seq + 1 }).lean();
+        const next = await this.models.LedgerEntry.findById(`${accountId}:${head.seq + 1}`).lean();
         if (!next) break;
         head = { seq: next.seq, balanceMinor: next.balanceAfterMinor };
       }

@@ -1,0 +1,49 @@
+import crypto from 'node:crypto';
+import { connectDatabase, type Database } from '../src/db/connection';
+import { Ledger, type PostingRequest } from '../src/ledger/ledger';
+
+/**
+ * The posting path finds what it needs by _id only, and stays exactly-once when a writer died
+ * between the entry (the commit point) and its key document.
+ */
+let db: Database;
+let ledger: Ledger;
+const posting = (key: string, amountMinor = 500): PostingRequest => ({
+  customerId: 'c1', currency: 'USD', mode: 'live', amountMinor, idempotencyKey: key, reason: 'manual',
+});
+
+beforeAll(async () => {
+  db = await connectDatabase(process.env.MONGODB_URI!, `test-ledger-${crypto.randomBytes(3).toString('hex')}`);
+  await db.models.LedgerEntry.init();
+  ledger = new Ledger(db.models);
+});
+afterAll(async () => {
+  await db.connection.dropDatabase().catch(() => {});
+  await db.close();
+});
+
+test('a key document points at its entry; posting again answers from it', async () => {
+  const first = await ledger.post(posting('k1'));
+  expect(first).toMatchObject({ entryId: 'c1:USD:1', seq: 1, balanceAfterMinor: 500, applied: true });
+  expect(await db.models.LedgerKey.findById('k1').lean()).toMatchObject({ entryId: 'c1:USD:1' });
+  expect(await ledger.post(posting('k1'))).toMatchObject({ entryId: 'c1:USD:1', applied: false });
+  await expect(ledger.post(posting('k1', 600))).rejects.toThrow(/idempotency key reused/);
+});
+
+test('an entry whose key document was never written (crash) is still found: no second movement', async () => {
+  await ledger.post(posting('k2', 250));
+  await db.models.LedgerKey.deleteOne({ _id: 'k2' });
+  const again = await ledger.post(posting('k2', 250));
+  expect(again).toMatchObject({ entryId: 'c1:USD:2', applied: false });
+  expect(await db.models.LedgerKey.findById('k2').lean()).toMatchObject({ entryId: 'c1:USD:2' });
+  expect(await db.models.LedgerEntry.countDocuments({ idempotencyKey: 'k2' })).toBe(1);
+  expect((await ledger.balances('c1', 'live'))[0]).toMatchObject({ balanceMinor: 750, seq: 2 });
+});
+
+test('concurrent postings of distinct keys form a gapless chain; of one key, one entry', async () => {
+  const keys = Array.from({ length: 12 }, (_, i) => `par-${i}`);
+  await Promise.all([...keys, ...keys].map((k) => ledger.post(posting(k, 1))));
+  const check = await ledger.check();
+  expect(check.problems).toEqual([]);
+  expect((await ledger.balances('c1', 'live'))[0]).toMatchObject({ balanceMinor: 762, seq: 14 });
+});
