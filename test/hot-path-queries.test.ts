@@ -9,7 +9,11 @@ import { createTestStack, sample, waitFor, withField, type TestStack } from './s
  * cost does not grow with stored history. This records every command the service sends to the
  * message collections while real deliveries go through, then asks the server how it runs each.
  */
-const HOT = ['ipn_messages', 'ipn_outbox', 'ipn_claims'];
+// Intake, dispatch, relay, message load, duplicates; then payment state, customer match, ledger post.
+const HOT = [
+  'ipn_messages', 'ipn_outbox', 'ipn_claims', 'integrations',
+  'payments', 'customers', 'customer_email_claims', 'ledger_entries', 'ledger_keys', 'balances',
+];
 interface Call {
   coll: string;
   method: string;
@@ -73,6 +77,8 @@ test('every query the pipeline sends to the message collections goes by _id, and
   for (const expected of [
     'ipn_outbox.insertOne', 'ipn_messages.insertOne', 'ipn_messages.updateOne', 'ipn_outbox.deleteOne',
     'ipn_outbox.find', 'ipn_messages.findOne', 'ipn_claims.insertOne', 'ipn_claims.findOne',
+    'payments.findOne', 'payments.updateOne', 'customer_email_claims.findOne', 'customers.findOne',
+    'ledger_keys.findOne', 'ledger_entries.findOne', 'ledger_entries.insertOne', 'balances.updateOne',
   ]) expect([expected, seen.has(expected)]).toEqual([expected, true]);
 
   // Every filter is on _id alone: equality, or a range on the small outbox.

@@ -49,7 +49,10 @@ export async function findCustomerForPayer(models: Models, integrationId: string
   }
   if (matchBy.includes('email') && payer.payerEmail) {
     const claim = await models.EmailClaim.findById(payer.payerEmail.toLowerCase()).lean();
-    if (claim && (await models.Customer.exists({ _id: claim.customerId, paypalEmails: claim._id }))) return claim.customerId;
+    // The claim may outlive a crash mid-save: the customer must still list the email (checked here,
+    // not in the filter — by _id alone, a lookup costs the same however many customers there are).
+    const owner = claim ? await models.Customer.findById(claim.customerId, { paypalEmails: 1 }).lean() : null;
+    if (owner?.paypalEmails.includes(claim!._id)) return claim!.customerId;
   }
   return null;
 }
