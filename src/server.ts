@@ -5,6 +5,7 @@ import { loadConfig, type Config } from './config';
 import { connectDatabase, type Database } from './db/connection';
 import { createApp } from './http/app';
 import { IpnDispatcher } from './ipn/dispatcher';
+import { registerBacklogMetrics } from './ipn/backlog';
 import { createLogger, redactUri, type Logger } from './logger';
 import { connectTemporalClient } from './temporal/client';
 
@@ -27,6 +28,7 @@ export async function serveApi(deps: { config: Config; db: Database; client: Cli
     s.once('error', reject);
   });
   dispatcher.start();
+  const unregisterBacklog = registerBacklogMetrics({ models: db.models, client, taskQueue: config.TEMPORAL_TASK_QUEUE });
   const { address, port } = server.address() as AddressInfo;
   const url = `http://${address === '0.0.0.0' || address === '::' ? 'localhost' : address}:${port}`;
   logger.info({ url, mongodb: redactUri(config.MONGODB_URI), temporal: config.TEMPORAL_ADDRESS }, 'API server listening');
@@ -37,6 +39,7 @@ export async function serveApi(deps: { config: Config; db: Database; client: Cli
     async stop() {
       await new Promise((r) => server.close(r));
       await dispatcher.stop();
+      unregisterBacklog();
     },
   };
 }
