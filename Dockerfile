@@ -29,7 +29,7 @@ FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
 # Owned by root, read-only to the process: the app never writes into its own tree
-# (the worker bundles workflow code in memory).
+# (npm run build prebuilt the workflow bundle into dist/, so the worker runs no webpack).
 COPY package.json package-lock.json ./
 COPY --from=prod-deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist

@@ -2,6 +2,7 @@ import { loadConfig } from './config';
 import { connectDatabase } from './db/connection';
 import { createLogger } from './logger';
 import { connectTemporalClient } from './temporal/client';
+import { prebuiltBundle } from './temporal/bundle';
 import { createWorker } from './temporal/worker';
 
 /** Production worker process: runs workflows and activities until SIGINT/SIGTERM. */
@@ -11,7 +12,7 @@ async function main() {
   const db = await connectDatabase(config.MONGODB_URI, config.MONGODB_DB);
   const client = await connectTemporalClient(config);
   const { worker, connection } = await createWorker({ config, db, client, logger });
-  logger.info({ taskQueue: config.TEMPORAL_TASK_QUEUE }, 'worker running');
+  logger.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, workflowBundle: prebuiltBundle() ?? 'bundled at start' }, 'worker running');
   await worker.run(); // the SDK stops it gracefully on SIGINT/SIGTERM
   await connection.close();
   await client.connection.close();

@@ -4,6 +4,7 @@ import { createActivities } from '../../activities';
 import type { Config } from '../config';
 import type { Database } from '../db/connection';
 import type { Logger } from '../logger';
+import { prebuiltBundle } from './bundle';
 import { installTemporalRuntime } from './runtime';
 
 export interface WorkerDeps {
@@ -11,9 +12,13 @@ export interface WorkerDeps {
   db: Database;
   client: Client;
   logger: Logger;
-  /** A prebuilt workflow bundle (tests build one for all files); otherwise bundled at start. */
+  /** A prebuilt workflow bundle (tests build one for all files; `npm run build` one for production). */
   workflowBundlePath?: string;
   interceptors?: WorkerOptions['interceptors'];
+}
+
+function workflowCode(bundlePath: string | undefined): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> {
+  return bundlePath ? { workflowBundle: { codePath: bundlePath } } : { workflowsPath: require.resolve('../../workflows') };
 }
 
 export async function createWorker(deps: WorkerDeps): Promise<{ worker: Worker; connection: NativeConnection }> {
@@ -23,7 +28,7 @@ export async function createWorker(deps: WorkerDeps): Promise<{ worker: Worker; 
     connection,
     namespace: deps.config.TEMPORAL_NAMESPACE,
     taskQueue: deps.config.TEMPORAL_TASK_QUEUE,
-    ...(deps.workflowBundlePath ? { workflowBundle: { codePath: deps.workflowBundlePath } } : { workflowsPath: require.resolve('../../workflows') }),
+    ...workflowCode(deps.workflowBundlePath ?? prebuiltBundle()),
     activities: createActivities({ db: deps.db, client: deps.client, config: deps.config, logger: deps.logger }),
     interceptors: deps.interceptors,
   });
