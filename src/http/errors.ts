@@ -1,4 +1,5 @@
 import type { Middleware } from 'koa';
+import mongoose from 'mongoose';
 import { ZodError } from 'zod';
 import type { Logger } from '../logger';
 import { EmailTakenError } from '../customers/store';
@@ -21,6 +22,10 @@ export function errorHandler(logger: Logger): Middleware {
       } else if (err instanceof ZodError) {
         ctx.status = 400;
         ctx.body = { error: 'invalid request body', issues: err.issues.map((i) => ({ path: i.path.join('.'), message: i.message })) };
+      } else if (err instanceof mongoose.Error.CastError) {
+        // A path or query value of the wrong shape (e.g. a malformed cursor): the caller's mistake.
+        ctx.status = 400;
+        ctx.body = { error: `bad value for ${err.path}: ${JSON.stringify(String(err.value)).slice(0, 80)}` };
       } else if (err instanceof EmailTakenError) {
         ctx.status = 409;
         ctx.body = { error: err.message };

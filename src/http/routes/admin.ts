@@ -2,6 +2,7 @@ import Router from '@koa/router';
 import type { AppDeps } from '../app';
 import { HttpError } from '../errors';
 import { readJson } from '../json-body';
+import { pageOf, sendPage } from '../paginate';
 import { IntegrationIdSchema, IntegrationInputSchema } from '../../domain/integration';
 import { formatMinor } from '../../domain/money';
 import { paymentWorkflowId } from '../../domain/workflow-ids';
@@ -46,7 +47,9 @@ export function adminRoutes(deps: AppDeps): Router {
     ctx.body = withIpnUrl(integration);
   });
   router.get('/integrations', async (ctx) => {
-    ctx.body = (await models.Integration.find().sort({ _id: 1 }).lean()).map((d) => withIpnUrl(toIntegration(d)));
+    const { limit, after } = pageOf(ctx);
+    const rows = await models.Integration.find(after ? { _id: { $gt: after } } : {}).sort({ _id: 1 }).limit(limit + 1).lean();
+    ctx.body = sendPage(ctx, rows, limit).map((d) => withIpnUrl(toIntegration(d)));
   });
 
   router.put('/customers/:id', async (ctx) => {
@@ -81,12 +84,16 @@ export function adminRoutes(deps: AppDeps): Router {
   });
 
   router.get('/held', async (ctx) => {
-    const payments = await models.Payment.find({ needsOperator: true }, { snapshot: 0 }).sort({ updatedAt: 1 }).lean();
-    const parked = await models.IpnMessage.find({ state: 'parked' }, { raw: 0 }).sort({ receivedAt: 1 }).lean();
-    const undispatchable = await models.IpnMessage.find({ state: 'undispatchable' }, { raw: 0 })
-      .sort({ receivedAt: 1 })
-      .lean();
-    ctx.body = { payments, parkedMessages: parked, undispatchableMessages: undispatchable };
+    // Each list is bounded; `truncated` says a list has more than `limit` (work down the oldest first).
+    const { limit } = pageOf(ctx, 500);
+    const [payments, parked, undispatchable] = await Promise.all([
+      models.Payment.find({ needsOperator: true }, { snapshot: 0 }).sort({ updatedAt: 1 }).limit(limit + 1).lean(),
+      models.IpnMessage.find({ state: 'parked' }, { raw: 0 }).sort({ receivedAt: 1 }).limit(limit + 1).lean(),
+      models.IpnMessage.find({ state: 'undispatchable' }, { raw: 0 }).sort({ receivedAt: 1 }).limit(limit + 1).lean(),
+    ]);
+    const lists = { payments, parkedMessages: parked, undispatchableMessages: undispatchable };
+    const truncated = Object.entries(lists).filter(([, rows]) => rows.length > limit).map(([name]) => name);
+    ctx.body = { ...Object.fromEntries(Object.entries(lists).map(([k, rows]) => [k, rows.slice(0, limit)])), truncated };
   });
 
   const findPayment = async (txnId: string, integrationId?: string) => {
@@ -138,7 +145,11 @@ export function adminRoutes(deps: AppDeps): Router {
   router.get('/messages', async (ctx) => {
     const filter: Record<string, unknown> = {};
     for (const key of ['state', 'integrationId', 'txnId'] as const) if (typeof ctx.query[key] === 'string') filter[key] = ctx.query[key];
-    ctx.body = await models.IpnMessage.find(filter, { raw: 0 }).sort({ receivedAt: -1 }).limit(200).lean();
+    // Newest first: `after` is the last (oldest) _id of the previous page.
+    const { limit, after } = pageOf(ctx);
+    if (after) filter._id = { $lt: after };
+    const rows = await models.IpnMessage.find(filter, { raw: 0 }).sort({ _id: -1 }).limit(limit + 1).lean();
+    ctx.body = sendPage(ctx, rows, limit);
   });
   router.get('/messages/:id', async (ctx) => {
     const msg = await models.IpnMessage.findById(ctx.params.id!).lean().catch(() => null);
@@ -162,8 +173,13 @@ export function adminRoutes(deps: AppDeps): Router {
   }
 
   router.get('/audit', async (ctx) => {
-    const filter = typeof ctx.query.txnId === 'string' ? { txnId: ctx.query.txnId } : {};
-    ctx.body = await models.AuditEvent.find(filter).sort({ at: 1 }).limit(500).lean();
+    const { limit, after } = pageOf(ctx, 500);
+    const filter = {
+      ...(typeof ctx.query.txnId === 'string' ? { txnId: ctx.query.txnId } : {}),
+      ...(after ? { _id: { $gt: after } } : {}),
+    };
+    const rows = await models.AuditEvent.find(filter).sort({ _id: 1 }).limit(limit + 1).lean();
+    ctx.body = sendPage(ctx, rows, limit);
   });
   return router;
 }
