@@ -13,7 +13,7 @@ afterAll(() => stack?.close());
 
 async function page(path: string) {
   const res = await fetch(`${stack.baseUrl}${path}`, { headers: { authorization: `Bearer ${stack.adminToken}` } });
-  return { status: res.status, body: await res.json(), next: res.headers.get('x-next-cursor') };
+  return { status: res.status, body: (await res.json()) as any, next: res.headers.get('x-next-cursor') };
 }
 
 test('integrations page by _id with a cursor until the last page', async () => {

@@ -2,6 +2,7 @@ import {
   decidePayment,
   needsPerson,
   nextDeadline,
+  nextWake,
   refusalOf,
   type PaymentEffect,
   type PaymentInput,
@@ -206,6 +207,22 @@ describe('refunds of a payment we never saw', () => {
     state = runAll(world, [ipn(event('payment', 'Completed', 1234))], state).state;
     expect(state).toMatchObject({ phase: 'credited', debitedMinor: 300, attention: [], waiting: [] });
     expect(sumOf(world)).toBe(934);
+  });
+});
+
+describe('when the entity wakes by itself', () => {
+  const now = Date.parse('2026-03-01T00:00:00Z');
+  const base = initialPaymentState('shop', 'P1');
+  const refund = { ...event('refund', 'Refunded', 100), receivedAt: new Date(now - 1000).toISOString() };
+  test.each([
+    ['nothing waiting: closes when idle', base, { afterMs: 60_000, then: 'close' }],
+    ['a person must act: waits as long as it takes', { ...base, attention: ['dispute:X'] }, { afterMs: null, then: 'close' }],
+    // The grace period (1 h) is longer than idle (1 min): the deadline still wins, or no timer would be left.
+    ['a refund waits for its payment: wakes at the deadline', { ...base, waiting: [refund] }, { afterMs: 3_599_000, then: 'tick' }],
+    ['…even while held', { ...base, waiting: [refund], attention: ['x'] }, { afterMs: 3_599_000, then: 'tick' }],
+    ['once shown to a person: waits for them', { ...base, waiting: [refund], attention: ['adjustment_without_payment'] }, { afterMs: null, then: 'close' }],
+  ] as Array<[string, PaymentState, ReturnType<typeof nextWake>]>)('%s', (_what, state, expected) => {
+    expect(nextWake(state, now, 60_000, 3600)).toEqual(expected);
   });
 });
 

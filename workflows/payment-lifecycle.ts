@@ -25,8 +25,7 @@ import {
 } from '../src/domain/operator-actions';
 import {
   decidePayment,
-  needsPerson,
-  nextDeadline,
+  nextWake,
   type FactNeed,
   type PaymentEffect,
   type PaymentFacts,
@@ -95,14 +94,12 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
   const orphanGraceSeconds = input.orphanGraceSeconds ?? DEFAULT_ORPHAN_GRACE_SECONDS;
 
   for (;;) {
-    const deadline = nextDeadline(state, orphanGraceSeconds);
-    const untilDeadline = deadline === null ? null : Math.max(0, deadline - Date.now());
-    const idle = needsPerson(state) ? null : input.idleCloseSeconds * 1000;
-    const wait = untilDeadline === null ? idle : idle === null ? untilDeadline : Math.min(idle, untilDeadline);
-    const woken = wait === null ? (await condition(() => inbox.length > 0), true) : await condition(() => inbox.length > 0, wait);
+    const wake = nextWake(state, Date.now(), input.idleCloseSeconds * 1000, orphanGraceSeconds);
+    const hasInput = () => inbox.length > 0;
+    const woken = wake.afterMs === null ? (await condition(hasInput), true) : await condition(hasInput, wake.afterMs);
     if (!woken) {
-      if (deadline !== null && Date.now() >= deadline) inbox.push({ type: 'tick' });
-      else break; // idle: nothing is waiting
+      if (wake.then === 'close') break; // idle, and nothing waits for a person or a deadline
+      inbox.push({ type: 'tick' });
     }
     while (inbox.length > 0) {
       const decision = await decide(state, inbox.shift()!, orphanGraceSeconds);

@@ -140,6 +140,23 @@ export function nextDeadline(s: PaymentState, orphanGraceSeconds: number): numbe
 }
 
 /**
+ * How long the workflow may wait for input before acting by itself: until a deadline (then a tick),
+ * else until idle (then it closes, its state being in MongoDB) unless a person must act first
+ * (then it waits as long as it takes). A deadline always wins over closing: a closed workflow has
+ * no timer, and the refund waiting for it would never be shown to anyone.
+ */
+export function nextWake(
+  s: PaymentState,
+  nowMs: number,
+  idleMs: number,
+  orphanGraceSeconds: number,
+): { afterMs: number | null; then: 'tick' | 'close' } {
+  const deadline = nextDeadline(s, orphanGraceSeconds);
+  if (deadline !== null) return { afterMs: Math.max(0, deadline - nowMs), then: 'tick' };
+  return needsPerson(s) ? { afterMs: null, then: 'close' } : { afterMs: idleMs, then: 'close' };
+}
+
+/**
  * Why an operator's decision would be refused now, or null when it matches something pending.
  * The admin API asks the same question before signalling, so both paths refuse alike.
  */
