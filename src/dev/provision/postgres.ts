@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import os from 'node:os';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { ProvisioningError } from './errors';
@@ -61,11 +62,8 @@ export function postgresRunAs(passwd = '/etc/passwd'): RunAs | undefined {
   return user;
 }
 
-/**
- * As root, PostgreSQL runs as `user`, who must be able to enter every folder above its binaries and
- * its data; a folder like /root (mode 700) would otherwise fail deep inside initdb or spawn.
- */
-export function assertEnterable(user: RunAs, paths: string[]): void {
+/** The folders above `paths` that `user` cannot enter (with their modes). */
+export function blockedFolders(user: RunAs, paths: string[]): Map<string, number> {
   const blocked = new Map<string, number>();
   for (const p of paths) {
     for (let d = path.resolve(p); d !== path.dirname(d); d = path.dirname(d)) {
@@ -74,11 +72,45 @@ export function assertEnterable(user: RunAs, paths: string[]): void {
       if (!enterable) blocked.set(d, st.mode & 0o777);
     }
   }
+  return blocked;
+}
+
+/**
+ * As root, PostgreSQL runs as `user`, who must be able to enter every folder above its binaries and
+ * its data; a folder like /root (mode 700) would otherwise fail deep inside initdb or spawn.
+ */
+export function assertEnterable(user: RunAs, paths: string[]): void {
+  const blocked = blockedFolders(user, paths);
   if (blocked.size === 0) return;
   const tried = [...blocked].map(([d, mode]) => `${d} (mode ${mode.toString(8)}): user ${user.name} cannot enter it`);
   const advice = `PostgreSQL refuses to run as root, so it runs as ${user.name}: let others enter those folders `;
   const elsewhere = 'or move the project or IPNFLOW_DATA_DIR';
   throw new ProvisioningError(TOOL, tried, `${advice}(chmod o+x), ${elsewhere}, or ${postgresAdvice()}`);
+}
+
+/**
+ * Binaries `user` can run: those in node_modules when reachable, else a copy made once in the
+ * system's temporary folder (a clone under /root, say, is closed to every other user). The copy is
+ * staged and renamed, so concurrent starts never see half of it.
+ */
+export function binariesFor(user: RunAs, bin: PostgresBinaries, tmpRoot = os.tmpdir()): PostgresBinaries {
+  if (blockedFolders(user, [bin.postgres]).size === 0) return bin;
+  const native = path.resolve(path.dirname(bin.postgres), '..');
+  const target = path.join(tmpRoot, `ipnflow-postgres-${bin.version}`);
+  const copied = { initdb: path.join(target, 'bin', 'initdb'), postgres: path.join(target, 'bin', 'postgres'), version: bin.version };
+  if (isExecutable(copied.postgres) && isExecutable(copied.initdb)) return copied;
+  const staging = `${target}.tmp-${process.pid}`;
+  fs.rmSync(staging, { recursive: true, force: true });
+  fs.cpSync(native, staging, { recursive: true });
+  fs.chmodSync(staging, 0o755);
+  try {
+    fs.renameSync(staging, target);
+  } catch (err) {
+    fs.rmSync(staging, { recursive: true, force: true });
+    // Another process finished its copy first: use that one.
+    if (!isExecutable(copied.postgres)) throw err;
+  }
+  return copied;
 }
 
 export function postgresAdvice(): string {

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { ProvisioningError } from '../provision/errors';
 import { resolveMongoBinary, mongoAdvice, type MongoBinary } from '../provision/ferretdb';
 import { startPostgres } from './postgres-server';
+import { blockedFolders, postgresRunAs } from '../provision/postgres';
 import { freePort, startProcess, waitUntil } from './process';
 
 const DbBackend = z.enum(['sqlite', 'postgres']);
@@ -69,10 +70,18 @@ export async function startMongoServer(opts: MongoServerOptions = {}): Promise<M
   }
   const common = [`--state-dir=${dataDir}`, `--listen-addr=127.0.0.1:${port}`, '--debug-addr=-', '--telemetry=disable'];
   common.push('--log-level=warn');
-  if (backend === 'sqlite') {
+  // As root, PostgreSQL runs as another user; a data folder that user cannot reach (a clone under
+  // /root, say) would stop `npm start` cold. SQLite needs no other user: use it, and say so.
+  const pgUser = backend === 'postgres' ? postgresRunAs() : undefined;
+  const pgBlocked = pgUser ? blockedFolders(pgUser, [path.dirname(dataDir)]) : new Map<string, number>();
+  if (backend === 'postgres' && pgBlocked.size > 0) {
+    const where = [...pgBlocked.keys()].join(', ');
+    opts.log?.(`PostgreSQL would run as ${pgUser!.name}, who cannot enter ${where}: using FerretDB on SQLite instead`);
+  }
+  if (backend === 'sqlite' || pgBlocked.size > 0) {
     const args = ['--handler=sqlite', `--sqlite-url=file:${dataDir}/`, ...common];
     const proc = await startAndPing(binary, args, { uri, env, logFile: opts.logFile });
-    return { uri, kind: binary.kind, backend, port, dataDir, stop: () => proc.stop() };
+    return { uri, kind: binary.kind, backend: 'sqlite', port, dataDir, stop: () => proc.stop() };
   }
   // The cluster's own folder: as root, PostgreSQL runs as another user, who must be able to enter dataDir.
   if (process.getuid?.() === 0) fs.chmodSync(dataDir, 0o711);

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import { assertEnterable, postgresRunAs, resolvePostgresBinaries } from '../provision/postgres';
+import { assertEnterable, binariesFor, postgresRunAs, resolvePostgresBinaries } from '../provision/postgres';
 import type { PostgresBinaries, RunAs } from '../provision/postgres';
 import { tail } from '../provision/exec';
 import { freePort, startProcess, waitUntil } from './process';
@@ -25,8 +25,8 @@ export async function startPostgres(opts: {
   logFile?: string;
   log?: (m: string) => void;
 }): Promise<PostgresServer> {
-  const bin = resolvePostgresBinaries();
   const user = postgresRunAs();
+  const bin = user ? binariesFor(user, resolvePostgresBinaries()) : resolvePostgresBinaries();
   if (user) assertEnterable(user, [bin.postgres, opts.clusterDir]);
   if (!fs.existsSync(`${opts.clusterDir}/PG_VERSION`)) {
     opts.log?.(`creating a PostgreSQL ${bin.version.split('-')[0]} cluster in ${opts.clusterDir}...`);
