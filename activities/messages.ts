@@ -1,4 +1,5 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
+import mongoose from 'mongoose';
 import type { ActivityDeps } from '.';
 import type { IpnSummary } from '../src/domain/ipn-summary';
 import type { Integration } from '../src/domain/integration';
@@ -78,9 +79,13 @@ export function createMessageActivities({ db, client, config, logger }: Activity
      * message, field for field. Anything else (a hand-typed signal) moves no money.
      */
     async proveEvent(event: LifecycleEvent): Promise<Proof> {
-      const msg = await IpnMessage.findById(event.messageId, { integrationId: 1, routedEvent: 1 })
-        .lean<{ integrationId: string; routedEvent?: unknown }>()
-        .catch(() => null);
+      // A malformed id (typed by hand) finds nothing; any other error is the store's, retried by Temporal:
+      // a transient failure must never turn a genuine event into an unproven one.
+      if (!mongoose.isValidObjectId(event.messageId)) return { ok: false, reason: 'not a stored message id' };
+      const msg = await IpnMessage.findById(event.messageId, { integrationId: 1, routedEvent: 1 }).lean<{
+        integrationId: string;
+        routedEvent?: unknown;
+      }>();
       if (!msg) return { ok: false, reason: `no stored message ${String(event.messageId).slice(0, 40)}` };
       if (msg.integrationId !== event.integrationId) return { ok: false, reason: 'the message belongs to another integration' };
       if (!msg.routedEvent) return { ok: false, reason: 'the message was never verified and routed' };
