@@ -402,7 +402,7 @@ class Decider {
     const cur = s.fields.status;
     const fromApi = stamp.source !== 'ipn';
     const forward = s.status === null || STATUS_RANK[target] > STATUS_RANK[s.status];
-    const later = stamp.dated && cur !== undefined && stamp.at > cur.at;
+    const later = stamp.dated && cur !== undefined && secs(stamp.at) > secs(cur.at);
     if (!fromApi && s.status !== null && TERMINAL.includes(s.status)) {
       this.note(stamp.source, `${target} after ${s.status}: recorded, not applied`, messageId);
       return;
@@ -421,7 +421,7 @@ class Decider {
 
   private restamp(field: ProfileField, stamp: Stamp): void {
     const cur = this.s.fields[field];
-    if (!cur || stamp.at >= cur.at) this.s.fields[field] = stamp;
+    if (!cur || secs(stamp.at) >= secs(cur.at)) this.s.fields[field] = stamp;
   }
 
   /** Sets an observed field when this word is at least as new as the one it replaces. */
@@ -433,7 +433,7 @@ class Decider {
   ): void {
     const s = this.s;
     const cur = s.fields[field];
-    if (!force && cur && stamp.at < cur.at) return;
+    if (!force && cur && secs(stamp.at) < secs(cur.at)) return;
     s.fields[field] = stamp;
     switch (field) {
       case 'currency':
@@ -892,10 +892,9 @@ class Decider {
       const amt = minor(f.AMT);
       if (amt !== null) this.setField('amountPerCycle', amt, stamp);
     }
-    if (f.NEXTBILLINGDATE !== undefined) {
-      const t = Date.parse(f.NEXTBILLINGDATE);
-      this.setField('nextPaymentDate', Number.isFinite(t) ? new Date(t).toISOString() : null, stamp);
-    }
+    // PayPal leaves NEXTBILLINGDATE out when nothing is scheduled (a suspended or ended profile).
+    const next = Date.parse(f.NEXTBILLINGDATE ?? '');
+    this.setField('nextPaymentDate', Number.isFinite(next) ? new Date(next).toISOString() : null, stamp);
     if (f.FAILEDPAYMENTCOUNT !== undefined && /^\d+$/.test(f.FAILEDPAYMENTCOUNT)) {
       this.setField('failedPaymentCount', Number(f.FAILEDPAYMENTCOUNT), stamp);
     }
@@ -932,6 +931,11 @@ class Decider {
 function summary(st: ProfileState): string {
   const money = (m: number | null) => (m === null || !st.currency ? String(m) : describeMoney(m, st.currency));
   return `status ${st.status ?? '?'}, per cycle ${money(st.amountPerCycleMinor)}, outstanding ${money(st.outstandingMinor)}, next ${st.nextPaymentDate ?? 'N/A'}, failed ${st.failedPaymentCount}`;
+}
+
+/** PayPal's clock has whole seconds: two words in the same second are equally new. */
+function secs(iso: string): string {
+  return iso.slice(0, 19);
 }
 
 function pushHistory(st: ProfileState, entry: ProfileState['history'][number]): void {

@@ -212,6 +212,7 @@ export function statusOfTxnType(txnType: string): ProfileStatus | null {
   switch (txnType) {
     case 'recurring_payment_profile_created':
     case 'subscr_signup':
+    case 'subscr_payment':
       return 'Active';
     case 'recurring_payment_profile_cancel':
     case 'subscr_cancel':
@@ -295,4 +296,9 @@ export function toProfileEvent(
     get('ipn_track_id') ?? '',
   ].join('|');
   return { ...event, dedupeKey };
+}
+
+/** `profile:<integration>:<profileId>`, unambiguous for the same reason as payment ids (see workflow-ids.ts). */
+export function profileWorkflowId(integrationId: string, profileId: string): string {
+  return `profile:${integrationId}:${profileId}`;
 }

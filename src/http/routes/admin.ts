@@ -86,7 +86,10 @@ export function adminRoutes(deps: AppDeps): Router {
     const undispatchable = await models.IpnMessage.find({ state: 'undispatchable' }, { raw: 0 })
       .sort({ receivedAt: 1 })
       .lean();
-    ctx.body = { payments, parkedMessages: parked, undispatchableMessages: undispatchable };
+    const profiles = await models.RecurringProfile.find({ needsOperator: true }, { snapshot: 0 })
+      .sort({ updatedAt: 1 })
+      .lean();
+    ctx.body = { payments, profiles, parkedMessages: parked, undispatchableMessages: undispatchable };
   });
 
   const findPayment = async (txnId: string, integrationId?: string) => {
