@@ -206,6 +206,23 @@ test('a catch-up payment credits mc_gross, not the amount per cycle', async () =
   await deliverIpn(stack, SHOP, paid(id, 'CATCH-TX-1', { mc_gross: '59.90', amount: '29.95' }));
   expect(await profile(id)).toMatchObject({ amountPerCycleMinor: 2995, creditedMinor: 5990 });
   expect(await usd()).toBe(before + 5990);
+  // A refund of that cycle payment reaches the profile that credited it (not an orphaned payment entity).
+  const refund = withFields(fixture('recurring_payment_completed_01'), {
+    recurring_payment_id: id,
+    payer_email: enc('payer@example.com'),
+    txn_id: 'CATCH-REFUND-1',
+    parent_txn_id: 'CATCH-TX-1',
+    payment_status: 'Refunded',
+    mc_gross: '-10.00',
+    mc_fee: '-0.30',
+    reason_code: 'refund',
+    payment_date: at(1),
+  });
+  const refunded = await deliverIpn(stack, SHOP, refund);
+  expect(refunded.state).toBe('applied:Active');
+  expect(await profile(id)).toMatchObject({ creditedMinor: 5990, debitedMinor: 1000, attention: [] });
+  expect(await usd()).toBe(before + 4990);
+  expect(await stack.db.models.Payment.exists({ _id: `${SHOP}:CATCH-TX-1` })).toBeNull();
 });
 
 test('out of order and duplicates: a late profile_created resets nothing; resends change nothing', async () => {
@@ -364,6 +381,18 @@ test('drift: PayPal changed the profile behind our back; a refresh catches it', 
   expect((await profile(id)).history.at(-1).what).toMatch(/^PayPal's view differed: status Active/);
   // Nothing changed since: a second refresh reports no change.
   expect(await act(id, 'refresh')).toMatchObject({ status: 202, body: { detail: 'no change' } });
+  // A bill whose collection fails: PayPal's IPN says so; no money, the balance stays, another bill may follow.
+  stack.sim.nvp.profiles.get(id)!.failNextBill = true;
+  const before = await usd();
+  expect(await act(id, 'bill-outstanding')).toMatchObject({ status: 202, body: { paypal: { ack: 'Success' } } });
+  const p = await waitFor('bill result', async () => {
+    const x = await profile(id);
+    return (
+      x.billQueued === null && x.history.some((h: { what: string }) => /outstanding_payment_failed/.test(h.what)) && x
+    );
+  });
+  expect(p).toMatchObject({ status: 'Suspended', outstandingMinor: 5990, creditedMinor: 0 });
+  expect(await usd()).toBe(before);
 });
 
 test('lists: paginated, filtered by status and customer', async () => {
