@@ -36,6 +36,12 @@ export const ConfigSchema = z.object({
   PAYMENT_IDLE_CLOSE_SECONDS: positiveInt.default(3_600),
   /** A refund or reversal of a payment we never saw credited shows in /admin/held after this long. */
   ORPHAN_ADJUSTMENT_GRACE_SECONDS: positiveInt.default(3 * 24 * 3_600),
+  /** PayPal's sandbox NVP endpoint; tests point it at the simulator. Live calls always go to PayPal's own host. */
+  PAYPAL_SANDBOX_NVP_URL: z.url().default('https://api-3t.sandbox.paypal.com/nvp'),
+  /** How often a recurring profile asks PayPal for its details (GetRecurringPaymentsProfileDetails). */
+  RECURRING_REFRESH_SECONDS: positiveInt.default(24 * 3_600),
+  /** A profile whose outstanding balance exceeds this many cycles' amount is shown to a person. */
+  RECURRING_OUTSTANDING_ALERT_CYCLES: positiveInt.default(3),
   /** Only to choose ALLOW_SANDBOX_INTEGRATIONS' default (the Dockerfile sets production). */
   NODE_ENV: z.string().optional(),
   /**

@@ -147,7 +147,7 @@ describe('money direction', () => {
     expect((await held()).some((p) => p.txnId === 'HARD-NEWTYPE')).toBe(true);
     expect(await entriesOf('HARD-NEWTYPE')).toHaveLength(0);
     // A lifecycle message with no money is still just recorded.
-    const signup = withFields(sample('subscr_signup_01'), {});
+    const signup = withFields(sample('mp_notification_billing_agreement_shift_jis_01'), {});
     expect((await deliverIpn(stack, SHOP, signup)).state).toBe('recorded_no_money');
   });
 });

@@ -70,8 +70,6 @@ describe('payments received: Completed is credited, exactly, in its currency', (
     // Same txn_id as express_checkout_completed_01: another merchant account, so another integration.
     ['express_checkout_completed_eur_02', 'ccvpn', 'c-test-user', 'EUR', 300],
     ['express_checkout_completed_windows1252_01', 'sandbox-seller', 'c-bishan', 'USD', 1000],
-    ['recurring_payment_completed_01', 'research', 'c-david', 'USD', 2995],
-    ['subscr_payment_completed_eur_01', 'ccvpn', 'c-test-user', 'EUR', 900],
   ] as const)('%s on %s credits %s %s %i', async (name, integrationId, customerId, currency, minor) => {
     const raw = sample(name);
     const before = await balanceMinor(stack, customerId, currency);
@@ -85,6 +83,24 @@ describe('payments received: Completed is credited, exactly, in its currency', (
     expect(await balanceMinor(stack, customerId, currency)).toBe(before + minor);
     const payment = await stack.db.models.Payment.findById(`${integrationId}:${msg.txnId}`).lean();
     expect(payment).toMatchObject({ state: 'credited', paymentStatus: 'Completed', customerId, currency, creditedMinor: minor, needsOperator: false });
+    await expectLedgerSound();
+  });
+
+  // A profile's cycle payment is credited by the profile's workflow (it owns its payments and their refunds).
+  test.each([
+    ['recurring_payment_completed_01', 'research', 'I-3RXGL2YU6H4T', 'c-david', 'USD', 2995],
+    ['subscr_payment_completed_eur_01', 'ccvpn', 'I-1S262863X133', 'c-test-user', 'EUR', 900],
+  ] as const)('%s on %s: profile %s credits %s %s %i', async (name, integrationId, profileId, customerId, currency, minor) => {
+    const before = await balanceMinor(stack, customerId, currency);
+    const msg = await deliverIpn(stack, integrationId, sample(name));
+    expect(msg.state).toBe('applied:Active');
+    expect(msg.flags).toEqual([]);
+    const entries = await entriesOf(integrationId, msg.txnId!);
+    expect(entries).toHaveLength(1);
+    expect(entries[0]).toMatchObject({ customerId, currency, amountMinor: minor, reason: 'payment', messageId: String(msg._id) });
+    expect(await balanceMinor(stack, customerId, currency)).toBe(before + minor);
+    const profile = await stack.db.models.RecurringProfile.findById(`${integrationId}:${profileId}`).lean();
+    expect(profile).toMatchObject({ status: 'Active', customerId, needsOperator: false, snapshot: { creditedMinor: minor, currency } });
     await expectLedgerSound();
   });
 
@@ -155,23 +171,26 @@ describe('payments that must not (yet) move money', () => {
     await expectLedgerSound();
   });
 
+  // Profile lifecycle messages go to their profile (state `applied:<profile status>`); the rest are only recorded.
   test.each([
-    ['subscr_signup_01', 'ccvpn', 'windows-1252'],
-    ['subscr_signup_aud_trial_02', 'woo', 'windows-1252'],
-    ['subscr_cancel_01', 'ccvpn', 'windows-1252'],
-    ['recurring_payment_profile_created_01', 'research', 'windows-1252'],
-    ['recurring_payment_profile_created_02', 'angelleye', 'windows-1252'],
-    ['recurring_payment_profile_created_initial_failed_01', 'caelum', 'utf-8'],
-    ['recurring_payment_profile_cancel_brl_01', 'caelum', 'utf-8'],
-    ['recurring_payment_suspended_max_failed_01', 'angelleye', 'windows-1252'],
-    ['recurring_payment_failed_utf8_01', 'paypal-japan', 'utf-8'],
-    ['mp_notification_billing_agreement_shift_jis_01', 'paypal-japan', 'shift_jis'],
-  ] as const)('%s decodes (%s) and is recorded without money', async (name, integrationId, charset) => {
+    ['subscr_signup_01', 'ccvpn', 'windows-1252', 'applied:Active'],
+    // Its receiver is a placeholder ({email}): another account's profile, not applied (status stays unknown).
+    ['subscr_signup_aud_trial_02', 'woo', 'windows-1252', 'applied:unknown'],
+    ['subscr_cancel_01', 'ccvpn', 'windows-1252', 'applied:Cancelled'],
+    ['recurring_payment_profile_created_01', 'research', 'windows-1252', 'applied:Active'],
+    ['recurring_payment_profile_created_02', 'angelleye', 'windows-1252', 'applied:Active'],
+    // Live messages (no test_ipn) on a sandbox integration: flagged, not applied.
+    ['recurring_payment_profile_created_initial_failed_01', 'caelum', 'utf-8', 'applied:unknown'],
+    ['recurring_payment_profile_cancel_brl_01', 'caelum', 'utf-8', 'applied:unknown'],
+    ['recurring_payment_suspended_max_failed_01', 'angelleye', 'windows-1252', 'applied:Suspended'],
+    ['recurring_payment_failed_utf8_01', 'paypal-japan', 'utf-8', 'applied:Active'],
+    ['mp_notification_billing_agreement_shift_jis_01', 'paypal-japan', 'shift_jis', 'recorded_no_money'],
+  ] as const)('%s decodes (%s) and moves no money (%s)', async (name, integrationId, charset, state) => {
     const raw = sample(name);
     const ledgerBefore = await stack.db.models.LedgerEntry.countDocuments({ integrationId });
     const paymentsBefore = await stack.db.models.Payment.countDocuments({ integrationId });
     const msg = await deliverIpn(stack, integrationId, raw);
-    expect(msg).toMatchObject({ state: 'recorded_no_money', charset });
+    expect(msg).toMatchObject({ state, charset });
     expect(msg.decodeError).toBeUndefined();
     expect(typeof msg.txnType).toBe('string');
     expect(Buffer.from(msg.raw.buffer).equals(raw)).toBe(true);

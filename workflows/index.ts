@@ -1,2 +1,3 @@
 export { processIpn } from './process-ipn';
 export { paymentLifecycle } from './payment-lifecycle';
+export { recurringProfile } from './recurring-profile';

@@ -24,6 +24,10 @@ const { loadMessage, recordMessageOutcome, routeToPayment, raiseAlert, audit } =
   startToCloseTimeout: '30s',
   retry: { initialInterval: '200ms', maximumInterval: '30s' },
 });
+const { routeToProfile, profileOwningTxn, routeAdjustmentToProfile } = proxyLocalActivities<Activities>({
+  startToCloseTimeout: '30s',
+  retry: { initialInterval: '200ms', maximumInterval: '30s' },
+});
 
 export const retryVerificationSignal = defineSignal<[OperatorAction]>('retryVerification');
 export const rejectMessageSignal = defineSignal<[OperatorAction]>('rejectMessage');
@@ -124,6 +128,12 @@ export async function processIpn(input: ProcessIpnInput): Promise<MessageOutcome
   switch (route.kind) {
     case 'masspay':
       return finish('masspay_notification', 'money we sent, not a payment received');
+    case 'profile': {
+      const profileWorkflowId = await routeToProfile({ messageId: input.messageId, profileId: route.profileId, flags });
+      const link = `/namespaces/${workflowInfo().namespace}/workflows/${profileWorkflowId}`;
+      setCurrentDetails(`**routed** to recurring profile [${profileWorkflowId}](${link})`);
+      return 'routed';
+    }
     case 'lifecycle':
       return finish('recorded_no_money', route.reason);
     case 'unknown':
@@ -161,7 +171,12 @@ export async function processIpn(input: ProcessIpnInput): Promise<MessageOutcome
   // The event is stored with the message: the payment applies only an event a verified message backs.
   const detail = `${route.kind} of ${route.paymentTxnId}`;
   await recordMessageOutcome({ messageId: input.messageId, outcome: 'routed', detail, flags, routedEvent: event });
-  const workflowId = await routeToPayment({ idleCloseSeconds: input.paymentIdleCloseSeconds, event });
+  // A refund (reversal, dispute) of a recurring profile's cycle payment goes to the profile that credited it.
+  const owner =
+    route.kind === 'payment' ? null : await profileOwningTxn({ integrationId: integration.id, txnId: route.paymentTxnId });
+  const workflowId = owner
+    ? await routeAdjustmentToProfile({ event, profileId: owner })
+    : await routeToPayment({ idleCloseSeconds: input.paymentIdleCloseSeconds, event });
   stage = 'routed';
   setCurrentDetails(`**routed** to [${workflowId}](/namespaces/${workflowInfo().namespace}/workflows/${workflowId}) as ${route.kind}`);
   if (flags.length) upsertSearchAttributes([{ key: FlagsKey, value: [...flags] }]);

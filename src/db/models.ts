@@ -166,6 +166,31 @@ const auditEventSchema = new Schema(
 );
 auditEventSchema.index({ txnId: 1, at: 1 });
 
+/** A recurring profile as its workflow last saved it: `_id` is `<integration>:<profileId>`; flat fields for lists. */
+const recurringProfileSchema = new Schema(
+  {
+    _id: { type: String, required: true },
+    integrationId: { type: String, required: true },
+    profileId: { type: String, required: true },
+    status: String,
+    customerId: String,
+    needsOperator: { type: Boolean, default: false },
+    attention: { type: [String], default: [] },
+    snapshot: Schema.Types.Mixed,
+  },
+  { timestamps: true, versionKey: false },
+);
+recurringProfileSchema.index({ status: 1, _id: 1 });
+recurringProfileSchema.index({ customerId: 1, _id: 1 });
+recurringProfileSchema.index({ needsOperator: 1 });
+recurringProfileSchema.index({ profileId: 1 });
+
+/** Cycle payment `<integration>:<txnId>` → its profile: refunds and reversals of it are routed there, by _id. */
+const profileTxnSchema = new Schema(
+  { _id: { type: String, required: true }, profileId: { type: String, required: true } },
+  { versionKey: false },
+);
+
 export type IntegrationDoc = InferSchemaType<typeof integrationSchema>;
 export type CustomerDoc = InferSchemaType<typeof customerSchema>;
 export type IpnMessageDoc = InferSchemaType<typeof ipnMessageSchema> & { _id: mongoose.Types.ObjectId };
@@ -187,6 +212,8 @@ export function bindModels(conn: Connection) {
     LedgerKey: conn.model('LedgerKey', ledgerKeySchema, 'ledger_keys'),
     Balance: conn.model('Balance', balanceSchema, 'balances'),
     AuditEvent: conn.model('AuditEvent', auditEventSchema, 'audit_events'),
+    RecurringProfile: conn.model('RecurringProfile', recurringProfileSchema, 'recurring_profiles'),
+    ProfileTxn: conn.model('ProfileTxn', profileTxnSchema, 'profile_txns'),
   };
 }
 

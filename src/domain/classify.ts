@@ -1,5 +1,7 @@
 import type { IpnSummary } from './ipn-summary';
 import { PAYMENT_TXN_TYPES } from './ipn-summary';
+import { isIdPart } from './limits';
+import { isProfileTxnType } from './profile';
 
 export const KNOWN_PAYMENT_STATUSES = [
   'Canceled_Reversal', 'Completed', 'Created', 'Denied', 'Expired', 'Failed', 'Pending',
@@ -10,6 +12,7 @@ export type Route =
   | { kind: 'payment' | 'refund' | 'reversal' | 'canceled_reversal'; paymentTxnId: string }
   | { kind: 'dispute'; paymentTxnId: string }
   | { kind: 'masspay' }
+  | { kind: 'profile'; profileId: string }
   | { kind: 'lifecycle'; reason: string }
   | { kind: 'unknown'; reason: string };
 
@@ -20,6 +23,8 @@ export type Route =
  */
 export function classify(s: IpnSummary): Route {
   if (s.txnType === 'masspay') return { kind: 'masspay' };
+  const profile = profileRoute(s);
+  if (profile) return profile;
   if (s.txnType === 'new_case') {
     return s.txnId ? { kind: 'dispute', paymentTxnId: s.txnId } : { kind: 'unknown', reason: 'new_case without txn_id' };
   }
@@ -52,4 +57,17 @@ function carriesMoneyIn(s: IpnSummary): boolean {
   if (s.paymentStatus !== 'Completed' && s.paymentStatus !== 'Pending') return false;
   const gross = s.gross?.trim() ?? '';
   return /^\d+(\.\d+)?$/.test(gross) && /[1-9]/.test(gross);
+}
+
+/**
+ * Recurring-profile and subscription messages belong to their profile, money included: it owns its
+ * cycle payments (their refunds, routed by parent_txn_id, reach it through the payment's claim).
+ */
+function profileRoute(s: IpnSummary): Route | null {
+  const adjustment = ['Refunded', 'Reversed', 'Canceled_Reversal'].includes(s.paymentStatus ?? '');
+  if (!isProfileTxnType(s.txnType) || adjustment) return null;
+  const profileId = s.recurringPaymentId ?? s.subscrId;
+  if (profileId === null) return { kind: 'unknown', reason: `${s.txnType} without recurring_payment_id or subscr_id` };
+  if (!isIdPart(profileId)) return { kind: 'unknown', reason: `${s.txnType}: profile id is not a PayPal id` };
+  return { kind: 'profile', profileId };
 }

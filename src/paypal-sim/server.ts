@@ -6,6 +6,7 @@ import { FaultQueue } from './faults';
 import { HttpError, sendJson, sendText } from './http-util';
 import { handlePostback, VERIFY_PATH } from './postback';
 import { MessageRegistry } from './registry';
+import { NVP_PATH, NvpSimulator } from './nvp';
 import {
   DEFAULT_RESEND_SCHEDULE_MS,
   resolveAttemptTimeouts,
@@ -70,8 +71,14 @@ export async function startPayPalSimulator(opts: PayPalSimulatorOptions = {}): P
       return delivery;
     },
     close: () => close(),
+    nvp: undefined as unknown as NvpSimulator,
+    get nvpUrl() {
+      return `${baseUrl}${NVP_PATH}`;
+    },
   };
 
+  const nvp = new NvpSimulator((args) => sim.sendIpn(args));
+  sim.nvp = nvp;
   const control = createControlApi(sim);
   const postbackCtx = { registry, faults, timers, log, record: (p: PostbackRecord) => postbacks.push(p) };
 
@@ -84,6 +91,10 @@ export async function startPayPalSimulator(opts: PayPalSimulatorOptions = {}): P
     if (path === VERIFY_PATH) {
       if (req.method !== 'POST') throw new HttpError(405, `${req.method} not allowed on ${VERIFY_PATH}: PayPal expects a POST`, { allow: 'POST' });
       await handlePostback(req, res, postbackCtx);
+      return;
+    }
+    if (path === NVP_PATH && req.method === 'POST') {
+      await nvp.handle(req, res);
       return;
     }
     if (path.startsWith('/sim/')) {

@@ -47,6 +47,7 @@ export async function createTestStack(name: string, overrides: Partial<Record<st
     PORT: '3000',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     PAYPAL_SANDBOX_VERIFY_URL: sim.verifyUrl,
+    PAYPAL_SANDBOX_NVP_URL: sim.nvpUrl,
     OUTBOX_RELAY_INTERVAL_MS: '300',
     OUTBOX_RELAY_GRACE_MS: '1000',
     IPN_VERIFY_GIVE_UP_SECONDS: '20',
@@ -148,7 +149,9 @@ export async function waitForMessage(stack: TestStack, integrationId: string, ra
     if (!(state ? msg.state === state : !IN_FLIGHT_STATES.includes(msg.state) && msg.state !== 'parked')) return undefined;
     // A payment's lifecycle records the message's outcome just before it saves its own state.
     const routed = msg.state.startsWith('applied:') || msg.state === 'duplicate';
-    if (routed && !(await stack.db.models.Payment.exists({ 'snapshot.history.messageId': String(msg._id) }))) return undefined;
+    const seen = { 'snapshot.history.messageId': String(msg._id) };
+    const { Payment, RecurringProfile } = stack.db.models;
+    if (routed && !(await Payment.exists(seen)) && !(await RecurringProfile.exists(seen))) return undefined;
     return msg;
   });
 }

@@ -1,0 +1,188 @@
+import { ApplicationFailure } from '@temporalio/activity';
+import type { ActivityDeps } from '.';
+import { checkPayment } from '../src/domain/checks';
+import type { Proof } from '../src/domain/payment-decide';
+import { LifecycleEventSchema, type LifecycleEvent } from '../src/domain/payment-state';
+import {
+  PROFILE_MONEY_TXN_TYPES,
+  ProfileEventSchema,
+  ProfileStateSchema,
+  toProfileEvent,
+  type ProfileEvent,
+  type ProfileState,
+} from '../src/domain/profile';
+import { needsPerson, type NvpCall, type NvpOutcome } from '../src/domain/profile-decide';
+import { decodeIpn } from '../src/ipn/decode';
+import { readIpn } from '../src/ipn/read';
+import { toIntegration } from '../src/integrations/store';
+import { profileStartOptions } from '../src/recurring/start';
+import { callNvp, nvpCredentialNames, nvpCredentialsFromEnv, nvpUrl } from '../src/paypal/nvp-client';
+import { profileAdjustmentSignal, profileIpnSignal, recurringProfile } from '../workflows/recurring-profile';
+
+export function createProfileActivities({ db, client, config, logger }: ActivityDeps) {
+  const { RecurringProfile, ProfileTxn, IpnMessage, Integration } = db.models;
+
+  const start = (integrationId: string, profileId: string) => profileStartOptions(config, integrationId, profileId);
+
+  return {
+    async loadProfileState({
+      integrationId,
+      profileId,
+    }: {
+      integrationId: string;
+      profileId: string;
+    }): Promise<ProfileState | null> {
+      const doc = await RecurringProfile.findById(`${integrationId}:${profileId}`, { snapshot: 1 }).lean();
+      return doc?.snapshot ? ProfileStateSchema.parse(doc.snapshot) : null;
+    },
+
+    async saveProfileState(state: ProfileState): Promise<void> {
+      await RecurringProfile.updateOne(
+        { _id: `${state.integrationId}:${state.profileId}` },
+        {
+          $set: {
+            integrationId: state.integrationId,
+            profileId: state.profileId,
+            status: state.status,
+            customerId: state.customerId,
+            needsOperator: needsPerson(state),
+            attention: [...state.attention, ...state.payments.filter((p) => p.held).map((p) => `${p.txnId}:${p.held}`)],
+            snapshot: state,
+          },
+        },
+        { upsert: true },
+      );
+    },
+
+    /**
+     * Builds the profile event from the stored bytes (verified by processIpn), stores it with the
+     * message (what the profile may apply) and delivers it, starting the profile's workflow if needed.
+     */
+    async routeToProfile({
+      messageId,
+      profileId,
+      flags,
+    }: {
+      messageId: string;
+      profileId: string;
+      flags: string[];
+    }): Promise<string> {
+      const msg = await IpnMessage.findById(messageId).lean();
+      if (!msg) throw ApplicationFailure.nonRetryable(`IPN message ${messageId} not found`, 'MessageNotFound');
+      const integrationDoc = await Integration.findById(msg.integrationId).lean();
+      if (!integrationDoc)
+        throw ApplicationFailure.nonRetryable(`integration ${msg.integrationId} is gone`, 'IntegrationNotFound');
+      const integration = toIntegration(integrationDoc);
+      const raw = Buffer.from(msg.raw.buffer);
+      const { summary } = readIpn(raw);
+      const money = PROFILE_MONEY_TXN_TYPES.includes(summary.txnType ?? '') && summary.txnId !== null;
+      // An outstanding payment is a recurring payment for the integration's type filter.
+      const checked = money
+        ? { ...summary, txnType: summary.txnType === 'subscr_payment' ? 'subscr_payment' : 'recurring_payment' }
+        : summary;
+      const checks = checkPayment(checked, integration, money ? 'payment' : 'dispute');
+      const allFlags = [...new Set([...flags.filter((f) => f === 'unverified'), ...checks.flags])];
+      const event = toProfileEvent(decodeIpn(raw).fields, {
+        messageId,
+        integrationId: integration.id,
+        profileId,
+        receivedAt: msg.receivedAt.toISOString(),
+        flags: allFlags,
+        feePolicy: integration.feePolicy,
+      });
+      await IpnMessage.updateOne(
+        { _id: messageId },
+        {
+          $set: { state: 'routed', outcome: `profile ${profileId}`, routedEvent: event },
+          $addToSet: { flags: { $each: allFlags } },
+        },
+      );
+      const opts = start(integration.id, profileId);
+      await client.workflow.signalWithStart(recurringProfile, {
+        ...opts,
+        signal: profileIpnSignal,
+        signalArgs: [event],
+      });
+      return opts.workflowId;
+    },
+
+    /** The profile that owns a cycle payment (its refunds go there), by _id. */
+    async profileOwningTxn({ integrationId, txnId }: { integrationId: string; txnId: string }): Promise<string | null> {
+      return (await ProfileTxn.findById(`${integrationId}:${txnId}`).lean())?.profileId ?? null;
+    },
+
+    async claimProfileTxn({
+      integrationId,
+      txnId,
+      profileId,
+    }: {
+      integrationId: string;
+      txnId: string;
+      profileId: string;
+    }): Promise<void> {
+      await ProfileTxn.updateOne({ _id: `${integrationId}:${txnId}` }, { $set: { profileId } }, { upsert: true });
+    },
+
+    async routeAdjustmentToProfile({
+      event,
+      profileId,
+    }: {
+      event: LifecycleEvent;
+      profileId: string;
+    }): Promise<string> {
+      const opts = start(event.integrationId, profileId);
+      await client.workflow.signalWithStart(recurringProfile, {
+        ...opts,
+        signal: profileAdjustmentSignal,
+        signalArgs: [event],
+      });
+      return opts.workflowId;
+    },
+
+    /** Whether the stored, verified message says exactly this (a hand-typed signal proves nothing). */
+    async proveProfileEvent(event: ProfileEvent | LifecycleEvent): Promise<Proof> {
+      const msg = await IpnMessage.findById(event.messageId, { integrationId: 1, routedEvent: 1 })
+        .lean<{ integrationId: string; routedEvent?: unknown }>()
+        .catch(() => null);
+      if (!msg) return { ok: false, reason: `no stored message ${String(event.messageId).slice(0, 40)}` };
+      if (msg.integrationId !== event.integrationId)
+        return { ok: false, reason: 'the message belongs to another integration' };
+      const schema = 'profileId' in event ? ProfileEventSchema : LifecycleEventSchema;
+      const stored = schema.safeParse(msg.routedEvent);
+      if (!stored.success || canonicalJson(stored.data) !== canonicalJson(event)) {
+        return { ok: false, reason: 'the event differs from what its verified message says' };
+      }
+      return { ok: true };
+    },
+
+    /**
+     * One PayPal NVP call with the integration's credentials, read here from the environment so
+     * they never enter a workflow's history. PayPal's refusals are answers; transport failures throw.
+     */
+    async callPayPalNvp({ integrationId, call }: { integrationId: string; call: NvpCall }): Promise<NvpOutcome> {
+      const integration = await Integration.findById(integrationId, { mode: 1 }).lean();
+      if (!integration) return { ack: 'Unreachable', message: `integration ${integrationId} is gone` };
+      const creds = nvpCredentialsFromEnv(integrationId, process.env);
+      if (!creds)
+        return {
+          ack: 'Unreachable',
+          message: `no NVP credentials configured (${nvpCredentialNames(integrationId).join(', ')})`,
+        };
+      const url = nvpUrl(integration.mode, config.PAYPAL_SANDBOX_NVP_URL);
+      const answer = await callNvp(url, creds, call);
+      logger.info(
+        { integrationId, method: call.method, profileId: call.params.PROFILEID, ack: answer.ack },
+        'PayPal NVP call',
+      );
+      return answer;
+    },
+  };
+}
+
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b)))
+      : v,
+  );
+}

@@ -1,0 +1,38 @@
+import { z } from 'zod';
+
+/**
+ * What an operator may ask of a recurring profile, from the admin API or the Temporal Web UI. One
+ * schema per action, used by both: the API answers 400 on a bad body, the workflow records and
+ * ignores a bad signal.
+ */
+const text = (max: number) => z.string().trim().min(1).max(max);
+
+export const ProfileActionSchema = z.object({ operator: text(100), note: text(2000) });
+export type ProfileAction = z.infer<typeof ProfileActionSchema>;
+
+/** `amount` is PayPal's AMT: a decimal string in the profile's currency; absent bills the whole balance. */
+export const BillOutstandingActionSchema = ProfileActionSchema.extend({
+  amount: z
+    .string()
+    .trim()
+    .regex(/^\d{1,12}(\.\d{1,2})?$/, 'a positive decimal like "10.00"')
+    .optional(),
+});
+export type BillOutstandingAction = z.infer<typeof BillOutstandingActionSchema>;
+
+export const AssignProfileActionSchema = ProfileActionSchema.extend({ customerId: text(64) });
+export type AssignProfileAction = z.infer<typeof AssignProfileActionSchema>;
+
+/** API path segment → input type and schema. PayPal calls: bill, suspend, reactivate, cancel, refresh. */
+export const PROFILE_OPERATOR_ACTIONS = {
+  'bill-outstanding': { type: 'bill', schema: BillOutstandingActionSchema },
+  suspend: { type: 'suspend', schema: ProfileActionSchema },
+  reactivate: { type: 'reactivate', schema: ProfileActionSchema },
+  cancel: { type: 'cancel', schema: ProfileActionSchema },
+  refresh: { type: 'refresh', schema: ProfileActionSchema },
+  assign: { type: 'assign', schema: AssignProfileActionSchema },
+  approve: { type: 'approve', schema: ProfileActionSchema },
+  acknowledge: { type: 'acknowledge', schema: ProfileActionSchema },
+} as const;
+export type ProfileActionPath = keyof typeof PROFILE_OPERATOR_ACTIONS;
+export type ProfileActionType = (typeof PROFILE_OPERATOR_ACTIONS)[ProfileActionPath]['type'];

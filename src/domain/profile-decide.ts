@@ -1,0 +1,948 @@
+import { describeMoney, formatMinor, isSupportedCurrency, parseAmount } from './money';
+import type { Posting, PostingOutcome, Proof, MessageOutcomeRecord } from './payment-decide';
+import type { LifecycleEvent } from './payment-state';
+import { INFORMATIONAL_FLAGS } from './payment-state';
+import type { AssignProfileAction, BillOutstandingAction, ProfileAction } from './profile-actions';
+import {
+  PROFILE_MONEY_TXN_TYPES,
+  ProfileStatusSchema,
+  statusOfTxnType,
+  type CyclePayment,
+  type FieldSource,
+  type ProfileEvent,
+  type ProfileField,
+  type ProfileState,
+  type ProfileStatus,
+  type Stamp,
+} from './profile';
+
+/**
+ * The rules of one recurring profile's life, as a pure function (the shape of decidePayment):
+ * given the state and one input, what the state becomes and which effects follow. Facts (a
+ * customer match, a ledger posting, PayPal's answer to an NVP call) are asked for by stopping
+ * and re-running with the fact added.
+ *
+ * PayPal's messages about a profile arrive late, twice, out of order and not always of the kind
+ * expected, so each observed field carries a stamp (who said it, as of when) and only a newer
+ * word replaces it; status moves backwards (Suspended → Active) only on a strictly later dated
+ * event or on PayPal's own answer to our API call; Cancelled and Expired are left only by PayPal's
+ * answer. Money moves only on Completed payments, once per PayPal transaction (the ledger key is
+ * the one a payment entity would use for the same txn, so even a misrouted copy cannot credit twice).
+ */
+
+export type OperatorInput =
+  | { type: 'assign'; action: AssignProfileAction }
+  | { type: 'approve' | 'acknowledge'; action: ProfileAction }
+  | { type: 'suspend' | 'reactivate' | 'cancel' | 'refresh'; action: ProfileAction }
+  | { type: 'bill'; action: BillOutstandingAction };
+
+export type ProfileInput =
+  | { type: 'ipn'; event: ProfileEvent }
+  /** A refund, reversal, its cancellation or a dispute of one of this profile's cycle payments. */
+  | { type: 'adjustment'; event: LifecycleEvent }
+  | OperatorInput
+  /** The refresh schedule fired. */
+  | { type: 'scheduled_refresh' }
+  | { type: 'malformed'; signal: string; issues: string };
+
+export interface NvpCall {
+  method: 'BillOutstandingAmount' | 'ManageRecurringPaymentsProfileStatus' | 'GetRecurringPaymentsProfileDetails';
+  params: Record<string, string>;
+}
+/** PayPal's answer (ACK and its first error), or why there was none (transport, missing credentials). */
+export type NvpOutcome =
+  | { ack: 'Success'; fields: Record<string, string> }
+  | { ack: 'Failure'; code: string; shortMessage: string; longMessage: string }
+  | { ack: 'Unreachable'; message: string };
+
+export type ProfileFactNeed =
+  | { fact: 'proof'; event: ProfileEvent }
+  | { fact: 'adjustmentProof'; event: LifecycleEvent }
+  | { fact: 'customerExists'; customerId: string }
+  | { fact: 'customerMatch'; integrationId: string; custom: string | null; payerEmail: string | null }
+  | { fact: 'posting'; posting: Posting }
+  | { fact: 'nvp'; call: NvpCall };
+
+export interface ProfileFacts {
+  proof?: Proof;
+  customerExists?: boolean;
+  customerMatch?: string | null;
+  postings?: Record<string, PostingOutcome>;
+  nvp?: NvpOutcome;
+}
+
+export type ProfileEffect =
+  | { type: 'alert'; kind: string; messageId: string | null; detail: string }
+  | {
+      type: 'audit';
+      actor: string;
+      action: string;
+      reason?: string;
+      customerId?: string;
+      details?: Record<string, unknown>;
+    }
+  /** Cycle payments this profile owns: their refunds and reversals are routed here. */
+  | { type: 'claim_txn'; txnId: string };
+
+/** What an operator's request came to: the API answers with it. */
+export type ActionResult =
+  | { ok: true; detail: string; paypal?: NvpOutcome }
+  | { ok: false; status: 409 | 422 | 502; rule: string; detail: string; paypal?: NvpOutcome };
+
+export type ProfileDecision =
+  | { kind: 'need'; need: ProfileFactNeed; effects: ProfileEffect[] }
+  | {
+      kind: 'done';
+      state: ProfileState;
+      effects: ProfileEffect[];
+      outcome: MessageOutcomeRecord | null;
+      result: ActionResult | null;
+    };
+
+export interface ProfileContext {
+  /** Workflow time, ISO. */
+  now: string;
+  /** Outstanding balance above this many cycles' amount asks a person. */
+  outstandingAlertCycles: number;
+}
+
+const HISTORY_LIMIT = 100;
+const KEYS_LIMIT = 500;
+const PAYMENTS_LIMIT = 100;
+const STATUS_RANK: Record<ProfileStatus, number> = { Pending: 0, Active: 1, Suspended: 2, Cancelled: 3, Expired: 3 };
+const TERMINAL: ProfileStatus[] = ['Cancelled', 'Expired'];
+const DAY_MS = 24 * 3600 * 1000;
+export const ATTENTION = {
+  maxFailed: 'suspended_max_failed_payments',
+  outstanding: 'outstanding_over_threshold',
+  noCustomer: 'no_customer_match',
+} as const;
+
+class NeedFact {
+  constructor(readonly need: ProfileFactNeed) {}
+}
+
+/** Never throws: an unexpected error leaves the state unchanged and asks a person. */
+export function decideProfile(
+  state: ProfileState,
+  input: ProfileInput,
+  facts: ProfileFacts,
+  ctx: ProfileContext,
+): ProfileDecision {
+  const d = new Decider(clone(state), facts, ctx);
+  try {
+    return d.run(input);
+  } catch (err) {
+    if (err instanceof NeedFact) return { kind: 'need', need: err.need, effects: d.effects };
+    const s = clone(state);
+    const messageId = input.type === 'ipn' || input.type === 'adjustment' ? input.event.messageId : null;
+    const detail = `${input.type}: ${err instanceof Error ? err.message : String(err)}`.slice(0, 300);
+    if (!s.attention.includes('internal_error')) s.attention.push('internal_error');
+    pushHistory(s, {
+      at: ctx.now,
+      source: 'workflow',
+      messageId,
+      what: `could not decide (${detail}); waiting for a person`,
+    });
+    return {
+      kind: 'done',
+      state: s,
+      effects: [{ type: 'alert', kind: 'profile_internal_error', messageId, detail: `${s.profileId}: ${detail}` }],
+      outcome: messageId ? { messageId, outcome: 'internal_error', detail, addFlags: ['alert'] } : null,
+      result: 'action' in input ? { ok: false, status: 409, rule: 'internal_error', detail } : null,
+    };
+  }
+}
+
+export function needsPerson(s: ProfileState): boolean {
+  return s.attention.length > 0 || s.payments.some((p) => p.held !== null);
+}
+
+/**
+ * Why PayPal (or our own rules) would refuse this request now, or null. Checked before calling
+ * PayPal so a request PayPal would refuse costs no call; the admin API asks the same question.
+ */
+export function refusalOf(
+  s: ProfileState,
+  input: OperatorInput,
+  now: string,
+): Extract<ActionResult, { ok: false }> | null {
+  const refuse = (status: 409 | 422, rule: string, detail: string) => ({ ok: false as const, status, rule, detail });
+  const st = s.status ?? 'unknown';
+  switch (input.type) {
+    case 'suspend':
+      return s.status === 'Active'
+        ? null
+        : refuse(409, '11557', `only an Active profile can be suspended; ${s.profileId} is ${st}`);
+    case 'reactivate':
+      return s.status === 'Suspended'
+        ? null
+        : refuse(409, '11558', `only a Suspended profile can be reactivated; ${s.profileId} is ${st}`);
+    case 'cancel':
+      return s.status === 'Active' || s.status === 'Suspended' || s.status === 'Cancelled'
+        ? null
+        : refuse(409, '11556', `only an Active or Suspended profile can be cancelled; ${s.profileId} is ${st}`);
+    case 'bill': {
+      if (s.status !== 'Active' && s.status !== 'Suspended') {
+        return refuse(
+          409,
+          'profile_status',
+          `only an Active or Suspended profile can be billed; ${s.profileId} is ${st}`,
+        );
+      }
+      const outstanding = s.outstandingMinor ?? 0;
+      if (outstanding <= 0 || !s.currency)
+        return refuse(409, 'no_outstanding_balance', `${s.profileId} has no outstanding balance`);
+      const amount = billAmount(s, input.action);
+      if (amount === null)
+        return refuse(422, 'amount', `amount ${JSON.stringify(input.action.amount)} is not an amount of ${s.currency}`);
+      if (amount <= 0) return refuse(422, 'amount', 'amount must be greater than zero');
+      if (amount > outstanding) {
+        return refuse(
+          409,
+          '11576',
+          `amount ${describeMoney(amount, s.currency)} exceeds the outstanding ${describeMoney(outstanding, s.currency)}`,
+        );
+      }
+      if (s.billQueued)
+        return refuse(
+          409,
+          '11577',
+          `an outstanding payment billed by ${s.billQueued.operator} at ${s.billQueued.at} is still queued`,
+        );
+      const next = s.nextPaymentDate ? Date.parse(s.nextPaymentDate) : NaN;
+      const untilNext = next - Date.parse(now);
+      if (Number.isFinite(untilNext) && untilNext >= 0 && untilNext < DAY_MS) {
+        return refuse(409, '11578', `a scheduled payment is due at ${s.nextPaymentDate}, within 24 hours`);
+      }
+      return null;
+    }
+    case 'refresh':
+      return null;
+    case 'assign':
+      return s.payments.some((p) => p.creditedMinor > 0)
+        ? refuse(
+            409,
+            'already_credited',
+            `${s.profileId} already credited ${s.customerId}; moving money between customers is not an assignment`,
+          )
+        : null;
+    case 'approve':
+      return s.payments.some((p) => p.held?.startsWith('checks_failed:'))
+        ? null
+        : refuse(409, 'nothing_held', `no payment of ${s.profileId} is held on failed checks`);
+    case 'acknowledge':
+      return s.attention.length > 0
+        ? null
+        : refuse(409, 'nothing_to_acknowledge', `nothing on ${s.profileId} waits for acknowledgement`);
+  }
+}
+
+/** The amount a bill request asks for, in minor units (the whole balance when none is given); null when unreadable. */
+export function billAmount(s: ProfileState, a: BillOutstandingAction): number | null {
+  if (a.amount === undefined) return s.outstandingMinor ?? 0;
+  if (!s.currency || !isSupportedCurrency(s.currency)) return null;
+  try {
+    return parseAmount(a.amount, s.currency);
+  } catch {
+    return null;
+  }
+}
+
+class Decider {
+  readonly effects: ProfileEffect[] = [];
+  private result: ActionResult | null = null;
+
+  constructor(
+    private readonly s: ProfileState,
+    private readonly facts: ProfileFacts,
+    private readonly ctx: ProfileContext,
+  ) {}
+
+  run(input: ProfileInput): ProfileDecision {
+    const outcome = this.apply(input);
+    return { kind: 'done', state: this.s, effects: this.effects, outcome, result: this.result };
+  }
+
+  private apply(input: ProfileInput): MessageOutcomeRecord | null {
+    switch (input.type) {
+      case 'ipn':
+        return this.onIpn(input.event);
+      case 'adjustment':
+        return this.onAdjustment(input.event);
+      case 'malformed':
+        this.note('workflow', `ignored a malformed ${input.signal} signal: ${input.issues}`);
+        this.audit({
+          actor: 'unknown',
+          action: 'malformed_signal',
+          details: { signal: input.signal, issues: input.issues },
+        });
+        this.alert('malformed_signal', null, `${this.s.profileId}: ${input.signal}: ${input.issues}`);
+        return null;
+      case 'scheduled_refresh':
+        this.refresh(null);
+        return null;
+      default:
+        this.onOperator(input);
+        return null;
+    }
+  }
+
+  private need<T>(have: T | undefined, need: ProfileFactNeed): T {
+    if (have === undefined) throw new NeedFact(need);
+    return have;
+  }
+
+  // ---- IPN events ----------------------------------------------------------------------------
+
+  private onIpn(e: ProfileEvent): MessageOutcomeRecord {
+    const s = this.s;
+    if (e.integrationId !== s.integrationId || e.profileId !== s.profileId) {
+      this.attend(`foreign_event:${e.messageId}`);
+      this.note('ipn', `refused an event for ${e.integrationId}/${e.profileId}: not this profile`, e.messageId);
+      this.alert(
+        'profile_foreign_event',
+        e.messageId,
+        `${s.profileId} got an event for ${e.integrationId}/${e.profileId}`,
+      );
+      return {
+        messageId: e.messageId,
+        outcome: 'refused_foreign',
+        detail: 'event for another profile',
+        addFlags: ['alert'],
+      };
+    }
+    const isMoney = PROFILE_MONEY_TXN_TYPES.includes(e.txnType) && e.txnId !== null && e.paymentStatus !== null;
+    const key = isMoney ? `${e.txnId}:${e.paymentStatus}` : `evt:${e.dedupeKey}`;
+    if (s.processedKeys.includes(key)) {
+      this.note('ipn', `duplicate ${e.txnType} (${key.slice(0, 80)}): ignored`, e.messageId);
+      return {
+        messageId: e.messageId,
+        outcome: 'duplicate',
+        detail: `${e.txnType} was already applied`,
+        addFlags: ['duplicate'],
+      };
+    }
+    const proof = this.need(this.facts.proof, { fact: 'proof', event: e });
+    if (!proof.ok) {
+      this.attend(`unproven_event:${e.messageId}`);
+      this.note('ipn', `ignored an event that no verified message backs: ${proof.reason}`, e.messageId);
+      this.alert('profile_unproven_event', e.messageId, `${s.profileId}: ${proof.reason}`);
+      return { messageId: e.messageId, outcome: 'unproven', detail: proof.reason, addFlags: ['alert'] };
+    }
+    s.processedKeys.push(key);
+    if (s.processedKeys.length > KEYS_LIMIT) s.processedKeys.splice(0, s.processedKeys.length - KEYS_LIMIT);
+
+    const blocking = this.blockingFlags(e.flags);
+    if (blocking.length > 0 && !isMoney) {
+      // Another account's profile, or a live message on a sandbox integration: it must not steer ours.
+      this.attend(`checks_failed:${e.messageId}`);
+      this.note('ipn', `${e.txnType} not applied: checks failed (${blocking.join(',')})`, e.messageId);
+      this.alert('profile_event_checks_failed', e.messageId, `${s.profileId}: ${blocking.join(',')}`);
+      return {
+        messageId: e.messageId,
+        outcome: `applied:${s.status ?? 'unknown'}`,
+        detail: `checks failed: ${blocking.join(',')}`,
+      };
+    }
+    if (s.sandbox === null) s.sandbox = e.sandbox;
+    if (s.payerEmail === null) s.payerEmail = e.payerEmail;
+    if (s.custom === null) s.custom = e.custom;
+
+    const stamp: Stamp = { source: 'ipn', at: e.eventAt, dated: e.dated, by: e.messageId };
+    const before = summary(s);
+    const target = e.profileStatus ?? statusOfTxnType(e.txnType);
+    if (target) this.setStatus(target, stamp, e.messageId);
+    if (e.currency) this.setField('currency', e.currency, stamp);
+    if (e.amountPerCycleMinor !== null && e.txnType !== 'recurring_payment_outstanding_payment') {
+      this.setField('amountPerCycle', e.amountPerCycleMinor, stamp);
+    }
+    if (e.outstandingMinor !== null) this.setField('outstanding', e.outstandingMinor, stamp);
+    if (e.txnType.startsWith('recurring_payment') || e.nextPaymentDate !== null)
+      this.setField('nextPaymentDate', e.nextPaymentDate, stamp);
+    if (['recurring_payment_skipped', 'recurring_payment_failed', 'subscr_failed'].includes(e.txnType)) {
+      this.setField('failedPaymentCount', s.failedPaymentCount + 1, stamp, true);
+    }
+    const after = summary(s);
+    this.note(
+      'ipn',
+      `${e.txnType}${e.paymentStatus ? ` ${e.paymentStatus}` : ''}${before === after ? ' (nothing newer)' : `: ${after}`}`,
+      e.messageId,
+    );
+    if (e.initialPaymentStatus === 'Failed')
+      this.alert('profile_initial_payment_failed', e.messageId, `${s.profileId}: initial payment failed`);
+
+    if (e.txnType.startsWith('recurring_payment_outstanding_payment')) s.billQueued = null;
+    if (isMoney) this.onPayment(e);
+    else if (s.customerId === null && !s.attention.includes(ATTENTION.noCustomer)) this.matchOrAttend(e.messageId);
+
+    if (
+      e.txnType === 'recurring_payment_suspended_due_to_max_failed_payment' &&
+      !s.attention.includes(ATTENTION.maxFailed)
+    ) {
+      this.attend(ATTENTION.maxFailed);
+      this.alert(
+        'profile_suspended_max_failed',
+        e.messageId,
+        `${s.profileId} suspended after the maximum failed payments`,
+      );
+    }
+    this.checkOutstanding(e.messageId);
+    return {
+      messageId: e.messageId,
+      outcome: `applied:${s.status ?? 'unknown'}`,
+      detail: s.history.at(-1)?.what ?? '',
+    };
+  }
+
+  /** PayPal's own status moves forward; backwards only on a strictly later dated word, or PayPal's API answer. */
+  private setStatus(target: ProfileStatus, stamp: Stamp, messageId: string | null): void {
+    const s = this.s;
+    if (s.status === target) return this.restamp('status', stamp);
+    const cur = s.fields.status;
+    const fromApi = stamp.source !== 'ipn';
+    const forward = s.status === null || STATUS_RANK[target] > STATUS_RANK[s.status];
+    const later = stamp.dated && cur !== undefined && secs(stamp.at) > secs(cur.at);
+    if (!fromApi && s.status !== null && TERMINAL.includes(s.status)) {
+      this.note(stamp.source, `${target} after ${s.status}: recorded, not applied`, messageId);
+      return;
+    }
+    if (!fromApi && !forward && !later) {
+      this.note(
+        stamp.source,
+        `${target} is older than ${s.status} (as of ${cur?.at ?? '?'}): recorded, not applied`,
+        messageId,
+      );
+      return;
+    }
+    s.status = target;
+    s.fields.status = stamp;
+  }
+
+  private restamp(field: ProfileField, stamp: Stamp): void {
+    const cur = this.s.fields[field];
+    if (!cur || secs(stamp.at) >= secs(cur.at)) this.s.fields[field] = stamp;
+  }
+
+  /** Sets an observed field when this word is at least as new as the one it replaces. */
+  private setField(
+    field: Exclude<ProfileField, 'status' | 'customerId'>,
+    value: unknown,
+    stamp: Stamp,
+    force = false,
+  ): void {
+    const s = this.s;
+    const cur = s.fields[field];
+    if (!force && cur && secs(stamp.at) < secs(cur.at)) return;
+    s.fields[field] = stamp;
+    switch (field) {
+      case 'currency':
+        s.currency = value as string;
+        return;
+      case 'amountPerCycle':
+        s.amountPerCycleMinor = value as number;
+        return;
+      case 'outstanding':
+        s.outstandingMinor = value as number;
+        return;
+      case 'nextPaymentDate':
+        s.nextPaymentDate = value as string | null;
+        return;
+      case 'failedPaymentCount':
+        s.failedPaymentCount = value as number;
+        return;
+    }
+  }
+
+  private checkOutstanding(messageId: string | null): void {
+    const s = this.s;
+    const { outstandingMinor: out, amountPerCycleMinor: cycle } = s;
+    if (out === null || cycle === null || cycle <= 0 || !s.currency) return;
+    if (out > cycle * this.ctx.outstandingAlertCycles && !s.attention.includes(ATTENTION.outstanding)) {
+      this.attend(ATTENTION.outstanding);
+      const detail = `${s.profileId}: outstanding ${describeMoney(out, s.currency)} is over ${this.ctx.outstandingAlertCycles} cycles`;
+      this.alert('profile_outstanding_over_threshold', messageId, detail);
+    }
+  }
+
+  // ---- money ---------------------------------------------------------------------------------
+
+  private onPayment(e: ProfileEvent): void {
+    const s = this.s;
+    let p = s.payments.find((x) => x.txnId === e.txnId);
+    if (p?.paymentStatus === 'Completed') {
+      this.note('ipn', `${e.txnId} ${e.paymentStatus} after Completed: recorded`, e.messageId);
+      return;
+    }
+    const fresh: CyclePayment = {
+      txnId: e.txnId!,
+      txnType: e.txnType,
+      paymentStatus: e.paymentStatus!,
+      messageId: e.messageId,
+      currency: e.currency,
+      grossMinor: e.grossMinor,
+      creditMinor: e.creditMinor,
+      flags: e.flags,
+      sandbox: e.sandbox,
+      at: e.eventAt,
+      creditedMinor: 0,
+      debitedMinor: 0,
+      held: null,
+    };
+    if (p) Object.assign(p, fresh);
+    else {
+      p = fresh;
+      s.payments.push(p);
+      if (s.payments.length > PAYMENTS_LIMIT) s.payments.splice(0, s.payments.length - PAYMENTS_LIMIT);
+    }
+    if (e.paymentStatus !== 'Completed') return;
+    // A payment on time clears the failures before it (PayPal counts consecutive failures).
+    const failed = s.fields.failedPaymentCount;
+    if (!failed || e.eventAt >= failed.at)
+      this.setField('failedPaymentCount', 0, { source: 'ipn', at: e.eventAt, dated: e.dated, by: e.messageId });
+    this.effects.push({ type: 'claim_txn', txnId: p.txnId });
+    this.credit(p, null);
+  }
+
+  private blockingFlags(flags: string[]): string[] {
+    return flags.filter((f) => !INFORMATIONAL_FLAGS.includes(f) && !this.s.approvedFlags.includes(f));
+  }
+
+  /** Credits a Completed payment once (mc_gross, not the profile's amount: a catch-up carries more). */
+  private credit(p: CyclePayment, by: ProfileAction | null): void {
+    const s = this.s;
+    const blocking = this.blockingFlags(p.flags);
+    if (blocking.length > 0) return this.hold(p, `checks_failed:${blocking.join(',')}`);
+    if (p.creditMinor === null || p.creditMinor <= 0 || !p.currency || !isSupportedCurrency(p.currency))
+      return this.hold(p, 'amount_unusable');
+    const customerId = s.customerId ?? this.match();
+    if (!customerId) {
+      this.attend(ATTENTION.noCustomer);
+      return this.hold(p, 'no_customer_match');
+    }
+    const posted = this.post({
+      customerId,
+      currency: p.currency,
+      amountMinor: p.creditMinor,
+      idempotencyKey: `credit:${s.integrationId}:${p.txnId}`,
+      reason: 'payment',
+      mode: p.sandbox ? 'sandbox' : 'live',
+      integrationId: s.integrationId,
+      txnId: p.txnId,
+      messageId: p.messageId,
+      ...(by ? { operator: by.operator, note: by.note } : {}),
+    });
+    if (!posted.ok) {
+      this.note('workflow', `the ledger refused crediting ${p.txnId}: ${posted.reason.slice(0, 300)}`, p.messageId);
+      return this.hold(p, 'ledger_conflict');
+    }
+    if (s.customerId === null) {
+      s.customerId = customerId;
+      s.fields.customerId = { source: 'ipn', at: this.ctx.now, dated: false, by: p.messageId };
+    }
+    p.creditedMinor = p.creditMinor;
+    p.held = null;
+    s.creditedMinor += p.creditMinor;
+    this.note(
+      'workflow',
+      `credited ${describeMoney(p.creditMinor, p.currency)} (${p.txnId}) to ${customerId}`,
+      p.messageId,
+    );
+  }
+
+  private post(posting: Posting): PostingOutcome {
+    return this.need(this.facts.postings?.[posting.idempotencyKey], { fact: 'posting', posting });
+  }
+
+  private match(): string | null {
+    const s = this.s;
+    return this.need(this.facts.customerMatch, {
+      fact: 'customerMatch',
+      integrationId: s.integrationId,
+      custom: s.custom,
+      payerEmail: s.payerEmail,
+    });
+  }
+
+  private matchOrAttend(messageId: string): void {
+    const found = this.match();
+    const s = this.s;
+    if (found) {
+      s.customerId = found;
+      s.fields.customerId = { source: 'ipn', at: this.ctx.now, dated: false, by: messageId };
+      return;
+    }
+    this.attend(ATTENTION.noCustomer);
+    this.note('workflow', 'no customer matches the payer: held for an operator to assign one', messageId);
+    this.alert('profile_held', messageId, `${s.profileId}: no customer matches`);
+  }
+
+  private hold(p: CyclePayment, reason: string): void {
+    if (p.held === reason) return;
+    p.held = reason;
+    this.note('workflow', `${p.txnId} held: ${reason}`, p.messageId);
+    this.alert('profile_payment_held', p.messageId, `${this.s.profileId}/${p.txnId}: ${reason}`);
+  }
+
+  private releaseHeld(by: ProfileAction): void {
+    for (const p of this.s.payments) if (p.held !== null && p.paymentStatus === 'Completed') this.credit(p, by);
+  }
+
+  // ---- refunds, reversals and disputes of cycle payments -------------------------------------
+
+  private onAdjustment(e: LifecycleEvent): MessageOutcomeRecord {
+    const s = this.s;
+    const p = s.payments.find((x) => x.txnId === e.paymentTxnId);
+    const key = e.kind === 'dispute' ? `case:${e.caseId ?? e.messageId}` : `${e.txnId}:${e.paymentStatus}`;
+    if (e.integrationId !== s.integrationId || !p) {
+      this.attend(`foreign_event:${e.messageId}`);
+      this.alert(
+        'profile_foreign_event',
+        e.messageId,
+        `${s.profileId} got a ${e.kind} of ${e.paymentTxnId}, not one of its payments`,
+      );
+      return {
+        messageId: e.messageId,
+        outcome: 'refused_foreign',
+        detail: 'not a payment of this profile',
+        addFlags: ['alert'],
+      };
+    }
+    if (s.processedKeys.includes(key)) {
+      return {
+        messageId: e.messageId,
+        outcome: 'duplicate',
+        detail: `${key} was already applied`,
+        addFlags: ['duplicate'],
+      };
+    }
+    const proof = this.need(this.facts.proof, { fact: 'adjustmentProof', event: e });
+    if (!proof.ok) {
+      this.attend(`unproven_event:${e.messageId}`);
+      this.alert('profile_unproven_event', e.messageId, `${s.profileId}: ${proof.reason}`);
+      return { messageId: e.messageId, outcome: 'unproven', detail: proof.reason, addFlags: ['alert'] };
+    }
+    s.processedKeys.push(key);
+    const attendAdjustment = (why: string) => {
+      this.attend(`${e.kind}:${e.txnId}`);
+      this.note('ipn', `${e.kind} ${e.txnId} of ${p.txnId} needs a person: ${why}`, e.messageId);
+      this.alert('profile_adjustment_held', e.messageId, `${s.profileId}/${p.txnId}: ${why}`);
+    };
+    if (e.kind === 'dispute') attendAdjustment(`dispute ${e.caseId ?? ''} opened`);
+    else if (p.creditedMinor <= 0) attendAdjustment('the payment was never credited');
+    else if (this.blockingFlags(e.flags).length > 0 || e.creditMinor === null || e.currency !== p.currency) {
+      attendAdjustment('checks failed or another currency');
+    } else if (e.kind === 'canceled_reversal') {
+      const amount = Math.min(e.creditMinor, p.debitedMinor);
+      if (amount > 0 && this.postAdjustment(e, p, amount)) {
+        p.debitedMinor -= amount;
+        s.debitedMinor -= amount;
+      }
+    } else {
+      const remaining = p.creditedMinor - p.debitedMinor;
+      if (e.creditMinor > remaining)
+        attendAdjustment(`${describeMoney(e.creditMinor, p.currency!)} exceeds what remains`);
+      else if (this.postAdjustment(e, p, -e.creditMinor)) {
+        p.debitedMinor += e.creditMinor;
+        s.debitedMinor += e.creditMinor;
+      }
+    }
+    return {
+      messageId: e.messageId,
+      outcome: `applied:${s.status ?? 'unknown'}`,
+      detail: s.history.at(-1)?.what ?? '',
+    };
+  }
+
+  private postAdjustment(e: LifecycleEvent, p: CyclePayment, amountMinor: number): boolean {
+    const s = this.s;
+    const reason = e.kind === 'canceled_reversal' ? 'canceled_reversal' : e.kind === 'reversal' ? 'reversal' : 'refund';
+    const posted = this.post({
+      customerId: s.customerId!,
+      currency: p.currency!,
+      amountMinor,
+      idempotencyKey: `${e.kind}:${s.integrationId}:${e.txnId}:${e.paymentStatus}`,
+      reason,
+      mode: p.sandbox ? 'sandbox' : 'live',
+      integrationId: s.integrationId,
+      txnId: e.txnId,
+      parentTxnId: p.txnId,
+      messageId: e.messageId,
+    });
+    if (!posted.ok) {
+      this.attend(`ledger_conflict:${e.txnId}`);
+      this.alert('profile_adjustment_held', e.messageId, `${s.profileId}/${e.txnId}: ${posted.reason.slice(0, 200)}`);
+      return false;
+    }
+    this.note('ipn', `${e.kind} ${e.txnId} of ${p.txnId}: ${describeMoney(amountMinor, p.currency!)}`, e.messageId);
+    return true;
+  }
+
+  // ---- operators and PayPal's API ------------------------------------------------------------
+
+  private onOperator(input: OperatorInput): void {
+    const s = this.s;
+    const a = input.action;
+    const refusal = refusalOf(s, input, this.ctx.now);
+    const auditAction = `profile_${input.type}`;
+    if (refusal) {
+      this.result = refusal;
+      this.note('operator', `${a.operator} asked to ${input.type}: refused (${refusal.rule}) ${refusal.detail}`);
+      this.audit({
+        actor: a.operator,
+        action: `${auditAction}_refused`,
+        reason: a.note,
+        details: { rule: refusal.rule, refused: refusal.detail },
+      });
+      return;
+    }
+    switch (input.type) {
+      case 'assign': {
+        const exists = this.need(this.facts.customerExists, {
+          fact: 'customerExists',
+          customerId: input.action.customerId,
+        });
+        if (!exists) {
+          this.result = {
+            ok: false,
+            status: 422,
+            rule: 'no_such_customer',
+            detail: `no customer ${input.action.customerId}`,
+          };
+          this.audit({
+            actor: a.operator,
+            action: 'profile_assign_refused',
+            reason: a.note,
+            details: { refused: 'no such customer' },
+          });
+          return;
+        }
+        this.audit({
+          actor: a.operator,
+          action: 'profile_assign',
+          reason: a.note,
+          customerId: input.action.customerId,
+        });
+        s.customerId = input.action.customerId;
+        s.fields.customerId = { source: 'api', at: this.ctx.now, dated: false, by: a.operator };
+        s.attention = s.attention.filter((x) => x !== ATTENTION.noCustomer);
+        this.note('operator', `${a.operator} assigned customer ${s.customerId}: ${a.note}`);
+        this.releaseHeld(a);
+        this.result = { ok: true, detail: `assigned to ${s.customerId}` };
+        return;
+      }
+      case 'approve': {
+        this.audit({
+          actor: a.operator,
+          action: 'profile_approve',
+          reason: a.note,
+          customerId: s.customerId ?? undefined,
+        });
+        for (const p of s.payments) if (p.held?.startsWith('checks_failed:')) s.approvedFlags.push(...p.flags);
+        this.note('operator', `${a.operator} approved held payments: ${a.note}`);
+        this.releaseHeld(a);
+        this.result = { ok: true, detail: 'approved' };
+        return;
+      }
+      case 'acknowledge':
+        this.audit({
+          actor: a.operator,
+          action: 'profile_acknowledge',
+          reason: a.note,
+          details: { attention: s.attention },
+        });
+        this.note('operator', `${a.operator} acknowledged ${s.attention.join(', ')}: ${a.note}`);
+        // No customer stays a matter until one is assigned: acknowledging it would hide held money.
+        s.attention = s.attention.filter((x) => x === ATTENTION.noCustomer && s.customerId === null);
+        this.result = { ok: true, detail: 'acknowledged' };
+        return;
+      case 'refresh':
+        this.refresh(a);
+        return;
+      case 'cancel':
+        if (s.status === 'Cancelled') {
+          this.result = { ok: true, detail: `${s.profileId} is already cancelled` };
+          this.note('operator', `${a.operator} asked to cancel: already cancelled, nothing to do`);
+          this.audit({
+            actor: a.operator,
+            action: auditAction,
+            reason: a.note,
+            details: { result: 'already cancelled' },
+          });
+          return;
+        }
+        return this.manage(input.type, 'Cancel', 'Cancelled', a);
+      case 'suspend':
+        return this.manage(input.type, 'Suspend', 'Suspended', a);
+      case 'reactivate':
+        return this.manage(input.type, 'Reactivate', 'Active', a);
+      case 'bill':
+        return this.bill(input.action);
+    }
+  }
+
+  private callPayPal(call: NvpCall): NvpOutcome {
+    return this.need(this.facts.nvp, { fact: 'nvp', call });
+  }
+
+  /** Records who asked what and what PayPal said; false (with the result set) unless PayPal said Success. */
+  private answered(
+    type: string,
+    a: ProfileAction,
+    call: NvpCall,
+    answer: NvpOutcome,
+  ): answer is Extract<NvpOutcome, { ack: 'Success' }> {
+    const shown =
+      answer.ack === 'Success'
+        ? 'Success'
+        : answer.ack === 'Failure'
+          ? `Failure ${answer.code} ${answer.longMessage}`
+          : `no answer: ${answer.message}`;
+    this.audit({
+      actor: a.operator,
+      action: `profile_${type}`,
+      reason: a.note,
+      customerId: this.s.customerId ?? undefined,
+      details: { call: { method: call.method, params: call.params }, paypal: answer },
+    });
+    this.note('api', `${a.operator} asked to ${type} (${a.note}): PayPal answered ${shown}`);
+    if (answer.ack === 'Success') return true;
+    this.result =
+      answer.ack === 'Failure'
+        ? {
+            ok: false,
+            status: 409,
+            rule: answer.code,
+            detail: `PayPal refused: ${answer.code} ${answer.shortMessage}: ${answer.longMessage}`,
+            paypal: answer,
+          }
+        : { ok: false, status: 502, rule: 'paypal_unreachable', detail: answer.message, paypal: answer };
+    return false;
+  }
+
+  private manage(type: 'cancel' | 'suspend' | 'reactivate', action: string, to: ProfileStatus, a: ProfileAction): void {
+    const call: NvpCall = {
+      method: 'ManageRecurringPaymentsProfileStatus',
+      params: { PROFILEID: this.s.profileId, ACTION: action, NOTE: a.note },
+    };
+    const answer = this.callPayPal(call);
+    if (!this.answered(type, a, call, answer)) {
+      // PayPal's 11556 on a cancel means it is cancelled there already: that is what was asked.
+      if (type === 'cancel' && answer.ack === 'Failure' && answer.code === '11556') {
+        this.note('api', 'PayPal says the profile cannot be cancelled: refresh to learn its status');
+      }
+      return;
+    }
+    // No IPN follows an API change: PayPal's answer is the confirmation.
+    this.setStatus(to, { source: 'api', at: this.ctx.now, dated: true, by: a.operator }, null);
+    if (type === 'reactivate') this.s.attention = this.s.attention.filter((x) => x !== ATTENTION.maxFailed);
+    this.result = { ok: true, detail: `${this.s.profileId} is ${to}`, paypal: answer };
+  }
+
+  private bill(a: BillOutstandingAction): void {
+    const st = this.s;
+    const amount = billAmount(st, a)!;
+    const params: Record<string, string> = { PROFILEID: st.profileId, NOTE: a.note };
+    if (a.amount !== undefined) params.AMT = formatMinor(amount, st.currency!);
+    const call: NvpCall = { method: 'BillOutstandingAmount', params };
+    const answer = this.callPayPal(call);
+    if (!this.answered('bill', a, call, answer)) return;
+    // The money arrives (or fails) by IPN; until then PayPal refuses another bill.
+    st.billQueued = { amountMinor: amount, at: this.ctx.now, operator: a.operator };
+    this.result = {
+      ok: true,
+      detail: `billing ${describeMoney(amount, st.currency!)}; the result arrives by IPN`,
+      paypal: answer,
+    };
+  }
+
+  /** PayPal's current view of the profile replaces ours field by field; what changed is recorded as drift. */
+  private refresh(a: ProfileAction | null): void {
+    const st = this.s;
+    const call: NvpCall = { method: 'GetRecurringPaymentsProfileDetails', params: { PROFILEID: st.profileId } };
+    const answer = this.callPayPal(call);
+    const who = a ?? { operator: 'schedule', note: 'scheduled refresh' };
+    st.lastRefreshAt = this.ctx.now;
+    if (!this.answered('refresh', who, call, answer)) {
+      if (!a)
+        this.alert(
+          'profile_refresh_failed',
+          null,
+          `${st.profileId}: ${this.result?.ok === false ? this.result.detail : ''}`,
+        );
+      return;
+    }
+    const f = answer.fields;
+    const stamp: Stamp = { source: 'refresh', at: this.ctx.now, dated: true, by: who.operator };
+    const before = summary(st);
+    const status = ProfileStatusSchema.safeParse(f.STATUS);
+    if (status.success) this.setStatus(status.data, stamp, null);
+    const currency = f.CURRENCYCODE ?? st.currency;
+    if (currency && isSupportedCurrency(currency)) {
+      this.setField('currency', currency, stamp);
+      const minor = (v: string | undefined) => {
+        try {
+          return v === undefined ? null : parseAmount(v, currency);
+        } catch {
+          return null;
+        }
+      };
+      const out = minor(f.OUTSTANDINGBALANCE);
+      if (out !== null) this.setField('outstanding', out, stamp);
+      const amt = minor(f.AMT);
+      if (amt !== null) this.setField('amountPerCycle', amt, stamp);
+    }
+    // PayPal leaves NEXTBILLINGDATE out when nothing is scheduled (a suspended or ended profile).
+    const next = Date.parse(f.NEXTBILLINGDATE ?? '');
+    this.setField('nextPaymentDate', Number.isFinite(next) ? new Date(next).toISOString() : null, stamp);
+    if (f.FAILEDPAYMENTCOUNT !== undefined && /^\d+$/.test(f.FAILEDPAYMENTCOUNT)) {
+      this.setField('failedPaymentCount', Number(f.FAILEDPAYMENTCOUNT), stamp);
+    }
+    // PayPal no longer shows a queued bill once it ran: its IPN tells us the result.
+    const after = summary(st);
+    if (before !== after) {
+      this.note('refresh', `PayPal's view differed: ${before} → ${after}`);
+      this.alert('profile_drift', null, `${st.profileId}: ${before} → ${after}`);
+    }
+    this.checkOutstanding(null);
+    this.result = { ok: true, detail: before === after ? 'no change' : `updated: ${after}`, paypal: answer };
+  }
+
+  // ---- bookkeeping ---------------------------------------------------------------------------
+
+  private attend(matter: string): void {
+    if (!this.s.attention.includes(matter)) this.s.attention.push(matter);
+  }
+
+  private note(source: FieldSource | 'operator' | 'workflow', what: string, messageId: string | null = null): void {
+    pushHistory(this.s, { at: this.ctx.now, source, messageId, what });
+  }
+
+  private alert(kind: string, messageId: string | null, detail: string): void {
+    this.effects.push({ type: 'alert', kind, messageId, detail });
+  }
+
+  private audit(a: Omit<Extract<ProfileEffect, { type: 'audit' }>, 'type'>): void {
+    this.effects.push({ type: 'audit', ...a });
+  }
+}
+
+/** The observed fields in one line, for history and drift notes. */
+function summary(st: ProfileState): string {
+  const money = (m: number | null) => (m === null || !st.currency ? String(m) : describeMoney(m, st.currency));
+  return `status ${st.status ?? '?'}, per cycle ${money(st.amountPerCycleMinor)}, outstanding ${money(st.outstandingMinor)}, next ${st.nextPaymentDate ?? 'N/A'}, failed ${st.failedPaymentCount}`;
+}
+
+/** PayPal's clock has whole seconds: two words in the same second are equally new. */
+function secs(iso: string): string {
+  return iso.slice(0, 19);
+}
+
+function pushHistory(st: ProfileState, entry: ProfileState['history'][number]): void {
+  st.history.push(entry);
+  if (st.history.length > HISTORY_LIMIT) st.history.splice(0, st.history.length - HISTORY_LIMIT);
+}
+
+function clone<T>(value: T): T {
+  return JSON.parse(JSON.stringify(value)) as T;
+}

@@ -1,0 +1,276 @@
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancelledFailure,
+  TemporalFailure,
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  defineQuery,
+  defineSignal,
+  defineUpdate,
+  proxyActivities,
+  proxyLocalActivities,
+  setCurrentDetails,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { z } from 'zod';
+import type { Activities } from '../activities';
+import { CustomerIdKey, FlagsKey, PaymentStatusKey } from '../src/domain/contracts';
+import { describeMoney } from '../src/domain/money';
+import { describeIssues } from '../src/domain/operator-actions';
+import { LifecycleEventSchema, type LifecycleEvent } from '../src/domain/payment-state';
+import { initialProfileState, ProfileEventSchema, type ProfileEvent, type ProfileState } from '../src/domain/profile';
+import { PROFILE_OPERATOR_ACTIONS, type ProfileActionPath } from '../src/domain/profile-actions';
+import {
+  decideProfile,
+  needsPerson,
+  type ActionResult,
+  type OperatorInput,
+  type ProfileEffect,
+  type ProfileFactNeed,
+  type ProfileFacts,
+  type ProfileInput,
+} from '../src/domain/profile-decide';
+
+// Bookkeeping as local activities, as for payments; PayPal's API is a regular activity (slow, external).
+const act = proxyLocalActivities<Activities>({
+  startToCloseTimeout: '20s',
+  retry: { initialInterval: '200ms', maximumInterval: '30s' },
+});
+// A few tries only: an operator waits on the answer, and a repeated call is safe (PayPal refuses a
+// second bill as 11577 and a status change to the status it has).
+const paypal = proxyActivities<Activities>({
+  startToCloseTimeout: '45s',
+  retry: { initialInterval: '1s', maximumAttempts: 3 },
+});
+
+export interface RecurringProfileInput {
+  integrationId: string;
+  profileId: string;
+  refreshSeconds: number;
+  outstandingAlertCycles: number;
+  /** A cancelled or expired profile with nothing for a person closes after this long idle. */
+  idleCloseSeconds: number;
+}
+
+export const profileIpnSignal = defineSignal<[ProfileEvent]>('profileIpn');
+export const profileAdjustmentSignal = defineSignal<[LifecycleEvent]>('profileAdjustment');
+export const profileStateQuery = defineQuery<ProfileState>('state');
+/** The admin API's way in: the same input as the signals, answered with what came of it. */
+export const profileActionUpdate = defineUpdate<ActionResult, [{ action: ProfileActionPath; body: unknown }]>(
+  'operatorAction',
+);
+
+/** One signal per operator action, for people using the Temporal Web UI. */
+export const PROFILE_ACTION_SIGNALS = {
+  'bill-outstanding': defineSignal<[unknown]>('billOutstanding'),
+  suspend: defineSignal<[unknown]>('suspend'),
+  reactivate: defineSignal<[unknown]>('reactivate'),
+  cancel: defineSignal<[unknown]>('cancel'),
+  refresh: defineSignal<[unknown]>('refresh'),
+  assign: defineSignal<[unknown]>('assignCustomer'),
+  approve: defineSignal<[unknown]>('approve'),
+  acknowledge: defineSignal<[unknown]>('acknowledge'),
+} as const satisfies Record<ProfileActionPath, unknown>;
+
+const TERMINAL = ['Cancelled', 'Expired'];
+
+function toOperatorInput(path: ProfileActionPath, body: unknown): OperatorInput | { issues: string } {
+  const spec = PROFILE_OPERATOR_ACTIONS[path];
+  if (!spec) return { issues: `unknown action ${String(path).slice(0, 40)}` };
+  const parsed = (spec.schema as z.ZodType).safeParse(body);
+  return parsed.success
+    ? ({ type: spec.type, action: parsed.data } as OperatorInput)
+    : { issues: describeIssues(parsed.error) };
+}
+
+/**
+ * The life of one PayPal recurring profile (or subscription): its IPNs, its cycle payments and
+ * their refunds, operator requests and PayPal's answers, one at a time through `decideProfile`.
+ */
+export async function recurringProfile(input: RecurringProfileInput): Promise<ProfileState> {
+  const inbox: Array<{ input: ProfileInput; replyTo?: number }> = [];
+  const replies = new Map<number, ActionResult>();
+  let nextReply = 0;
+  const accept =
+    <T>(signal: string, schema: z.ZodType<T>, toInput: (v: T) => ProfileInput) =>
+    (payload: unknown) => {
+      const parsed = schema.safeParse(payload);
+      inbox.push({
+        input: parsed.success
+          ? toInput(parsed.data)
+          : { type: 'malformed', signal, issues: describeIssues(parsed.error) },
+      });
+    };
+  setHandler(
+    profileIpnSignal,
+    accept('profileIpn', ProfileEventSchema, (event) => ({ type: 'ipn', event })),
+    {
+      description: 'A verified IPN about this profile (sent by processIpn; checked against the stored message).',
+    },
+  );
+  setHandler(
+    profileAdjustmentSignal,
+    accept('profileAdjustment', LifecycleEventSchema, (event) => ({ type: 'adjustment', event })),
+    {
+      description: 'A verified refund, reversal or dispute of one of this profile’s payments.',
+    },
+  );
+  for (const [path, signal] of Object.entries(PROFILE_ACTION_SIGNALS) as Array<
+    [ProfileActionPath, (typeof PROFILE_ACTION_SIGNALS)[ProfileActionPath]]
+  >) {
+    setHandler(
+      signal,
+      (body: unknown) => {
+        const parsed = toOperatorInput(path, body);
+        inbox.push({
+          input: 'issues' in parsed ? { type: 'malformed', signal: signal.name, issues: parsed.issues } : parsed,
+        });
+      },
+      {
+        description: `Operator: ${path}. Input: {"operator": "...", "note": "..."${path === 'bill-outstanding' ? ', "amount": "10.00"' : path === 'assign' ? ', "customerId": "..."' : ''}}`,
+      },
+    );
+  }
+  setHandler(
+    profileActionUpdate,
+    async ({ action, body }) => {
+      const parsed = toOperatorInput(action, body);
+      if ('issues' in parsed) throw ApplicationFailure.nonRetryable(parsed.issues, 'InvalidAction');
+      const id = nextReply++;
+      inbox.push({ input: parsed, replyTo: id });
+      await condition(() => replies.has(id));
+      const reply = replies.get(id)!;
+      replies.delete(id);
+      return reply;
+    },
+    {
+      // Refused before it reaches history: a malformed request changes nothing and is not recorded.
+      validator: ({ action, body }) => {
+        const parsed = toOperatorInput(action, body);
+        if ('issues' in parsed) throw new Error(parsed.issues);
+      },
+    },
+  );
+
+  let state =
+    (await act.loadProfileState({ integrationId: input.integrationId, profileId: input.profileId })) ??
+    initialProfileState(input.integrationId, input.profileId);
+  setHandler(profileStateQuery, () => state);
+  publish(state);
+  const refreshBase = Date.now();
+
+  for (;;) {
+    const refreshDue = state.status !== null && !TERMINAL.includes(state.status);
+    const lastRefresh = state.lastRefreshAt ? Date.parse(state.lastRefreshAt) : refreshBase;
+    const untilRefresh = refreshDue ? Math.max(0, lastRefresh + input.refreshSeconds * 1000 - Date.now()) : null;
+    const idle = !refreshDue && !needsPerson(state) && state.status !== null ? input.idleCloseSeconds * 1000 : null;
+    const wait = untilRefresh ?? idle;
+    const woken =
+      wait === null ? (await condition(() => inbox.length > 0), true) : await condition(() => inbox.length > 0, wait);
+    if (!woken) {
+      if (untilRefresh === null) break; // idle and finished: a later IPN starts it again
+      inbox.push({ input: { type: 'scheduled_refresh' } });
+    }
+    while (inbox.length > 0) {
+      const item = inbox.shift()!;
+      const decision = await decide(state, item.input, input);
+      state = decision.state;
+      publish(state);
+      await act.saveProfileState(state);
+      if (decision.outcome) await act.recordMessageOutcome(decision.outcome);
+      if (item.replyTo !== undefined) {
+        replies.set(
+          item.replyTo,
+          decision.result ?? { ok: false, status: 409, rule: 'not_an_action', detail: 'no result' },
+        );
+      }
+    }
+    if (workflowInfo().continueAsNewSuggested) {
+      await condition(allHandlersFinished);
+      await continueAsNew<typeof recurringProfile>(input);
+    }
+  }
+  await condition(allHandlersFinished);
+  return state;
+}
+
+async function decide(state: ProfileState, item: ProfileInput, input: RecurringProfileInput) {
+  const facts: ProfileFacts = {};
+  let effectsRun = 0;
+  for (let round = 0; ; round++) {
+    const ctx = { now: new Date().toISOString(), outstandingAlertCycles: input.outstandingAlertCycles };
+    const stuck = round >= 500;
+    const current: ProfileInput = stuck
+      ? { type: 'malformed', signal: item.type, issues: 'no decision after 500 facts' }
+      : item;
+    if (round === 500) effectsRun = 0;
+    const decision = decideProfile(state, current, stuck ? {} : facts, ctx);
+    for (const effect of decision.effects.slice(effectsRun)) await runEffect(effect, state);
+    effectsRun = decision.effects.length;
+    if (decision.kind === 'done') return decision;
+    await fetchFact(decision.need, facts, state);
+  }
+}
+
+async function runEffect(effect: ProfileEffect, s: ProfileState): Promise<void> {
+  if (effect.type === 'alert') await act.raiseAlert(effect);
+  else if (effect.type === 'claim_txn')
+    await act.claimProfileTxn({ integrationId: s.integrationId, txnId: effect.txnId, profileId: s.profileId });
+  else {
+    const { type: _type, ...audit } = effect;
+    await act.audit({ ...audit, integrationId: s.integrationId, txnId: s.profileId });
+  }
+}
+
+async function fetchFact(need: ProfileFactNeed, facts: ProfileFacts, s: ProfileState): Promise<void> {
+  switch (need.fact) {
+    case 'proof':
+    case 'adjustmentProof':
+      facts.proof = await act.proveProfileEvent(need.event);
+      return;
+    case 'customerExists':
+      facts.customerExists = await act.customerExists(need.customerId);
+      return;
+    case 'customerMatch':
+      facts.customerMatch = await act.matchCustomer(need);
+      return;
+    case 'nvp':
+      try {
+        facts.nvp = await paypal.callPayPalNvp({ integrationId: s.integrationId, call: need.call });
+      } catch (err) {
+        if (!(err instanceof ActivityFailure)) throw err;
+        facts.nvp = { ack: 'Unreachable', message: (err.cause?.message ?? err.message).slice(0, 300) };
+      }
+      return;
+    case 'posting':
+      try {
+        await act.postToLedger(need.posting);
+        facts.postings = { ...facts.postings, [need.posting.idempotencyKey]: { ok: true } };
+      } catch (err) {
+        if (!(err instanceof TemporalFailure) || err instanceof CancelledFailure) throw err;
+        const reason = (err instanceof ActivityFailure ? err.cause?.message : undefined) ?? err.message;
+        facts.postings = { ...facts.postings, [need.posting.idempotencyKey]: { ok: false, reason } };
+      }
+      return;
+  }
+}
+
+function publish(s: ProfileState): void {
+  const held = s.payments.filter((p) => p.held).map((p) => `held:${p.held}`);
+  upsertSearchAttributes([
+    { key: PaymentStatusKey, value: s.status ?? 'unknown' },
+    { key: FlagsKey, value: [...new Set([...s.attention, ...held])] },
+    ...(s.customerId ? [{ key: CustomerIdKey, value: s.customerId }] : []),
+  ]);
+  const money = (m: number | null) => (m === null || !s.currency ? 'unknown' : describeMoney(m, s.currency));
+  const attention =
+    s.attention.length || held.length ? `\n\nNEEDS A PERSON: ${[...s.attention, ...held].join(', ')}` : '';
+  setCurrentDetails(
+    `**${s.status ?? 'unknown'}**, customer ${s.customerId ?? 'unknown'}; per cycle ${money(s.amountPerCycleMinor)}, ` +
+      `outstanding ${money(s.outstandingMinor)}, credited ${money(s.creditedMinor)}${attention}`,
+  );
+}
