@@ -59,6 +59,14 @@ export class IpnDispatcher {
   async dispatch(msg: Pick<StoredMessage, '_id' | 'integrationId' | 'txnId' | 'txnType' | 'paymentStatus'>): Promise<string> {
     const { client, config, models } = this.deps;
     const workflowId = ipnWorkflowId({ ...msg, messageId: msg._id });
+    // Written before the start, never after: FerretDB v1 updates a document as a whole
+    // (read-modify-write), so a write racing the workflow's own outcome writes could undo one.
+    // From the start on, the workflow is the message's only writer.
+    // A second dispatch (the relay after a crash) finds it written and leaves the document alone.
+    const known = await models.IpnMessage.findById(msg._id, { workflowId: 1 }).lean();
+    if (known?.workflowId !== workflowId) {
+      await models.IpnMessage.updateOne({ _id: msg._id }, { $set: { workflowId, dispatchedAt: new Date() } });
+    }
     try {
       await client.workflow.start(processIpn, {
         taskQueue: config.TEMPORAL_TASK_QUEUE,
@@ -75,9 +83,7 @@ export class IpnDispatcher {
       if (refusedForGood(err)) throw await this.setAside(msg._id, (err.cause as Error).message);
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
     }
-    // State stays with the workflow (loadMessage sets `dispatched`): a filter here on state, not
-    // _id alone, would be a collection scan on FerretDB, and the workflow may already be ahead.
-    await models.IpnMessage.updateOne({ _id: msg._id }, { $set: { workflowId, dispatchedAt: new Date() } });
+    // State stays with the workflow (loadMessage sets `dispatched`).
     await models.IpnOutbox.deleteOne({ _id: msg._id });
     return workflowId;
   }
