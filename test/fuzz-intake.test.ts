@@ -13,8 +13,17 @@ const SEED = fuzzSeed('fuzz-intake');
 const IN_PROCESS_RUNS = 100_000;
 
 const integration: Integration = {
-  id: 'fuzz', name: 'Fuzz', mode: 'sandbox', ipnEnabled: true, verifyTransaction: true, allowedTxnTypes: ['web_accept', 'cart'],
-  allowedCurrencies: ['USD', 'EUR'], receiverEmails: ['seller@paypalsandbox.com'], receiverIds: [], feePolicy: 'net', matchBy: ['custom', 'email'],
+  id: 'fuzz',
+  name: 'Fuzz',
+  mode: 'sandbox',
+  ipnEnabled: true,
+  verifyTransaction: true,
+  allowedTxnTypes: ['web_accept', 'cart'],
+  allowedCurrencies: ['USD', 'EUR'],
+  receiverEmails: ['seller@paypalsandbox.com'],
+  receiverIds: [],
+  feePolicy: 'net',
+  matchBy: ['custom', 'email'],
 };
 
 describe(`in process: decode, summary and intake's field derivation (seed ${SEED})`, () => {
@@ -58,28 +67,63 @@ describe(`in process: decode, summary and intake's field derivation (seed ${SEED
           count(`route: ${route.kind}`);
           if (route.kind !== 'masspay' && route.kind !== 'lifecycle' && route.kind !== 'unknown') {
             const checks = checkPayment(summary, integration, route.kind);
-            for (const minor of [checks.grossMinor, checks.feeMinor]) check(minor === null || Number.isSafeInteger(minor), 'amount not a safe integer', minor);
+            for (const minor of [checks.grossMinor, checks.feeMinor])
+              check(minor === null || Number.isSafeInteger(minor), 'amount not a safe integer', minor);
           }
         }
 
         created = [];
-        const stored = await storeIpn(recording, { integrationId: 'fuzz', raw, contentType: 'application/x-www-form-urlencoded', ipnEnabled: true });
-        check(created.length === 1 && created[0]!.raw === raw, 'intake did not build exactly one document with the raw bytes');
+        const stored = await storeIpn(recording, {
+          integrationId: 'fuzz',
+          raw,
+          contentType: 'application/x-www-form-urlencoded',
+          ipnEnabled: true,
+        });
+        check(
+          created.length === 1 && created[0]!.raw === raw,
+          'intake did not build exactly one document with the raw bytes',
+        );
         const doc = created[0]!;
         if ('reason' in got) {
-          check(typeof doc.decodeError === 'string' && JSON.stringify(doc.flags) === '["malformed"]' && stored.txnId === null, 'undecodable body not flagged malformed', doc.flags);
+          check(
+            typeof doc.decodeError === 'string' &&
+              JSON.stringify(doc.flags) === '["malformed"]' &&
+              stored.txnId === null,
+            'undecodable body not flagged malformed',
+            doc.flags,
+          );
         } else {
-          const want = { txnId: got.summary.txnId, txnType: got.summary.txnType, paymentStatus: got.summary.paymentStatus };
+          const want = {
+            txnId: got.summary.txnId,
+            txnType: got.summary.txnType,
+            paymentStatus: got.summary.paymentStatus,
+          };
           const have = { txnId: stored.txnId, txnType: stored.txnType, paymentStatus: stored.paymentStatus };
-          check(doc.decodeError === undefined && JSON.stringify(want) === JSON.stringify(have), 'intake derived other fields than the summary', { want, have });
+          check(
+            doc.decodeError === undefined && JSON.stringify(want) === JSON.stringify(have),
+            'intake derived other fields than the summary',
+            { want, have },
+          );
         }
       }),
       { seed: SEED, numRuns: IN_PROCESS_RUNS, interruptAfterTimeLimit: 150_000, markInterruptAsFailure: true },
     );
-    process.stderr.write(`[fuzz-intake] ${result.numRuns} bodies in ${Date.now() - started} ms: ${JSON.stringify(Object.fromEntries([...outcomes].sort()))}\n`);
-    if (result.failed) throw new Error(`${fc.defaultReportMessage(result) ?? 'property failed'}\n${String(result.errorInstance)}`);
+    process.stderr.write(
+      `[fuzz-intake] ${result.numRuns} bodies in ${Date.now() - started} ms: ` +
+        `${JSON.stringify(Object.fromEntries([...outcomes].sort()))}\n`,
+    );
+    if (result.failed)
+      throw new Error(`${fc.defaultReportMessage(result) ?? 'property failed'}\n${String(result.errorInstance)}`);
     expect(result.numRuns).toBe(IN_PROCESS_RUNS);
     // The mix must reach both sides: bodies the service acts on, and each kind of refusal.
-    expect([...outcomes.keys()]).toEqual(expect.arrayContaining(['route: payment', 'route: lifecycle', 'decode error: bad_encoding', 'decode error: unknown_charset', 'decode error: not_form']));
+    expect([...outcomes.keys()]).toEqual(
+      expect.arrayContaining([
+        'route: payment',
+        'route: lifecycle',
+        'decode error: bad_encoding',
+        'decode error: unknown_charset',
+        'decode error: not_form',
+      ]),
+    );
   }, 180_000);
 });

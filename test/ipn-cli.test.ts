@@ -109,9 +109,10 @@ describe('sample resolution', () => {
     expect(resolveSample('subscr_signup_01.ipn', loc)).toBe(expected);
     expect(resolveSample(expected, loc)).toBe(expected);
     // Default location: the fixtures committed in the repository.
-    expect(resolveSample('subscr_signup_01', { ...loc, env: {} })).toBe(path.join(REPO_ROOT, 'test', 'fixtures', 'ipn', 'subscr_signup_01.ipn'));
-    expect(samplesDir({ env: {}, repoRoot: REPO_ROOT })).toBe(path.join(REPO_ROOT, 'test', 'fixtures', 'ipn'));
-    expect(samplesDir({ env: { IPNFLOW_SAMPLES_DIR: '' }, repoRoot: REPO_ROOT })).toBe(path.join(REPO_ROOT, 'test', 'fixtures', 'ipn'));
+    const fixtures = path.join(REPO_ROOT, 'test', 'fixtures', 'ipn');
+    expect(resolveSample('subscr_signup_01', { ...loc, env: {} })).toBe(path.join(fixtures, 'subscr_signup_01.ipn'));
+    expect(samplesDir({ env: {}, repoRoot: REPO_ROOT })).toBe(fixtures);
+    expect(samplesDir({ env: { IPNFLOW_SAMPLES_DIR: '' }, repoRoot: REPO_ROOT })).toBe(fixtures);
 
     const dir = mkdtempSync(path.join(os.tmpdir(), 'ipn-samples-'));
     writeFileSync(path.join(dir, 'mine.ipn'), 'txn_id=X');

@@ -53,7 +53,8 @@ test('a message we cannot decode is stored and flagged, never credited, and noth
 test('an empty body is stored and flagged malformed, answered 200 (a 503 would be resent forever)', async () => {
   const res = await stack.postIpn('shop', Buffer.alloc(0));
   expect(res.status).toBe(200);
-  const msg = await waitFor('empty body flagged', () => stack.db.models.IpnMessage.findOne({ integrationId: 'shop', decodeError: /empty/, state: 'malformed' }).lean());
+  const query = { integrationId: 'shop', decodeError: /empty/, state: 'malformed' };
+  const msg = await waitFor('empty body flagged', () => stack.db.models.IpnMessage.findOne(query).lean());
   expect(msg.raw.buffer.byteLength).toBe(0);
   expect(msg.flags).toContain('malformed');
 });

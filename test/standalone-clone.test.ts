@@ -35,16 +35,26 @@ describe('a clone of the repository on its own', () => {
   it('lists every committed sample with `ipn samples`', () => {
     const env: NodeJS.ProcessEnv = { ...process.env, INIT_CWD: clone };
     delete env.IPNFLOW_SAMPLES_DIR;
-    const run = spawnSync(path.join(clone, 'node_modules', '.bin', 'tsx'), ['src/cli/ipn.ts', 'samples'], { cwd: clone, env, encoding: 'utf8', timeout: 15_000 });
+    const run = spawnSync(path.join(clone, 'node_modules', '.bin', 'tsx'), ['src/cli/ipn.ts', 'samples'], {
+      cwd: clone,
+      env,
+      encoding: 'utf8',
+      timeout: 15_000,
+    });
     expect(run.stderr).toBe('');
     expect(run.status).toBe(0);
-    const expected = readdirSync(FIXTURES).filter((f) => f.endsWith('.ipn')).map((f) => f.slice(0, -'.ipn'.length)).sort();
+    const expected = readdirSync(FIXTURES)
+      .filter((f) => f.endsWith('.ipn'))
+      .map((f) => f.slice(0, -'.ipn'.length))
+      .sort();
     expect(expected.length).toBeGreaterThanOrEqual(27);
     expect(run.stdout.trim().split('\n')).toEqual(expected);
   });
 
   it('has no tracked non-markdown file that points outside the repository', () => {
-    const files = execFileSync('git', ['ls-files', '-z'], { cwd: clone, encoding: 'utf8' }).split('\0').filter((f) => f !== '' && !f.endsWith('.md'));
+    const files = execFileSync('git', ['ls-files', '-z'], { cwd: clone, encoding: 'utf8' })
+      .split('\0')
+      .filter((f) => f !== '' && !f.endsWith('.md'));
     expect(files).toContain('src/cli/ipn.ts');
     const offenders = files.filter((f) => OUTSIDE_PATH.test(readFileSync(path.join(clone, f), 'latin1')));
     expect(offenders).toEqual([]);

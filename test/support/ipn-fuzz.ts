@@ -13,23 +13,27 @@ import { sample, sampleFiles } from './samples';
 export function fuzzSeed(file: string): number {
   const fromEnv = process.env.IPNFLOW_FUZZ_SEED;
   const seed = fromEnv !== undefined && fromEnv !== '' ? Number(fromEnv) : Math.floor(Math.random() * 2 ** 31);
-  if (!Number.isSafeInteger(seed)) throw new Error(`IPNFLOW_FUZZ_SEED must be an integer, got ${JSON.stringify(fromEnv)}`);
+  if (!Number.isSafeInteger(seed))
+    throw new Error(`IPNFLOW_FUZZ_SEED must be an integer, got ${JSON.stringify(fromEnv)}`);
   process.stderr.write(`[${file}] fuzz seed ${seed} (IPNFLOW_FUZZ_SEED=${seed} replays this run)\n`);
   return seed;
 }
 
-export const FIXTURES: ReadonlyArray<{ name: string; raw: Buffer }> = sampleFiles.map((f) => ({ name: f, raw: sample(f) }));
+export const FIXTURES: ReadonlyArray<{ name: string; raw: Buffer }> = sampleFiles.map((f) => ({
+  name: f,
+  raw: sample(f),
+}));
 
 /** The charsets PayPal lets a merchant pick (its "PayPal button language encoding" list). */
 export const PAYPAL_CHARSETS = [
   'Big5', 'EUC-JP', 'EUC-KR', 'EUC-TW', 'gb2312', 'gbk', 'HZ-GB-2312', 'ibm-862', 'ISO-2022-CN', 'ISO-2022-JP',
   'ISO-2022-KR', 'ISO-8859-1', 'ISO-8859-2', 'ISO-8859-3', 'ISO-8859-4', 'ISO-8859-5', 'ISO-8859-6', 'ISO-8859-7',
   'ISO-8859-8', 'ISO-8859-9', 'ISO-8859-13', 'ISO-8859-15', 'KOI8-R', 'Shift_JIS', 'UTF-7', 'UTF-8', 'utf-8',
-  'UTF-16', 'UTF-16BE', 'UTF-16LE', 'UTF16_PlatformEndian', 'UTF16_OppositeEndian', 'UTF-32', 'UTF-32BE',
-  'UTF-32LE', 'UTF32_PlatformEndian', 'UTF32_OppositeEndian', 'US-ASCII', 'windows-1250', 'windows-1251',
-  'windows-1252', 'windows-1253', 'windows-1254', 'windows-1255', 'windows-1256', 'windows-1257', 'windows-1258',
-  'windows-874', 'windows-949', 'x-mac-greek', 'x-mac-turkish', 'x-mac-centraleurroman', 'x-mac-cyrillic',
-  'ebcdic-cp-us', 'ibm-1047',
+  'UTF-16', 'UTF-16BE', 'UTF-16LE', 'UTF16_PlatformEndian', 'UTF16_OppositeEndian', 'UTF-32', 'UTF-32BE', 'UTF-32LE',
+  'UTF32_PlatformEndian', 'UTF32_OppositeEndian', 'US-ASCII', 'windows-1250', 'windows-1251', 'windows-1252',
+  'windows-1253', 'windows-1254', 'windows-1255', 'windows-1256', 'windows-1257', 'windows-1258', 'windows-874',
+  'windows-949', 'x-mac-greek', 'x-mac-turkish', 'x-mac-centraleurroman', 'x-mac-cyrillic', 'ebcdic-cp-us',
+  'ibm-1047',
 ] as const;
 
 export const BOGUS_CHARSETS = [
@@ -37,19 +41,31 @@ export const BOGUS_CHARSETS = [
   'UTF8', ' utf-8 ', '+UTF-8+', 'utf%2D8', '%00', '%FF', 'windows-1252%0A', 'a'.repeat(300),
 ];
 
-const KNOWN_STATUSES = ['Canceled_Reversal', 'Completed', 'Created', 'Denied', 'Expired', 'Failed', 'Pending', 'Refunded', 'Reversed', 'Processed', 'Voided', 'Declined'];
-const TXN_TYPES = ['web_accept', 'cart', 'express_checkout', 'send_money', 'subscr_payment', 'recurring_payment', 'masspay', 'new_case', 'adjustment', 'subscr_signup', 'mp_notification', ''];
+const KNOWN_STATUSES = [
+  'Canceled_Reversal', 'Completed', 'Created', 'Denied', 'Expired', 'Failed', 'Pending', 'Refunded', 'Reversed',
+  'Processed', 'Voided', 'Declined',
+];
+const TXN_TYPES = [
+  'web_accept', 'cart', 'express_checkout', 'send_money', 'subscr_payment', 'recurring_payment', 'masspay',
+  'new_case', 'adjustment', 'subscr_signup', 'mp_notification', '',
+];
 /** Currencies as PayPal sends them, as it never does (lower case, padded), and ones it does not support. */
-export const CURRENCIES = ['USD', 'EUR', 'JPY', 'HUF', 'GBP', 'usd', 'Eur', ' USD', 'INR', 'XYZ', 'constructor', '__proto__', ''];
-export const AMOUNTS = ['10.00', '0.01', '-10.00', '0', '0.00', '-0', '1e3', '12.345', '12.340', '99999999999999999999', ' 12.00 ', '１２', 'NaN', '-', '.5', '5.', '+5', '1,000.00', ''];
+export const CURRENCIES = [
+  'USD', 'EUR', 'JPY', 'HUF', 'GBP', 'usd', 'Eur', ' USD', 'INR', 'XYZ', 'constructor', '__proto__', '',
+];
+export const AMOUNTS = [
+  '10.00', '0.01', '-10.00', '0', '0.00', '-0', '1e3', '12.345', '12.340', '99999999999999999999', ' 12.00 ', '１２',
+  'NaN', '-', '.5', '5.', '+5', '1,000.00', '',
+];
 
 /** Fields the service reads (and a few it does not). */
 const INTERESTING_KEYS = [
-  'txn_id', 'parent_txn_id', 'txn_type', 'payment_status', 'pending_reason', 'reason_code', 'receiver_email', 'receiver_id',
-  'business', 'payer_email', 'custom', 'invoice', 'mc_currency', 'currency_code', 'mc_gross', 'mc_fee', 'test_ipn', 'resend',
-  'ipn_track_id', 'recurring_payment_id', 'subscr_id', 'case_id', 'case_type', 'profile_status', 'payment_date',
-  'masspay_txn_id_1', 'mc_gross_1', 'mc_currency_1', 'status_1', 'unique_id_1', 'mc_gross_99999999999999999999',
-  'masspay_txn_id_01', 'item_name', 'memo', 'verify_sign', 'charset', '__proto__', 'constructor', 'toString', 'hasOwnProperty',
+  'txn_id', 'parent_txn_id', 'txn_type', 'payment_status', 'pending_reason', 'reason_code', 'receiver_email',
+  'receiver_id', 'business', 'payer_email', 'custom', 'invoice', 'mc_currency', 'currency_code', 'mc_gross', 'mc_fee',
+  'test_ipn', 'resend', 'ipn_track_id', 'recurring_payment_id', 'subscr_id', 'case_id', 'case_type', 'profile_status',
+  'payment_date', 'masspay_txn_id_1', 'mc_gross_1', 'mc_currency_1', 'status_1', 'unique_id_1',
+  'mc_gross_99999999999999999999', 'masspay_txn_id_01', 'item_name', 'memo', 'verify_sign', 'charset', '__proto__',
+  'constructor', 'toString', 'hasOwnProperty',
 ];
 
 export type Mutation =
@@ -75,33 +91,73 @@ const fraction = fc.nat(9_999).map((n) => n / 10_000);
 
 /** A value as it could sit in a body: plain, percent-encoded UTF-8, raw high bytes, or something PayPal would send. */
 const encodedValue: fc.Arbitrary<string> = fc.oneof(
-  { weight: 3, arbitrary: fc.constantFrom(...KNOWN_STATUSES, ...TXN_TYPES, ...CURRENCIES, ...AMOUNTS, '1', 'true', 'N/A') },
+  {
+    weight: 3,
+    arbitrary: fc.constantFrom(...KNOWN_STATUSES, ...TXN_TYPES, ...CURRENCIES, ...AMOUNTS, '1', 'true', 'N/A'),
+  },
   { weight: 2, arbitrary: fc.string({ maxLength: 40 }).map((s) => encodeURIComponent(s)) },
   { weight: 2, arbitrary: fc.string({ unit: 'binary', maxLength: 20 }).map((s) => encodeURIComponent(s)) },
   { weight: 1, arbitrary: fc.string({ unit: 'binary-ascii', maxLength: 30 }) },
   // Very long values: a 1,000-5,000 character txn_id, custom or memo.
-  { weight: 1, arbitrary: fc.tuple(fc.integer({ min: 1_001, max: 5_000 }), fc.constantFrom('A', '9', '%41', '%E9', 'x+y')).map(([n, unit]) => unit.repeat(Math.ceil(n / unit.length)).slice(0, n)) },
+  {
+    weight: 1,
+    arbitrary: fc
+      .tuple(fc.integer({ min: 1_001, max: 5_000 }), fc.constantFrom('A', '9', '%41', '%E9', 'x+y'))
+      .map(([n, unit]) => unit.repeat(Math.ceil(n / unit.length)).slice(0, n)),
+  },
 );
 
 export const mutationArb: fc.Arbitrary<Mutation> = fc.oneof(
   fc.record({ op: fc.constant('truncate' as const), at: fraction }),
-  fc.record({ op: fc.constant('reencode' as const), to: fc.constantFrom(...PAYPAL_CHARSETS, ...BOGUS_CHARSETS), declare: fc.constantFrom('target' as const, 'original' as const, 'none' as const) }),
-  fc.record({ op: fc.constant('badEscape' as const), at: fraction, escape: fc.constantFrom('%zz', '%', '%F', '%G0', '%%', '%-1', '%0', '%u00e9', '%%41') }),
+  fc.record({
+    op: fc.constant('reencode' as const),
+    to: fc.constantFrom(...PAYPAL_CHARSETS, ...BOGUS_CHARSETS),
+    declare: fc.constantFrom('target' as const, 'original' as const, 'none' as const),
+  }),
+  fc.record({
+    op: fc.constant('badEscape' as const),
+    at: fraction,
+    escape: fc.constantFrom('%zz', '%', '%F', '%G0', '%%', '%-1', '%0', '%u00e9', '%%41'),
+  }),
   fc.record({
     op: fc.constant('manyFields' as const),
     // Rarely huge (decoding 5,000 fields costs as much as fifty ordinary bodies).
-    count: fc.oneof({ weight: 19, arbitrary: fc.integer({ min: 1, max: 50 }) }, { weight: 1, arbitrary: fc.integer({ min: 1_000, max: 6_000 }) }),
+    count: fc.oneof(
+      { weight: 19, arbitrary: fc.integer({ min: 1, max: 50 }) },
+      { weight: 1, arbitrary: fc.integer({ min: 1_000, max: 6_000 }) },
+    ),
     key: fc.constantFrom('item_name', 'x', 'mc_gross_', 'masspay_txn_id_', 'txn_id', 'option_selection'),
     value: fc.constantFrom('', '1', '10.00', 'USD', '%E9', 'a+b'),
   }),
   fc.record({ op: fc.constant('duplicate' as const), at: fraction, value: fc.option(encodedValue, { nil: null }) }),
   fc.record({ op: fc.constant('nul' as const), at: fraction, literal: fc.boolean() }),
-  fc.record({ op: fc.constant('randomBytes' as const), at: fraction, bytes: fc.array(fc.nat(255), { minLength: 1, maxLength: 64 }) }),
+  fc.record({
+    op: fc.constant('randomBytes' as const),
+    at: fraction,
+    bytes: fc.array(fc.nat(255), { minLength: 1, maxLength: 64 }),
+  }),
   fc.record({ op: fc.constant('replaceBody' as const), bytes: fc.array(fc.nat(255), { maxLength: 300 }) }),
-  { arbitrary: fc.record({ op: fc.constant('setField' as const), key: fc.constantFrom(...INTERESTING_KEYS), value: encodedValue }), weight: 3 },
-  fc.record({ op: fc.constant('charset' as const), name: fc.constantFrom(...PAYPAL_CHARSETS, ...BOGUS_CHARSETS), add: fc.boolean() }),
+  {
+    arbitrary: fc.record({
+      op: fc.constant('setField' as const),
+      key: fc.constantFrom(...INTERESTING_KEYS),
+      value: encodedValue,
+    }),
+    weight: 3,
+  },
+  fc.record({
+    op: fc.constant('charset' as const),
+    name: fc.constantFrom(...PAYPAL_CHARSETS, ...BOGUS_CHARSETS),
+    add: fc.boolean(),
+  }),
   fc.record({ op: fc.constant('deleteField' as const), at: fraction }),
-  fc.record({ op: fc.constant('rawSegment' as const), at: fraction, segment: fc.constantFrom('&&', '&', '=', '==', 'a==b', '=x', 'txn_id', 'a b=1', 'é=1', 'key%20x=1', '[]=1', 'a=b=c') }),
+  fc.record({
+    op: fc.constant('rawSegment' as const),
+    at: fraction,
+    segment: fc.constantFrom(
+      '&&', '&', '=', '==', 'a==b', '=x', 'txn_id', 'a b=1', 'é=1', 'key%20x=1', '[]=1', 'a=b=c',
+    ),
+  }),
 );
 
 export const fuzzCaseArb: fc.Arbitrary<FuzzCase> = fc.record({
@@ -218,7 +274,8 @@ function reencode(raw: Buffer, to: string, declare: 'target' | 'original' | 'non
     for (const b of bytes) out += FORM_ESCAPES[b];
     return out;
   };
-  const head = declare === 'target' ? [`charset=${to}`] : declare === 'original' && original ? [`charset=${original}`] : [];
+  const head =
+    declare === 'target' ? [`charset=${to}`] : declare === 'original' && original ? [`charset=${original}`] : [];
   return latin1([...head, ...pairs.map(([k, v]) => `${k}=${encode(v)}`)].join('&'));
 }
 
@@ -227,7 +284,13 @@ export const TXN_POOL = Array.from({ length: 24 }, (_, i) => `FUZZ${String(i).pa
 
 const flowValue: fc.Arbitrary<string> = fc.oneof(
   { weight: 6, arbitrary: fc.constantFrom(...KNOWN_STATUSES, ...TXN_TYPES, ...CURRENCIES, ...AMOUNTS, ...TXN_POOL) },
-  { weight: 2, arbitrary: fc.constantFrom('buyer%40paypalsandbox.com', 'seller%40paypalsandbox.com', 'BUYER%40PayPalSandbox.com', 'fuzz-buyer', '1', 'true', 'chargeback', 'echeck', 'unilateral') },
+  {
+    weight: 2,
+    arbitrary: fc.constantFrom(
+      'buyer%40paypalsandbox.com', 'seller%40paypalsandbox.com', 'BUYER%40PayPalSandbox.com', 'fuzz-buyer', '1',
+      'true', 'chargeback', 'echeck', 'unilateral',
+    ),
+  },
   { weight: 1, arbitrary: fc.string({ maxLength: 30 }).map((s) => encodeURIComponent(s)) },
   { weight: 1, arbitrary: fc.integer({ min: 1_001, max: 3_000 }).map((n) => 'L'.repeat(n)) },
 );
@@ -238,13 +301,37 @@ const flowMutationArb: fc.Arbitrary<Mutation> = fc.oneof(
     weight: 6,
     arbitrary: fc.record({
       op: fc.constant('setField' as const),
-      key: fc.constantFrom('payment_status', 'mc_currency', 'currency_code', 'mc_gross', 'mc_fee', 'txn_type', 'parent_txn_id', 'custom', 'payer_email', 'receiver_email', 'test_ipn', 'resend', 'pending_reason', 'reason_code', 'case_id', 'invoice'),
+      key: fc.constantFrom(
+        'payment_status', 'mc_currency', 'currency_code', 'mc_gross', 'mc_fee', 'txn_type', 'parent_txn_id', 'custom',
+        'payer_email', 'receiver_email', 'test_ipn', 'resend', 'pending_reason', 'reason_code', 'case_id', 'invoice',
+      ),
       value: flowValue,
     }),
   },
-  { weight: 1, arbitrary: fc.record({ op: fc.constant('duplicate' as const), at: fraction, value: fc.option(flowValue, { nil: null }) }) },
-  { weight: 1, arbitrary: fc.record({ op: fc.constant('charset' as const), name: fc.constantFrom(...PAYPAL_CHARSETS, 'x-klingon'), add: fc.constant(false) }) },
-  { weight: 1, arbitrary: fc.record({ op: fc.constant('reencode' as const), to: fc.constantFrom('UTF-8', 'windows-1252', 'Shift_JIS', 'ISO-8859-1', 'Big5', 'KOI8-R'), declare: fc.constant('target' as const) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      op: fc.constant('duplicate' as const),
+      at: fraction,
+      value: fc.option(flowValue, { nil: null }),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      op: fc.constant('charset' as const),
+      name: fc.constantFrom(...PAYPAL_CHARSETS, 'x-klingon'),
+      add: fc.constant(false),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      op: fc.constant('reencode' as const),
+      to: fc.constantFrom('UTF-8', 'windows-1252', 'Shift_JIS', 'ISO-8859-1', 'Big5', 'KOI8-R'),
+      declare: fc.constant('target' as const),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('nul' as const), at: fraction, literal: fc.constant(false) }) },
 );
 
@@ -260,7 +347,10 @@ export interface FlowCase {
 export const flowCaseArb: fc.Arbitrary<FlowCase> = fc.record({
   fixture: fc.constantFrom(...FIXTURES.map((f) => f.name)),
   txnId: fc.constantFrom(...TXN_POOL),
-  parentTxnId: fc.oneof({ weight: 2, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: fc.constantFrom(...TXN_POOL) }),
+  parentTxnId: fc.oneof(
+    { weight: 2, arbitrary: fc.constant(null) },
+    { weight: 1, arbitrary: fc.constantFrom(...TXN_POOL) },
+  ),
   mutations: fc.array(flowMutationArb, { maxLength: 3 }),
   verified: fc.oneof({ weight: 9, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) }),
 });
@@ -272,7 +362,11 @@ export const flowCaseArb: fc.Arbitrary<FlowCase> = fc.record({
 export function buildFlowBody(c: FlowCase): Buffer {
   let raw = replaceField(fixtureBytes(c.fixture), 'txn_id', c.txnId) ?? fixtureBytes(c.fixture);
   if (c.parentTxnId !== null) raw = setField(raw, 'parent_txn_id', c.parentTxnId);
-  return setField(c.mutations.reduce((body, m) => applyMutation(body, m), raw), 'test_ipn', '1');
+  return setField(
+    c.mutations.reduce((body, m) => applyMutation(body, m), raw),
+    'test_ipn',
+    '1',
+  );
 }
 
 const DECODE_REASONS = ['empty', 'unknown_charset', 'bad_encoding', 'not_form'];
