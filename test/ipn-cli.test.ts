@@ -13,6 +13,7 @@ import {
   readField,
   replaceTxnId,
   resolveSample,
+  samplesDir,
   UsageError,
   type CliIo,
 } from '../src/cli/ipn';
@@ -107,8 +108,11 @@ describe('sample resolution', () => {
     expect(resolveSample('subscr_signup_01', loc)).toBe(expected);
     expect(resolveSample('subscr_signup_01.ipn', loc)).toBe(expected);
     expect(resolveSample(expected, loc)).toBe(expected);
-    // Default location: ../shared/paypal/ipn-samples relative to the repo root.
-    expect(resolveSample('subscr_signup_01', { ...loc, env: {} })).toBe(path.resolve(REPO_ROOT, '..', 'shared', 'paypal', 'ipn-samples', 'subscr_signup_01.ipn'));
+    // Default location: the fixtures committed in the repository.
+    const fixtures = path.join(REPO_ROOT, 'test', 'fixtures', 'ipn');
+    expect(resolveSample('subscr_signup_01', { ...loc, env: {} })).toBe(path.join(fixtures, 'subscr_signup_01.ipn'));
+    expect(samplesDir({ env: {}, repoRoot: REPO_ROOT })).toBe(fixtures);
+    expect(samplesDir({ env: { IPNFLOW_SAMPLES_DIR: '' }, repoRoot: REPO_ROOT })).toBe(fixtures);
 
     const dir = mkdtempSync(path.join(os.tmpdir(), 'ipn-samples-'));
     writeFileSync(path.join(dir, 'mine.ipn'), 'txn_id=X');

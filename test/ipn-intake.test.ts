@@ -50,6 +50,15 @@ test('a message we cannot decode is stored and flagged, never credited, and noth
   expect((await stack.admin('GET', '/admin/customers/c1')).body).toMatchObject({ balances: [], sandboxBalances: [] });
 });
 
+test('an empty body is stored and flagged malformed, answered 200 (a 503 would be resent forever)', async () => {
+  const res = await stack.postIpn('shop', Buffer.alloc(0));
+  expect(res.status).toBe(200);
+  const query = { integrationId: 'shop', decodeError: /empty/, state: 'malformed' };
+  const msg = await waitFor('empty body flagged', () => stack.db.models.IpnMessage.findOne(query).lean());
+  expect(msg.raw.buffer.byteLength).toBe(0);
+  expect(msg.flags).toContain('malformed');
+});
+
 test('admin routes need the bearer token', async () => {
   for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: `Basic ${stack.adminToken}` }] as Array<Record<string, string>>) {
     const res = await fetch(`${stack.baseUrl}/admin/integrations`, { headers });

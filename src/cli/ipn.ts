@@ -17,6 +17,8 @@ export const DEFAULT_SERVICE_URL = 'http://127.0.0.1:3000';
 export const DEFAULT_SIM_URL = 'http://127.0.0.1:8787';
 export const DEFAULT_INTEGRATION = 'demo';
 const SAMPLE_EXT = '.ipn';
+/** PayPal's sample IPNs, committed with the repository (see its PROVENANCE.md). */
+const SAMPLES_IN_REPO = path.join('test', 'fixtures', 'ipn');
 const TXN_ID_LENGTH = 17;
 const TXN_ID_ALPHABET = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
 
@@ -28,7 +30,7 @@ export const USAGE = `Usage:
   --service      ipnflow base URL (default ${DEFAULT_SERVICE_URL})
   --sim          PayPal simulator base URL (default ${DEFAULT_SIM_URL})
   --fresh-txn    replace txn_id with a new random id, so the same sample counts as a new payment
-Samples are looked up in $IPNFLOW_SAMPLES_DIR or ../shared/paypal/ipn-samples (relative to the repo root).`;
+Samples are looked up in $IPNFLOW_SAMPLES_DIR, else in the repository's test/fixtures/ipn.`;
 
 export class UsageError extends Error {
   override name = 'UsageError';
@@ -179,7 +181,7 @@ export interface SampleLocation {
 
 export function samplesDir(loc: Pick<SampleLocation, 'env' | 'repoRoot'>): string {
   const fromEnv = loc.env.IPNFLOW_SAMPLES_DIR;
-  return fromEnv !== undefined && fromEnv !== '' ? path.resolve(fromEnv) : path.resolve(loc.repoRoot, '..', 'shared', 'paypal', 'ipn-samples');
+  return fromEnv !== undefined && fromEnv !== '' ? path.resolve(fromEnv) : path.resolve(loc.repoRoot, SAMPLES_IN_REPO);
 }
 
 export function listSamples(dir: string): string[] {

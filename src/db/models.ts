@@ -61,6 +61,13 @@ const ipnMessageSchema = new Schema(
   },
   { versionKey: false },
 );
+// Present, but possibly empty: mongoose's `required` refuses an empty Buffer, and a body that
+// cannot be stored is answered 503 and resent forever. `required: true` above keeps the inferred
+// type; mongoose documents a function here, its typings admit only a boolean.
+const rawIsMissing = function (this: { raw?: unknown }) {
+  return !Buffer.isBuffer(this.raw);
+};
+ipnMessageSchema.path('raw').required(false).required(rawIsMissing as unknown as boolean, 'raw bytes are required');
 // For the admin API's lists; no hot path filters on these.
 ipnMessageSchema.index({ state: 1, receivedAt: 1 });
 ipnMessageSchema.index({ integrationId: 1, txnId: 1 });

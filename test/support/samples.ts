@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { listSamples, samplesDir } from '../../src/cli/ipn';
 
-/** PayPal's sample IPN bodies (../shared/paypal/ipn-samples, or IPNFLOW_SAMPLES_DIR), found as the CLI finds them. */
+/** PayPal's sample IPN bodies (test/fixtures/ipn, or IPNFLOW_SAMPLES_DIR), found as the CLI finds them. */
 export const SAMPLES_DIR = samplesDir({ env: process.env, repoRoot: path.resolve(__dirname, '../..') });
 
 export function sample(name: string): Buffer {
