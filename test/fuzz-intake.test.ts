@@ -27,12 +27,13 @@ const integration: Integration = {
 };
 
 describe(`in process: decode, summary and intake's field derivation (seed ${SEED})`, () => {
-  // storeIpn's only I/O is IpnMessage.create; here it builds the real mongoose document and
-  // validates it against the real schema, without a server (fuzz-intake-stack stores for real).
+  // storeIpn's I/O is IpnOutbox.create then IpnMessage.create; here the message becomes the real
+  // mongoose document, validated against the real schema, without a server (fuzz-intake-stack stores for real).
   const conn = mongoose.createConnection();
   const real = bindModels(conn);
   let created: Array<Record<string, unknown>> = [];
   const recording = {
+    IpnOutbox: { create: async (doc: unknown) => doc },
     IpnMessage: {
       create: async (doc: Record<string, unknown>) => {
         const m = new real.IpnMessage(doc);

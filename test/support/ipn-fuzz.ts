@@ -5,6 +5,7 @@
 import fc from 'fast-check';
 import iconv from 'iconv-lite';
 import { replaceField } from '../../src/cli/ipn';
+import { idFieldsProblem } from '../../src/domain/limits';
 import { summarizeIpn, type IpnSummary } from '../../src/domain/ipn-summary';
 import { IpnDecodeError, decodeIpn } from '../../src/ipn/decode';
 import { sample, sampleFiles } from './samples';
@@ -381,7 +382,10 @@ export function decodeOrReason(raw: Buffer): { summary: IpnSummary; charset: str
   try {
     const decoded = decodeIpn(raw);
     check(Object.getPrototypeOf(decoded.fields) === null, 'decoded fields have a prototype');
-    return { summary: summarizeIpn(decoded.fields), charset: decoded.charset };
+    const summary = summarizeIpn(decoded.fields);
+    // Intake (readIpn) also refuses ids no PayPal message has: such a body is stored as malformed.
+    if (idFieldsProblem(summary)) return { reason: 'not_paypal_ids' };
+    return { summary, charset: decoded.charset };
   } catch (err) {
     if (!(err instanceof IpnDecodeError)) throw err;
     check(DECODE_REASONS.includes(err.reason), 'undocumented decode reason', err.reason);
