@@ -160,14 +160,18 @@ export function createProfileActivities({ db, client, config, logger }: Activity
      * they never enter a workflow's history. PayPal's refusals are answers; transport failures throw.
      */
     async callPayPalNvp({ integrationId, call }: { integrationId: string; call: NvpCall }): Promise<NvpOutcome> {
-      const integration = await Integration.findById(integrationId, { mode: 1 }).lean();
+      const integration = await Integration.findById(integrationId, { mode: 1, nvpCredentialsEnv: 1 }).lean();
       if (!integration) return { ack: 'Unreachable', message: `integration ${integrationId} is gone` };
-      const creds = nvpCredentialsFromEnv(integrationId, process.env);
-      if (!creds)
-        return {
-          ack: 'Unreachable',
-          message: `no NVP credentials configured (${nvpCredentialNames(integrationId).join(', ')})`,
-        };
+      const prefix = integration.nvpCredentialsEnv;
+      if (!prefix) {
+        const message = `integration ${integrationId} names no NVP credentials: set its nvpCredentialsEnv`;
+        return { ack: 'Unreachable', message };
+      }
+      const creds = nvpCredentialsFromEnv(prefix, process.env);
+      if (!creds) {
+        const message = `no NVP credentials in the environment (${nvpCredentialNames(prefix).join(', ')})`;
+        return { ack: 'Unreachable', message };
+      }
       const url = nvpUrl(integration.mode, config.PAYPAL_SANDBOX_NVP_URL);
       const answer = await callNvp(url, creds, call);
       logger.info(

@@ -22,7 +22,13 @@ import { CustomerIdKey, FlagsKey, PaymentStatusKey } from '../src/domain/contrac
 import { describeMoney } from '../src/domain/money';
 import { describeIssues } from '../src/domain/operator-actions';
 import { LifecycleEventSchema, type LifecycleEvent } from '../src/domain/payment-state';
-import { initialProfileState, ProfileEventSchema, type ProfileEvent, type ProfileState } from '../src/domain/profile';
+import {
+  initialProfileState,
+  isApiManaged,
+  ProfileEventSchema,
+  type ProfileEvent,
+  type ProfileState,
+} from '../src/domain/profile';
 import { PROFILE_OPERATOR_ACTIONS, type ProfileActionPath } from '../src/domain/profile-actions';
 import {
   decideProfile,
@@ -164,7 +170,7 @@ export async function recurringProfile(input: RecurringProfileInput): Promise<Pr
   const refreshBase = Date.now();
 
   for (;;) {
-    const refreshDue = state.status !== null && !TERMINAL.includes(state.status);
+    const refreshDue = state.status !== null && !TERMINAL.includes(state.status) && isApiManaged(input.profileId);
     const lastRefresh = state.lastRefreshAt ? Date.parse(state.lastRefreshAt) : refreshBase;
     const untilRefresh = refreshDue ? Math.max(0, lastRefresh + input.refreshSeconds * 1000 - Date.now()) : null;
     const idle = !refreshDue && !needsPerson(state) && state.status !== null ? input.idleCloseSeconds * 1000 : null;

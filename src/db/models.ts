@@ -17,6 +17,7 @@ const integrationSchema = new Schema(
     receiverIds: { type: [String], default: [] },
     feePolicy: { type: String, enum: ['gross', 'net'], required: true },
     matchBy: { type: [String], default: ['custom', 'email'] },
+    nvpCredentialsEnv: String,
   },
   { timestamps: true, versionKey: false },
 );

@@ -302,3 +302,12 @@ export function toProfileEvent(
 export function profileWorkflowId(integrationId: string, profileId: string): string {
   return `profile:${integrationId}:${profileId}`;
 }
+
+/**
+ * Whether PayPal's recurring-payments API (NVP) knows this profile: every `I-` id does (Express
+ * Checkout profiles and newer Standard subscriptions); a legacy `S-` subscription does not, so
+ * refreshing it on a schedule could only fail and alert every day.
+ */
+export function isApiManaged(profileId: string): boolean {
+  return profileId.startsWith('I-');
+}

@@ -11,16 +11,15 @@ const LIVE_NVP_URL = 'https://api-3t.paypal.com/nvp';
 const NVP_VERSION = '204.0';
 
 /**
- * Credentials are referenced, not stored: `PAYPAL_NVP_<ID>_USERNAME`, `_PASSWORD` and `_SIGNATURE`,
- * where <ID> is the integration id upper-cased with anything but letters and digits as `_`.
+ * Credentials are referenced, not stored: the integration names a prefix (`nvpCredentialsEnv`), and
+ * the secrets are `<prefix>_USERNAME`, `<prefix>_PASSWORD` and `<prefix>_SIGNATURE` in the environment.
  */
-export function nvpCredentialNames(integrationId: string): [string, string, string] {
-  const key = integrationId.toUpperCase().replace(/[^A-Z0-9]/g, '_');
-  return [`PAYPAL_NVP_${key}_USERNAME`, `PAYPAL_NVP_${key}_PASSWORD`, `PAYPAL_NVP_${key}_SIGNATURE`];
+export function nvpCredentialNames(prefix: string): [string, string, string] {
+  return [`${prefix}_USERNAME`, `${prefix}_PASSWORD`, `${prefix}_SIGNATURE`];
 }
 
-export function nvpCredentialsFromEnv(integrationId: string, env: NodeJS.ProcessEnv): NvpCredentials | null {
-  const [u, p, s] = nvpCredentialNames(integrationId).map((name) => env[name]);
+export function nvpCredentialsFromEnv(prefix: string, env: NodeJS.ProcessEnv): NvpCredentials | null {
+  const [u, p, s] = nvpCredentialNames(prefix).map((name) => env[name]);
   return u && p && s ? { username: u, password: p, signature: s } : null;
 }
 
