@@ -5,6 +5,7 @@ import type { Logger } from '../src/logger';
 import { createLedgerActivities } from './ledger';
 import { createMessageActivities } from './messages';
 import { createPaymentActivities } from './payments';
+import { createPayoutActivities } from './payouts';
 import { createVerifyActivities } from './verify';
 
 export interface ActivityDeps {
@@ -20,6 +21,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createVerifyActivities(deps),
     ...createPaymentActivities(deps),
     ...createLedgerActivities(deps),
+    ...createPayoutActivities(deps),
   };
 }
 

@@ -36,6 +36,10 @@ export const ConfigSchema = z.object({
   PAYMENT_IDLE_CLOSE_SECONDS: positiveInt.default(3_600),
   /** A refund or reversal of a payment we never saw credited shows in /admin/held after this long. */
   ORPHAN_ADJUSTMENT_GRACE_SECONDS: positiveInt.default(3 * 24 * 3_600),
+  /** A submitted Mass Pay batch with no Processed IPN after this long shows in /admin/held. */
+  MASSPAY_PROCESSED_DEADLINE_SECONDS: positiveInt.default(48 * 3_600),
+  /** ...and with no Completed IPN after this long (PayPal returns unclaimed items after 30 days). */
+  MASSPAY_COMPLETED_DEADLINE_SECONDS: positiveInt.default(35 * 24 * 3_600),
   /** Only to choose ALLOW_SANDBOX_INTEGRATIONS' default (the Dockerfile sets production). */
   NODE_ENV: z.string().optional(),
   /**

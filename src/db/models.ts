@@ -1,4 +1,5 @@
 import mongoose, { Schema, type Connection, type InferSchemaType } from 'mongoose';
+import { bindPayoutModels } from './payout-models';
 
 /**
  * One integration = one PayPal business account connection. Field validation lives in the
@@ -187,6 +188,7 @@ export function bindModels(conn: Connection) {
     LedgerKey: conn.model('LedgerKey', ledgerKeySchema, 'ledger_keys'),
     Balance: conn.model('Balance', balanceSchema, 'balances'),
     AuditEvent: conn.model('AuditEvent', auditEventSchema, 'audit_events'),
+    ...bindPayoutModels(conn),
   };
 }
 

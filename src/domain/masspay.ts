@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isSupportedCurrency, parseAmount } from './money';
 
 /**
  * Mass Pay batches we send (money out of customers' balances to their PayPal accounts), as stored
@@ -168,7 +169,30 @@ export const CreatePayoutRequestSchema = z.object({
     .min(1)
     .max(MASSPAY_MAX_ITEMS, `Mass Pay takes at most ${MASSPAY_MAX_ITEMS} items per batch`),
 });
-export type CreatePayoutRequest = z.infer<typeof CreatePayoutRequestSchema>;
+/** The request with every amount read in the batch's currency: each bad one named by item and field. */
+export const CreatePayoutSchema = CreatePayoutRequestSchema.transform((req, ctx) => {
+  if (!isSupportedCurrency(req.currency)) {
+    ctx.addIssue({ code: 'custom', path: ['currency'], message: `${req.currency} is not a PayPal currency` });
+    return z.NEVER;
+  }
+  const items = req.items.map((item, i) => {
+    let amountMinor = 0;
+    try {
+      amountMinor = parseAmount(item.amount, req.currency);
+      if (amountMinor <= 0)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['items', i, 'amount'],
+          message: `must be positive, got ${JSON.stringify(item.amount)}`,
+        });
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', path: ['items', i, 'amount'], message: (err as Error).message });
+    }
+    return { ...item, amountMinor };
+  });
+  return { ...req, items };
+});
+export type CreatePayout = z.infer<typeof CreatePayoutSchema>;
 
 /** One item as a Mass Pay IPN reports it, amounts already in minor units. */
 export const MasspayItemReportSchema = z.object({

@@ -10,6 +10,7 @@ import { errorHandler } from './errors';
 import { adminRoutes } from './routes/admin';
 import { healthRoutes } from './routes/health';
 import { ipnRoutes } from './routes/ipn';
+import { payoutRoutes } from './routes/payouts';
 
 export interface AppDeps {
   db: Database;
@@ -33,7 +34,7 @@ export function createApp(deps: AppDeps): Koa {
   app.use(errorHandler(deps.logger));
   // Here, not in the admin router: a router-level check only sees paths the router spells its own way.
   app.use(adminGuard(requireAdminTokenConfig(deps.config)));
-  for (const router of [healthRoutes(deps), ipnRoutes(deps), adminRoutes(deps)]) {
+  for (const router of [healthRoutes(deps), ipnRoutes(deps), adminRoutes(deps), payoutRoutes(deps)]) {
     app.use(router.routes()).use(router.allowedMethods());
   }
   return app;

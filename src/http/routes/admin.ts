@@ -86,7 +86,15 @@ export function adminRoutes(deps: AppDeps): Router {
     const undispatchable = await models.IpnMessage.find({ state: 'undispatchable' }, { raw: 0 })
       .sort({ receivedAt: 1 })
       .lean();
-    ctx.body = { payments, parkedMessages: parked, undispatchableMessages: undispatchable };
+    const payoutBatches = await models.PayoutBatch.find({ needsOperator: true }, { snapshot: 0 }).sort({ updatedAt: 1 }).lean();
+    const masspayUnmatched = await models.IpnMessage.find({ state: 'masspay_unmatched' }, { raw: 0 }).sort({ receivedAt: 1 }).lean();
+    ctx.body = {
+      payments,
+      parkedMessages: parked,
+      undispatchableMessages: undispatchable,
+      payoutBatches,
+      masspayUnmatchedMessages: masspayUnmatched,
+    };
   });
 
   const findPayment = async (txnId: string, integrationId?: string) => {
