@@ -100,10 +100,13 @@ export async function matchMasspayItems(
     }
   };
   for (const item of m.items) {
-    const byUnique = item.uniqueId ? await models.PayoutRef.findById(`u:${item.uniqueId}`).lean() : null;
-    const ref =
-      byUnique ??
-      (item.masspayTxnId ? await models.PayoutRef.findById(`t:${m.integrationId}:${item.masspayTxnId}`).lean() : null);
+    // PayPal's txn id only when the message carries no unique id: an unknown unique id is not ours,
+    // whatever item its txn id once named.
+    const ref = item.uniqueId
+      ? await models.PayoutRef.findById(`u:${item.uniqueId}`).lean()
+      : item.masspayTxnId
+        ? await models.PayoutRef.findById(`t:${m.integrationId}:${item.masspayTxnId}`).lean()
+        : null;
     // Another integration's batch, or test money for live reservations (or the reverse), is not ours to settle.
     if (!ref || ref.integrationId !== m.integrationId || (ref.mode === 'sandbox') !== m.sandbox) {
       unmatched.push(`#${item.index} ${item.uniqueId ?? item.masspayTxnId ?? '(no id)'}`.slice(0, 80));

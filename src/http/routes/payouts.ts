@@ -66,7 +66,8 @@ export function payoutRoutes(deps: AppDeps): Router {
       .sort((a, b) => a.index - b.index);
 
   router.post('/', async (ctx) => {
-    const req = CreatePayoutSchema.parse(await readJson(ctx));
+    // 5,000 items of up to ~1 KB each (notes included).
+    const req = CreatePayoutSchema.parse(await readJson(ctx, '8mb'));
     const integration = await getIntegration(models, req.integrationId);
     if (!integration) throw new HttpError(404, `no integration ${req.integrationId}`);
     if (!(integration.allowedCurrencies as string[]).includes(req.currency)) {
