@@ -126,7 +126,7 @@ async function main() {
     const end = await batch();
     const balances = await stack.ledger.balances('b0', 'sandbox');
     console.log(
-      `end: ${end.state} ${JSON.stringify(end.counts)}; b0 balance ${balances[0]?.balanceMinor} (expected ${1_000_000 - (count / CUSTOMERS) * 100 + Math.ceil(count / CUSTOMERS / 10) * 100})`,
+      `end: ${end.state} ${JSON.stringify(end.counts)}; b0 balance ${balances[0]?.balanceMinor} (expected ${1_000_000 - 100 * items.filter((_, n) => n % CUSTOMERS === 0 && n % 10 !== 0).length})`,
     );
     const check = await stack.ledger.check();
     console.log(
