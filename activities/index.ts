@@ -6,6 +6,7 @@ import { createLedgerActivities } from './ledger';
 import { createMessageActivities } from './messages';
 import { createPaymentActivities } from './payments';
 import { createProfileActivities } from './profiles';
+import { createPayoutActivities } from './payouts';
 import { createVerifyActivities } from './verify';
 
 export interface ActivityDeps {
@@ -22,6 +23,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createPaymentActivities(deps),
     ...createLedgerActivities(deps),
     ...createProfileActivities(deps),
+    ...createPayoutActivities(deps),
   };
 }
 

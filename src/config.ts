@@ -21,7 +21,8 @@ export const ConfigSchema = z.object({
   /** Required by the API server (admin routes); the worker never sees it. */
   ADMIN_TOKEN: z.string().min(24, 'must be at least 24 characters (generate one with `openssl rand -hex 32`)').optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  IPN_MAX_BODY_BYTES: positiveInt.max(1024 * 1024).default(64 * 1024),
+  /** A Mass Pay IPN carries every item of its batch: about 625 KB for PayPal's 5,000-item maximum. */
+  IPN_MAX_BODY_BYTES: positiveInt.max(4 * 1024 * 1024).default(1024 * 1024),
   /**
    * Sandbox postback URL. Only tests and the dev stack point it at our simulator;
    * live postbacks always go to PayPal's own host, which no setting can change.
@@ -42,6 +43,10 @@ export const ConfigSchema = z.object({
   RECURRING_REFRESH_SECONDS: positiveInt.default(24 * 3_600),
   /** A profile whose outstanding balance exceeds this many cycles' amount is shown to a person. */
   RECURRING_OUTSTANDING_ALERT_CYCLES: positiveInt.default(3),
+  /** A submitted Mass Pay batch with no Processed IPN after this long shows in /admin/held. */
+  MASSPAY_PROCESSED_DEADLINE_SECONDS: positiveInt.default(48 * 3_600),
+  /** ...and with no Completed IPN after this long (PayPal returns unclaimed items after 30 days). */
+  MASSPAY_COMPLETED_DEADLINE_SECONDS: positiveInt.default(35 * 24 * 3_600),
   /** Only to choose ALLOW_SANDBOX_INTEGRATIONS' default (the Dockerfile sets production). */
   NODE_ENV: z.string().optional(),
   /**

@@ -14,7 +14,7 @@ function problemsOf(env: Record<string, string>): Array<{ variable: string; mess
 
 test('defaults fill in everything that is safe to guess', () => {
   const config = loadConfig(valid);
-  expect(config).toMatchObject({ PORT: 3000, TEMPORAL_ADDRESS: 'localhost:7233', TEMPORAL_NAMESPACE: 'default', TEMPORAL_TASK_QUEUE: 'ipnflow', IPN_MAX_BODY_BYTES: 65536 });
+  expect(config).toMatchObject({ PORT: 3000, TEMPORAL_ADDRESS: 'localhost:7233', TEMPORAL_NAMESPACE: 'default', TEMPORAL_TASK_QUEUE: 'ipnflow', IPN_MAX_BODY_BYTES: 1048576 });
   expect(config.paypalLiveVerifyUrl).toBe('https://ipnpb.paypal.com/cgi-bin/webscr');
   expect(config.PAYPAL_SANDBOX_VERIFY_URL).toBe('https://ipnpb.sandbox.paypal.com/cgi-bin/webscr');
 });

@@ -24,7 +24,7 @@ test('answers an empty 200 and keeps the exact bytes, whatever the charset', asy
 test('refuses what is not an IPN, with clear statuses', async () => {
   const json = await stack.postIpn('shop', Buffer.from('{"txn_id":"1"}'), 'application/json');
   expect(json.status).toBe(415);
-  const big = await stack.postIpn('shop', Buffer.concat([sample('web_accept_completed_01'), Buffer.from(`&memo=${'a'.repeat(70_000)}`)]));
+  const big = await stack.postIpn('shop', Buffer.concat([sample('web_accept_completed_01'), Buffer.from(`&memo=${'a'.repeat(stack.config.IPN_MAX_BODY_BYTES)}`)]));
   expect(big.status).toBe(413);
   const unknown = await stack.postIpn('nobody', sample('web_accept_completed_01'));
   expect(unknown.status).toBe(404);

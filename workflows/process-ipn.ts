@@ -20,7 +20,7 @@ import type { MessageOutcome, OperatorAction, ProcessIpnInput } from './types';
 
 // Bookkeeping runs as local activities (no server round trip each); only the postback to PayPal,
 // which may need hours of retries, is a regular activity.
-const { loadMessage, recordMessageOutcome, routeToPayment, raiseAlert, audit } = proxyLocalActivities<Activities>({
+const { loadMessage, recordMessageOutcome, routeToPayment, routeMasspay, raiseAlert, audit } = proxyLocalActivities<Activities>({
   startToCloseTimeout: '30s',
   retry: { initialInterval: '200ms', maximumInterval: '30s' },
 });
@@ -126,8 +126,18 @@ export async function processIpn(input: ProcessIpnInput): Promise<MessageOutcome
 
   const route = classify(summary);
   switch (route.kind) {
-    case 'masspay':
-      return finish('masspay_notification', 'money we sent, not a payment received');
+    case 'masspay': {
+      const items = summary.masspayItems;
+      const routed = await routeMasspay({ messageId: input.messageId, integrationId: integration.id, paymentStatus: summary.paymentStatus, sandbox: summary.testIpn, items });
+      if (routed.unmatched.length > 0 || routed.batchIds.length === 0) {
+        // Never dropped: a person sees it in GET /admin/held (the matched items were delivered all the same).
+        flags.push('held');
+        const detail = `${routed.unmatched.length} of ${items.length} item(s) match no batch: ${routed.unmatched.slice(0, 5).join(', ')}`;
+        await raiseAlert({ kind: 'masspay_unmatched', messageId: input.messageId, detail });
+        return finish('masspay_unmatched', detail.slice(0, 500));
+      }
+      return finish('masspay_routed', `items of ${routed.batchIds.join(', ')}`.slice(0, 500));
+    }
     case 'profile': {
       const profileWorkflowId = await routeToProfile({ messageId: input.messageId, profileId: route.profileId, flags });
       const link = `/namespaces/${workflowInfo().namespace}/workflows/${profileWorkflowId}`;

@@ -1,4 +1,5 @@
 import mongoose, { Schema, type Connection, type InferSchemaType } from 'mongoose';
+import { bindPayoutModels } from './payout-models';
 
 /**
  * One integration = one PayPal business account connection. Field validation lives in the
@@ -222,6 +223,7 @@ export function bindModels(conn: Connection) {
     AuditEvent: conn.model('AuditEvent', auditEventSchema, 'audit_events'),
     RecurringProfile: conn.model('RecurringProfile', recurringProfileSchema, 'recurring_profiles'),
     ProfileTxn: conn.model('ProfileTxn', profileTxnSchema, 'profile_txns'),
+    ...bindPayoutModels(conn),
   };
 }
 

@@ -35,6 +35,10 @@ export const MessageOutcomeSchema = z.enum([
   'recorded_no_money',
   'unknown_alerted',
   'routed',
+  /** A verified Mass Pay IPN delivered to the batches whose items it reports. */
+  'masspay_routed',
+  /** A Mass Pay IPN reporting items no batch of ours has: held for a person (GET /admin/held). */
+  'masspay_unmatched',
 ]);
 export type MessageOutcome = z.infer<typeof MessageOutcomeSchema>;
 export const MESSAGE_INTAKE_STATES = ['received', 'ignored', 'dispatched', 'undispatchable'] as const;
@@ -53,6 +57,8 @@ export const SEARCH_ATTRIBUTES = {
   CustomerId: 'Keyword',
   PaymentStatus: 'Keyword',
   IpnFlags: 'KeywordList',
+  PayoutBatchId: 'Keyword',
+  PayoutState: 'Keyword',
 } as const;
 
 export const IntegrationIdKey = defineSearchAttributeKey('IpnIntegrationId', 'KEYWORD');
@@ -60,3 +66,7 @@ export const TxnIdKey = defineSearchAttributeKey('PaypalTxnId', 'KEYWORD');
 export const CustomerIdKey = defineSearchAttributeKey('CustomerId', 'KEYWORD');
 export const PaymentStatusKey = defineSearchAttributeKey('PaymentStatus', 'KEYWORD');
 export const FlagsKey = defineSearchAttributeKey('IpnFlags', 'KEYWORD_LIST');
+export const PayoutBatchIdKey = defineSearchAttributeKey('PayoutBatchId', 'KEYWORD');
+export const PayoutStateKey = defineSearchAttributeKey('PayoutState', 'KEYWORD');
+/** A Mass Pay batch's workflow: batch ids are ours (letters and digits). */
+export const payoutWorkflowId = (batchId: string) => `payout:${batchId}`;

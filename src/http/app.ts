@@ -11,6 +11,7 @@ import { adminRoutes } from './routes/admin';
 import { healthRoutes } from './routes/health';
 import { ipnRoutes } from './routes/ipn';
 import { profileRoutes } from './routes/profiles';
+import { payoutRoutes } from './routes/payouts';
 
 export interface AppDeps {
   db: Database;
@@ -34,7 +35,8 @@ export function createApp(deps: AppDeps): Koa {
   app.use(errorHandler(deps.logger));
   // Here, not in the admin router: a router-level check only sees paths the router spells its own way.
   app.use(adminGuard(requireAdminTokenConfig(deps.config)));
-  for (const router of [healthRoutes(deps), ipnRoutes(deps), adminRoutes(deps), profileRoutes(deps)]) {
+  const routers = [healthRoutes(deps), ipnRoutes(deps), adminRoutes(deps), profileRoutes(deps), payoutRoutes(deps)];
+  for (const router of routers) {
     app.use(router.routes()).use(router.allowedMethods());
   }
   return app;

@@ -2,9 +2,15 @@ import type { Context } from 'koa';
 import getRawBody from 'raw-body';
 import { HttpError } from './errors';
 
-export async function readJson(ctx: Context): Promise<unknown> {
+export async function readJson(ctx: Context, limit = '256kb'): Promise<unknown> {
   if (!ctx.is('application/json')) throw new HttpError(415, 'expected Content-Type: application/json');
-  const text = await getRawBody(ctx.req, { limit: '256kb', encoding: 'utf8' });
+  let text: string;
+  try {
+    text = await getRawBody(ctx.req, { limit, encoding: 'utf8' });
+  } catch (err) {
+    if ((err as { type?: string }).type === 'entity.too.large') throw new HttpError(413, `body larger than ${limit}`);
+    throw err;
+  }
   try {
     return JSON.parse(text);
   } catch (err) {

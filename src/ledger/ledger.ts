@@ -11,7 +11,7 @@ export interface PostingRequest {
   amountMinor: number;
   /** The same key always means the same movement: posting it again is a no-op. */
   idempotencyKey: string;
-  reason: 'payment' | 'refund' | 'reversal' | 'canceled_reversal' | 'manual';
+  reason: 'payment' | 'refund' | 'reversal' | 'canceled_reversal' | 'manual' | 'payout_reserve' | 'payout_release';
   integrationId?: string;
   txnId?: string;
   parentTxnId?: string;

@@ -5,7 +5,7 @@ import { HttpError, readBody, sendJson } from './http-util';
 import type { Delivery, PayPalSimulator, PostbackRecord } from './types';
 
 /** Base64 of a few KB IPN, with lots of headroom. */
-const CONTROL_BODY_LIMIT = 2 * 1024 * 1024;
+const CONTROL_BODY_LIMIT = 8 * 1024 * 1024;
 const RECENT_POSTBACKS = 50;
 
 const bodyBase64 = z.base64('bodyBase64 must be standard base64 of the exact raw IPN bytes').min(1, 'bodyBase64 must not be empty');

@@ -8,7 +8,8 @@ export const NOTIFY_VALIDATE_PREFIX = Buffer.from('cmd=_notify-validate&', 'lati
 export const VERIFY_PATH = '/cgi-bin/webscr';
 
 /** IPN bodies are a few KB; anything near this is not a postback. */
-const POSTBACK_BODY_LIMIT = 256 * 1024;
+// Above our own IPN limit: a 5,000-item Mass Pay IPN (about 625 KB) must verify like any other.
+const POSTBACK_BODY_LIMIT = 4 * 1024 * 1024;
 
 export type PostbackAnswer = 'VERIFIED' | 'INVALID';
 

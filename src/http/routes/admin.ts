@@ -86,13 +86,24 @@ export function adminRoutes(deps: AppDeps): Router {
   router.get('/held', async (ctx) => {
     // Each list is bounded; `truncated` says a list has more than `limit` (work down the oldest first).
     const { limit } = pageOf(ctx, 500);
-    const [payments, profiles, parked, undispatchable] = await Promise.all([
-      models.Payment.find({ needsOperator: true }, { snapshot: 0 }).sort({ updatedAt: 1 }).limit(limit + 1).lean(),
-      models.RecurringProfile.find({ needsOperator: true }, { snapshot: 0 }).sort({ updatedAt: 1 }).limit(limit + 1).lean(),
-      models.IpnMessage.find({ state: 'parked' }, { raw: 0 }).sort({ receivedAt: 1 }).limit(limit + 1).lean(),
-      models.IpnMessage.find({ state: 'undispatchable' }, { raw: 0 }).sort({ receivedAt: 1 }).limit(limit + 1).lean(),
+    const byUpdate = { updatedAt: 1 } as const;
+    const byReceipt = { receivedAt: 1 } as const;
+    const [payments, profiles, payoutBatches, parked, undispatchable, masspayUnmatched] = await Promise.all([
+      models.Payment.find({ needsOperator: true }, { snapshot: 0 }).sort(byUpdate).limit(limit + 1).lean(),
+      models.RecurringProfile.find({ needsOperator: true }, { snapshot: 0 }).sort(byUpdate).limit(limit + 1).lean(),
+      models.PayoutBatch.find({ needsOperator: true }, { snapshot: 0 }).sort(byUpdate).limit(limit + 1).lean(),
+      models.IpnMessage.find({ state: 'parked' }, { raw: 0 }).sort(byReceipt).limit(limit + 1).lean(),
+      models.IpnMessage.find({ state: 'undispatchable' }, { raw: 0 }).sort(byReceipt).limit(limit + 1).lean(),
+      models.IpnMessage.find({ state: 'masspay_unmatched' }, { raw: 0 }).sort(byReceipt).limit(limit + 1).lean(),
     ]);
-    const lists = { payments, profiles, parkedMessages: parked, undispatchableMessages: undispatchable };
+    const lists = {
+      payments,
+      profiles,
+      payoutBatches,
+      parkedMessages: parked,
+      undispatchableMessages: undispatchable,
+      masspayUnmatchedMessages: masspayUnmatched,
+    };
     const truncated = Object.entries(lists).filter(([, rows]) => rows.length > limit).map(([name]) => name);
     ctx.body = { ...Object.fromEntries(Object.entries(lists).map(([k, rows]) => [k, rows.slice(0, limit)])), truncated };
   });

@@ -1,0 +1,54 @@
+import { Schema, type Connection } from 'mongoose';
+
+/** One Mass Pay batch we send: flat fields for the admin lists, the workflow's whole state in `snapshot`. */
+const payoutBatchSchema = new Schema(
+  {
+    _id: { type: String, required: true },
+    integrationId: { type: String, required: true },
+    state: { type: String, required: true },
+    currency: { type: String, required: true },
+    itemCount: { type: Number, required: true },
+    totalMinor: { type: Number, required: true },
+    createdBy: { type: String, required: true },
+    needsOperator: { type: Boolean, default: false },
+    attention: { type: [String], default: [] },
+    snapshot: Schema.Types.Mixed,
+  },
+  { timestamps: true, versionKey: false },
+);
+payoutBatchSchema.index({ needsOperator: 1 });
+
+/** One item: `_id` is `<batchId>:<uniqueId>`, so a batch's items are one bounded _id range. */
+const payoutItemSchema = new Schema(
+  {
+    _id: { type: String, required: true },
+    batchId: { type: String, required: true },
+    uniqueId: { type: String, required: true },
+    index: { type: Number, required: true },
+    state: { type: String, required: true },
+  },
+  { strict: false, versionKey: false },
+);
+
+/**
+ * How an IPN finds its batch by _id: `u:<uniqueId>` (unique across all batches: inserting it is the
+ * uniqueness check) and `t:<integrationId>:<masspay_txn_id>` once PayPal named the item's txn.
+ */
+const payoutRefSchema = new Schema(
+  {
+    _id: { type: String, required: true },
+    batchId: { type: String, required: true },
+    uniqueId: { type: String, required: true },
+    integrationId: { type: String, required: true },
+    mode: { type: String, required: true },
+  },
+  { versionKey: false },
+);
+
+export function bindPayoutModels(conn: Connection) {
+  return {
+    PayoutBatch: conn.model('PayoutBatch', payoutBatchSchema, 'payout_batches'),
+    PayoutItem: conn.model('PayoutItem', payoutItemSchema, 'payout_items'),
+    PayoutRef: conn.model('PayoutRef', payoutRefSchema, 'payout_refs'),
+  };
+}

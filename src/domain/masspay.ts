@@ -1,0 +1,221 @@
+import { z } from 'zod';
+import { isSupportedCurrency, parseAmount } from './money';
+
+/**
+ * Mass Pay batches we send (money out of customers' balances to their PayPal accounts), as stored
+ * documents and workflow state. Pure (bundled into workflows): zod only.
+ *
+ * A batch's items live in their own documents (`<batchId>:<uniqueId>`), never in the workflow's
+ * state: a 5,000-item batch keeps a workflow of a few kilobytes.
+ */
+
+export const BATCH_STATES = [
+  'created',
+  'approved',
+  'submitted',
+  'processed',
+  'completed',
+  'denied',
+  'cancelled',
+] as const;
+export const BatchStateSchema = z.enum(BATCH_STATES);
+export type BatchState = z.infer<typeof BatchStateSchema>;
+
+/** PayPal's per-item statuses (status_x), plus the two a batch imposes: Denied and Cancelled. */
+export const ITEM_STATES = [
+  'Pending',
+  'Unclaimed',
+  'Completed',
+  'Returned',
+  'Failed',
+  'Reversed',
+  'Blocked',
+  'Denied',
+  'Cancelled',
+] as const;
+export const ItemStateSchema = z.enum(ITEM_STATES);
+export type ItemState = z.infer<typeof ItemStateSchema>;
+/** What PayPal may say about an item in status_x. */
+export const PAYPAL_ITEM_STATUSES: readonly ItemState[] = [
+  'Pending',
+  'Unclaimed',
+  'Completed',
+  'Returned',
+  'Failed',
+  'Reversed',
+  'Blocked',
+];
+/** Statuses whose money comes back to us: the item's reservation is released (once). */
+export const RELEASING_STATES: readonly ItemState[] = [
+  'Returned',
+  'Failed',
+  'Reversed',
+  'Blocked',
+  'Denied',
+  'Cancelled',
+];
+
+/** PayPal's Mass Pay limits (upload file and NVP); unique ids as short as the IPN guide allows. */
+export const MASSPAY_MAX_ITEMS = 5000;
+export const UNIQUE_ID_MAX_CHARS = 13;
+export const NVP_MAX_ITEMS_PER_CALL = 250;
+
+export const ItemHistoryEntrySchema = z.object({
+  at: z.string(),
+  /** The PayPal status or operator decision applied, or what was ignored. */
+  what: z.string(),
+  messageId: z.string().nullable(),
+  operator: z.string().nullable(),
+});
+
+/** One payee's payment in a batch: `_id` is `<batchId>:<uniqueId>`. */
+export const PayoutItemSchema = z.object({
+  batchId: z.string(),
+  uniqueId: z.string(),
+  /** 0-based position in the batch as created: the upload file's row order. */
+  index: z.number().int().min(0),
+  integrationId: z.string(),
+  customerId: z.string(),
+  receiverEmail: z.string(),
+  currency: z.string(),
+  mode: z.enum(['live', 'sandbox']),
+  amountMinor: z.number().int().positive(),
+  note: z.string().nullable(),
+  state: ItemStateSchema,
+  /** The reservation (debit) is posted; `released` once it was credited back. */
+  reserved: z.boolean(),
+  released: z.boolean(),
+  masspayTxnId: z.string().nullable(),
+  feeMinor: z.number().int().nullable(),
+  reasonCode: z.string().nullable(),
+  /** Things a person should look at (an amount that differs from what we reserved, ...). */
+  problems: z.array(z.string()),
+  history: z.array(ItemHistoryEntrySchema),
+});
+export type PayoutItem = z.infer<typeof PayoutItemSchema>;
+
+export const payoutItemId = (batchId: string, uniqueId: string) => `${batchId}:${uniqueId}`;
+
+/** Counts of items per state: what the Web UI and the admin API show for a batch. */
+export const ItemCountsSchema = z.record(z.string(), z.number().int());
+export type ItemCounts = z.infer<typeof ItemCountsSchema>;
+
+export const PayoutBatchStateSchema = z.object({
+  id: z.string(),
+  integrationId: z.string(),
+  currency: z.string(),
+  mode: z.enum(['live', 'sandbox']),
+  createdBy: z.string(),
+  createdAt: z.string(),
+  note: z.string().nullable(),
+  itemCount: z.number().int(),
+  totalMinor: z.number().int(),
+  state: BatchStateSchema,
+  /** Every item's reservation is posted: only then may the batch be approved. */
+  reserved: z.boolean(),
+  approvedBy: z.string().nullable(),
+  submittedAt: z.string().nullable(),
+  processedAt: z.string().nullable(),
+  completedAt: z.string().nullable(),
+  counts: ItemCountsSchema,
+  /** Matters for a person (deadlines passed, IPNs that contradict the batch); shown in /admin/held. */
+  attention: z.array(z.string()),
+  /** An operator said to stop waiting for PayPal: deadlines no longer raise attention. */
+  stoppedWaiting: z.boolean(),
+  /** Messages applied (bounded): a redelivered message is recognised before touching items. */
+  appliedMessages: z.array(z.string()),
+  history: z.array(z.object({ at: z.string(), what: z.string(), messageId: z.string().nullable() })),
+});
+export type PayoutBatchState = z.infer<typeof PayoutBatchStateSchema>;
+
+const text = (max: number) => z.string().trim().min(1).max(max);
+/** Notes end up in a tab-delimited file: no tabs or line breaks. */
+const noteText = z
+  .string()
+  .trim()
+  .max(1000)
+  .refine((s) => !/[\t\r\n\u0000]/.test(s), 'must not contain tabs, line breaks or NUL');
+
+/** An operator's decision on a batch: who, and why. */
+export const PayoutActionSchema = z.object({ operator: text(100), note: text(2000) });
+export type PayoutAction = z.infer<typeof PayoutActionSchema>;
+export const SubmittedActionSchema = PayoutActionSchema.extend({ submittedAt: z.iso.datetime().optional() });
+export type SubmittedAction = z.infer<typeof SubmittedActionSchema>;
+/** A person settles an item PayPal never reported (or reported wrongly), as if PayPal had said so. */
+export const ResolveItemActionSchema = PayoutActionSchema.extend({
+  uniqueId: text(UNIQUE_ID_MAX_CHARS),
+  state: z.enum(['Completed', 'Returned', 'Failed', 'Reversed', 'Blocked']),
+});
+export type ResolveItemAction = z.infer<typeof ResolveItemActionSchema>;
+
+/** The admin API's batch request, before the amounts are read (that needs the currency). */
+export const CreatePayoutRequestSchema = z.object({
+  integrationId: text(64),
+  currency: z.string().regex(/^[A-Z]{3}$/, 'a 3-letter currency code'),
+  operator: text(100),
+  note: noteText.optional(),
+  items: z
+    .array(
+      z.object({
+        customerId: text(64),
+        receiverEmail: z
+          .email()
+          .max(127)
+          .transform((e) => e.toLowerCase()),
+        amount: z.string().max(32),
+        note: noteText.optional(),
+      }),
+    )
+    .min(1)
+    .max(MASSPAY_MAX_ITEMS, `Mass Pay takes at most ${MASSPAY_MAX_ITEMS} items per batch`),
+});
+/** The request with every amount read in the batch's currency: each bad one named by item and field. */
+export const CreatePayoutSchema = CreatePayoutRequestSchema.transform((req, ctx) => {
+  if (!isSupportedCurrency(req.currency)) {
+    ctx.addIssue({ code: 'custom', path: ['currency'], message: `${req.currency} is not a PayPal currency` });
+    return z.NEVER;
+  }
+  const items = req.items.map((item, i) => {
+    let amountMinor = 0;
+    try {
+      amountMinor = parseAmount(item.amount, req.currency);
+      if (amountMinor <= 0)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['items', i, 'amount'],
+          message: `must be positive, got ${JSON.stringify(item.amount)}`,
+        });
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', path: ['items', i, 'amount'], message: (err as Error).message });
+    }
+    return { ...item, amountMinor };
+  });
+  return { ...req, items };
+});
+export type CreatePayout = z.infer<typeof CreatePayoutSchema>;
+
+/** One item as a Mass Pay IPN reports it, amounts already in minor units. */
+export const MasspayItemReportSchema = z.object({
+  uniqueId: z.string(),
+  status: z.string().nullable(),
+  masspayTxnId: z.string().nullable(),
+  grossMinor: z.number().int().nullable(),
+  feeMinor: z.number().int().nullable(),
+  currency: z.string().nullable(),
+  reasonCode: z.string().nullable(),
+});
+export type MasspayItemReport = z.infer<typeof MasspayItemReportSchema>;
+
+/**
+ * What processIpn stores on a verified Mass Pay message as its routedEvent: the batch workflows
+ * apply only what a stored, verified message says, never what a signal claims.
+ */
+export const MasspayRoutedSchema = z.object({
+  kind: z.literal('masspay'),
+  integrationId: z.string(),
+  paymentStatus: z.string().nullable(),
+  sandbox: z.boolean(),
+  batches: z.record(z.string(), z.array(MasspayItemReportSchema)),
+  unmatched: z.array(z.string()),
+});
+export type MasspayRouted = z.infer<typeof MasspayRoutedSchema>;

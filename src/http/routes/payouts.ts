@@ -1,0 +1,358 @@
+import crypto from 'node:crypto';
+import Router from '@koa/router';
+import type { AppDeps } from '../app';
+import { HttpError } from '../errors';
+import { readJson } from '../json-body';
+import {
+  CreatePayoutSchema,
+  PayoutActionSchema,
+  PayoutBatchStateSchema,
+  PayoutItemSchema,
+  ResolveItemActionSchema,
+  SubmittedActionSchema,
+  UNIQUE_ID_MAX_CHARS,
+  payoutItemId,
+  type PayoutBatchState,
+  type PayoutItem,
+} from '../../domain/masspay';
+import { batchRefusal, initialBatchState, itemRefusal, type BatchOperatorInput } from '../../domain/masspay-decide';
+import { describeMoney, formatMinor } from '../../domain/money';
+import { IntegrationIdKey, PayoutBatchIdKey, PayoutStateKey, payoutWorkflowId } from '../../domain/contracts';
+import { getIntegration } from '../../integrations/store';
+import { Ledger, isDuplicateKey } from '../../ledger/ledger';
+import { batchRange, batchWorkflowInput } from '../../../activities/payouts';
+import {
+  approvePayoutSignal,
+  cancelPayoutSignal,
+  masspayBatch,
+  resolvePayoutItemSignal,
+  stopWaitingPayoutSignal,
+  submittedPayoutSignal,
+} from '../../../workflows/masspay-batch';
+
+/** Unique ids go to PayPal and come back in IPNs: short, no spaces, unambiguous to read aloud. */
+const ID_ALPHABET = 'ABCDEFGHJKLMNPQRSTUVWXYZ23456789';
+const randomId = (length: number) => Array.from(crypto.randomBytes(length), (b) => ID_ALPHABET[b % 32]).join('');
+/** Sortable by creation time (the list's pagination order), then random. */
+const newBatchId = () => `PB${Date.now().toString(36).toUpperCase()}${randomId(6)}`;
+
+const itemView = (i: PayoutItem) => ({
+  uniqueId: i.uniqueId,
+  customerId: i.customerId,
+  receiverEmail: i.receiverEmail,
+  amountMinor: i.amountMinor,
+  state: i.state,
+});
+
+/**
+ * Mass Pay batches we send (admin API, under /admin: the app-level guard covers it). Creating a
+ * batch checks everything PayPal would refuse and every payee's balance before anything is stored;
+ * the batch's workflow then reserves the money and takes every later decision.
+ */
+export function payoutRoutes(deps: AppDeps): Router {
+  const { db, client, config } = deps;
+  const { models } = db;
+  const ledger = new Ledger(models);
+  const router = new Router({ prefix: '/admin/payouts', sensitive: true });
+
+  const loadBatch = async (id: string): Promise<PayoutBatchState> => {
+    const doc = await models.PayoutBatch.findById(id, { snapshot: 1 }).lean();
+    if (!doc) throw new HttpError(404, `no payout batch ${id}`);
+    return PayoutBatchStateSchema.parse(doc.snapshot);
+  };
+  const loadItems = async (batchId: string): Promise<PayoutItem[]> =>
+    (await models.PayoutItem.find(batchRange(batchId)).lean())
+      .map((d) => PayoutItemSchema.parse(d))
+      .sort((a, b) => a.index - b.index);
+
+  router.post('/', async (ctx) => {
+    // 5,000 items of up to ~1 KB each (notes included).
+    const req = CreatePayoutSchema.parse(await readJson(ctx, '8mb'));
+    const integration = await getIntegration(models, req.integrationId);
+    if (!integration) throw new HttpError(404, `no integration ${req.integrationId}`);
+    if (!(integration.allowedCurrencies as string[]).includes(req.currency)) {
+      throw new HttpError(
+        422,
+        `currency: ${req.currency} is not among ${integration.id}'s currencies (${integration.allowedCurrencies.join(', ')})`,
+      );
+    }
+    const mode = integration.mode;
+    // Every payee exists and can afford every item of theirs, in order; nothing is stored before.
+    const available = new Map<string, number>();
+    for (const [i, item] of req.items.entries()) {
+      if (!available.has(item.customerId)) {
+        if (!(await models.Customer.exists({ _id: item.customerId }))) {
+          throw new HttpError(400, `items[${i}].customerId: no customer ${item.customerId}`, {
+            item: i,
+            field: 'customerId',
+          });
+        }
+        const balance =
+          (await ledger.balances(item.customerId, mode)).find((b) => b.currency === req.currency)?.balanceMinor ?? 0;
+        available.set(item.customerId, balance);
+      }
+      const left = available.get(item.customerId)! - item.amountMinor;
+      if (left < 0) {
+        const has = describeMoney(available.get(item.customerId)!, req.currency);
+        throw new HttpError(
+          409,
+          `items[${i}].amount: ${describeMoney(item.amountMinor, req.currency)} is beyond ${item.customerId}'s ${mode} balance left for this batch (${has}); nothing was reserved`,
+          { item: i, field: 'amount' },
+        );
+      }
+      available.set(item.customerId, left);
+    }
+
+    const batchId = newBatchId();
+    const uniqueIds = await claimUniqueIds(batchId, req.items.length, integration.id, mode);
+    const items: PayoutItem[] = req.items.map((item, index) => ({
+      batchId,
+      uniqueId: uniqueIds[index]!,
+      index,
+      integrationId: integration.id,
+      customerId: item.customerId,
+      receiverEmail: item.receiverEmail,
+      currency: req.currency,
+      mode,
+      amountMinor: item.amountMinor,
+      note: item.note ?? null,
+      state: 'Pending',
+      reserved: false,
+      released: false,
+      masspayTxnId: null,
+      feeMinor: null,
+      reasonCode: null,
+      problems: [],
+      history: [],
+    }));
+    for (let start = 0; start < items.length; start += 1000) {
+      await models.PayoutItem.insertMany(
+        items.slice(start, start + 1000).map((i) => ({ _id: payoutItemId(batchId, i.uniqueId), ...i })),
+      );
+    }
+    const totalMinor = items.reduce((sum, i) => sum + i.amountMinor, 0);
+    const state = initialBatchState({
+      id: batchId,
+      integrationId: integration.id,
+      currency: req.currency,
+      mode,
+      createdBy: req.operator,
+      createdAt: new Date().toISOString(),
+      note: req.note ?? null,
+      itemCount: items.length,
+      totalMinor,
+    });
+    await models.PayoutBatch.create({
+      _id: batchId,
+      integrationId: integration.id,
+      state: state.state,
+      currency: req.currency,
+      itemCount: items.length,
+      totalMinor,
+      createdBy: req.operator,
+      snapshot: state,
+    });
+    await models.AuditEvent.create({
+      at: new Date(),
+      actor: req.operator,
+      action: 'payout_create',
+      reason: req.note,
+      integrationId: integration.id,
+      txnId: batchId,
+      details: { items: items.length, total: describeMoney(totalMinor, req.currency) },
+    });
+    // Stored first: should this start fail, any operator action starts the workflow (signalWithStart).
+    await client.workflow.start(masspayBatch, {
+      workflowId: payoutWorkflowId(batchId),
+      taskQueue: config.TEMPORAL_TASK_QUEUE,
+      args: [batchWorkflowInput(batchId, config)],
+      typedSearchAttributes: searchAttributes(batchId, integration.id),
+      staticSummary: `Mass Pay ${batchId}: ${items.length} item(s), ${describeMoney(totalMinor, req.currency)}`,
+    });
+    ctx.status = 201;
+    ctx.body = { id: batchId, state: state.state, items: items.map(itemView) };
+  });
+
+  /** Inserting `u:<id>` is the uniqueness check across all batches; a collision (rare) draws again. */
+  async function claimUniqueIds(
+    batchId: string,
+    count: number,
+    integrationId: string,
+    mode: string,
+  ): Promise<string[]> {
+    const ids: string[] = [];
+    for (let attempt = 0; ids.length < count; attempt++) {
+      if (attempt > 5) throw new Error(`could not draw ${count} unique ids for ${batchId}`);
+      const wanted = Array.from({ length: count - ids.length }, () => randomId(UNIQUE_ID_MAX_CHARS));
+      const docs = wanted.map((uniqueId) => ({ _id: `u:${uniqueId}`, batchId, uniqueId, integrationId, mode }));
+      try {
+        await models.PayoutRef.insertMany(docs, { ordered: false });
+        ids.push(...wanted);
+      } catch (err) {
+        if (!isDuplicateKey(err) && !(err as { writeErrors?: unknown }).writeErrors) throw err;
+        // Some were another batch's already: keep the ones this batch now holds, draw the rest again.
+        const held = await models.PayoutRef.find(
+          { _id: { $in: docs.map((d) => d._id) } },
+          { batchId: 1, uniqueId: 1 },
+        ).lean();
+        ids.push(...held.filter((d) => d.batchId === batchId).map((d) => d.uniqueId));
+      }
+    }
+    return ids;
+  }
+
+  router.get('/', async (ctx) => {
+    const limit = Math.min(Math.max(Number(ctx.query.limit ?? 50) || 50, 1), 200);
+    const after = typeof ctx.query.after === 'string' ? ctx.query.after : undefined;
+    const docs = await models.PayoutBatch.find(after ? { _id: { $gt: after } } : {})
+      .sort({ _id: 1 })
+      .limit(limit + 1)
+      .lean();
+    const page = docs.slice(0, limit).map((d) => {
+      const s = PayoutBatchStateSchema.parse(d.snapshot);
+      return {
+        id: s.id,
+        integrationId: s.integrationId,
+        state: s.state,
+        currency: s.currency,
+        itemCount: s.itemCount,
+        totalMinor: s.totalMinor,
+        counts: s.counts,
+        attention: s.attention,
+        createdBy: s.createdBy,
+        createdAt: s.createdAt,
+      };
+    });
+    ctx.body = { batches: page, next: docs.length > limit ? page.at(-1)!.id : null };
+  });
+
+  router.get('/:id', async (ctx) => {
+    const batch = await loadBatch(ctx.params.id!);
+    const items = await loadItems(batch.id);
+    ctx.body = {
+      ...batch,
+      total: formatMinor(batch.totalMinor, batch.currency),
+      items: items.map((i) => ({
+        ...itemView(i),
+        amount: formatMinor(i.amountMinor, i.currency),
+        masspayTxnId: i.masspayTxnId,
+        feeMinor: i.feeMinor,
+        reasonCode: i.reasonCode,
+        reserved: i.reserved,
+        released: i.released,
+        problems: i.problems,
+        history: i.history,
+      })),
+    };
+  });
+
+  router.get('/:id/masspay-file', async (ctx) => {
+    const batch = await loadBatch(ctx.params.id!);
+    if (batch.state === 'cancelled' || batch.state === 'denied')
+      throw new HttpError(409, `${batch.id} is ${batch.state}: nothing to upload`);
+    const items = await loadItems(batch.id);
+    // PayPal's upload format: receiver, amount, currency, unique id, note; tab-delimited, one currency.
+    ctx.type = 'text/plain; charset=utf-8';
+    ctx.set('content-disposition', `attachment; filename="${batch.id}.txt"`);
+    ctx.body = items
+      .map(
+        (i) =>
+          [i.receiverEmail, formatMinor(i.amountMinor, i.currency), i.currency, i.uniqueId, i.note ?? ''].join('\t') +
+          '\n',
+      )
+      .join('');
+  });
+
+  const actions = [
+    { path: 'approve', type: 'approve', schema: PayoutActionSchema, signal: approvePayoutSignal },
+    { path: 'submitted', type: 'submitted', schema: SubmittedActionSchema, signal: submittedPayoutSignal },
+    { path: 'cancel', type: 'cancel', schema: PayoutActionSchema, signal: cancelPayoutSignal },
+    { path: 'stop-waiting', type: 'stopWaiting', schema: PayoutActionSchema, signal: stopWaitingPayoutSignal },
+  ] as const;
+  for (const a of actions) {
+    router.post(`/:id/${a.path}`, async (ctx) => {
+      const action = a.schema.parse(await readJson(ctx));
+      const batch = await loadBatch(ctx.params.id!);
+      ctx.body = await decideAndSignal(
+        batch,
+        { type: a.type, action } as BatchOperatorInput,
+        a.signal as typeof approvePayoutSignal,
+        action,
+      );
+      ctx.status = 202;
+    });
+  }
+  router.post('/:id/items/:uniqueId/resolve', async (ctx) => {
+    const body = (await readJson(ctx)) as Record<string, unknown>;
+    const action = ResolveItemActionSchema.parse({
+      ...(body && typeof body === 'object' ? body : {}),
+      uniqueId: ctx.params.uniqueId,
+    });
+    const batch = await loadBatch(ctx.params.id!);
+    const item = await models.PayoutItem.findById(payoutItemId(batch.id, action.uniqueId), { state: 1 }).lean();
+    if (!item) throw new HttpError(404, `no item ${action.uniqueId} in ${batch.id}`);
+    const why = itemRefusal(item.state as PayoutItem['state'], action.state);
+    if (why) {
+      await refusedAudit(batch, 'resolve', action, `${action.uniqueId}: ${why}`);
+      throw new HttpError(409, `${action.uniqueId}: ${why}`);
+    }
+    ctx.body = await decideAndSignal(
+      batch,
+      { type: 'resolve', action },
+      resolvePayoutItemSignal as unknown as typeof approvePayoutSignal,
+      action,
+    );
+    ctx.status = 202;
+  });
+
+  async function refusedAudit(
+    batch: PayoutBatchState,
+    type: string,
+    action: { operator: string; note: string },
+    rule: string,
+  ) {
+    await models.AuditEvent.create({
+      at: new Date(),
+      actor: action.operator,
+      action: `payout_${type}_refused`,
+      reason: action.note,
+      integrationId: batch.integrationId,
+      txnId: batch.id,
+      details: { refused: rule, via: 'admin_api' },
+    });
+  }
+
+  /** The workflow refuses the same things (for signals from the Web UI); here refusals answer at once. */
+  async function decideAndSignal(
+    batch: PayoutBatchState,
+    input: BatchOperatorInput,
+    signal: typeof approvePayoutSignal,
+    payload: unknown,
+  ) {
+    const refusal = batchRefusal(batch, input);
+    if (refusal) {
+      await refusedAudit(batch, input.type, input.action, refusal.rule);
+      throw new HttpError(refusal.status, refusal.rule);
+    }
+    const workflowId = payoutWorkflowId(batch.id);
+    await client.workflow.signalWithStart(masspayBatch, {
+      workflowId,
+      taskQueue: config.TEMPORAL_TASK_QUEUE,
+      args: [batchWorkflowInput(batch.id, config)],
+      signal,
+      signalArgs: [payload as never],
+      typedSearchAttributes: searchAttributes(batch.id, batch.integrationId),
+    });
+    return { workflowId, signal: signal.name, accepted: true };
+  }
+
+  return router;
+}
+
+function searchAttributes(batchId: string, integrationId: string) {
+  return [
+    { key: PayoutBatchIdKey, value: batchId },
+    { key: IntegrationIdKey, value: integrationId },
+    { key: PayoutStateKey, value: 'created' },
+  ];
+}

@@ -1,0 +1,420 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { payoutWorkflowId } from '../src/domain/contracts';
+import { balanceMinor, createTestStack, deliverIpn, waitFor, withFields, type TestStack } from './support/stack';
+import { workflowTaskFailures } from './support/workflow-task-failures';
+
+/**
+ * Mass Pay batches we send, on the real stack: the admin API creates and moves a batch, PayPal's
+ * (simulated) IPNs report its items, and every payee's balance is exact at each step.
+ */
+let stack: TestStack;
+const SHOP = 'mp';
+const fixture = (name: string) => readFileSync(path.join(__dirname, 'fixtures', 'masspay', `${name}.ipn`));
+// 1 item, USD 10.00, fee 0.20, item Completed, payment_status Processed, test_ipn=1.
+const ONE = fixture('masspay_processed_02');
+// 2 items, USD 25.99 Completed and 9.99 Unclaimed, payment_status Processed, test_ipn=1.
+const TWO = fixture('masspay_processed_01');
+
+type Item = {
+  uniqueId: string;
+  state: string;
+  customerId: string;
+  amountMinor: number;
+  feeMinor: number | null;
+  reasonCode: string | null;
+  history: Array<{ what: string }>;
+};
+const getBatch = async (id: string) => {
+  const res = await stack.admin('GET', `/admin/payouts/${id}`);
+  expect(res.status).toBe(200);
+  return res.body as {
+    id: string;
+    state: string;
+    reserved: boolean;
+    counts: Record<string, number>;
+    attention: string[];
+    appliedMessages: string[];
+    items: Item[];
+  };
+};
+const action = (id: string, name: string, body: Record<string, unknown> = {}) =>
+  stack.admin('POST', `/admin/payouts/${id}/${name}`, { operator: 'bob', note: `${name} it`, ...body });
+
+async function fund(customerId: string, amountMinor: number, currency = 'USD') {
+  await stack.ledger.post({
+    customerId,
+    currency,
+    amountMinor,
+    idempotencyKey: `fund:${customerId}:${currency}`,
+    reason: 'manual',
+    mode: 'sandbox',
+  });
+}
+
+/** Created by alice, reserved, approved by bob, submitted: ready for PayPal's IPNs. */
+async function sentBatch(items: Array<{ customerId: string; amount: string; receiverEmail?: string }>) {
+  const res = await stack.admin('POST', '/admin/payouts', {
+    integrationId: SHOP,
+    currency: 'USD',
+    operator: 'alice',
+    items: items.map((i, n) => ({ receiverEmail: `payee${n}@example.com`, ...i })),
+  });
+  expect(res.status).toBe(201);
+  const id = res.body.id as string;
+  await waitFor('reserved', async () => (await getBatch(id)).reserved);
+  expect(await action(id, 'approve')).toMatchObject({ status: 202 });
+  await waitFor('approved', async () => (await getBatch(id)).state === 'approved');
+  expect(await action(id, 'submitted', { operator: 'alice' })).toMatchObject({ status: 202 });
+  await waitFor('submitted', async () => (await getBatch(id)).state === 'submitted');
+  return res.body as { id: string; items: Array<{ uniqueId: string; amountMinor: number }> };
+}
+
+/** A Mass Pay IPN from a sample, its items rewritten to ours (`_x` fields replaced in place). */
+function ipn(
+  base: Buffer,
+  paymentStatus: string,
+  items: Array<{ uniqueId: string; status: string; gross: string; txn?: string; reasonCode?: string }>,
+) {
+  const fields: Record<string, string> = { payment_status: paymentStatus };
+  items.forEach((item, i) => {
+    const x = i + 1;
+    Object.assign(fields, {
+      [`unique_id_${x}`]: item.uniqueId,
+      [`status_${x}`]: item.status,
+      [`mc_gross_${x}`]: item.gross,
+    });
+    fields[`masspay_txn_id_${x}`] = item.txn ?? `T${item.uniqueId}`;
+    if (item.reasonCode) fields[`reason_code_${x}`] = item.reasonCode;
+  });
+  return withFields(base, fields);
+}
+
+async function deliver(batchId: string, raw: Buffer) {
+  const msg = await deliverIpn(stack, SHOP, raw);
+  expect(msg.state).toBe('masspay_routed');
+  return waitFor('applied', async () => {
+    const b = await getBatch(batchId);
+    return b.appliedMessages.includes(String(msg._id)) && b;
+  });
+}
+
+const itemOf = (b: Awaited<ReturnType<typeof getBatch>>, uniqueId: string) =>
+  b.items.find((i) => i.uniqueId === uniqueId)!;
+
+beforeAll(async () => {
+  stack = await createTestStack('masspay');
+  const integration = {
+    name: 'Payouts',
+    mode: 'sandbox',
+    allowedCurrencies: ['USD', 'GBP'],
+    receiverEmails: ['robert@hisowncompany.com'],
+  };
+  expect(await stack.admin('PUT', `/admin/integrations/${SHOP}`, integration)).toMatchObject({ status: 200 });
+  for (const c of ['c-a', 'c-b', 'c-c', 'c-d', 'c-e', 'c-f', 'c-g', 'c-h']) {
+    expect(await stack.admin('PUT', `/admin/customers/${c}`, { name: c })).toMatchObject({ status: 200 });
+    await fund(c, 10_000);
+  }
+});
+afterAll(() => stack?.close());
+
+describe('creating a batch', () => {
+  test('bad input is a 400 naming the item and field; nothing is created', async () => {
+    const base = { integrationId: SHOP, currency: 'USD', operator: 'alice' };
+    const cases: Array<[unknown, string]> = [
+      [
+        {
+          ...base,
+          items: [
+            { customerId: 'c-a', receiverEmail: 'a@example.com', amount: '1.00' },
+            { customerId: 'c-a', receiverEmail: 'a@example.com', amount: '1.005' },
+          ],
+        },
+        'items.1.amount',
+      ],
+      [{ ...base, items: [{ customerId: 'c-a', receiverEmail: 'a@example.com', amount: '0.00' }] }, 'items.0.amount'],
+      [{ ...base, items: [{ customerId: 'c-a', receiverEmail: 'a@example.com', amount: '-1.00' }] }, 'items.0.amount'],
+      [
+        { ...base, items: [{ customerId: 'c-a', receiverEmail: 'not-an-email', amount: '1.00' }] },
+        'items.0.receiverEmail',
+      ],
+      [
+        { ...base, items: [{ customerId: 'c-a', receiverEmail: 'a@example.com', amount: '1.00', note: 'tab\there' }] },
+        'items.0.note',
+      ],
+      [
+        { ...base, currency: 'XYZ', items: [{ customerId: 'c-a', receiverEmail: 'a@example.com', amount: '1' }] },
+        'currency',
+      ],
+      [
+        { ...base, currency: 'JPY', items: [{ customerId: 'c-a', receiverEmail: 'a@example.com', amount: '1.5' }] },
+        'items.0.amount',
+      ],
+      [
+        {
+          ...base,
+          items: Array.from({ length: 5001 }, () => ({
+            customerId: 'c-a',
+            receiverEmail: 'a@example.com',
+            amount: '0.01',
+          })),
+        },
+        'items',
+      ],
+    ];
+    for (const [body, where] of cases) {
+      const res = await stack.admin('POST', '/admin/payouts', body);
+      expect({ where, status: res.status, paths: res.body.issues?.map((i: { path: string }) => i.path) }).toEqual({
+        where,
+        status: 400,
+        paths: [where],
+      });
+    }
+    const unknown = await stack.admin('POST', '/admin/payouts', {
+      ...base,
+      items: [{ customerId: 'nobody', receiverEmail: 'a@example.com', amount: '1.00' }],
+    });
+    expect(unknown).toMatchObject({ status: 400, body: { error: 'items[0].customerId: no customer nobody' } });
+    expect(await stack.db.models.PayoutBatch.countDocuments()).toBe(0);
+    expect(await stack.db.models.PayoutItem.countDocuments()).toBe(0);
+  });
+
+  test('an item beyond the payee balance is refused (409) and nothing is reserved', async () => {
+    const res = await stack.admin('POST', '/admin/payouts', {
+      integrationId: SHOP,
+      currency: 'USD',
+      operator: 'alice',
+      items: [
+        { customerId: 'c-h', receiverEmail: 'h@example.com', amount: '60.00' },
+        { customerId: 'c-h', receiverEmail: 'h@example.com', amount: '40.01' },
+      ],
+    });
+    expect(res).toMatchObject({
+      status: 409,
+      body: {
+        error: expect.stringMatching(/^items\[1\]\.amount: 40\.01 USD is beyond c-h's sandbox balance .*40\.00 USD/),
+      },
+    });
+    expect(await balanceMinor(stack, 'c-h', 'USD')).toBe(10_000);
+    expect(await stack.db.models.PayoutBatch.countDocuments()).toBe(0);
+  });
+
+  test('created: 201 with unique ids; reserved; file; four eyes; cancel releases; list paginates', async () => {
+    const res = await stack.admin('POST', '/admin/payouts', {
+      integrationId: SHOP,
+      currency: 'USD',
+      operator: 'alice',
+      note: 'March',
+      items: [
+        { customerId: 'c-g', receiverEmail: 'G@Example.com', amount: '12.34', note: 'thanks' },
+        { customerId: 'c-g', receiverEmail: 'g2@example.com', amount: '1' },
+      ],
+    });
+    expect(res).toMatchObject({ status: 201, body: { state: 'created' } });
+    const { id, items } = res.body as {
+      id: string;
+      items: Array<{ uniqueId: string; customerId: string; receiverEmail: string; amountMinor: number; state: string }>;
+    };
+    expect(items.map(({ uniqueId, ...rest }) => rest)).toEqual([
+      { customerId: 'c-g', receiverEmail: 'g@example.com', amountMinor: 1234, state: 'Pending' },
+      { customerId: 'c-g', receiverEmail: 'g2@example.com', amountMinor: 100, state: 'Pending' },
+    ]);
+    for (const { uniqueId } of items) expect(uniqueId).toMatch(/^[A-Z0-9]{1,13}$/);
+    await waitFor('reserved', async () => (await getBatch(id)).reserved);
+    expect(await balanceMinor(stack, 'c-g', 'USD')).toBe(10_000 - 1334);
+
+    const file = await fetch(`${stack.baseUrl}/admin/payouts/${id}/masspay-file`, {
+      headers: { authorization: `Bearer ${stack.adminToken}` },
+    });
+    const text = await file.text();
+    expect(text).toBe(
+      `g@example.com\t12.34\tUSD\t${items[0]!.uniqueId}\tthanks\ng2@example.com\t1.00\tUSD\t${items[1]!.uniqueId}\t\n`,
+    );
+
+    expect(await action(id, 'approve', { operator: 'alice' })).toMatchObject({
+      status: 422,
+      body: { error: expect.stringMatching(/four eyes/) },
+    });
+    expect(await action(id, 'submitted')).toMatchObject({
+      status: 409,
+      body: { error: expect.stringMatching(/only an approved batch/) },
+    });
+    expect(await action(id, 'cancel', { operator: 'carol' })).toMatchObject({ status: 202 });
+    await waitFor('cancelled', async () => (await getBatch(id)).state === 'cancelled');
+    expect(await getBatch(id)).toMatchObject({ counts: { Cancelled: 2 } });
+    expect(await balanceMinor(stack, 'c-g', 'USD')).toBe(10_000);
+    expect(await action(id, 'cancel')).toMatchObject({ status: 409 });
+    const audit = (await stack.admin('GET', `/admin/audit?txnId=${id}`)).body.map(
+      (a: { action: string; actor: string }) => `${a.action}:${a.actor}`,
+    );
+    expect(audit).toEqual([
+      'payout_create:alice',
+      'payout_approve_refused:alice',
+      'payout_submitted_refused:bob',
+      'payout_cancel:carol',
+      'payout_cancel_refused:bob',
+    ]);
+
+    const page1 = await stack.admin('GET', '/admin/payouts?limit=1');
+    expect(page1.body.batches).toHaveLength(1);
+    expect(page1.body.batches[0]!.id).toBe(id);
+  });
+});
+
+describe('PayPal reports the items', () => {
+  test('single item: Processed then Completed; fee recorded, reservation settled', async () => {
+    const b = await sentBatch([{ customerId: 'c-a', amount: '10.00' }]);
+    const u = b.items[0]!.uniqueId;
+    expect(await balanceMinor(stack, 'c-a', 'USD')).toBe(9_000);
+    let batch = await deliver(b.id, ipn(ONE, 'Processed', [{ uniqueId: u, status: 'Completed', gross: '10.00' }]));
+    expect(batch).toMatchObject({ state: 'processed', counts: { Completed: 1 }, attention: [] });
+    expect(itemOf(batch, u)).toMatchObject({ state: 'Completed', feeMinor: 20 });
+    batch = await deliver(b.id, ipn(ONE, 'Completed', [{ uniqueId: u, status: 'Completed', gross: '10.00' }]));
+    expect(batch).toMatchObject({ state: 'completed', counts: { Completed: 1 }, attention: [] });
+    expect(await balanceMinor(stack, 'c-a', 'USD')).toBe(9_000);
+  });
+
+  test('multi-item: Unclaimed then Returned releases once; Completed before Processed; a duplicated IPN changes nothing', async () => {
+    const b = await sentBatch([
+      { customerId: 'c-b', amount: '25.99' },
+      { customerId: 'c-c', amount: '9.99' },
+    ]);
+    const [u1, u2] = b.items.map((i) => i.uniqueId);
+    const completed = ipn(TWO, 'Completed', [
+      { uniqueId: u1!, status: 'Completed', gross: '25.99' },
+      { uniqueId: u2!, status: 'Returned', gross: '9.99' },
+    ]);
+    let batch = await deliver(b.id, completed);
+    expect(batch).toMatchObject({ state: 'completed', counts: { Completed: 1, Returned: 1 }, attention: [] });
+    expect([await balanceMinor(stack, 'c-b', 'USD'), await balanceMinor(stack, 'c-c', 'USD')]).toEqual([
+      10_000 - 2599,
+      10_000,
+    ]);
+    // Processed (with the item still Unclaimed) arrives late, then the Completed again.
+    batch = await deliver(
+      b.id,
+      ipn(TWO, 'Processed', [
+        { uniqueId: u1!, status: 'Completed', gross: '25.99' },
+        { uniqueId: u2!, status: 'Unclaimed', gross: '9.99' },
+      ]),
+    );
+    expect(batch).toMatchObject({ state: 'completed', counts: { Completed: 1, Returned: 1 }, attention: [] });
+    batch = await deliver(b.id, completed);
+    expect(batch).toMatchObject({ state: 'completed', counts: { Completed: 1, Returned: 1 }, attention: [] });
+    expect(itemOf(batch, u2!).history.filter((h) => /released/.test(h.what))).toHaveLength(1);
+    expect([await balanceMinor(stack, 'c-b', 'USD'), await balanceMinor(stack, 'c-c', 'USD')]).toEqual([
+      10_000 - 2599,
+      10_000,
+    ]);
+    const releases = await stack.db.models.LedgerEntry.find({ reason: 'payout_release', customerId: 'c-c' }).lean();
+    expect(releases.map((e) => e.amountMinor)).toEqual([999]);
+  });
+
+  test('Processed with Unclaimed, then Completed with Returned', async () => {
+    const b = await sentBatch([
+      { customerId: 'c-d', amount: '25.99' },
+      { customerId: 'c-d', amount: '9.99' },
+    ]);
+    const [u1, u2] = b.items.map((i) => i.uniqueId);
+    expect(await balanceMinor(stack, 'c-d', 'USD')).toBe(10_000 - 3598);
+    let batch = await deliver(
+      b.id,
+      ipn(TWO, 'Processed', [
+        { uniqueId: u1!, status: 'Completed', gross: '25.99' },
+        { uniqueId: u2!, status: 'Unclaimed', gross: '9.99' },
+      ]),
+    );
+    expect(batch).toMatchObject({ state: 'processed', counts: { Completed: 1, Unclaimed: 1 } });
+    batch = await deliver(
+      b.id,
+      ipn(TWO, 'Completed', [
+        { uniqueId: u1!, status: 'Completed', gross: '25.99' },
+        { uniqueId: u2!, status: 'Returned', gross: '9.99' },
+      ]),
+    );
+    expect(batch).toMatchObject({ state: 'completed', counts: { Completed: 1, Returned: 1 }, attention: [] });
+    expect(await balanceMinor(stack, 'c-d', 'USD')).toBe(10_000 - 2599);
+  });
+
+  test('a Failed item with its reason code is released', async () => {
+    const b = await sentBatch([{ customerId: 'c-e', amount: '10.00' }]);
+    const u = b.items[0]!.uniqueId;
+    const batch = await deliver(
+      b.id,
+      ipn(ONE, 'Processed', [{ uniqueId: u, status: 'Failed', gross: '10.00', reasonCode: '1001' }]),
+    );
+    expect(itemOf(batch, u)).toMatchObject({ state: 'Failed', reasonCode: '1001' });
+    expect(batch.counts).toEqual({ Failed: 1 });
+    expect(await balanceMinor(stack, 'c-e', 'USD')).toBe(10_000);
+  });
+
+  test('a Denied batch releases every reservation once', async () => {
+    const b = await sentBatch([
+      { customerId: 'c-f', amount: '25.99' },
+      { customerId: 'c-f', amount: '9.99' },
+    ]);
+    const [u1, u2] = b.items.map((i) => i.uniqueId);
+    expect(await balanceMinor(stack, 'c-f', 'USD')).toBe(10_000 - 3598);
+    const denied = ipn(TWO, 'Denied', [
+      { uniqueId: u1!, status: 'Pending', gross: '25.99' },
+      { uniqueId: u2!, status: 'Pending', gross: '9.99' },
+    ]);
+    let batch = await deliver(b.id, denied);
+    expect(batch).toMatchObject({ state: 'denied', counts: { Denied: 2 } });
+    expect(await balanceMinor(stack, 'c-f', 'USD')).toBe(10_000);
+    batch = await deliver(b.id, denied);
+    expect(batch).toMatchObject({ state: 'denied', counts: { Denied: 2 } });
+    expect(await balanceMinor(stack, 'c-f', 'USD')).toBe(10_000);
+    expect(await workflowTaskFailures(stack.client, payoutWorkflowId(b.id))).toEqual([]);
+    expect(await stack.admin('GET', '/admin/ledger/check')).toMatchObject({ status: 200, body: { ok: true } });
+  });
+
+  test('items of no batch of ours: the message is held for a person, never dropped', async () => {
+    const msg = await deliverIpn(stack, SHOP, TWO);
+    expect(msg.state).toBe('masspay_unmatched');
+    expect(msg.flags).toContain('held');
+    const held = (await stack.admin('GET', '/admin/held')).body;
+    expect(held.masspayUnmatchedMessages.map((m: { _id: string }) => m._id)).toContain(String(msg._id));
+    expect(msg.outcome).toMatch(/2 of 2 item\(s\) match no batch: #1 12345, #2 45678/);
+  });
+
+  test('a signal no verified message backs moves nothing and shows the batch in /admin/held', async () => {
+    const b = await sentBatch([{ customerId: 'c-a', amount: '1.00' }]);
+    await stack.client.workflow
+      .getHandle(payoutWorkflowId(b.id))
+      .signal('masspayIpn', { messageId: '0123456789abcdef01234567' });
+    await stack.client.workflow.getHandle(payoutWorkflowId(b.id)).signal('approvePayout', { operator: 42 });
+    const batch = await waitFor('attention', async () => {
+      const x = await getBatch(b.id);
+      return x.attention.length > 0 && x;
+    });
+    expect(batch).toMatchObject({
+      state: 'submitted',
+      counts: { Pending: 1 },
+      attention: ['unproven_message:0123456789abcdef01234567'],
+    });
+    const held = (await stack.admin('GET', '/admin/held')).body;
+    expect(held.payoutBatches.map((p: { _id: string }) => p._id)).toContain(b.id);
+    expect(await action(b.id, 'stop-waiting', { operator: 'carol' })).toMatchObject({ status: 202 });
+    await waitFor('cleared', async () => (await getBatch(b.id)).attention.length === 0);
+    expect(await workflowTaskFailures(stack.client, payoutWorkflowId(b.id))).toEqual([]);
+  });
+});
+
+describe('matching by masspay_txn_id', () => {
+  test('an item named only by the txn id PayPal gave it earlier reaches its batch', async () => {
+    const b = await sentBatch([{ customerId: 'c-b', amount: '1.00' }]);
+    const u = b.items[0]!.uniqueId;
+    const before = await balanceMinor(stack, 'c-b', 'USD');
+    await deliver(b.id, ipn(ONE, 'Processed', [{ uniqueId: u, status: 'Unclaimed', gross: '1.00', txn: 'TXNONLY1' }]));
+    // No unique_id_1 at all: blank, so the summary treats it as absent.
+    const batch = await deliver(
+      b.id,
+      withFields(ipn(ONE, 'Completed', [{ uniqueId: u, status: 'Returned', gross: '1.00', txn: 'TXNONLY1' }]), {
+        unique_id_1: '',
+      }),
+    );
+    expect(itemOf(batch, u)).toMatchObject({ state: 'Returned' });
+    expect(await balanceMinor(stack, 'c-b', 'USD')).toBe(before + 100);
+  });
+});
