@@ -21,12 +21,12 @@ export interface PaymentTemplate {
  * Reads what the service stored for a payment it credited (raw documents, exactly as stored),
  * once it stored all of it: the payment's state and the balance are saved just after the entry.
  */
-export async function captureTemplate(models: Models, integrationId: string, txnId: string, creditKey: string): Promise<PaymentTemplate> {
+export async function captureTemplate(models: Models, integrationId: string, txnId: string, entryId: string): Promise<PaymentTemplate> {
   let found: Record<string, Doc | null> = {};
   const template = await waitFor(`the documents of credited payment ${integrationId}/${txnId}`, async () => {
-    const entry = await models.LedgerEntry.collection.findOne({ idempotencyKey: creditKey });
+    const entry = await models.LedgerEntry.collection.findOne({ _id: entryId as never });
     const message = await models.IpnMessage.collection.findOne({ integrationId, txnId });
-    const payment = await models.Payment.collection.findOne({ integrationId, txnId });
+    const payment = await models.Payment.collection.findOne({ _id: `${integrationId}:${txnId}` as never });
     const balance = entry && (await models.Balance.collection.findOne({ _id: entry.accountId }));
     const customer = entry && (await models.Customer.collection.findOne({ _id: entry.customerId }));
     found = { entry, message, payment, balance, customer };

@@ -22,7 +22,8 @@ import { balanceMinor, createTestStack, sample, withField, type TestStack } from
 import { startBareApp } from './bare-app';
 import type { floorIpn } from './floor/workflows';
 import { startWorkerChild, type WorkerChild } from './lib/children';
-import { CreditWatch, creditKey } from './lib/credits';
+import { CreditWatch } from './lib/credits';
+import { accountIdOf } from '../src/ledger/ledger';
 import { closedLoop, errorText, nowMs, sleep, summarize, type RunStats } from './lib/load';
 import { fmt, table } from './lib/table';
 import { captureTemplate, preload, type PaymentTemplate } from './preload';
@@ -35,6 +36,12 @@ interface Options {
   ackN: number;
   floorN: number;
   e2eN: number;
+  /** How long one closed-loop payment may take to be credited before it counts as failed. */
+  creditTimeoutMs: number;
+  /** After the offered run stops posting, how long its payments still have to be credited. */
+  drainMs: number;
+  /** Before the next phase, how long the payments that had not been credited in time may still take. */
+  settleMs: number;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -58,14 +65,17 @@ function parseOptions(argv: string[]): Options {
     ackN: Math.max(20, Math.round((quick ? 300 : 2_000) * scale)),
     floorN: Math.max(16, Math.round((quick ? 40 : 200) * scale)),
     e2eN: Math.max(8, Math.round((quick ? 30 : 150) * scale)),
+    creditTimeoutMs: quick ? 20_000 : 60_000,
+    drainMs: Math.max(quick ? 15 : 30, value('--duration', quick ? 10 : 60)) * 1000,
+    settleMs: quick ? 20_000 : 120_000,
   };
 }
 
 const ACK_CONCURRENCY = 8;
 const E2E_CONCURRENCY = 4;
 const FLOOR_CONCURRENCIES = [4, 16] as const;
-const CREDIT_TIMEOUT_MS = 60_000;
-const CREDIT_POLL_MS = 50;
+const CREDIT_POLL_MS = 20;
+const BENCH_CUSTOMER = 'bench-customer';
 const say = (m: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${m}\n`);
 const quietLogger = (() => {
   const quiet = () => {};
@@ -94,6 +104,8 @@ interface PhaseResult {
   ack: RunStats;
   e2e: RunStats;
   offered: OfferedStats;
+  /** Payments not credited within their run, how many of them never were, and the wait. */
+  settle: { late: number; never: number; s: number };
 }
 
 async function main(): Promise<void> {
@@ -131,7 +143,7 @@ async function main(): Promise<void> {
     const s = stack;
     await adminOk(s, 'PUT', '/admin/integrations/bench', { name: 'Bench', mode: 'sandbox', allowedCurrencies: ['USD'], receiverEmails: ['seller@paypalsandbox.com'] });
     await adminOk(s, 'PUT', '/admin/integrations/bench-ack', { name: 'Bench ack only', mode: 'sandbox', ipnEnabled: false, allowedCurrencies: ['USD'], receiverEmails: ['seller@paypalsandbox.com'] });
-    await adminOk(s, 'PUT', '/admin/customers/bench-customer', { name: 'Bench', paypalEmails: ['buyer@paypalsandbox.com'] });
+    await adminOk(s, 'PUT', `/admin/customers/${BENCH_CUSTOMER}`, { name: 'Bench', paypalEmails: ['buyer@paypalsandbox.com'] });
 
     say('starting workers');
     const workerEnv: NodeJS.ProcessEnv = { ...process.env, ADMIN_TOKEN: undefined, LOG_LEVEL: 'warn', BENCH_WORKFLOW_BUNDLE: serviceBundle };
@@ -147,21 +159,25 @@ async function main(): Promise<void> {
     children.push(serviceWorker, floorWorker);
     const bare = await startBareApp(process.env.MONGODB_URI, s.config.MONGODB_DB);
     cleanups.push(() => bare.stop());
-    watch = new CreditWatch(s.db.models, CREDIT_POLL_MS);
+    watch = new CreditWatch(s.db.models, accountIdOf(BENCH_CUSTOMER, 'USD'), CREDIT_POLL_MS);
     const w = watch;
 
     const base = sample('web_accept_completed_ipn_simulator_01');
     let credits = 0;
+    /** Txn ids of payments answered 200 whose credit the bench has not seen. */
+    const outstanding = new Set<string>();
 
     /** POST /ipn/bench, then the credit: ms from the POST to the ledger entry being seen. */
-    const payment = async (txnId: string, creditTimeoutMs = CREDIT_TIMEOUT_MS): Promise<number> => {
+    const payment = async (txnId: string, creditTimeoutMs = opts.creditTimeoutMs): Promise<number> => {
       const raw = withField(base, 'txn_id', txnId);
       s.sim.registerMessage(raw);
       const t0 = nowMs();
-      const seen = w.seen(creditKey('bench', txnId), creditTimeoutMs);
+      const seen = w.credited(txnId, creditTimeoutMs);
       seen.catch(() => {}); // awaited below; a failed POST must not leave it unhandled
       await postOk(`${s.baseUrl}/ipn/bench`, raw);
+      outstanding.add(txnId);
       const at = await seen;
+      outstanding.delete(txnId);
       credits++;
       return at - t0;
     };
@@ -169,7 +185,7 @@ async function main(): Promise<void> {
     say('warming up');
     const warmTxn = `W${tag}`;
     await payment(warmTxn);
-    const template: PaymentTemplate = await captureTemplate(s.db.models, 'bench', warmTxn, creditKey('bench', warmTxn));
+    const template: PaymentTemplate = await captureTemplate(s.db.models, 'bench', warmTxn, `${w.accountId}:1`);
     await closedLoop(8, 4, (i) => runFloor(s, floorQueue, base, `FW${tag}${i}`));
 
     say(`(3) workflow floor: ${opts.floorN} at concurrency ${FLOOR_CONCURRENCIES.join(' and ')}`);
@@ -194,9 +210,15 @@ async function main(): Promise<void> {
       const e2e = await closedLoop(opts.e2eN, E2E_CONCURRENCY, (i) => payment(`E${tag}${label}${i}`));
       say(`[${label}] (4) offered load: ${opts.rate}/s for ${opts.durationS} s`);
       // Each payment gets the run's length plus a drain window to be credited, then counts as failed.
-      const drainMs = Math.max(30, opts.durationS) * 1000;
-      const offered = await offeredLoad(opts.rate, opts.durationS, (i) => payment(`O${tag}${label}${i}`, opts.durationS * 1000 + drainMs));
-      return { bare: bareStats, ack, e2e, offered };
+      const offered = await offeredLoad(opts.rate, opts.durationS, (i) => payment(`O${tag}${label}${i}`, opts.durationS * 1000 + opts.drainMs));
+      // What is still in flight would slow the next phase down: give it time to finish first.
+      const settleStart = nowMs();
+      const late = [...outstanding];
+      if (late.length > 0) say(`[${label}] waiting up to ${opts.settleMs / 1000} s for ${late.length} payments still not credited`);
+      await Promise.all(late.map((txnId) => w.credited(txnId, opts.settleMs).then(() => { outstanding.delete(txnId); credits++; }, () => {})));
+      const settle = { late: late.length, never: outstanding.size, s: (nowMs() - settleStart) / 1000 };
+      outstanding.clear();
+      return { bare: bareStats, ack, e2e, offered, settle };
     };
 
     const empty = await phase('E');
@@ -217,11 +239,10 @@ async function main(): Promise<void> {
 
     // The money the ledger holds for the bench customer must be exactly its credits, each once.
     const amount = template.entry.amountMinor as number;
-    const accountId = template.entry.accountId as string;
-    const balance = await balanceMinor(s, template.customerId, template.entry.currency as string);
-    const entries = await s.db.models.LedgerEntry.countDocuments({ accountId });
+    const balance = await Promise.race([balanceMinor(s, BENCH_CUSTOMER, 'USD'), sleep(60_000).then(() => NaN)]);
+    const entries = w.head;
     const exact = balance === entries * amount && entries >= credits;
-    const ledgerLine = `${accountId}: ${entries} entries (the bench saw ${credits} credits), balance ${balance} = ${entries} × ${amount}: ${exact ? 'yes' : 'NO'}`;
+    const ledgerLine = `${w.accountId}: ${entries} entries (the bench saw ${credits} credits), balance ${balance} = ${entries} × ${amount}: ${exact ? 'yes' : 'NO'}`;
 
     for (const c of children) await c.stop();
     print({ opts, floor, empty, loaded, preloadS, serviceWorker, floorWorker, ledgerLine, mongoKind: mongo?.kind ?? 'external', loadAtStart, elapsedS: (Date.now() - started) / 1000 });
@@ -341,6 +362,7 @@ function print(r: {
   both('    backlog 1st half / 2nd half', '', (p) => `${p.offered.backlogFirstHalf.toFixed(1)} / ${p.offered.backlogSecondHalf.toFixed(1)}`);
   both('    backlog at end / drained in', '', (p) => `${p.offered.backlogAtEnd} / ${p.offered.drainS.toFixed(1)} s`);
   both('    failed (non-200 or not credited)', '', (p) => `${p.offered.stats.errors} of ${p.offered.posted}`);
+  both('(4) late credits: credited / waited', '', (p) => `${p.settle.late - p.settle.never} of ${p.settle.late} / ${p.settle.s.toFixed(0)} s`);
   rows.push(['(5) preload time', '', '', `${r.preloadS.toFixed(0)} s`]);
   rows.push(['(6) service worker peak RSS', 'VmHWM', fmt.mb(r.serviceWorker.peakRss()), `max sampled ${fmt.mb(r.serviceWorker.maxSampledRss())}`]);
   rows.push(['    floor worker peak RSS', 'VmHWM', fmt.mb(r.floorWorker.peakRss()), `max sampled ${fmt.mb(r.floorWorker.maxSampledRss())}`]);
