@@ -40,8 +40,6 @@ interface Options {
   creditTimeoutMs: number;
   /** After the offered run stops posting, how long its payments still have to be credited. */
   drainMs: number;
-  /** Before the next phase, how long the payments that had not been credited in time may still take. */
-  settleMs: number;
 }
 
 function parseOptions(argv: string[]): Options {
@@ -67,7 +65,6 @@ function parseOptions(argv: string[]): Options {
     e2eN: Math.max(8, Math.round((quick ? 30 : 150) * scale)),
     creditTimeoutMs: quick ? 20_000 : 60_000,
     drainMs: Math.max(quick ? 15 : 30, value('--duration', quick ? 10 : 60)) * 1000,
-    settleMs: quick ? 20_000 : 120_000,
   };
 }
 
@@ -104,8 +101,65 @@ interface PhaseResult {
   ack: RunStats;
   e2e: RunStats;
   offered: OfferedStats;
-  /** Payments not credited within their run, how many of them never were, and the wait. */
-  settle: { late: number; never: number; s: number };
+}
+
+type Label = 'empty' | 'preloaded';
+
+/** One store: its database, API and simulator (createTestStack), its worker process, its credit watch. */
+interface Store {
+  label: Label;
+  stack: TestStack;
+  worker: WorkerChild;
+  watch: CreditWatch;
+  credits: number;
+  close(): Promise<void>;
+}
+
+async function openStore(label: Label, serviceBundle: string, dir: string): Promise<Store> {
+  const stack = await createTestStack(`bench-${label}`);
+  try {
+    await stack.stopWorker(); // the worker runs in its own process, below
+    await adminOk(stack, 'PUT', '/admin/integrations/bench', { name: 'Bench', mode: 'sandbox', allowedCurrencies: ['USD'], receiverEmails: ['seller@paypalsandbox.com'] });
+    await adminOk(stack, 'PUT', '/admin/integrations/bench-ack', { name: 'Bench ack only', mode: 'sandbox', ipnEnabled: false, allowedCurrencies: ['USD'], receiverEmails: ['seller@paypalsandbox.com'] });
+    await adminOk(stack, 'PUT', `/admin/customers/${BENCH_CUSTOMER}`, { name: 'Bench', paypalEmails: ['buyer@paypalsandbox.com'] });
+    const env: NodeJS.ProcessEnv = { ...process.env, ADMIN_TOKEN: undefined, LOG_LEVEL: 'warn', BENCH_WORKFLOW_BUNDLE: serviceBundle };
+    for (const key of Object.keys(ConfigSchema.shape)) {
+      const v = (stack.config as Record<string, unknown>)[key];
+      if (key !== 'ADMIN_TOKEN' && key !== 'LOG_LEVEL' && v !== undefined) env[key] = String(v);
+    }
+    const worker = await startWorkerChild('service', env, path.join(dir, `service-worker-${label}.log`));
+    const watch = new CreditWatch(stack.db.models, accountIdOf(BENCH_CUSTOMER, 'USD'), CREDIT_POLL_MS);
+    return {
+      label,
+      stack,
+      worker,
+      watch,
+      credits: 0,
+      async close() {
+        await watch.stop();
+        await worker.stop();
+        await stack.close();
+      },
+    };
+  } catch (err) {
+    await stack.close().catch(() => {});
+    throw err;
+  }
+}
+
+/** POST /ipn/bench (registered with the simulator, so it verifies), then its credit: ms between the two. */
+async function pay(st: Store, base: Buffer, id: string, creditTimeoutMs: number): Promise<number> {
+  // Workflow ids (named after txn ids) are unique per Temporal namespace, which both stores share.
+  const txnId = `${st.label === 'empty' ? 'E' : 'P'}${id}`;
+  const raw = withField(base, 'txn_id', txnId);
+  st.stack.sim.registerMessage(raw);
+  const t0 = nowMs();
+  const seen = st.watch.credited(txnId, creditTimeoutMs);
+  seen.catch(() => {}); // awaited below; a failed POST must not leave it unhandled
+  await postOk(`${st.stack.baseUrl}/ipn/bench`, raw);
+  const at = await seen;
+  st.credits++;
+  return at - t0;
 }
 
 async function main(): Promise<void> {
@@ -117,10 +171,8 @@ async function main(): Promise<void> {
   let ok = false;
   let temporal: TemporalServer | undefined;
   let mongo: MongoServer | undefined;
-  let stack: TestStack | undefined;
-  let watch: CreditWatch | undefined;
+  const stores: Store[] = [];
   const children: WorkerChild[] = [];
-  const cleanups: Array<() => Promise<void>> = [];
   try {
     say(`logs in ${dir}; starting servers`);
     [temporal, mongo] = await Promise.all([
@@ -137,122 +189,112 @@ async function main(): Promise<void> {
     fs.writeFileSync(floorBundle, (await bundleWorkflowCode({ workflowsPath: require.resolve('./floor/workflows'), logger: quietLogger })).code);
     process.env.IPNFLOW_TEST_WORKFLOW_BUNDLE = serviceBundle;
 
-    // The API, the simulator and the load generator share this process; the workers get their own.
-    stack = await createTestStack('bench');
-    await stack.stopWorker();
-    const s = stack;
-    await adminOk(s, 'PUT', '/admin/integrations/bench', { name: 'Bench', mode: 'sandbox', allowedCurrencies: ['USD'], receiverEmails: ['seller@paypalsandbox.com'] });
-    await adminOk(s, 'PUT', '/admin/integrations/bench-ack', { name: 'Bench ack only', mode: 'sandbox', ipnEnabled: false, allowedCurrencies: ['USD'], receiverEmails: ['seller@paypalsandbox.com'] });
-    await adminOk(s, 'PUT', `/admin/customers/${BENCH_CUSTOMER}`, { name: 'Bench', paypalEmails: ['buyer@paypalsandbox.com'] });
-
-    say('starting workers');
-    const workerEnv: NodeJS.ProcessEnv = { ...process.env, ADMIN_TOKEN: undefined, LOG_LEVEL: 'warn', BENCH_WORKFLOW_BUNDLE: serviceBundle };
-    for (const key of Object.keys(ConfigSchema.shape)) {
-      const v = (s.config as Record<string, unknown>)[key];
-      if (key !== 'ADMIN_TOKEN' && key !== 'LOG_LEVEL' && v !== undefined) workerEnv[key] = String(v);
-    }
-    const floorQueue = `bench-floor-${tag}`;
-    const [serviceWorker, floorWorker] = await Promise.all([
-      startWorkerChild('service', workerEnv, path.join(dir, 'service-worker.log')),
-      startWorkerChild('floor', { ...workerEnv, BENCH_WORKFLOW_BUNDLE: floorBundle, BENCH_TASK_QUEUE: floorQueue, BENCH_VERIFY_URL: s.sim.verifyUrl }, path.join(dir, 'floor-worker.log')),
-    ]);
-    children.push(serviceWorker, floorWorker);
-    const bare = await startBareApp(process.env.MONGODB_URI, s.config.MONGODB_DB);
-    cleanups.push(() => bare.stop());
-    watch = new CreditWatch(s.db.models, accountIdOf(BENCH_CUSTOMER, 'USD'), CREDIT_POLL_MS);
-    const w = watch;
-
+    // Two stores, each its own database (FerretDB locks per database), API, task queue and
+    // service worker process: the preloaded one is filled while nothing else runs, and the
+    // empty one's offered-load backlog cannot spill into the preloaded one's measurements.
     const base = sample('web_accept_completed_ipn_simulator_01');
-    let credits = 0;
-    /** Txn ids of payments answered 200 whose credit the bench has not seen. */
-    const outstanding = new Set<string>();
-
-    /** POST /ipn/bench, then the credit: ms from the POST to the ledger entry being seen. */
-    const payment = async (txnId: string, creditTimeoutMs = opts.creditTimeoutMs): Promise<number> => {
-      const raw = withField(base, 'txn_id', txnId);
-      s.sim.registerMessage(raw);
-      const t0 = nowMs();
-      const seen = w.credited(txnId, creditTimeoutMs);
-      seen.catch(() => {}); // awaited below; a failed POST must not leave it unhandled
-      await postOk(`${s.baseUrl}/ipn/bench`, raw);
-      outstanding.add(txnId);
-      const at = await seen;
-      outstanding.delete(txnId);
-      credits++;
-      return at - t0;
+    const open = async (label: Label): Promise<Store> => {
+      const st = await openStore(label, serviceBundle, dir);
+      stores.push(st);
+      return st;
     };
+    say('starting the two stores and workers');
+    const empty = await open('empty');
+    const loaded = await open('preloaded');
+    const floorQueue = `bench-floor-${tag}`;
+    const floorEnv = { ...process.env, MONGODB_DB: `bench-floor-${tag}`, BENCH_WORKFLOW_BUNDLE: floorBundle, BENCH_TASK_QUEUE: floorQueue, BENCH_VERIFY_URL: empty.stack.sim.verifyUrl };
+    const floorWorker = await startWorkerChild('floor', floorEnv, path.join(dir, 'floor-worker.log'));
+    children.push(floorWorker);
 
     say('warming up');
-    const warmTxn = `W${tag}`;
-    await payment(warmTxn);
-    const template: PaymentTemplate = await captureTemplate(s.db.models, 'bench', warmTxn, `${w.accountId}:1`);
-    await closedLoop(8, 4, (i) => runFloor(s, floorQueue, base, `FW${tag}${i}`));
-
-    say(`(3) workflow floor: ${opts.floorN} at concurrency ${FLOOR_CONCURRENCIES.join(' and ')}`);
-    const floor: Record<number, RunStats> = {};
-    for (const c of FLOOR_CONCURRENCIES) {
-      floor[c] = await closedLoop(opts.floorN * (c / 4), c, (i) => runFloor(s, floorQueue, base, `F${tag}C${c}X${i}`));
+    for (const st of [empty, loaded]) {
+      await pay(st, base, `W${tag}`, opts.creditTimeoutMs).catch(async (err: Error) => {
+        // Say where the payment stopped: the stored message's state and the payment's.
+        const msgs = await st.stack.db.models.IpnMessage.find({ integrationId: 'bench' }, { state: 1, outcome: 1, flags: 1 }).lean();
+        const payment = await st.stack.db.models.Payment.findById(`bench:${st.label === 'empty' ? 'E' : 'P'}W${tag}`, { state: 1, holdReason: 1, flags: 1 }).lean();
+        throw new Error(`warm-up payment in the ${st.label} store: ${err.message}; messages ${JSON.stringify(msgs)}; payment ${JSON.stringify(payment)}`);
+      });
     }
+    const template: PaymentTemplate = await captureTemplate(loaded.stack.db.models, 'bench', `PW${tag}`, `${loaded.watch.accountId}:1`);
+    await closedLoop(8, 4, (i) => runFloor(empty.stack, floorQueue, base, `FW${tag}${i}`));
 
-    const phase = async (label: string): Promise<PhaseResult> => {
-      const bodies = Array.from({ length: opts.ackN }, (_, i) => withField(base, 'txn_id', `A${tag}${label}${i}`));
-      const ackUrl = `${s.baseUrl}/ipn/bench-ack`;
-      await closedLoop(20, ACK_CONCURRENCY, (i) => postOk(bare.url, bodies[i]!).then(() => postOk(ackUrl, bodies[i]!)).then(() => 0));
-      say(`[${label}] (1) bare and (2) ack: ${opts.ackN} POSTs each at concurrency ${ACK_CONCURRENCY}`);
-      const timed = (url: string) => async (i: number) => {
-        const t0 = nowMs();
-        await postOk(url, bodies[i]!);
-        return nowMs() - t0;
-      };
-      const bareStats = await closedLoop(opts.ackN, ACK_CONCURRENCY, timed(bare.url));
-      const ack = await closedLoop(opts.ackN, ACK_CONCURRENCY, timed(ackUrl));
-      say(`[${label}] (4) POST -> credit: ${opts.e2eN} payments at concurrency ${E2E_CONCURRENCY}`);
-      const e2e = await closedLoop(opts.e2eN, E2E_CONCURRENCY, (i) => payment(`E${tag}${label}${i}`));
-      say(`[${label}] (4) offered load: ${opts.rate}/s for ${opts.durationS} s`);
-      // Each payment gets the run's length plus a drain window to be credited, then counts as failed.
-      const offered = await offeredLoad(opts.rate, opts.durationS, (i) => payment(`O${tag}${label}${i}`, opts.durationS * 1000 + opts.drainMs));
-      // What is still in flight would slow the next phase down: give it time to finish first.
-      const settleStart = nowMs();
-      const late = [...outstanding];
-      if (late.length > 0) say(`[${label}] waiting up to ${opts.settleMs / 1000} s for ${late.length} payments still not credited`);
-      await Promise.all(late.map((txnId) => w.credited(txnId, opts.settleMs).then(() => { outstanding.delete(txnId); credits++; }, () => {})));
-      const settle = { late: late.length, never: outstanding.size, s: (nowMs() - settleStart) / 1000 };
-      outstanding.clear();
-      return { bare: bareStats, ack, e2e, offered, settle };
-    };
-
-    const empty = await phase('E');
     say(`preloading ${opts.preload.toLocaleString('en')} credited IPNs (messages, payments, ledger entries, balances)`);
     const t0 = nowMs();
     let lastSaid = t0;
-    await preload(s.db.models, template, base, opts.preload, {
+    await preload(loaded.stack.db.models, template, base, opts.preload, {
       onProgress: (done) => {
-        if (nowMs() - lastSaid > 15_000) {
-          lastSaid = nowMs();
-          say(`  ${done.toLocaleString('en')} / ${opts.preload.toLocaleString('en')}`);
-        }
+        if (nowMs() - lastSaid < 15_000) return;
+        lastSaid = nowMs();
+        say(`  ${done.toLocaleString('en')} / ${opts.preload.toLocaleString('en')}`);
       },
     });
     const preloadS = (nowMs() - t0) / 1000;
     say(`preloaded in ${preloadS.toFixed(0)} s`);
-    const loaded = await phase('P');
 
-    // The money the ledger holds for the bench customer must be exactly its credits, each once.
-    const amount = template.entry.amountMinor as number;
-    const balance = await Promise.race([balanceMinor(s, BENCH_CUSTOMER, 'USD'), sleep(60_000).then(() => NaN)]);
-    const entries = w.head;
-    const exact = balance === entries * amount && entries >= credits;
-    const ledgerLine = `${w.accountId}: ${entries} entries (the bench saw ${credits} credits), balance ${balance} = ${entries} × ${amount}: ${exact ? 'yes' : 'NO'}`;
+    say(`(3) workflow floor: ${opts.floorN} at concurrency ${FLOOR_CONCURRENCIES.join(' and ')}`);
+    const floor: Record<number, RunStats> = {};
+    for (const c of FLOOR_CONCURRENCIES) {
+      floor[c] = await closedLoop(opts.floorN * (c / 4), c, (i) => runFloor(empty.stack, floorQueue, base, `F${tag}C${c}X${i}`));
+    }
+    await floorWorker.stop();
 
-    for (const c of children) await c.stop();
-    print({ opts, floor, empty, loaded, preloadS, serviceWorker, floorWorker, ledgerLine, mongoKind: mongo?.kind ?? 'external', loadAtStart, elapsedS: (Date.now() - started) / 1000 });
+    const closed = async (st: Store) => {
+      const { label } = st;
+      const bodies = Array.from({ length: opts.ackN }, (_, i) => withField(base, 'txn_id', `A${tag}${i}`));
+      const bare = await startBareApp(process.env.MONGODB_URI!, st.stack.config.MONGODB_DB);
+      try {
+        const ackUrl = `${st.stack.baseUrl}/ipn/bench-ack`;
+        await closedLoop(20, ACK_CONCURRENCY, (i) => postOk(bare.url, bodies[i]!).then(() => postOk(ackUrl, bodies[i]!)).then(() => 0));
+        say(`[${label}] (1) bare and (2) ack: ${opts.ackN} POSTs each at concurrency ${ACK_CONCURRENCY}`);
+        const timed = (url: string) => async (i: number) => {
+          const start = nowMs();
+          await postOk(url, bodies[i]!);
+          return nowMs() - start;
+        };
+        const bareStats = await closedLoop(opts.ackN, ACK_CONCURRENCY, timed(bare.url));
+        const ack = await closedLoop(opts.ackN, ACK_CONCURRENCY, timed(ackUrl));
+        say(`[${label}] (4) POST -> credit: ${opts.e2eN} payments at concurrency ${E2E_CONCURRENCY}`);
+        const e2e = await closedLoop(opts.e2eN, E2E_CONCURRENCY, (i) => pay(st, base, `C${tag}${i}`, opts.creditTimeoutMs));
+        return { bare: bareStats, ack, e2e };
+      } finally {
+        await bare.stop();
+      }
+    };
+    const offered = async (st: Store): Promise<OfferedStats> => {
+      say(`[${st.label}] (4) offered load: ${opts.rate}/s for ${opts.durationS} s`);
+      // Each payment gets the run's length plus a drain window to be credited, then counts as failed.
+      const result = await offeredLoad(opts.rate, opts.durationS, (i) => pay(st, base, `O${tag}${i}`, opts.durationS * 1000 + opts.drainMs));
+      // Its worker stops here (with its backlog, if any) so the next run has the machine to itself.
+      await st.worker.stop();
+      return result;
+    };
+    const closedE = await closed(empty);
+    const closedP = await closed(loaded);
+    const results: Record<Label, PhaseResult> = {
+      empty: { ...closedE, offered: await offered(empty) },
+      preloaded: { ...closedP, offered: await offered(loaded) },
+    };
+
+    // The money the ledger holds for each bench customer must be exactly its credits, each once.
+    const ledgerLines: string[] = [];
+    let exact = true;
+    for (const st of [empty, loaded]) {
+      const amount = template.entry.amountMinor as number;
+      const balance = await Promise.race([balanceMinor(st.stack, BENCH_CUSTOMER, 'USD'), sleep(60_000).then(() => NaN)]);
+      const entries = st.watch.head;
+      const same = balance === entries * amount && entries >= st.credits;
+      // A store too busy to answer is a measurement; a balance that disagrees with its entries is a bug.
+      if (!Number.isNaN(balance)) exact &&= same;
+      const verdict = Number.isNaN(balance) ? 'unknown (GET /admin/customers did not answer within 60 s)' : same ? 'yes' : 'NO';
+      ledgerLines.push(`${st.label}: ${st.watch.accountId} has ${entries} entries (the bench saw ${st.credits} credits), balance ${balance} = ${entries} × ${amount}: ${verdict}`);
+    }
+
+    print({ opts, floor, empty: results.empty, loaded: results.preloaded, preloadS, serviceWorkers: [empty.worker, loaded.worker], floorWorker, ledgerLines, mongoKind: mongo?.kind ?? 'external', loadAtStart, elapsedS: (Date.now() - started) / 1000 });
     ok = exact;
     if (!ok) process.exitCode = 1;
   } finally {
-    await watch?.stop();
     for (const c of children) await c.stop().catch(() => {});
-    for (const c of cleanups) await c().catch(() => {});
-    await stack?.close().catch((err) => say(`closing the stack: ${(err as Error).message}`));
+    for (const st of stores) await st.close().catch((err) => say(`closing the ${st.label} store: ${(err as Error).message}`));
     await Promise.all([temporal?.stop(), mongo?.stop()]);
     if (ok) fs.rmSync(dir, { recursive: true, force: true });
     else say(`logs kept in ${dir}`);
@@ -326,9 +368,9 @@ function print(r: {
   empty: PhaseResult;
   loaded: PhaseResult;
   preloadS: number;
-  serviceWorker: WorkerChild;
+  serviceWorkers: WorkerChild[];
   floorWorker: WorkerChild;
-  ledgerLine: string;
+  ledgerLines: string[];
   mongoKind: string;
   loadAtStart: number;
   elapsedS: number;
@@ -362,10 +404,11 @@ function print(r: {
   both('    backlog 1st half / 2nd half', '', (p) => `${p.offered.backlogFirstHalf.toFixed(1)} / ${p.offered.backlogSecondHalf.toFixed(1)}`);
   both('    backlog at end / drained in', '', (p) => `${p.offered.backlogAtEnd} / ${p.offered.drainS.toFixed(1)} s`);
   both('    failed (non-200 or not credited)', '', (p) => `${p.offered.stats.errors} of ${p.offered.posted}`);
-  both('(4) late credits: credited / waited', '', (p) => `${p.settle.late - p.settle.never} of ${p.settle.late} / ${p.settle.s.toFixed(0)} s`);
   rows.push(['(5) preload time', '', '', `${r.preloadS.toFixed(0)} s`]);
-  rows.push(['(6) service worker peak RSS', 'VmHWM', fmt.mb(r.serviceWorker.peakRss()), `max sampled ${fmt.mb(r.serviceWorker.maxSampledRss())}`]);
-  rows.push(['    floor worker peak RSS', 'VmHWM', fmt.mb(r.floorWorker.peakRss()), `max sampled ${fmt.mb(r.floorWorker.maxSampledRss())}`]);
+  const [we, wp] = r.serviceWorkers as [WorkerChild, WorkerChild];
+  rows.push(['(6) service worker peak RSS (VmHWM)', '', fmt.mb(we.peakRss()), fmt.mb(wp.peakRss())]);
+  rows.push(['    highest RSS sampled every 250 ms', '', fmt.mb(we.maxSampledRss()), fmt.mb(wp.maxSampledRss())]);
+  rows.push(['    floor worker: peak RSS (VmHWM) / highest sampled', '', `${fmt.mb(r.floorWorker.peakRss())} / ${fmt.mb(r.floorWorker.maxSampledRss())}`, '']);
   out.push(table(['measurement', 'N', 'empty store', pre], rows));
   out.push('');
 
@@ -392,7 +435,7 @@ function print(r: {
   for (const [name, x] of ratios) goal(name, x, fmt.ratio, '<= 1.20×', x <= 1.2);
   out.push(table(['goal', 'measured', 'target', 'result'], goals));
   out.push('');
-  out.push(`ledger: ${r.ledgerLine}`);
+  for (const line of r.ledgerLines) out.push(`ledger, ${line}`);
   const failures: Array<[string, RunStats]> = [
     ...FLOOR_CONCURRENCIES.map((c) => [`(3) floor c${c}`, floor[c]!] as [string, RunStats]),
     ...(['empty', 'preloaded'] as const).flatMap((label) => {
