@@ -1,0 +1,57 @@
+/** Latencies in ms of one measured run, and what they add up to. */
+export interface RunStats {
+  n: number;
+  /** Operations that failed (a non-200 answer, a credit never seen); not in the latencies. */
+  errors: number;
+  firstError?: string;
+  wallS: number;
+  perS: number;
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+/** Nearest-rank percentile of ascending `xs`. */
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
+
+export function summarize(latencies: number[], wallS: number, errors = 0, firstError?: string): RunStats {
+  const sorted = [...latencies].sort((a, b) => a - b);
+  return { n: sorted.length, errors, firstError, wallS, perS: sorted.length / wallS, p50: percentile(sorted, 50), p99: percentile(sorted, 99), max: sorted.at(-1) ?? NaN };
+}
+
+export const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
+
+export const errorText = (err: unknown) => (err instanceof Error ? err.message : String(err));
+
+/**
+ * `concurrency` callers each run `op` back to back until `n` have run; `op` returns its own
+ * latency in ms (it may time only part of its work). Failures are counted, not timed; after
+ * max(3, n/5) of them the run stops early rather than wait out every timeout.
+ */
+export async function closedLoop(n: number, concurrency: number, op: (i: number) => Promise<number>): Promise<RunStats> {
+  const latencies: number[] = [];
+  let errors = 0;
+  let firstError: string | undefined;
+  const tooMany = Math.max(3, Math.floor(n / 5));
+  let next = 0;
+  const start = nowMs();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < n && errors < tooMany) {
+        const i = next++;
+        try {
+          latencies.push(await op(i));
+        } catch (err) {
+          errors++;
+          firstError ??= errorText(err);
+        }
+      }
+    }),
+  );
+  return summarize(latencies, (nowMs() - start) / 1000, errors, firstError);
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
