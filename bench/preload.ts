@@ -74,7 +74,7 @@ export async function preload(models: Models, t: PaymentTemplate, baseRaw: Buffe
     for (let i = from; i < Math.min(count, from + batch); i++) {
       const txnId = `PRE${run}X${i}`;
       const customerId = customerOf(i);
-      const accountId = accountIdOf(customerId, currency);
+      const accountId = accountIdOf(customerId, currency, 'sandbox'); // the template is a sandbox payment
       const seq = (i % perCustomer) + 1;
       const msgId = new ObjectId();
       const swap: Array<[string, string]> = [[t.txnId, txnId], [oldMsgId, msgId.toHexString()], [oldAccount, accountId], [t.customerId, customerId]];

@@ -128,7 +128,7 @@ async function openStore(label: Label, serviceBundle: string, dir: string): Prom
       if (key !== 'ADMIN_TOKEN' && key !== 'LOG_LEVEL' && v !== undefined) env[key] = String(v);
     }
     const worker = await startWorkerChild('service', env, path.join(dir, `service-worker-${label}.log`));
-    const watch = new CreditWatch(stack.db.models, accountIdOf(BENCH_CUSTOMER, 'USD'), CREDIT_POLL_MS);
+    const watch = new CreditWatch(stack.db.models, accountIdOf(BENCH_CUSTOMER, 'USD', 'sandbox'), CREDIT_POLL_MS);
     return {
       label,
       stack,

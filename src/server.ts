@@ -5,6 +5,7 @@ import { loadConfig, type Config } from './config';
 import { connectDatabase, type Database } from './db/connection';
 import { createApp } from './http/app';
 import { IpnDispatcher } from './ipn/dispatcher';
+import { IntakeIntegrations } from './integrations/intake-cache';
 import { registerBacklogMetrics } from './ipn/backlog';
 import { createLogger, redactUri, type Logger } from './logger';
 import { connectTemporalClient } from './temporal/client';
@@ -22,7 +23,8 @@ export interface ApiServer {
 export async function serveApi(deps: { config: Config; db: Database; client: Client; logger: Logger; port?: number; host?: string }): Promise<ApiServer> {
   const { config, db, client, logger } = deps;
   const dispatcher = new IpnDispatcher({ models: db.models, client, config, logger });
-  const app = createApp({ db, client, config, logger, dispatcher });
+  const integrations = new IntakeIntegrations(db.models);
+  const app = createApp({ db, client, config, logger, dispatcher, integrations });
   const server = await new Promise<Server>((resolve, reject) => {
     const s = app.listen(deps.port ?? config.PORT, deps.host ?? config.HOST, () => resolve(s));
     s.once('error', reject);

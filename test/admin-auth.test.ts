@@ -1,6 +1,7 @@
 import http from 'node:http';
 import { adminRoutes } from '../src/http/routes/admin';
 import { createLogger } from '../src/logger';
+import { IntakeIntegrations } from '../src/integrations/intake-cache';
 import { paymentWorkflowId } from '../src/domain/workflow-ids';
 import type { PaymentState } from '../src/domain/payment-state';
 import {
@@ -68,7 +69,7 @@ function send(method: string, path: string, authorization?: string, body?: unkno
 
 /** Each admin route as [methods, path with its params filled in], from the router's own layers. */
 function adminRouteList(): Array<{ methods: string[]; path: string }> {
-  const router = adminRoutes({ ...stack, logger: createLogger('silent') });
+  const router = adminRoutes({ ...stack, logger: createLogger('silent'), integrations: new IntakeIntegrations(stack.db.models) });
   const routes = router.stack
     .filter((layer) => layer.methods.length > 0)
     .map((layer) => ({

@@ -82,3 +82,15 @@ test('a PayPal email belongs to one customer only', async () => {
   expect(res.status).toBe(409);
   expect(res.body.error).toMatch(/already belongs to customer c1/);
 });
+
+test('the intake remembers integrations briefly, but a change saved through the admin API applies to the next IPN', async () => {
+  const base = { mode: 'sandbox', allowedCurrencies: ['USD'], receiverEmails: ['seller@paypalsandbox.com'] };
+  expect((await stack.admin('PUT', '/admin/integrations/toggle', { name: 'Toggle', ...base })).status).toBe(200);
+  const latestState = async () =>
+    (await stack.db.models.IpnMessage.find({ integrationId: 'toggle' }).sort({ _id: -1 }).limit(1).lean())[0]!.state;
+  expect((await stack.postIpn('toggle', withField(sample('web_accept_completed_01'), 'txn_id', 'TOG1'))).status).toBe(200);
+  expect(await latestState()).not.toBe('ignored');
+  expect((await stack.admin('PUT', '/admin/integrations/toggle', { name: 'Toggle', ipnEnabled: false, ...base })).status).toBe(200);
+  expect((await stack.postIpn('toggle', withField(sample('web_accept_completed_01'), 'txn_id', 'TOG2'))).status).toBe(200);
+  expect(await latestState()).toBe('ignored');
+});

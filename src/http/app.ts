@@ -4,6 +4,7 @@ import { requireAdminTokenConfig, type Config } from '../config';
 import type { Database } from '../db/connection';
 import type { Logger } from '../logger';
 import type { IpnDispatcher } from '../ipn/dispatcher';
+import type { IntakeIntegrations } from '../integrations/intake-cache';
 import { httpDuration } from '../metrics';
 import { adminGuard } from './auth';
 import { errorHandler } from './errors';
@@ -19,6 +20,8 @@ export interface AppDeps {
   config: Config;
   logger: Logger;
   dispatcher: IpnDispatcher;
+  /** The IPN route's short-lived view of integrations; the admin API forgets what it saves. */
+  integrations: IntakeIntegrations;
 }
 
 export function createApp(deps: AppDeps): Koa {

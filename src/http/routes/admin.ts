@@ -40,6 +40,7 @@ export function adminRoutes(deps: AppDeps): Router {
       throw new HttpError(422, `${why}: their PayPal test payments are not money`);
     }
     ctx.body = withIpnUrl(await saveIntegration(models, id, input));
+    deps.integrations.forget(id);
   });
   router.get('/integrations/:id', async (ctx) => {
     const integration = await getIntegration(models, ctx.params.id!);

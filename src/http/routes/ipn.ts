@@ -9,7 +9,7 @@ import { ipnReceived } from '../../metrics';
  * PayPal's door. The only promise it makes: answer an empty 200 once the raw bytes are stored,
  * and anything else (so PayPal resends) when they are not. All judgement happens in workflows.
  */
-export function ipnRoutes({ db, dispatcher, config, logger }: AppDeps): Router {
+export function ipnRoutes({ db, dispatcher, config, logger, integrations }: AppDeps): Router {
   const router = new Router();
   router.post('/ipn/:integrationId', async (ctx) => {
     const answer = (status: number, result: string, body = '') => {
@@ -28,8 +28,7 @@ export function ipnRoutes({ db, dispatcher, config, logger }: AppDeps): Router {
     }
     let stored;
     try {
-      const integration = await db.models.Integration.findById(ctx.params.integrationId, { ipnEnabled: 1, mode: 1 })
-        .lean();
+      const integration = await integrations.get(ctx.params.integrationId!);
       if (!integration) {
         logger.warn({ integrationId: ctx.params.integrationId, bytes: raw.length }, 'IPN for unknown integration');
         return answer(404, 'unknown_integration', 'unknown integration');
