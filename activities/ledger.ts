@@ -12,11 +12,21 @@ export function createLedgerActivities({ db, logger }: ActivityDeps) {
     async postToLedger(req: PostingRequest): Promise<PostingResult> {
       try {
         const result = await ledger.post(req);
-        logger.info({ key: req.idempotencyKey, amountMinor: req.amountMinor, currency: req.currency, customerId: req.customerId, applied: result.applied }, 'ledger posting');
+        logger.info(
+          {
+            key: req.idempotencyKey,
+            amountMinor: req.amountMinor,
+            currency: req.currency,
+            customerId: req.customerId,
+            applied: result.applied,
+          },
+          'ledger posting',
+        );
         return result;
       } catch (err) {
         // Contention passes: Temporal retries it. A conflict never will: the payment holds instead.
-        if (err instanceof LedgerError && !err.transient) throw ApplicationFailure.nonRetryable(err.message, 'LedgerError');
+        if (err instanceof LedgerError && !err.transient)
+          throw ApplicationFailure.nonRetryable(err.message, 'LedgerError');
         throw err;
       }
     },

@@ -70,8 +70,16 @@ export function createMessageActivities({ db, client, config, logger }: Activity
 
     async recordMessageOutcome(record: MessageOutcomeRecord & { routedEvent?: LifecycleEvent }): Promise<void> {
       const { messageId, outcome, detail, flags, addFlags, routedEvent } = record;
-      const set = { state: outcome, outcome: detail, ...(flags ? { flags } : {}), ...(routedEvent ? { routedEvent } : {}) };
-      await IpnMessage.updateOne({ _id: messageId }, { $set: set, ...(addFlags ? { $addToSet: { flags: { $each: addFlags } } } : {}) });
+      const set = {
+        state: outcome,
+        outcome: detail,
+        ...(flags ? { flags } : {}),
+        ...(routedEvent ? { routedEvent } : {}),
+      };
+      await IpnMessage.updateOne(
+        { _id: messageId },
+        { $set: set, ...(addFlags ? { $addToSet: { flags: { $each: addFlags } } } : {}) },
+      );
     },
 
     /**
@@ -87,7 +95,8 @@ export function createMessageActivities({ db, client, config, logger }: Activity
         routedEvent?: unknown;
       }>();
       if (!msg) return { ok: false, reason: `no stored message ${String(event.messageId).slice(0, 40)}` };
-      if (msg.integrationId !== event.integrationId) return { ok: false, reason: 'the message belongs to another integration' };
+      if (msg.integrationId !== event.integrationId)
+        return { ok: false, reason: 'the message belongs to another integration' };
       if (!msg.routedEvent) return { ok: false, reason: 'the message was never verified and routed' };
       const stored = LifecycleEventSchema.safeParse(msg.routedEvent);
       if (!stored.success || canonicalJson(stored.data) !== canonicalJson(event)) {
@@ -97,13 +106,26 @@ export function createMessageActivities({ db, client, config, logger }: Activity
     },
 
     /** Delivers the event to its payment's lifecycle, starting that workflow if it is not running. */
-    async routeToPayment({ event, idleCloseSeconds }: { event: LifecycleEvent; idleCloseSeconds: number }): Promise<string> {
+    async routeToPayment({
+      event,
+      idleCloseSeconds,
+    }: {
+      event: LifecycleEvent;
+      idleCloseSeconds: number;
+    }): Promise<string> {
       const orphanGraceSeconds = config.ORPHAN_ADJUSTMENT_GRACE_SECONDS;
       const workflowId = paymentWorkflowId(event.integrationId, event.paymentTxnId);
       await client.workflow.signalWithStart(paymentLifecycle, {
         workflowId,
         taskQueue: Context.current().info.taskQueue,
-        args: [{ integrationId: event.integrationId, paymentTxnId: event.paymentTxnId, idleCloseSeconds, orphanGraceSeconds }],
+        args: [
+          {
+            integrationId: event.integrationId,
+            paymentTxnId: event.paymentTxnId,
+            idleCloseSeconds,
+            orphanGraceSeconds,
+          },
+        ],
         signal: ipnEventSignal,
         signalArgs: [event],
         typedSearchAttributes: [
@@ -116,7 +138,15 @@ export function createMessageActivities({ db, client, config, logger }: Activity
     },
 
     /** What a person must look at: a log line at error level and a counter to alert on. */
-    async raiseAlert({ kind, messageId, detail }: { kind: string; messageId: string | null; detail: string }): Promise<void> {
+    async raiseAlert({
+      kind,
+      messageId,
+      detail,
+    }: {
+      kind: string;
+      messageId: string | null;
+      detail: string;
+    }): Promise<void> {
       alerts.inc({ kind });
       logger.warn({ alert: kind, messageId, detail }, `alert: ${kind}`);
     },

@@ -6,7 +6,13 @@ import { findCustomerForPayer } from '../src/customers/store';
 export function createPaymentActivities({ db }: ActivityDeps) {
   const { Payment, AuditEvent, Customer, IpnMessage } = db.models;
   return {
-    async loadPaymentState({ integrationId, txnId }: { integrationId: string; txnId: string }): Promise<PaymentState | null> {
+    async loadPaymentState({
+      integrationId,
+      txnId,
+    }: {
+      integrationId: string;
+      txnId: string;
+    }): Promise<PaymentState | null> {
       type Saved = { snapshot?: { payment?: { sandbox?: unknown } } };
       const doc = await Payment.findById(`${integrationId}:${txnId}`, { snapshot: 1 }).lean<Saved>();
       if (!doc?.snapshot) return null;
@@ -47,7 +53,15 @@ export function createPaymentActivities({ db }: ActivityDeps) {
       );
     },
 
-    async matchCustomer({ integrationId, custom, payerEmail }: { integrationId: string; custom: string | null; payerEmail: string | null }): Promise<string | null> {
+    async matchCustomer({
+      integrationId,
+      custom,
+      payerEmail,
+    }: {
+      integrationId: string;
+      custom: string | null;
+      payerEmail: string | null;
+    }): Promise<string | null> {
       return findCustomerForPayer(db.models, integrationId, { custom, payerEmail });
     },
 
@@ -55,7 +69,15 @@ export function createPaymentActivities({ db }: ActivityDeps) {
       return (await Customer.exists({ _id: customerId })) !== null;
     },
 
-    async audit(event: { actor: string; action: string; reason?: string; integrationId?: string; txnId?: string; customerId?: string; details?: unknown }): Promise<void> {
+    async audit(event: {
+      actor: string;
+      action: string;
+      reason?: string;
+      integrationId?: string;
+      txnId?: string;
+      customerId?: string;
+      details?: unknown;
+    }): Promise<void> {
       await AuditEvent.create({ at: new Date(), ...event });
     },
   };

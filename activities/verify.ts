@@ -26,11 +26,19 @@ export function createVerifyActivities({ db, config }: ActivityDeps) {
           signal: AbortSignal.timeout(30_000),
         });
       } catch (err) {
-        throw ApplicationFailure.retryable(`postback to ${url} failed: ${(err as Error).message}`, 'PostbackUnavailable', { messageId });
+        throw ApplicationFailure.retryable(
+          `postback to ${url} failed: ${(err as Error).message}`,
+          'PostbackUnavailable',
+          { messageId },
+        );
       }
       const body = (await res.text().catch(() => '')).trim();
       if (res.status === 200 && (body === 'VERIFIED' || body === 'INVALID')) return body;
-      throw ApplicationFailure.retryable(`postback to ${url} answered ${res.status}: ${JSON.stringify(body.slice(0, 120))}`, 'PostbackUnclear', { messageId });
+      throw ApplicationFailure.retryable(
+        `postback to ${url} answered ${res.status}: ${JSON.stringify(body.slice(0, 120))}`,
+        'PostbackUnclear',
+        { messageId },
+      );
     },
   };
 }

@@ -97,11 +97,13 @@ async function main() {
 
     const body = (status: string, itemStatus: (i: number) => string) =>
       Buffer.from(
-        `txn_type=masspay&payment_status=${status}&test_ipn=1&charset=windows-1252&payer_email=payer%40example.com&verify_sign=x` +
+        `txn_type=masspay&payment_status=${status}&test_ipn=1&charset=windows-1252` +
+          '&payer_email=payer%40example.com&verify_sign=x' +
           uniqueIds
             .map(
               (u, i) =>
-                `&unique_id_${i + 1}=${u}&status_${i + 1}=${itemStatus(i)}&mc_gross_${i + 1}=1.00&mc_currency_${i + 1}=USD&masspay_txn_id_${i + 1}=T${u}`,
+                `&unique_id_${i + 1}=${u}&status_${i + 1}=${itemStatus(i)}&mc_gross_${i + 1}=1.00` +
+                `&mc_currency_${i + 1}=USD&masspay_txn_id_${i + 1}=T${u}`,
             )
             .join(''),
         'latin1',
@@ -126,11 +128,13 @@ async function main() {
     const end = await batch();
     const balances = await stack.ledger.balances('b0', 'sandbox');
     console.log(
-      `end: ${end.state} ${JSON.stringify(end.counts)}; b0 balance ${balances[0]?.balanceMinor} (expected ${1_000_000 - 100 * items.filter((_, n) => n % CUSTOMERS === 0 && n % 10 !== 0).length})`,
+      `end: ${end.state} ${JSON.stringify(end.counts)}; b0 balance ${balances[0]?.balanceMinor} ` +
+        `(expected ${1_000_000 - 100 * items.filter((_, n) => n % CUSTOMERS === 0 && n % 10 !== 0).length})`,
     );
     const check = await stack.ledger.check();
     console.log(
-      `ledger check: ${check.problems.length ? check.problems.slice(0, 3).join('; ') : 'sound'} (${check.entries} entries)`,
+      `ledger check: ${check.problems.length ? check.problems.slice(0, 3).join('; ') : 'sound'} ` +
+        `(${check.entries} entries)`,
     );
     console.log(`peak RSS (API + worker + simulator, one process): ${(peakRss / 1024 / 1024).toFixed(0)} MiB`);
   } finally {

@@ -21,19 +21,31 @@ export interface PaymentTemplate {
  * Reads what the service stored for a payment it credited (raw documents, exactly as stored),
  * once it stored all of it: the payment's state and the balance are saved just after the entry.
  */
-export async function captureTemplate(models: Models, integrationId: string, txnId: string, entryId: string): Promise<PaymentTemplate> {
+export async function captureTemplate(
+  models: Models,
+  integrationId: string,
+  txnId: string,
+  entryId: string,
+): Promise<PaymentTemplate> {
   let found: Record<string, Doc | null> = {};
-  const template = await waitFor(`the documents of credited payment ${integrationId}/${txnId}`, async () => {
-    const entry = await models.LedgerEntry.collection.findOne({ _id: entryId as never });
-    const message = await models.IpnMessage.collection.findOne({ integrationId, txnId });
-    const payment = await models.Payment.collection.findOne({ _id: `${integrationId}:${txnId}` as never });
-    const balance = entry && (await models.Balance.collection.findOne({ _id: entry.accountId }));
-    const customer = entry && (await models.Customer.collection.findOne({ _id: entry.customerId }));
-    found = { entry, message, payment, balance, customer };
-    if (!entry || !message || !payment || !balance || !customer || payment.creditedMinor !== entry.amountMinor) return undefined;
-    return { txnId, customerId: entry.customerId as string, message, payment, entry, balance, customer };
-  }, 30_000).catch((err: Error) => {
-    throw new Error(`${err.message}; found ${JSON.stringify(Object.fromEntries(Object.entries(found).map(([k, v]) => [k, !!v])))}`);
+  const template = await waitFor(
+    `the documents of credited payment ${integrationId}/${txnId}`,
+    async () => {
+      const entry = await models.LedgerEntry.collection.findOne({ _id: entryId as never });
+      const message = await models.IpnMessage.collection.findOne({ integrationId, txnId });
+      const payment = await models.Payment.collection.findOne({ _id: `${integrationId}:${txnId}` as never });
+      const balance = entry && (await models.Balance.collection.findOne({ _id: entry.accountId }));
+      const customer = entry && (await models.Customer.collection.findOne({ _id: entry.customerId }));
+      found = { entry, message, payment, balance, customer };
+      if (!entry || !message || !payment || !balance || !customer || payment.creditedMinor !== entry.amountMinor)
+        return undefined;
+      return { txnId, customerId: entry.customerId as string, message, payment, entry, balance, customer };
+    },
+    30_000,
+  ).catch((err: Error) => {
+    throw new Error(
+      `${err.message}; found ${JSON.stringify(Object.fromEntries(Object.entries(found).map(([k, v]) => [k, !!v])))}`,
+    );
   });
   return template;
 }
@@ -54,7 +66,13 @@ function rewrite<T>(value: T, swap: Array<[string, string]>): T {
  * `perCustomer` payments each, with each account's balance at the head of its chain. Direct
  * insertMany in batches: the point is a big store, not the path that filled it.
  */
-export async function preload(models: Models, t: PaymentTemplate, baseRaw: Buffer, count: number, opts: { perCustomer?: number; batch?: number; onProgress?: (done: number) => void } = {}): Promise<void> {
+export async function preload(
+  models: Models,
+  t: PaymentTemplate,
+  baseRaw: Buffer,
+  count: number,
+  opts: { perCustomer?: number; batch?: number; onProgress?: (done: number) => void } = {},
+): Promise<void> {
   const perCustomer = opts.perCustomer ?? 100;
   const batch = opts.batch ?? 500;
   const amount = t.entry.amountMinor as number;
@@ -77,14 +95,28 @@ export async function preload(models: Models, t: PaymentTemplate, baseRaw: Buffe
       const accountId = accountIdOf(customerId, currency, 'sandbox'); // the template is a sandbox payment
       const seq = (i % perCustomer) + 1;
       const msgId = new ObjectId();
-      const swap: Array<[string, string]> = [[t.txnId, txnId], [oldMsgId, msgId.toHexString()], [oldAccount, accountId], [t.customerId, customerId]];
-      messages.push({ ...rewrite(t.message, swap), _id: msgId, raw: withFields(baseRaw, { txn_id: txnId, memo: pad }) });
+      const swap: Array<[string, string]> = [
+        [t.txnId, txnId],
+        [oldMsgId, msgId.toHexString()],
+        [oldAccount, accountId],
+        [t.customerId, customerId],
+      ];
+      messages.push({
+        ...rewrite(t.message, swap),
+        _id: msgId,
+        raw: withFields(baseRaw, { txn_id: txnId, memo: pad }),
+      });
       payments.push(rewrite(t.payment, swap));
       entries.push({ ...rewrite(t.entry, swap), _id: `${accountId}:${seq}`, seq, balanceAfterMinor: seq * amount });
       const last = i === count - 1 || seq === perCustomer;
       if (last) {
         balances.push({ ...rewrite(t.balance, swap), balanceMinor: seq * amount, seq });
-        customers.push({ ...rewrite(t.customer, swap), _id: customerId, name: `Preloaded ${customerId}`, paypalEmails: [] });
+        customers.push({
+          ...rewrite(t.customer, swap),
+          _id: customerId,
+          name: `Preloaded ${customerId}`,
+          paypalEmails: [],
+        });
       }
     }
     await models.IpnMessage.collection.insertMany(messages, { ordered: false });

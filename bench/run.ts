@@ -48,7 +48,8 @@ function parseOptions(argv: string[]): Options {
     const i = argv.indexOf(flag);
     if (i < 0) return fallback;
     const v = Number(argv[i + 1]);
-    if (!Number.isFinite(v) || v < 0) throw new Error(`${flag} needs a non-negative number, got ${JSON.stringify(argv[i + 1])}`);
+    if (!Number.isFinite(v) || v < 0)
+      throw new Error(`${flag} needs a non-negative number, got ${JSON.stringify(argv[i + 1])}`);
     return v;
   };
   const known = new Set(['--quick', '--preload', '--rate', '--duration', '--n']);
@@ -76,11 +77,22 @@ const BENCH_CUSTOMER = 'bench-customer';
 const say = (m: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${m}\n`);
 const quietLogger = (() => {
   const quiet = () => {};
-  return { trace: quiet, debug: quiet, info: quiet, warn: quiet, error: (m: string, meta?: unknown) => console.error(m, meta), log: quiet };
+  return {
+    trace: quiet,
+    debug: quiet,
+    info: quiet,
+    warn: quiet,
+    error: (m: string, meta?: unknown) => console.error(m, meta),
+    log: quiet,
+  };
 })();
 
 async function postOk(url: string, body: Buffer): Promise<void> {
-  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body });
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body,
+  });
   const text = await res.text();
   if (res.status !== 200) throw new Error(`POST ${url} answered ${res.status}: ${text.slice(0, 120)}`);
 }
@@ -119,10 +131,29 @@ async function openStore(label: Label, serviceBundle: string, dir: string): Prom
   const stack = await createTestStack(`bench-${label}`);
   try {
     await stack.stopWorker(); // the worker runs in its own process, below
-    await adminOk(stack, 'PUT', '/admin/integrations/bench', { name: 'Bench', mode: 'sandbox', allowedCurrencies: ['USD'], receiverEmails: ['seller@paypalsandbox.com'] });
-    await adminOk(stack, 'PUT', '/admin/integrations/bench-ack', { name: 'Bench ack only', mode: 'sandbox', ipnEnabled: false, allowedCurrencies: ['USD'], receiverEmails: ['seller@paypalsandbox.com'] });
-    await adminOk(stack, 'PUT', `/admin/customers/${BENCH_CUSTOMER}`, { name: 'Bench', paypalEmails: ['buyer@paypalsandbox.com'] });
-    const env: NodeJS.ProcessEnv = { ...process.env, ADMIN_TOKEN: undefined, LOG_LEVEL: 'warn', BENCH_WORKFLOW_BUNDLE: serviceBundle };
+    await adminOk(stack, 'PUT', '/admin/integrations/bench', {
+      name: 'Bench',
+      mode: 'sandbox',
+      allowedCurrencies: ['USD'],
+      receiverEmails: ['seller@paypalsandbox.com'],
+    });
+    await adminOk(stack, 'PUT', '/admin/integrations/bench-ack', {
+      name: 'Bench ack only',
+      mode: 'sandbox',
+      ipnEnabled: false,
+      allowedCurrencies: ['USD'],
+      receiverEmails: ['seller@paypalsandbox.com'],
+    });
+    await adminOk(stack, 'PUT', `/admin/customers/${BENCH_CUSTOMER}`, {
+      name: 'Bench',
+      paypalEmails: ['buyer@paypalsandbox.com'],
+    });
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      ADMIN_TOKEN: undefined,
+      LOG_LEVEL: 'warn',
+      BENCH_WORKFLOW_BUNDLE: serviceBundle,
+    };
     for (const key of Object.keys(ConfigSchema.shape)) {
       const v = (stack.config as Record<string, unknown>)[key];
       if (key !== 'ADMIN_TOKEN' && key !== 'LOG_LEVEL' && v !== undefined) env[key] = String(v);
@@ -176,7 +207,9 @@ async function main(): Promise<void> {
   try {
     say(`logs in ${dir}; starting servers`);
     [temporal, mongo] = await Promise.all([
-      process.env.TEMPORAL_ADDRESS ? undefined : startTemporalServer({ headless: true, logFile: path.join(dir, 'temporal.log'), log: say }),
+      process.env.TEMPORAL_ADDRESS
+        ? undefined
+        : startTemporalServer({ headless: true, logFile: path.join(dir, 'temporal.log'), log: say }),
       process.env.MONGODB_URI ? undefined : startMongoServer({ logFile: path.join(dir, 'db.log'), log: say }),
     ]);
     process.env.TEMPORAL_ADDRESS ??= temporal!.address;
@@ -185,8 +218,14 @@ async function main(): Promise<void> {
     say('bundling workflows');
     const serviceBundle = path.join(dir, 'service-workflows.js');
     const floorBundle = path.join(dir, 'floor-workflows.js');
-    fs.writeFileSync(serviceBundle, (await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows'), logger: quietLogger })).code);
-    fs.writeFileSync(floorBundle, (await bundleWorkflowCode({ workflowsPath: require.resolve('./floor/workflows'), logger: quietLogger })).code);
+    fs.writeFileSync(
+      serviceBundle,
+      (await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows'), logger: quietLogger })).code,
+    );
+    fs.writeFileSync(
+      floorBundle,
+      (await bundleWorkflowCode({ workflowsPath: require.resolve('./floor/workflows'), logger: quietLogger })).code,
+    );
     process.env.IPNFLOW_TEST_WORKFLOW_BUNDLE = serviceBundle;
 
     // Two stores, each its own database (FerretDB locks per database), API, task queue and
@@ -202,7 +241,13 @@ async function main(): Promise<void> {
     const empty = await open('empty');
     const loaded = await open('preloaded');
     const floorQueue = `bench-floor-${tag}`;
-    const floorEnv = { ...process.env, MONGODB_DB: `bench-floor-${tag}`, BENCH_WORKFLOW_BUNDLE: floorBundle, BENCH_TASK_QUEUE: floorQueue, BENCH_VERIFY_URL: empty.stack.sim.verifyUrl };
+    const floorEnv = {
+      ...process.env,
+      MONGODB_DB: `bench-floor-${tag}`,
+      BENCH_WORKFLOW_BUNDLE: floorBundle,
+      BENCH_TASK_QUEUE: floorQueue,
+      BENCH_VERIFY_URL: empty.stack.sim.verifyUrl,
+    };
     const floorWorker = await startWorkerChild('floor', floorEnv, path.join(dir, 'floor-worker.log'));
     children.push(floorWorker);
 
@@ -210,12 +255,27 @@ async function main(): Promise<void> {
     for (const st of [empty, loaded]) {
       await pay(st, base, `W${tag}`, opts.creditTimeoutMs).catch(async (err: Error) => {
         // Say where the payment stopped: the stored message's state and the payment's.
-        const msgs = await st.stack.db.models.IpnMessage.find({ integrationId: 'bench' }, { state: 1, outcome: 1, flags: 1 }).lean();
-        const payment = await st.stack.db.models.Payment.findById(`bench:${st.label === 'empty' ? 'E' : 'P'}W${tag}`, { state: 1, holdReason: 1, flags: 1 }).lean();
-        throw new Error(`warm-up payment in the ${st.label} store: ${err.message}; messages ${JSON.stringify(msgs)}; payment ${JSON.stringify(payment)}`);
+        const msgs = await st.stack.db.models.IpnMessage.find(
+          { integrationId: 'bench' },
+          { state: 1, outcome: 1, flags: 1 },
+        ).lean();
+        const payment = await st.stack.db.models.Payment.findById(`bench:${st.label === 'empty' ? 'E' : 'P'}W${tag}`, {
+          state: 1,
+          holdReason: 1,
+          flags: 1,
+        }).lean();
+        throw new Error(
+          `warm-up payment in the ${st.label} store: ${err.message}; messages ` +
+            `${JSON.stringify(msgs)}; payment ${JSON.stringify(payment)}`,
+        );
       });
     }
-    const template: PaymentTemplate = await captureTemplate(loaded.stack.db.models, 'bench', `PW${tag}`, `${loaded.watch.accountId}:1`);
+    const template: PaymentTemplate = await captureTemplate(
+      loaded.stack.db.models,
+      'bench',
+      `PW${tag}`,
+      `${loaded.watch.accountId}:1`,
+    );
     await closedLoop(8, 4, (i) => runFloor(empty.stack, floorQueue, base, `FW${tag}${i}`));
 
     say(`preloading ${opts.preload.toLocaleString('en')} credited IPNs (messages, payments, ledger entries, balances)`);
@@ -234,7 +294,9 @@ async function main(): Promise<void> {
     say(`(3) workflow floor: ${opts.floorN} at concurrency ${FLOOR_CONCURRENCIES.join(' and ')}`);
     const floor: Record<number, RunStats> = {};
     for (const c of FLOOR_CONCURRENCIES) {
-      floor[c] = await closedLoop(opts.floorN * (c / 4), c, (i) => runFloor(empty.stack, floorQueue, base, `F${tag}C${c}X${i}`));
+      floor[c] = await closedLoop(opts.floorN * (c / 4), c, (i) =>
+        runFloor(empty.stack, floorQueue, base, `F${tag}C${c}X${i}`),
+      );
     }
     await floorWorker.stop();
 
@@ -244,7 +306,11 @@ async function main(): Promise<void> {
       const bare = await startBareApp(process.env.MONGODB_URI!, st.stack.config.MONGODB_DB);
       try {
         const ackUrl = `${st.stack.baseUrl}/ipn/bench-ack`;
-        await closedLoop(20, ACK_CONCURRENCY, (i) => postOk(bare.url, bodies[i]!).then(() => postOk(ackUrl, bodies[i]!)).then(() => 0));
+        await closedLoop(20, ACK_CONCURRENCY, (i) =>
+          postOk(bare.url, bodies[i]!)
+            .then(() => postOk(ackUrl, bodies[i]!))
+            .then(() => 0),
+        );
         say(`[${label}] (1) bare and (2) ack: ${opts.ackN} POSTs each at concurrency ${ACK_CONCURRENCY}`);
         const timed = (url: string) => async (i: number) => {
           const start = nowMs();
@@ -254,7 +320,9 @@ async function main(): Promise<void> {
         const bareStats = await closedLoop(opts.ackN, ACK_CONCURRENCY, timed(bare.url));
         const ack = await closedLoop(opts.ackN, ACK_CONCURRENCY, timed(ackUrl));
         say(`[${label}] (4) POST -> credit: ${opts.e2eN} payments at concurrency ${E2E_CONCURRENCY}`);
-        const e2e = await closedLoop(opts.e2eN, E2E_CONCURRENCY, (i) => pay(st, base, `C${tag}${i}`, opts.creditTimeoutMs));
+        const e2e = await closedLoop(opts.e2eN, E2E_CONCURRENCY, (i) =>
+          pay(st, base, `C${tag}${i}`, opts.creditTimeoutMs),
+        );
         return { bare: bareStats, ack, e2e };
       } finally {
         await bare.stop();
@@ -263,7 +331,9 @@ async function main(): Promise<void> {
     const offered = async (st: Store): Promise<OfferedStats> => {
       say(`[${st.label}] (4) offered load: ${opts.rate}/s for ${opts.durationS} s`);
       // Each payment gets the run's length plus a drain window to be credited, then counts as failed.
-      const result = await offeredLoad(opts.rate, opts.durationS, (i) => pay(st, base, `O${tag}${i}`, opts.durationS * 1000 + opts.drainMs));
+      const result = await offeredLoad(opts.rate, opts.durationS, (i) =>
+        pay(st, base, `O${tag}${i}`, opts.durationS * 1000 + opts.drainMs),
+      );
       // Its worker stops here (with its backlog, if any) so the next run has the machine to itself.
       await st.worker.stop();
       return result;
@@ -280,21 +350,44 @@ async function main(): Promise<void> {
     let exact = true;
     for (const st of [empty, loaded]) {
       const amount = template.entry.amountMinor as number;
-      const balance = await Promise.race([balanceMinor(st.stack, BENCH_CUSTOMER, 'USD'), sleep(60_000).then(() => NaN)]);
+      const balance = await Promise.race([
+        balanceMinor(st.stack, BENCH_CUSTOMER, 'USD'),
+        sleep(60_000).then(() => NaN),
+      ]);
       const entries = st.watch.head;
       const same = balance === entries * amount && entries >= st.credits;
       // A store too busy to answer is a measurement; a balance that disagrees with its entries is a bug.
       if (!Number.isNaN(balance)) exact &&= same;
-      const verdict = Number.isNaN(balance) ? 'unknown (GET /admin/customers did not answer within 60 s)' : same ? 'yes' : 'NO';
-      ledgerLines.push(`${st.label}: ${st.watch.accountId} has ${entries} entries (the bench saw ${st.credits} credits), balance ${balance} = ${entries} × ${amount}: ${verdict}`);
+      const verdict = Number.isNaN(balance)
+        ? 'unknown (GET /admin/customers did not answer within 60 s)'
+        : same
+          ? 'yes'
+          : 'NO';
+      ledgerLines.push(
+        `${st.label}: ${st.watch.accountId} has ${entries} entries (the bench saw ` +
+          `${st.credits} credits), balance ${balance} = ${entries} × ${amount}: ${verdict}`,
+      );
     }
 
-    print({ opts, floor, empty: results.empty, loaded: results.preloaded, preloadS, serviceWorkers: [empty.worker, loaded.worker], floorWorker, ledgerLines, mongoKind: mongo?.kind ?? 'external', loadAtStart, elapsedS: (Date.now() - started) / 1000 });
+    print({
+      opts,
+      floor,
+      empty: results.empty,
+      loaded: results.preloaded,
+      preloadS,
+      serviceWorkers: [empty.worker, loaded.worker],
+      floorWorker,
+      ledgerLines,
+      mongoKind: mongo?.kind ?? 'external',
+      loadAtStart,
+      elapsedS: (Date.now() - started) / 1000,
+    });
     ok = exact;
     if (!ok) process.exitCode = 1;
   } finally {
     for (const c of children) await c.stop().catch(() => {});
-    for (const st of stores) await st.close().catch((err) => say(`closing the ${st.label} store: ${(err as Error).message}`));
+    for (const st of stores)
+      await st.close().catch((err) => say(`closing the ${st.label} store: ${(err as Error).message}`));
     await Promise.all([temporal?.stop(), mongo?.stop()]);
     if (ok) fs.rmSync(dir, { recursive: true, force: true });
     else say(`logs kept in ${dir}`);
@@ -310,7 +403,11 @@ async function runFloor(s: TestStack, taskQueue: string, base: Buffer, id: strin
   const raw = withField(base, 'txn_id', id);
   s.sim.registerMessage(raw);
   const t0 = nowMs();
-  const answer = await s.client.workflow.execute<typeof floorIpn>('floorIpn', { taskQueue, workflowId: `bench-floor-${id}`, args: [raw.toString('latin1')] });
+  const answer = await s.client.workflow.execute<typeof floorIpn>('floorIpn', {
+    taskQueue,
+    workflowId: `bench-floor-${id}`,
+    args: [raw.toString('latin1')],
+  });
   if (answer !== 'VERIFIED') throw new Error(`floor workflow ${id}: postback answered ${answer}`);
   return nowMs() - t0;
 }
@@ -320,7 +417,11 @@ async function runFloor(s: TestStack, taskQueue: string, base: Buffer, id: strin
  * The backlog (posted, not yet credited) is sampled each second; it grew when its mean over the
  * second half of the run exceeds the first half's by more than half a second of arrivals.
  */
-async function offeredLoad(rate: number, durationS: number, pay: (i: number) => Promise<number>): Promise<OfferedStats> {
+async function offeredLoad(
+  rate: number,
+  durationS: number,
+  pay: (i: number) => Promise<number>,
+): Promise<OfferedStats> {
   const total = Math.max(1, Math.round(rate * durationS));
   const latencies: number[] = [];
   let posted = 0;
@@ -336,8 +437,14 @@ async function offeredLoad(rate: number, durationS: number, pay: (i: number) => 
     posted++;
     inFlight.push(
       pay(i).then(
-        (ms) => { credited++; latencies.push(ms); },
-        (err) => { errors++; firstError ??= errorText(err); },
+        (ms) => {
+          credited++;
+          latencies.push(ms);
+        },
+        (err) => {
+          errors++;
+          firstError ??= errorText(err);
+        },
       ),
     );
   }
@@ -380,7 +487,11 @@ function print(r: {
   const pre = `preloaded ${opts.preload.toLocaleString('en')}`;
   const out: string[] = [];
   out.push('');
-  out.push(`ipnflow bench${opts.quick ? ' --quick' : ''}: ${os.cpus().length} cores, load average ${r.loadAtStart.toFixed(1)} at start, ${os.loadavg()[0]!.toFixed(1)} at end; database ${r.mongoKind}; ${r.elapsedS.toFixed(0)} s`);
+  out.push(
+    `ipnflow bench${opts.quick ? ' --quick' : ''}: ${os.cpus().length} ` +
+      `cores, load average ${r.loadAtStart.toFixed(1)} ` +
+      `at start, ${os.loadavg()[0]!.toFixed(1)} at end; database ${r.mongoKind}; ${r.elapsedS.toFixed(0)} s`,
+  );
   out.push('');
   const rows: string[][] = [];
   const both = (name: string, n: string, f: (p: PhaseResult) => string) => rows.push([name, n, f(empty), f(loaded)]);
@@ -399,33 +510,75 @@ function print(r: {
   both('    p50 / p99', '', (p) => lat(p.e2e));
   both(`    ratio to (3) @ c${E2E_CONCURRENCY}`, '', (p) => fmt.ratio(p.e2e.perS / floor[E2E_CONCURRENCY]!.perS));
   both('    failed (non-200 or not credited)', '', (p) => String(p.e2e.errors));
-  both(`(4) offered ${opts.rate}/s: credited/s`, `${opts.durationS} s`, (p) => fmt.rate(p.offered.credited / (p.offered.stats.wallS), '/s'));
+  both(`(4) offered ${opts.rate}/s: credited/s`, `${opts.durationS} s`, (p) =>
+    fmt.rate(p.offered.credited / p.offered.stats.wallS, '/s'),
+  );
   both('    p50 / p99 POST -> credit', '', (p) => lat(p.offered.stats));
-  both('    backlog 1st half / 2nd half', '', (p) => `${p.offered.backlogFirstHalf.toFixed(1)} / ${p.offered.backlogSecondHalf.toFixed(1)}`);
+  both(
+    '    backlog 1st half / 2nd half',
+    '',
+    (p) => `${p.offered.backlogFirstHalf.toFixed(1)} / ${p.offered.backlogSecondHalf.toFixed(1)}`,
+  );
   both('    backlog at end / drained in', '', (p) => `${p.offered.backlogAtEnd} / ${p.offered.drainS.toFixed(1)} s`);
   both('    failed (non-200 or not credited)', '', (p) => `${p.offered.stats.errors} of ${p.offered.posted}`);
   rows.push(['(5) preload time', '', '', `${r.preloadS.toFixed(0)} s`]);
   const [we, wp] = r.serviceWorkers as [WorkerChild, WorkerChild];
   rows.push(['(6) service worker peak RSS (VmHWM)', '', fmt.mb(we.peakRss()), fmt.mb(wp.peakRss())]);
   rows.push(['    highest RSS sampled every 250 ms', '', fmt.mb(we.maxSampledRss()), fmt.mb(wp.maxSampledRss())]);
-  rows.push(['    floor worker: peak RSS (VmHWM) / highest sampled', '', `${fmt.mb(r.floorWorker.peakRss())} / ${fmt.mb(r.floorWorker.maxSampledRss())}`, '']);
+  rows.push([
+    '    floor worker: peak RSS (VmHWM) / highest sampled',
+    '',
+    `${fmt.mb(r.floorWorker.peakRss())} / ${fmt.mb(r.floorWorker.maxSampledRss())}`,
+    '',
+  ]);
   out.push(table(['measurement', 'N', 'empty store', pre], rows));
   out.push('');
 
   const goals: string[][] = [];
-  const goal = (name: string, measured: number, show: (x: number) => string, target: string, pass: boolean) => goals.push([name, show(measured), target, pass ? 'PASS' : 'FAIL']);
-  for (const [label, p] of [['empty', empty], ['preloaded', loaded]] as const) {
+  const goal = (name: string, measured: number, show: (x: number) => string, target: string, pass: boolean) =>
+    goals.push([name, show(measured), target, pass ? 'PASS' : 'FAIL']);
+  for (const [label, p] of [
+    ['empty', empty],
+    ['preloaded', loaded],
+  ] as const) {
     const x = p.ack.perS / p.bare.perS;
-    goal(`(2)/(1) ack req/s, ${label}${p.ack.errors ? ` (${p.ack.errors} not 200)` : ''}`, x, fmt.ratio, '>= 0.70×', x >= 0.7 && p.ack.errors === 0);
+    goal(
+      `(2)/(1) ack req/s, ${label}${p.ack.errors ? ` (${p.ack.errors} not 200)` : ''}`,
+      x,
+      fmt.ratio,
+      '>= 0.70×',
+      x >= 0.7 && p.ack.errors === 0,
+    );
   }
-  for (const [label, p] of [['empty', empty], ['preloaded', loaded]] as const) {
+  for (const [label, p] of [
+    ['empty', empty],
+    ['preloaded', loaded],
+  ] as const) {
     const x = p.e2e.perS / floor[E2E_CONCURRENCY]!.perS;
     goal(`(4)/(3) credited/s @ c${E2E_CONCURRENCY}, ${label}`, x, fmt.ratio, '>= 1.00×', x >= 1);
     goal(`(4) p99 POST -> credit @ c${E2E_CONCURRENCY}, ${label}`, p.e2e.p99, fmt.ms, '<= 2000 ms', p.e2e.p99 <= 2000);
-    goal(`(4) p99 POST -> credit @ ${opts.rate}/s, ${label}`, p.offered.stats.p99, fmt.ms, '<= 2000 ms', p.offered.stats.p99 <= 2000);
+    goal(
+      `(4) p99 POST -> credit @ ${opts.rate}/s, ${label}`,
+      p.offered.stats.p99,
+      fmt.ms,
+      '<= 2000 ms',
+      p.offered.stats.p99 <= 2000,
+    );
     const failed = p.e2e.errors + p.offered.stats.errors;
-    goal(`(4) every payment answered 200 and credited, ${label}`, failed, (x) => `${x} failed`, '0 failed', failed === 0);
-    goal(`(4) backlog growth @ ${opts.rate}/s, ${label}`, p.offered.backlogSecondHalf - p.offered.backlogFirstHalf, (x) => `${x >= 0 ? '+' : ''}${x.toFixed(1)}`, 'does not grow', !p.offered.grew);
+    goal(
+      `(4) every payment answered 200 and credited, ${label}`,
+      failed,
+      (x) => `${x} failed`,
+      '0 failed',
+      failed === 0,
+    );
+    goal(
+      `(4) backlog growth @ ${opts.rate}/s, ${label}`,
+      p.offered.backlogSecondHalf - p.offered.backlogFirstHalf,
+      (x) => `${x >= 0 ? '+' : ''}${x.toFixed(1)}`,
+      'does not grow',
+      !p.offered.grew,
+    );
   }
   const ratios: Array<[string, number]> = [
     ['(5) ack p50, preloaded / empty', loaded.ack.p50 / empty.ack.p50],
@@ -440,11 +593,19 @@ function print(r: {
     ...FLOOR_CONCURRENCIES.map((c) => [`(3) floor c${c}`, floor[c]!] as [string, RunStats]),
     ...(['empty', 'preloaded'] as const).flatMap((label) => {
       const p = label === 'empty' ? empty : loaded;
-      return [[`(1) bare, ${label}`, p.bare], [`(2) ack, ${label}`, p.ack], [`(4) c${E2E_CONCURRENCY}, ${label}`, p.e2e], [`(4) offered, ${label}`, p.offered.stats]] as Array<[string, RunStats]>;
+      return [
+        [`(1) bare, ${label}`, p.bare],
+        [`(2) ack, ${label}`, p.ack],
+        [`(4) c${E2E_CONCURRENCY}, ${label}`, p.e2e],
+        [`(4) offered, ${label}`, p.offered.stats],
+      ] as Array<[string, RunStats]>;
     }),
   ];
   for (const [name, x] of failures) if (x.firstError) out.push(`first failure in ${name}: ${x.firstError}`);
-  out.push(`p50/p99 are nearest-rank percentiles over every request of the run; credits are seen by polling ledger_entries every ${CREDIT_POLL_MS} ms.`);
+  out.push(
+    `p50/p99 are nearest-rank percentiles over every request of the run; ` +
+      `credits are seen by polling ledger_entries every ${CREDIT_POLL_MS} ms.`,
+  );
   console.log(out.join('\n'));
 }
 

@@ -69,7 +69,9 @@ async function sample(max: number, fn: (i: number) => Promise<unknown>): Promise
 }
 function noteError(op: string, err: unknown): void {
   const e = err as { code?: unknown; codeName?: unknown; message?: string };
-  const key = `${op}: code ${String(e.code)} ${String(e.codeName ?? '')} ${(e.message ?? String(err)).split('\n')[0]!.slice(0, 100)}`;
+  const key =
+    `${op}: code ${String(e.code)} ${String(e.codeName ?? '')} ` +
+    `${(e.message ?? String(err)).split('\n')[0]!.slice(0, 100)}`;
   errors.set(key, (errors.get(key) ?? 0) + 1);
 }
 
@@ -80,21 +82,39 @@ async function measure(db: mongoose.mongo.Db): Promise<Map<string, Stats>> {
   const out = new Map<string, Stats>();
 
   const inserted: string[] = [];
-  out.set('insert', stats(await sample(SAMPLES, async () => {
-    const doc = ipnDoc(nextId('ins'));
-    await ipn.insertOne(doc);
-    inserted.push(doc._id);
-  })));
+  out.set(
+    'insert',
+    stats(
+      await sample(SAMPLES, async () => {
+        const doc = ipnDoc(nextId('ins'));
+        await ipn.insertOne(doc);
+        inserted.push(doc._id);
+      }),
+    ),
+  );
 
-  out.set('_id point read', stats(await sample(inserted.length, async (i) => {
-    if (!(await ipn.findOne({ _id: inserted[i]! }))) throw new Error(`${inserted[i]} not found`);
-  })));
+  out.set(
+    '_id point read',
+    stats(
+      await sample(inserted.length, async (i) => {
+        if (!(await ipn.findOne({ _id: inserted[i]! }))) throw new Error(`${inserted[i]} not found`);
+      }),
+    ),
+  );
 
-  out.set('_id update', stats(await sample(inserted.length, async (i) => {
-    const id = inserted[i]!;
-    const res = await ipn.updateOne({ _id: id }, { $set: { state: 'dispatched', workflowId: `wf-${id}`, dispatchedAt: new Date() } });
-    if (res.matchedCount !== 1) throw new Error(`${id}: matched ${res.matchedCount}`);
-  })));
+  out.set(
+    '_id update',
+    stats(
+      await sample(inserted.length, async (i) => {
+        const id = inserted[i]!;
+        const res = await ipn.updateOne(
+          { _id: id },
+          { $set: { state: 'dispatched', workflowId: `wf-${id}`, dispatchedAt: new Date() } },
+        );
+        if (res.matchedCount !== 1) throw new Error(`${id}: matched ${res.matchedCount}`);
+      }),
+    ),
+  );
 
   // Every other claim repeats the previous key: the duplicate-key answer is the hot path of a resend.
   let duplicates = 0;
@@ -107,7 +127,8 @@ async function measure(db: mongoose.mongo.Db): Promise<Map<string, Stats>> {
       duplicates++;
     }
   });
-  if (duplicates !== Math.floor(claim.length / 2)) throw new Error(`claims: ${duplicates} duplicate-key answers in ${claim.length}`);
+  if (duplicates !== Math.floor(claim.length / 2))
+    throw new Error(`claims: ${duplicates} duplicate-key answers in ${claim.length}`);
   out.set('claim insert (50% dup key)', stats(claim));
 
   let writes = 0;
@@ -136,7 +157,7 @@ async function measure(db: mongoose.mongo.Db): Promise<Map<string, Stats>> {
 async function preload(db: mongoose.mongo.Db, n: number): Promise<number> {
   const ipn = db.collection<Doc>('ipn_messages');
   const start = Date.now();
-  for (let done = 0; done < n; ) {
+  for (let done = 0; done < n;) {
     const batch = Array.from({ length: Math.min(1000, n - done) }, () => ipnDoc(nextId('pre')));
     await ipn.insertMany(batch, { ordered: false });
     done += batch.length;
@@ -160,17 +181,25 @@ function duSync(dir: string): number {
 async function bench(backend: DbBackend, n: number): Promise<{ rows: Row[]; notes: string[] }> {
   const env: NodeJS.ProcessEnv = { ...process.env, IPNFLOW_DB_BACKEND: backend };
   delete env.MONGODB_URI;
-  const mongo = await startMongoServer({ env, logFile: path.join(os.tmpdir(), `ipnflow-bench-${backend}-${process.pid}.log`) });
+  const mongo = await startMongoServer({
+    env,
+    logFile: path.join(os.tmpdir(), `ipnflow-bench-${backend}-${process.pid}.log`),
+  });
   const client = new mongoose.mongo.MongoClient(mongo.uri);
   try {
     const db = client.db('bench');
     // The product's own indexes on ipn_messages, so writes pay what they pay in production.
-    await db.collection('ipn_messages').createIndexes([{ key: { state: 1, receivedAt: 1 } }, { key: { integrationId: 1, txnId: 1 } }]);
+    await db
+      .collection('ipn_messages')
+      .createIndexes([{ key: { state: 1, receivedAt: 1 } }, { key: { integrationId: 1, txnId: 1 } }]);
     const empty = await measure(db);
     const loadSeconds = await preload(db, n);
     const loaded = await measure(db);
     const rows = [...empty.keys()].map((op) => ({ op, empty: empty.get(op), loaded: loaded.get(op) }));
-    const notes = [`preload of ${n} docs: ${loadSeconds.toFixed(1)} s (${Math.round(n / loadSeconds)} docs/s), store ${(duSync(mongo.dataDir) / 2 ** 20).toFixed(0)} MiB`];
+    const notes = [
+      `preload of ${n} docs: ${loadSeconds.toFixed(1)} s (${Math.round(n / loadSeconds)} ` +
+        `docs/s), store ${(duSync(mongo.dataDir) / 2 ** 20).toFixed(0)} MiB`,
+    ];
     return { rows, notes };
   } finally {
     await client.close();
@@ -191,14 +220,20 @@ async function main() {
   for (const backend of backends) {
     const { rows, notes } = await bench(backend, n);
     console.log(`\n${backend}: ${notes.join('; ')}`);
-    console.log(`| ${'operation'.padEnd(28)} | ${'empty p50 / p99'.padEnd(17)} | ${`N=${n} p50 / p99`.padEnd(26)} | p50 ratio |`);
+    console.log(
+      `| ${'operation'.padEnd(28)} | ${'empty p50 / p99'.padEnd(17)} | ${`N=${n} p50 / p99`.padEnd(26)} | p50 ratio |`,
+    );
     console.log(`|${'-'.repeat(30)}|${'-'.repeat(19)}|${'-'.repeat(28)}|-----------|`);
     for (const r of rows) {
       const ratio = r.empty && r.loaded ? (r.loaded.p50 / r.empty.p50).toFixed(2) : '-';
-      console.log(`| ${r.op.padEnd(28)} | ${fmt(r.empty).padEnd(17)} | ${fmt(r.loaded).padEnd(26)} | ${ratio.padStart(9)} |`);
+      console.log(
+        `| ${r.op.padEnd(28)} | ${fmt(r.empty).padEnd(17)} | ${fmt(r.loaded).padEnd(26)} | ${ratio.padStart(9)} |`,
+      );
     }
   }
-  console.log(errors.size ? `\nerrors seen:\n${[...errors].map(([k, v]) => `  ${v} x ${k}`).join('\n')}` : '\nno errors seen');
+  console.log(
+    errors.size ? `\nerrors seen:\n${[...errors].map(([k, v]) => `  ${v} x ${k}`).join('\n')}` : '\nno errors seen',
+  );
 }
 
 main().catch((err) => {

@@ -26,7 +26,13 @@ async function service(): Promise<void> {
   const logger = createLogger(config.LOG_LEVEL);
   const db = await connectDatabase(config.MONGODB_URI, config.MONGODB_DB);
   const client = await connectTemporalClient(config);
-  const { worker, connection } = await createWorker({ config, db, client, logger, workflowBundlePath: need('BENCH_WORKFLOW_BUNDLE') });
+  const { worker, connection } = await createWorker({
+    config,
+    db,
+    client,
+    logger,
+    workflowBundlePath: need('BENCH_WORKFLOW_BUNDLE'),
+  });
   const done = worker.run();
   console.log(READY);
   await done;
@@ -52,7 +58,12 @@ async function floor(): Promise<void> {
 }
 
 const kind = process.argv[2];
-(kind === 'service' ? service() : kind === 'floor' ? floor() : Promise.reject(new Error(`worker-process: unknown kind ${kind}`))).catch((err) => {
+(kind === 'service'
+  ? service()
+  : kind === 'floor'
+    ? floor()
+    : Promise.reject(new Error(`worker-process: unknown kind ${kind}`))
+).catch((err) => {
   console.error(err instanceof Error ? err.stack : err);
   process.exit(1);
 });

@@ -21,12 +21,17 @@ async function save(stack: TestStack, name: string, workflowId: string) {
   await handle.result();
   const history = await handle.fetchHistory();
   // The canonical proto3 JSON, as `temporal workflow show --output json` writes it.
-  fs.writeFileSync(path.join(OUT, `${name}.json`), JSON.stringify({ workflowId, history: JSON.parse(historyToJSON(history)) }, null, 1));
+  fs.writeFileSync(
+    path.join(OUT, `${name}.json`),
+    JSON.stringify({ workflowId, history: JSON.parse(historyToJSON(history)) }, null, 1),
+  );
   console.log(`recorded ${name} (${history.events?.length} events)`);
 }
 
 async function messageWorkflow(stack: TestStack, txnId: string, status: string) {
-  const msg = await waitFor(`message ${txnId}`, () => stack.db.models.IpnMessage.findOne({ txnId, paymentStatus: status, workflowId: { $exists: true } }).lean());
+  const msg = await waitFor(`message ${txnId}`, () =>
+    stack.db.models.IpnMessage.findOne({ txnId, paymentStatus: status, workflowId: { $exists: true } }).lean(),
+  );
   return msg.workflowId!;
 }
 
@@ -39,7 +44,12 @@ async function main() {
   process.env.MONGODB_URI = mongo.uri;
   const stack = await createTestStack('record', { PAYMENT_IDLE_CLOSE_SECONDS: '2' });
   try {
-    await stack.admin('PUT', '/admin/integrations/shop', { name: 'Shop', mode: 'sandbox', allowedCurrencies: ['USD'], receiverEmails: ['seller@paypalsandbox.com'] });
+    await stack.admin('PUT', '/admin/integrations/shop', {
+      name: 'Shop',
+      mode: 'sandbox',
+      allowedCurrencies: ['USD'],
+      receiverEmails: ['seller@paypalsandbox.com'],
+    });
     await stack.admin('PUT', '/admin/customers/c1', { name: 'C1', paypalEmails: ['buyer@paypalsandbox.com'] });
     const url = `${stack.baseUrl}/ipn/shop`;
     const base = sample('web_accept_completed_ipn_simulator_01');
@@ -50,7 +60,11 @@ async function main() {
     await save(stack, 'process-ipn-pending', await messageWorkflow(stack, 'REC1', 'Pending'));
     const completed = withField(base, 'txn_id', 'REC1');
     await stack.sim.sendIpn({ listenerUrl: url, body: completed }).done;
-    const refund = withField(withField(withField(withField(base, 'txn_id', 'REC1R'), 'parent_txn_id', 'REC1'), 'payment_status', 'Refunded'), 'mc_gross', '-5.00');
+    const refund = withField(
+      withField(withField(withField(base, 'txn_id', 'REC1R'), 'parent_txn_id', 'REC1'), 'payment_status', 'Refunded'),
+      'mc_gross',
+      '-5.00',
+    );
     await stack.sim.sendIpn({ listenerUrl: url, body: refund }).done;
     await stack.sim.sendIpn({ listenerUrl: url, body: completed }).done;
     const sandboxUsd = async () => (await stack.ledger.balances('c1', 'sandbox'))[0]?.balanceMinor;
@@ -58,10 +72,19 @@ async function main() {
     await save(stack, 'payment-lifecycle-pending-completed-refund-duplicate', paymentWorkflowId('shop', 'REC1'));
 
     // 2. No customer matches: held, then an operator assigns one.
-    const stranger = withField(withField(withField(base, 'txn_id', 'REC2'), 'payer_email', 'stranger%40example.com'), 'custom', '');
+    const stranger = withField(
+      withField(withField(base, 'txn_id', 'REC2'), 'payer_email', 'stranger%40example.com'),
+      'custom',
+      '',
+    );
     await stack.sim.sendIpn({ listenerUrl: url, body: stranger }).done;
-    await waitFor('held', async () => (await stack.db.models.Payment.findById('shop:REC2').lean())?.holdReason === 'no_customer_match');
-    await stack.client.workflow.getHandle(paymentWorkflowId('shop', 'REC2')).signal('assignCustomer', { customerId: 'c1', operator: 'recorder', reason: 'replay fixture' });
+    await waitFor(
+      'held',
+      async () => (await stack.db.models.Payment.findById('shop:REC2').lean())?.holdReason === 'no_customer_match',
+    );
+    await stack.client.workflow
+      .getHandle(paymentWorkflowId('shop', 'REC2'))
+      .signal('assignCustomer', { customerId: 'c1', operator: 'recorder', reason: 'replay fixture' });
     await save(stack, 'payment-lifecycle-held-assigned', paymentWorkflowId('shop', 'REC2'));
 
     // 3. A message PayPal never sent: INVALID.

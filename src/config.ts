@@ -12,14 +12,20 @@ export const ConfigSchema = z.object({
   HOST: z.string().min(1).default('0.0.0.0'),
   /** Base URL PayPal reaches us at; shown as each integration's IPN URL. */
   PUBLIC_BASE_URL: z.url().optional(),
-  TEMPORAL_ADDRESS: z.string().regex(/^[^\s:]+:\d+$/, 'expected host:port').default('localhost:7233'),
+  TEMPORAL_ADDRESS: z
+    .string()
+    .regex(/^[^\s:]+:\d+$/, 'expected host:port')
+    .default('localhost:7233'),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
   TEMPORAL_TASK_QUEUE: z.string().min(1).default('ipnflow'),
   MONGODB_URI: z.string().regex(/^mongodb(\+srv)?:\/\//, 'expected a mongodb:// or mongodb+srv:// URI'),
   /** Database name when the URI names none. */
   MONGODB_DB: z.string().min(1).default('ipnflow'),
   /** Required by the API server (admin routes); the worker never sees it. */
-  ADMIN_TOKEN: z.string().min(24, 'must be at least 24 characters (generate one with `openssl rand -hex 32`)').optional(),
+  ADMIN_TOKEN: z
+    .string()
+    .min(24, 'must be at least 24 characters (generate one with `openssl rand -hex 32`)')
+    .optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** A Mass Pay IPN carries every item of its batch: about 625 KB for PayPal's 5,000-item maximum. */
   IPN_MAX_BODY_BYTES: positiveInt.max(4 * 1024 * 1024).default(1024 * 1024),
@@ -69,7 +75,10 @@ export class ConfigError extends Error {
   }
 }
 
-export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Record<keyof z.input<typeof ConfigSchema>, string>> = {}): Config {
+export function loadConfig(
+  env: NodeJS.ProcessEnv = process.env,
+  overrides: Partial<Record<keyof z.input<typeof ConfigSchema>, string>> = {},
+): Config {
   const input: Record<string, string | undefined> = {};
   for (const key of Object.keys(ConfigSchema.shape)) input[key] = env[key] === '' ? undefined : env[key];
   Object.assign(input, overrides);
@@ -80,7 +89,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
         const variable = String(issue.path[0] ?? '?');
         const given = input[variable];
         // Never echo a secret back, even a malformed one.
-        const shown = variable === 'ADMIN_TOKEN' || variable === 'MONGODB_URI' || given === undefined ? '' : ` (got ${JSON.stringify(given)})`;
+        const shown =
+          variable === 'ADMIN_TOKEN' || variable === 'MONGODB_URI' || given === undefined
+            ? ''
+            : ` (got ${JSON.stringify(given)})`;
         return { variable, message: `${given === undefined ? 'is required' : issue.message}${shown}` };
       }),
     );
@@ -91,7 +103,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
 
 /** The admin token, for processes that serve admin routes: fails fast, naming the variable, when absent. */
 export function requireAdminTokenConfig(config: Config): string {
-  if (!config.ADMIN_TOKEN) throw new ConfigError([{ variable: 'ADMIN_TOKEN', message: 'is required to serve the admin API (at least 24 characters, e.g. `openssl rand -hex 32`)' }]);
+  if (!config.ADMIN_TOKEN)
+    throw new ConfigError([
+      {
+        variable: 'ADMIN_TOKEN',
+        message: 'is required to serve the admin API (at least 24 characters, e.g. `openssl rand -hex 32`)',
+      },
+    ]);
   return config.ADMIN_TOKEN;
 }
 

@@ -10,7 +10,15 @@ export function createLogger(level = process.env.LOG_LEVEL ?? 'info') {
     level,
     base: { service: 'ipnflow' },
     redact: {
-      paths: ['authorization', 'headers.authorization', 'req.headers.authorization', 'token', 'adminToken', 'ADMIN_TOKEN', '*.password'],
+      paths: [
+        'authorization',
+        'headers.authorization',
+        'req.headers.authorization',
+        'token',
+        'adminToken',
+        'ADMIN_TOKEN',
+        '*.password',
+      ],
       censor: '[redacted]',
     },
   });

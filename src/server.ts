@@ -20,7 +20,14 @@ export interface ApiServer {
 }
 
 /** The API process on given connections: Koa plus the outbox relay. */
-export async function serveApi(deps: { config: Config; db: Database; client: Client; logger: Logger; port?: number; host?: string }): Promise<ApiServer> {
+export async function serveApi(deps: {
+  config: Config;
+  db: Database;
+  client: Client;
+  logger: Logger;
+  port?: number;
+  host?: string;
+}): Promise<ApiServer> {
   const { config, db, client, logger } = deps;
   const dispatcher = new IpnDispatcher({ models: db.models, client, config, logger });
   const integrations = new IntakeIntegrations(db.models);
@@ -30,10 +37,17 @@ export async function serveApi(deps: { config: Config; db: Database; client: Cli
     s.once('error', reject);
   });
   dispatcher.start();
-  const unregisterBacklog = registerBacklogMetrics({ models: db.models, client, taskQueue: config.TEMPORAL_TASK_QUEUE });
+  const unregisterBacklog = registerBacklogMetrics({
+    models: db.models,
+    client,
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+  });
   const { address, port } = server.address() as AddressInfo;
   const url = `http://${address === '0.0.0.0' || address === '::' ? 'localhost' : address}:${port}`;
-  logger.info({ url, mongodb: redactUri(config.MONGODB_URI), temporal: config.TEMPORAL_ADDRESS }, 'API server listening');
+  logger.info(
+    { url, mongodb: redactUri(config.MONGODB_URI), temporal: config.TEMPORAL_ADDRESS },
+    'API server listening',
+  );
   return {
     server,
     url,

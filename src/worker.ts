@@ -12,7 +12,10 @@ async function main() {
   const db = await connectDatabase(config.MONGODB_URI, config.MONGODB_DB);
   const client = await connectTemporalClient(config);
   const { worker, connection } = await createWorker({ config, db, client, logger });
-  logger.info({ taskQueue: config.TEMPORAL_TASK_QUEUE, workflowBundle: prebuiltBundle() ?? 'bundled at start' }, 'worker running');
+  logger.info(
+    { taskQueue: config.TEMPORAL_TASK_QUEUE, workflowBundle: prebuiltBundle() ?? 'bundled at start' },
+    'worker running',
+  );
   await worker.run(); // the SDK stops it gracefully on SIGINT/SIGTERM
   await connection.close();
   await client.connection.close();

@@ -69,7 +69,11 @@ function send(method: string, path: string, authorization?: string, body?: unkno
 
 /** Each admin route as [methods, path with its params filled in], from the router's own layers. */
 function adminRouteList(): Array<{ methods: string[]; path: string }> {
-  const router = adminRoutes({ ...stack, logger: createLogger('silent'), integrations: new IntakeIntegrations(stack.db.models) });
+  const router = adminRoutes({
+    ...stack,
+    logger: createLogger('silent'),
+    integrations: new IntakeIntegrations(stack.db.models),
+  });
   const routes = router.stack
     .filter((layer) => layer.methods.length > 0)
     .map((layer) => ({

@@ -5,7 +5,12 @@ let stack: TestStack;
 beforeAll(async () => {
   stack = await createTestStack('admin-pagination');
   for (const id of ['p-a', 'p-b', 'p-c', 'p-d', 'p-e']) {
-    const integration = { name: id, mode: 'sandbox', allowedCurrencies: ['USD'], receiverEmails: ['seller@paypalsandbox.com'] };
+    const integration = {
+      name: id,
+      mode: 'sandbox',
+      allowedCurrencies: ['USD'],
+      receiverEmails: ['seller@paypalsandbox.com'],
+    };
     expect((await stack.admin('PUT', `/admin/integrations/${id}`, integration)).status).toBe(200);
   }
 });
@@ -29,8 +34,12 @@ test('integrations page by _id with a cursor until the last page', async () => {
 
 test('messages page newest first; bad limits and cursors are 400, not 500', async () => {
   const base = sample('web_accept_completed_ipn_simulator_01');
-  for (const txn of ['PG1', 'PG2', 'PG3']) expect((await stack.postIpn('p-a', withField(base, 'txn_id', txn))).status).toBe(200);
-  await waitFor('stored', async () => (await stack.db.models.IpnMessage.countDocuments({ integrationId: 'p-a' })) === 3);
+  for (const txn of ['PG1', 'PG2', 'PG3'])
+    expect((await stack.postIpn('p-a', withField(base, 'txn_id', txn))).status).toBe(200);
+  await waitFor(
+    'stored',
+    async () => (await stack.db.models.IpnMessage.countDocuments({ integrationId: 'p-a' })) === 3,
+  );
   const first = await page('/admin/messages?integrationId=p-a&limit=2');
   expect(first.body.map((m: { txnId: string }) => m.txnId)).toEqual(['PG3', 'PG2']);
   const rest = await page(`/admin/messages?integrationId=p-a&limit=2&after=${first.next}`);

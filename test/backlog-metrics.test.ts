@@ -6,7 +6,12 @@ let stack: TestStack;
 beforeAll(async () => {
   // A relay that waits a minute: the stored message stays undispatched while we look.
   stack = await createTestStack('backlog-metrics', { OUTBOX_RELAY_GRACE_MS: '60000' });
-  const shop = { name: 'Shop', mode: 'sandbox', allowedCurrencies: ['USD'], receiverEmails: ['seller@paypalsandbox.com'] };
+  const shop = {
+    name: 'Shop',
+    mode: 'sandbox',
+    allowedCurrencies: ['USD'],
+    receiverEmails: ['seller@paypalsandbox.com'],
+  };
   expect((await stack.admin('PUT', '/admin/integrations/shop', shop)).status).toBe(200);
 });
 afterAll(() => stack?.close());

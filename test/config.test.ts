@@ -14,14 +14,25 @@ function problemsOf(env: Record<string, string>): Array<{ variable: string; mess
 
 test('defaults fill in everything that is safe to guess', () => {
   const config = loadConfig(valid);
-  expect(config).toMatchObject({ PORT: 3000, TEMPORAL_ADDRESS: 'localhost:7233', TEMPORAL_NAMESPACE: 'default', TEMPORAL_TASK_QUEUE: 'ipnflow', IPN_MAX_BODY_BYTES: 1048576 });
+  expect(config).toMatchObject({
+    PORT: 3000,
+    TEMPORAL_ADDRESS: 'localhost:7233',
+    TEMPORAL_NAMESPACE: 'default',
+    TEMPORAL_TASK_QUEUE: 'ipnflow',
+    IPN_MAX_BODY_BYTES: 1048576,
+  });
   expect(config.paypalLiveVerifyUrl).toBe('https://ipnpb.paypal.com/cgi-bin/webscr');
   expect(config.PAYPAL_SANDBOX_VERIFY_URL).toBe('https://ipnpb.sandbox.paypal.com/cgi-bin/webscr');
 });
 
 test('a bad value names its variable and what is wrong', () => {
-  expect(problemsOf({ ...valid, PORT: 'eighty' })).toEqual([{ variable: 'PORT', message: expect.stringContaining('"eighty"') }]);
-  expect(problemsOf({ ...valid, TEMPORAL_ADDRESS: 'localhost' })[0]).toEqual({ variable: 'TEMPORAL_ADDRESS', message: expect.stringContaining('host:port') });
+  expect(problemsOf({ ...valid, PORT: 'eighty' })).toEqual([
+    { variable: 'PORT', message: expect.stringContaining('"eighty"') },
+  ]);
+  expect(problemsOf({ ...valid, TEMPORAL_ADDRESS: 'localhost' })[0]).toEqual({
+    variable: 'TEMPORAL_ADDRESS',
+    message: expect.stringContaining('host:port'),
+  });
   expect(problemsOf({ ...valid, LOG_LEVEL: 'loud' })[0]!.variable).toBe('LOG_LEVEL');
   expect(problemsOf({ ...valid, MONGODB_URI: 'postgres://x' })[0]!.variable).toBe('MONGODB_URI');
 });
@@ -63,8 +74,14 @@ test('sandbox integrations are refused in production unless ALLOW_SANDBOX_INTEGR
   expect(loadConfig(valid).ALLOW_SANDBOX_INTEGRATIONS).toBe(true);
   expect(loadConfig({ ...valid, NODE_ENV: 'development' }).ALLOW_SANDBOX_INTEGRATIONS).toBe(true);
   expect(loadConfig({ ...valid, NODE_ENV: 'production' }).ALLOW_SANDBOX_INTEGRATIONS).toBe(false);
-  expect(loadConfig({ ...valid, NODE_ENV: 'production', ALLOW_SANDBOX_INTEGRATIONS: 'true' }).ALLOW_SANDBOX_INTEGRATIONS).toBe(true);
+  expect(
+    loadConfig({ ...valid, NODE_ENV: 'production', ALLOW_SANDBOX_INTEGRATIONS: 'true' }).ALLOW_SANDBOX_INTEGRATIONS,
+  ).toBe(true);
   expect(loadConfig({ ...valid, ALLOW_SANDBOX_INTEGRATIONS: 'false' }).ALLOW_SANDBOX_INTEGRATIONS).toBe(false);
-  expect(loadConfig({ ...valid, NODE_ENV: 'production', ALLOW_SANDBOX_INTEGRATIONS: '' }).ALLOW_SANDBOX_INTEGRATIONS).toBe(false);
-  expect(problemsOf({ ...valid, ALLOW_SANDBOX_INTEGRATIONS: 'maybe' })).toEqual([{ variable: 'ALLOW_SANDBOX_INTEGRATIONS', message: expect.stringContaining('"maybe"') }]);
+  expect(
+    loadConfig({ ...valid, NODE_ENV: 'production', ALLOW_SANDBOX_INTEGRATIONS: '' }).ALLOW_SANDBOX_INTEGRATIONS,
+  ).toBe(false);
+  expect(problemsOf({ ...valid, ALLOW_SANDBOX_INTEGRATIONS: 'maybe' })).toEqual([
+    { variable: 'ALLOW_SANDBOX_INTEGRATIONS', message: expect.stringContaining('"maybe"') },
+  ]);
 });

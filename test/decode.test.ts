@@ -4,7 +4,6 @@ import { DecodedIpn, IpnDecodeError, decodeIpn, ipnCharset } from '../src/ipn/de
 import { mulberry32 } from './support/random';
 import { SAMPLES_DIR, sample, sampleFiles } from './support/samples';
 
-
 function decodeSample(name: string): DecodedIpn {
   return decodeIpn(sample(name));
 }
@@ -151,7 +150,9 @@ describe('charsets', () => {
   });
 
   it('decodes windows-1252 bytes that differ from ISO-8859-1 (€, Œ, “”)', () => {
-    const { fields } = decodeIpn(Buffer.from('charset=windows-1252&item_name=%80+5+%8C%93x%94&last_name=%C6r%F8sk%F8bing'));
+    const { fields } = decodeIpn(
+      Buffer.from('charset=windows-1252&item_name=%80+5+%8C%93x%94&last_name=%C6r%F8sk%F8bing'),
+    );
     expect(fields['item_name']).toBe('€ 5 Œ“x”');
     expect(fields['last_name']).toBe('Ærøskøbing');
   });
@@ -230,7 +231,11 @@ describe('charsets', () => {
   });
 
   it('decodes raw (unescaped) high bytes with the charset too', () => {
-    const raw = Buffer.concat([Buffer.from('charset=windows-1252&first_name=J'), Buffer.from([0xf6]), Buffer.from('rg')]);
+    const raw = Buffer.concat([
+      Buffer.from('charset=windows-1252&first_name=J'),
+      Buffer.from([0xf6]),
+      Buffer.from('rg'),
+    ]);
     expect(decodeIpn(raw).fields['first_name']).toBe('Jörg');
   });
 
@@ -343,8 +348,33 @@ describe('errors', () => {
 describe('fuzz: arbitrary bytes never crash', () => {
   const REASONS = ['empty', 'unknown_charset', 'bad_encoding', 'not_form'];
   // Form-ish pieces make the random bodies reach the deeper decoding paths.
-  const PIECES = ['&', '=', '%', '+', '%E6', '%97', '%A5', '%F6', '%80', '%8E', 'R', 'a', '_', '1', 'F',
-    'charset=', 'UTF-8', 'Shift_JIS', 'windows-1252', 'Big5', 'txn_id', '%zz', ' ', '\u00ff', '\u0000'];
+  const PIECES = [
+    '&',
+    '=',
+    '%',
+    '+',
+    '%E6',
+    '%97',
+    '%A5',
+    '%F6',
+    '%80',
+    '%8E',
+    'R',
+    'a',
+    '_',
+    '1',
+    'F',
+    'charset=',
+    'UTF-8',
+    'Shift_JIS',
+    'windows-1252',
+    'Big5',
+    'txn_id',
+    '%zz',
+    ' ',
+    '\u00ff',
+    '\u0000',
+  ];
 
   function check(body: Buffer): 'ok' | string {
     try {

@@ -22,31 +22,41 @@ type Env = Record<string, string | undefined>;
  */
 export function interpolate(text: string, env: Env, required: (name: string, message: string) => string): string {
   const pattern = /\$(?:(\$)|\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^{}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))/g;
-  const out = text.replace(pattern, (whole, dollar: string | undefined, braced: string | undefined, op: string | undefined, arg: string | undefined, bare: string | undefined) => {
-    if (dollar) return '$';
-    const name = (braced ?? bare)!;
-    const value = env[name];
-    const isSet = value !== undefined;
-    const nonEmpty = isSet && value !== '';
-    switch (op) {
-      case undefined:
-        return value ?? '';
-      case ':-':
-        return nonEmpty ? value : arg!;
-      case '-':
-        return isSet ? value : arg!;
-      case ':?':
-        return nonEmpty ? value : required(name, arg!);
-      case '?':
-        return isSet ? value : required(name, arg!);
-      case ':+':
-        return nonEmpty ? arg! : '';
-      case '+':
-        return isSet ? arg! : '';
-      default:
-        throw new Error(`unsupported interpolation ${whole}`);
-    }
-  });
+  const out = text.replace(
+    pattern,
+    (
+      whole,
+      dollar: string | undefined,
+      braced: string | undefined,
+      op: string | undefined,
+      arg: string | undefined,
+      bare: string | undefined,
+    ) => {
+      if (dollar) return '$';
+      const name = (braced ?? bare)!;
+      const value = env[name];
+      const isSet = value !== undefined;
+      const nonEmpty = isSet && value !== '';
+      switch (op) {
+        case undefined:
+          return value ?? '';
+        case ':-':
+          return nonEmpty ? value : arg!;
+        case '-':
+          return isSet ? value : arg!;
+        case ':?':
+          return nonEmpty ? value : required(name, arg!);
+        case '?':
+          return isSet ? value : required(name, arg!);
+        case ':+':
+          return nonEmpty ? arg! : '';
+        case '+':
+          return isSet ? arg! : '';
+        default:
+          throw new Error(`unsupported interpolation ${whole}`);
+      }
+    },
+  );
   // A ${ the pattern did not consume is nested or malformed: compose would reject it or we would misread it.
   if (/\$\{/.test(text.replace(pattern, ''))) throw new Error(`unsupported interpolation in ${JSON.stringify(text)}`);
   return out;
@@ -92,7 +102,8 @@ function rawEnvironment(svc: Service): Record<string, string> {
 const resolvedEnvironment = (svc: Service): Record<string, string> =>
   Object.fromEntries(Object.entries(rawEnvironment(svc)).map(([k, v]) => [k, resolve(v)]));
 
-const commandOf = (svc: Service): string[] => (Array.isArray(svc.command) ? svc.command : (svc.command ?? '').split(/\s+/).filter(Boolean));
+const commandOf = (svc: Service): string[] =>
+  Array.isArray(svc.command) ? svc.command : (svc.command ?? '').split(/\s+/).filter(Boolean);
 
 /** Services built from this repository's Dockerfile: ours. */
 function builtFromOurDockerfile(svc: Service): boolean {
@@ -105,7 +116,11 @@ function builtFromOurDockerfile(svc: Service): boolean {
 const ours = Object.entries(services).filter(([, svc]) => builtFromOurDockerfile(svc));
 const find = (script: string) => {
   const hits = ours.filter(([, svc]) => commandOf(svc).join(' ') === `node ${script}`);
-  if (hits.length !== 1) throw new Error(`expected exactly one service built from the Dockerfile running node ${script}, found ${hits.map(([n]) => n).join(', ') || 'none'}`);
+  if (hits.length !== 1)
+    throw new Error(
+      `expected exactly one service built from the Dockerfile running ` +
+        `node ${script}, found ${hits.map(([n]) => n).join(', ') || 'none'}`,
+    );
   return hits[0]!;
 };
 const [apiName, api] = find('dist/src/server.js');
@@ -188,7 +203,13 @@ describe('docker-compose.yml', () => {
   it('api and worker agree on Temporal and MongoDB', () => {
     const a = loadConfig(resolvedEnvironment(api));
     const w = loadConfig(resolvedEnvironment(worker));
-    for (const key of ['TEMPORAL_TASK_QUEUE', 'MONGODB_URI', 'MONGODB_DB', 'TEMPORAL_ADDRESS', 'TEMPORAL_NAMESPACE'] as const) {
+    for (const key of [
+      'TEMPORAL_TASK_QUEUE',
+      'MONGODB_URI',
+      'MONGODB_DB',
+      'TEMPORAL_ADDRESS',
+      'TEMPORAL_NAMESPACE',
+    ] as const) {
       expect({ key, value: w[key] }).toEqual({ key, value: a[key] });
     }
   });
@@ -216,15 +237,30 @@ describe('docker-compose.yml', () => {
   it('registers every search attribute the workflows use, with its type, in the namespace the apps use', () => {
     const [setupName, setup] = byImage('temporalio/admin-tools:');
     const setupEnv = resolvedEnvironment(setup);
-    const script = resolve([setup.entrypoint, setup.command].flat().filter((x): x is string => typeof x === 'string').join('\n')).replace(/\\\n/g, ' ');
-    const creates = script.split('\n').filter((line) => /\btemporal\s+operator\s+search-attribute\s+create\b/.test(line));
+    const script = resolve(
+      [setup.entrypoint, setup.command]
+        .flat()
+        .filter((x): x is string => typeof x === 'string')
+        .join('\n'),
+    ).replace(/\\\n/g, ' ');
+    const creates = script
+      .split('\n')
+      .filter((line) => /\btemporal\s+operator\s+search-attribute\s+create\b/.test(line));
     expect(creates.length).toBeGreaterThan(0);
 
     const registered: Record<string, string> = {};
     const namespaces = new Set<string>();
     for (const line of creates) {
-      const tokens = line.trim().split(/\s+/).map((t) => t.replace(/^"(.*)"$/, '$1'));
-      const flag = (i: number, name: string) => (tokens[i] === `--${name}` ? tokens[i + 1] : tokens[i]?.startsWith(`--${name}=`) ? tokens[i]!.slice(name.length + 3) : undefined);
+      const tokens = line
+        .trim()
+        .split(/\s+/)
+        .map((t) => t.replace(/^"(.*)"$/, '$1'));
+      const flag = (i: number, name: string) =>
+        tokens[i] === `--${name}`
+          ? tokens[i + 1]
+          : tokens[i]?.startsWith(`--${name}=`)
+            ? tokens[i]!.slice(name.length + 3)
+            : undefined;
       const names: string[] = [];
       const types: string[] = [];
       tokens.forEach((_, i) => {
@@ -233,12 +269,18 @@ describe('docker-compose.yml', () => {
         const ns = flag(i, 'namespace') ?? (tokens[i] === '-n' ? tokens[i + 1] : undefined);
         if (n) names.push(n);
         if (t) types.push(t);
-        if (ns) namespaces.add(interpolate(ns, setupEnv, () => { throw new Error(`${setupName}: namespace variable not set`); }));
+        if (ns)
+          namespaces.add(
+            interpolate(ns, setupEnv, () => {
+              throw new Error(`${setupName}: namespace variable not set`);
+            }),
+          );
       });
       expect(types).toHaveLength(names.length);
       names.forEach((n, i) => (registered[n] = types[i]!));
     }
-    for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) expect({ name, type: registered[name] }).toEqual({ name, type });
+    for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES))
+      expect({ name, type: registered[name] }).toEqual({ name, type });
 
     const appNamespace = loadConfig(resolvedEnvironment(api)).TEMPORAL_NAMESPACE;
     // Without --namespace the CLI uses $TEMPORAL_NAMESPACE, else "default".
@@ -256,7 +298,11 @@ describe('docker-compose.yml', () => {
     const [setupName, setup] = byImage('temporalio/admin-tools:');
     for (const svc of [api, worker]) {
       expect(dependsOn(svc)).toEqual(
-        expect.objectContaining({ [mongoName]: 'service_healthy', [temporalName]: 'service_healthy', [setupName]: 'service_completed_successfully' }),
+        expect.objectContaining({
+          [mongoName]: 'service_healthy',
+          [temporalName]: 'service_healthy',
+          [setupName]: 'service_completed_successfully',
+        }),
       );
     }
     expect(dependsOn(setup)).toEqual(expect.objectContaining({ [temporalName]: 'service_healthy' }));
@@ -268,7 +314,10 @@ describe('docker-compose.yml', () => {
   it('pins every third-party image to a version tag', () => {
     for (const [name, svc] of Object.entries(services)) {
       if (builtFromOurDockerfile(svc)) continue;
-      expect({ name, image: svc.image }).toEqual({ name, image: expect.stringMatching(/^[^:\s]+:(?!latest$)[\w][\w.-]*$/) });
+      expect({ name, image: svc.image }).toEqual({
+        name,
+        image: expect.stringMatching(/^[^:\s]+:(?!latest$)[\w][\w.-]*$/),
+      });
     }
   });
 });

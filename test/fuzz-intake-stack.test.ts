@@ -111,7 +111,7 @@ describe(`on the test stack (seed ${SEED})`, () => {
     expect(posted).toBeGreaterThanOrEqual(Math.min(bodies.length, 100)); // bounded by time, but never hollow
 
     const inFlight = ['received', 'dispatched', 'routed'];
-    let msgs: Array<{ state: string }> = [];
+    let msgs: Array<{ state: string }>;
     const deadline = Date.now() + 60_000;
     for (;;) {
       msgs = await stack.db.models.IpnMessage.find({ integrationId: 'fuzz-flow' }, { state: 1 }).lean();

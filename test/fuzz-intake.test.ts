@@ -66,7 +66,12 @@ describe(`in process: decode, summary and intake's field derivation (seed ${SEED
           // The pure code processIpn runs on a summary must not throw either (it would fail a workflow task).
           const route = classify(summary);
           count(`route: ${route.kind}`);
-          if (route.kind !== 'masspay' && route.kind !== 'lifecycle' && route.kind !== 'unknown' && route.kind !== 'profile') {
+          if (
+            route.kind !== 'masspay' &&
+            route.kind !== 'lifecycle' &&
+            route.kind !== 'unknown' &&
+            route.kind !== 'profile'
+          ) {
             const checks = checkPayment(summary, integration, route.kind);
             for (const minor of [checks.grossMinor, checks.feeMinor])
               check(minor === null || Number.isSafeInteger(minor), 'amount not a safe integer', minor);

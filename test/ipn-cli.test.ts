@@ -36,7 +36,18 @@ describe('parseArgs', () => {
   });
 
   it('reads every option, in both --opt value and --opt=value forms', () => {
-    expect(parseArgs(['send', 'x.ipn', '--integration', 'acme', '--service=http://localhost:4000/', '--sim', 'http://127.0.0.1:9999', '--fresh-txn'])).toEqual({
+    expect(
+      parseArgs([
+        'send',
+        'x.ipn',
+        '--integration',
+        'acme',
+        '--service=http://localhost:4000/',
+        '--sim',
+        'http://127.0.0.1:9999',
+        '--fresh-txn',
+      ]),
+    ).toEqual({
       kind: 'send',
       sample: 'x.ipn',
       integration: 'acme',
@@ -90,7 +101,9 @@ describe('--fresh-txn', () => {
 
   it('does not touch a field that merely ends in txn_id, and refuses messages without txn_id', () => {
     const raw = Buffer.from('parent_txn_id=AAA&masspay_txn_id_1=BBB&txn_id=CCC&x=txn_id=DDD');
-    expect(replaceTxnId(raw, 'NEW').body.toString()).toBe('parent_txn_id=AAA&masspay_txn_id_1=BBB&txn_id=NEW&x=txn_id=DDD');
+    expect(replaceTxnId(raw, 'NEW').body.toString()).toBe(
+      'parent_txn_id=AAA&masspay_txn_id_1=BBB&txn_id=NEW&x=txn_id=DDD',
+    );
     expect(replaceTxnId(Buffer.from('txn_id=OLD&a=b'), 'NEW').body.toString()).toBe('txn_id=NEW&a=b');
     expect(() => replaceTxnId(sample('masspay_completed_01'), 'NEW')).toThrow(/no txn_id field/);
   });
@@ -132,7 +145,16 @@ describe('main', () => {
   function io(): CliIo & { lines: string[]; errors: string[] } {
     const lines: string[] = [];
     const errors: string[] = [];
-    return { lines, errors, out: (l) => lines.push(l), err: (l) => errors.push(l), env: loc.env, cwd: REPO_ROOT, repoRoot: REPO_ROOT, pollMs: 5 };
+    return {
+      lines,
+      errors,
+      out: (l) => lines.push(l),
+      err: (l) => errors.push(l),
+      env: loc.env,
+      cwd: REPO_ROOT,
+      repoRoot: REPO_ROOT,
+      pollMs: 5,
+    };
   }
 
   it('sends a sample through the simulator with a fresh txn_id, waits for the outcome and prints it', async () => {
@@ -151,7 +173,20 @@ describe('main', () => {
     const serviceUrl = `http://127.0.0.1:${(service.address() as AddressInfo).port}`;
     try {
       const out = io();
-      const code = await main(['send', 'web_accept_completed_01', '--fresh-txn', '--integration', 'acme', '--service', serviceUrl, '--sim', sim.url], out);
+      const code = await main(
+        [
+          'send',
+          'web_accept_completed_01',
+          '--fresh-txn',
+          '--integration',
+          'acme',
+          '--service',
+          serviceUrl,
+          '--sim',
+          sim.url,
+        ],
+        out,
+      );
       expect(out.errors).toEqual([]);
       expect(code).toBe(0);
       expect(received.map((r) => r.url)).toEqual(['/ipn/acme', '/ipn/acme']);

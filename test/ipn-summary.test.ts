@@ -1,10 +1,15 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { IpnSummary, IpnSummarySchema, PAYMENT_TXN_TYPES, isPaymentTxnType, summarizeIpn } from '../src/domain/ipn-summary';
+import {
+  IpnSummary,
+  IpnSummarySchema,
+  PAYMENT_TXN_TYPES,
+  isPaymentTxnType,
+  summarizeIpn,
+} from '../src/domain/ipn-summary';
 import { parseAmount } from '../src/domain/money';
 import { decodeIpn } from '../src/ipn/decode';
 import { SAMPLES_DIR, sampleFiles } from './support/samples';
-
 
 function summarizeSample(name: string): IpnSummary {
   return summarizeIpn(decodeIpn(readFileSync(path.join(SAMPLES_DIR, name))).fields);
@@ -94,7 +99,12 @@ describe('payments', () => {
 
   it('pending payment carries pendingReason', () => {
     const summary = summarizeSample('web_accept_pending_unilateral_windows1252_01.ipn');
-    expect(summary).toMatchObject({ paymentStatus: 'Pending', pendingReason: 'unilateral', gross: '20.00', currency: 'USD' });
+    expect(summary).toMatchObject({
+      paymentStatus: 'Pending',
+      pendingReason: 'unilateral',
+      gross: '20.00',
+      currency: 'USD',
+    });
   });
 
   it('keeps custom as our reference, decoded', () => {
@@ -167,7 +177,13 @@ describe('refunds and reversals', () => {
 describe('Mass Pay', () => {
   it('masspay_completed_01 has 3 items in order with their amounts', () => {
     const summary = summarizeSample('masspay_completed_01.ipn');
-    expect(summary).toMatchObject({ txnType: 'masspay', paymentStatus: 'Completed', txnId: null, gross: null, currency: null });
+    expect(summary).toMatchObject({
+      txnType: 'masspay',
+      paymentStatus: 'Completed',
+      txnId: null,
+      gross: null,
+      currency: null,
+    });
     expect(summary.payerEmail).toBe('massuk_1351170591_biz@example.com');
     expect(summary.masspayItems).toEqual([
       {
@@ -210,7 +226,9 @@ describe('Mass Pay', () => {
     const summary = summarizeSample('masspay_processed_01.ipn');
     expect(summary.paymentStatus).toBe('Processed');
     expect(summary.ipnTrackId).toBeNull();
-    expect(summary.masspayItems.map((item) => [item.index, item.gross, item.fee, item.currency, item.status, item.uniqueId])).toEqual([
+    expect(
+      summary.masspayItems.map((item) => [item.index, item.gross, item.fee, item.currency, item.status, item.uniqueId]),
+    ).toEqual([
       [1, '25.99', '0.52', 'USD', 'Completed', '12345'],
       [2, '9.99', '0.20', 'USD', 'Unclaimed', '45678'],
     ]);
@@ -258,7 +276,14 @@ describe('Mass Pay', () => {
     expect(summary.masspayItems).toEqual([
       { ...EMPTY_ITEM, index: 1, uniqueId: 'REF-1' },
       { ...EMPTY_ITEM, index: 2, gross: '7.00', status: 'Unclaimed' },
-      { ...EMPTY_ITEM, index: 10, gross: '5.00', status: 'Failed', reasonCode: '1001', receiverEmail: 'bob@example.com' },
+      {
+        ...EMPTY_ITEM,
+        index: 10,
+        gross: '5.00',
+        status: 'Failed',
+        reasonCode: '1001',
+        receiverEmail: 'bob@example.com',
+      },
     ]);
   });
 
@@ -369,7 +394,13 @@ describe('field rules', () => {
 
   it('carries dispute case fields', () => {
     expect(
-      summarizeIpn({ txn_type: 'new_case', case_id: 'PP-D-1234', case_type: 'chargeback', txn_id: 'ORIG', reason_code: 'non_receipt' }),
+      summarizeIpn({
+        txn_type: 'new_case',
+        case_id: 'PP-D-1234',
+        case_type: 'chargeback',
+        txn_id: 'ORIG',
+        reason_code: 'non_receipt',
+      }),
     ).toMatchObject({ txnType: 'new_case', caseId: 'PP-D-1234', caseType: 'chargeback', txnId: 'ORIG', gross: null });
   });
 
@@ -382,11 +413,27 @@ describe('field rules', () => {
 
 describe('PAYMENT_TXN_TYPES', () => {
   it('lists the incoming-payment types and not masspay or lifecycle events', () => {
-    expect([...PAYMENT_TXN_TYPES].sort()).toEqual(
-      ['cart', 'express_checkout', 'merch_pmt', 'pro_hosted', 'recurring_payment', 'send_money', 'subscr_payment', 'virtual_terminal', 'web_accept'],
-    );
+    expect([...PAYMENT_TXN_TYPES].sort()).toEqual([
+      'cart',
+      'express_checkout',
+      'merch_pmt',
+      'pro_hosted',
+      'recurring_payment',
+      'send_money',
+      'subscr_payment',
+      'virtual_terminal',
+      'web_accept',
+    ]);
     expect(isPaymentTxnType('web_accept')).toBe(true);
-    for (const other of ['masspay', 'subscr_signup', 'recurring_payment_profile_created', 'new_case', 'adjustment', 'mp_notification', null]) {
+    for (const other of [
+      'masspay',
+      'subscr_signup',
+      'recurring_payment_profile_created',
+      'new_case',
+      'adjustment',
+      'mp_notification',
+      null,
+    ]) {
       expect(isPaymentTxnType(other)).toBe(false);
     }
   });

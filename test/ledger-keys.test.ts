@@ -9,7 +9,12 @@ import { Ledger, type PostingRequest } from '../src/ledger/ledger';
 let db: Database;
 let ledger: Ledger;
 const posting = (key: string, amountMinor = 500): PostingRequest => ({
-  customerId: 'c1', currency: 'USD', mode: 'live', amountMinor, idempotencyKey: key, reason: 'manual',
+  customerId: 'c1',
+  currency: 'USD',
+  mode: 'live',
+  amountMinor,
+  idempotencyKey: key,
+  reason: 'manual',
 });
 
 beforeAll(async () => {

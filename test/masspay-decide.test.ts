@@ -97,21 +97,25 @@ describe('items move only forward', () => {
     expect(item.released).toBe(released > 0);
   });
 
-  test('every order of every pair and triple: at most one release, and a repeat of the whole sequence changes nothing', () => {
-    const statuses = ['Pending', 'Unclaimed', 'Completed', 'Returned', 'Failed', 'Reversed', 'Blocked'];
-    const seqs: string[][] = [];
-    for (const a of statuses) for (const b of statuses) for (const c of statuses) seqs.push([a, b, c]);
-    for (const seq of seqs) {
-      const once = runItem(seq);
-      expect(once.postings.length).toBeLessThanOrEqual(1);
-      const twice = runItem(seq, once.item);
-      expect({ seq, state: twice.item.state, postings: twice.postings }).toEqual({
-        seq,
-        state: once.item.state,
-        postings: [],
-      });
-    }
-  });
+  test(
+    'every order of every pair and triple: at most one release, ' +
+      'and a repeat of the whole sequence changes nothing',
+    () => {
+      const statuses = ['Pending', 'Unclaimed', 'Completed', 'Returned', 'Failed', 'Reversed', 'Blocked'];
+      const seqs: string[][] = [];
+      for (const a of statuses) for (const b of statuses) for (const c of statuses) seqs.push([a, b, c]);
+      for (const seq of seqs) {
+        const once = runItem(seq);
+        expect(once.postings.length).toBeLessThanOrEqual(1);
+        const twice = runItem(seq, once.item);
+        expect({ seq, state: twice.item.state, postings: twice.postings }).toEqual({
+          seq,
+          state: once.item.state,
+          postings: [],
+        });
+      }
+    },
+  );
 
   test('PayPal facts are recorded: txn id, fee, reason code; differences become problems', () => {
     const d = decideItem(

@@ -215,7 +215,7 @@ describe('creating a batch', () => {
       id: string;
       items: Array<{ uniqueId: string; customerId: string; receiverEmail: string; amountMinor: number; state: string }>;
     };
-    expect(items.map(({ uniqueId, ...rest }) => rest)).toEqual([
+    expect(items.map(({ uniqueId: _uniqueId, ...rest }) => rest)).toEqual([
       { customerId: 'c-g', receiverEmail: 'g@example.com', amountMinor: 1234, state: 'Pending' },
       { customerId: 'c-g', receiverEmail: 'g2@example.com', amountMinor: 100, state: 'Pending' },
     ]);
@@ -274,41 +274,45 @@ describe('PayPal reports the items', () => {
     expect(await balanceMinor(stack, 'c-a', 'USD')).toBe(9_000);
   });
 
-  test('multi-item: Unclaimed then Returned releases once; Completed before Processed; a duplicated IPN changes nothing', async () => {
-    const b = await sentBatch([
-      { customerId: 'c-b', amount: '25.99' },
-      { customerId: 'c-c', amount: '9.99' },
-    ]);
-    const [u1, u2] = b.items.map((i) => i.uniqueId);
-    const completed = ipn(TWO, 'Completed', [
-      { uniqueId: u1!, status: 'Completed', gross: '25.99' },
-      { uniqueId: u2!, status: 'Returned', gross: '9.99' },
-    ]);
-    let batch = await deliver(b.id, completed);
-    expect(batch).toMatchObject({ state: 'completed', counts: { Completed: 1, Returned: 1 }, attention: [] });
-    expect([await balanceMinor(stack, 'c-b', 'USD'), await balanceMinor(stack, 'c-c', 'USD')]).toEqual([
-      10_000 - 2599,
-      10_000,
-    ]);
-    // Processed (with the item still Unclaimed) arrives late, then the Completed again.
-    batch = await deliver(
-      b.id,
-      ipn(TWO, 'Processed', [
+  test(
+    'multi-item: Unclaimed then Returned releases once; ' +
+      'Completed before Processed; a duplicated IPN changes nothing',
+    async () => {
+      const b = await sentBatch([
+        { customerId: 'c-b', amount: '25.99' },
+        { customerId: 'c-c', amount: '9.99' },
+      ]);
+      const [u1, u2] = b.items.map((i) => i.uniqueId);
+      const completed = ipn(TWO, 'Completed', [
         { uniqueId: u1!, status: 'Completed', gross: '25.99' },
-        { uniqueId: u2!, status: 'Unclaimed', gross: '9.99' },
-      ]),
-    );
-    expect(batch).toMatchObject({ state: 'completed', counts: { Completed: 1, Returned: 1 }, attention: [] });
-    batch = await deliver(b.id, completed);
-    expect(batch).toMatchObject({ state: 'completed', counts: { Completed: 1, Returned: 1 }, attention: [] });
-    expect(itemOf(batch, u2!).history.filter((h) => /released/.test(h.what))).toHaveLength(1);
-    expect([await balanceMinor(stack, 'c-b', 'USD'), await balanceMinor(stack, 'c-c', 'USD')]).toEqual([
-      10_000 - 2599,
-      10_000,
-    ]);
-    const releases = await stack.db.models.LedgerEntry.find({ reason: 'payout_release', customerId: 'c-c' }).lean();
-    expect(releases.map((e) => e.amountMinor)).toEqual([999]);
-  });
+        { uniqueId: u2!, status: 'Returned', gross: '9.99' },
+      ]);
+      let batch = await deliver(b.id, completed);
+      expect(batch).toMatchObject({ state: 'completed', counts: { Completed: 1, Returned: 1 }, attention: [] });
+      expect([await balanceMinor(stack, 'c-b', 'USD'), await balanceMinor(stack, 'c-c', 'USD')]).toEqual([
+        10_000 - 2599,
+        10_000,
+      ]);
+      // Processed (with the item still Unclaimed) arrives late, then the Completed again.
+      batch = await deliver(
+        b.id,
+        ipn(TWO, 'Processed', [
+          { uniqueId: u1!, status: 'Completed', gross: '25.99' },
+          { uniqueId: u2!, status: 'Unclaimed', gross: '9.99' },
+        ]),
+      );
+      expect(batch).toMatchObject({ state: 'completed', counts: { Completed: 1, Returned: 1 }, attention: [] });
+      batch = await deliver(b.id, completed);
+      expect(batch).toMatchObject({ state: 'completed', counts: { Completed: 1, Returned: 1 }, attention: [] });
+      expect(itemOf(batch, u2!).history.filter((h) => /released/.test(h.what))).toHaveLength(1);
+      expect([await balanceMinor(stack, 'c-b', 'USD'), await balanceMinor(stack, 'c-c', 'USD')]).toEqual([
+        10_000 - 2599,
+        10_000,
+      ]);
+      const releases = await stack.db.models.LedgerEntry.find({ reason: 'payout_release', customerId: 'c-c' }).lean();
+      expect(releases.map((e) => e.amountMinor)).toEqual([999]);
+    },
+  );
 
   test('Processed with Unclaimed, then Completed with Returned', async () => {
     const b = await sentBatch([

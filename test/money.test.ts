@@ -12,7 +12,6 @@ import { mulberry32 } from './support/random';
 
 const ALL_CURRENCIES = Object.keys(CURRENCY_EXPONENTS);
 
-
 function thrownBy(fn: () => unknown): unknown {
   try {
     fn();
@@ -26,8 +25,31 @@ describe('currencies', () => {
   it("lists PayPal's 25 currencies with the right exponents", () => {
     expect(ALL_CURRENCIES.sort()).toEqual(
       [
-        'AUD', 'BRL', 'CAD', 'CNY', 'CZK', 'DKK', 'EUR', 'HKD', 'HUF', 'ILS', 'JPY', 'MYR', 'MXN',
-        'TWD', 'NZD', 'NOK', 'PHP', 'PLN', 'GBP', 'RUB', 'SGD', 'SEK', 'CHF', 'THB', 'USD',
+        'AUD',
+        'BRL',
+        'CAD',
+        'CNY',
+        'CZK',
+        'DKK',
+        'EUR',
+        'HKD',
+        'HUF',
+        'ILS',
+        'JPY',
+        'MYR',
+        'MXN',
+        'TWD',
+        'NZD',
+        'NOK',
+        'PHP',
+        'PLN',
+        'GBP',
+        'RUB',
+        'SGD',
+        'SEK',
+        'CHF',
+        'THB',
+        'USD',
       ].sort(),
     );
     const zeroDecimal = ALL_CURRENCIES.filter((c) => currencyExponent(c) === 0).sort();
@@ -169,7 +191,22 @@ describe('formatMinor', () => {
 
 describe('round trip', () => {
   const random = mulberry32(0x1badcafe);
-  const edges = [0, 1, -1, 9, 10, 99, 100, 101, -100, 999, 1000, 123456, Number.MAX_SAFE_INTEGER, Number.MIN_SAFE_INTEGER];
+  const edges = [
+    0,
+    1,
+    -1,
+    9,
+    10,
+    99,
+    100,
+    101,
+    -100,
+    999,
+    1000,
+    123456,
+    Number.MAX_SAFE_INTEGER,
+    Number.MIN_SAFE_INTEGER,
+  ];
   const values = [...edges];
   for (let i = 0; i < 2000; i++) {
     // Spread magnitudes over every digit count, not just large numbers.

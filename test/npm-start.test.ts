@@ -25,7 +25,11 @@ function start(): ChildProcess {
   delete env.TEMPORAL_ADDRESS;
   delete env.MONGODB_URI;
   delete env.ADMIN_TOKEN;
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/dev/start.ts'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/dev/start.ts'], {
+    cwd: ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
   launched.push(child);
@@ -48,13 +52,23 @@ async function stop(child: ChildProcess): Promise<number | null> {
 async function ready() {
   const before = output.length;
   const announced = () => output.slice(before).includes('ipnflow is running.');
-  await waitFor('npm start to announce itself and serve /readyz 200', async () => announced() && (await api('/readyz')).status === 200, 120_000).catch((err) => {
+  await waitFor(
+    'npm start to announce itself and serve /readyz 200',
+    async () => announced() && (await api('/readyz')).status === 200,
+    120_000,
+  ).catch((err) => {
     throw new Error(`${(err as Error).message}\n--- output ---\n${output}`);
   });
 }
 
 beforeAll(async () => {
-  ports = { PORT: await freePort(), TEMPORAL_DEV_PORT: await freePort(), TEMPORAL_UI_PORT: await freePort(), MONGODB_DEV_PORT: await freePort(), PAYPAL_SIM_PORT: await freePort() };
+  ports = {
+    PORT: await freePort(),
+    TEMPORAL_DEV_PORT: await freePort(),
+    TEMPORAL_UI_PORT: await freePort(),
+    MONGODB_DEV_PORT: await freePort(),
+    PAYPAL_SIM_PORT: await freePort(),
+  };
 });
 afterAll(async () => {
   // A failed assertion must not leave a launcher (and its servers) running.
@@ -72,16 +86,30 @@ test('serves the API and the Web UI, stops every child on Ctrl-C, and finds its 
   // A payment through the launcher's own simulator, as `npm run ipn -- send` does it.
   const raw = withField(sample('web_accept_completed_ipn_simulator_01'), 'txn_id', 'STARTTEST1');
   const sim = `http://127.0.0.1:${ports.PAYPAL_SIM_PORT}`;
-  const sent = await fetch(`${sim}/sim/ipn`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ listenerUrl: `http://127.0.0.1:${ports.PORT}/ipn/demo`, bodyBase64: raw.toString('base64') }) });
+  const sent = await fetch(`${sim}/sim/ipn`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      listenerUrl: `http://127.0.0.1:${ports.PORT}/ipn/demo`,
+      bodyBase64: raw.toString('base64'),
+    }),
+  });
   expect(sent.status).toBe(202);
   const balance = async () => {
     const res = await api('/admin/customers/demo-customer', { headers: { authorization: `Bearer ${token()}` } });
-    return ((await res.json()) as { sandboxBalances: Array<{ balanceMinor: number }> }).sandboxBalances[0]?.balanceMinor;
+    return ((await res.json()) as { sandboxBalances: Array<{ balanceMinor: number }> }).sandboxBalances[0]
+      ?.balanceMinor;
   };
   expect(await waitFor('demo credit', balance)).toBe(1234);
 
   expect(await stop(first)).toBe(0);
-  for (const port of [ports.PORT, ports.TEMPORAL_DEV_PORT, ports.TEMPORAL_UI_PORT, ports.MONGODB_DEV_PORT, ports.PAYPAL_SIM_PORT]) {
+  for (const port of [
+    ports.PORT,
+    ports.TEMPORAL_DEV_PORT,
+    ports.TEMPORAL_UI_PORT,
+    ports.MONGODB_DEV_PORT,
+    ports.PAYPAL_SIM_PORT,
+  ]) {
     expect(await listening(port)).toBe(false);
   }
 
@@ -90,7 +118,9 @@ test('serves the API and the Web UI, stops every child on Ctrl-C, and finds its 
     await ready();
     expect(await balance()).toBe(1234);
     const connection = await Connection.connect({ address: `127.0.0.1:${ports.TEMPORAL_DEV_PORT}` });
-    const described = await new Client({ connection }).workflow.getHandle(paymentWorkflowId('demo', 'STARTTEST1')).describe();
+    const described = await new Client({ connection }).workflow
+      .getHandle(paymentWorkflowId('demo', 'STARTTEST1'))
+      .describe();
     expect(described.type).toBe('paymentLifecycle');
     await connection.close();
   } finally {

@@ -32,18 +32,22 @@ const store = (integrationId: string, txnId: string) =>
   storeIpn(stack.db.models, { integrationId, raw: raw(txnId), ipnEnabled: true });
 const inOutbox = (id: unknown) => stack.db.models.IpnOutbox.exists({ _id: id });
 
-test('a stored message waits in the outbox under its own _id until its workflow is started; an ignored one never enters it', async () => {
-  const stored = await storeIpn(stack.db.models, { integrationId: 'shop', raw: raw('OUT1'), ipnEnabled: true });
-  expect(await stack.db.models.IpnOutbox.exists({ _id: stored._id })).toBeTruthy();
-  const dispatched = await waitFor('relay dispatch', async () =>
-    (await inOutbox(stored._id)) ? undefined : stack.db.models.IpnMessage.findById(stored._id).lean(),
-  );
-  expect(dispatched.workflowId).toMatch(/^ipn:shop:OUT1:Completed:/);
+test(
+  'a stored message waits in the outbox under its own _id until ' +
+    'its workflow is started; an ignored one never enters it',
+  async () => {
+    const stored = await storeIpn(stack.db.models, { integrationId: 'shop', raw: raw('OUT1'), ipnEnabled: true });
+    expect(await stack.db.models.IpnOutbox.exists({ _id: stored._id })).toBeTruthy();
+    const dispatched = await waitFor('relay dispatch', async () =>
+      (await inOutbox(stored._id)) ? undefined : stack.db.models.IpnMessage.findById(stored._id).lean(),
+    );
+    expect(dispatched.workflowId).toMatch(/^ipn:shop:OUT1:Completed:/);
 
-  const ignored = await storeIpn(stack.db.models, { integrationId: 'off', raw: raw('OUT2'), ipnEnabled: false });
-  expect(ignored.state).toBe('ignored');
-  expect(await stack.db.models.IpnOutbox.exists({ _id: ignored._id })).toBeNull();
-});
+    const ignored = await storeIpn(stack.db.models, { integrationId: 'off', raw: raw('OUT2'), ipnEnabled: false });
+    expect(ignored.state).toBe('ignored');
+    expect(await stack.db.models.IpnOutbox.exists({ _id: ignored._id })).toBeNull();
+  },
+);
 
 test('an entry whose message insert failed is kept while that insert could still land, then dropped', async () => {
   const young = ageMs(5_000);
@@ -56,7 +60,11 @@ test('an entry whose message insert failed is kept while that insert could still
 
 test('an entry that outlived its dispatch is removed without starting anything', async () => {
   const doc = await stack.db.models.IpnMessage.create({
-    integrationId: 'shop', receivedAt: new Date(), raw: raw('OUT3'), state: 'applied:credited', flags: [],
+    integrationId: 'shop',
+    receivedAt: new Date(),
+    raw: raw('OUT3'),
+    state: 'applied:credited',
+    flags: [],
   });
   await stack.db.models.IpnOutbox.create({ _id: doc._id });
   await waitFor('entry removed', async () => !(await stack.db.models.IpnOutbox.exists({ _id: doc._id })));
@@ -69,30 +77,34 @@ test('an entry that outlived its dispatch is removed without starting anything',
 const undispatchableAlerts = async () =>
   (await alerts.get()).values.find((v) => v.labels.kind === 'ipn_undispatchable')?.value ?? 0;
 
-test('a message Temporal refuses for good is set aside, shown and alerted, and every message behind it is still processed', async () => {
-  const alertsBefore = await undispatchableAlerts();
-  // Stored, with no immediate dispatch, before the others: the relay meets it first. Its integration
-  // id (never allowed by the admin API, say a record made by hand) makes a workflow id Temporal refuses.
-  const poison = await store(`x${'y'.repeat(1_099)}`, 'POISON');
-  const normal = [];
-  for (const txn of ['AFTER1', 'AFTER2', 'AFTER3']) normal.push(await store('shop', txn));
+test(
+  'a message Temporal refuses for good is set aside, shown ' +
+    'and alerted, and every message behind it is still processed',
+  async () => {
+    const alertsBefore = await undispatchableAlerts();
+    // Stored, with no immediate dispatch, before the others: the relay meets it first. Its integration
+    // id (never allowed by the admin API, say a record made by hand) makes a workflow id Temporal refuses.
+    const poison = await store(`x${'y'.repeat(1_099)}`, 'POISON');
+    const normal = [];
+    for (const txn of ['AFTER1', 'AFTER2', 'AFTER3']) normal.push(await store('shop', txn));
 
-  for (const m of normal) {
-    const done = await waitFor(`${m.txnId} processed`, async () => {
-      const msg = await stack.db.models.IpnMessage.findById(m._id).lean();
-      return msg?.workflowId && !['received', 'dispatched'].includes(msg.state) ? msg : undefined;
-    });
-    expect(await stack.client.workflow.getHandle(done.workflowId!).result()).toBe('routed');
-  }
-  const setAside = await stack.db.models.IpnMessage.findById(poison._id).lean();
-  expect(setAside).toMatchObject({ state: 'undispatchable', flags: ['undispatchable'] });
-  expect(setAside!.outcome).toMatch(/INVALID_ARGUMENT/);
-  expect(await stack.db.models.IpnOutbox.exists({ _id: poison._id })).toBeNull();
-  const held = await stack.admin('GET', '/admin/held');
-  expect(held.body.undispatchableMessages.map((m: { _id: string }) => m._id)).toEqual([poison._id]);
-  expect(held.body.undispatchableMessages[0].raw).toBeUndefined();
-  expect(await undispatchableAlerts()).toBe(alertsBefore + 1);
-});
+    for (const m of normal) {
+      const done = await waitFor(`${m.txnId} processed`, async () => {
+        const msg = await stack.db.models.IpnMessage.findById(m._id).lean();
+        return msg?.workflowId && !['received', 'dispatched'].includes(msg.state) ? msg : undefined;
+      });
+      expect(await stack.client.workflow.getHandle(done.workflowId!).result()).toBe('routed');
+    }
+    const setAside = await stack.db.models.IpnMessage.findById(poison._id).lean();
+    expect(setAside).toMatchObject({ state: 'undispatchable', flags: ['undispatchable'] });
+    expect(setAside!.outcome).toMatch(/INVALID_ARGUMENT/);
+    expect(await stack.db.models.IpnOutbox.exists({ _id: poison._id })).toBeNull();
+    const held = await stack.admin('GET', '/admin/held');
+    expect(held.body.undispatchableMessages.map((m: { _id: string }) => m._id)).toEqual([poison._id]);
+    expect(held.body.undispatchableMessages[0].raw).toBeUndefined();
+    expect(await undispatchableAlerts()).toBe(alertsBefore + 1);
+  },
+);
 
 test('while Temporal is unreachable the relay stops its sweep and keeps every message for later', async () => {
   await stack.dispatcher.stop();
@@ -112,7 +124,7 @@ test('while Temporal is unreachable the relay stops its sweep and keeps every me
     expect(warn.mock.calls.map((c) => c[1])).toEqual(['relay could not start workflow; will retry']);
     for (const m of stored) {
       expect(await stack.db.models.IpnOutbox.exists({ _id: m._id })).toBeTruthy();
-      expect((await stack.db.models.IpnMessage.findById(m._id).lean())).toMatchObject({ state: 'received', flags: [] });
+      expect(await stack.db.models.IpnMessage.findById(m._id).lean()).toMatchObject({ state: 'received', flags: [] });
     }
   } finally {
     stack.dispatcher.start();

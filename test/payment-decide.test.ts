@@ -36,13 +36,20 @@ let clock = Date.parse('2026-01-01T00:00:00Z');
 function run(world: World, state: PaymentState, input: PaymentInput, graceSeconds = 3600) {
   const facts: Parameters<typeof decidePayment>[2] = {};
   for (let round = 0; round < 100; round++) {
-    const d = decidePayment(state, input, facts, { now: new Date((clock += 1000)).toISOString(), orphanGraceSeconds: graceSeconds });
+    const d = decidePayment(state, input, facts, {
+      now: new Date((clock += 1000)).toISOString(),
+      orphanGraceSeconds: graceSeconds,
+    });
     // A rerun regenerates every effect: a decision carries all of them.
     if (d.kind === 'done') return d;
     const n = d.need;
-    if (n.fact === 'proof') facts.proof = world.unproven.has(n.event.messageId) ? { ok: false, reason: 'unproven' } : { ok: true };
+    if (n.fact === 'proof')
+      facts.proof = world.unproven.has(n.event.messageId) ? { ok: false, reason: 'unproven' } : { ok: true };
     else if (n.fact === 'customerExists') facts.customerExists = Boolean(world.customers[n.customerId]);
-    else if (n.fact === 'customerMatch') facts.customerMatch = (n.custom && world.customers[n.custom] ? n.custom : null) ?? (n.payerEmail ? (world.emails[n.payerEmail] ?? null) : null);
+    else if (n.fact === 'customerMatch')
+      facts.customerMatch =
+        (n.custom && world.customers[n.custom] ? n.custom : null) ??
+        (n.payerEmail ? (world.emails[n.payerEmail] ?? null) : null);
     else {
       const key = n.posting.idempotencyKey;
       const prior = world.postings.get(key);
@@ -67,7 +74,12 @@ function runAll(world: World, inputs: PaymentInput[], state = initialPaymentStat
 }
 
 let seq = 0;
-function event(kind: LifecycleEvent['kind'], paymentStatus: string, grossMinor: number, over: Partial<LifecycleEvent> = {}): LifecycleEvent {
+function event(
+  kind: LifecycleEvent['kind'],
+  paymentStatus: string,
+  grossMinor: number,
+  over: Partial<LifecycleEvent> = {},
+): LifecycleEvent {
   const txnId = kind === 'payment' || kind === 'dispute' ? 'P1' : `${kind.toUpperCase()}-${paymentStatus}`;
   return {
     messageId: `m${++seq}`,
@@ -97,7 +109,9 @@ const sumOf = (w: World) => [...w.postings.values()].reduce((a, p) => a + p.amou
 
 function permutations<T>(items: T[]): T[][] {
   if (items.length <= 1) return [items];
-  return items.flatMap((item, i) => permutations([...items.slice(0, i), ...items.slice(i + 1)]).map((rest) => [item, ...rest]));
+  return items.flatMap((item, i) =>
+    permutations([...items.slice(0, i), ...items.slice(i + 1)]).map((rest) => [item, ...rest]),
+  );
 }
 
 describe('every delivery order of one payment’s life ends with the same money', () => {
@@ -113,25 +127,41 @@ describe('every delivery order of one payment’s life ends with the same money'
   test.each(orders.map((o) => [o.join(',')]))('order %s', (order) => {
     const events = life();
     const world = newWorld();
-    const { state } = runAll(world, order.split(',').map((i) => ipn(events[Number(i)]!)));
+    const { state } = runAll(
+      world,
+      order.split(',').map((i) => ipn(events[Number(i)]!)),
+    );
     // Net 12.34 − 2.00 − 10.34 + 10.34, each movement posted once, nothing left waiting.
     expect(sumOf(world)).toBe(1034);
     expect(world.postings.size).toBe(4);
-    expect(state).toMatchObject({ phase: 'credited', creditedMinor: 1234, debitedMinor: 200, reversedMinor: 0, hold: null, waiting: [], customerId: 'c1' });
+    expect(state).toMatchObject({
+      phase: 'credited',
+      creditedMinor: 1234,
+      debitedMinor: 200,
+      reversedMinor: 0,
+      hold: null,
+      waiting: [],
+      customerId: 'c1',
+    });
     expect(state.paymentStatus).toBe('Completed');
   });
 
-  test.each(orders.slice(0, 24).map((o) => [o.join(',')]))('order %s with every event delivered twice (and a dispute)', (order) => {
-    const events = life();
-    const world = newWorld();
-    const inputs = order.split(',').flatMap((i) => [ipn(events[Number(i)]!), ipn({ ...events[Number(i)]!, messageId: `dup-${i}` })]);
-    inputs.splice(3, 0, ipn(event('dispute', 'new_case', 0, { grossMinor: null, creditMinor: null })));
-    const { state, outcomes } = runAll(world, inputs);
-    expect(sumOf(world)).toBe(1034);
-    expect(outcomes.filter((o) => o === 'duplicate')).toHaveLength(5);
-    expect(state.attention).toEqual(['dispute:CASE-1']);
-    expect(needsPerson(state)).toBe(true);
-  });
+  test.each(orders.slice(0, 24).map((o) => [o.join(',')]))(
+    'order %s with every event delivered twice (and a dispute)',
+    (order) => {
+      const events = life();
+      const world = newWorld();
+      const inputs = order
+        .split(',')
+        .flatMap((i) => [ipn(events[Number(i)]!), ipn({ ...events[Number(i)]!, messageId: `dup-${i}` })]);
+      inputs.splice(3, 0, ipn(event('dispute', 'new_case', 0, { grossMinor: null, creditMinor: null })));
+      const { state, outcomes } = runAll(world, inputs);
+      expect(sumOf(world)).toBe(1034);
+      expect(outcomes.filter((o) => o === 'duplicate')).toHaveLength(5);
+      expect(state.attention).toEqual(['dispute:CASE-1']);
+      expect(needsPerson(state)).toBe(true);
+    },
+  );
 });
 
 describe('statuses and amounts', () => {
@@ -147,13 +177,21 @@ describe('statuses and amounts', () => {
     const { state, effects } = runAll(world, [ipn(event('payment', status, gross, { currency }))]);
     expect(state.phase).toBe(phase);
     expect(sumOf(world)).toBe(posted);
-    if (phase === 'held') expect(effects).toContainEqual(expect.objectContaining({ type: 'alert', kind: 'payment_held' }));
+    if (phase === 'held')
+      expect(effects).toContainEqual(expect.objectContaining({ type: 'alert', kind: 'payment_held' }));
   });
 
   test('a negative-amount flag holds; a later Completed status never replaces a held one', () => {
     const world = newWorld();
-    const { state } = runAll(world, [ipn(event('payment', 'Completed', 500, { flags: ['negative_amount'] })), ipn(event('payment', 'Pending', 500))]);
-    expect(state).toMatchObject({ phase: 'held', paymentStatus: 'Completed', hold: { reason: 'checks_failed:negative_amount' } });
+    const { state } = runAll(world, [
+      ipn(event('payment', 'Completed', 500, { flags: ['negative_amount'] })),
+      ipn(event('payment', 'Pending', 500)),
+    ]);
+    expect(state).toMatchObject({
+      phase: 'held',
+      paymentStatus: 'Completed',
+      hold: { reason: 'checks_failed:negative_amount' },
+    });
     expect(world.postings.size).toBe(0);
   });
 
@@ -171,14 +209,22 @@ describe('statuses and amounts', () => {
     const world = newWorld();
     world.refuse.add('credit:shop:P1');
     const { state } = runAll(world, [ipn(event('payment', 'Completed', 1234))]);
-    expect(state).toMatchObject({ phase: 'held', hold: { reason: 'ledger_conflict' }, creditedMinor: 0, customerId: null });
+    expect(state).toMatchObject({
+      phase: 'held',
+      hold: { reason: 'ledger_conflict' },
+      creditedMinor: 0,
+      customerId: null,
+    });
   });
 
   test('events for another payment, or that no verified message backs, are refused', () => {
     const world = newWorld();
     const forged = event('payment', 'Completed', 1234);
     world.unproven.add(forged.messageId);
-    const { state, outcomes } = runAll(world, [ipn(event('payment', 'Completed', 1234, { paymentTxnId: 'P2', txnId: 'P2' })), ipn(forged)]);
+    const { state, outcomes } = runAll(world, [
+      ipn(event('payment', 'Completed', 1234, { paymentTxnId: 'P2', txnId: 'P2' })),
+      ipn(forged),
+    ]);
     expect(outcomes).toEqual(['refused_foreign', 'unproven']);
     expect(state.attention).toEqual([expect.stringMatching(/^foreign_event:/), `unproven_event:${forged.messageId}`]);
     expect(world.postings.size).toBe(0);
@@ -216,11 +262,23 @@ describe('when the entity wakes by itself', () => {
   const refund = { ...event('refund', 'Refunded', 100), receivedAt: new Date(now - 1000).toISOString() };
   test.each([
     ['nothing waiting: closes when idle', base, { afterMs: 60_000, then: 'close' }],
-    ['a person must act: waits as long as it takes', { ...base, attention: ['dispute:X'] }, { afterMs: null, then: 'close' }],
+    [
+      'a person must act: waits as long as it takes',
+      { ...base, attention: ['dispute:X'] },
+      { afterMs: null, then: 'close' },
+    ],
     // The grace period (1 h) is longer than idle (1 min): the deadline still wins, or no timer would be left.
-    ['a refund waits for its payment: wakes at the deadline', { ...base, waiting: [refund] }, { afterMs: 3_599_000, then: 'tick' }],
+    [
+      'a refund waits for its payment: wakes at the deadline',
+      { ...base, waiting: [refund] },
+      { afterMs: 3_599_000, then: 'tick' },
+    ],
     ['…even while held', { ...base, waiting: [refund], attention: ['x'] }, { afterMs: 3_599_000, then: 'tick' }],
-    ['once shown to a person: waits for them', { ...base, waiting: [refund], attention: ['adjustment_without_payment'] }, { afterMs: null, then: 'close' }],
+    [
+      'once shown to a person: waits for them',
+      { ...base, waiting: [refund], attention: ['adjustment_without_payment'] },
+      { afterMs: null, then: 'close' },
+    ],
   ] as Array<[string, PaymentState, ReturnType<typeof nextWake>]>)('%s', (_what, state, expected) => {
     expect(nextWake(state, now, 60_000, 3600)).toEqual(expected);
   });
@@ -230,7 +288,10 @@ describe('operator decisions', () => {
   const op = { operator: 'alice', reason: 'checked' };
   const heldNoCustomer = () => {
     const world = newWorld();
-    return { world, ...runAll(world, [ipn(event('payment', 'Completed', 1234, { payerEmail: 'stranger@example.com' }))]) };
+    return {
+      world,
+      ...runAll(world, [ipn(event('payment', 'Completed', 1234, { payerEmail: 'stranger@example.com' }))]),
+    };
   };
 
   test.each([
@@ -239,13 +300,16 @@ describe('operator decisions', () => {
     ['reject', 'rejected'],
   ] as const)('%s on a no-customer-match hold → %s', (type, phase) => {
     const { world, state } = heldNoCustomer();
-    const input: PaymentInput = type === 'assign' ? { type, action: { ...op, customerId: 'c2' } } : { type, action: op };
+    const input: PaymentInput =
+      type === 'assign' ? { type, action: { ...op, customerId: 'c2' } } : { type, action: op };
     const after = runAll(world, [input], state).state;
     expect(after.phase).toBe(phase);
     // Approving cannot invent a customer: the payment is held again for the same reason.
     if (type === 'approve') expect(after.hold).toMatchObject({ reason: 'no_customer_match' });
     const posted = [...world.postings.values()];
-    expect(posted).toEqual(phase === 'credited' ? [expect.objectContaining({ customerId: 'c2', operator: 'alice', amountMinor: 1234 })] : []);
+    expect(posted).toEqual(
+      phase === 'credited' ? [expect.objectContaining({ customerId: 'c2', operator: 'alice', amountMinor: 1234 })] : [],
+    );
   });
 
   test.each([
@@ -257,14 +321,23 @@ describe('operator decisions', () => {
     const { state } = runAll(world, [ipn(event('payment', 'Completed', 1234))]);
     expect(refusalOf(state, { type, action: op })).toBe(why);
     const d = run(world, state, { type, action: op });
-    expect(d.effects).toEqual([expect.objectContaining({ type: 'audit', action: `${type}_refused`, details: { refused: why } })]);
+    expect(d.effects).toEqual([
+      expect.objectContaining({ type: 'audit', action: `${type}_refused`, details: { refused: why } }),
+    ]);
     expect(d.state.creditedMinor).toBe(1234);
   });
 
   test('acknowledge closes a dispute; assigning an unknown customer is refused', () => {
     const world = newWorld();
     let { state } = runAll(world, [ipn(event('dispute', 'new_case', 0, { grossMinor: null, creditMinor: null }))]);
-    state = runAll(world, [{ type: 'assign', action: { ...op, customerId: 'ghost' } }, { type: 'acknowledge', action: op }], state).state;
+    state = runAll(
+      world,
+      [
+        { type: 'assign', action: { ...op, customerId: 'ghost' } },
+        { type: 'acknowledge', action: op },
+      ],
+      state,
+    ).state;
     expect(state).toMatchObject({ attention: [], customerId: null });
   });
 
@@ -285,7 +358,11 @@ describe('operator decisions', () => {
 describe('what no rule foresaw', () => {
   test('a malformed signal is recorded, audited and ignored', () => {
     const world = newWorld();
-    const d = run(world, initialPaymentState('shop', 'P1'), { type: 'malformed', signal: 'approve', issues: 'operator: required' });
+    const d = run(world, initialPaymentState('shop', 'P1'), {
+      type: 'malformed',
+      signal: 'approve',
+      issues: 'operator: required',
+    });
     expect(d.state.history.at(-1)!.what).toBe('ignored a malformed approve signal: operator: required');
     expect(d.effects.map((e) => e.type)).toEqual(['audit', 'alert']);
   });

@@ -1,6 +1,14 @@
 import { paymentWorkflowId } from '../src/domain/workflow-ids';
 import type { PaymentState, LifecycleEvent } from '../src/domain/payment-state';
-import { balanceMinor, createTestStack, deliverIpn, sample, waitFor, withFields, type TestStack } from './support/stack';
+import {
+  balanceMinor,
+  createTestStack,
+  deliverIpn,
+  sample,
+  waitFor,
+  withFields,
+  type TestStack,
+} from './support/stack';
 import { workflowTaskFailures } from './support/workflow-task-failures';
 
 /**
@@ -20,12 +28,25 @@ const refundOf = (parent: string, txnId: string, gross = '-12.34') =>
 
 const handle = (txnId: string) => stack.client.workflow.getHandle(paymentWorkflowId(SHOP, txnId));
 const queryState = (txnId: string) => handle(txnId).query<PaymentState>('state');
-const entriesOf = (txnId: string) => stack.db.models.LedgerEntry.find({ integrationId: SHOP, $or: [{ txnId }, { parentTxnId: txnId }] }).lean();
+const entriesOf = (txnId: string) =>
+  stack.db.models.LedgerEntry.find({ integrationId: SHOP, $or: [{ txnId }, { parentTxnId: txnId }] }).lean();
 const audit = async (txnId: string) =>
-  (await stack.admin('GET', `/admin/audit?txnId=${txnId}`)).body as Array<{ actor: string; action: string; reason?: string; details?: any }>;
-const held = async () => (await stack.admin('GET', '/admin/held')).body.payments as Array<{ txnId: string; holdReason: string | null; attention: string[] }>;
+  (await stack.admin('GET', `/admin/audit?txnId=${txnId}`)).body as Array<{
+    actor: string;
+    action: string;
+    reason?: string;
+    details?: any;
+  }>;
+const held = async () =>
+  (await stack.admin('GET', '/admin/held')).body.payments as Array<{
+    txnId: string;
+    holdReason: string | null;
+    attention: string[];
+  }>;
 const storedEvent = async (txnId: string, status: string) => {
-  const msg = await stack.db.models.IpnMessage.findOne({ integrationId: SHOP, txnId, paymentStatus: status }).lean<{ routedEvent: LifecycleEvent }>();
+  const msg = await stack.db.models.IpnMessage.findOne({ integrationId: SHOP, txnId, paymentStatus: status }).lean<{
+    routedEvent: LifecycleEvent;
+  }>();
   return msg!.routedEvent;
 };
 
@@ -36,9 +57,16 @@ async function expectRunningAndUnwedged(txnId: string): Promise<void> {
 
 beforeAll(async () => {
   stack = await createTestStack('payment-hardening', { ORPHAN_ADJUSTMENT_GRACE_SECONDS: '3' });
-  const integration = { name: 'Hardening', mode: 'sandbox', allowedCurrencies: ['USD', 'EUR'], receiverEmails: ['seller@paypalsandbox.com'] };
+  const integration = {
+    name: 'Hardening',
+    mode: 'sandbox',
+    allowedCurrencies: ['USD', 'EUR'],
+    receiverEmails: ['seller@paypalsandbox.com'],
+  };
   expect(await stack.admin('PUT', `/admin/integrations/${SHOP}`, integration)).toMatchObject({ status: 200 });
-  expect(await stack.admin('PUT', '/admin/customers/c-hard', { name: 'Hard', paypalEmails: ['buyer@paypalsandbox.com'] })).toMatchObject({ status: 200 });
+  expect(
+    await stack.admin('PUT', '/admin/customers/c-hard', { name: 'Hard', paypalEmails: ['buyer@paypalsandbox.com'] }),
+  ).toMatchObject({ status: 200 });
 });
 afterAll(() => stack?.close());
 
@@ -46,7 +74,11 @@ describe('signals are input', () => {
   test('malformed operator signals are recorded and ignored; the payment still takes a valid decision', async () => {
     expect((await deliverIpn(stack, SHOP, stranger('HARD-SIG'))).state).toBe('applied:held');
     await handle('HARD-SIG').signal('approve', { reason: 'no operator given' } as never);
-    await handle('HARD-SIG').signal('assignCustomer', { customerId: 42, operator: 'eve', reason: 'number id' } as never);
+    await handle('HARD-SIG').signal('assignCustomer', {
+      customerId: 42,
+      operator: 'eve',
+      reason: 'number id',
+    } as never);
     await handle('HARD-SIG').signal('ipnEvent', { not: 'an event' } as never);
     // The state shows a decision once its audit is written: wait for the state, then read the audit.
     const state = await waitFor('three malformed signals recorded', async () => {
@@ -58,19 +90,35 @@ describe('signals are input', () => {
     expect(malformed[0]!.details.issues).toMatch(/operator/);
     expect(state).toMatchObject({ phase: 'held', hold: { reason: 'no_customer_match' }, creditedMinor: 0 });
 
-    await handle('HARD-SIG').signal('assignCustomer', { customerId: 'c-hard', operator: 'alice', reason: 'payer confirmed' });
+    await handle('HARD-SIG').signal('assignCustomer', {
+      customerId: 'c-hard',
+      operator: 'alice',
+      reason: 'payer confirmed',
+    });
     await waitFor('credited', async () => (await queryState('HARD-SIG')).phase === 'credited');
     expect((await entriesOf('HARD-SIG')).map((e) => [e.amountMinor, e.operator])).toEqual([[1234, 'alice']]);
     await expectRunningAndUnwedged('HARD-SIG');
   });
 
   test('an ipnEvent sent by hand moves no money: shown to a person as unproven', async () => {
-    expect((await deliverIpn(stack, SHOP, payment('HARD-FORGE', { payment_status: 'Pending', pending_reason: 'echeck' }))).state).toBe('applied:pending');
+    expect(
+      (await deliverIpn(stack, SHOP, payment('HARD-FORGE', { payment_status: 'Pending', pending_reason: 'echeck' })))
+        .state,
+    ).toBe('applied:pending');
     const pending = await storedEvent('HARD-FORGE', 'Pending');
     const before = await balanceMinor(stack, 'c-hard', 'USD');
     // Made up from scratch, and a real message's event edited to say Completed.
-    await handle('HARD-FORGE').signal('ipnEvent', { ...pending, messageId: '0123456789abcdef01234567', paymentStatus: 'Completed' });
-    await handle('HARD-FORGE').signal('ipnEvent', { ...pending, paymentStatus: 'Completed', grossMinor: 999999, creditMinor: 999999 });
+    await handle('HARD-FORGE').signal('ipnEvent', {
+      ...pending,
+      messageId: '0123456789abcdef01234567',
+      paymentStatus: 'Completed',
+    });
+    await handle('HARD-FORGE').signal('ipnEvent', {
+      ...pending,
+      paymentStatus: 'Completed',
+      grossMinor: 999999,
+      creditMinor: 999999,
+    });
     const state = await waitFor('both refused', async () => {
       const s = await queryState('HARD-FORGE');
       return s.attention.filter((a) => a.startsWith('unproven_event:')).length === 2 && s;
@@ -78,7 +126,9 @@ describe('signals are input', () => {
     expect(state).toMatchObject({ phase: 'pending', creditedMinor: 0, paymentStatus: 'Pending' });
     expect(await entriesOf('HARD-FORGE')).toHaveLength(0);
     expect(await balanceMinor(stack, 'c-hard', 'USD')).toBe(before);
-    await waitFor('listed for a person', async () => (await held()).find((p) => p.txnId === 'HARD-FORGE' && p.attention.length === 2));
+    await waitFor('listed for a person', async () =>
+      (await held()).find((p) => p.txnId === 'HARD-FORGE' && p.attention.length === 2),
+    );
 
     // The real Completed still credits: the forgeries did not consume its key.
     expect((await deliverIpn(stack, SHOP, payment('HARD-FORGE'))).state).toBe('applied:credited');
@@ -86,8 +136,11 @@ describe('signals are input', () => {
     await expectRunningAndUnwedged('HARD-FORGE');
   });
 
-  test("an event for another payment is refused by the entity, whoever sends it", async () => {
-    expect((await deliverIpn(stack, SHOP, payment('HARD-MINE', { payment_status: 'Pending', pending_reason: 'echeck' }))).state).toBe('applied:pending');
+  test('an event for another payment is refused by the entity, whoever sends it', async () => {
+    expect(
+      (await deliverIpn(stack, SHOP, payment('HARD-MINE', { payment_status: 'Pending', pending_reason: 'echeck' })))
+        .state,
+    ).toBe('applied:pending');
     expect((await deliverIpn(stack, SHOP, stranger('HARD-OTHER'))).state).toBe('applied:held');
     await handle('HARD-MINE').signal('ipnEvent', await storedEvent('HARD-OTHER', 'Completed'));
     const state = await waitFor('refused', async () => {
@@ -107,7 +160,11 @@ describe('no input fails a workflow task', () => {
   ])('a verified payment in %s is held (not wedged) and later events still run', async (currency, txnId) => {
     const msg = await deliverIpn(stack, SHOP, payment(txnId, { mc_currency: currency }));
     expect(msg.state).toBe('applied:held');
-    expect(await queryState(txnId)).toMatchObject({ phase: 'held', hold: { reason: 'checks_failed:malformed_amount' }, currency });
+    expect(await queryState(txnId)).toMatchObject({
+      phase: 'held',
+      hold: { reason: 'checks_failed:malformed_amount' },
+      currency,
+    });
     const saved = await waitFor('state saved', () => stack.db.models.Payment.findById(`${SHOP}:${txnId}`).lean());
     expect(saved).toMatchObject({ needsOperator: true, holdReason: 'checks_failed:malformed_amount' });
     // A later event for the same txn is still processed (the entity is not stuck on the first).
@@ -118,10 +175,21 @@ describe('no input fails a workflow task', () => {
 
   test('a ledger conflict holds the payment, visibly, instead of failing the workflow', async () => {
     // The credit's idempotency key is already taken by a different movement.
-    await stack.ledger.post({ customerId: 'c-hard', currency: 'USD', amountMinor: 1, idempotencyKey: `credit:${SHOP}:HARD-CONFLICT`, reason: 'manual', mode: 'sandbox' });
+    await stack.ledger.post({
+      customerId: 'c-hard',
+      currency: 'USD',
+      amountMinor: 1,
+      idempotencyKey: `credit:${SHOP}:HARD-CONFLICT`,
+      reason: 'manual',
+      mode: 'sandbox',
+    });
     expect((await deliverIpn(stack, SHOP, payment('HARD-CONFLICT'))).state).toBe('applied:held');
     const state = await queryState('HARD-CONFLICT');
-    expect(state).toMatchObject({ phase: 'held', hold: { reason: 'ledger_conflict', on: 'payment' }, creditedMinor: 0 });
+    expect(state).toMatchObject({
+      phase: 'held',
+      hold: { reason: 'ledger_conflict', on: 'payment' },
+      creditedMinor: 0,
+    });
     expect(state.history.some((h) => /idempotency key reused/.test(h.what))).toBe(true);
     expect((await held()).some((p) => p.txnId === 'HARD-CONFLICT' && p.holdReason === 'ledger_conflict')).toBe(true);
     await expectRunningAndUnwedged('HARD-CONFLICT');
@@ -133,7 +201,11 @@ describe('no input fails a workflow task', () => {
 describe('money direction', () => {
   test('a negative gross routed as a payment (adjustment) is held, never credited as positive', async () => {
     const before = await balanceMinor(stack, 'c-hard', 'USD');
-    const msg = await deliverIpn(stack, SHOP, payment('HARD-NEG', { txn_type: 'adjustment', mc_gross: '-5.00', mc_fee: '0.00' }));
+    const msg = await deliverIpn(
+      stack,
+      SHOP,
+      payment('HARD-NEG', { txn_type: 'adjustment', mc_gross: '-5.00', mc_fee: '0.00' }),
+    );
     expect(msg.state).toBe('applied:held');
     expect((await queryState('HARD-NEG')).hold!.reason).toMatch(/^checks_failed:.*negative_amount/);
     expect(await entriesOf('HARD-NEG')).toHaveLength(0);
@@ -143,7 +215,10 @@ describe('money direction', () => {
   test('money under an unknown txn_type is held with an alert, not recorded as no money', async () => {
     const msg = await deliverIpn(stack, SHOP, payment('HARD-NEWTYPE', { txn_type: 'brand_new_payment_kind' }));
     expect(msg.state).toBe('applied:held');
-    expect(await queryState('HARD-NEWTYPE')).toMatchObject({ phase: 'held', hold: { reason: 'checks_failed:txn_type_not_allowed' } });
+    expect(await queryState('HARD-NEWTYPE')).toMatchObject({
+      phase: 'held',
+      hold: { reason: 'checks_failed:txn_type_not_allowed' },
+    });
     expect((await held()).some((p) => p.txnId === 'HARD-NEWTYPE')).toBe(true);
     expect(await entriesOf('HARD-NEWTYPE')).toHaveLength(0);
     // A lifecycle message with no money is still just recorded.
@@ -154,9 +229,15 @@ describe('money direction', () => {
 
 describe('a refund of a payment we never saw', () => {
   test('shows in /admin/held after the grace period, and still applies when the payment arrives', async () => {
-    expect((await deliverIpn(stack, SHOP, refundOf('HARD-ORPHAN', 'HARD-ORPHAN-R', '-2.00'))).state).toBe('applied:awaiting_payment');
+    expect((await deliverIpn(stack, SHOP, refundOf('HARD-ORPHAN', 'HARD-ORPHAN-R', '-2.00'))).state).toBe(
+      'applied:awaiting_payment',
+    );
     expect((await held()).some((p) => p.txnId === 'HARD-ORPHAN')).toBe(false);
-    const listed = await waitFor('listed after grace', async () => (await held()).find((p) => p.txnId === 'HARD-ORPHAN'), 15_000);
+    const listed = await waitFor(
+      'listed after grace',
+      async () => (await held()).find((p) => p.txnId === 'HARD-ORPHAN'),
+      15_000,
+    );
     expect(listed.attention).toEqual(['adjustment_without_payment']);
     expect((await queryState('HARD-ORPHAN')).history.at(-1)!.what).toMatch(/refund HARD-ORPHAN-R still waiting/);
 
@@ -173,10 +254,17 @@ describe('operator decisions say what they decide', () => {
   test('approve or reject with nothing held is refused (409) and the attempt audited; nothing is stamped', async () => {
     expect((await deliverIpn(stack, SHOP, payment('HARD-NOHOLD'))).state).toBe('applied:credited');
     for (const action of ['approve', 'reject'] as const) {
-      const res = await stack.admin('POST', `/admin/payments/HARD-NOHOLD/${action}`, { operator: 'mallory', reason: 'just because' });
+      const res = await stack.admin('POST', `/admin/payments/HARD-NOHOLD/${action}`, {
+        operator: 'mallory',
+        reason: 'just because',
+      });
       expect(res).toMatchObject({ status: 409, body: { error: `nothing is held on HARD-NOHOLD to ${action}` } });
     }
-    const assign = await stack.admin('POST', '/admin/payments/HARD-NOHOLD/assign', { customerId: 'c-hard', operator: 'mallory', reason: 'x' });
+    const assign = await stack.admin('POST', '/admin/payments/HARD-NOHOLD/assign', {
+      customerId: 'c-hard',
+      operator: 'mallory',
+      reason: 'x',
+    });
     expect(assign).toMatchObject({ status: 409, body: { error: 'HARD-NOHOLD is already credited to c-hard' } });
     expect((await audit('HARD-NOHOLD')).map((a) => [a.action, a.actor])).toEqual([
       ['approve_refused', 'mallory'],

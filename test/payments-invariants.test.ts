@@ -4,7 +4,16 @@ import { storeIpn } from '../src/ipn/intake';
 import { ipnWorkflowId, paymentWorkflowId } from '../src/domain/workflow-ids';
 import type { PaymentState } from '../src/domain/payment-state';
 import type { PostingRequest, PostingResult } from '../src/ledger/ledger';
-import { balanceMinor, createTestStack, deliverIpn, sample, waitFor, waitForMessage, withFields, type TestStack } from './support/stack';
+import {
+  balanceMinor,
+  createTestStack,
+  deliverIpn,
+  sample,
+  waitFor,
+  waitForMessage,
+  withFields,
+  type TestStack,
+} from './support/stack';
 
 /**
  * The ledger's promises under PayPal's real behaviour: duplicates, resends, out-of-order statuses,
@@ -17,16 +26,39 @@ const CUSTOMER = 'c-buyer';
 const BASE = sample('web_accept_completed_ipn_simulator_01');
 
 const payment = (txnId: string, status = 'Completed', gross = '12.34') =>
-  withFields(BASE, { txn_id: txnId, payment_status: status, mc_gross: gross, mc_gross1: gross, ...(status === 'Pending' ? { pending_reason: 'echeck' } : {}) });
+  withFields(BASE, {
+    txn_id: txnId,
+    payment_status: status,
+    mc_gross: gross,
+    mc_gross1: gross,
+    ...(status === 'Pending' ? { pending_reason: 'echeck' } : {}),
+  });
 /** A refund IPN: its own txn_id, parent_txn_id = the payment, negative amounts and (as PayPal may) no txn_type. */
 const refund = (txnId: string, parent: string, gross: string) =>
-  withFields(BASE, { txn_id: txnId, parent_txn_id: parent, payment_status: 'Refunded', reason_code: 'refund', mc_gross: `-${gross}`, mc_gross1: `-${gross}`, mc_fee: '-0.30', txn_type: '' });
+  withFields(BASE, {
+    txn_id: txnId,
+    parent_txn_id: parent,
+    payment_status: 'Refunded',
+    reason_code: 'refund',
+    mc_gross: `-${gross}`,
+    mc_gross1: `-${gross}`,
+    mc_fee: '-0.30',
+    txn_type: '',
+  });
 const reversal = (txnId: string, parent: string, status: 'Reversed' | 'Canceled_Reversal') =>
-  withFields(sample(status === 'Reversed' ? 'reversal_chargeback_ipn_simulator_01' : 'canceled_reversal_ipn_simulator_01'), { txn_id: txnId, parent_txn_id: parent });
+  withFields(
+    sample(status === 'Reversed' ? 'reversal_chargeback_ipn_simulator_01' : 'canceled_reversal_ipn_simulator_01'),
+    { txn_id: txnId, parent_txn_id: parent },
+  );
 
-const entriesOf = (txnId: string, integrationId = SHOP) => stack.db.models.LedgerEntry.find({ integrationId, txnId }).sort({ seq: 1 }).lean();
-const entriesUnder = (parentTxnId: string) => stack.db.models.LedgerEntry.find({ integrationId: SHOP, $or: [{ txnId: parentTxnId }, { parentTxnId }] }).sort({ seq: 1 }).lean();
-const queryState = (txnId: string, integrationId = SHOP) => stack.client.workflow.getHandle(paymentWorkflowId(integrationId, txnId)).query<PaymentState>('state');
+const entriesOf = (txnId: string, integrationId = SHOP) =>
+  stack.db.models.LedgerEntry.find({ integrationId, txnId }).sort({ seq: 1 }).lean();
+const entriesUnder = (parentTxnId: string) =>
+  stack.db.models.LedgerEntry.find({ integrationId: SHOP, $or: [{ txnId: parentTxnId }, { parentTxnId }] })
+    .sort({ seq: 1 })
+    .lean();
+const queryState = (txnId: string, integrationId = SHOP) =>
+  stack.client.workflow.getHandle(paymentWorkflowId(integrationId, txnId)).query<PaymentState>('state');
 const balance = () => balanceMinor(stack, CUSTOMER, 'USD');
 
 async function expectLedgerSound(s = stack): Promise<void> {
@@ -34,10 +66,19 @@ async function expectLedgerSound(s = stack): Promise<void> {
 }
 
 async function setUp(s: TestStack): Promise<void> {
-  const shop = { name: 'Shop', mode: 'sandbox', allowedCurrencies: ['USD'], receiverEmails: ['seller@paypalsandbox.com'] };
+  const shop = {
+    name: 'Shop',
+    mode: 'sandbox',
+    allowedCurrencies: ['USD'],
+    receiverEmails: ['seller@paypalsandbox.com'],
+  };
   expect(await s.admin('PUT', `/admin/integrations/${SHOP}`, shop)).toMatchObject({ status: 200 });
-  expect(await s.admin('PUT', '/admin/integrations/live-shop', { ...shop, name: 'Live shop', mode: 'live' })).toMatchObject({ status: 200 });
-  expect(await s.admin('PUT', `/admin/customers/${CUSTOMER}`, { name: 'Buyer', paypalEmails: ['buyer@paypalsandbox.com'] })).toMatchObject({ status: 200 });
+  expect(
+    await s.admin('PUT', '/admin/integrations/live-shop', { ...shop, name: 'Live shop', mode: 'live' }),
+  ).toMatchObject({ status: 200 });
+  expect(
+    await s.admin('PUT', `/admin/customers/${CUSTOMER}`, { name: 'Buyer', paypalEmails: ['buyer@paypalsandbox.com'] }),
+  ).toMatchObject({ status: 200 });
 }
 
 beforeAll(async () => {
@@ -68,7 +109,9 @@ describe('(a) the same message delivered again moves money once', () => {
 
     const messages = await waitFor('all ten settled', async () => {
       const found = await stack.db.models.IpnMessage.find({ integrationId: SHOP, txnId: 'INV-TEN' }).lean();
-      return found.length === 10 && found.every((m) => m.state === 'applied:credited' || m.state === 'duplicate') ? found : undefined;
+      return found.length === 10 && found.every((m) => m.state === 'applied:credited' || m.state === 'duplicate')
+        ? found
+        : undefined;
     });
     expect(new Set(messages.map((m) => m.workflowId)).size).toBe(10);
     expect(messages.filter((m) => m.state === 'applied:credited')).toHaveLength(1);
@@ -99,7 +142,14 @@ describe('(b) PayPal resends', () => {
     const delivery = stack.sim.sendIpn({ listenerUrl: `${stack.baseUrl}/ipn/late`, body: raw });
     await waitFor('a failed first attempt', async () => delivery.attempts.length >= 1);
     expect(delivery.attempts[0]!.status).toBe(404);
-    expect(await stack.admin('PUT', '/admin/integrations/late', { name: 'Late', mode: 'sandbox', allowedCurrencies: ['USD'], receiverEmails: ['seller@paypalsandbox.com'] })).toMatchObject({ status: 200 });
+    expect(
+      await stack.admin('PUT', '/admin/integrations/late', {
+        name: 'Late',
+        mode: 'sandbox',
+        allowedCurrencies: ['USD'],
+        receiverEmails: ['seller@paypalsandbox.com'],
+      }),
+    ).toMatchObject({ status: 200 });
     const outcome = await delivery.done;
     expect(outcome.delivered).toBe(true);
     expect(outcome.attempts).toBeGreaterThan(1);
@@ -123,7 +173,11 @@ describe('(c) statuses out of order', () => {
     expect((await deliverIpn(stack, SHOP, payment('INV-PC', 'Completed'))).state).toBe('applied:credited');
     expect((await entriesOf('INV-PC')).map((e) => e.amountMinor)).toEqual([1234]);
     expect(await balance()).toBe(before + 1234);
-    expect(await queryState('INV-PC')).toMatchObject({ phase: 'credited', paymentStatus: 'Completed', creditedMinor: 1234 });
+    expect(await queryState('INV-PC')).toMatchObject({
+      phase: 'credited',
+      paymentStatus: 'Completed',
+      creditedMinor: 1234,
+    });
     await expectLedgerSound();
   });
 
@@ -133,17 +187,29 @@ describe('(c) statuses out of order', () => {
     expect((await deliverIpn(stack, SHOP, payment('INV-CP', 'Pending'))).state).toBe('applied:credited');
     expect((await entriesOf('INV-CP')).map((e) => e.amountMinor)).toEqual([1234]);
     expect(await balance()).toBe(before + 1234);
-    expect(await queryState('INV-CP')).toMatchObject({ phase: 'credited', paymentStatus: 'Completed', creditedMinor: 1234 });
-    expect(await stack.db.models.Payment.findById(`${SHOP}:INV-CP`).lean()).toMatchObject({ state: 'credited', paymentStatus: 'Completed' });
+    expect(await queryState('INV-CP')).toMatchObject({
+      phase: 'credited',
+      paymentStatus: 'Completed',
+      creditedMinor: 1234,
+    });
+    expect(await stack.db.models.Payment.findById(`${SHOP}:INV-CP`).lean()).toMatchObject({
+      state: 'credited',
+      paymentStatus: 'Completed',
+    });
     await expectLedgerSound();
   });
 
   test('a refund delivered before its payment is applied once the payment is credited', async () => {
     const before = await balance();
-    expect((await deliverIpn(stack, SHOP, refund('INV-RF-R', 'INV-RF', '2.34'))).state).toBe('applied:awaiting_payment');
+    expect((await deliverIpn(stack, SHOP, refund('INV-RF-R', 'INV-RF', '2.34'))).state).toBe(
+      'applied:awaiting_payment',
+    );
     expect(await balance()).toBe(before);
     expect((await deliverIpn(stack, SHOP, payment('INV-RF'))).state).toBe('applied:credited');
-    expect((await entriesUnder('INV-RF')).map((e) => [e.txnId, e.amountMinor])).toEqual([['INV-RF', 1234], ['INV-RF-R', -234]]);
+    expect((await entriesUnder('INV-RF')).map((e) => [e.txnId, e.amountMinor])).toEqual([
+      ['INV-RF', 1234],
+      ['INV-RF-R', -234],
+    ]);
     expect(await balance()).toBe(before + 1000);
     await expectLedgerSound();
   });
@@ -151,12 +217,24 @@ describe('(c) statuses out of order', () => {
   test('a reversal cancellation delivered before its reversal: both apply, the money comes back', async () => {
     const before = await balance();
     expect((await deliverIpn(stack, SHOP, payment('INV-CR'))).state).toBe('applied:credited');
-    expect((await deliverIpn(stack, SHOP, reversal('INV-CR-C', 'INV-CR', 'Canceled_Reversal'))).state).toBe('applied:credited');
+    expect((await deliverIpn(stack, SHOP, reversal('INV-CR-C', 'INV-CR', 'Canceled_Reversal'))).state).toBe(
+      'applied:credited',
+    );
     expect(await balance()).toBe(before + 1234);
     expect((await deliverIpn(stack, SHOP, reversal('INV-CR-R', 'INV-CR', 'Reversed'))).state).toBe('applied:credited');
-    expect((await entriesUnder('INV-CR')).map((e) => [e.txnId, e.amountMinor])).toEqual([['INV-CR', 1234], ['INV-CR-R', -1234], ['INV-CR-C', 1234]]);
+    expect((await entriesUnder('INV-CR')).map((e) => [e.txnId, e.amountMinor])).toEqual([
+      ['INV-CR', 1234],
+      ['INV-CR-R', -1234],
+      ['INV-CR-C', 1234],
+    ]);
     expect(await balance()).toBe(before + 1234);
-    expect(await queryState('INV-CR')).toMatchObject({ creditedMinor: 1234, debitedMinor: 0, reversedMinor: 0, waiting: [], hold: null });
+    expect(await queryState('INV-CR')).toMatchObject({
+      creditedMinor: 1234,
+      debitedMinor: 0,
+      reversedMinor: 0,
+      waiting: [],
+      hold: null,
+    });
     await expectLedgerSound();
   });
 });
@@ -171,7 +249,10 @@ describe('(d) a crash after the ledger write, before the activity reports', () =
           inbound: {
             async execute(input, next) {
               const result = await next(input);
-              if (Context.current().info.activityType === 'postToLedger' && (input.args[0] as PostingRequest).txnId === txnId) {
+              if (
+                Context.current().info.activityType === 'postToLedger' &&
+                (input.args[0] as PostingRequest).txnId === txnId
+              ) {
                 if (runs.length === 0) {
                   runs.push('crashed');
                   throw new Error('simulated crash after write');
@@ -199,20 +280,37 @@ describe('(d) a crash after the ledger write, before the activity reports', () =
 });
 
 describe('(e) refunds never exceed the original', () => {
-  test('a full refund, then another refund: the second is held and the balance never drops below credited − original', async () => {
-    const before = await balance();
-    expect((await deliverIpn(stack, SHOP, payment('INV-FULL', 'Completed', '20.00'))).state).toBe('applied:credited');
-    expect((await deliverIpn(stack, SHOP, refund('INV-FULL-R1', 'INV-FULL', '20.00'))).state).toBe('applied:credited');
-    expect(await balance()).toBe(before);
-    expect((await deliverIpn(stack, SHOP, refund('INV-FULL-R2', 'INV-FULL', '5.00'))).state).toBe('applied:credited');
+  test(
+    'a full refund, then another refund: the second is held ' + 'and the balance never drops below credited − original',
+    async () => {
+      const before = await balance();
+      expect((await deliverIpn(stack, SHOP, payment('INV-FULL', 'Completed', '20.00'))).state).toBe('applied:credited');
+      expect((await deliverIpn(stack, SHOP, refund('INV-FULL-R1', 'INV-FULL', '20.00'))).state).toBe(
+        'applied:credited',
+      );
+      expect(await balance()).toBe(before);
+      expect((await deliverIpn(stack, SHOP, refund('INV-FULL-R2', 'INV-FULL', '5.00'))).state).toBe('applied:credited');
 
-    expect(await queryState('INV-FULL')).toMatchObject({ creditedMinor: 2000, debitedMinor: 2000, hold: { reason: 'refund_exceeds_original:INV-FULL-R2', on: 'adjustment' } });
-    const held = await stack.admin('GET', '/admin/held');
-    expect(held.body.payments).toEqual(expect.arrayContaining([expect.objectContaining({ txnId: 'INV-FULL', holdReason: 'refund_exceeds_original:INV-FULL-R2', needsOperator: true })]));
-    expect((await entriesUnder('INV-FULL')).map((e) => e.amountMinor)).toEqual([2000, -2000]);
-    expect(await balance()).toBe(before);
-    await expectLedgerSound();
-  });
+      expect(await queryState('INV-FULL')).toMatchObject({
+        creditedMinor: 2000,
+        debitedMinor: 2000,
+        hold: { reason: 'refund_exceeds_original:INV-FULL-R2', on: 'adjustment' },
+      });
+      const held = await stack.admin('GET', '/admin/held');
+      expect(held.body.payments).toEqual(
+        expect.arrayContaining([
+          expect.objectContaining({
+            txnId: 'INV-FULL',
+            holdReason: 'refund_exceeds_original:INV-FULL-R2',
+            needsOperator: true,
+          }),
+        ]),
+      );
+      expect((await entriesUnder('INV-FULL')).map((e) => e.amountMinor)).toEqual([2000, -2000]);
+      expect(await balance()).toBe(before);
+      await expectLedgerSound();
+    },
+  );
 
   test('partial refunds add up; an over-limit one approved by an operator is capped at what remains', async () => {
     const before = await balance();
@@ -226,7 +324,14 @@ describe('(e) refunds never exceed the original', () => {
     expect((await deliverIpn(stack, SHOP, refund('INV-PART-R3', 'INV-PART', '10.00'))).state).toBe('applied:credited');
     expect(await queryState('INV-PART')).toMatchObject({ hold: { reason: 'refund_exceeds_original:INV-PART-R3' } });
     expect(await balance()).toBe(before + 750);
-    expect((await stack.admin('POST', '/admin/payments/INV-PART/approve', { operator: 'olivia', reason: 'PayPal refunded more than we credited' })).status).toBe(202);
+    expect(
+      (
+        await stack.admin('POST', '/admin/payments/INV-PART/approve', {
+          operator: 'olivia',
+          reason: 'PayPal refunded more than we credited',
+        })
+      ).status,
+    ).toBe(202);
     await waitFor('capped refund', async () => (await queryState('INV-PART')).debitedMinor === 2000);
     expect((await entriesUnder('INV-PART')).map((e) => [e.txnId, e.amountMinor, e.operator ?? null])).toEqual([
       ['INV-PART', 2000, null],
@@ -241,15 +346,29 @@ describe('(e) refunds never exceed the original', () => {
   test('approving a flagged refund does not pre-approve a later over-limit one', async () => {
     const before = await balance();
     expect((await deliverIpn(stack, SHOP, payment('INV-ARM', 'Completed', '20.00'))).state).toBe('applied:credited');
-    const flagged = withFields(refund('INV-ARM-R1', 'INV-ARM', '5.00'), { receiver_email: 'other%40example.com', receiver_id: 'other%40example.com', business: 'other%40example.com' });
+    const flagged = withFields(refund('INV-ARM-R1', 'INV-ARM', '5.00'), {
+      receiver_email: 'other%40example.com',
+      receiver_id: 'other%40example.com',
+      business: 'other%40example.com',
+    });
     expect((await deliverIpn(stack, SHOP, flagged)).state).toBe('applied:credited');
     expect(await queryState('INV-ARM')).toMatchObject({ hold: { reason: 'adjustment_checks_failed:INV-ARM-R1' } });
-    expect((await stack.admin('POST', '/admin/payments/INV-ARM/approve', { operator: 'olivia', reason: 'refund from our other address' })).status).toBe(202);
+    expect(
+      (
+        await stack.admin('POST', '/admin/payments/INV-ARM/approve', {
+          operator: 'olivia',
+          reason: 'refund from our other address',
+        })
+      ).status,
+    ).toBe(202);
     await waitFor('flagged refund applied', async () => (await queryState('INV-ARM')).debitedMinor === 500);
 
     // 20.00 against the 15.00 left: a new decision for a person, not silently capped.
     expect((await deliverIpn(stack, SHOP, refund('INV-ARM-R2', 'INV-ARM', '20.00'))).state).toBe('applied:credited');
-    expect(await queryState('INV-ARM')).toMatchObject({ debitedMinor: 500, hold: { reason: 'refund_exceeds_original:INV-ARM-R2' } });
+    expect(await queryState('INV-ARM')).toMatchObject({
+      debitedMinor: 500,
+      hold: { reason: 'refund_exceeds_original:INV-ARM-R2' },
+    });
     expect((await entriesUnder('INV-ARM')).map((e) => e.amountMinor)).toEqual([2000, -500]);
     expect(await balance()).toBe(before + 1500);
     await expectLedgerSound();
@@ -263,7 +382,11 @@ describe('(f, g) messages that must never move money', () => {
     expect((await stack.postIpn(SHOP, tampered)).status).toBe(200);
     const msg = await waitForMessage(stack, SHOP, tampered);
     expect(msg).toMatchObject({ state: 'invalid', flags: ['invalid'] });
-    expect(stack.sim.postbacks.filter((p) => p.body.subarray('cmd=_notify-validate&'.length).equals(tampered)).map((p) => p.answer)).toEqual(['INVALID']);
+    expect(
+      stack.sim.postbacks
+        .filter((p) => p.body.subarray('cmd=_notify-validate&'.length).equals(tampered))
+        .map((p) => p.answer),
+    ).toEqual(['INVALID']);
     expect(await stack.db.models.Payment.exists({ txnId: 'INV-SPOOF' })).toBeNull();
     expect(await entriesOf('INV-SPOOF')).toHaveLength(0);
     expect(await balance()).toBe(before);
@@ -289,8 +412,15 @@ describe('(h) postback faults are retried until PayPal answers', () => {
     stack.sim.injectFaults([{ kind: 'status', status: 503 }, { kind: 'html' }, { kind: 'fatal' }]);
     expect((await deliverIpn(stack, SHOP, raw)).state).toBe('applied:credited');
     expect(stack.sim.pendingFaults).toEqual([]);
-    const answers = stack.sim.postbacks.filter((p) => p.body.subarray('cmd=_notify-validate&'.length).equals(raw)).map((p) => [p.status, p.fault ?? p.answer]);
-    expect(answers).toEqual([[503, 'status'], [200, 'html'], [200, 'fatal'], [200, 'VERIFIED']]);
+    const answers = stack.sim.postbacks
+      .filter((p) => p.body.subarray('cmd=_notify-validate&'.length).equals(raw))
+      .map((p) => [p.status, p.fault ?? p.answer]);
+    expect(answers).toEqual([
+      [503, 'status'],
+      [200, 'html'],
+      [200, 'fatal'],
+      [200, 'VERIFIED'],
+    ]);
     expect((await entriesOf('INV-FAULTS')).map((e) => e.amountMinor)).toEqual([1234]);
     expect(await balance()).toBe(before + 1234);
     await expectLedgerSound();
@@ -298,22 +428,34 @@ describe('(h) postback faults are retried until PayPal answers', () => {
 });
 
 describe('(j) the outbox', () => {
-  test('a message stored but never dispatched (crash between store and start) is started by the relay and credited once', async () => {
-    const before = await balance();
-    const raw = payment('INV-OUTBOX');
-    stack.sim.registerMessage(raw);
-    const stored = await storeIpn(stack.db.models, { integrationId: SHOP, raw, contentType: 'application/x-www-form-urlencoded', ipnEnabled: true });
-    expect(stored.state).toBe('received');
+  test(
+    'a message stored but never dispatched (crash between ' +
+      'store and start) is started by the relay and credited once',
+    async () => {
+      const before = await balance();
+      const raw = payment('INV-OUTBOX');
+      stack.sim.registerMessage(raw);
+      const stored = await storeIpn(stack.db.models, {
+        integrationId: SHOP,
+        raw,
+        contentType: 'application/x-www-form-urlencoded',
+        ipnEnabled: true,
+      });
+      expect(stored.state).toBe('received');
 
-    const msg = await waitForMessage(stack, SHOP, raw);
-    expect(msg).toMatchObject({ state: 'applied:credited', workflowId: ipnWorkflowId({ ...stored, messageId: stored._id }) });
-    // Dispatching again (the request path racing the relay) starts nothing new.
-    expect(await stack.dispatcher.dispatch(stored)).toBe(msg.workflowId);
-    expect(await stack.dispatcher.drainOnce()).toBe(0);
-    expect((await entriesOf('INV-OUTBOX')).map((e) => e.amountMinor)).toEqual([1234]);
-    expect(await balance()).toBe(before + 1234);
-    await expectLedgerSound();
-  });
+      const msg = await waitForMessage(stack, SHOP, raw);
+      expect(msg).toMatchObject({
+        state: 'applied:credited',
+        workflowId: ipnWorkflowId({ ...stored, messageId: stored._id }),
+      });
+      // Dispatching again (the request path racing the relay) starts nothing new.
+      expect(await stack.dispatcher.dispatch(stored)).toBe(msg.workflowId);
+      expect(await stack.dispatcher.drainOnce()).toBe(0);
+      expect((await entriesOf('INV-OUTBOX')).map((e) => e.amountMinor)).toEqual([1234]);
+      expect(await balance()).toBe(before + 1234);
+      await expectLedgerSound();
+    },
+  );
 });
 
 describe('(i) a postback that never gets an answer', () => {
@@ -334,15 +476,28 @@ describe('(i) a postback that never gets an answer', () => {
     expect(await balanceMinor(quick, CUSTOMER, 'USD')).toBe(0);
 
     quick.sim.clearFaults();
-    expect(await quick.admin('POST', `/admin/messages/${parked._id}/retry`, { operator: 'olivia', reason: 'PayPal is back' })).toMatchObject({ status: 202 });
+    expect(
+      await quick.admin('POST', `/admin/messages/${parked._id}/retry`, {
+        operator: 'olivia',
+        reason: 'PayPal is back',
+      }),
+    ).toMatchObject({ status: 202 });
     const done = await waitForMessage(quick, SHOP, raw);
     expect(done.state).toBe('applied:credited');
     expect(done.flags).not.toContain('parked'); // the message no longer waits for anyone
     const audited = await quick.db.models.AuditEvent.find({ action: 'retry_verification' }).lean();
-    expect(audited).toEqual([expect.objectContaining({ actor: 'olivia', reason: 'PayPal is back', details: { messageId: String(parked._id) } })]);
+    expect(audited).toEqual([
+      expect.objectContaining({
+        actor: 'olivia',
+        reason: 'PayPal is back',
+        details: { messageId: String(parked._id) },
+      }),
+    ]);
     expect((await quick.admin('GET', '/admin/held')).body.parkedMessages).toEqual([]);
     // A second click on retry once the message is done: refused, not a server error.
-    expect(await quick.admin('POST', `/admin/messages/${parked._id}/retry`, { operator: 'olivia', reason: 'again' })).toMatchObject({ status: 409 });
+    expect(
+      await quick.admin('POST', `/admin/messages/${parked._id}/retry`, { operator: 'olivia', reason: 'again' }),
+    ).toMatchObject({ status: 409 });
     expect(await quick.db.models.LedgerEntry.countDocuments({ txnId: 'INV-PARKED' })).toBe(1);
     expect(await balanceMinor(quick, CUSTOMER, 'USD')).toBe(1234);
     await expectLedgerSound(quick);
@@ -353,11 +508,22 @@ describe('(i) a postback that never gets an answer', () => {
     quick.sim.injectFaults(Array.from({ length: 50 }, () => ({ kind: 'status' as const, status: 503 as const })));
     const parked = await deliverIpn(quick, SHOP, raw, 'parked');
     quick.sim.clearFaults();
-    expect(await quick.admin('POST', `/admin/messages/${parked._id}/reject`, { operator: 'olivia', reason: 'not ours after all' })).toMatchObject({ status: 202 });
+    expect(
+      await quick.admin('POST', `/admin/messages/${parked._id}/reject`, {
+        operator: 'olivia',
+        reason: 'not ours after all',
+      }),
+    ).toMatchObject({ status: 202 });
     const done = await waitForMessage(quick, SHOP, raw, 'rejected_by_operator');
     expect(done.outcome).toBe('olivia: not ours after all');
     const audited = await quick.db.models.AuditEvent.find({ action: 'reject_message' }).lean();
-    expect(audited).toEqual([expect.objectContaining({ actor: 'olivia', reason: 'not ours after all', details: { messageId: String(parked._id) } })]);
+    expect(audited).toEqual([
+      expect.objectContaining({
+        actor: 'olivia',
+        reason: 'not ours after all',
+        details: { messageId: String(parked._id) },
+      }),
+    ]);
     expect(await quick.db.models.LedgerEntry.countDocuments({ txnId: 'INV-PARKED-REJECTED' })).toBe(0);
     expect(await balanceMinor(quick, CUSTOMER, 'USD')).toBe(1234);
     await expectLedgerSound(quick);

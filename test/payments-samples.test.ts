@@ -11,13 +11,28 @@ const INTEGRATIONS: Record<string, Record<string, unknown>> = {
   leetsoft: { allowedCurrencies: ['CAD'], receiverIds: ['UQ8PDYXJZQD9Y'] },
   'leetsoft-net': { allowedCurrencies: ['CAD'], receiverIds: ['UQ8PDYXJZQD9Y'], feePolicy: 'net' },
   'sandbox-seller': { allowedCurrencies: ['USD'], receiverEmails: ['seller@paypalsandbox.com'] },
-  cff: { allowedCurrencies: ['USD'], receiverEmails: ['aramaswamis-facilitator@gmail.com'], receiverIds: ['T4A6C58SP7PP2'] },
+  cff: {
+    allowedCurrencies: ['USD'],
+    receiverEmails: ['aramaswamis-facilitator@gmail.com'],
+    receiverIds: ['T4A6C58SP7PP2'],
+  },
   romanescoins: { allowedCurrencies: ['EUR'], receiverIds: ['UCWM6R2TARF36'] },
-  gpmac: { allowedCurrencies: ['USD'], receiverEmails: ['gpmac_1231902686_biz@paypal.com'], receiverIds: ['S8XGHLYDW9T3S'] },
+  gpmac: {
+    allowedCurrencies: ['USD'],
+    receiverEmails: ['gpmac_1231902686_biz@paypal.com'],
+    receiverIds: ['S8XGHLYDW9T3S'],
+  },
   ccvpn: { allowedCurrencies: ['EUR'], receiverEmails: ['test_business@example.com'] },
-  research: { allowedCurrencies: ['USD'], receiverEmails: ['resear_1362421868_biz@gmail.com'], receiverIds: ['7WZ88H535BSYJ'] },
+  research: {
+    allowedCurrencies: ['USD'],
+    receiverEmails: ['resear_1362421868_biz@gmail.com'],
+    receiverIds: ['7WZ88H535BSYJ'],
+  },
   colectivo: { allowedCurrencies: ['USD'], receiverEmails: ['info@colectivopyme.com'] },
-  payouts: { allowedCurrencies: ['USD', 'GBP'], receiverEmails: ['massuk_1351170591_biz@example.com', 'robert@hisowncompany.com', 'paypal-gr-sandbox@gumroad.com'] },
+  payouts: {
+    allowedCurrencies: ['USD', 'GBP'],
+    receiverEmails: ['massuk_1351170591_biz@example.com', 'robert@hisowncompany.com', 'paypal-gr-sandbox@gumroad.com'],
+  },
   angelleye: { allowedCurrencies: ['USD'], receiverEmails: ['sandbo_1215254764_biz@angelleye.com'] },
   woo: { allowedCurrencies: ['AUD'], receiverEmails: ['shop@woo.example.com'] },
   'paypal-japan': { allowedCurrencies: ['USD'], receiverEmails: ['hogehoge+b@gmail.com'] },
@@ -45,7 +60,9 @@ beforeAll(async () => {
     expect(res).toMatchObject({ status: 200 });
   }
   for (const [id, paypalEmails] of Object.entries(CUSTOMERS)) {
-    expect(await stack.admin('PUT', `/admin/customers/${id}`, { name: id, paypalEmails })).toMatchObject({ status: 200 });
+    expect(await stack.admin('PUT', `/admin/customers/${id}`, { name: id, paypalEmails })).toMatchObject({
+      status: 200,
+    });
   }
 });
 afterAll(() => stack?.close());
@@ -55,7 +72,8 @@ async function expectLedgerSound(): Promise<void> {
   expect(check).toMatchObject({ status: 200, body: { ok: true, problems: [] } });
 }
 
-const entriesOf = (integrationId: string, txnId: string) => stack.db.models.LedgerEntry.find({ integrationId, txnId }).sort({ seq: 1 }).lean();
+const entriesOf = (integrationId: string, txnId: string) =>
+  stack.db.models.LedgerEntry.find({ integrationId, txnId }).sort({ seq: 1 }).lean();
 
 describe('payments received: Completed is credited, exactly, in its currency', () => {
   test.each([
@@ -79,10 +97,23 @@ describe('payments received: Completed is credited, exactly, in its currency', (
 
     const entries = await entriesOf(integrationId, msg.txnId!);
     expect(entries).toHaveLength(1);
-    expect(entries[0]).toMatchObject({ customerId, currency, amountMinor: minor, reason: 'payment', messageId: String(msg._id) });
+    expect(entries[0]).toMatchObject({
+      customerId,
+      currency,
+      amountMinor: minor,
+      reason: 'payment',
+      messageId: String(msg._id),
+    });
     expect(await balanceMinor(stack, customerId, currency)).toBe(before + minor);
     const payment = await stack.db.models.Payment.findById(`${integrationId}:${msg.txnId}`).lean();
-    expect(payment).toMatchObject({ state: 'credited', paymentStatus: 'Completed', customerId, currency, creditedMinor: minor, needsOperator: false });
+    expect(payment).toMatchObject({
+      state: 'credited',
+      paymentStatus: 'Completed',
+      customerId,
+      currency,
+      creditedMinor: minor,
+      needsOperator: false,
+    });
     await expectLedgerSound();
   });
 
@@ -90,25 +121,41 @@ describe('payments received: Completed is credited, exactly, in its currency', (
   test.each([
     ['recurring_payment_completed_01', 'research', 'I-3RXGL2YU6H4T', 'c-david', 'USD', 2995],
     ['subscr_payment_completed_eur_01', 'ccvpn', 'I-1S262863X133', 'c-test-user', 'EUR', 900],
-  ] as const)('%s on %s: profile %s credits %s %s %i', async (name, integrationId, profileId, customerId, currency, minor) => {
-    const before = await balanceMinor(stack, customerId, currency);
-    const msg = await deliverIpn(stack, integrationId, sample(name));
-    expect(msg.state).toBe('applied:Active');
-    expect(msg.flags).toEqual([]);
-    const entries = await entriesOf(integrationId, msg.txnId!);
-    expect(entries).toHaveLength(1);
-    expect(entries[0]).toMatchObject({ customerId, currency, amountMinor: minor, reason: 'payment', messageId: String(msg._id) });
-    expect(await balanceMinor(stack, customerId, currency)).toBe(before + minor);
-    const profile = await stack.db.models.RecurringProfile.findById(`${integrationId}:${profileId}`).lean();
-    expect(profile).toMatchObject({ status: 'Active', customerId, needsOperator: false, snapshot: { creditedMinor: minor, currency } });
-    await expectLedgerSound();
-  });
+  ] as const)(
+    '%s on %s: profile %s credits %s %s %i',
+    async (name, integrationId, profileId, customerId, currency, minor) => {
+      const before = await balanceMinor(stack, customerId, currency);
+      const msg = await deliverIpn(stack, integrationId, sample(name));
+      expect(msg.state).toBe('applied:Active');
+      expect(msg.flags).toEqual([]);
+      const entries = await entriesOf(integrationId, msg.txnId!);
+      expect(entries).toHaveLength(1);
+      expect(entries[0]).toMatchObject({
+        customerId,
+        currency,
+        amountMinor: minor,
+        reason: 'payment',
+        messageId: String(msg._id),
+      });
+      expect(await balanceMinor(stack, customerId, currency)).toBe(before + minor);
+      const profile = await stack.db.models.RecurringProfile.findById(`${integrationId}:${profileId}`).lean();
+      expect(profile).toMatchObject({
+        status: 'Active',
+        customerId,
+        needsOperator: false,
+        snapshot: { creditedMinor: minor, currency },
+      });
+      await expectLedgerSound();
+    },
+  );
 
   test('the postback carried the exact bytes received, non-ASCII windows-1252 included', async () => {
     const raw = sample('cart_completed_eur_windows1252_01'); // first_name=J%F6rg
     const postbacks = stack.sim.postbacks.filter((p) => p.body.subarray('cmd=_notify-validate&'.length).equals(raw));
     expect(postbacks.length).toBeGreaterThanOrEqual(1);
-    expect(postbacks.every((p) => p.answer === 'VERIFIED' && p.body.toString('latin1').startsWith('cmd=_notify-validate&'))).toBe(true);
+    expect(
+      postbacks.every((p) => p.answer === 'VERIFIED' && p.body.toString('latin1').startsWith('cmd=_notify-validate&')),
+    ).toBe(true);
   });
 
   test('every balance is exact per currency, and no one else got money', async () => {
@@ -126,9 +173,17 @@ describe('payments received: Completed is credited, exactly, in its currency', (
     for (const [customerId, balances] of Object.entries(expected)) {
       const res = await stack.admin('GET', `/admin/customers/${customerId}`);
       expect(res.body.balances).toEqual([]); // every sample is a test message (test_ipn=1): no live money
-      expect({ customerId, balances: res.body.sandboxBalances.map((b: { currency: string; balanceMinor: number }) => ({ currency: b.currency, balanceMinor: b.balanceMinor })) }).toEqual({ customerId, balances });
+      expect({
+        customerId,
+        balances: res.body.sandboxBalances.map((b: { currency: string; balanceMinor: number }) => ({
+          currency: b.currency,
+          balanceMinor: b.balanceMinor,
+        })),
+      }).toEqual({ customerId, balances });
     }
-    expect((await stack.admin('GET', '/admin/customers/c-tobi')).body.sandboxBalances).toEqual([{ currency: 'CAD', balanceMinor: 98495, balance: '984.95' }]);
+    expect((await stack.admin('GET', '/admin/customers/c-tobi')).body.sandboxBalances).toEqual([
+      { currency: 'CAD', balanceMinor: 98495, balance: '984.95' },
+    ]);
     await expectLedgerSound();
   });
 });
@@ -139,7 +194,11 @@ describe('payments that must not (yet) move money', () => {
     const msg = await deliverIpn(stack, 'colectivo', pending);
     expect(msg.state).toBe('applied:pending');
     expect(await entriesOf('colectivo', '9JH877021V814904L')).toHaveLength(0);
-    expect(await stack.db.models.Payment.findById('colectivo:9JH877021V814904L').lean()).toMatchObject({ state: 'pending', paymentStatus: 'Pending', creditedMinor: 0 });
+    expect(await stack.db.models.Payment.findById('colectivo:9JH877021V814904L').lean()).toMatchObject({
+      state: 'pending',
+      paymentStatus: 'Pending',
+      creditedMinor: 0,
+    });
     expect(await balanceMinor(stack, 'c-ariel', 'USD')).toBe(0);
 
     const completed = withFields(pending, { payment_status: 'Completed', pending_reason: '' });
@@ -157,19 +216,27 @@ describe('payments that must not (yet) move money', () => {
     const before = await balanceMinor(stack, 'c-sandbox-buyer', 'USD');
     const msg = await deliverIpn(stack, 'sandbox-seller', sample('web_accept_declined_ipn_simulator_01'));
     expect(msg.state).toBe('applied:not_paid');
-    expect(await stack.db.models.Payment.findById('sandbox-seller:153826001').lean()).toMatchObject({ state: 'not_paid', paymentStatus: 'Declined', creditedMinor: 0, needsOperator: false });
+    expect(await stack.db.models.Payment.findById('sandbox-seller:153826001').lean()).toMatchObject({
+      state: 'not_paid',
+      paymentStatus: 'Declined',
+      creditedMinor: 0,
+      needsOperator: false,
+    });
     expect(await entriesOf('sandbox-seller', '153826001')).toHaveLength(0);
     expect(await balanceMinor(stack, 'c-sandbox-buyer', 'USD')).toBe(before);
     await expectLedgerSound();
   });
 
-  test.each(['masspay_completed_01', 'masspay_processed_01', 'masspay_processed_02'])('%s is money we sent: never credited', async (name) => {
-    const msg = await deliverIpn(stack, 'payouts', sample(name));
-    expect(msg.state).toBe('masspay_unmatched'); // no batch of ours has these items: held for a person
-    expect(await stack.db.models.LedgerEntry.countDocuments({ integrationId: 'payouts' })).toBe(0);
-    expect(await stack.db.models.Payment.countDocuments({ integrationId: 'payouts' })).toBe(0);
-    await expectLedgerSound();
-  });
+  test.each(['masspay_completed_01', 'masspay_processed_01', 'masspay_processed_02'])(
+    '%s is money we sent: never credited',
+    async (name) => {
+      const msg = await deliverIpn(stack, 'payouts', sample(name));
+      expect(msg.state).toBe('masspay_unmatched'); // no batch of ours has these items: held for a person
+      expect(await stack.db.models.LedgerEntry.countDocuments({ integrationId: 'payouts' })).toBe(0);
+      expect(await stack.db.models.Payment.countDocuments({ integrationId: 'payouts' })).toBe(0);
+      await expectLedgerSound();
+    },
+  );
 
   // Profile lifecycle messages go to their profile (state `applied:<profile status>`); the rest are only recorded.
   test.each([
@@ -213,9 +280,19 @@ describe('reversals and their cancellation', () => {
     expect(reversal.state).toBe('applied:credited');
     const debit = await entriesOf('sandbox-seller', '995288809');
     expect(debit).toHaveLength(1);
-    expect(debit[0]).toMatchObject({ amountMinor: -1234, reason: 'reversal', parentTxnId: 'SOMEPRIORTXNID002', customerId: 'c-sandbox-buyer', currency: 'USD' });
+    expect(debit[0]).toMatchObject({
+      amountMinor: -1234,
+      reason: 'reversal',
+      parentTxnId: 'SOMEPRIORTXNID002',
+      customerId: 'c-sandbox-buyer',
+      currency: 'USD',
+    });
     expect(await balanceMinor(stack, 'c-sandbox-buyer', 'USD')).toBe(before);
-    expect(await stack.db.models.Payment.findById('sandbox-seller:SOMEPRIORTXNID002').lean()).toMatchObject({ creditedMinor: 1234, debitedMinor: 1234, needsOperator: false });
+    expect(await stack.db.models.Payment.findById('sandbox-seller:SOMEPRIORTXNID002').lean()).toMatchObject({
+      creditedMinor: 1234,
+      debitedMinor: 1234,
+      needsOperator: false,
+    });
     await expectLedgerSound();
   });
 
@@ -223,16 +300,24 @@ describe('reversals and their cancellation', () => {
     const before = await balanceMinor(stack, 'c-sandbox-buyer', 'USD');
     const original = withFields(sample('web_accept_completed_ipn_simulator_01'), { txn_id: 'SOMEPRIORTXNID003' });
     expect((await deliverIpn(stack, 'sandbox-seller', original)).state).toBe('applied:credited');
-    const reversal = withFields(sample('reversal_chargeback_ipn_simulator_01'), { txn_id: '995288810', parent_txn_id: 'SOMEPRIORTXNID003' });
+    const reversal = withFields(sample('reversal_chargeback_ipn_simulator_01'), {
+      txn_id: '995288810',
+      parent_txn_id: 'SOMEPRIORTXNID003',
+    });
     expect((await deliverIpn(stack, 'sandbox-seller', reversal)).state).toBe('applied:credited');
     expect(await balanceMinor(stack, 'c-sandbox-buyer', 'USD')).toBe(before);
 
-    expect((await deliverIpn(stack, 'sandbox-seller', sample('canceled_reversal_ipn_simulator_01'))).state).toBe('applied:credited');
+    expect((await deliverIpn(stack, 'sandbox-seller', sample('canceled_reversal_ipn_simulator_01'))).state).toBe(
+      'applied:credited',
+    );
     const back = await entriesOf('sandbox-seller', '694541630');
     expect(back).toHaveLength(1);
     expect(back[0]).toMatchObject({ amountMinor: 1234, reason: 'canceled_reversal', parentTxnId: 'SOMEPRIORTXNID003' });
     expect(await balanceMinor(stack, 'c-sandbox-buyer', 'USD')).toBe(before + 1234);
-    expect(await stack.db.models.Payment.findById('sandbox-seller:SOMEPRIORTXNID003').lean()).toMatchObject({ creditedMinor: 1234, debitedMinor: 0 });
+    expect(await stack.db.models.Payment.findById('sandbox-seller:SOMEPRIORTXNID003').lean()).toMatchObject({
+      creditedMinor: 1234,
+      debitedMinor: 0,
+    });
     await expectLedgerSound();
   });
 });

@@ -55,7 +55,10 @@ async function startListener(statuses: Array<number | 'hang'>): Promise<Listener
   };
 }
 
-async function postback(sim: PayPalSimulator, body: Buffer): Promise<{ status: number; text: string; contentType: string | null }> {
+async function postback(
+  sim: PayPalSimulator,
+  body: Buffer,
+): Promise<{ status: number; text: string; contentType: string | null }> {
   const res = await fetch(sim.verifyUrl, {
     method: 'POST',
     body: new Uint8Array(body),
@@ -83,7 +86,10 @@ function reencode(raw: Buffer, charset: 'latin1' | 'utf8'): Buffer {
     .split('&')
     .map((field) => {
       const eq = field.indexOf('=');
-      return `${encodeURIComponent(decodeField(field.slice(0, eq)))}=${encodeURIComponent(decodeField(field.slice(eq + 1)))}`;
+      const [key, value] = [field.slice(0, eq), field.slice(eq + 1)].map((part) =>
+        encodeURIComponent(decodeField(part)),
+      );
+      return `${key}=${value}`;
     })
     .join('&');
   return Buffer.from(text, 'latin1');
@@ -160,26 +166,29 @@ describe('verification postback', () => {
     expect(await postback(s, withPrefix(reencoded))).toMatchObject({ status: 200, text: 'INVALID' });
   });
 
-  it('answers INVALID without the cmd prefix, with a tampered amount, with extra bytes or a misplaced cmd', async () => {
-    const s = await sim();
-    const raw = sample('web_accept_completed_01');
-    s.registerMessage(raw);
-    const tampered = Buffer.from(raw.toString('latin1').replace('mc_gross=500.00', 'mc_gross=5000.00'), 'latin1');
-    expect(tampered.equals(raw)).toBe(false);
-    const cases = [
-      raw,
-      withPrefix(tampered),
-      Buffer.concat([withPrefix(raw), Buffer.from('\n')]),
-      Buffer.concat([raw, Buffer.from('&cmd=_notify-validate')]),
-      Buffer.from('cmd=_notify-validate&'),
-      Buffer.from('cmd=_notify-validate'),
-    ];
-    for (const body of cases) {
-      expect((await postback(s, body)).text).toBe('INVALID');
-    }
-    expect((await postback(s, withPrefix(raw))).text).toBe('VERIFIED');
-    expect(s.postbacks.map((p) => p.answer)).toEqual([...cases.map(() => 'INVALID'), 'VERIFIED']);
-  });
+  it(
+    'answers INVALID without the cmd prefix, with a ' + 'tampered amount, with extra bytes or a misplaced cmd',
+    async () => {
+      const s = await sim();
+      const raw = sample('web_accept_completed_01');
+      s.registerMessage(raw);
+      const tampered = Buffer.from(raw.toString('latin1').replace('mc_gross=500.00', 'mc_gross=5000.00'), 'latin1');
+      expect(tampered.equals(raw)).toBe(false);
+      const cases = [
+        raw,
+        withPrefix(tampered),
+        Buffer.concat([withPrefix(raw), Buffer.from('\n')]),
+        Buffer.concat([raw, Buffer.from('&cmd=_notify-validate')]),
+        Buffer.from('cmd=_notify-validate&'),
+        Buffer.from('cmd=_notify-validate'),
+      ];
+      for (const body of cases) {
+        expect((await postback(s, body)).text).toBe('INVALID');
+      }
+      expect((await postback(s, withPrefix(raw))).text).toBe('VERIFIED');
+      expect(s.postbacks.map((p) => p.answer)).toEqual([...cases.map(() => 'INVALID'), 'VERIFIED']);
+    },
+  );
 
   it('refuses GET on the postback endpoint', async () => {
     const s = await sim();
@@ -259,24 +268,27 @@ describe('postback faults (FIFO, one per request)', () => {
 });
 
 describe('IPN delivery and resends', () => {
-  it('resends after two 500s, with resend=true on the 2nd and 3rd deliveries, and the resent bytes verify', async () => {
-    const s = await sim({ timeScale: FAST });
-    const l = await listener([500, 500, 200]);
-    const raw = sample('web_accept_pending_unilateral_windows1252_01');
-    const delivery = s.sendIpn({ listenerUrl: l.url, body: raw });
-    await expect(delivery.done).resolves.toEqual({ delivered: true, attempts: 3 });
-    expect(delivery.state).toBe('delivered');
-    expect(delivery.attempts.map((a) => a.status)).toEqual([500, 500, 200]);
+  it(
+    'resends after two 500s, with resend=true on the ' + '2nd and 3rd deliveries, and the resent bytes verify',
+    async () => {
+      const s = await sim({ timeScale: FAST });
+      const l = await listener([500, 500, 200]);
+      const raw = sample('web_accept_pending_unilateral_windows1252_01');
+      const delivery = s.sendIpn({ listenerUrl: l.url, body: raw });
+      await expect(delivery.done).resolves.toEqual({ delivered: true, attempts: 3 });
+      expect(delivery.state).toBe('delivered');
+      expect(delivery.attempts.map((a) => a.status)).toEqual([500, 500, 200]);
 
-    const resent = Buffer.concat([raw, Buffer.from('&resend=true')]);
-    expect(l.received.map((r) => r.body.equals(raw))).toEqual([true, false, false]);
-    expect(l.received[1]?.body.equals(resent)).toBe(true);
-    expect(l.received[2]?.body.equals(resent)).toBe(true);
-    expect(delivery.attempts[2]?.body.equals(resent)).toBe(true);
+      const resent = Buffer.concat([raw, Buffer.from('&resend=true')]);
+      expect(l.received.map((r) => r.body.equals(raw))).toEqual([true, false, false]);
+      expect(l.received[1]?.body.equals(resent)).toBe(true);
+      expect(l.received[2]?.body.equals(resent)).toBe(true);
+      expect(delivery.attempts[2]?.body.equals(resent)).toBe(true);
 
-    expect((await postback(s, withPrefix(resent))).text).toBe('VERIFIED');
-    expect((await postback(s, withPrefix(raw))).text).toBe('VERIFIED');
-  });
+      expect((await postback(s, withPrefix(resent))).text).toBe('VERIFIED');
+      expect((await postback(s, withPrefix(raw))).text).toBe('VERIFIED');
+    },
+  );
 
   it('makes exactly 16 deliveries to a listener that never answers 200, then gives up', async () => {
     const s = await sim({ timeScale: FAST });
@@ -288,7 +300,11 @@ describe('IPN delivery and resends', () => {
     expect(l.received).toHaveLength(16);
     expect(delivery.state).toBe('failed');
     expect(delivery.nextAttemptAt).toBeUndefined();
-    const resendCount = (b: Buffer): number => b.toString('latin1').split('&').filter((f) => f === 'resend=true').length;
+    const resendCount = (b: Buffer): number =>
+      b
+        .toString('latin1')
+        .split('&')
+        .filter((f) => f === 'resend=true').length;
     expect(l.received.map((r) => resendCount(r.body))).toEqual([0, ...Array<number>(15).fill(1)]);
     // Nothing after giving up.
     await new Promise((r) => setTimeout(r, 50));
@@ -341,21 +357,35 @@ describe('IPN delivery and resends', () => {
     expect(DEFAULT_RESEND_SCHEDULE_MS.slice(0, 4)).toEqual([10_000, 20_000, 40_000, 80_000]);
     expect(Math.max(...DEFAULT_RESEND_SCHEDULE_MS)).toBe(24 * 3600 * 1000);
     expect(DEFAULT_RESEND_SCHEDULE_MS.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(RESEND_WINDOW_MS);
-    await expect(startPayPalSimulator({ resendScheduleMs: Array<number>(16).fill(1) })).rejects.toThrow(/at most 16 deliveries/);
+    await expect(startPayPalSimulator({ resendScheduleMs: Array<number>(16).fill(1) })).rejects.toThrow(
+      /at most 16 deliveries/,
+    );
     await expect(startPayPalSimulator({ resendScheduleMs: [RESEND_WINDOW_MS, 1] })).rejects.toThrow(/4 days/);
     await expect(startPayPalSimulator({ resendScheduleMs: [-1] })).rejects.toThrow(/resendScheduleMs\[0\]/);
     await expect(startPayPalSimulator({ timeScale: 0 })).rejects.toThrow(/timeScale/);
     const s = await sim();
-    expect(() => s.sendIpn({ listenerUrl: 'ftp://example.com/ipn', body: Buffer.from('a=b') })).toThrow(/http or https/);
+    expect(() => s.sendIpn({ listenerUrl: 'ftp://example.com/ipn', body: Buffer.from('a=b') })).toThrow(
+      /http or https/,
+    );
     expect(() => s.sendIpn({ listenerUrl: 'http://127.0.0.1:1/ipn', body: Buffer.alloc(0) })).toThrow(/empty/);
   });
 });
 
 describe('control API', () => {
-  async function call(s: PayPalSimulator, method: string, p: string, body?: unknown): Promise<{ status: number; json: any }> {
+  async function call(
+    s: PayPalSimulator,
+    method: string,
+    p: string,
+    body?: unknown,
+  ): Promise<{ status: number; json: any }> {
     const res = await fetch(`${s.url}${p}`, {
       method,
-      ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body), headers: { 'Content-Type': 'application/json' } }),
+      ...(body === undefined
+        ? {}
+        : {
+            body: typeof body === 'string' ? body : JSON.stringify(body),
+            headers: { 'Content-Type': 'application/json' },
+          }),
     });
     return { status: res.status, json: await res.json() };
   }
@@ -399,7 +429,11 @@ describe('control API', () => {
 
     const summary = await call(s, 'GET', '/sim/postbacks');
     expect(summary.status).toBe(200);
-    expect(summary.json).toMatchObject({ total: 3, byAnswer: { VERIFIED: 1, INVALID: 1, '(fault:status)': 1 }, pendingFaults: 0 });
+    expect(summary.json).toMatchObject({
+      total: 3,
+      byAnswer: { VERIFIED: 1, INVALID: 1, '(fault:status)': 1 },
+      pendingFaults: 0,
+    });
     expect(summary.json.recent.map((p: any) => p.status)).toEqual([503, 200, 200]);
 
     await call(s, 'POST', '/sim/faults', { faults: [{ kind: 'drop' }] });

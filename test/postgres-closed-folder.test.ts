@@ -18,7 +18,11 @@ test('binaries in a closed folder are copied where the PostgreSQL user can run t
   const native = path.join(closed, 'node_modules', 'native');
   fs.cpSync(path.resolve(path.dirname(real.postgres), '..'), native, { recursive: true });
   fs.chmodSync(closed, 0o700);
-  const inClosed = { initdb: path.join(native, 'bin', 'initdb'), postgres: path.join(native, 'bin', 'postgres'), version: real.version };
+  const inClosed = {
+    initdb: path.join(native, 'bin', 'initdb'),
+    postgres: path.join(native, 'bin', 'postgres'),
+    version: real.version,
+  };
   // Whoever we are, `nobody` cannot enter a root-only folder that root owns (or ours, mode 700).
   const nobody = { name: 'nobody', uid: 65534, gid: 65534 };
   expect([...blockedFolders(nobody, [inClosed.postgres]).keys()]).toContain(closed);

@@ -15,9 +15,16 @@ beforeAll(async () => {
   await promisify(execFile)('npm', ['run', 'build'], { cwd: ROOT, timeout: 120_000 });
   stack = await createTestStack('production-build');
   await stack.stopWorker(); // the built worker takes this stack's task queue instead
-  const shop = { name: 'Shop', mode: 'sandbox', allowedCurrencies: ['USD'], receiverEmails: ['seller@paypalsandbox.com'] };
+  const shop = {
+    name: 'Shop',
+    mode: 'sandbox',
+    allowedCurrencies: ['USD'],
+    receiverEmails: ['seller@paypalsandbox.com'],
+  };
   expect((await stack.admin('PUT', '/admin/integrations/shop', shop)).status).toBe(200);
-  expect((await stack.admin('PUT', '/admin/customers/c1', { name: 'C1', paypalEmails: ['buyer@paypalsandbox.com'] })).status).toBe(200);
+  expect(
+    (await stack.admin('PUT', '/admin/customers/c1', { name: 'C1', paypalEmails: ['buyer@paypalsandbox.com'] })).status,
+  ).toBe(200);
 }, 150_000);
 afterAll(async () => {
   worker?.kill('SIGINT');
@@ -51,7 +58,11 @@ test('the built worker starts on the prebuilt bundle and credits a payment', asy
     });
   });
   expect(JSON.parse(started).workflowBundle).toBe(path.join(ROOT, 'dist', 'workflow-bundle.js'));
-  const msg = await deliverIpn(stack, 'shop', withField(sample('web_accept_completed_ipn_simulator_01'), 'txn_id', 'BUILT1'));
+  const msg = await deliverIpn(
+    stack,
+    'shop',
+    withField(sample('web_accept_completed_ipn_simulator_01'), 'txn_id', 'BUILT1'),
+  );
   expect(msg.state).toBe('applied:credited');
   expect(output).not.toMatch(/webpack|Workflow bundle created/i);
 }, 90_000);

@@ -455,28 +455,36 @@ describe('operator actions: PayPal rules before calling, PayPal answers mapped',
     expect(w.calls).toEqual([]);
   });
 
-  test('bill: amount over outstanding 11576, queued 11577, near a scheduled payment 11578, zero balance, bad amount 422', () => {
-    const s = base();
-    const now = day(31);
-    expect(refusalOf(s, { type: 'bill', action: { ...op, amount: '30.00' } }, now)).toMatchObject({
-      status: 409,
-      rule: '11576',
-    });
-    expect(
-      refusalOf({ ...s, billQueued: { amountMinor: 1, at: now, operator: 'bob' } }, { type: 'bill', action: op }, now),
-    ).toMatchObject({ rule: '11577' });
-    expect(
-      refusalOf(s, { type: 'bill', action: op }, new Date(Date.parse(s.nextPaymentDate!) - 3600_000).toISOString()),
-    ).toMatchObject({ rule: '11578' });
-    expect(refusalOf({ ...s, outstandingMinor: 0 }, { type: 'bill', action: op }, now)).toMatchObject({
-      rule: 'no_outstanding_balance',
-    });
-    expect(refusalOf(s, { type: 'bill', action: { ...op, amount: '0.00' } }, now)).toMatchObject({ status: 422 });
-    expect(refusalOf({ ...s, status: 'Cancelled' }, { type: 'bill', action: op }, now)).toMatchObject({
-      rule: 'profile_status',
-    });
-    expect(refusalOf(s, { type: 'bill', action: op }, now)).toBeNull();
-  });
+  test(
+    'bill: amount over outstanding 11576, queued 11577, near ' +
+      'a scheduled payment 11578, zero balance, bad amount 422',
+    () => {
+      const s = base();
+      const now = day(31);
+      expect(refusalOf(s, { type: 'bill', action: { ...op, amount: '30.00' } }, now)).toMatchObject({
+        status: 409,
+        rule: '11576',
+      });
+      expect(
+        refusalOf(
+          { ...s, billQueued: { amountMinor: 1, at: now, operator: 'bob' } },
+          { type: 'bill', action: op },
+          now,
+        ),
+      ).toMatchObject({ rule: '11577' });
+      expect(
+        refusalOf(s, { type: 'bill', action: op }, new Date(Date.parse(s.nextPaymentDate!) - 3600_000).toISOString()),
+      ).toMatchObject({ rule: '11578' });
+      expect(refusalOf({ ...s, outstandingMinor: 0 }, { type: 'bill', action: op }, now)).toMatchObject({
+        rule: 'no_outstanding_balance',
+      });
+      expect(refusalOf(s, { type: 'bill', action: { ...op, amount: '0.00' } }, now)).toMatchObject({ status: 422 });
+      expect(refusalOf({ ...s, status: 'Cancelled' }, { type: 'bill', action: op }, now)).toMatchObject({
+        rule: 'profile_status',
+      });
+      expect(refusalOf(s, { type: 'bill', action: op }, now)).toBeNull();
+    },
+  );
 
   test('cancel of a cancelled profile is success without a call', () => {
     const w = newWorld();

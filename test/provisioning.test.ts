@@ -34,7 +34,11 @@ test('the versioned cache is reused: nothing is rebuilt when the tools are there
   expect(cli).toContain(`temporal-${TEMPORAL_CLI_VERSION}`);
 
   await expect(resolveTemporalCli({ env: { ...env, PATH: go.bin } })).resolves.toEqual({ path: cli, source: 'cache' });
-  await expect(resolveMongoBinary({ env: { ...env, PATH: go.bin } })).resolves.toEqual({ kind: 'ferretdb', path: ferret, source: 'cache' });
+  await expect(resolveMongoBinary({ env: { ...env, PATH: go.bin } })).resolves.toEqual({
+    kind: 'ferretdb',
+    path: ferret,
+    source: 'cache',
+  });
   expect(fs.existsSync(go.calls)).toBe(false);
 });
 
@@ -47,8 +51,13 @@ test('the cache sits outside the repo, keyed by version, so fresh clones share i
 test('TEMPORAL_CLI_PATH wins, and a wrong one is a clear error rather than a silent fallback', async () => {
   const dir = tmp();
   const mine = executable(path.join(dir, 'my-temporal'), 'echo mine');
-  await expect(resolveTemporalCli({ env: { TEMPORAL_CLI_PATH: mine, PATH: '' } })).resolves.toEqual({ path: mine, source: 'env' });
-  await expect(resolveTemporalCli({ env: { TEMPORAL_CLI_PATH: path.join(dir, 'missing'), PATH: '' } })).rejects.toThrow(/TEMPORAL_CLI_PATH=.*not an executable/);
+  await expect(resolveTemporalCli({ env: { TEMPORAL_CLI_PATH: mine, PATH: '' } })).resolves.toEqual({
+    path: mine,
+    source: 'env',
+  });
+  await expect(resolveTemporalCli({ env: { TEMPORAL_CLI_PATH: path.join(dir, 'missing'), PATH: '' } })).rejects.toThrow(
+    /TEMPORAL_CLI_PATH=.*not an executable/,
+  );
 });
 
 test('with an empty PATH and no Go, provisioning fails with what to install or set', async () => {
@@ -69,7 +78,12 @@ test('with an empty PATH and no Go, provisioning fails with what to install or s
 
 test('starting servers with nothing available ends in that error, after trying the downloads', async () => {
   const dir = tmp();
-  const env = { PATH: '', HOME: dir, IPNFLOW_CACHE_DIR: path.join(dir, 'cache'), MONGOMS_DOWNLOAD_DIR: path.join(dir, 'mongoms') };
+  const env = {
+    PATH: '',
+    HOME: dir,
+    IPNFLOW_CACHE_DIR: path.join(dir, 'cache'),
+    MONGOMS_DOWNLOAD_DIR: path.join(dir, 'mongoms'),
+  };
   const temporal = await startTemporalServer({ env, headless: true }).catch((e: unknown) => e);
   expect(temporal).toBeInstanceOf(ProvisioningError);
   expect((temporal as ProvisioningError).attempts.at(-1)).toMatch(/download through @temporalio\/testing/);
@@ -78,10 +92,12 @@ test('starting servers with nothing available ends in that error, after trying t
   expect((mongo as ProvisioningError).attempts.at(-1)).toMatch(/mongodb-memory-server/);
 }, 120_000);
 
-test('a failing Go build surfaces Go\'s own output', async () => {
+test("a failing Go build surfaces Go's own output", async () => {
   const dir = tmp();
   const go = recordingGo(dir, 1);
-  const err = await resolveTemporalCli({ env: { PATH: go.bin, HOME: dir, IPNFLOW_CACHE_DIR: path.join(dir, 'cache') } }).catch((e: unknown) => e);
+  const err = await resolveTemporalCli({
+    env: { PATH: go.bin, HOME: dir, IPNFLOW_CACHE_DIR: path.join(dir, 'cache') },
+  }).catch((e: unknown) => e);
   expect(err).toBeInstanceOf(ProvisioningError);
   expect((err as Error).message).toMatch(/go install github.com\/temporalio\/cli\/cmd\/temporal@v1\.5\.1 failed/);
   expect((err as Error).message).toMatch(/simulated failure/);
@@ -120,43 +136,52 @@ const alive = (pid: number) => {
   }
 };
 
-test('FerretDB on the embedded PostgreSQL answers through the MongoDB driver, keeps its data, and leaves no process', async () => {
-  const env = { ...process.env, IPNFLOW_DB_BACKEND: 'postgres' };
-  const first = await startMongoServer({ env });
-  expect(first).toMatchObject({ kind: 'ferretdb', backend: 'postgres' });
-  const postmaster = Number(fs.readFileSync(path.join(first.dataDir, 'pg', 'postmaster.pid'), 'utf8').split('\n')[0]);
-  const client = new mongoose.mongo.MongoClient(first.uri);
-  try {
-    await expect(client.db('admin').command({ ping: 1 })).resolves.toMatchObject({ ok: 1 });
-    await client.db('prov').collection<{ _id: string; n: number }>('kept').insertOne({ _id: 'a', n: 1 });
-  } finally {
-    await client.close();
-  }
-  const ours = [postmaster, ...processes({ childrenOf: postmaster }), ...processes({ mentioning: first.dataDir })];
-  expect(ours.length).toBeGreaterThanOrEqual(3); // the postmaster, its helpers, FerretDB
-  await first.stop();
-  expect(ours.filter(alive)).toEqual([]);
+test(
+  'FerretDB on the embedded PostgreSQL answers through the ' + 'MongoDB driver, keeps its data, and leaves no process',
+  async () => {
+    const env = { ...process.env, IPNFLOW_DB_BACKEND: 'postgres' };
+    const first = await startMongoServer({ env });
+    expect(first).toMatchObject({ kind: 'ferretdb', backend: 'postgres' });
+    const postmaster = Number(fs.readFileSync(path.join(first.dataDir, 'pg', 'postmaster.pid'), 'utf8').split('\n')[0]);
+    const client = new mongoose.mongo.MongoClient(first.uri);
+    try {
+      await expect(client.db('admin').command({ ping: 1 })).resolves.toMatchObject({ ok: 1 });
+      await client.db('prov').collection<{ _id: string; n: number }>('kept').insertOne({ _id: 'a', n: 1 });
+    } finally {
+      await client.close();
+    }
+    const ours = [postmaster, ...processes({ childrenOf: postmaster }), ...processes({ mentioning: first.dataDir })];
+    expect(ours.length).toBeGreaterThanOrEqual(3); // the postmaster, its helpers, FerretDB
+    await first.stop();
+    expect(ours.filter(alive)).toEqual([]);
 
-  // A second start on the same folder finds the cluster and the data (npm start's case).
-  const second = await startMongoServer({ env, dataDir: first.dataDir });
-  const again = new mongoose.mongo.MongoClient(second.uri);
-  try {
-    expect(await again.db('prov').collection<{ _id: string; n: number }>('kept').findOne({ _id: 'a' })).toEqual({ _id: 'a', n: 1 });
-    // _id lookups use the GIN index the cluster adds to FerretDB's tables, not a scan.
-    const plan = JSON.stringify(await again.db('prov').command({ explain: { find: 'kept', filter: { _id: 'a' } } }));
-    expect(plan).toContain('Bitmap Index Scan');
-  } finally {
-    await again.close();
-    await second.stop();
-  }
-  expect(processes({ mentioning: first.dataDir })).toEqual([]);
-}, 120_000);
+    // A second start on the same folder finds the cluster and the data (npm start's case).
+    const second = await startMongoServer({ env, dataDir: first.dataDir });
+    const again = new mongoose.mongo.MongoClient(second.uri);
+    try {
+      expect(await again.db('prov').collection<{ _id: string; n: number }>('kept').findOne({ _id: 'a' })).toEqual({
+        _id: 'a',
+        n: 1,
+      });
+      // _id lookups use the GIN index the cluster adds to FerretDB's tables, not a scan.
+      const plan = JSON.stringify(await again.db('prov').command({ explain: { find: 'kept', filter: { _id: 'a' } } }));
+      expect(plan).toContain('Bitmap Index Scan');
+    } finally {
+      await again.close();
+      await second.stop();
+    }
+    expect(processes({ mentioning: first.dataDir })).toEqual([]);
+  },
+  120_000,
+);
 
 test('an unknown IPNFLOW_DB_BACKEND is named in the error, not silently replaced', async () => {
-  await expect(startMongoServer({ env: { ...process.env, IPNFLOW_DB_BACKEND: 'mysql' } })).rejects.toThrow('IPNFLOW_DB_BACKEND="mysql": expected one of sqlite, postgres');
+  await expect(startMongoServer({ env: { ...process.env, IPNFLOW_DB_BACKEND: 'mysql' } })).rejects.toThrow(
+    'IPNFLOW_DB_BACKEND="mysql": expected one of sqlite, postgres',
+  );
 });
 
-test('as root, a data folder PostgreSQL\'s user cannot enter is named up front, with what to do', () => {
+test("as root, a data folder PostgreSQL's user cannot enter is named up front, with what to do", () => {
   const locked = tmp(); // mkdtemp: mode 700
   const someone = { name: 'someone', uid: 54321, gid: 54321 };
   const cluster = path.join(locked, 'data', 'db', 'pg');

@@ -16,12 +16,27 @@ let base: string;
 
 beforeAll(async () => {
   mongo = await startMongoServer();
-  const config = loadConfig(process.env, { MONGODB_URI: mongo.uri, MONGODB_DB: 'readyz', ADMIN_TOKEN: 'r'.repeat(32), LOG_LEVEL: 'silent', TEMPORAL_TASK_QUEUE: 'readyz' });
+  const config = loadConfig(process.env, {
+    MONGODB_URI: mongo.uri,
+    MONGODB_DB: 'readyz',
+    ADMIN_TOKEN: 'r'.repeat(32),
+    LOG_LEVEL: 'silent',
+    TEMPORAL_TASK_QUEUE: 'readyz',
+  });
   db = await connectDatabase(mongo.uri, 'readyz');
   client = await connectTemporalClient(config);
   api = await serveApi({ config, db, client, logger: createLogger('silent'), port: 0, host: '127.0.0.1' });
   base = api.url;
-  await db.models.Integration.create({ _id: 'shop', name: 'Shop', mode: 'sandbox', ipnEnabled: true, verifyTransaction: true, allowedCurrencies: ['USD'], receiverEmails: ['seller@paypalsandbox.com'], feePolicy: 'gross' });
+  await db.models.Integration.create({
+    _id: 'shop',
+    name: 'Shop',
+    mode: 'sandbox',
+    ipnEnabled: true,
+    verifyTransaction: true,
+    allowedCurrencies: ['USD'],
+    receiverEmails: ['seller@paypalsandbox.com'],
+    feePolicy: 'gross',
+  });
 });
 
 afterAll(async () => {
@@ -35,7 +50,12 @@ const readyz = async () => {
   const res = await fetch(`${base}/readyz`);
   return { status: res.status, body: (await res.json()) as { down: string[] } };
 };
-const postIpn = () => fetch(`${base}/ipn/shop`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: sample('web_accept_completed_01') });
+const postIpn = () =>
+  fetch(`${base}/ipn/shop`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: sample('web_accept_completed_01'),
+  });
 
 test('/healthz answers while the process lives', async () => {
   expect((await fetch(`${base}/healthz`)).status).toBe(200);
@@ -45,7 +65,10 @@ test('/readyz follows the database: 200, 503 naming it while stopped, 200 once i
   expect(await readyz()).toEqual({ status: 200, body: expect.objectContaining({ status: 'ready', down: [] }) });
 
   await mongo.stop();
-  expect(await readyz()).toEqual({ status: 503, body: expect.objectContaining({ mongodb: 'down', temporal: 'up', down: ['mongodb'] }) });
+  expect(await readyz()).toEqual({
+    status: 503,
+    body: expect.objectContaining({ mongodb: 'down', temporal: 'up', down: ['mongodb'] }),
+  });
   // PayPal must resend what we could not store: 503, not 200.
   expect((await postIpn()).status).toBe(503);
 

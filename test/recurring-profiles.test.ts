@@ -110,72 +110,75 @@ beforeAll(async () => {
 });
 afterAll(() => stack?.close());
 
-test('created → payment → skipped → failed → suspended → reactivated by an operator → outstanding billed → cancelled', async () => {
-  const id = 'I-LIFE0000001';
-  const start = await usd();
-  expect((await deliverIpn(stack, SHOP, created(id))).state).toBe('applied:Active');
-  expect((await deliverIpn(stack, SHOP, paid(id, 'LIFE-TX-1'))).state).toBe('applied:Active');
-  expect(await usd()).toBe(start + 2995);
-  await deliverIpn(stack, SHOP, failed(id, 'recurring_payment_skipped', '29.95'));
-  await deliverIpn(stack, SHOP, failed(id, 'recurring_payment_failed', '59.90'));
-  const suspended = msg('recurring_payment_suspended_max_failed_01', id, {
-    outstanding_balance: '89.85',
-    initial_payment_amount: '0.00',
-  });
-  expect((await deliverIpn(stack, SHOP, suspended)).state).toBe('applied:Suspended');
-  let p = await profile(id);
-  expect(p).toMatchObject({
-    id,
-    integrationId: SHOP,
-    customerId: 'c-rec',
-    status: 'Suspended',
-    currency: 'USD',
-    amountPerCycleMinor: 2995,
-    outstandingMinor: 8985,
-    failedPaymentCount: 2,
-    nextPaymentDate: null,
-    attention: ['suspended_max_failed_payments'],
-  });
-  expect(
-    (await stack.admin('GET', '/admin/held')).body.profiles.map((x: { profileId: string }) => x.profileId),
-  ).toContain(id);
+test(
+  'created → payment → skipped → failed → suspended → ' + 'reactivated by an operator → outstanding billed → cancelled',
+  async () => {
+    const id = 'I-LIFE0000001';
+    const start = await usd();
+    expect((await deliverIpn(stack, SHOP, created(id))).state).toBe('applied:Active');
+    expect((await deliverIpn(stack, SHOP, paid(id, 'LIFE-TX-1'))).state).toBe('applied:Active');
+    expect(await usd()).toBe(start + 2995);
+    await deliverIpn(stack, SHOP, failed(id, 'recurring_payment_skipped', '29.95'));
+    await deliverIpn(stack, SHOP, failed(id, 'recurring_payment_failed', '59.90'));
+    const suspended = msg('recurring_payment_suspended_max_failed_01', id, {
+      outstanding_balance: '89.85',
+      initial_payment_amount: '0.00',
+    });
+    expect((await deliverIpn(stack, SHOP, suspended)).state).toBe('applied:Suspended');
+    let p = await profile(id);
+    expect(p).toMatchObject({
+      id,
+      integrationId: SHOP,
+      customerId: 'c-rec',
+      status: 'Suspended',
+      currency: 'USD',
+      amountPerCycleMinor: 2995,
+      outstandingMinor: 8985,
+      failedPaymentCount: 2,
+      nextPaymentDate: null,
+      attention: ['suspended_max_failed_payments'],
+    });
+    expect(
+      (await stack.admin('GET', '/admin/held')).body.profiles.map((x: { profileId: string }) => x.profileId),
+    ).toContain(id);
 
-  // PayPal's side of the same profile, for the API calls.
-  simProfile(id, { status: 'Suspended', outstandingMinor: 8985, failedPaymentCount: 2 });
-  const reactivated = await act(id, 'reactivate');
-  expect(reactivated).toMatchObject({ status: 202, body: { accepted: true, paypal: { ack: 'Success' } } });
-  p = await profile(id);
-  expect(p).toMatchObject({ status: 'Active', attention: [], fields: { status: { source: 'api', by: 'alice' } } });
-  expect(stack.sim.nvp.profiles.get(id)!.status).toBe('Active');
+    // PayPal's side of the same profile, for the API calls.
+    simProfile(id, { status: 'Suspended', outstandingMinor: 8985, failedPaymentCount: 2 });
+    const reactivated = await act(id, 'reactivate');
+    expect(reactivated).toMatchObject({ status: 202, body: { accepted: true, paypal: { ack: 'Success' } } });
+    p = await profile(id);
+    expect(p).toMatchObject({ status: 'Active', attention: [], fields: { status: { source: 'api', by: 'alice' } } });
+    expect(stack.sim.nvp.profiles.get(id)!.status).toBe('Active');
 
-  expect(await act(id, 'bill-outstanding', { amount: '50.00' })).toMatchObject({ status: 202 });
-  // A second bill before the first one's IPN is refused as PayPal would (11577) — unless the IPN already came.
-  p = await waitFor('outstanding payment credited', async () => {
-    const x = await profile(id);
-    return x.billQueued === null && x.creditedMinor === 7995 && x;
-  });
-  expect(p).toMatchObject({ outstandingMinor: 3985, status: 'Active' });
-  expect(await usd()).toBe(start + 7995);
+    expect(await act(id, 'bill-outstanding', { amount: '50.00' })).toMatchObject({ status: 202 });
+    // A second bill before the first one's IPN is refused as PayPal would (11577) — unless the IPN already came.
+    p = await waitFor('outstanding payment credited', async () => {
+      const x = await profile(id);
+      return x.billQueued === null && x.creditedMinor === 7995 && x;
+    });
+    expect(p).toMatchObject({ outstandingMinor: 3985, status: 'Active' });
+    expect(await usd()).toBe(start + 7995);
 
-  expect(await act(id, 'cancel')).toMatchObject({ status: 202 });
-  expect(await profile(id)).toMatchObject({ status: 'Cancelled', outstandingMinor: 3985, creditedMinor: 7995 });
-  expect(stack.sim.nvp.profiles.get(id)!.status).toBe('Cancelled');
-  // Cancelling again is what was asked: success, no call.
-  const calls = stack.sim.nvp.calls.length;
-  expect(await act(id, 'cancel')).toMatchObject({ status: 202, body: { detail: `${id} is already cancelled` } });
-  expect(stack.sim.nvp.calls.length).toBe(calls);
-  const actions = (await audit(id)).map((a) => [a.action, a.actor, a.details?.paypal?.ack ?? null]);
-  expect(actions).toEqual([
-    ['profile_reactivate', 'alice', 'Success'],
-    ['profile_bill', 'alice', 'Success'],
-    ['profile_cancel', 'alice', 'Success'],
-    ['profile_cancel', 'alice', null],
-  ]);
-  // The credentials never reach what the workflow recorded.
-  const history = JSON.stringify(await stack.client.workflow.getHandle(profileWorkflowId(SHOP, id)).fetchHistory());
-  expect(history).not.toContain('sim-password');
-  expect(history).not.toContain('sim-signature');
-});
+    expect(await act(id, 'cancel')).toMatchObject({ status: 202 });
+    expect(await profile(id)).toMatchObject({ status: 'Cancelled', outstandingMinor: 3985, creditedMinor: 7995 });
+    expect(stack.sim.nvp.profiles.get(id)!.status).toBe('Cancelled');
+    // Cancelling again is what was asked: success, no call.
+    const calls = stack.sim.nvp.calls.length;
+    expect(await act(id, 'cancel')).toMatchObject({ status: 202, body: { detail: `${id} is already cancelled` } });
+    expect(stack.sim.nvp.calls.length).toBe(calls);
+    const actions = (await audit(id)).map((a) => [a.action, a.actor, a.details?.paypal?.ack ?? null]);
+    expect(actions).toEqual([
+      ['profile_reactivate', 'alice', 'Success'],
+      ['profile_bill', 'alice', 'Success'],
+      ['profile_cancel', 'alice', 'Success'],
+      ['profile_cancel', 'alice', null],
+    ]);
+    // The credentials never reach what the workflow recorded.
+    const history = JSON.stringify(await stack.client.workflow.getHandle(profileWorkflowId(SHOP, id)).fetchHistory());
+    expect(history).not.toContain('sim-password');
+    expect(history).not.toContain('sim-signature');
+  },
+);
 
 test('a JPY profile: no decimals', async () => {
   const id = 'I-JPY00000001';

@@ -26,7 +26,11 @@ beforeAll(async () => {
   process.env.PAYPAL_NVP_SCHED_PASSWORD = 'sim-password';
   process.env.PAYPAL_NVP_SCHED_SIGNATURE = 'sim-signature';
   stack = await createTestStack('recurring-refresh-schedule', { RECURRING_REFRESH_SECONDS: '2' });
-  stack.sim.nvp.credentials = { username: 'sched_api1.example.com', password: 'sim-password', signature: 'sim-signature' };
+  stack.sim.nvp.credentials = {
+    username: 'sched_api1.example.com',
+    password: 'sim-password',
+    signature: 'sim-signature',
+  };
   const integration = {
     name: SHOP,
     mode: 'sandbox',

@@ -88,7 +88,8 @@ export async function masspayBatch(input: MasspayBatchInput): Promise<PayoutBatc
     accept('masspayIpn', MasspayIpnSchema, (v) => ({ type: 'masspay', messageId: v.messageId })),
     {
       description:
-        'A verified Mass Pay IPN reporting items of this batch (sent by processIpn; checked against the stored message).',
+        'A verified Mass Pay IPN reporting items of this batch ' +
+        '(sent by processIpn; checked against the stored message).',
     },
   );
   setHandler(
@@ -117,7 +118,8 @@ export async function masspayBatch(input: MasspayBatchInput): Promise<PayoutBatc
     accept('resolvePayoutItem', ResolveItemActionSchema, (action) => ({ type: 'resolve', action })),
     {
       description:
-        'Operator: settle one item as PayPal shows it. Input: {"uniqueId", "state": "Completed|Returned|Failed|Reversed|Blocked", "operator", "note"}',
+        'Operator: settle one item as PayPal shows it. Input: {"uniqueId", "state": ' +
+        '"Completed|Returned|Failed|Reversed|Blocked", "operator", "note"}',
     },
   );
   setHandler(
@@ -231,6 +233,7 @@ function publish(s: PayoutBatchState): void {
     ? `\n\nNEEDS A PERSON: ${s.attention.join(', ')} (signal \`stopWaitingPayout\` once handled).`
     : '';
   setCurrentDetails(
-    `**${s.state}** — ${s.itemCount} item(s), ${describeMoney(s.totalMinor, s.currency)}${s.reserved ? ' reserved' : ''}; ${counts}${attention}`,
+    `**${s.state}** — ${s.itemCount} item(s), ` +
+      `${describeMoney(s.totalMinor, s.currency)}${s.reserved ? ' reserved' : ''}; ${counts}${attention}`,
   );
 }

@@ -31,7 +31,12 @@ import {
   type PaymentFacts,
   type PaymentInput,
 } from '../src/domain/payment-decide';
-import { initialPaymentState, LifecycleEventSchema, type LifecycleEvent, type PaymentState } from '../src/domain/payment-state';
+import {
+  initialPaymentState,
+  LifecycleEventSchema,
+  type LifecycleEvent,
+  type PaymentState,
+} from '../src/domain/payment-state';
 import { CustomerIdKey, FlagsKey, PaymentStatusKey } from '../src/domain/contracts';
 import type { PaymentLifecycleInput } from './types';
 
@@ -68,24 +73,48 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
     <T>(signal: string, schema: z.ZodType<T>, toInput: (value: T) => PaymentInput) =>
     (payload: unknown) => {
       const parsed = schema.safeParse(payload);
-      inbox.push(parsed.success ? toInput(parsed.data) : { type: 'malformed', signal, issues: describeIssues(parsed.error) });
+      inbox.push(
+        parsed.success ? toInput(parsed.data) : { type: 'malformed', signal, issues: describeIssues(parsed.error) },
+      );
     };
   const operatorHelp = 'Input: {"operator": "...", "reason": "..."}';
-  setHandler(ipnEventSignal, accept('ipnEvent', LifecycleEventSchema, (event) => ({ type: 'ipn', event })), {
-    description: 'A verified IPN for this transaction (sent by processIpn; checked against the stored message).',
-  });
-  setHandler(assignCustomerSignal, accept('assignCustomer', AssignCustomerActionSchema, (action) => ({ type: 'assign', action })), {
-    description: 'Operator: credit this payment to a customer. Input: {"customerId": "...", "operator": "...", "reason": "..."}',
-  });
-  setHandler(approveSignal, accept('approve', OperatorActionSchema, (action) => ({ type: 'approve', action })), {
-    description: `Operator: approve what is held (failed checks, an over-limit refund) so money moves. ${operatorHelp}`,
-  });
-  setHandler(rejectSignal, accept('reject', OperatorActionSchema, (action) => ({ type: 'reject', action })), {
-    description: `Operator: reject what is held; no money moves. ${operatorHelp}`,
-  });
-  setHandler(acknowledgeSignal, accept('acknowledge', OperatorActionSchema, (action) => ({ type: 'acknowledge', action })), {
-    description: `Operator: acknowledge disputes and alerts (moves no money). ${operatorHelp}`,
-  });
+  setHandler(
+    ipnEventSignal,
+    accept('ipnEvent', LifecycleEventSchema, (event) => ({ type: 'ipn', event })),
+    {
+      description: 'A verified IPN for this transaction (sent by processIpn; checked against the stored message).',
+    },
+  );
+  setHandler(
+    assignCustomerSignal,
+    accept('assignCustomer', AssignCustomerActionSchema, (action) => ({ type: 'assign', action })),
+    {
+      description:
+        'Operator: credit this payment to a customer. Input: {"customerId": "...", "operator": "...", "reason": "..."}',
+    },
+  );
+  setHandler(
+    approveSignal,
+    accept('approve', OperatorActionSchema, (action) => ({ type: 'approve', action })),
+    {
+      description:
+        `Operator: approve what is held (failed checks, an ` + `over-limit refund) so money moves. ${operatorHelp}`,
+    },
+  );
+  setHandler(
+    rejectSignal,
+    accept('reject', OperatorActionSchema, (action) => ({ type: 'reject', action })),
+    {
+      description: `Operator: reject what is held; no money moves. ${operatorHelp}`,
+    },
+  );
+  setHandler(
+    acknowledgeSignal,
+    accept('acknowledge', OperatorActionSchema, (action) => ({ type: 'acknowledge', action })),
+    {
+      description: `Operator: acknowledge disputes and alerts (moves no money). ${operatorHelp}`,
+    },
+  );
 
   let state =
     (await act.loadPaymentState({ integrationId: input.integrationId, txnId: input.paymentTxnId })) ??
@@ -129,7 +158,8 @@ async function decide(state: PaymentState, item: PaymentInput, orphanGraceSecond
   for (let round = 0; ; round++) {
     const ctx = { now: new Date().toISOString(), orphanGraceSeconds };
     // Rules that kept asking would be a bug: record the input as undecidable rather than loop.
-    const input: PaymentInput = round < 500 ? item : { type: 'malformed', signal: item.type, issues: 'no decision after 500 facts' };
+    const input: PaymentInput =
+      round < 500 ? item : { type: 'malformed', signal: item.type, issues: 'no decision after 500 facts' };
     if (round === 500) effectsRun = 0;
     const decision = decidePayment(state, input, round < 500 ? facts : {}, ctx);
     for (const effect of decision.effects.slice(effectsRun)) await runEffect(effect, state);
@@ -183,5 +213,8 @@ function publish(s: PaymentState): void {
     : '';
   const hold = s.hold ? `\n\nHELD: **${s.hold.reason}**. Signal \`assignCustomer\`, \`approve\` or \`reject\`.` : '';
   const attention = s.attention.length ? `\n\nTo acknowledge: ${s.attention.join(', ')} (signal \`acknowledge\`).` : '';
-  setCurrentDetails(`**${s.phase}** (${s.paymentStatus ?? 'no status yet'}), customer ${s.customerId ?? 'unknown'};${money}${hold}${attention}`);
+  setCurrentDetails(
+    `**${s.phase}** (${s.paymentStatus ?? 'no status yet'}), customer ` +
+      `${s.customerId ?? 'unknown'};${money}${hold}${attention}`,
+  );
 }

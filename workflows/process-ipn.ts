@@ -20,10 +20,11 @@ import type { MessageOutcome, OperatorAction, ProcessIpnInput } from './types';
 
 // Bookkeeping runs as local activities (no server round trip each); only the postback to PayPal,
 // which may need hours of retries, is a regular activity.
-const { loadMessage, recordMessageOutcome, routeToPayment, routeMasspay, raiseAlert, audit } = proxyLocalActivities<Activities>({
-  startToCloseTimeout: '30s',
-  retry: { initialInterval: '200ms', maximumInterval: '30s' },
-});
+const { loadMessage, recordMessageOutcome, routeToPayment, routeMasspay, raiseAlert, audit } =
+  proxyLocalActivities<Activities>({
+    startToCloseTimeout: '30s',
+    retry: { initialInterval: '200ms', maximumInterval: '30s' },
+  });
 const { routeToProfile, profileOwningTxn, routeAdjustmentToProfile } = proxyLocalActivities<Activities>({
   startToCloseTimeout: '30s',
   retry: { initialInterval: '200ms', maximumInterval: '30s' },
@@ -50,7 +51,8 @@ export async function processIpn(input: ProcessIpnInput): Promise<MessageOutcome
     else malformed.push({ signal, issues: describeIssues(parsed.error) });
   };
   setHandler(retryVerificationSignal, decision('retry', 'retryVerification'), {
-    description: 'Operator: try the PayPal postback again for a parked message. Input: {"operator": "...", "reason": "..."}',
+    description:
+      'Operator: try the PayPal postback again for a parked message. Input: {"operator": "...", "reason": "..."}',
   });
   setHandler(rejectMessageSignal, decision('reject', 'rejectMessage'), {
     description: 'Operator: give up on a parked message. Input: {"operator": "...", "reason": "..."}',
@@ -81,14 +83,25 @@ export async function processIpn(input: ProcessIpnInput): Promise<MessageOutcome
       if (verdict === 'VERIFIED') break;
       if (verdict === 'INVALID') {
         flags.push('invalid');
-        await raiseAlert({ kind: 'ipn_invalid', messageId: input.messageId, detail: 'PayPal answered INVALID to the postback: possible spoof' });
+        await raiseAlert({
+          kind: 'ipn_invalid',
+          messageId: input.messageId,
+          detail: 'PayPal answered INVALID to the postback: possible spoof',
+        });
         return finish('invalid', 'PayPal answered INVALID: not credited');
       }
       stage = 'parked';
       flags.push('parked');
-      setCurrentDetails('**parked**: PayPal did not answer the postback in time. Signal `retryVerification` or `rejectMessage`.');
+      setCurrentDetails(
+        '**parked**: PayPal did not answer the postback in time. Signal `retryVerification` or `rejectMessage`.',
+      );
       upsertSearchAttributes([{ key: FlagsKey, value: [...flags] }]);
-      await recordMessageOutcome({ messageId: input.messageId, outcome: 'parked', detail: 'verification gave up; waiting for an operator', flags });
+      await recordMessageOutcome({
+        messageId: input.messageId,
+        outcome: 'parked',
+        detail: 'verification gave up; waiting for an operator',
+        flags,
+      });
       for (;;) {
         await condition(() => operatorAction !== undefined || malformed.length > 0);
         const bad = malformed.shift();
@@ -112,7 +125,8 @@ export async function processIpn(input: ProcessIpnInput): Promise<MessageOutcome
         details: { messageId: input.messageId },
       });
       flags.splice(flags.indexOf('parked'), 1);
-      if (decided.kind === 'reject') return finish('rejected_by_operator', `${decided.action.operator}: ${decided.action.reason}`);
+      if (decided.kind === 'reject')
+        return finish('rejected_by_operator', `${decided.action.operator}: ${decided.action.reason}`);
       stage = 'verifying';
     }
   } else {
@@ -128,11 +142,19 @@ export async function processIpn(input: ProcessIpnInput): Promise<MessageOutcome
   switch (route.kind) {
     case 'masspay': {
       const items = summary.masspayItems;
-      const routed = await routeMasspay({ messageId: input.messageId, integrationId: integration.id, paymentStatus: summary.paymentStatus, sandbox: summary.testIpn, items });
+      const routed = await routeMasspay({
+        messageId: input.messageId,
+        integrationId: integration.id,
+        paymentStatus: summary.paymentStatus,
+        sandbox: summary.testIpn,
+        items,
+      });
       if (routed.unmatched.length > 0 || routed.batchIds.length === 0) {
         // Never dropped: a person sees it in GET /admin/held (the matched items were delivered all the same).
         flags.push('held');
-        const detail = `${routed.unmatched.length} of ${items.length} item(s) match no batch: ${routed.unmatched.slice(0, 5).join(', ')}`;
+        const detail =
+          `${routed.unmatched.length} of ${items.length} item(s) ` +
+          `match no batch: ${routed.unmatched.slice(0, 5).join(', ')}`;
         await raiseAlert({ kind: 'masspay_unmatched', messageId: input.messageId, detail });
         return finish('masspay_unmatched', detail.slice(0, 500));
       }
@@ -156,7 +178,9 @@ export async function processIpn(input: ProcessIpnInput): Promise<MessageOutcome
   if (!integration.verifyTransaction) checks.flags.push('unverified');
   flags.push(...checks.flags.filter((f) => !flags.includes(f)));
   const creditMinor =
-    checks.grossMinor === null ? null : checks.grossMinor - (integration.feePolicy === 'net' ? (checks.feeMinor ?? 0) : 0);
+    checks.grossMinor === null
+      ? null
+      : checks.grossMinor - (integration.feePolicy === 'net' ? (checks.feeMinor ?? 0) : 0);
   const event: LifecycleEvent = {
     messageId: input.messageId,
     integrationId: integration.id,
@@ -183,12 +207,16 @@ export async function processIpn(input: ProcessIpnInput): Promise<MessageOutcome
   await recordMessageOutcome({ messageId: input.messageId, outcome: 'routed', detail, flags, routedEvent: event });
   // A refund (reversal, dispute) of a recurring profile's cycle payment goes to the profile that credited it.
   const owner =
-    route.kind === 'payment' ? null : await profileOwningTxn({ integrationId: integration.id, txnId: route.paymentTxnId });
+    route.kind === 'payment'
+      ? null
+      : await profileOwningTxn({ integrationId: integration.id, txnId: route.paymentTxnId });
   const workflowId = owner
     ? await routeAdjustmentToProfile({ event, profileId: owner })
     : await routeToPayment({ idleCloseSeconds: input.paymentIdleCloseSeconds, event });
   stage = 'routed';
-  setCurrentDetails(`**routed** to [${workflowId}](/namespaces/${workflowInfo().namespace}/workflows/${workflowId}) as ${route.kind}`);
+  setCurrentDetails(
+    `**routed** to [${workflowId}](/namespaces/${workflowInfo().namespace}/workflows/${workflowId}) as ${route.kind}`,
+  );
   if (flags.length) upsertSearchAttributes([{ key: FlagsKey, value: [...flags] }]);
   return 'routed';
 }

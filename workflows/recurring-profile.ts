@@ -137,7 +137,9 @@ export async function recurringProfile(input: RecurringProfileInput): Promise<Pr
         });
       },
       {
-        description: `Operator: ${path}. Input: {"operator": "...", "note": "..."${path === 'bill-outstanding' ? ', "amount": "10.00"' : path === 'assign' ? ', "customerId": "..."' : ''}}`,
+        description:
+          `Operator: ${path}. Input: {"operator": "...", "note": "..."` +
+          `${path === 'bill-outstanding' ? ', "amount": "10.00"' : path === 'assign' ? ', "customerId": "..."' : ''}}`,
       },
     );
   }

@@ -14,4 +14,3 @@ export interface PaymentLifecycleInput {
   /** Refunds/reversals waiting for a payment we never saw are shown to a person after this. */
   orphanGraceSeconds?: number;
 }
-

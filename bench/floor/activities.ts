@@ -15,7 +15,8 @@ export function createFloorActivities(db: Db, verifyUrl: string) {
         signal: AbortSignal.timeout(30_000),
       });
       const answer = (await res.text()).trim();
-      if (res.status !== 200) throw new Error(`postback to ${verifyUrl} answered ${res.status}: ${answer.slice(0, 80)}`);
+      if (res.status !== 200)
+        throw new Error(`postback to ${verifyUrl} answered ${res.status}: ${answer.slice(0, 80)}`);
       return answer;
     },
     async store(raw: string, answer: string): Promise<void> {

@@ -24,7 +24,11 @@ function statusKb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
 }
 
 /** Starts bench/worker-process.ts as `node --import tsx` (no wrapper process, so the pid is the worker's). */
-export async function startWorkerChild(kind: 'service' | 'floor', env: NodeJS.ProcessEnv, logFile: string): Promise<WorkerChild> {
+export async function startWorkerChild(
+  kind: 'service' | 'floor',
+  env: NodeJS.ProcessEnv,
+  logFile: string,
+): Promise<WorkerChild> {
   const script = path.join(__dirname, '..', 'worker-process.ts');
   const proc = startProcess(`${kind} worker`, process.execPath, ['--import', 'tsx', script, kind], { env, logFile });
   await waitUntil(`${kind} worker ready`, async () => proc.output().includes(READY), {
@@ -34,7 +38,9 @@ export async function startWorkerChild(kind: 'service' | 'floor', env: NodeJS.Pr
   });
   const pid = proc.child.pid!;
   let max = 0;
-  const sampler = setInterval(() => { max = Math.max(max, statusKb(pid, 'VmRSS')); }, 250);
+  const sampler = setInterval(() => {
+    max = Math.max(max, statusKb(pid, 'VmRSS'));
+  }, 250);
   let hwm = 0;
   return {
     pid,

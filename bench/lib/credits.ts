@@ -15,7 +15,11 @@ export class CreditWatch {
   /** Sequence number of the last entry read. */
   head = 0;
 
-  constructor(private readonly models: Models, readonly accountId: string, private readonly intervalMs = 20) {
+  constructor(
+    private readonly models: Models,
+    readonly accountId: string,
+    private readonly intervalMs = 20,
+  ) {
     this.loop = this.run();
   }
 
@@ -28,9 +32,17 @@ export class CreditWatch {
         const list = this.waiting.get(txnId)?.filter((r) => r !== done);
         if (list?.length) this.waiting.set(txnId, list);
         else this.waiting.delete(txnId);
-        reject(new Error(`no credit of txn ${txnId} in ledger account ${this.accountId} after ${timeoutMs} ms (head at seq ${this.head})`));
+        reject(
+          new Error(
+            `no credit of txn ${txnId} in ledger account ${this.accountId} ` +
+              `after ${timeoutMs} ms (head at seq ${this.head})`,
+          ),
+        );
       }, timeoutMs);
-      const done = (t: number) => { clearTimeout(timer); resolve(t); };
+      const done = (t: number) => {
+        clearTimeout(timer);
+        resolve(t);
+      };
       this.waiting.set(txnId, [...(this.waiting.get(txnId) ?? []), done]);
     });
   }

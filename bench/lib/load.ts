@@ -19,7 +19,16 @@ export function percentile(sorted: number[], p: number): number {
 
 export function summarize(latencies: number[], wallS: number, errors = 0, firstError?: string): RunStats {
   const sorted = [...latencies].sort((a, b) => a - b);
-  return { n: sorted.length, errors, firstError, wallS, perS: sorted.length / wallS, p50: percentile(sorted, 50), p99: percentile(sorted, 99), max: sorted.at(-1) ?? NaN };
+  return {
+    n: sorted.length,
+    errors,
+    firstError,
+    wallS,
+    perS: sorted.length / wallS,
+    p50: percentile(sorted, 50),
+    p99: percentile(sorted, 99),
+    max: sorted.at(-1) ?? NaN,
+  };
 }
 
 export const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
@@ -31,7 +40,11 @@ export const errorText = (err: unknown) => (err instanceof Error ? err.message :
  * latency in ms (it may time only part of its work). Failures are counted, not timed; after
  * max(3, n/5) of them the run stops early rather than wait out every timeout.
  */
-export async function closedLoop(n: number, concurrency: number, op: (i: number) => Promise<number>): Promise<RunStats> {
+export async function closedLoop(
+  n: number,
+  concurrency: number,
+  op: (i: number) => Promise<number>,
+): Promise<RunStats> {
   const latencies: number[] = [];
   let errors = 0;
   let firstError: string | undefined;

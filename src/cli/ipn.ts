@@ -60,7 +60,8 @@ export function parseArgs(argv: readonly string[]): Command {
       return { kind: 'samples' };
     case 'send': {
       const [sample, ...extra] = rest;
-      if (sample === undefined) throw new UsageError('send needs a sample file or name, e.g. send web_accept_completed_01');
+      if (sample === undefined)
+        throw new UsageError('send needs a sample file or name, e.g. send web_accept_completed_01');
       if (extra.length > 0) throw new UsageError(`send takes one sample, got extra arguments: ${extra.join(' ')}`);
       const integration = values.integration ?? DEFAULT_INTEGRATION;
       if (integration === '') throw new UsageError('--integration must not be empty');
@@ -163,11 +164,14 @@ export function replaceField(raw: Buffer, name: string, value: string): Buffer |
 
 /** Swaps the value of `txn_id` (only that field: not parent_txn_id, not masspay_txn_id_N). */
 export function replaceTxnId(raw: Buffer, newTxnId: string): { body: Buffer; oldTxnId: string } {
-  if (!/^[A-Z0-9]+$/.test(newTxnId)) throw new RangeError(`new txn_id ${JSON.stringify(newTxnId)} must be uppercase alphanumeric`);
+  if (!/^[A-Z0-9]+$/.test(newTxnId))
+    throw new RangeError(`new txn_id ${JSON.stringify(newTxnId)} must be uppercase alphanumeric`);
   const oldTxnId = readField(raw, 'txn_id');
   const body = replaceField(raw, 'txn_id', newTxnId);
   if (oldTxnId === undefined || !body) {
-    throw new Error('the sample has no txn_id field (lifecycle and masspay messages carry none): --fresh-txn does not apply');
+    throw new Error(
+      'the sample has no txn_id field (lifecycle and masspay messages carry none): --fresh-txn does not apply',
+    );
   }
   return { body, oldTxnId };
 }
@@ -189,7 +193,9 @@ export function listSamples(dir: string): string[] {
   try {
     entries = readdirSync(dir);
   } catch (err) {
-    throw new Error(`cannot list samples in ${dir} (set IPNFLOW_SAMPLES_DIR?): ${(err as Error).message}`);
+    throw new Error(`cannot list samples in ${dir} (set IPNFLOW_SAMPLES_DIR?): ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   return entries
     .filter((f) => f.endsWith(SAMPLE_EXT))
@@ -261,8 +267,10 @@ class SimulatorClient {
     } catch (err) {
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
       throw new Error(
-        `PayPal simulator not reachable at ${this.base} (${cause?.code ?? cause?.message ?? (err as Error).message}): ` +
+        `PayPal simulator not reachable at ${this.base} ` +
+          `(${cause?.code ?? cause?.message ?? (err as Error).message}): ` +
           'run `npm start` first (it starts the simulator), or point --sim at a running one',
+        { cause: err },
       );
     }
     const text = await res.text();
@@ -270,11 +278,17 @@ class SimulatorClient {
     try {
       body = JSON.parse(text);
     } catch {
-      throw new Error(`${method} ${this.base}${urlPath} answered ${res.status} with non-JSON (is --sim really the simulator?): ${text.slice(0, 200)}`);
+      throw new Error(
+        `${method} ${this.base}${urlPath} answered ${res.status} with ` +
+          `non-JSON (is --sim really the simulator?): ${text.slice(0, 200)}`,
+      );
     }
     if (!res.ok) {
       const message = (body as { error?: unknown }).error;
-      throw new Error(`${method} ${this.base}${urlPath} failed with ${res.status}: ${typeof message === 'string' ? message : text.slice(0, 500)}`);
+      throw new Error(
+        `${method} ${this.base}${urlPath} failed with ${res.status}: ` +
+          `${typeof message === 'string' ? message : text.slice(0, 500)}`,
+      );
     }
     return body;
   }
@@ -297,17 +311,29 @@ async function send(cmd: Extract<Command, { kind: 'send' }>, io: CliIo): Promise
   }
   const listenerUrl = `${cmd.service}/ipn/${encodeURIComponent(cmd.integration)}`;
   const sim = new SimulatorClient(cmd.sim);
-  const started = z.object({ id: z.string() }).parse(await sim.request('POST', '/sim/ipn', { listenerUrl, bodyBase64: body.toString('base64') }));
-  io.out(`sending ${path.basename(file)} (${body.length} bytes, txn_id ${txnId ?? '(none)'}) to ${listenerUrl} via ${cmd.sim} [delivery ${started.id}]`);
+  const started = z
+    .object({ id: z.string() })
+    .parse(await sim.request('POST', '/sim/ipn', { listenerUrl, bodyBase64: body.toString('base64') }));
+  io.out(
+    `sending ${path.basename(file)} (${body.length} bytes, txn_id ` +
+      `${txnId ?? '(none)'}) to ${listenerUrl} via ${cmd.sim} [delivery ${started.id}]`,
+  );
 
   let shown = 0;
   let announcedNext: string | undefined;
   for (;;) {
-    const state = deliveryStateSchema.parse(await sim.request('GET', `/sim/deliveries/${encodeURIComponent(started.id)}`));
+    const state = deliveryStateSchema.parse(
+      await sim.request('GET', `/sim/deliveries/${encodeURIComponent(started.id)}`),
+    );
     for (const a of state.attempts.slice(shown)) io.out(describeAttempt(a));
     shown = state.attempts.length;
     if (state.state !== 'pending') {
-      const verdict = state.state === 'delivered' ? 'delivered' : state.state === 'failed' ? 'NOT delivered (PayPal gave up)' : 'cancelled';
+      const verdict =
+        state.state === 'delivered'
+          ? 'delivered'
+          : state.state === 'failed'
+            ? 'NOT delivered (PayPal gave up)'
+            : 'cancelled';
       io.out(`${verdict} after ${state.attempts.length} attempt(s); txn_id ${txnId ?? '(none)'}`);
       return state.state === 'delivered' ? 0 : 1;
     }

@@ -10,7 +10,10 @@ export const CustomerInputSchema = z.object({
 export type CustomerInput = z.input<typeof CustomerInputSchema>;
 
 export class EmailTakenError extends Error {
-  constructor(readonly email: string, readonly ownerId: string) {
+  constructor(
+    readonly email: string,
+    readonly ownerId: string,
+  ) {
     super(`PayPal email ${email} already belongs to customer ${ownerId}`);
     this.name = 'EmailTakenError';
   }
@@ -34,13 +37,21 @@ export async function saveCustomer(models: Models, id: string, input: unknown) {
       if (owner && owner.customerId !== id) throw new EmailTakenError(email, owner.customerId);
     }
   }
-  await models.Customer.replaceOne({ _id: id }, { _id: id, name: customer.name, paypalEmails: emails }, { upsert: true });
+  await models.Customer.replaceOne(
+    { _id: id },
+    { _id: id, name: customer.name, paypalEmails: emails },
+    { upsert: true },
+  );
   await models.EmailClaim.deleteMany({ customerId: id, _id: { $nin: emails } });
   return { id, name: customer.name, paypalEmails: emails };
 }
 
 /** Our id echoed back in `custom` wins over the payer's email, which a person can share or change. */
-export async function findCustomerForPayer(models: Models, integrationId: string, payer: { custom: string | null; payerEmail: string | null }): Promise<string | null> {
+export async function findCustomerForPayer(
+  models: Models,
+  integrationId: string,
+  payer: { custom: string | null; payerEmail: string | null },
+): Promise<string | null> {
   const integration = await getIntegration(models, integrationId);
   const matchBy = integration?.matchBy ?? ['custom', 'email'];
   if (matchBy.includes('custom') && payer.custom) {

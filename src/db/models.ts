@@ -33,7 +33,10 @@ const customerSchema = new Schema(
 );
 
 /** An email belongs to at most one customer: the claim's _id is the lowercased email. */
-const emailClaimSchema = new Schema({ _id: { type: String, required: true }, customerId: { type: String, required: true } }, { versionKey: false });
+const emailClaimSchema = new Schema(
+  { _id: { type: String, required: true }, customerId: { type: String, required: true } },
+  { versionKey: false },
+);
 
 /** Every delivery PayPal made, raw bytes first. Hot paths read and write it by _id only. */
 const ipnMessageSchema = new Schema(
@@ -69,7 +72,10 @@ const ipnMessageSchema = new Schema(
 const rawIsMissing = function (this: { raw?: unknown }) {
   return !Buffer.isBuffer(this.raw);
 };
-ipnMessageSchema.path('raw').required(false).required(rawIsMissing as unknown as boolean, 'raw bytes are required');
+ipnMessageSchema
+  .path('raw')
+  .required(false)
+  .required(rawIsMissing as unknown as boolean, 'raw bytes are required');
 // For the admin API's lists; no hot path filters on these.
 ipnMessageSchema.index({ state: 1, receivedAt: 1 });
 ipnMessageSchema.index({ integrationId: 1, txnId: 1 });
@@ -145,7 +151,10 @@ ledgerEntrySchema.index({ accountId: 1, seq: 1 }, { unique: true });
 ledgerEntrySchema.index({ customerId: 1, createdAt: 1 });
 
 /** idempotencyKey → the entry that moved money under it: the posting path's lookup by _id. */
-const ledgerKeySchema = new Schema({ _id: { type: String, required: true }, entryId: { type: String, required: true } }, { versionKey: false });
+const ledgerKeySchema = new Schema(
+  { _id: { type: String, required: true }, entryId: { type: String, required: true } },
+  { versionKey: false },
+);
 
 const balanceSchema = new Schema(
   {

@@ -47,7 +47,13 @@ async function main() {
     let uiUrl: string | undefined;
     if (!temporalAddress) {
       say('starting the Temporal dev server...');
-      const temporal = await startTemporalServer({ port: devPort('TEMPORAL_DEV_PORT', 7233), uiPort: devPort('TEMPORAL_UI_PORT', 8233), dbFile: path.join(DATA, 'temporal.db'), logFile: path.join(DATA, 'temporal.log'), log: say });
+      const temporal = await startTemporalServer({
+        port: devPort('TEMPORAL_DEV_PORT', 7233),
+        uiPort: devPort('TEMPORAL_UI_PORT', 8233),
+        dbFile: path.join(DATA, 'temporal.db'),
+        logFile: path.join(DATA, 'temporal.log'),
+        log: say,
+      });
       stops.push(() => temporal.stop());
       temporalAddress = temporal.address;
       uiUrl = temporal.uiUrl;
@@ -55,7 +61,12 @@ async function main() {
     let mongoUri = process.env.MONGODB_URI;
     if (!mongoUri) {
       say('starting the database...');
-      const mongo = await startMongoServer({ port: devPort('MONGODB_DEV_PORT', 27018), dataDir: path.join(DATA, 'db'), logFile: path.join(DATA, 'db.log'), log: say });
+      const mongo = await startMongoServer({
+        port: devPort('MONGODB_DEV_PORT', 27018),
+        dataDir: path.join(DATA, 'db'),
+        logFile: path.join(DATA, 'db.log'),
+        log: say,
+      });
       stops.push(() => mongo.stop());
       mongoUri = mongo.uri;
     }
@@ -87,19 +98,30 @@ async function main() {
     const seeded = await seedDemo(db.models);
 
     const base = publicBaseUrl(config);
-    console.log(`
-ipnflow is running.
-  HTTP API          ${base}   (health: ${base}/readyz, metrics: ${base}/metrics)
-  Temporal Web UI   ${uiUrl ?? `(external Temporal at ${config.TEMPORAL_ADDRESS})`}
-  Temporal          ${config.TEMPORAL_ADDRESS}, namespace ${config.TEMPORAL_NAMESPACE}, task queue ${config.TEMPORAL_TASK_QUEUE}
-  MongoDB           ${redactUri(config.MONGODB_URI)} (database ${config.MONGODB_DB})
-  PayPal simulator  ${sim.url}  (sandbox postbacks are verified here)
-  Admin API         curl -H "Authorization: Bearer ${process.env.ADMIN_TOKEN ? '$ADMIN_TOKEN' : config.ADMIN_TOKEN}" ${base}/admin/held
-                    ${process.env.ADMIN_TOKEN ? '(your ADMIN_TOKEN)' : `(token generated into ${tokenFile()}; set ADMIN_TOKEN to choose one)`}
-  Demo              integration "${seeded.integrationId}", customer "${seeded.customerId}" (buyer@paypalsandbox.com):
-                    npm run ipn -- send web_accept_completed_ipn_simulator_01 --fresh-txn
-                    then open the Web UI, or GET ${base}/admin/customers/${seeded.customerId}
-Ctrl-C stops everything.`);
+    const token = process.env.ADMIN_TOKEN ? '$ADMIN_TOKEN' : config.ADMIN_TOKEN;
+    const tokenNote = process.env.ADMIN_TOKEN
+      ? '(your ADMIN_TOKEN)'
+      : `(token generated into ${tokenFile()}; set ADMIN_TOKEN to choose one)`;
+    const temporalAt = `${config.TEMPORAL_ADDRESS}, namespace ${config.TEMPORAL_NAMESPACE}`;
+    const pad = ' '.repeat(20);
+    console.log(
+      [
+        '',
+        'ipnflow is running.',
+        `  HTTP API          ${base}   (health: ${base}/readyz, metrics: ${base}/metrics)`,
+        `  Temporal Web UI   ${uiUrl ?? `(external Temporal at ${config.TEMPORAL_ADDRESS})`}`,
+        `  Temporal          ${temporalAt}, task queue ${config.TEMPORAL_TASK_QUEUE}`,
+        `  MongoDB           ${redactUri(config.MONGODB_URI)} (database ${config.MONGODB_DB})`,
+        `  PayPal simulator  ${sim.url}  (sandbox postbacks are verified here)`,
+        `  Admin API         curl -H "Authorization: Bearer ${token}" ${base}/admin/held`,
+        `${pad}${tokenNote}`,
+        `  Demo              integration "${seeded.integrationId}", customer "${seeded.customerId}" ` +
+          '(buyer@paypalsandbox.com):',
+        `${pad}npm run ipn -- send web_accept_completed_ipn_simulator_01 --fresh-txn`,
+        `${pad}then open the Web UI, or GET ${base}/admin/customers/${seeded.customerId}`,
+        'Ctrl-C stops everything.',
+      ].join('\n'),
+    );
   } catch (err) {
     if (err instanceof ProvisioningError || err instanceof ConfigError) console.error(`\n${err.message}\n`);
     else console.error(err);

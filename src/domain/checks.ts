@@ -13,7 +13,11 @@ export interface CheckResult {
  * PayPal's own list of checks after VERIFIED. A failed check does not drop the message:
  * the payment waits for an operator with the reasons attached.
  */
-export function checkPayment(s: IpnSummary, integration: Integration, kind: 'payment' | 'refund' | 'reversal' | 'canceled_reversal' | 'dispute'): CheckResult {
+export function checkPayment(
+  s: IpnSummary,
+  integration: Integration,
+  kind: 'payment' | 'refund' | 'reversal' | 'canceled_reversal' | 'dispute',
+): CheckResult {
   const flags: CheckFlag[] = [];
   const receiverOk =
     (s.receiverId !== null && integration.receiverIds.includes(s.receiverId)) ||
@@ -26,7 +30,8 @@ export function checkPayment(s: IpnSummary, integration: Integration, kind: 'pay
   if (kind === 'dispute') return { flags, grossMinor: null, feeMinor: null };
 
   // Refunds may have no txn_type; only incoming payments are filtered by type.
-  if (kind === 'payment' && (!s.txnType || !integration.allowedTxnTypes.includes(s.txnType))) flags.push('txn_type_not_allowed');
+  if (kind === 'payment' && (!s.txnType || !integration.allowedTxnTypes.includes(s.txnType)))
+    flags.push('txn_type_not_allowed');
 
   let grossMinor: number | null = null;
   let feeMinor: number | null = null;

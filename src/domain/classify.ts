@@ -4,8 +4,18 @@ import { isIdPart } from './limits';
 import { isProfileTxnType } from './profile';
 
 export const KNOWN_PAYMENT_STATUSES = [
-  'Canceled_Reversal', 'Completed', 'Created', 'Denied', 'Expired', 'Failed', 'Pending',
-  'Refunded', 'Reversed', 'Processed', 'Voided', 'Declined',
+  'Canceled_Reversal',
+  'Completed',
+  'Created',
+  'Denied',
+  'Expired',
+  'Failed',
+  'Pending',
+  'Refunded',
+  'Reversed',
+  'Processed',
+  'Voided',
+  'Declined',
 ] as const;
 
 export type Route =
@@ -26,7 +36,9 @@ export function classify(s: IpnSummary): Route {
   const profile = profileRoute(s);
   if (profile) return profile;
   if (s.txnType === 'new_case') {
-    return s.txnId ? { kind: 'dispute', paymentTxnId: s.txnId } : { kind: 'unknown', reason: 'new_case without txn_id' };
+    return s.txnId
+      ? { kind: 'dispute', paymentTxnId: s.txnId }
+      : { kind: 'unknown', reason: 'new_case without txn_id' };
   }
   if (!s.txnId || !s.paymentStatus) {
     return { kind: 'lifecycle', reason: s.txnType ? `${s.txnType} (no money)` : 'no txn_id or payment_status' };
@@ -37,11 +49,17 @@ export function classify(s: IpnSummary): Route {
   const adjusts = s.parentTxnId ?? undefined;
   switch (s.paymentStatus) {
     case 'Refunded':
-      return adjusts ? { kind: 'refund', paymentTxnId: adjusts } : { kind: 'unknown', reason: 'Refunded without parent_txn_id' };
+      return adjusts
+        ? { kind: 'refund', paymentTxnId: adjusts }
+        : { kind: 'unknown', reason: 'Refunded without parent_txn_id' };
     case 'Reversed':
-      return adjusts ? { kind: 'reversal', paymentTxnId: adjusts } : { kind: 'unknown', reason: 'Reversed without parent_txn_id' };
+      return adjusts
+        ? { kind: 'reversal', paymentTxnId: adjusts }
+        : { kind: 'unknown', reason: 'Reversed without parent_txn_id' };
     case 'Canceled_Reversal':
-      return adjusts ? { kind: 'canceled_reversal', paymentTxnId: adjusts } : { kind: 'unknown', reason: 'Canceled_Reversal without parent_txn_id' };
+      return adjusts
+        ? { kind: 'canceled_reversal', paymentTxnId: adjusts }
+        : { kind: 'unknown', reason: 'Canceled_Reversal without parent_txn_id' };
   }
   if (s.txnType && !(PAYMENT_TXN_TYPES as readonly string[]).includes(s.txnType) && s.txnType !== 'adjustment') {
     // Money under a type we do not handle as a payment (an unknown type, or a lifecycle type such

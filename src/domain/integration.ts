@@ -20,7 +20,10 @@ export const IntegrationInputSchema = z
     /** Credit the gross amount, or gross minus PayPal's fee. */
     feePolicy: z.enum(['gross', 'net']).default('gross'),
     /** How a payer becomes a customer: our id echoed in `custom`, and/or the payer's PayPal email. */
-    matchBy: z.array(z.enum(['custom', 'email'])).min(1).default(['custom', 'email']),
+    matchBy: z
+      .array(z.enum(['custom', 'email']))
+      .min(1)
+      .default(['custom', 'email']),
     /**
      * Where this integration's PayPal API (NVP) credentials are: the environment variables
      * `<prefix>_USERNAME`, `_PASSWORD` and `_SIGNATURE`. A reference, never the secret itself,
@@ -31,8 +34,14 @@ export const IntegrationInputSchema = z
       .regex(/^[A-Z][A-Z0-9_]{0,63}$/, 'an environment variable prefix: A-Z, 0-9 and _, starting with a letter')
       .optional(),
   })
-  .refine((i) => i.verifyTransaction || i.mode === 'sandbox', { path: ['verifyTransaction'], message: 'can be false only in sandbox mode' })
-  .refine((i) => i.receiverEmails.length + i.receiverIds.length > 0, { path: ['receiverEmails'], message: 'give at least one receiver email or receiver id' });
+  .refine((i) => i.verifyTransaction || i.mode === 'sandbox', {
+    path: ['verifyTransaction'],
+    message: 'can be false only in sandbox mode',
+  })
+  .refine((i) => i.receiverEmails.length + i.receiverIds.length > 0, {
+    path: ['receiverEmails'],
+    message: 'give at least one receiver email or receiver id',
+  });
 
 export type IntegrationInput = z.input<typeof IntegrationInputSchema>;
 export type Integration = z.infer<typeof IntegrationInputSchema> & { id: string };

@@ -585,7 +585,8 @@ class BatchDecider {
       }
       case 'stopWaiting':
         this.note(
-          `${a.operator} stopped waiting for PayPal${s.attention.length ? ` and closed ${s.attention.join(', ')}` : ''}: ${a.note}`,
+          `${a.operator} stopped waiting for ` +
+            `PayPal${s.attention.length ? ` and closed ${s.attention.join(', ')}` : ''}: ${a.note}`,
         );
         s.stoppedWaiting = true;
         s.attention = [];

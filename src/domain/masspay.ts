@@ -134,6 +134,7 @@ const noteText = z
   .string()
   .trim()
   .max(1000)
+  // eslint-disable-next-line no-control-regex -- exactly these control characters would corrupt the upload file
   .refine((s) => !/[\t\r\n\u0000]/.test(s), 'must not contain tabs, line breaks or NUL');
 
 /** An operator's decision on a batch: who, and why. */

@@ -151,6 +151,7 @@ export function formatMinor(minor: number, currency: string): string {
  * make a line less pretty but never fail the workflow that writes it.
  */
 export function describeMoney(minor: number, currency: string): string {
-  if (isSupportedCurrency(currency) && Number.isSafeInteger(minor)) return `${formatMinor(minor, currency)} ${currency}`;
+  if (isSupportedCurrency(currency) && Number.isSafeInteger(minor))
+    return `${formatMinor(minor, currency)} ${currency}`;
   return `${String(minor)} minor units of ${JSON.stringify(String(currency).slice(0, 16))}`;
 }

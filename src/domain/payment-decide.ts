@@ -205,7 +205,11 @@ class Decider {
         return null;
       case 'malformed':
         this.note(`ignored a malformed ${input.signal} signal: ${input.issues}`);
-        this.audit({ actor: 'unknown', action: 'malformed_signal', details: { signal: input.signal, issues: input.issues } });
+        this.audit({
+          actor: 'unknown',
+          action: 'malformed_signal',
+          details: { signal: input.signal, issues: input.issues },
+        });
         this.alert('malformed_signal', null, `${this.s.txnId}: ${input.signal}: ${input.issues}`);
         return null;
       case 'tick':
@@ -233,13 +237,27 @@ class Decider {
       // Another payment's event: applying it here would move money on the wrong transaction.
       this.attend(`foreign_event:${e.messageId}`);
       this.note(`refused an event for ${e.integrationId}/${e.paymentTxnId}: not this payment`, e.messageId);
-      this.alert('payment_foreign_event', e.messageId, `${s.integrationId}/${s.txnId} got an event for ${e.integrationId}/${e.paymentTxnId}`);
-      return { messageId: e.messageId, outcome: 'refused_foreign', detail: 'event for another payment', addFlags: ['alert'] };
+      this.alert(
+        'payment_foreign_event',
+        e.messageId,
+        `${s.integrationId}/${s.txnId} got an event for ${e.integrationId}/${e.paymentTxnId}`,
+      );
+      return {
+        messageId: e.messageId,
+        outcome: 'refused_foreign',
+        detail: 'event for another payment',
+        addFlags: ['alert'],
+      };
     }
     const key = e.kind === 'dispute' ? `case:${e.caseId ?? e.messageId}` : `${e.txnId}:${e.paymentStatus}`;
     if (s.processedKeys.includes(key)) {
       this.note(`duplicate of ${key}: ignored`, e.messageId);
-      return { messageId: e.messageId, outcome: 'duplicate', detail: `${key} was already applied`, addFlags: ['duplicate'] };
+      return {
+        messageId: e.messageId,
+        outcome: 'duplicate',
+        detail: `${key} was already applied`,
+        addFlags: ['duplicate'],
+      };
     }
     // Money moves only on what a stored, verified message says: a hand-made event (say, a signal
     // typed into the Web UI) proves nothing and is shown to a person instead.
@@ -265,7 +283,11 @@ class Decider {
         this.note(`${e.kind} ${e.txnId} received`, e.messageId);
         this.applyWaiting();
     }
-    return { messageId: e.messageId, outcome: `applied:${s.phase}`, detail: s.hold?.reason ?? s.history.at(-1)?.what ?? '' };
+    return {
+      messageId: e.messageId,
+      outcome: `applied:${s.phase}`,
+      detail: s.hold?.reason ?? s.history.at(-1)?.what ?? '',
+    };
   }
 
   private onPaymentStatus(e: LifecycleEvent): void {
@@ -351,8 +373,10 @@ class Decider {
       if (this.blockingFlags(e).length > 0 || e.creditMinor === null || e.creditMinor <= 0) {
         return this.holdOn('adjustment', `adjustment_checks_failed:${e.txnId}`, e.messageId);
       }
-      if (e.currency !== s.currency) return this.holdOn('adjustment', `adjustment_currency_mismatch:${e.txnId}`, e.messageId);
-      if (e.sandbox !== s.payment?.sandbox) return this.holdOn('adjustment', `adjustment_mode_mismatch:${e.txnId}`, e.messageId);
+      if (e.currency !== s.currency)
+        return this.holdOn('adjustment', `adjustment_currency_mismatch:${e.txnId}`, e.messageId);
+      if (e.sandbox !== s.payment?.sandbox)
+        return this.holdOn('adjustment', `adjustment_mode_mismatch:${e.txnId}`, e.messageId);
       let amount = e.creditMinor;
       if (e.kind === 'canceled_reversal') {
         const outstanding = s.reversedMinor;
@@ -442,7 +466,13 @@ class Decider {
     const a = input.action;
     this.note(`${a.operator} tried to ${input.type}: refused, ${why}`);
     const customerId = input.type === 'assign' ? input.action.customerId : undefined;
-    this.audit({ actor: a.operator, action: `${action}_refused`, reason: a.reason, customerId, details: { refused: why } });
+    this.audit({
+      actor: a.operator,
+      action: `${action}_refused`,
+      reason: a.reason,
+      customerId,
+      details: { refused: why },
+    });
     return true;
   }
 
@@ -477,7 +507,13 @@ class Decider {
     const s = this.s;
     if (this.refused({ type: 'approve', action: a }, 'approve')) return;
     const hold = s.hold!;
-    this.audit({ actor: a.operator, action: 'approve', reason: a.reason, customerId: s.customerId ?? undefined, details: { hold: hold.reason } });
+    this.audit({
+      actor: a.operator,
+      action: 'approve',
+      reason: a.reason,
+      customerId: s.customerId ?? undefined,
+      details: { hold: hold.reason },
+    });
     this.note(`${a.operator} approved ${hold.reason}: ${a.reason}`);
     if (hold.on === 'payment') s.approvedFlags.push(...(s.payment?.flags ?? []));
     else {
@@ -493,7 +529,13 @@ class Decider {
     const s = this.s;
     if (this.refused({ type: 'reject', action: a }, 'reject')) return;
     const hold = s.hold!;
-    this.audit({ actor: a.operator, action: 'reject', reason: a.reason, customerId: s.customerId ?? undefined, details: { hold: hold.reason } });
+    this.audit({
+      actor: a.operator,
+      action: 'reject',
+      reason: a.reason,
+      customerId: s.customerId ?? undefined,
+      details: { hold: hold.reason },
+    });
     this.note(`${a.operator} rejected ${hold.reason}: ${a.reason}`);
     s.hold = null;
     if (hold.on === 'payment') {
@@ -508,7 +550,13 @@ class Decider {
   private onAcknowledge(a: OperatorAction): void {
     const s = this.s;
     if (this.refused({ type: 'acknowledge', action: a }, 'acknowledge')) return;
-    this.audit({ actor: a.operator, action: 'acknowledge', reason: a.reason, customerId: s.customerId ?? undefined, details: { attention: s.attention } });
+    this.audit({
+      actor: a.operator,
+      action: 'acknowledge',
+      reason: a.reason,
+      customerId: s.customerId ?? undefined,
+      details: { attention: s.attention },
+    });
     this.note(`${a.operator} acknowledged ${s.attention.join(', ')}: ${a.reason}`);
     // An orphaned refund is still waiting: acknowledging says a person knows, not that it is resolved.
     s.attention = [];

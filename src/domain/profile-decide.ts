@@ -201,7 +201,8 @@ export function refusalOf(
         return refuse(
           409,
           '11576',
-          `amount ${describeMoney(amount, s.currency)} exceeds the outstanding ${describeMoney(outstanding, s.currency)}`,
+          `amount ${describeMoney(amount, s.currency)} exceeds the ` +
+            `outstanding ${describeMoney(outstanding, s.currency)}`,
         );
       }
       if (s.billQueued)
@@ -364,11 +365,8 @@ class Decider {
       this.setField('failedPaymentCount', s.failedPaymentCount + 1, stamp, true);
     }
     const after = summary(s);
-    this.note(
-      'ipn',
-      `${e.txnType}${e.paymentStatus ? ` ${e.paymentStatus}` : ''}${before === after ? ' (nothing newer)' : `: ${after}`}`,
-      e.messageId,
-    );
+    const what = `${e.txnType}${e.paymentStatus ? ` ${e.paymentStatus}` : ''}`;
+    this.note('ipn', `${what}${before === after ? ' (nothing newer)' : `: ${after}`}`, e.messageId);
     if (e.initialPaymentStatus === 'Failed')
       this.alert('profile_initial_payment_failed', e.messageId, `${s.profileId}: initial payment failed`);
 
@@ -460,7 +458,9 @@ class Decider {
     if (out === null || cycle === null || cycle <= 0 || !s.currency) return;
     if (out > cycle * this.ctx.outstandingAlertCycles && !s.attention.includes(ATTENTION.outstanding)) {
       this.attend(ATTENTION.outstanding);
-      const detail = `${s.profileId}: outstanding ${describeMoney(out, s.currency)} is over ${this.ctx.outstandingAlertCycles} cycles`;
+      const detail =
+        `${s.profileId}: outstanding ${describeMoney(out, s.currency)} ` +
+        `is over ${this.ctx.outstandingAlertCycles} cycles`;
       this.alert('profile_outstanding_over_threshold', messageId, detail);
     }
   }
@@ -930,7 +930,10 @@ class Decider {
 /** The observed fields in one line, for history and drift notes. */
 function summary(st: ProfileState): string {
   const money = (m: number | null) => (m === null || !st.currency ? String(m) : describeMoney(m, st.currency));
-  return `status ${st.status ?? '?'}, per cycle ${money(st.amountPerCycleMinor)}, outstanding ${money(st.outstandingMinor)}, next ${st.nextPaymentDate ?? 'N/A'}, failed ${st.failedPaymentCount}`;
+  return (
+    `status ${st.status ?? '?'}, per cycle ${money(st.amountPerCycleMinor)}, outstanding ` +
+    `${money(st.outstandingMinor)}, next ${st.nextPaymentDate ?? 'N/A'}, failed ${st.failedPaymentCount}`
+  );
 }
 
 /** PayPal's clock has whole seconds: two words in the same second are equally new. */

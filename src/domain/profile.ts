@@ -63,7 +63,8 @@ export const ProfileEventSchema = z.object({
   creditMinor: z.number().int().nullable(),
   /** ISO; null when PayPal says N/A. */
   nextPaymentDate: z.string().nullable(),
-  /** When it happened, ISO, and whether PayPal's own clock said so (payment_date, subscr_date, a creation's time_created). */
+  /** When it happened, ISO, and whether PayPal's own clock said so (payment_date, ' +
+'subscr_date, a creation's time_created). */
   eventAt: z.string(),
   dated: z.boolean(),
   initialPaymentStatus: z.string().nullable(),
@@ -194,7 +195,10 @@ export function formatPayPalDate(iso: string): string {
   const local = new Date(d.getTime() - (pdt ? 7 : 8) * 3600_000);
   const p = (n: number) => String(n).padStart(2, '0');
   const time = `${p(local.getUTCHours())}:${p(local.getUTCMinutes())}:${p(local.getUTCSeconds())}`;
-  return `${time} ${MONTHS[local.getUTCMonth()]} ${p(local.getUTCDate())}, ${local.getUTCFullYear()} ${pdt ? 'PDT' : 'PST'}`;
+  return (
+    `${time} ${MONTHS[local.getUTCMonth()]} ${p(local.getUTCDate())}, ` +
+    `${local.getUTCFullYear()} ${pdt ? 'PDT' : 'PST'}`
+  );
 }
 
 /** An amount in minor units, or null when absent or not an amount of this currency. */

@@ -16,7 +16,13 @@ export function paymentWorkflowId(integrationId: string, txnId: string): string 
  * The message id, always last, makes it unique. Parts from the body that are no usable id (a
  * message stored before the checks, or flagged malformed) appear only as a short hash.
  */
-export function ipnWorkflowId(m: { integrationId: string; messageId: string; txnId?: string | null; paymentStatus?: string | null; txnType?: string | null }): string {
+export function ipnWorkflowId(m: {
+  integrationId: string;
+  messageId: string;
+  txnId?: string | null;
+  paymentStatus?: string | null;
+  txnType?: string | null;
+}): string {
   const parts = [m.txnId ?? m.txnType ?? 'message', m.paymentStatus].filter((p): p is string => !!p);
   const what = parts.map(idPartOrHash).join(':');
   return `ipn:${m.integrationId}:${what}:${m.messageId}`;

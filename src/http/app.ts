@@ -33,7 +33,10 @@ export function createApp(deps: AppDeps): Koa {
     const route = (ctx as { _matchedRoute?: string })._matchedRoute ?? 'unmatched';
     httpDuration.observe({ route: String(route), status: String(ctx.status) }, seconds);
     // Method, path and status only: headers carry the admin token.
-    deps.logger.debug({ method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(seconds * 1000) }, 'http');
+    deps.logger.debug(
+      { method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(seconds * 1000) },
+      'http',
+    );
   });
   app.use(errorHandler(deps.logger));
   // Here, not in the admin router: a router-level check only sees paths the router spells its own way.

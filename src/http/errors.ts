@@ -5,7 +5,11 @@ import type { Logger } from '../logger';
 import { EmailTakenError } from '../customers/store';
 
 export class HttpError extends Error {
-  constructor(readonly status: number, message: string, readonly details?: unknown) {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly details?: unknown,
+  ) {
     super(message);
   }
 }
@@ -21,7 +25,10 @@ export function errorHandler(logger: Logger): Middleware {
         ctx.body = { error: err.message, ...(err.details ? { details: err.details } : {}) };
       } else if (err instanceof ZodError) {
         ctx.status = 400;
-        ctx.body = { error: 'invalid request body', issues: err.issues.map((i) => ({ path: i.path.join('.'), message: i.message })) };
+        ctx.body = {
+          error: 'invalid request body',
+          issues: err.issues.map((i) => ({ path: i.path.join('.'), message: i.message })),
+        };
       } else if (err instanceof mongoose.Error.CastError) {
         // A path or query value of the wrong shape (e.g. a malformed cursor): the caller's mistake.
         ctx.status = 400;

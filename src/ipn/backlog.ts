@@ -36,7 +36,9 @@ export function registerBacklogMetrics(deps: { models: Models; client: Client; t
     registers: [registry],
     async collect() {
       // Outbox ids are the messages' ObjectIds, which carry their creation time.
-      const oldest = await deps.models.IpnOutbox.findOne({}, { _id: 1 }).sort({ _id: 1 }).lean<{ _id: Types.ObjectId }>();
+      const oldest = await deps.models.IpnOutbox.findOne({}, { _id: 1 })
+        .sort({ _id: 1 })
+        .lean<{ _id: Types.ObjectId }>();
       this.set(oldest ? Math.max(0, (Date.now() - oldest._id.getTimestamp().getTime()) / 1000) : 0);
     },
   });

@@ -109,7 +109,8 @@ function splitFields(raw: Buffer): RawField[] {
     if (eq === -1 || !KEY_PATTERN.test(key)) {
       throw new IpnDecodeError(
         'not_form',
-        `IPN body is not form-encoded: segment ${index + 1} (${JSON.stringify(preview(segment))}) is not a name=value pair`,
+        `IPN body is not form-encoded: segment ${index + 1} ` +
+          `(${JSON.stringify(preview(segment))}) is not a name=value pair`,
       );
     }
     fields.push({ key, value: segment.slice(eq + 1) });
@@ -145,7 +146,10 @@ function requireUsableCharset(charset: string): void {
     if (asciiCompatible.size < 256) asciiCompatible.set(charset, ok);
   }
   if (!ok) {
-    throw new IpnDecodeError('unknown_charset', `IPN charset ${JSON.stringify(charset)} is not a supported text encoding`);
+    throw new IpnDecodeError(
+      'unknown_charset',
+      `IPN charset ${JSON.stringify(charset)} is not a supported text encoding`,
+    );
   }
 }
 

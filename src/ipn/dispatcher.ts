@@ -17,7 +17,10 @@ import { processIpn } from '../../workflows/process-ipn';
 
 /** Temporal refused this message's start for good; the message is set aside for a person. */
 export class UndispatchableError extends Error {
-  constructor(readonly messageId: string, readonly reason: string) {
+  constructor(
+    readonly messageId: string,
+    readonly reason: string,
+  ) {
     super(`message ${messageId} cannot be dispatched: ${reason}`);
     this.name = 'UndispatchableError';
   }
@@ -56,7 +59,9 @@ export class IpnDispatcher {
 
   constructor(private readonly deps: { models: Models; client: Client; config: Config; logger: Logger }) {}
 
-  async dispatch(msg: Pick<StoredMessage, '_id' | 'integrationId' | 'txnId' | 'txnType' | 'paymentStatus'>): Promise<string> {
+  async dispatch(
+    msg: Pick<StoredMessage, '_id' | 'integrationId' | 'txnId' | 'txnType' | 'paymentStatus'>,
+  ): Promise<string> {
     const { client, config, models } = this.deps;
     const workflowId = ipnWorkflowId({ ...msg, messageId: msg._id });
     // Written before the start, never after: FerretDB v1 updates a document as a whole
@@ -72,7 +77,13 @@ export class IpnDispatcher {
         taskQueue: config.TEMPORAL_TASK_QUEUE,
         workflowId,
         workflowIdReusePolicy: 'REJECT_DUPLICATE',
-        args: [{ messageId: msg._id, verifyGiveUpSeconds: config.IPN_VERIFY_GIVE_UP_SECONDS, paymentIdleCloseSeconds: config.PAYMENT_IDLE_CLOSE_SECONDS }],
+        args: [
+          {
+            messageId: msg._id,
+            verifyGiveUpSeconds: config.IPN_VERIFY_GIVE_UP_SECONDS,
+            paymentIdleCloseSeconds: config.PAYMENT_IDLE_CLOSE_SECONDS,
+          },
+        ],
         typedSearchAttributes: [
           { key: IntegrationIdKey, value: msg.integrationId },
           ...(msg.txnId && isIdPart(msg.txnId) ? [{ key: TxnIdKey, value: msg.txnId }] : []),
@@ -106,7 +117,10 @@ export class IpnDispatcher {
     const { models, config, logger } = this.deps;
     // ObjectIds start with their creation second: entries made before the cutoff's second are due.
     const cutoff = Types.ObjectId.createFromTime(Math.floor((Date.now() - config.OUTBOX_RELAY_GRACE_MS) / 1000));
-    const due = await models.IpnOutbox.find({ _id: { $lt: cutoff } }).sort({ _id: 1 }).limit(RELAY_BATCH).lean();
+    const due = await models.IpnOutbox.find({ _id: { $lt: cutoff } })
+      .sort({ _id: 1 })
+      .limit(RELAY_BATCH)
+      .lean();
     let started = 0;
     for (const { _id } of due) {
       const fields = { integrationId: 1, txnId: 1, txnType: 1, paymentStatus: 1, state: 1 };
@@ -123,11 +137,20 @@ export class IpnDispatcher {
         continue;
       }
       try {
-        await this.dispatch({ _id: String(m._id), integrationId: m.integrationId, txnId: m.txnId ?? null, txnType: m.txnType ?? null, paymentStatus: m.paymentStatus ?? null });
+        await this.dispatch({
+          _id: String(m._id),
+          integrationId: m.integrationId,
+          txnId: m.txnId ?? null,
+          txnType: m.txnType ?? null,
+          paymentStatus: m.paymentStatus ?? null,
+        });
         started++;
       } catch (err) {
         if (err instanceof UndispatchableError) continue; // set aside and alerted: on to the next
-        logger.warn({ err: (err as Error).message, messageId: String(m._id) }, 'relay could not start workflow; will retry');
+        logger.warn(
+          { err: (err as Error).message, messageId: String(m._id) },
+          'relay could not start workflow; will retry',
+        );
         break; // Temporal is probably down: try again next tick, in order
       }
     }

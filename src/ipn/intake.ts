@@ -22,8 +22,26 @@ export interface StoredMessage {
  * first insert fails nothing is stored (PayPal gets a 503 and resends); if the second fails, the
  * entry points at nothing and the relay drops it once the message can no longer appear.
  */
-export async function storeIpn(models: Models, input: { integrationId: string; raw: Buffer; contentType?: string; remoteAddress?: string; ipnEnabled: boolean; sandboxNotAllowed?: boolean }): Promise<StoredMessage> {
-  let fields: Partial<{ charset: string; txnId: string | null; txnType: string | null; paymentStatus: string | null; parentTxnId: string | null; testIpn: boolean; resend: boolean }> = {};
+export async function storeIpn(
+  models: Models,
+  input: {
+    integrationId: string;
+    raw: Buffer;
+    contentType?: string;
+    remoteAddress?: string;
+    ipnEnabled: boolean;
+    sandboxNotAllowed?: boolean;
+  },
+): Promise<StoredMessage> {
+  let fields: Partial<{
+    charset: string;
+    txnId: string | null;
+    txnType: string | null;
+    paymentStatus: string | null;
+    parentTxnId: string | null;
+    testIpn: boolean;
+    resend: boolean;
+  }> = {};
   let decodeError: string | undefined;
   try {
     const { charset, summary: s } = readIpn(input.raw);
@@ -52,5 +70,12 @@ export async function storeIpn(models: Models, input: { integrationId: string; r
     state,
     flags: [...(decodeError ? ['malformed'] : []), ...ignoredFor],
   });
-  return { _id: String(doc._id), integrationId: input.integrationId, txnId: fields.txnId ?? null, txnType: fields.txnType ?? null, paymentStatus: fields.paymentStatus ?? null, state };
+  return {
+    _id: String(doc._id),
+    integrationId: input.integrationId,
+    txnId: fields.txnId ?? null,
+    txnType: fields.txnType ?? null,
+    paymentStatus: fields.paymentStatus ?? null,
+    state,
+  };
 }

@@ -67,7 +67,10 @@ export class Ledger {
 
   async post(req: PostingRequest): Promise<PostingResult> {
     if (!Number.isSafeInteger(req.amountMinor) || req.amountMinor === 0) {
-      throw new LedgerError('amount must be a non-zero safe integer of minor units', { key: req.idempotencyKey, amountMinor: req.amountMinor });
+      throw new LedgerError('amount must be a non-zero safe integer of minor units', {
+        key: req.idempotencyKey,
+        amountMinor: req.amountMinor,
+      });
     }
     // Checked, not defaulted: a caller that forgot the mode must not land in either account by accident.
     if (req.mode !== 'live' && req.mode !== 'sandbox') {
@@ -80,15 +83,25 @@ export class Ledger {
       const existing = await this.postedUnder(req.idempotencyKey);
       if (existing) {
         if (existing.amountMinor !== req.amountMinor || existing.accountId !== accountId) {
-          throw new LedgerError('idempotency key reused for a different movement', { key: req.idempotencyKey, existing: { accountId: existing.accountId, amountMinor: existing.amountMinor }, requested: { accountId, amountMinor: req.amountMinor } });
+          throw new LedgerError('idempotency key reused for a different movement', {
+            key: req.idempotencyKey,
+            existing: { accountId: existing.accountId, amountMinor: existing.amountMinor },
+            requested: { accountId, amountMinor: req.amountMinor },
+          });
         }
         await this.catchUp(account);
-        return { entryId: existing._id, seq: existing.seq, balanceAfterMinor: existing.balanceAfterMinor, applied: false };
+        return {
+          entryId: existing._id,
+          seq: existing.seq,
+          balanceAfterMinor: existing.balanceAfterMinor,
+          applied: false,
+        };
       }
       const head = await this.catchUp(account);
       const seq = head.seq + 1;
       const balanceAfterMinor = head.balanceMinor + req.amountMinor;
-      if (!Number.isSafeInteger(balanceAfterMinor)) throw new LedgerError('balance overflow', { accountId, balanceAfterMinor });
+      if (!Number.isSafeInteger(balanceAfterMinor))
+        throw new LedgerError('balance overflow', { accountId, balanceAfterMinor });
       const entryId = `${accountId}:${seq}`;
       try {
         await this.models.LedgerEntry.create({
@@ -117,14 +130,21 @@ export class Ledger {
   }
 
   /** A customer's balances in one money mode, each brought up to the head of its chain. */
-  async balances(customerId: string, mode: MoneyMode): Promise<Array<{ currency: string; balanceMinor: number; seq: number }>> {
+  async balances(
+    customerId: string,
+    mode: MoneyMode,
+  ): Promise<Array<{ currency: string; balanceMinor: number; seq: number }>> {
     // Entries from before modes existed have no mode field: they are live.
     const modeFilter = mode === 'live' ? { $ne: 'sandbox' } : 'sandbox';
     const currencies = await this.models.LedgerEntry.distinct('currency', { customerId, mode: modeFilter });
     const heads = await Promise.all(
-      currencies.map((currency) => this.catchUp({ accountId: accountIdOf(customerId, currency, mode), customerId, currency, mode })),
+      currencies.map((currency) =>
+        this.catchUp({ accountId: accountIdOf(customerId, currency, mode), customerId, currency, mode }),
+      ),
     );
-    return currencies.map((currency, i) => ({ currency, balanceMinor: heads[i]!.balanceMinor, seq: heads[i]!.seq })).sort((a, b) => a.currency.localeCompare(b.currency));
+    return currencies
+      .map((currency, i) => ({ currency, balanceMinor: heads[i]!.balanceMinor, seq: heads[i]!.seq }))
+      .sort((a, b) => a.currency.localeCompare(b.currency));
   }
 
   async entries(customerId: string) {
@@ -151,13 +171,15 @@ export class Ledger {
           problems.push(`${accountId}: seq ${e.seq} is ${modeOf(e)} money in another account`);
         }
         if (e.seq !== i + 1) problems.push(`${accountId}: gap before seq ${e.seq}`);
-        if (e.balanceAfterMinor !== sum) problems.push(`${accountId}: seq ${e.seq} says ${e.balanceAfterMinor}, sum is ${sum}`);
+        if (e.balanceAfterMinor !== sum)
+          problems.push(`${accountId}: seq ${e.seq} says ${e.balanceAfterMinor}, sum is ${sum}`);
       });
       const first = entries[0];
       const head = first
         ? await this.catchUp({ accountId, customerId: first.customerId, currency: first.currency, mode: modeOf(first) })
         : undefined;
-      if (head && head.balanceMinor !== sum) problems.push(`${accountId}: balance ${head.balanceMinor} != ledger sum ${sum}`);
+      if (head && head.balanceMinor !== sum)
+        problems.push(`${accountId}: balance ${head.balanceMinor} != ledger sum ${sum}`);
     }
     return { accounts: accounts.length, entries: entryCount, problems };
   }

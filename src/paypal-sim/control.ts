@@ -8,7 +8,9 @@ import type { Delivery, PayPalSimulator, PostbackRecord } from './types';
 const CONTROL_BODY_LIMIT = 8 * 1024 * 1024;
 const RECENT_POSTBACKS = 50;
 
-const bodyBase64 = z.base64('bodyBase64 must be standard base64 of the exact raw IPN bytes').min(1, 'bodyBase64 must not be empty');
+const bodyBase64 = z
+  .base64('bodyBase64 must be standard base64 of the exact raw IPN bytes')
+  .min(1, 'bodyBase64 must not be empty');
 
 /** A plain `body` string is refused on purpose: JSON text cannot carry the original bytes of a windows-1252 message. */
 const noUtf8Body = { body: z.never({ error: 'send the exact raw bytes as bodyBase64, not a text `body`' }).optional() };
@@ -127,7 +129,11 @@ async function parseJson<T>(req: IncomingMessage, schema: z.ZodType<T>): Promise
   }
   const parsed = schema.safeParse(value);
   if (!parsed.success) {
-    throw new HttpError(400, `invalid ${req.method} ${req.url} body:\n${z.prettifyError(parsed.error)}`, parsed.error.issues);
+    throw new HttpError(
+      400,
+      `invalid ${req.method} ${req.url} body:\n${z.prettifyError(parsed.error)}`,
+      parsed.error.issues,
+    );
   }
   return parsed.data;
 }
@@ -155,7 +161,12 @@ export function deliveryJson(d: Delivery, withBodies: boolean): object {
 function postbackSummary(postbacks: readonly PostbackRecord[], pendingFaults: number): object {
   const byAnswer: Record<string, number> = {};
   for (const p of postbacks) {
-    const key = p.status === 0 ? '(dropped)' : p.answer === 'VERIFIED' || p.answer === 'INVALID' ? p.answer : `(fault:${p.fault ?? 'unknown'})`;
+    const key =
+      p.status === 0
+        ? '(dropped)'
+        : p.answer === 'VERIFIED' || p.answer === 'INVALID'
+          ? p.answer
+          : `(fault:${p.fault ?? 'unknown'})`;
     byAnswer[key] = (byAnswer[key] ?? 0) + 1;
   }
   return {

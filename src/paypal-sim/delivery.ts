@@ -97,7 +97,8 @@ export class IpnDelivery implements Delivery {
         this.deps.log({ msg: 'paypal-sim.delivery.non-empty-200', id: this.id, bytes: answer.responseBytes });
       }
     } catch (err) {
-      attempt.error = `POST ${this.target.href} (attempt ${index + 1}): ${err instanceof Error ? err.message : String(err)}`;
+      attempt.error =
+        `POST ${this.target.href} (attempt ${index + 1}): ` + `${err instanceof Error ? err.message : String(err)}`;
     } finally {
       this.inflight = undefined;
       attempt.durationMs = Math.round(performance.now() - started);

@@ -8,7 +8,10 @@ export const faultSchema = z.discriminatedUnion(
   'kind',
   [
     z.strictObject({ kind: z.literal('delay'), ms: z.number().int().min(0).max(MAX_FAULT_DELAY_MS) }),
-    z.strictObject({ kind: z.literal('status'), status: z.literal([500, 502, 503], { error: 'status must be 500, 502 or 503' }) }),
+    z.strictObject({
+      kind: z.literal('status'),
+      status: z.literal([500, 502, 503], { error: 'status must be 500, 502 or 503' }),
+    }),
     z.strictObject({ kind: z.literal('html') }),
     z.strictObject({ kind: z.literal('fatal') }),
     z.strictObject({ kind: z.literal('drop') }),

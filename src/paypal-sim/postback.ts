@@ -44,7 +44,13 @@ export async function handlePostback(req: IncomingMessage, res: ServerResponse, 
   const answerWith = (status: number, answer: string, contentType?: string): void => {
     sendText(res, status, answer, contentType);
     ctx.record({ ...base, answer, status });
-    ctx.log({ msg: 'paypal-sim.postback', status, answer: answer.slice(0, 40), fault: fault?.kind, bytes: body.length });
+    ctx.log({
+      msg: 'paypal-sim.postback',
+      status,
+      answer: answer.slice(0, 40),
+      fault: fault?.kind,
+      bytes: body.length,
+    });
   };
 
   if (!fault) {

@@ -28,7 +28,8 @@ export const DEFAULT_RESEND_SCHEDULE_MS: readonly number[] = Object.freeze(
 export function validateResendSchedule(scheduleMs: readonly number[]): number[] {
   if (scheduleMs.length > MAX_RESENDS) {
     throw new RangeError(
-      `resendScheduleMs has ${scheduleMs.length} entries; PayPal makes at most ${MAX_DELIVERIES} deliveries (${MAX_RESENDS} resends)`,
+      `resendScheduleMs has ${scheduleMs.length} entries; PayPal makes ` +
+        `at most ${MAX_DELIVERIES} deliveries (${MAX_RESENDS} resends)`,
     );
   }
   let total = 0;

@@ -89,7 +89,10 @@ export async function startPayPalSimulator(opts: PayPalSimulatorOptions = {}): P
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? '/', 'http://sim.invalid').pathname;
     if (path === VERIFY_PATH) {
-      if (req.method !== 'POST') throw new HttpError(405, `${req.method} not allowed on ${VERIFY_PATH}: PayPal expects a POST`, { allow: 'POST' });
+      if (req.method !== 'POST')
+        throw new HttpError(405, `${req.method} not allowed on ${VERIFY_PATH}: PayPal expects a POST`, {
+          allow: 'POST',
+        });
       await handlePostback(req, res, postbackCtx);
       return;
     }
@@ -105,7 +108,8 @@ export async function startPayPalSimulator(opts: PayPalSimulatorOptions = {}): P
   }
 
   await new Promise<void>((resolve, reject) => {
-    const onError = (err: Error): void => reject(new Error(`PayPal simulator could not listen on ${host}:${port}: ${err.message}`, { cause: err }));
+    const onError = (err: Error): void =>
+      reject(new Error(`PayPal simulator could not listen on ${host}:${port}: ${err.message}`, { cause: err }));
     server.once('error', onError);
     server.listen(port, host, () => {
       server.off('error', onError);
@@ -122,7 +126,11 @@ export async function startPayPalSimulator(opts: PayPalSimulatorOptions = {}): P
       for (const d of deliveries) d.cancel();
       for (const t of timers) clearTimeout(t);
       timers.clear();
-      server.close((err) => (err ? reject(new Error(`closing PayPal simulator at ${baseUrl} failed: ${err.message}`, { cause: err })) : resolve()));
+      server.close((err) =>
+        err
+          ? reject(new Error(`closing PayPal simulator at ${baseUrl} failed: ${err.message}`, { cause: err }))
+          : resolve(),
+      );
       // Listeners keep connections alive; without this close() would wait for their idle timeout.
       server.closeAllConnections();
     });

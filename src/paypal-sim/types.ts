@@ -1,6 +1,7 @@
 /** One-shot misbehaviour of the verification endpoint, consumed FIFO, one per postback request. */
 export type Fault =
-  /** Answer correctly, but only after `ms` real milliseconds (not scaled): exercises the listener's postback timeout. */
+  /** Answer correctly, but only after `ms` real milliseconds (not scaled): exercises the listener's postback
+   *  timeout. */
   | { kind: 'delay'; ms: number }
   /** An error status with an HTML body, as PayPal's front ends return during incidents. */
   | { kind: 'status'; status: 500 | 502 | 503 }

@@ -7,7 +7,9 @@ let installed = false;
 export function installTemporalRuntime(logger: Logger): void {
   if (installed) return;
   installed = true;
-  const level = (logger.level === 'silent' ? 'ERROR' : logger.level === 'debug' || logger.level === 'trace' ? 'DEBUG' : 'WARN') as LogLevel;
+  const level = (
+    logger.level === 'silent' ? 'ERROR' : logger.level === 'debug' || logger.level === 'trace' ? 'DEBUG' : 'WARN'
+  ) as LogLevel;
   const log = (lvl: LogLevel, message: string, meta?: LogMetadata) => {
     const fn = lvl === 'ERROR' ? 'error' : lvl === 'WARN' ? 'warn' : lvl === 'INFO' ? 'info' : 'debug';
     logger[fn]({ temporal: meta }, message);

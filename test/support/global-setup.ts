@@ -6,7 +6,6 @@ import { startTemporalServer, type TemporalServer } from '../../src/dev/services
 import { startMongoServer, type MongoServer } from '../../src/dev/services/mongo-server';
 
 declare global {
-  // eslint-disable-next-line no-var
   var __IPNFLOW_STACK__: { temporal?: TemporalServer; mongo?: MongoServer; dir: string } | undefined;
 }
 
@@ -19,20 +18,35 @@ export default async function globalSetup(): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ipnflow-test-'));
   const log = (m: string) => process.stderr.write(`[test stack] ${m}\n`);
   const [temporal, mongo] = await Promise.all([
-    process.env.TEMPORAL_ADDRESS ? undefined : startTemporalServer({ headless: true, logFile: path.join(dir, 'temporal.log'), log }),
+    process.env.TEMPORAL_ADDRESS
+      ? undefined
+      : startTemporalServer({ headless: true, logFile: path.join(dir, 'temporal.log'), log }),
     process.env.MONGODB_URI ? undefined : startMongoServer({ logFile: path.join(dir, 'mongo.log'), log }),
   ]);
   globalThis.__IPNFLOW_STACK__ = { temporal, mongo, dir };
   process.env.TEMPORAL_ADDRESS ??= temporal!.address;
   process.env.MONGODB_URI ??= mongo!.uri;
 
-  const bundle = await bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows'), logger: quietBundlerLogger });
+  const bundle = await bundleWorkflowCode({
+    workflowsPath: require.resolve('../../workflows'),
+    logger: quietBundlerLogger,
+  });
   const bundlePath = path.join(dir, 'workflow-bundle.js');
   fs.writeFileSync(bundlePath, bundle.code);
   process.env.IPNFLOW_TEST_WORKFLOW_BUNDLE = bundlePath;
   process.env.IPNFLOW_TEST_DIR = dir;
-  log(`Temporal ${process.env.TEMPORAL_ADDRESS} (${temporal?.source ?? 'external'}), MongoDB ${mongo ? `${mongo.kind}${mongo.backend ? ` on ${mongo.backend}` : ''} ${mongo.uri}` : 'external'}`);
+  log(
+    `Temporal ${process.env.TEMPORAL_ADDRESS} (${temporal?.source ?? 'external'}), MongoDB ` +
+      `${mongo ? `${mongo.kind}${mongo.backend ? ` on ${mongo.backend}` : ''} ${mongo.uri}` : 'external'}`,
+  );
 }
 
 const quiet = () => {};
-const quietBundlerLogger = { trace: quiet, debug: quiet, info: quiet, warn: quiet, error: (m: string, meta?: unknown) => console.error(m, meta), log: quiet };
+const quietBundlerLogger = {
+  trace: quiet,
+  debug: quiet,
+  info: quiet,
+  warn: quiet,
+  error: (m: string, meta?: unknown) => console.error(m, meta),
+  log: quiet,
+};

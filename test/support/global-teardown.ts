@@ -22,8 +22,11 @@ async function assertNoWorkflowTaskFailed(): Promise<void> {
   const connection = await Connection.connect({ address: process.env.TEMPORAL_ADDRESS });
   try {
     const { scanned, failures } = await namespaceWorkflowTaskFailures(new Client({ connection }));
-    process.stderr.write(`[test stack] no-WorkflowTaskFailed guard: scanned ${scanned} workflows, ${failures.length} failed tasks\n`);
-    if (failures.length > 0) throw new Error(`WorkflowTaskFailed in ${failures.length} place(s):\n${failures.slice(0, 20).join('\n')}`);
+    process.stderr.write(
+      `[test stack] no-WorkflowTaskFailed guard: scanned ${scanned} workflows, ${failures.length} failed tasks\n`,
+    );
+    if (failures.length > 0)
+      throw new Error(`WorkflowTaskFailed in ${failures.length} place(s):\n${failures.slice(0, 20).join('\n')}`);
   } finally {
     await connection.close();
   }

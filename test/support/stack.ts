@@ -35,7 +35,10 @@ export interface TestStack {
  * Everything a test file needs, on the run's real servers: its own database and task queue,
  * a worker, the API on a free port, and a PayPal simulator as the sandbox verification host.
  */
-export async function createTestStack(name: string, overrides: Partial<Record<string, string>> = {}): Promise<TestStack> {
+export async function createTestStack(
+  name: string,
+  overrides: Partial<Record<string, string>> = {},
+): Promise<TestStack> {
   const suffix = `${name}-${crypto.randomBytes(3).toString('hex')}`;
   const sim = await startPayPalSimulator({ timeScale: 0.001 });
   const adminToken = crypto.randomBytes(24).toString('hex');
@@ -73,7 +76,14 @@ export async function createTestStack(name: string, overrides: Partial<Record<st
     adminToken,
     async startWorker(opts = {}) {
       await stack.stopWorker();
-      const { worker, connection } = await createWorker({ config, db, client, logger, workflowBundlePath: process.env.IPNFLOW_TEST_WORKFLOW_BUNDLE, interceptors: opts.interceptors });
+      const { worker, connection } = await createWorker({
+        config,
+        db,
+        client,
+        logger,
+        workflowBundlePath: process.env.IPNFLOW_TEST_WORKFLOW_BUNDLE,
+        interceptors: opts.interceptors,
+      });
       running = { worker, done: worker.run(), close: () => connection.close() };
       stack.worker = worker;
     },
@@ -88,14 +98,21 @@ export async function createTestStack(name: string, overrides: Partial<Record<st
     async admin(method, urlPath, body) {
       const res = await fetch(`${baseUrl}${urlPath}`, {
         method,
-        headers: { authorization: `Bearer ${adminToken}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        headers: {
+          authorization: `Bearer ${adminToken}`,
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
         body: body === undefined ? undefined : JSON.stringify(body),
       });
       const text = await res.text();
       return { status: res.status, body: text ? JSON.parse(text) : undefined };
     },
     postIpn(integrationId, raw, contentType = 'application/x-www-form-urlencoded') {
-      return fetch(`${baseUrl}/ipn/${integrationId}`, { method: 'POST', headers: { 'content-type': contentType }, body: raw });
+      return fetch(`${baseUrl}/ipn/${integrationId}`, {
+        method: 'POST',
+        headers: { 'content-type': contentType },
+        body: raw,
+      });
     },
     async close() {
       await stack.stopWorker();
@@ -112,12 +129,19 @@ export async function createTestStack(name: string, overrides: Partial<Record<st
 
 export { SAMPLES_DIR, sample } from './samples';
 
-/** Replaces one field's value in raw IPN bytes (appending the field when absent), leaving every other byte as it was. */
+/**
+ * Replaces one field's value in raw IPN bytes (appending the field when absent), leaving every other byte as it
+ * was.
+ */
 export function withField(raw: Buffer, field: string, value: string): Buffer {
   return replaceField(raw, field, value) ?? Buffer.concat([raw, Buffer.from(`&${field}=${value}`, 'latin1')]);
 }
 
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | null | false>, timeoutMs = 30_000): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined | null | false>,
+  timeoutMs = 30_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
@@ -127,12 +151,16 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
     } catch (err) {
       last = err;
     }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
     await new Promise((r) => setTimeout(r, 100));
   }
 }
 
-/** Replaces several fields (see withField); an empty value leaves the field present but blank (absent to the service). */
+/**
+ * Replaces several fields (see withField); an empty value leaves the field present but blank (absent to the
+ * service).
+ */
 export function withFields(raw: Buffer, fields: Record<string, string>): Buffer {
   return Object.entries(fields).reduce((body, [field, value]) => withField(body, field, value), raw);
 }
@@ -146,7 +174,8 @@ export async function waitForMessage(stack: TestStack, integrationId: string, ra
     const recent = await stack.db.models.IpnMessage.find({ integrationId }).sort({ _id: -1 }).limit(50).lean();
     const msg = recent.find((m) => Buffer.from(m.raw.buffer).equals(raw));
     if (!msg) return undefined;
-    if (!(state ? msg.state === state : !IN_FLIGHT_STATES.includes(msg.state) && msg.state !== 'parked')) return undefined;
+    if (!(state ? msg.state === state : !IN_FLIGHT_STATES.includes(msg.state) && msg.state !== 'parked'))
+      return undefined;
     // A payment's lifecycle records the message's outcome just before it saves its own state.
     const routed = msg.state.startsWith('applied:') || msg.state === 'duplicate';
     const seen = { 'snapshot.history.messageId': String(msg._id) };
@@ -160,7 +189,11 @@ export async function waitForMessage(stack: TestStack, integrationId: string, ra
 export async function deliverIpn(stack: TestStack, integrationId: string, raw: Buffer, state?: string) {
   const delivery = stack.sim.sendIpn({ listenerUrl: `${stack.baseUrl}/ipn/${integrationId}`, body: raw });
   const outcome = await delivery.done;
-  if (!outcome.delivered) throw new Error(`IPN delivery to ${integrationId} failed after ${outcome.attempts} attempts: ${delivery.attempts.at(-1)?.error ?? delivery.attempts.at(-1)?.status}`);
+  if (!outcome.delivered)
+    throw new Error(
+      `IPN delivery to ${integrationId} failed after ${outcome.attempts} attempts: ` +
+        `${delivery.attempts.at(-1)?.error ?? delivery.attempts.at(-1)?.status}`,
+    );
   return waitForMessage(stack, integrationId, raw, state);
 }
 
@@ -175,7 +208,11 @@ export async function balanceMinor(
   mode: 'live' | 'sandbox' = 'sandbox',
 ): Promise<number> {
   const res = await stack.admin('GET', `/admin/customers/${customerId}`);
-  if (res.status !== 200) throw new Error(`GET /admin/customers/${customerId} answered ${res.status}: ${JSON.stringify(res.body)}`);
-  const balances = res.body[mode === 'live' ? 'balances' : 'sandboxBalances'] as Array<{ currency: string; balanceMinor: number }>;
+  if (res.status !== 200)
+    throw new Error(`GET /admin/customers/${customerId} answered ${res.status}: ${JSON.stringify(res.body)}`);
+  const balances = res.body[mode === 'live' ? 'balances' : 'sandboxBalances'] as Array<{
+    currency: string;
+    balanceMinor: number;
+  }>;
   return balances.find((b) => b.currency === currency)?.balanceMinor ?? 0;
 }

@@ -19,12 +19,18 @@ export function cachedFerretDbPath(env: NodeJS.ProcessEnv = process.env): string
  * from our cache, else FerretDB built with Go. Throws when none works (the caller may then try
  * mongodb-memory-server's download).
  */
-export async function resolveMongoBinary(opts: { env?: NodeJS.ProcessEnv; allowBuild?: boolean; log?: (m: string) => void } = {}): Promise<MongoBinary> {
+export async function resolveMongoBinary(
+  opts: { env?: NodeJS.ProcessEnv; allowBuild?: boolean; log?: (m: string) => void } = {},
+): Promise<MongoBinary> {
   const env = opts.env ?? process.env;
   const tried: string[] = [];
   if (env.MONGOD_PATH) {
     if (isExecutable(env.MONGOD_PATH)) return { kind: 'mongod', path: env.MONGOD_PATH, source: 'env' };
-    throw new ProvisioningError('a MongoDB server', [`MONGOD_PATH=${env.MONGOD_PATH}: not an executable file`], 'point MONGOD_PATH at `mongod`, or unset it.');
+    throw new ProvisioningError(
+      'a MongoDB server',
+      [`MONGOD_PATH=${env.MONGOD_PATH}: not an executable file`],
+      'point MONGOD_PATH at `mongod`, or unset it.',
+    );
   }
   tried.push('MONGOD_PATH: not set');
   const mongod = findOnPath('mongod', env);
@@ -46,7 +52,10 @@ export async function resolveMongoBinary(opts: { env?: NodeJS.ProcessEnv; allowB
 }
 
 export function mongoAdvice(): string {
-  return 'set MONGODB_URI to a running MongoDB (e.g. `docker compose up mongo`), or install `mongod` (or set MONGOD_PATH), or install Go >= 1.25 so FerretDB can be built once into ~/.cache/ipnflow.';
+  return (
+    'set MONGODB_URI to a running MongoDB (e.g. `docker compose up mongo`), or install `mongod` (or ' +
+    'set MONGOD_PATH), or install Go >= 1.25 so FerretDB can be built once into ~/.cache/ipnflow.'
+  );
 }
 
 /**
@@ -58,10 +67,17 @@ export function mongoAdvice(): string {
  */
 async function buildFerretDb(go: string, env: NodeJS.ProcessEnv, target: string): Promise<void> {
   const goEnv = { ...env, CGO_ENABLED: '0', GOFLAGS: '-mod=mod' };
-  const dl = await run(go, ['mod', 'download', '-json', `${MODULE}@v${FERRETDB_VERSION}`], { env: goEnv, cwd: os.tmpdir() });
+  const dl = await run(go, ['mod', 'download', '-json', `${MODULE}@v${FERRETDB_VERSION}`], {
+    env: goEnv,
+    cwd: os.tmpdir(),
+  });
   const dir = dl.code === 0 ? (JSON.parse(dl.stdout) as { Dir?: string }).Dir : undefined;
   if (!dir) {
-    throw new ProvisioningError('a MongoDB server', [`go mod download ${MODULE}@v${FERRETDB_VERSION} failed (exit ${dl.code}):\n${tail(dl.stderr + dl.stdout)}`], mongoAdvice());
+    throw new ProvisioningError(
+      'a MongoDB server',
+      [`go mod download ${MODULE}@v${FERRETDB_VERSION} failed (exit ${dl.code}):\n${tail(dl.stderr + dl.stdout)}`],
+      mongoAdvice(),
+    );
   }
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'ipnflow-ferretdb-'));
   try {
@@ -72,7 +88,11 @@ async function buildFerretDb(go: string, env: NodeJS.ProcessEnv, target: string)
     fs.mkdirSync(path.dirname(target), { recursive: true });
     const build = await run(go, ['build', '-trimpath', '-o', staging, './cmd/ferretdb'], { env: goEnv, cwd: work });
     if (build.code !== 0 || !isExecutable(staging)) {
-      throw new ProvisioningError('a MongoDB server', [`go build ${MODULE}/cmd/ferretdb failed (exit ${build.code}):\n${tail(build.stderr)}`], mongoAdvice());
+      throw new ProvisioningError(
+        'a MongoDB server',
+        [`go build ${MODULE}/cmd/ferretdb failed (exit ${build.code}):\n${tail(build.stderr)}`],
+        mongoAdvice(),
+      );
     }
     fs.renameSync(staging, target);
   } finally {

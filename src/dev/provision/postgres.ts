@@ -49,10 +49,13 @@ export function resolvePostgresBinaries(): PostgresBinaries {
 export function postgresRunAs(passwd = '/etc/passwd'): RunAs | undefined {
   if (process.getuid?.() !== 0) return undefined;
   const users = new Map(
-    fs.readFileSync(passwd, 'utf8').split('\n').map((line) => {
-      const [name = '', , uid, gid] = line.split(':');
-      return [name, { name, uid: Number(uid), gid: Number(gid) }] as const;
-    }),
+    fs
+      .readFileSync(passwd, 'utf8')
+      .split('\n')
+      .map((line) => {
+        const [name = '', , uid, gid] = line.split(':');
+        return [name, { name, uid: Number(uid), gid: Number(gid) }] as const;
+      }),
   );
   const user = users.get('postgres') ?? users.get('nobody');
   if (!user) {
@@ -97,7 +100,11 @@ export function binariesFor(user: RunAs, bin: PostgresBinaries, tmpRoot = os.tmp
   if (blockedFolders(user, [bin.postgres]).size === 0) return bin;
   const native = path.resolve(path.dirname(bin.postgres), '..');
   const target = path.join(tmpRoot, `ipnflow-postgres-${bin.version}`);
-  const copied = { initdb: path.join(target, 'bin', 'initdb'), postgres: path.join(target, 'bin', 'postgres'), version: bin.version };
+  const copied = {
+    initdb: path.join(target, 'bin', 'initdb'),
+    postgres: path.join(target, 'bin', 'postgres'),
+    version: bin.version,
+  };
   if (isExecutable(copied.postgres) && isExecutable(copied.initdb)) return copied;
   const staging = `${target}.tmp-${process.pid}`;
   fs.rmSync(staging, { recursive: true, force: true });

@@ -37,7 +37,11 @@ export async function resolveTemporalCli(opts: ResolveOptions = {}): Promise<Res
 
   if (env.TEMPORAL_CLI_PATH) {
     if (isExecutable(env.TEMPORAL_CLI_PATH)) return { path: env.TEMPORAL_CLI_PATH, source: 'env' };
-    throw new ProvisioningError('the Temporal CLI', [`TEMPORAL_CLI_PATH=${env.TEMPORAL_CLI_PATH}: not an executable file`], 'point TEMPORAL_CLI_PATH at the `temporal` binary, or unset it.');
+    throw new ProvisioningError(
+      'the Temporal CLI',
+      [`TEMPORAL_CLI_PATH=${env.TEMPORAL_CLI_PATH}: not an executable file`],
+      'point TEMPORAL_CLI_PATH at the `temporal` binary, or unset it.',
+    );
   }
   tried.push('TEMPORAL_CLI_PATH: not set');
 
@@ -75,12 +79,24 @@ async function goInstall(go: string, env: NodeJS.ProcessEnv, target: string): Pr
   try {
     const result = await run(
       go,
-      ['install', '-ldflags', `-X github.com/temporalio/cli/temporalcli.Version=${TEMPORAL_CLI_VERSION}`, `github.com/temporalio/cli/cmd/temporal@v${TEMPORAL_CLI_VERSION}`],
+      [
+        'install',
+        '-ldflags',
+        `-X github.com/temporalio/cli/temporalcli.Version=${TEMPORAL_CLI_VERSION}`,
+        `github.com/temporalio/cli/cmd/temporal@v${TEMPORAL_CLI_VERSION}`,
+      ],
       { env: { ...env, CGO_ENABLED: '0', GOBIN: staging, GOFLAGS: '-mod=mod' } },
     );
     const built = path.join(staging, 'temporal');
     if (result.code !== 0 || !isExecutable(built)) {
-      throw new ProvisioningError('the Temporal CLI', [`go install github.com/temporalio/cli/cmd/temporal@v${TEMPORAL_CLI_VERSION} failed (exit ${result.code}):\n${tail(result.stderr)}`], temporalAdvice());
+      throw new ProvisioningError(
+        'the Temporal CLI',
+        [
+          `go install github.com/temporalio/cli/cmd/temporal@v${TEMPORAL_CLI_VERSION} ` +
+            `failed (exit ${result.code}):\n${tail(result.stderr)}`,
+        ],
+        temporalAdvice(),
+      );
     }
     fs.mkdirSync(path.dirname(target), { recursive: true });
     fs.renameSync(built, target);

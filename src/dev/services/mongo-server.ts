@@ -133,15 +133,34 @@ function temporaryDir(): string {
   return dir;
 }
 
-async function startMemoryServer(notFound: ProvisioningError, opts: { dataDir: string; port: number; log?: (m: string) => void }): Promise<MongoServer> {
-  opts.log?.('No mongod or FerretDB available; trying mongodb-memory-server (downloads MongoDB, needs the internet)...');
+async function startMemoryServer(
+  notFound: ProvisioningError,
+  opts: { dataDir: string; port: number; log?: (m: string) => void },
+): Promise<MongoServer> {
+  opts.log?.(
+    'No mongod or FerretDB available; trying mongodb-memory-server (downloads MongoDB, needs the internet)...',
+  );
   try {
     const { MongoMemoryServer } = await import('mongodb-memory-server-core');
-    const server = await MongoMemoryServer.create({ instance: { dbPath: opts.dataDir, port: opts.port, storageEngine: 'wiredTiger' } });
-    return { uri: `mongodb://127.0.0.1:${opts.port}`, kind: 'mongodb-memory-server', port: opts.port, dataDir: opts.dataDir, stop: async () => { await server.stop({ doCleanup: false }); } };
+    const server = await MongoMemoryServer.create({
+      instance: { dbPath: opts.dataDir, port: opts.port, storageEngine: 'wiredTiger' },
+    });
+    return {
+      uri: `mongodb://127.0.0.1:${opts.port}`,
+      kind: 'mongodb-memory-server',
+      port: opts.port,
+      dataDir: opts.dataDir,
+      stop: async () => {
+        await server.stop({ doCleanup: false });
+      },
+    };
   } catch (err) {
     const reason = err instanceof Error ? err.message.split('\n')[0] : String(err);
-    throw new ProvisioningError('a MongoDB server', [...notFound.attempts, `mongodb-memory-server download: ${reason}`], mongoAdvice());
+    throw new ProvisioningError(
+      'a MongoDB server',
+      [...notFound.attempts, `mongodb-memory-server download: ${reason}`],
+      mongoAdvice(),
+    );
   }
 }
 

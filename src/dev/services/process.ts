@@ -11,8 +11,19 @@ export interface ManagedProcess {
 }
 
 /** Spawns a long-running server; its output goes to logFile (if given) and a small ring buffer. */
-export function startProcess(name: string, cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; cwd?: string; logFile?: string; uid?: number; gid?: number }): ManagedProcess {
-  const child = spawn(cmd, args, { env: opts.env ?? process.env, cwd: opts.cwd, uid: opts.uid, gid: opts.gid, stdio: ['ignore', 'pipe', 'pipe'] });
+export function startProcess(
+  name: string,
+  cmd: string,
+  args: string[],
+  opts: { env?: NodeJS.ProcessEnv; cwd?: string; logFile?: string; uid?: number; gid?: number },
+): ManagedProcess {
+  const child = spawn(cmd, args, {
+    env: opts.env ?? process.env,
+    cwd: opts.cwd,
+    uid: opts.uid,
+    gid: opts.gid,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const log = opts.logFile ? fs.createWriteStream(opts.logFile, { flags: 'a' }) : undefined;
   let buffer = '';
   let exitedFlag = false;
@@ -22,8 +33,16 @@ export function startProcess(name: string, cmd: string, args: string[], opts: { 
   };
   child.stdout?.on('data', onData);
   child.stderr?.on('data', onData);
-  const exit = new Promise<void>((resolve) => child.once('exit', () => { exitedFlag = true; log?.end(); resolve(); }));
-  child.once('error', (err) => { buffer += `\n${name}: ${err.message}`; });
+  const exit = new Promise<void>((resolve) =>
+    child.once('exit', () => {
+      exitedFlag = true;
+      log?.end();
+      resolve();
+    }),
+  );
+  child.once('error', (err) => {
+    buffer += `\n${name}: ${err.message}`;
+  });
   killOnExit.add(child);
   return {
     child,
@@ -58,7 +77,11 @@ export function freePort(host = '127.0.0.1'): Promise<number> {
 }
 
 /** Polls `probe` until it resolves truthy; the error names what we waited for and why it failed. */
-export async function waitUntil(what: string, probe: () => Promise<boolean>, opts: { timeoutMs: number; intervalMs?: number; abort?: () => string | undefined }): Promise<void> {
+export async function waitUntil(
+  what: string,
+  probe: () => Promise<boolean>,
+  opts: { timeoutMs: number; intervalMs?: number; abort?: () => string | undefined },
+): Promise<void> {
   const deadline = Date.now() + opts.timeoutMs;
   let lastError = '';
   for (;;) {
@@ -69,7 +92,8 @@ export async function waitUntil(what: string, probe: () => Promise<boolean>, opt
     } catch (err) {
       lastError = err instanceof Error ? err.message : String(err);
     }
-    if (Date.now() > deadline) throw new Error(`${what}: not ready after ${opts.timeoutMs} ms${lastError ? ` (last error: ${lastError})` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(`${what}: not ready after ${opts.timeoutMs} ms${lastError ? ` (last error: ${lastError})` : ''}`);
     await new Promise((r) => setTimeout(r, opts.intervalMs ?? 200));
   }
 }

@@ -37,7 +37,9 @@ export async function startTemporalServer(opts: TemporalServerOptions = {}): Pro
   const port = opts.port ?? (await freePort(ip));
   const namespace = opts.namespace ?? 'default';
   const address = `${ip}:${port}`;
-  const uiUrl = opts.headless ? undefined : `http://${ip === '127.0.0.1' || ip === '0.0.0.0' ? 'localhost' : ip}:${opts.uiPort ?? port + 1000}`;
+  const uiUrl = opts.headless
+    ? undefined
+    : `http://${ip === '127.0.0.1' || ip === '0.0.0.0' ? 'localhost' : ip}:${opts.uiPort ?? port + 1000}`;
 
   let cli;
   try {
@@ -47,7 +49,18 @@ export async function startTemporalServer(opts: TemporalServerOptions = {}): Pro
     return startDownloaded(err, { ...opts, ip, port, namespace });
   }
 
-  const args = ['server', 'start-dev', '--ip', ip, '--port', String(port), '--namespace', namespace, '--log-level', 'warn'];
+  const args = [
+    'server',
+    'start-dev',
+    '--ip',
+    ip,
+    '--port',
+    String(port),
+    '--namespace',
+    namespace,
+    '--log-level',
+    'warn',
+  ];
   if (opts.headless) args.push('--headless');
   else args.push('--ui-port', String(opts.uiPort ?? port + 1000));
   if (opts.dbFile) args.push('--db-filename', opts.dbFile);
@@ -63,7 +76,10 @@ export async function startTemporalServer(opts: TemporalServerOptions = {}): Pro
   return { address, uiUrl, source: `${cli.source}: ${cli.path}`, stop: () => proc.stop() };
 }
 
-async function startDownloaded(notFound: ProvisioningError, opts: TemporalServerOptions & { ip: string; port: number; namespace: string }): Promise<TemporalServer> {
+async function startDownloaded(
+  notFound: ProvisioningError,
+  opts: TemporalServerOptions & { ip: string; port: number; namespace: string },
+): Promise<TemporalServer> {
   opts.log?.('No Temporal CLI found or buildable; trying the Temporal SDK download (needs the internet)...');
   try {
     const { TestWorkflowEnvironment } = await import('@temporalio/testing');
@@ -87,11 +103,20 @@ async function startDownloaded(notFound: ProvisioningError, opts: TemporalServer
     };
   } catch (err) {
     const reason = err instanceof Error ? err.message.split('\n')[0] : String(err);
-    throw new ProvisioningError('the Temporal CLI', [...notFound.attempts, `download through @temporalio/testing: ${reason}`], temporalAdvice());
+    throw new ProvisioningError(
+      'the Temporal CLI',
+      [...notFound.attempts, `download through @temporalio/testing: ${reason}`],
+      temporalAdvice(),
+    );
   }
 }
 
-export async function waitForTemporal(address: string, namespace: string, abort?: () => string | undefined, timeoutMs = 60_000): Promise<void> {
+export async function waitForTemporal(
+  address: string,
+  namespace: string,
+  abort?: () => string | undefined,
+  timeoutMs = 60_000,
+): Promise<void> {
   await waitUntil(
     `Temporal at ${address}`,
     async () => {

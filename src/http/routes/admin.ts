@@ -6,16 +6,24 @@ import { pageOf, sendPage } from '../paginate';
 import { IntegrationIdSchema, IntegrationInputSchema } from '../../domain/integration';
 import { formatMinor } from '../../domain/money';
 import { paymentWorkflowId } from '../../domain/workflow-ids';
-import { OperatorActionSchema, PAYMENT_OPERATOR_ACTIONS, type PaymentOperatorActionName } from '../../domain/operator-actions';
+import {
+  OperatorActionSchema,
+  PAYMENT_OPERATOR_ACTIONS,
+  type PaymentOperatorActionName,
+} from '../../domain/operator-actions';
 import { refusalOf } from '../../domain/payment-decide';
 import { PaymentStateSchema } from '../../domain/payment-state';
-import { acknowledgeSignal, approveSignal, assignCustomerSignal, rejectSignal } from '../../../workflows/payment-lifecycle';
+import {
+  acknowledgeSignal,
+  approveSignal,
+  assignCustomerSignal,
+  rejectSignal,
+} from '../../../workflows/payment-lifecycle';
 import { rejectMessageSignal, retryVerificationSignal } from '../../../workflows/process-ipn';
 import { getIntegration, saveIntegration, toIntegration } from '../../integrations/store';
 import { saveCustomer } from '../../customers/store';
 import { Ledger, type MoneyMode } from '../../ledger/ledger';
 import { publicBaseUrl } from '../../config';
-
 
 export function adminRoutes(deps: AppDeps): Router {
   const { db, client, config } = deps;
@@ -28,7 +36,8 @@ export function adminRoutes(deps: AppDeps): Router {
   const withIpnUrl = <T extends { id: string }>(i: T) => ({ ...i, ipnUrl: `${publicBaseUrl(config)}/ipn/${i.id}` });
   const idParam = (value: string) => {
     const parsed = IntegrationIdSchema.safeParse(value);
-    if (!parsed.success) throw new HttpError(400, `bad id ${JSON.stringify(value)}: ${parsed.error.issues[0]?.message}`);
+    if (!parsed.success)
+      throw new HttpError(400, `bad id ${JSON.stringify(value)}: ${parsed.error.issues[0]?.message}`);
     return parsed.data;
   };
 
@@ -49,7 +58,10 @@ export function adminRoutes(deps: AppDeps): Router {
   });
   router.get('/integrations', async (ctx) => {
     const { limit, after } = pageOf(ctx);
-    const rows = await models.Integration.find(after ? { _id: { $gt: after } } : {}).sort({ _id: 1 }).limit(limit + 1).lean();
+    const rows = await models.Integration.find(after ? { _id: { $gt: after } } : {})
+      .sort({ _id: 1 })
+      .limit(limit + 1)
+      .lean();
     ctx.body = sendPage(ctx, rows, limit).map((d) => withIpnUrl(toIntegration(d)));
   });
 
@@ -76,7 +88,11 @@ export function adminRoutes(deps: AppDeps): Router {
   });
   router.get('/customers/:id/ledger', async (ctx) => {
     const entries = await ledger.entries(ctx.params.id!);
-    ctx.body = entries.map((e) => ({ ...e, amount: formatMinor(e.amountMinor, e.currency), balanceAfter: formatMinor(e.balanceAfterMinor, e.currency) }));
+    ctx.body = entries.map((e) => ({
+      ...e,
+      amount: formatMinor(e.amountMinor, e.currency),
+      balanceAfter: formatMinor(e.balanceAfterMinor, e.currency),
+    }));
   });
   router.get('/ledger/check', async (ctx) => {
     const result = await ledger.check();
@@ -90,12 +106,30 @@ export function adminRoutes(deps: AppDeps): Router {
     const byUpdate = { updatedAt: 1 } as const;
     const byReceipt = { receivedAt: 1 } as const;
     const [payments, profiles, payoutBatches, parked, undispatchable, masspayUnmatched] = await Promise.all([
-      models.Payment.find({ needsOperator: true }, { snapshot: 0 }).sort(byUpdate).limit(limit + 1).lean(),
-      models.RecurringProfile.find({ needsOperator: true }, { snapshot: 0 }).sort(byUpdate).limit(limit + 1).lean(),
-      models.PayoutBatch.find({ needsOperator: true }, { snapshot: 0 }).sort(byUpdate).limit(limit + 1).lean(),
-      models.IpnMessage.find({ state: 'parked' }, { raw: 0 }).sort(byReceipt).limit(limit + 1).lean(),
-      models.IpnMessage.find({ state: 'undispatchable' }, { raw: 0 }).sort(byReceipt).limit(limit + 1).lean(),
-      models.IpnMessage.find({ state: 'masspay_unmatched' }, { raw: 0 }).sort(byReceipt).limit(limit + 1).lean(),
+      models.Payment.find({ needsOperator: true }, { snapshot: 0 })
+        .sort(byUpdate)
+        .limit(limit + 1)
+        .lean(),
+      models.RecurringProfile.find({ needsOperator: true }, { snapshot: 0 })
+        .sort(byUpdate)
+        .limit(limit + 1)
+        .lean(),
+      models.PayoutBatch.find({ needsOperator: true }, { snapshot: 0 })
+        .sort(byUpdate)
+        .limit(limit + 1)
+        .lean(),
+      models.IpnMessage.find({ state: 'parked' }, { raw: 0 })
+        .sort(byReceipt)
+        .limit(limit + 1)
+        .lean(),
+      models.IpnMessage.find({ state: 'undispatchable' }, { raw: 0 })
+        .sort(byReceipt)
+        .limit(limit + 1)
+        .lean(),
+      models.IpnMessage.find({ state: 'masspay_unmatched' }, { raw: 0 })
+        .sort(byReceipt)
+        .limit(limit + 1)
+        .lean(),
     ]);
     const lists = {
       payments,
@@ -105,14 +139,20 @@ export function adminRoutes(deps: AppDeps): Router {
       undispatchableMessages: undispatchable,
       masspayUnmatchedMessages: masspayUnmatched,
     };
-    const truncated = Object.entries(lists).filter(([, rows]) => rows.length > limit).map(([name]) => name);
-    ctx.body = { ...Object.fromEntries(Object.entries(lists).map(([k, rows]) => [k, rows.slice(0, limit)])), truncated };
+    const truncated = Object.entries(lists)
+      .filter(([, rows]) => rows.length > limit)
+      .map(([name]) => name);
+    ctx.body = {
+      ...Object.fromEntries(Object.entries(lists).map(([k, rows]) => [k, rows.slice(0, limit)])),
+      truncated,
+    };
   });
 
   const findPayment = async (txnId: string, integrationId?: string) => {
     const found = await models.Payment.find({ txnId, ...(integrationId ? { integrationId } : {}) }).lean();
     if (found.length === 0) throw new HttpError(404, `no payment with txn id ${txnId}`);
-    if (found.length > 1) throw new HttpError(409, `txn id ${txnId} exists in several integrations: add ?integrationId=`);
+    if (found.length > 1)
+      throw new HttpError(409, `txn id ${txnId} exists in several integrations: add ?integrationId=`);
     return found[0]!;
   };
   router.get('/payments/:txnId', async (ctx) => {
@@ -120,7 +160,12 @@ export function adminRoutes(deps: AppDeps): Router {
   });
 
   // One route per operator decision; the workflow refuses the same things, for signals from the Web UI.
-  const signals = { assign: assignCustomerSignal, approve: approveSignal, reject: rejectSignal, acknowledge: acknowledgeSignal };
+  const signals = {
+    assign: assignCustomerSignal,
+    approve: approveSignal,
+    reject: rejectSignal,
+    acknowledge: acknowledgeSignal,
+  };
   for (const name of Object.keys(PAYMENT_OPERATOR_ACTIONS) as PaymentOperatorActionName[]) {
     router.post(`/payments/:txnId/${name}`, async (ctx) => {
       const action = PAYMENT_OPERATOR_ACTIONS[name].parse(await readJson(ctx));
@@ -130,7 +175,9 @@ export function adminRoutes(deps: AppDeps): Router {
         throw new HttpError(404, `no customer ${customerId}`);
       }
       const state = PaymentStateSchema.safeParse(payment.snapshot);
-      const refusal = state.success ? refusalOf(state.data, { type: name, action } as Parameters<typeof refusalOf>[1]) : null;
+      const refusal = state.success
+        ? refusalOf(state.data, { type: name, action } as Parameters<typeof refusalOf>[1])
+        : null;
       if (refusal) {
         await models.AuditEvent.create({
           at: new Date(),
@@ -157,22 +204,33 @@ export function adminRoutes(deps: AppDeps): Router {
 
   router.get('/messages', async (ctx) => {
     const filter: Record<string, unknown> = {};
-    for (const key of ['state', 'integrationId', 'txnId'] as const) if (typeof ctx.query[key] === 'string') filter[key] = ctx.query[key];
+    for (const key of ['state', 'integrationId', 'txnId'] as const)
+      if (typeof ctx.query[key] === 'string') filter[key] = ctx.query[key];
     // Newest first: `after` is the last (oldest) _id of the previous page.
     const { limit, after } = pageOf(ctx);
     if (after) filter._id = { $lt: after };
-    const rows = await models.IpnMessage.find(filter, { raw: 0 }).sort({ _id: -1 }).limit(limit + 1).lean();
+    const rows = await models.IpnMessage.find(filter, { raw: 0 })
+      .sort({ _id: -1 })
+      .limit(limit + 1)
+      .lean();
     ctx.body = sendPage(ctx, rows, limit);
   });
   router.get('/messages/:id', async (ctx) => {
-    const msg = await models.IpnMessage.findById(ctx.params.id!).lean().catch(() => null);
+    const msg = await models.IpnMessage.findById(ctx.params.id!)
+      .lean()
+      .catch(() => null);
     if (!msg) throw new HttpError(404, `no message ${ctx.params.id!}`);
     ctx.body = { ...msg, raw: Buffer.from(msg.raw.buffer).toString('latin1') };
   });
-  for (const [path, signal] of [['retry', retryVerificationSignal], ['reject', rejectMessageSignal]] as const) {
+  for (const [path, signal] of [
+    ['retry', retryVerificationSignal],
+    ['reject', rejectMessageSignal],
+  ] as const) {
     router.post(`/messages/:id/${path}`, async (ctx) => {
       const action = OperatorActionSchema.parse(await readJson(ctx));
-      const msg = await models.IpnMessage.findById(ctx.params.id!, { workflowId: 1 }).lean().catch(() => null);
+      const msg = await models.IpnMessage.findById(ctx.params.id!, { workflowId: 1 })
+        .lean()
+        .catch(() => null);
       if (!msg?.workflowId) throw new HttpError(404, `no dispatched message ${ctx.params.id!}`);
       try {
         await client.workflow.getHandle(msg.workflowId).signal(signal, action);
@@ -191,7 +249,10 @@ export function adminRoutes(deps: AppDeps): Router {
       ...(typeof ctx.query.txnId === 'string' ? { txnId: ctx.query.txnId } : {}),
       ...(after ? { _id: { $gt: after } } : {}),
     };
-    const rows = await models.AuditEvent.find(filter).sort({ _id: 1 }).limit(limit + 1).lean();
+    const rows = await models.AuditEvent.find(filter)
+      .sort({ _id: 1 })
+      .limit(limit + 1)
+      .lean();
     ctx.body = sendPage(ctx, rows, limit);
   });
   return router;

@@ -17,13 +17,18 @@ export function ipnRoutes({ db, dispatcher, config, logger, integrations }: AppD
       ctx.body = body;
       ipnReceived.inc({ result });
     };
-    if (!ctx.is('application/x-www-form-urlencoded')) return answer(415, 'unsupported_media_type', 'IPN must be application/x-www-form-urlencoded');
+    if (!ctx.is('application/x-www-form-urlencoded'))
+      return answer(415, 'unsupported_media_type', 'IPN must be application/x-www-form-urlencoded');
     let raw: Buffer;
     try {
-      raw = await getRawBody(ctx.req, { limit: config.IPN_MAX_BODY_BYTES, length: ctx.get('content-length') || undefined });
+      raw = await getRawBody(ctx.req, {
+        limit: config.IPN_MAX_BODY_BYTES,
+        length: ctx.get('content-length') || undefined,
+      });
     } catch (err) {
       const e = err as { type?: string; status?: number };
-      if (e.type === 'entity.too.large') return answer(413, 'too_large', `IPN larger than ${config.IPN_MAX_BODY_BYTES} bytes`);
+      if (e.type === 'entity.too.large')
+        return answer(413, 'too_large', `IPN larger than ${config.IPN_MAX_BODY_BYTES} bytes`);
       return answer(e.status ?? 400, 'unreadable', 'could not read body');
     }
     let stored;
@@ -43,7 +48,10 @@ export function ipnRoutes({ db, dispatcher, config, logger, integrations }: AppD
       });
     } catch (err) {
       // Not stored means not received: PayPal must send it again.
-      logger.error({ err: (err as Error).message, integrationId: ctx.params.integrationId }, 'could not store IPN; answering 503');
+      logger.error(
+        { err: (err as Error).message, integrationId: ctx.params.integrationId },
+        'could not store IPN; answering 503',
+      );
       return answer(503, 'store_failed', 'temporarily unavailable');
     }
     answer(200, stored.state);

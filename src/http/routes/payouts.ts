@@ -73,7 +73,8 @@ export function payoutRoutes(deps: AppDeps): Router {
     if (!(integration.allowedCurrencies as string[]).includes(req.currency)) {
       throw new HttpError(
         422,
-        `currency: ${req.currency} is not among ${integration.id}'s currencies (${integration.allowedCurrencies.join(', ')})`,
+        `currency: ${req.currency} is not among ${integration.id}'s ` +
+          `currencies (${integration.allowedCurrencies.join(', ')})`,
       );
     }
     const mode = integration.mode;
@@ -96,7 +97,8 @@ export function payoutRoutes(deps: AppDeps): Router {
         const has = describeMoney(available.get(item.customerId)!, req.currency);
         throw new HttpError(
           409,
-          `items[${i}].amount: ${describeMoney(item.amountMinor, req.currency)} is beyond ${item.customerId}'s ${mode} balance left for this batch (${has}); nothing was reserved`,
+          `items[${i}].amount: ${describeMoney(item.amountMinor, req.currency)} is beyond ` +
+            `${item.customerId}'s ${mode} balance left for this batch (${has}); nothing was reserved`,
           { item: i, field: 'amount' },
         );
       }
