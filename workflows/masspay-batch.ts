@@ -36,6 +36,7 @@ import {
 import { describeMoney } from '../src/domain/money';
 import { describeIssues } from '../src/domain/operator-actions';
 import { PayoutStateKey, FlagsKey } from '../src/domain/contracts';
+import { decideWithFacts } from './decide-with-facts';
 
 // Bookkeeping on the batch document: local activities (no server round trip each).
 const local = proxyLocalActivities<Activities>({
@@ -174,19 +175,19 @@ export async function masspayBatch(input: MasspayBatchInput): Promise<PayoutBatc
 }
 
 async function decide(state: PayoutBatchState, item: BatchInput, input: MasspayBatchInput): Promise<PayoutBatchState> {
-  const facts: BatchFacts = {};
-  let effectsRun = 0;
-  for (let round = 0; ; round++) {
-    const ctx = { now: new Date().toISOString(), deadlines: input.deadlines };
-    const next: BatchInput =
-      round < 50 ? item : { type: 'malformed', signal: item.type, issues: 'no decision after 50 facts' };
-    if (round === 50) effectsRun = 0;
-    const d = decideBatch(state, next, round < 50 ? facts : {}, ctx);
-    for (const effect of d.effects.slice(effectsRun)) await runEffect(effect, state);
-    effectsRun = d.effects.length;
-    if (d.kind === 'done') return d.state;
-    await fetchFact(d.need, facts, state);
-  }
+  const undecidable: BatchInput = { type: 'malformed', signal: item.type, issues: 'no decision after 50 facts' };
+  const done = await decideWithFacts({
+    rules: (facts: BatchFacts, stuck) =>
+      decideBatch(state, stuck ? undecidable : item, stuck ? {} : facts, {
+        now: new Date().toISOString(),
+        deadlines: input.deadlines,
+      }),
+    fetch: (need, facts) => fetchFact(need, facts, state),
+    run: (effect) => runEffect(effect, state),
+    facts: {},
+    maxRounds: 50,
+  });
+  return done.state;
 }
 
 async function runEffect(effect: BatchEffect, s: PayoutBatchState): Promise<void> {

@@ -37,6 +37,7 @@ import {
   type LifecycleEvent,
   type PaymentState,
 } from '../src/domain/payment-state';
+import { decideWithFacts } from './decide-with-facts';
 import { CustomerIdKey, FlagsKey, PaymentStatusKey } from '../src/domain/contracts';
 import type { PaymentLifecycleInput } from './types';
 
@@ -152,21 +153,18 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
  * effects in the order they arose (so an audit is written before the posting it leads to). A
  * rerun produces the same effects again first: only the new ones run.
  */
-async function decide(state: PaymentState, item: PaymentInput, orphanGraceSeconds: number) {
-  const facts: PaymentFacts = {};
-  let effectsRun = 0;
-  for (let round = 0; ; round++) {
-    const ctx = { now: new Date().toISOString(), orphanGraceSeconds };
-    // Rules that kept asking would be a bug: record the input as undecidable rather than loop.
-    const input: PaymentInput =
-      round < 500 ? item : { type: 'malformed', signal: item.type, issues: 'no decision after 500 facts' };
-    if (round === 500) effectsRun = 0;
-    const decision = decidePayment(state, input, round < 500 ? facts : {}, ctx);
-    for (const effect of decision.effects.slice(effectsRun)) await runEffect(effect, state);
-    effectsRun = decision.effects.length;
-    if (decision.kind === 'done') return decision;
-    await fetchFact(decision.need, facts);
-  }
+function decide(state: PaymentState, item: PaymentInput, orphanGraceSeconds: number) {
+  const undecidable: PaymentInput = { type: 'malformed', signal: item.type, issues: 'no decision after 500 facts' };
+  return decideWithFacts({
+    rules: (facts: PaymentFacts, stuck) =>
+      decidePayment(state, stuck ? undecidable : item, stuck ? {} : facts, {
+        now: new Date().toISOString(),
+        orphanGraceSeconds,
+      }),
+    fetch: fetchFact,
+    run: (effect) => runEffect(effect, state),
+    facts: {},
+  });
 }
 
 async function runEffect(effect: PaymentEffect, s: PaymentState): Promise<void> {

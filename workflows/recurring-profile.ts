@@ -40,6 +40,7 @@ import {
   type ProfileFacts,
   type ProfileInput,
 } from '../src/domain/profile-decide';
+import { decideWithFacts } from './decide-with-facts';
 
 // Bookkeeping as local activities, as for payments; PayPal's API is a regular activity (slow, external).
 const act = proxyLocalActivities<Activities>({
@@ -206,22 +207,18 @@ export async function recurringProfile(input: RecurringProfileInput): Promise<Pr
   return state;
 }
 
-async function decide(state: ProfileState, item: ProfileInput, input: RecurringProfileInput) {
-  const facts: ProfileFacts = {};
-  let effectsRun = 0;
-  for (let round = 0; ; round++) {
-    const ctx = { now: new Date().toISOString(), outstandingAlertCycles: input.outstandingAlertCycles };
-    const stuck = round >= 500;
-    const current: ProfileInput = stuck
-      ? { type: 'malformed', signal: item.type, issues: 'no decision after 500 facts' }
-      : item;
-    if (round === 500) effectsRun = 0;
-    const decision = decideProfile(state, current, stuck ? {} : facts, ctx);
-    for (const effect of decision.effects.slice(effectsRun)) await runEffect(effect, state);
-    effectsRun = decision.effects.length;
-    if (decision.kind === 'done') return decision;
-    await fetchFact(decision.need, facts, state);
-  }
+function decide(state: ProfileState, item: ProfileInput, input: RecurringProfileInput) {
+  const undecidable: ProfileInput = { type: 'malformed', signal: item.type, issues: 'no decision after 500 facts' };
+  return decideWithFacts({
+    rules: (facts: ProfileFacts, stuck) =>
+      decideProfile(state, stuck ? undecidable : item, stuck ? {} : facts, {
+        now: new Date().toISOString(),
+        outstandingAlertCycles: input.outstandingAlertCycles,
+      }),
+    fetch: (need, facts) => fetchFact(need, facts, state),
+    run: (effect) => runEffect(effect, state),
+    facts: {},
+  });
 }
 
 async function runEffect(effect: ProfileEffect, s: ProfileState): Promise<void> {

@@ -1,0 +1,26 @@
+/**
+ * The one loop every entity workflow runs an input through: ask the pure rules; when they name a
+ * fact only I/O can answer, fetch it and ask again; run their effects in the order they arose (a
+ * rerun produces the same effects again first, so only the new ones run). Rules that kept asking
+ * would be a bug: after `maxRounds` the input is decided as undecidable instead (`giveUp`), so a
+ * workflow never loops forever on it.
+ */
+export async function decideWithFacts<Facts, Need, Effect, Done extends { kind: 'done'; effects: Effect[] }>(opts: {
+  rules: (facts: Facts, stuck: boolean) => Done | { kind: 'need'; need: Need; effects: Effect[] };
+  fetch: (need: Need, facts: Facts) => Promise<void>;
+  run: (effect: Effect) => Promise<void>;
+  facts: Facts;
+  maxRounds?: number;
+}): Promise<Done> {
+  const maxRounds = opts.maxRounds ?? 500;
+  let effectsRun = 0;
+  for (let round = 0; ; round++) {
+    const stuck = round >= maxRounds;
+    if (round === maxRounds) effectsRun = 0; // a different input now: its effects are all new
+    const decision = opts.rules(opts.facts, stuck);
+    for (const effect of decision.effects.slice(effectsRun)) await opts.run(effect);
+    effectsRun = decision.effects.length;
+    if (decision.kind === 'done') return decision;
+    await opts.fetch(decision.need, opts.facts);
+  }
+}
