@@ -16,7 +16,8 @@ test('binaries in a closed folder are copied where the PostgreSQL user can run t
   const real = resolvePostgresBinaries();
   const closed = path.join(work, 'closed');
   const native = path.join(closed, 'node_modules', 'native');
-  fs.cpSync(path.resolve(path.dirname(real.postgres), '..'), native, { recursive: true });
+  // Verbatim, as node_modules has them: its library links are relative.
+  fs.cpSync(path.resolve(path.dirname(real.postgres), '..'), native, { recursive: true, verbatimSymlinks: true });
   fs.chmodSync(closed, 0o700);
   const inClosed = {
     initdb: path.join(native, 'bin', 'initdb'),
@@ -36,6 +37,18 @@ test('binaries in a closed folder are copied where the PostgreSQL user can run t
   expect(binariesFor(nobody, inClosed, shared)).toEqual(usable);
 
   const runAs = postgresRunAs(); // only as root can we become another user
-  const run = spawnSync(usable.postgres, ['--version'], runAs ? { uid: runAs.uid, gid: runAs.gid } : {});
-  expect([run.status, String(run.stdout)]).toEqual([0, expect.stringMatching(/^postgres \(PostgreSQL\) 16\./)]);
+  const as = runAs ? { uid: runAs.uid, gid: runAs.gid } : {};
+  // initdb loads the ICU libraries through the package's relative links: the copy must carry them.
+  for (const [binary, name] of [
+    [usable.postgres, 'postgres'],
+    [usable.initdb, 'initdb'],
+  ] as const) {
+    const run = spawnSync(binary, ['--version'], as);
+    expect([name, run.status, String(run.stdout), String(run.stderr)]).toEqual([
+      name,
+      0,
+      expect.stringMatching(new RegExp(`^${name} \\(PostgreSQL\\) 16\\.`)),
+      '',
+    ]);
+  }
 });

@@ -105,10 +105,13 @@ export function binariesFor(user: RunAs, bin: PostgresBinaries, tmpRoot = os.tmp
     postgres: path.join(target, 'bin', 'postgres'),
     version: bin.version,
   };
-  if (isExecutable(copied.postgres) && isExecutable(copied.initdb)) return copied;
+  if (isExecutable(copied.postgres) && isExecutable(copied.initdb) && linksStayInside(target)) return copied;
+  fs.rmSync(target, { recursive: true, force: true });
   const staging = `${target}.tmp-${process.pid}`;
   fs.rmSync(staging, { recursive: true, force: true });
-  fs.cpSync(native, staging, { recursive: true });
+  // Verbatim: the package's library links are relative (libicuuc.so.60 -> libicuuc.so.60.2); made
+  // absolute they would point back into the folder the user cannot enter.
+  fs.cpSync(native, staging, { recursive: true, verbatimSymlinks: true });
   fs.chmodSync(staging, 0o755);
   try {
     fs.renameSync(staging, target);
@@ -118,6 +121,23 @@ export function binariesFor(user: RunAs, bin: PostgresBinaries, tmpRoot = os.tmp
     if (!isExecutable(copied.postgres)) throw err;
   }
   return copied;
+}
+
+/** Every symbolic link under `dir` resolves to a file inside it (a copy that does not lean on its source). */
+function linksStayInside(dir: string): boolean {
+  const root = fs.realpathSync(dir) + path.sep;
+  const walk = (d: string): boolean =>
+    fs.readdirSync(d, { withFileTypes: true }).every((e) => {
+      const p = path.join(d, e.name);
+      if (e.isDirectory()) return walk(p);
+      if (!e.isSymbolicLink()) return true;
+      try {
+        return fs.realpathSync(p).startsWith(root);
+      } catch {
+        return false;
+      }
+    });
+  return walk(dir);
 }
 
 export function postgresAdvice(): string {
