@@ -12,7 +12,8 @@ import path from 'node:path';
 import { startTemporalServer } from '../src/dev/services/temporal-server';
 import { startMongoServer } from '../src/dev/services/mongo-server';
 import { paymentWorkflowId } from '../src/domain/workflow-ids';
-import { createTestStack, sample, waitFor, withField, type TestStack } from '../test/support/stack';
+import { createTestStack, sample, waitFor, withField, withFields, type TestStack } from '../test/support/stack';
+import { profileWorkflowId } from '../src/domain/profile';
 
 const OUT = path.resolve(__dirname, '../test/histories');
 
@@ -26,6 +27,14 @@ async function save(stack: TestStack, name: string, workflowId: string) {
     JSON.stringify({ workflowId, history: JSON.parse(historyToJSON(history)) }, null, 1),
   );
   console.log(`recorded ${name} (${history.events?.length} events)`);
+}
+
+/** A workflow that waits for more (an entity): its history so far replays just the same. */
+async function saveRunning(stack: TestStack, name: string, workflowId: string) {
+  const history = await stack.client.workflow.getHandle(workflowId).fetchHistory();
+  const json = JSON.stringify({ workflowId, history: JSON.parse(historyToJSON(history)) }, null, 1);
+  fs.writeFileSync(path.join(OUT, `${name}.json`), json);
+  console.log(`recorded ${name} (${history.events?.length} events, still running)`);
 }
 
 async function messageWorkflow(stack: TestStack, txnId: string, status: string) {
@@ -86,6 +95,21 @@ async function main() {
       .getHandle(paymentWorkflowId('shop', 'REC2'))
       .signal('assignCustomer', { customerId: 'c1', operator: 'recorder', reason: 'replay fixture' });
     await save(stack, 'payment-lifecycle-held-assigned', paymentWorkflowId('shop', 'REC2'));
+
+    // 4. A recurring profile: created, then a cycle payment credited once (still running: it waits for more).
+    const profile = (name: string, fields: Record<string, string>) =>
+      withFields(sample(name), {
+        recurring_payment_id: 'I-RECORDED0001',
+        payer_email: 'buyer%40paypalsandbox.com',
+        receiver_email: 'seller%40paypalsandbox.com',
+        ...fields,
+      });
+    const beforeCycle = (await sandboxUsd()) ?? 0;
+    await stack.sim.sendIpn({ listenerUrl: url, body: profile('recurring_payment_profile_created_01', {}) }).done;
+    const cycle = profile('recurring_payment_completed_01', { txn_id: 'REC4' });
+    await stack.sim.sendIpn({ listenerUrl: url, body: cycle }).done;
+    await waitFor('cycle payment credited', async () => (await sandboxUsd()) === beforeCycle + 2995);
+    await saveRunning(stack, 'recurring-profile-created-paid', profileWorkflowId('shop', 'I-RECORDED0001'));
 
     // 3. A message PayPal never sent: INVALID.
     const spoof = withField(base, 'txn_id', 'REC3');

@@ -10,7 +10,7 @@ import { workflowTaskFailures } from './support/workflow-task-failures';
  */
 let stack: TestStack;
 const SHOP = 'mp';
-const fixture = (name: string) => readFileSync(path.join(__dirname, 'fixtures', 'masspay', `${name}.ipn`));
+const fixture = (name: string) => readFileSync(path.join(__dirname, 'fixtures', 'ipn', `${name}.ipn`));
 // 1 item, USD 10.00, fee 0.20, item Completed, payment_status Processed, test_ipn=1.
 const ONE = fixture('masspay_processed_02');
 // 2 items, USD 25.99 Completed and 9.99 Unclaimed, payment_status Processed, test_ipn=1.

@@ -80,7 +80,7 @@ function runAll(world: World, inputs: ProfileInput[], state = initialProfileStat
   return { state, outcomes, effects, results };
 }
 
-const FIXTURES = path.join(__dirname, 'fixtures', 'recurring');
+const FIXTURES = path.join(__dirname, 'fixtures', 'ipn');
 const fixture = (name: string) => decodeIpn(readFileSync(path.join(FIXTURES, `${name}.ipn`))).fields;
 let seq = 0;
 const T0 = Date.parse('2026-01-10T12:00:00Z');

@@ -12,7 +12,7 @@ import { balanceMinor, createTestStack, deliverIpn, waitFor, withFields, type Te
 let stack: TestStack;
 const SHOP = 'rec';
 const RECEIVER = 'resear_1362421868_biz@gmail.com';
-const fixture = (name: string) => readFileSync(path.join(__dirname, 'fixtures', 'recurring', `${name}.ipn`));
+const fixture = (name: string) => readFileSync(path.join(__dirname, 'fixtures', 'ipn', `${name}.ipn`));
 const at = (minutesFromNow: number) =>
   encodeURIComponent(formatPayPalDate(new Date(Date.now() + minutesFromNow * 60_000).toISOString()));
 const enc = encodeURIComponent;

@@ -13,7 +13,7 @@ const RECEIVER = 'resear_1362421868_biz@gmail.com';
 const enc = encodeURIComponent;
 const at = (minutes: number) => enc(formatPayPalDate(new Date(Date.now() + minutes * 60_000).toISOString()));
 const created = (id: string) =>
-  withFields(readFileSync(path.join(__dirname, 'fixtures', 'recurring', 'recurring_payment_profile_created_01.ipn')), {
+  withFields(readFileSync(path.join(__dirname, 'fixtures', 'ipn', 'recurring_payment_profile_created_01.ipn')), {
     recurring_payment_id: id,
     payer_email: enc('payer@example.com'),
     receiver_email: enc(RECEIVER),

@@ -5,9 +5,10 @@ import { Worker } from '@temporalio/worker';
 const DIR = path.join(__dirname, 'histories');
 const files = fs.readdirSync(DIR).filter((f) => f.endsWith('.json'));
 
-test('recorded histories exist for both workflows', () => {
-  expect(files.some((f) => f.startsWith('process-ipn-'))).toBe(true);
-  expect(files.some((f) => f.startsWith('payment-lifecycle-'))).toBe(true);
+test('recorded histories exist for the message workflow and the entities', () => {
+  for (const kind of ['process-ipn-', 'payment-lifecycle-', 'recurring-profile-']) {
+    expect([kind, files.some((f) => f.startsWith(kind))]).toEqual([kind, true]);
+  }
 });
 
 // Replays real histories (recorded by scripts/record-histories.ts) against today's workflow code:
