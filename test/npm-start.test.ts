@@ -19,7 +19,14 @@ let output = '';
 const launched: ChildProcess[] = [];
 
 function start(): ChildProcess {
-  const env: NodeJS.ProcessEnv = { ...process.env, IPNFLOW_DATA_DIR: dataDir, HOST: '127.0.0.1', LOG_LEVEL: 'warn' };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    IPNFLOW_DATA_DIR: dataDir,
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'warn',
+    // The demo recurring profile pays a cycle every 3 s here (60 s by default).
+    IPNFLOW_DEMO_CYCLE_SECONDS: '3',
+  };
   for (const [k, v] of Object.entries(ports)) env[k] = String(v);
   // The test run's own servers are in these; npm start must bring up its own.
   delete env.TEMPORAL_ADDRESS;
@@ -100,7 +107,16 @@ test('serves the API and the Web UI, stops every child on Ctrl-C, and finds its 
     return ((await res.json()) as { sandboxBalances: Array<{ balanceMinor: number }> }).sandboxBalances[0]
       ?.balanceMinor;
   };
-  expect(await waitFor('demo credit', balance)).toBe(1234);
+  // The payment (12.34) and at least one cycle of the demo profile (29.95 each), nothing else.
+  const paidBoth = (b: number | undefined) => b !== undefined && b >= 1234 + 2995 && (b - 1234) % 2995 === 0;
+  const atStop = await waitFor('demo payment and a demo profile cycle credited', async () => {
+    const b = await balance();
+    return paidBoth(b) && b;
+  });
+  const demoProfile = await api('/admin/profiles/I-DEMO00000001?integrationId=demo', {
+    headers: { authorization: `Bearer ${token()}` },
+  });
+  expect(await demoProfile.json()).toMatchObject({ status: 'Active', customerId: 'demo-customer', currency: 'USD' });
 
   expect(await stop(first)).toBe(0);
   for (const port of [
@@ -116,7 +132,8 @@ test('serves the API and the Web UI, stops every child on Ctrl-C, and finds its 
   const second = start();
   try {
     await ready();
-    expect(await balance()).toBe(1234);
+    const again = await balance();
+    expect([paidBoth(again), again! >= atStop]).toEqual([true, true]);
     const connection = await Connection.connect({ address: `127.0.0.1:${ports.TEMPORAL_DEV_PORT}` });
     const described = await new Client({ connection }).workflow
       .getHandle(paymentWorkflowId('demo', 'STARTTEST1'))

@@ -1,6 +1,7 @@
 import type { Models } from '../db/models';
 import { saveIntegration } from '../integrations/store';
 import { saveCustomer } from '../customers/store';
+import { DEMO_NVP_ENV } from './demo-profile';
 
 /**
  * A sandbox integration matching PayPal's IPN simulator messages, and a customer paying as the
@@ -16,6 +17,8 @@ export async function seedDemo(models: Models): Promise<{ integrationId: string;
       mode: 'sandbox',
       allowedCurrencies: ['USD', 'EUR', 'CAD', 'GBP'],
       receiverEmails: ['seller@paypalsandbox.com'],
+      // The demo recurring profile's operator actions go to the simulator with these (see demo-profile.ts).
+      nvpCredentialsEnv: DEMO_NVP_ENV,
     });
   }
   if (!(await models.Customer.exists({ _id: customerId }))) {

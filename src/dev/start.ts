@@ -12,6 +12,7 @@ import { startTemporalServer } from './services/temporal-server';
 import { startMongoServer } from './services/mongo-server';
 import { ProvisioningError } from './provision/errors';
 import { seedDemo } from './seed-demo';
+import { DEMO_PROFILE_ID, startDemoProfile } from './demo-profile';
 
 const ROOT = path.resolve(__dirname, '../..');
 const DATA = path.resolve(process.env.IPNFLOW_DATA_DIR || path.join(ROOT, '.data'));
@@ -77,6 +78,8 @@ async function main() {
       ADMIN_TOKEN: process.env.ADMIN_TOKEN || devAdminToken(),
       // Sandbox postbacks go to our simulator in dev; live ones can only ever go to PayPal.
       PAYPAL_SANDBOX_VERIFY_URL: process.env.PAYPAL_SANDBOX_VERIFY_URL || sim.verifyUrl,
+      // Likewise the recurring-payments API (NVP) for sandbox integrations: the simulator answers.
+      PAYPAL_SANDBOX_NVP_URL: process.env.PAYPAL_SANDBOX_NVP_URL || sim.nvpUrl,
     });
     const logger = createLogger(config.LOG_LEVEL);
     const db = await connectDatabase(config.MONGODB_URI, config.MONGODB_DB);
@@ -96,6 +99,9 @@ async function main() {
     const api = await serveApi({ config, db, client, logger });
     stops.push(() => api.stop());
     const seeded = await seedDemo(db.models);
+    const cycleSeconds = Number(process.env.IPNFLOW_DEMO_CYCLE_SECONDS || 60);
+    const stopDemo = startDemoProfile(sim, `${api.url}/ipn/${seeded.integrationId}`, cycleSeconds);
+    stops.push(async () => stopDemo());
 
     const base = publicBaseUrl(config);
     const token = process.env.ADMIN_TOKEN ? '$ADMIN_TOKEN' : config.ADMIN_TOKEN;
@@ -119,6 +125,8 @@ async function main() {
           '(buyer@paypalsandbox.com):',
         `${pad}npm run ipn -- send web_accept_completed_ipn_simulator_01 --fresh-txn`,
         `${pad}then open the Web UI, or GET ${base}/admin/customers/${seeded.customerId}`,
+        `  Recurring demo    profile ${DEMO_PROFILE_ID} pays 29.95 USD every ${cycleSeconds} s: ` +
+          `GET ${base}/admin/profiles/${DEMO_PROFILE_ID}`,
         'Ctrl-C stops everything.',
       ].join('\n'),
     );
