@@ -373,6 +373,59 @@ describe('operator actions: our rules, then PayPal’s answers', () => {
   });
 });
 
+describe('operator actions on profiles in other states: refused before PayPal is called', () => {
+  const lifecycle = (id: string, txnType: string, status: string) =>
+    msg('recurring_payment_profile_created_01', id, {
+      txn_type: txnType,
+      profile_status: status,
+      time_created: at(-60),
+    });
+  const refusedWithoutCall = async (id: string, action: string, body: Record<string, unknown>, rule: string) => {
+    const calls = stack.sim.nvp.calls.length;
+    expect([action, await act(id, action, body)]).toMatchObject([action, { status: 409, body: { details: { rule } } }]);
+    expect(stack.sim.nvp.calls.length).toBe(calls);
+  };
+
+  test('an expired profile: suspend 11557, reactivate 11558, cancel 11556, bill by status', async () => {
+    const id = 'I-EXPIRED00001';
+    await deliverIpn(stack, SHOP, created(id));
+    await deliverIpn(stack, SHOP, lifecycle(id, 'recurring_payment_expired', 'Expired'));
+    expect(await profile(id)).toMatchObject({ status: 'Expired' });
+    await refusedWithoutCall(id, 'suspend', {}, '11557');
+    await refusedWithoutCall(id, 'reactivate', {}, '11558');
+    await refusedWithoutCall(id, 'cancel', {}, '11556');
+    await refusedWithoutCall(id, 'bill-outstanding', {}, 'profile_status');
+    expect(await profile(id)).toMatchObject({ status: 'Expired' });
+  });
+
+  test('cancelling a cancelled profile is success, not an error, and calls nobody', async () => {
+    const id = 'I-CANCELLED001';
+    await deliverIpn(stack, SHOP, created(id));
+    await deliverIpn(stack, SHOP, lifecycle(id, 'recurring_payment_profile_cancel', 'Cancelled'));
+    expect(await profile(id)).toMatchObject({ status: 'Cancelled' });
+    const calls = stack.sim.nvp.calls.length;
+    expect(await act(id, 'cancel')).toMatchObject({ status: 202, body: { detail: `${id} is already cancelled` } });
+    expect(stack.sim.nvp.calls.length).toBe(calls);
+    await refusedWithoutCall(id, 'suspend', {}, '11557');
+  });
+
+  test('billing within 24 h of the next scheduled payment is 11578, before PayPal is asked', async () => {
+    const id = 'I-SOONDUE00001';
+    await deliverIpn(stack, SHOP, created(id, { next_payment_date: at(60) }));
+    const owes = msg('recurring_payment_failed_utf8_01', id, {
+      txn_type: 'recurring_payment_failed',
+      amount_per_cycle: '29.95',
+      amount: '29.95',
+      outstanding_balance: '29.95',
+      next_payment_date: at(60),
+      payer_email: enc('payer@example.com'),
+    });
+    await deliverIpn(stack, SHOP, owes);
+    expect(await profile(id)).toMatchObject({ outstandingMinor: 2995 });
+    await refusedWithoutCall(id, 'bill-outstanding', {}, '11578');
+  });
+});
+
 test('drift: PayPal changed the profile behind our back; a refresh catches it', async () => {
   const id = 'I-DRIFT000001';
   await deliverIpn(stack, SHOP, created(id));
