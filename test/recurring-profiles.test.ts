@@ -469,6 +469,6 @@ test('lists: paginated, filtered by status and customer', async () => {
   const ids = [...page1.body.items, ...page2.body.items].map((p: { id: string }) => p.id);
   expect(new Set(ids).size).toBe(ids.length);
   const cancelled = await stack.admin('GET', '/admin/profiles?status=Cancelled');
-  expect(cancelled.body.items.map((p: { id: string }) => p.id)).toEqual(['I-LIFE0000001']);
+  expect(cancelled.body.items.map((p: { id: string }) => p.id)).toEqual(['I-CANCELLED001', 'I-LIFE0000001']);
   expect(await stack.admin('GET', '/admin/profiles?status=Gone')).toMatchObject({ status: 400 });
 });

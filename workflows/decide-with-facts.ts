@@ -1,3 +1,5 @@
+import { ActivityFailure, CancelledFailure, TemporalFailure } from '@temporalio/workflow';
+
 /**
  * The one loop every entity workflow runs an input through: ask the pure rules; when they name a
  * fact only I/O can answer, fetch it and ask again; run their effects in the order they arose (a
@@ -22,5 +24,20 @@ export async function decideWithFacts<Facts, Need, Effect, Done extends { kind: 
     effectsRun = decision.effects.length;
     if (decision.kind === 'done') return decision;
     await opts.fetch(decision.need, opts.facts);
+  }
+}
+
+/**
+ * A ledger posting asked for as a fact: accepted, or refused for good (a conflict). Contention is
+ * retried inside the activity, so what fails here is real. A local activity's failure may arrive as
+ * the ApplicationFailure itself, not wrapped in an ActivityFailure.
+ */
+export async function postingFact(post: () => Promise<unknown>): Promise<{ ok: true } | { ok: false; reason: string }> {
+  try {
+    await post();
+    return { ok: true };
+  } catch (err) {
+    if (!(err instanceof TemporalFailure) || err instanceof CancelledFailure) throw err;
+    return { ok: false, reason: (err instanceof ActivityFailure ? err.cause?.message : undefined) ?? err.message };
   }
 }

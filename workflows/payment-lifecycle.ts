@@ -1,7 +1,4 @@
 import {
-  ActivityFailure,
-  CancelledFailure,
-  TemporalFailure,
   allHandlersFinished,
   condition,
   continueAsNew,
@@ -37,7 +34,7 @@ import {
   type LifecycleEvent,
   type PaymentState,
 } from '../src/domain/payment-state';
-import { decideWithFacts } from './decide-with-facts';
+import { decideWithFacts, postingFact } from './decide-with-facts';
 import { CustomerIdKey, FlagsKey, PaymentStatusKey } from '../src/domain/contracts';
 import type { PaymentLifecycleInput } from './types';
 
@@ -184,16 +181,10 @@ async function fetchFact(need: FactNeed, facts: PaymentFacts): Promise<void> {
       facts.customerMatch = await act.matchCustomer(need);
       return;
     case 'posting':
-      try {
-        await act.postToLedger(need.posting);
-        facts.postings = { ...facts.postings, [need.posting.idempotencyKey]: { ok: true } };
-      } catch (err) {
-        // Contention is retried inside the activity; what reaches here is a real conflict. (A local
-        // activity's failure may arrive as the ApplicationFailure itself, not wrapped.)
-        if (!(err instanceof TemporalFailure) || err instanceof CancelledFailure) throw err;
-        const reason = (err instanceof ActivityFailure ? err.cause?.message : undefined) ?? err.message;
-        facts.postings = { ...facts.postings, [need.posting.idempotencyKey]: { ok: false, reason } };
-      }
+      facts.postings = {
+        ...facts.postings,
+        [need.posting.idempotencyKey]: await postingFact(() => act.postToLedger(need.posting)),
+      };
       return;
   }
 }

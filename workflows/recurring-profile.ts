@@ -1,8 +1,6 @@
 import {
   ActivityFailure,
   ApplicationFailure,
-  CancelledFailure,
-  TemporalFailure,
   allHandlersFinished,
   condition,
   continueAsNew,
@@ -40,7 +38,7 @@ import {
   type ProfileFacts,
   type ProfileInput,
 } from '../src/domain/profile-decide';
-import { decideWithFacts } from './decide-with-facts';
+import { decideWithFacts, postingFact } from './decide-with-facts';
 
 // Bookkeeping as local activities, as for payments; PayPal's API is a regular activity (slow, external).
 const act = proxyLocalActivities<Activities>({
@@ -252,14 +250,10 @@ async function fetchFact(need: ProfileFactNeed, facts: ProfileFacts, s: ProfileS
       }
       return;
     case 'posting':
-      try {
-        await act.postToLedger(need.posting);
-        facts.postings = { ...facts.postings, [need.posting.idempotencyKey]: { ok: true } };
-      } catch (err) {
-        if (!(err instanceof TemporalFailure) || err instanceof CancelledFailure) throw err;
-        const reason = (err instanceof ActivityFailure ? err.cause?.message : undefined) ?? err.message;
-        facts.postings = { ...facts.postings, [need.posting.idempotencyKey]: { ok: false, reason } };
-      }
+      facts.postings = {
+        ...facts.postings,
+        [need.posting.idempotencyKey]: await postingFact(() => act.postToLedger(need.posting)),
+      };
       return;
   }
 }

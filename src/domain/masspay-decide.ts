@@ -11,6 +11,7 @@ import {
   type ResolveItemAction,
   type SubmittedAction,
 } from './masspay';
+import { clone, NeedFact, pushBounded } from './rules-kit';
 
 /**
  * The rules of a Mass Pay batch we send, as pure functions, in two layers:
@@ -247,10 +248,6 @@ export const NOT_COMPLETED = 'not_completed_in_time';
 const FINAL_BATCH_STATES: readonly BatchState[] = ['completed', 'denied', 'cancelled'];
 const SENT_STATES: readonly BatchState[] = ['submitted', 'processed', 'completed'];
 
-class NeedFact {
-  constructor(readonly need: BatchFactNeed) {}
-}
-
 export interface Refusal {
   /** 409: not now (the batch's state); 422: never for this operator (a rule about who). */
   status: 409 | 422;
@@ -396,7 +393,7 @@ class BatchDecider {
   }
 
   private need<T>(have: T | undefined, need: BatchFactNeed): T {
-    if (have === undefined) throw new NeedFact(need);
+    if (have === undefined) throw new NeedFact<BatchFactNeed>(need);
     return have;
   }
 
@@ -619,10 +616,5 @@ class BatchDecider {
 }
 
 function pushHistory(s: PayoutBatchState, entry: PayoutBatchState['history'][number]): void {
-  s.history.push(entry);
-  if (s.history.length > HISTORY_LIMIT) s.history.splice(0, s.history.length - HISTORY_LIMIT);
-}
-
-function clone<T>(value: T): T {
-  return JSON.parse(JSON.stringify(value)) as T;
+  pushBounded(s.history, entry, HISTORY_LIMIT);
 }

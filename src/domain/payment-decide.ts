@@ -1,6 +1,7 @@
 import { describeMoney, isSupportedCurrency } from './money';
 import type { AssignCustomerAction, OperatorAction } from './operator-actions';
 import { INFORMATIONAL_FLAGS, type LifecycleEvent, type PaymentState } from './payment-state';
+import { clone, NeedFact, pushBounded } from './rules-kit';
 
 /**
  * The rules of one PayPal transaction's life, as a pure function: given the state and one input,
@@ -89,10 +90,6 @@ export interface DecideContext {
 const NO_MONEY_STATUSES = ['Denied', 'Failed', 'Expired', 'Voided', 'Declined'];
 const HISTORY_LIMIT = 100;
 export const ORPHAN_ATTENTION = 'adjustment_without_payment';
-
-class NeedFact {
-  constructor(readonly need: FactNeed) {}
-}
 
 /**
  * Never throws: an unexpected error (a bug, an input no rule foresaw) leaves the state as it was,
@@ -221,7 +218,7 @@ class Decider {
   // ---- facts ---------------------------------------------------------------------------------
 
   private need<T>(have: T | undefined, need: FactNeed): T {
-    if (have === undefined) throw new NeedFact(need);
+    if (have === undefined) throw new NeedFact<FactNeed>(need);
     return have;
   }
 
@@ -596,10 +593,5 @@ class Decider {
 }
 
 function pushHistory(s: PaymentState, entry: PaymentState['history'][number]): void {
-  s.history.push(entry);
-  if (s.history.length > HISTORY_LIMIT) s.history.splice(0, s.history.length - HISTORY_LIMIT);
-}
-
-function clone<T>(value: T): T {
-  return JSON.parse(JSON.stringify(value)) as T;
+  pushBounded(s.history, entry, HISTORY_LIMIT);
 }

@@ -15,6 +15,7 @@ import {
   type ProfileStatus,
   type Stamp,
 } from './profile';
+import { clone, NeedFact, pushBounded } from './rules-kit';
 
 /**
  * The rules of one recurring profile's life, as a pure function (the shape of decidePayment):
@@ -117,10 +118,6 @@ export const ATTENTION = {
   outstanding: 'outstanding_over_threshold',
   noCustomer: 'no_customer_match',
 } as const;
-
-class NeedFact {
-  constructor(readonly need: ProfileFactNeed) {}
-}
 
 /** Never throws: an unexpected error leaves the state unchanged and asks a person. */
 export function decideProfile(
@@ -290,7 +287,7 @@ class Decider {
   }
 
   private need<T>(have: T | undefined, need: ProfileFactNeed): T {
-    if (have === undefined) throw new NeedFact(need);
+    if (have === undefined) throw new NeedFact<ProfileFactNeed>(need);
     return have;
   }
 
@@ -942,10 +939,5 @@ function secs(iso: string): string {
 }
 
 function pushHistory(st: ProfileState, entry: ProfileState['history'][number]): void {
-  st.history.push(entry);
-  if (st.history.length > HISTORY_LIMIT) st.history.splice(0, st.history.length - HISTORY_LIMIT);
-}
-
-function clone<T>(value: T): T {
-  return JSON.parse(JSON.stringify(value)) as T;
+  pushBounded(st.history, entry, HISTORY_LIMIT);
 }

@@ -9,6 +9,7 @@ import { idFieldsProblem } from '../../src/domain/limits';
 import { summarizeIpn, type IpnSummary } from '../../src/domain/ipn-summary';
 import { IpnDecodeError, decodeIpn } from '../../src/ipn/decode';
 import { sample, sampleFiles } from './samples';
+import { KNOWN_PAYMENT_STATUSES } from '../../src/domain/classify';
 
 /** One seed for every generator in a file: printed, and IPNFLOW_FUZZ_SEED replays a run. */
 export function fuzzSeed(file: string): number {
@@ -106,20 +107,6 @@ export const BOGUS_CHARSETS = [
   'a'.repeat(300),
 ];
 
-const KNOWN_STATUSES = [
-  'Canceled_Reversal',
-  'Completed',
-  'Created',
-  'Denied',
-  'Expired',
-  'Failed',
-  'Pending',
-  'Refunded',
-  'Reversed',
-  'Processed',
-  'Voided',
-  'Declined',
-];
 const TXN_TYPES = [
   'web_accept',
   'cart',
@@ -241,7 +228,7 @@ const fraction = fc.nat(9_999).map((n) => n / 10_000);
 const encodedValue: fc.Arbitrary<string> = fc.oneof(
   {
     weight: 3,
-    arbitrary: fc.constantFrom(...KNOWN_STATUSES, ...TXN_TYPES, ...CURRENCIES, ...AMOUNTS, '1', 'true', 'N/A'),
+    arbitrary: fc.constantFrom(...KNOWN_PAYMENT_STATUSES, ...TXN_TYPES, ...CURRENCIES, ...AMOUNTS, '1', 'true', 'N/A'),
   },
   { weight: 2, arbitrary: fc.string({ maxLength: 40 }).map((s) => encodeURIComponent(s)) },
   { weight: 2, arbitrary: fc.string({ unit: 'binary', maxLength: 20 }).map((s) => encodeURIComponent(s)) },
@@ -442,7 +429,10 @@ function reencode(raw: Buffer, to: string, declare: 'target' | 'original' | 'non
 export const TXN_POOL = Array.from({ length: 24 }, (_, i) => `FUZZ${String(i).padStart(13, '0')}`);
 
 const flowValue: fc.Arbitrary<string> = fc.oneof(
-  { weight: 6, arbitrary: fc.constantFrom(...KNOWN_STATUSES, ...TXN_TYPES, ...CURRENCIES, ...AMOUNTS, ...TXN_POOL) },
+  {
+    weight: 6,
+    arbitrary: fc.constantFrom(...KNOWN_PAYMENT_STATUSES, ...TXN_TYPES, ...CURRENCIES, ...AMOUNTS, ...TXN_POOL),
+  },
   {
     weight: 2,
     arbitrary: fc.constantFrom(

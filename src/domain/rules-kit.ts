@@ -1,0 +1,20 @@
+/**
+ * What every entity's pure rules (payment, Mass Pay batch, recurring profile) share: a way to stop
+ * and name a missing fact, a deep copy to decide on, and a bounded history.
+ */
+
+/** Thrown inside the rules when a fact is missing; the rules' entry point turns it into a `need`. */
+export class NeedFact<Need> {
+  constructor(readonly need: Need) {}
+}
+
+/** Rules decide on a copy: an abandoned or failed decision leaves the caller's state untouched. */
+export function clone<T>(value: T): T {
+  return JSON.parse(JSON.stringify(value)) as T;
+}
+
+/** Appends to a history, keeping only the newest `limit` entries (workflow state must stay small). */
+export function pushBounded<T>(history: T[], entry: T, limit: number): void {
+  history.push(entry);
+  if (history.length > limit) history.splice(0, history.length - limit);
+}
