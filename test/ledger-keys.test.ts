@@ -52,3 +52,29 @@ test('concurrent postings of distinct keys form a gapless chain; of one key, one
   expect(check.problems).toEqual([]);
   expect((await ledger.balances('c1', 'live'))[0]).toMatchObject({ balanceMinor: 762, seq: 14 });
 });
+
+test('debits that must stay covered: of two racing for one balance, exactly one passes', async () => {
+  const account = (key: string, amountMinor: number, mustStayCovered = false): PostingRequest => ({
+    customerId: 'c2',
+    currency: 'EUR',
+    mode: 'live',
+    amountMinor,
+    idempotencyKey: key,
+    reason: 'manual',
+    mustStayCovered,
+  });
+  await ledger.post(account('c2-topup', 1000));
+  const results = await Promise.allSettled([
+    ledger.post(account('c2-a', -600, true)),
+    ledger.post(account('c2-b', -600, true)),
+  ]);
+  expect(results.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
+  const refused = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+  expect(refused.reason.message).toMatch(/^insufficient balance/);
+  expect((await ledger.balances('c2', 'live'))[0]).toMatchObject({ balanceMinor: 400 });
+  // The one that passed is still idempotent; an uncovered debit without the flag is the caller's business.
+  const winner = results.findIndex((r) => r.status === 'fulfilled') === 0 ? 'c2-a' : 'c2-b';
+  expect(await ledger.post(account(winner, -600, true))).toMatchObject({ applied: false });
+  expect(await ledger.post(account('c2-c', -500))).toMatchObject({ applied: true, balanceAfterMinor: -100 });
+  expect((await ledger.check()).problems).toEqual([]);
+});

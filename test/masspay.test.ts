@@ -261,6 +261,30 @@ describe('creating a batch', () => {
   });
 });
 
+describe('two batches created at the same moment for one payee', () => {
+  test('both pass the API check, but the ledger lets only what the balance covers be reserved', async () => {
+    const customer = 'c-race';
+    expect(await stack.admin('PUT', `/admin/customers/${customer}`, { name: customer })).toMatchObject({ status: 200 });
+    await fund(customer, 10_000);
+    const create = () =>
+      stack.admin('POST', '/admin/payouts', {
+        integrationId: SHOP,
+        currency: 'USD',
+        operator: 'alice',
+        items: [{ customerId: customer, receiverEmail: 'race@example.com', amount: '60.00' }],
+      });
+    const [a, b] = await Promise.all([create(), create()]);
+    expect([a.status, b.status]).toEqual([201, 201]);
+    const settled = await waitFor('both batches decided their reservation', async () => {
+      const batches = await Promise.all([getBatch(a.body.id), getBatch(b.body.id)]);
+      return batches.every((x) => x.reserved || x.attention.includes('reservation_failed')) && batches;
+    });
+    expect(settled.map((x) => x.reserved).sort()).toEqual([false, true]);
+    expect(await balanceMinor(stack, customer, 'USD')).toBe(4_000);
+    expect(await stack.admin('GET', '/admin/ledger/check')).toMatchObject({ status: 200, body: { ok: true } });
+  });
+});
+
 describe('PayPal reports the items', () => {
   test('single item: Processed then Completed; fee recorded, reservation settled', async () => {
     const b = await sentBatch([{ customerId: 'c-a', amount: '10.00' }]);

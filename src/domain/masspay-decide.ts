@@ -41,6 +41,8 @@ export interface PayoutPosting {
   messageId?: string;
   operator?: string;
   note?: string;
+  /** Refused unless the balance still covers it afterwards (checked by the ledger, atomically per account). */
+  mustStayCovered?: boolean;
 }
 
 export type ItemChange =
@@ -98,6 +100,8 @@ export function reservationPosting(item: PayoutItem): PayoutPosting {
     reason: 'payout_reserve',
     integrationId: item.integrationId,
     note: `reserved for Mass Pay batch ${item.batchId} item ${item.uniqueId}`,
+    // Money we pay out must be there: two batches created at once must not both take the same balance.
+    mustStayCovered: true,
   };
 }
 

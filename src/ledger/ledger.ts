@@ -18,6 +18,11 @@ export interface PostingRequest {
   messageId?: string;
   operator?: string;
   note?: string;
+  /**
+   * A debit that must not take the balance below zero (a payout reservation). Checked against the
+   * head the entry is chained to, so concurrent debits of one account can never both pass.
+   */
+  mustStayCovered?: boolean;
 }
 
 export interface PostingResult {
@@ -102,6 +107,10 @@ export class Ledger {
       const balanceAfterMinor = head.balanceMinor + req.amountMinor;
       if (!Number.isSafeInteger(balanceAfterMinor))
         throw new LedgerError('balance overflow', { accountId, balanceAfterMinor });
+      if (req.mustStayCovered && req.amountMinor < 0 && balanceAfterMinor < 0) {
+        const context = { accountId, balanceMinor: head.balanceMinor, amountMinor: req.amountMinor };
+        throw new LedgerError('insufficient balance', context);
+      }
       const entryId = `${accountId}:${seq}`;
       try {
         await this.models.LedgerEntry.create({
