@@ -68,13 +68,16 @@ export function createMessageActivities({ db, client, config, logger }: Activity
       };
     },
 
-    async recordMessageOutcome(record: MessageOutcomeRecord & { routedEvent?: LifecycleEvent }): Promise<void> {
-      const { messageId, outcome, detail, flags, addFlags, routedEvent } = record;
+    async recordMessageOutcome(
+      record: MessageOutcomeRecord & { routedEvent?: LifecycleEvent; receivedEvents?: LifecycleEvent[] },
+    ): Promise<void> {
+      const { messageId, outcome, detail, flags, addFlags, routedEvent, receivedEvents } = record;
       const set = {
         state: outcome,
         outcome: detail,
         ...(flags ? { flags } : {}),
         ...(routedEvent ? { routedEvent } : {}),
+        ...(receivedEvents ? { receivedEvents } : {}),
       };
       await IpnMessage.updateOne(
         { _id: messageId },
@@ -90,19 +93,23 @@ export function createMessageActivities({ db, client, config, logger }: Activity
       // A malformed id (typed by hand) finds nothing; any other error is the store's, retried by Temporal:
       // a transient failure must never turn a genuine event into an unproven one.
       if (!mongoose.isValidObjectId(event.messageId)) return { ok: false, reason: 'not a stored message id' };
-      const msg = await IpnMessage.findById(event.messageId, { integrationId: 1, routedEvent: 1 }).lean<{
-        integrationId: string;
-        routedEvent?: unknown;
-      }>();
+      const msg = await IpnMessage.findById(event.messageId, {
+        integrationId: 1,
+        routedEvent: 1,
+        receivedEvents: 1,
+      }).lean<{ integrationId: string; routedEvent?: unknown; receivedEvents?: unknown[] }>();
       if (!msg) return { ok: false, reason: `no stored message ${String(event.messageId).slice(0, 40)}` };
       if (msg.integrationId !== event.integrationId)
         return { ok: false, reason: 'the message belongs to another integration' };
-      if (!msg.routedEvent) return { ok: false, reason: 'the message was never verified and routed' };
-      const stored = LifecycleEventSchema.safeParse(msg.routedEvent);
-      if (!stored.success || canonicalJson(stored.data) !== canonicalJson(event)) {
-        return { ok: false, reason: 'the event differs from what its verified message says' };
-      }
-      return { ok: true };
+      // One event per message, or (a Mass Pay IPN) one per item paid to us.
+      const backed = [msg.routedEvent, ...(msg.receivedEvents ?? [])].filter((e) => e !== undefined && e !== null);
+      if (backed.length === 0) return { ok: false, reason: 'the message was never verified and routed' };
+      const wanted = canonicalJson(event);
+      const matches = backed.some((e) => {
+        const stored = LifecycleEventSchema.safeParse(e);
+        return stored.success && canonicalJson(stored.data) === wanted;
+      });
+      return matches ? { ok: true } : { ok: false, reason: 'the event differs from what its verified message says' };
     },
 
     /** Delivers the event to its payment's lifecycle, starting that workflow if it is not running. */

@@ -261,6 +261,44 @@ describe('creating a batch', () => {
   });
 });
 
+describe('mass payments we receive', () => {
+  // One item, paid to this integration's address by the IPN's payer: a customer topping up by Mass Pay.
+  const paidToUs = (txn: string, status: string) =>
+    withFields(ONE, {
+      payer_email: 'payer-rcv%40example.com',
+      receiver_email_1: 'robert%40hisowncompany.com',
+      masspay_txn_id_1: txn,
+      unique_id_1: '',
+      status_1: status,
+      mc_gross_1: '12.34',
+    });
+
+  test('credit the payer once per item when Completed; an Unclaimed one waits; Returned takes it back', async () => {
+    const customer = 'c-rcv';
+    const created = await stack.admin('PUT', `/admin/customers/${customer}`, {
+      name: 'Pays by Mass Pay',
+      paypalEmails: ['payer-rcv@example.com'],
+    });
+    expect(created).toMatchObject({ status: 200 });
+    const entries = () => stack.db.models.LedgerEntry.find({ integrationId: SHOP, parentTxnId: 'MPRCV1' }).lean();
+    const credits = () => stack.db.models.LedgerEntry.find({ integrationId: SHOP, txnId: 'MPRCV1' }).lean();
+
+    expect((await deliverIpn(stack, SHOP, paidToUs('MPRCV1', 'Unclaimed'))).state).toBe('masspay_received');
+    expect(await balanceMinor(stack, customer, 'USD')).toBe(0);
+
+    expect((await deliverIpn(stack, SHOP, paidToUs('MPRCV1', 'Completed'))).state).toBe('masspay_received');
+    await waitFor('credited', async () => (await balanceMinor(stack, customer, 'USD')) === 1234);
+    // PayPal delivers the same Mass Pay IPN twice: nothing more.
+    await deliverIpn(stack, SHOP, withFields(paidToUs('MPRCV1', 'Completed'), { resend: 'true' }));
+    expect((await credits()).map((e) => e.amountMinor)).toEqual([1234]);
+
+    expect((await deliverIpn(stack, SHOP, paidToUs('MPRCV1', 'Returned'))).state).toBe('masspay_received');
+    await waitFor('taken back', async () => (await balanceMinor(stack, customer, 'USD')) === 0);
+    expect((await entries()).map((e) => [e.reason, e.amountMinor])).toEqual([['reversal', -1234]]);
+    expect(await stack.admin('GET', '/admin/ledger/check')).toMatchObject({ status: 200, body: { ok: true } });
+  });
+});
+
 describe('two batches created at the same moment for one payee', () => {
   test('both pass the API check, but the ledger lets only what the balance covers be reserved', async () => {
     const customer = 'c-race';

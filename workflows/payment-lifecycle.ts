@@ -129,12 +129,15 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
       inbox.push({ type: 'tick' });
     }
     while (inbox.length > 0) {
-      const decision = await decide(state, inbox.shift()!, orphanGraceSeconds);
+      const item = inbox.shift()!;
+      const decision = await decide(state, item, orphanGraceSeconds);
       state = decision.state;
       publish(state);
       await act.savePaymentState(state);
       // Only once the payment's state is saved: whoever reads the message then finds both agree.
-      if (decision.outcome) await act.recordMessageOutcome(decision.outcome);
+      // A Mass Pay IPN carries many items, each a payment of its own: its outcome is processIpn's to record.
+      const oneOfMany = item.type === 'ipn' && item.event.txnType === 'masspay';
+      if (decision.outcome && !oneOfMany) await act.recordMessageOutcome(decision.outcome);
     }
     if (workflowInfo().continueAsNewSuggested) {
       await condition(allHandlersFinished);

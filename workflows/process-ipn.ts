@@ -12,6 +12,7 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { classify } from '../src/domain/classify';
+import { receivedMasspayEvents } from '../src/domain/masspay-received';
 import { checkPayment } from '../src/domain/checks';
 import { describeIssues, OperatorActionSchema } from '../src/domain/operator-actions';
 import type { LifecycleEvent } from '../src/domain/payment-state';
@@ -141,7 +142,26 @@ export async function processIpn(input: ProcessIpnInput): Promise<MessageOutcome
   const route = classify(summary);
   switch (route.kind) {
     case 'masspay': {
-      const items = summary.masspayItems;
+      // Items paid to us are payments received (each to its payment entity); the rest are our payouts.
+      const received = receivedMasspayEvents(summary, integration, {
+        messageId: input.messageId,
+        receivedAt: msg.receivedAt,
+      });
+      const items = summary.masspayItems.filter((item) => !received.received.includes(item));
+      if (received.events.length > 0) {
+        const detail = `${received.events.length} item(s) paid to us`;
+        await recordMessageOutcome({
+          messageId: input.messageId,
+          outcome: 'routed',
+          detail,
+          flags,
+          receivedEvents: received.events,
+        });
+        for (const event of received.events) {
+          await routeToPayment({ idleCloseSeconds: input.paymentIdleCloseSeconds, event });
+        }
+        if (items.length === 0) return finish('masspay_received', detail);
+      }
       const routed = await routeMasspay({
         messageId: input.messageId,
         integrationId: integration.id,

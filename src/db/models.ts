@@ -63,6 +63,8 @@ const ipnMessageSchema = new Schema(
     duplicateOf: String,
     /** The event processIpn derived after verifying this message: what the payment may apply. */
     routedEvent: Schema.Types.Mixed,
+    /** A Mass Pay IPN's items paid to us, each an event its payment entity may apply. */
+    receivedEvents: Schema.Types.Mixed,
   },
   { versionKey: false },
 );

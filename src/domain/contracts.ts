@@ -39,6 +39,8 @@ export const MessageOutcomeSchema = z.enum([
   'masspay_routed',
   /** A Mass Pay IPN reporting items no batch of ours has: held for a person (GET /admin/held). */
   'masspay_unmatched',
+  /** Every item of a Mass Pay IPN was paid to us: each went to its payment entity. */
+  'masspay_received',
 ]);
 export type MessageOutcome = z.infer<typeof MessageOutcomeSchema>;
 export const MESSAGE_INTAKE_STATES = ['received', 'ignored', 'dispatched', 'undispatchable'] as const;
