@@ -18,6 +18,10 @@ export function createLogger(level = process.env.LOG_LEVEL ?? 'info') {
         'adminToken',
         'ADMIN_TOKEN',
         '*.password',
+        // PayPal NVP credentials, should a request ever be logged whole.
+        '*.PWD',
+        '*.SIGNATURE',
+        '*.signature',
       ],
       censor: '[redacted]',
     },
