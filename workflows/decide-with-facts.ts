@@ -1,4 +1,6 @@
 import { ActivityFailure, CancelledFailure, TemporalFailure } from '@temporalio/workflow';
+import type { z } from 'zod';
+import { describeIssues } from '../src/domain/operator-actions';
 
 /**
  * The one loop every entity workflow runs an input through: ask the pure rules; when they name a
@@ -40,4 +42,21 @@ export async function postingFact(post: () => Promise<unknown>): Promise<{ ok: t
     if (!(err instanceof TemporalFailure) || err instanceof CancelledFailure) throw err;
     return { ok: false, reason: (err instanceof ActivityFailure ? err.cause?.message : undefined) ?? err.message };
   }
+}
+
+type Malformed = { type: 'malformed'; signal: string; issues: string };
+
+/**
+ * Signal handlers that only validate and enqueue: whatever a person types into the Web UI is input,
+ * and a payload that fails its schema is enqueued as `malformed` (recorded and ignored by the rules),
+ * never allowed to fail a workflow task.
+ */
+export function validatingHandlers<Input>(inbox: Array<Input | Malformed>) {
+  return <T>(signal: string, schema: z.ZodType<T>, toInput: (value: T) => Input) =>
+    (payload: unknown): void => {
+      const parsed = schema.safeParse(payload);
+      inbox.push(
+        parsed.success ? toInput(parsed.data) : { type: 'malformed', signal, issues: describeIssues(parsed.error) },
+      );
+    };
 }

@@ -34,9 +34,8 @@ import {
   type SubmittedAction,
 } from '../src/domain/masspay';
 import { describeMoney } from '../src/domain/money';
-import { describeIssues } from '../src/domain/operator-actions';
 import { PayoutStateKey, FlagsKey } from '../src/domain/contracts';
-import { decideWithFacts } from './decide-with-facts';
+import { validatingHandlers, decideWithFacts } from './decide-with-facts';
 
 // Bookkeeping on the batch document: local activities (no server round trip each).
 const local = proxyLocalActivities<Activities>({
@@ -75,14 +74,7 @@ export const payoutStateQuery = defineQuery<PayoutBatchState>('state');
  */
 export async function masspayBatch(input: MasspayBatchInput): Promise<PayoutBatchState> {
   const inbox: BatchInput[] = [];
-  const accept =
-    <T>(signal: string, schema: z.ZodType<T>, toInput: (value: T) => BatchInput) =>
-    (payload: unknown) => {
-      const parsed = schema.safeParse(payload);
-      inbox.push(
-        parsed.success ? toInput(parsed.data) : { type: 'malformed', signal, issues: describeIssues(parsed.error) },
-      );
-    };
+  const accept = validatingHandlers<BatchInput>(inbox);
   const help = 'Input: {"operator": "...", "note": "..."}';
   setHandler(
     masspayIpnSignal,

@@ -10,12 +10,10 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { z } from 'zod';
 import type { Activities } from '../activities';
 import { describeMoney } from '../src/domain/money';
 import {
   AssignCustomerActionSchema,
-  describeIssues,
   OperatorActionSchema,
   type AssignCustomerAction,
   type OperatorAction,
@@ -34,7 +32,7 @@ import {
   type LifecycleEvent,
   type PaymentState,
 } from '../src/domain/payment-state';
-import { decideWithFacts, postingFact } from './decide-with-facts';
+import { validatingHandlers, decideWithFacts, postingFact } from './decide-with-facts';
 import { CustomerIdKey, FlagsKey, PaymentStatusKey } from '../src/domain/contracts';
 import type { PaymentLifecycleInput } from './types';
 
@@ -67,14 +65,7 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
   const inbox: PaymentInput[] = [];
   // Handlers only validate and enqueue: whatever a person types into the Web UI is input, and a
   // payload that fails its schema is recorded and ignored, never allowed to fail a workflow task.
-  const accept =
-    <T>(signal: string, schema: z.ZodType<T>, toInput: (value: T) => PaymentInput) =>
-    (payload: unknown) => {
-      const parsed = schema.safeParse(payload);
-      inbox.push(
-        parsed.success ? toInput(parsed.data) : { type: 'malformed', signal, issues: describeIssues(parsed.error) },
-      );
-    };
+  const accept = validatingHandlers<PaymentInput>(inbox);
   const operatorHelp = 'Input: {"operator": "...", "reason": "..."}';
   setHandler(
     ipnEventSignal,
