@@ -139,11 +139,7 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
   return state;
 }
 
-/**
- * One input through the rules: fetches the facts they ask for until they decide, running their
- * effects in the order they arose (so an audit is written before the posting it leads to). A
- * rerun produces the same effects again first: only the new ones run.
- */
+/** One input through the payment rules (see decideWithFacts for how facts and effects run). */
 function decide(state: PaymentState, item: PaymentInput, orphanGraceSeconds: number) {
   const undecidable: PaymentInput = { type: 'malformed', signal: item.type, issues: 'no decision after 500 facts' };
   return decideWithFacts({

@@ -1,7 +1,7 @@
 import { describeMoney, isSupportedCurrency } from './money';
 import type { AssignCustomerAction, OperatorAction } from './operator-actions';
 import { INFORMATIONAL_FLAGS, type LifecycleEvent, type PaymentState } from './payment-state';
-import { clone, NeedFact, pushBounded } from './rules-kit';
+import { clone, NeedFact, notApplied, pushBounded } from './rules-kit';
 
 /**
  * The rules of one PayPal transaction's life, as a pure function: given the state and one input,
@@ -239,22 +239,12 @@ class Decider {
         e.messageId,
         `${s.integrationId}/${s.txnId} got an event for ${e.integrationId}/${e.paymentTxnId}`,
       );
-      return {
-        messageId: e.messageId,
-        outcome: 'refused_foreign',
-        detail: 'event for another payment',
-        addFlags: ['alert'],
-      };
+      return notApplied.foreign(e.messageId, 'event for another payment');
     }
     const key = e.kind === 'dispute' ? `case:${e.caseId ?? e.messageId}` : `${e.txnId}:${e.paymentStatus}`;
     if (s.processedKeys.includes(key)) {
       this.note(`duplicate of ${key}: ignored`, e.messageId);
-      return {
-        messageId: e.messageId,
-        outcome: 'duplicate',
-        detail: `${key} was already applied`,
-        addFlags: ['duplicate'],
-      };
+      return notApplied.duplicate(e.messageId, key);
     }
     // Money moves only on what a stored, verified message says: a hand-made event (say, a signal
     // typed into the Web UI) proves nothing and is shown to a person instead.
@@ -263,7 +253,7 @@ class Decider {
       this.attend(`unproven_event:${e.messageId}`);
       this.note(`ignored an event that no verified message backs: ${proof.reason}`, e.messageId);
       this.alert('payment_unproven_event', e.messageId, `${s.txnId}: ${proof.reason}`);
-      return { messageId: e.messageId, outcome: 'unproven', detail: proof.reason, addFlags: ['alert'] };
+      return notApplied.unproven(e.messageId, proof.reason);
     }
     s.processedKeys.push(key);
     switch (e.kind) {

@@ -15,7 +15,7 @@ import {
   type ProfileStatus,
   type Stamp,
 } from './profile';
-import { clone, NeedFact, pushBounded } from './rules-kit';
+import { clone, NeedFact, notApplied, pushBounded } from './rules-kit';
 
 /**
  * The rules of one recurring profile's life, as a pure function (the shape of decidePayment):
@@ -303,30 +303,20 @@ class Decider {
         e.messageId,
         `${s.profileId} got an event for ${e.integrationId}/${e.profileId}`,
       );
-      return {
-        messageId: e.messageId,
-        outcome: 'refused_foreign',
-        detail: 'event for another profile',
-        addFlags: ['alert'],
-      };
+      return notApplied.foreign(e.messageId, 'event for another profile');
     }
     const isMoney = PROFILE_MONEY_TXN_TYPES.includes(e.txnType) && e.txnId !== null && e.paymentStatus !== null;
     const key = isMoney ? `${e.txnId}:${e.paymentStatus}` : `evt:${e.dedupeKey}`;
     if (s.processedKeys.includes(key)) {
       this.note('ipn', `duplicate ${e.txnType} (${key.slice(0, 80)}): ignored`, e.messageId);
-      return {
-        messageId: e.messageId,
-        outcome: 'duplicate',
-        detail: `${e.txnType} was already applied`,
-        addFlags: ['duplicate'],
-      };
+      return notApplied.duplicate(e.messageId, String(e.txnType));
     }
     const proof = this.need(this.facts.proof, { fact: 'proof', event: e });
     if (!proof.ok) {
       this.attend(`unproven_event:${e.messageId}`);
       this.note('ipn', `ignored an event that no verified message backs: ${proof.reason}`, e.messageId);
       this.alert('profile_unproven_event', e.messageId, `${s.profileId}: ${proof.reason}`);
-      return { messageId: e.messageId, outcome: 'unproven', detail: proof.reason, addFlags: ['alert'] };
+      return notApplied.unproven(e.messageId, proof.reason);
     }
     s.processedKeys.push(key);
     if (s.processedKeys.length > KEYS_LIMIT) s.processedKeys.splice(0, s.processedKeys.length - KEYS_LIMIT);
@@ -598,26 +588,16 @@ class Decider {
         e.messageId,
         `${s.profileId} got a ${e.kind} of ${e.paymentTxnId}, not one of its payments`,
       );
-      return {
-        messageId: e.messageId,
-        outcome: 'refused_foreign',
-        detail: 'not a payment of this profile',
-        addFlags: ['alert'],
-      };
+      return notApplied.foreign(e.messageId, 'not a payment of this profile');
     }
     if (s.processedKeys.includes(key)) {
-      return {
-        messageId: e.messageId,
-        outcome: 'duplicate',
-        detail: `${key} was already applied`,
-        addFlags: ['duplicate'],
-      };
+      return notApplied.duplicate(e.messageId, key);
     }
     const proof = this.need(this.facts.proof, { fact: 'adjustmentProof', event: e });
     if (!proof.ok) {
       this.attend(`unproven_event:${e.messageId}`);
       this.alert('profile_unproven_event', e.messageId, `${s.profileId}: ${proof.reason}`);
-      return { messageId: e.messageId, outcome: 'unproven', detail: proof.reason, addFlags: ['alert'] };
+      return notApplied.unproven(e.messageId, proof.reason);
     }
     s.processedKeys.push(key);
     const attendAdjustment = (why: string) => {

@@ -18,3 +18,25 @@ export function pushBounded<T>(history: T[], entry: T, limit: number): void {
   history.push(entry);
   if (history.length > limit) history.splice(0, history.length - limit);
 }
+
+/** What an entity records on a message it did not apply: the same three answers for every entity. */
+export const notApplied = {
+  duplicate: (messageId: string, key: string) => ({
+    messageId,
+    outcome: 'duplicate',
+    detail: `${key} was already applied`,
+    addFlags: ['duplicate'],
+  }),
+  unproven: (messageId: string, reason: string) => ({
+    messageId,
+    outcome: 'unproven',
+    detail: reason,
+    addFlags: ['alert'],
+  }),
+  foreign: (messageId: string, detail: string) => ({
+    messageId,
+    outcome: 'refused_foreign',
+    detail,
+    addFlags: ['alert'],
+  }),
+};
