@@ -15,6 +15,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
+import { WORKFLOW_BUNDLE } from '../src/temporal/bundle';
 import { ConfigSchema } from '../src/config';
 import { startMongoServer, type MongoServer } from '../src/dev/services/mongo-server';
 import { startTemporalServer, type TemporalServer } from '../src/dev/services/temporal-server';
@@ -218,10 +219,7 @@ async function main(): Promise<void> {
     say('bundling workflows');
     const serviceBundle = path.join(dir, 'service-workflows.js');
     const floorBundle = path.join(dir, 'floor-workflows.js');
-    fs.writeFileSync(
-      serviceBundle,
-      (await bundleWorkflowCode({ workflowsPath: require.resolve('../workflows'), logger: quietLogger })).code,
-    );
+    fs.writeFileSync(serviceBundle, (await bundleWorkflowCode({ ...WORKFLOW_BUNDLE, logger: quietLogger })).code);
     fs.writeFileSync(
       floorBundle,
       (await bundleWorkflowCode({ workflowsPath: require.resolve('./floor/workflows'), logger: quietLogger })).code,

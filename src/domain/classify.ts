@@ -1,7 +1,6 @@
 import type { IpnSummary } from './ipn-summary';
-import { PAYMENT_TXN_TYPES } from './ipn-summary';
+import { isProfileTxnType, PAYMENT_TXN_TYPES } from './txn-types';
 import { isIdPart } from './limits';
-import { isProfileTxnType } from './profile';
 
 export const KNOWN_PAYMENT_STATUSES = [
   'Canceled_Reversal',

@@ -8,24 +8,7 @@
  */
 import { z } from 'zod';
 
-/** txn_type values that mean money received by us. `masspay` is money we sent. */
-export const PAYMENT_TXN_TYPES = [
-  'web_accept',
-  'cart',
-  'express_checkout',
-  'send_money',
-  'virtual_terminal',
-  'pro_hosted',
-  'merch_pmt',
-  'subscr_payment',
-  'recurring_payment',
-] as const;
-
-export type PaymentTxnType = (typeof PAYMENT_TXN_TYPES)[number];
-
-export function isPaymentTxnType(txnType: string | null): txnType is PaymentTxnType {
-  return txnType !== null && (PAYMENT_TXN_TYPES as readonly string[]).includes(txnType);
-}
+export { PAYMENT_TXN_TYPES, isPaymentTxnType, type PaymentTxnType } from './txn-types';
 
 const text = z.string().nullable();
 

@@ -14,29 +14,7 @@ export type ProfileStatus = z.infer<typeof ProfileStatusSchema>;
 export const FieldSourceSchema = z.enum(['ipn', 'api', 'refresh']);
 export type FieldSource = z.infer<typeof FieldSourceSchema>;
 
-/** txn_types that belong to a profile's life (money or not). */
-export const PROFILE_TXN_TYPES = [
-  'recurring_payment',
-  'recurring_payment_profile_created',
-  'recurring_payment_profile_cancel',
-  'recurring_payment_skipped',
-  'recurring_payment_failed',
-  'recurring_payment_suspended',
-  'recurring_payment_suspended_due_to_max_failed_payment',
-  'recurring_payment_expired',
-  'recurring_payment_outstanding_payment',
-  'recurring_payment_outstanding_payment_failed',
-  'subscr_signup',
-  'subscr_payment',
-  'subscr_cancel',
-  'subscr_modify',
-  'subscr_failed',
-  'subscr_eot',
-] as const;
-
-export function isProfileTxnType(txnType: string | null): boolean {
-  return txnType !== null && (PROFILE_TXN_TYPES as readonly string[]).includes(txnType);
-}
+export { PROFILE_TXN_TYPES, isProfileTxnType } from './txn-types';
 
 /** Types whose Completed payment_status is money received for the profile. */
 export const PROFILE_MONEY_TXN_TYPES = ['recurring_payment', 'subscr_payment', 'recurring_payment_outstanding_payment'];

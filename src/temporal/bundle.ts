@@ -8,6 +8,17 @@ import { bundleWorkflowCode } from '@temporalio/worker';
  * From dist/src/temporal this is dist/workflow-bundle.js; in development (tsx) nothing is there
  * and the worker bundles at start.
  */
+/**
+ * How the service's workflows are bundled, wherever a bundle is made (worker, build, tests, bench):
+ * each workflow's module loads lazily (workflows/index.ts) and zod is evaluated once per worker
+ * thread instead of once per execution (./workflow-preload.ts). Measured with
+ * `npx tsx bench/trace-payment.ts 150 4`: see README, Benchmarks.
+ */
+export const WORKFLOW_BUNDLE = {
+  workflowsPath: require.resolve('../../workflows'),
+  preloadModules: [require.resolve('./workflow-preload')],
+};
+
 export const PREBUILT_BUNDLE = path.resolve(__dirname, '../../workflow-bundle.js');
 
 export function prebuiltBundle(): string | undefined {
@@ -16,7 +27,7 @@ export function prebuiltBundle(): string | undefined {
 
 /** `node dist/src/temporal/bundle.js`: the build's last step. */
 async function main(): Promise<void> {
-  const { code } = await bundleWorkflowCode({ workflowsPath: require.resolve('../../workflows') });
+  const { code } = await bundleWorkflowCode(WORKFLOW_BUNDLE);
   fs.writeFileSync(PREBUILT_BUNDLE, code);
   console.log(`workflow bundle: ${PREBUILT_BUNDLE} (${Math.round(code.length / 1024)} KiB)`);
 }

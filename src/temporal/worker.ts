@@ -4,7 +4,7 @@ import { createActivities } from '../../activities';
 import type { Config } from '../config';
 import type { Database } from '../db/connection';
 import type { Logger } from '../logger';
-import { prebuiltBundle } from './bundle';
+import { prebuiltBundle, WORKFLOW_BUNDLE } from './bundle';
 import { installTemporalRuntime } from './runtime';
 
 export interface WorkerDeps {
@@ -17,10 +17,15 @@ export interface WorkerDeps {
   interceptors?: WorkerOptions['interceptors'];
 }
 
-function workflowCode(bundlePath: string | undefined): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath'> {
+function workflowCode(
+  bundlePath: string | undefined,
+): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath' | 'bundlerOptions'> {
   return bundlePath
     ? { workflowBundle: { codePath: bundlePath } }
-    : { workflowsPath: require.resolve('../../workflows') };
+    : {
+        workflowsPath: WORKFLOW_BUNDLE.workflowsPath,
+        bundlerOptions: { preloadModules: WORKFLOW_BUNDLE.preloadModules },
+      };
 }
 
 export async function createWorker(deps: WorkerDeps): Promise<{ worker: Worker; connection: NativeConnection }> {

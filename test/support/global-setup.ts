@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
+import { WORKFLOW_BUNDLE } from '../../src/temporal/bundle';
 import { startTemporalServer, type TemporalServer } from '../../src/dev/services/temporal-server';
 import { startMongoServer, type MongoServer } from '../../src/dev/services/mongo-server';
 
@@ -27,10 +28,7 @@ export default async function globalSetup(): Promise<void> {
   process.env.TEMPORAL_ADDRESS ??= temporal!.address;
   process.env.MONGODB_URI ??= mongo!.uri;
 
-  const bundle = await bundleWorkflowCode({
-    workflowsPath: require.resolve('../../workflows'),
-    logger: quietBundlerLogger,
-  });
+  const bundle = await bundleWorkflowCode({ ...WORKFLOW_BUNDLE, logger: quietBundlerLogger });
   const bundlePath = path.join(dir, 'workflow-bundle.js');
   fs.writeFileSync(bundlePath, bundle.code);
   process.env.IPNFLOW_TEST_WORKFLOW_BUNDLE = bundlePath;

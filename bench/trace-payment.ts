@@ -1,0 +1,124 @@
+import fs from 'node:fs';
+/**
+ * `npx tsx bench/trace-payment.ts [N]`: where one payment's time goes. Posts N payments one after
+ * another on the embedded servers, then prints, for the last one, every step from POST to credit
+ * (workflow history events and the ledger entry) with its offset in ms.
+ */
+import { startMongoServer } from '../src/dev/services/mongo-server';
+import { startTemporalServer } from '../src/dev/services/temporal-server';
+import { createTestStack, sample, withField } from '../test/support/stack';
+import { accountIdOf } from '../src/ledger/ledger';
+import { CreditWatch } from './lib/credits';
+import { nowMs } from './lib/load';
+
+/** CPU clock ticks (user+system) per process name, summed over this machine's processes. */
+function cpuByProcess(): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(name, (out.get(name) ?? 0) + Number(f[11]) + Number(f[12]));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+async function main(): Promise<void> {
+  const n = Number(process.argv[2] ?? 10);
+  const temporal = process.env.TEMPORAL_ADDRESS ? undefined : await startTemporalServer({ headless: true });
+  const mongo = process.env.MONGODB_URI ? undefined : await startMongoServer({});
+  process.env.TEMPORAL_ADDRESS ??= temporal!.address;
+  process.env.MONGODB_URI ??= mongo!.uri;
+  const stack = await createTestStack('trace');
+  try {
+    const admin = async (m: string, p: string, b: unknown) => {
+      const r = await stack.admin(m, p, b);
+      if (r.status >= 300) throw new Error(`${m} ${p}: ${r.status} ${JSON.stringify(r.body)}`);
+    };
+    await admin('PUT', '/admin/integrations/bench', {
+      name: 'Bench',
+      mode: 'sandbox',
+      allowedCurrencies: ['USD'],
+      receiverEmails: ['seller@paypalsandbox.com'],
+    });
+    await admin('PUT', '/admin/customers/tc', { name: 'T', paypalEmails: ['buyer@paypalsandbox.com'] });
+    const watch = new CreditWatch(stack.db.models, accountIdOf('tc', 'USD', 'sandbox'), 5);
+    const base = sample('web_accept_completed_ipn_simulator_01');
+    const tag = Date.now().toString(36).toUpperCase();
+    let last = { txnId: '', t0: 0, wall: 0, credit: 0 };
+    const lat: number[] = [];
+    const conc = Number(process.argv[3] ?? 1);
+    const cpu0 = cpuByProcess();
+    const tStart = nowMs();
+    let next = 0;
+    const one = async (i: number) => {
+      const txnId = `T${tag}${i}`;
+      const raw = withField(base, 'txn_id', txnId);
+      stack.sim.registerMessage(raw);
+      const seen = watch.credited(txnId, 30_000);
+      const wall = Date.now();
+      const t0 = nowMs();
+      const res = await fetch(`${stack.baseUrl}/ipn/bench`, {
+        method: 'POST',
+        body: raw,
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      });
+      if (res.status !== 200) throw new Error(`POST ${res.status}`);
+      const credit = await seen;
+      lat.push(credit - t0);
+      last = { txnId, t0, wall, credit };
+    };
+    await Promise.all(
+      Array.from({ length: conc }, async () => {
+        while (next < n) await one(next++);
+      }),
+    );
+    const wallS = (nowMs() - tStart) / 1000;
+    const cpu1 = cpuByProcess();
+    console.log(`${n} payments at concurrency ${conc}: ${(n / wallS).toFixed(2)}/s`);
+    for (const [name, ticks] of cpu1) {
+      const d = (ticks - (cpu0.get(name) ?? 0)) * 10; // clock ticks of 10 ms
+      if (d > 0) console.log(`  cpu ${name.padEnd(16)} ${(d / n).toFixed(1)} ms per payment`);
+    }
+    lat.sort((a, b) => a - b);
+    console.log(
+      `latency POST->credit over ${n}: p50 ${lat[Math.floor(n / 2)]!.toFixed(0)} ms, ` +
+        `min ${lat[0]!.toFixed(0)}, max ${lat[n - 1]!.toFixed(0)}`,
+    );
+    const ids: string[] = [];
+    for await (const wf of stack.client.workflow.list({ query: `PaypalTxnId = '${last.txnId}'` }))
+      ids.push(wf.workflowId);
+    ids.push(`payment:bench:${last.txnId}`);
+    const rows: Array<[number, string]> = [
+      [0, 'POST sent'],
+      [last.credit - last.t0, 'credit seen by poll (5 ms)'],
+    ];
+    for (const id of [...new Set(ids)]) {
+      const h = await stack.client.workflow.getHandle(id).fetchHistory();
+      for (const e of h.events ?? []) {
+        const t = Number(e.eventTime!.seconds) * 1000 + Math.floor((e.eventTime!.nanos ?? 0) / 1e6);
+        const type = Object.keys(e).find((k) => k.endsWith('Attributes') && (e as any)[k]) ?? '?';
+        rows.push([t - last.wall, `${id.slice(0, 40).padEnd(40)} ${type.replace('EventAttributes', '')}`]);
+      }
+    }
+    rows.sort((a, b) => a[0] - b[0]);
+    for (const [t, what] of rows) console.log(`${String(Math.round(t)).padStart(6)} ms  ${what}`);
+    await watch.stop();
+  } finally {
+    await stack.close();
+    await temporal?.stop?.();
+    await mongo?.stop?.();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);
