@@ -1,7 +1,7 @@
 import { Context } from '@temporalio/activity';
 import type { ActivityDeps } from '.';
 import type { Models } from '../src/db/models';
-import { batchNeedsPerson, type ItemsApplied } from '../src/domain/masspay-decide';
+import { batchNeedsPerson, type ItemsApplied, type SendChunkOutcome } from '../src/domain/masspay-decide';
 import {
   MasspayRoutedSchema,
   PayoutBatchStateSchema,
@@ -13,12 +13,15 @@ import {
   type PayoutBatchState,
   type PayoutItem,
   type ResolveItemAction,
+  type SendChannel,
 } from '../src/domain/masspay';
 import type { MasspayItem } from '../src/domain/ipn-summary';
 import { isSupportedCurrency, parseAmount } from '../src/domain/money';
 import { PayoutBatchIdKey, IntegrationIdKey, payoutWorkflowId } from '../src/domain/contracts';
 import { Ledger, LedgerError } from '../src/ledger/ledger';
 import { ItemsEngine, type ItemStore } from '../src/payouts/items-engine';
+import { masspayCall, sendCredentials } from '../src/payouts/nvp-masspay';
+import { callNvp, nvpUrl } from '../src/paypal/nvp-client';
 import { masspayBatch, masspayIpnSignal } from '../workflows/masspay-batch';
 
 const PAGE = 500;
@@ -132,7 +135,7 @@ export async function matchMasspayItems(
   };
 }
 
-export function createPayoutActivities({ db, client, config }: ActivityDeps) {
+export function createPayoutActivities({ db, client, config, logger }: ActivityDeps) {
   const { models } = db;
   // Batch-wide work may touch 5,000 items: these run as regular activities and report progress.
   const engine = () => new ItemsEngine(mongoItemStore(models, (p) => Context.current().heartbeat(p)));
@@ -192,6 +195,69 @@ export function createPayoutActivities({ db, client, config }: ActivityDeps) {
 
     async applyOneItem({ batchId, action }: { batchId: string; action: ResolveItemAction }) {
       return engine().applyOne(batchId, action, new Date().toISOString());
+    },
+
+    /**
+     * One call to PayPal for one chunk of a batch, with the integration's credentials read here from
+     * the environment (never in a workflow's history). PayPal's answers are returned, refusals
+     * included; a transport failure throws, for the workflow's retry policy: a request whose answer
+     * was lost may have reached PayPal, and the retry is refused as a duplicate if it did.
+     */
+    async sendPayoutChunk(a: {
+      batchId: string;
+      integrationId: string;
+      mode: 'live' | 'sandbox';
+      currency: string;
+      channel: SendChannel;
+      chunk: { index: number; from: number; to: number };
+      emailSubject: string;
+    }): Promise<SendChunkOutcome> {
+      const attempt = Context.current().info.attempt;
+      const earlier = attempt - 1;
+      const integration = await models.Integration.findById(a.integrationId, {
+        mode: 1,
+        nvpCredentialsEnv: 1,
+      }).lean();
+      const creds = sendCredentials(
+        integration && {
+          id: a.integrationId,
+          mode: integration.mode,
+          nvpCredentialsEnv: integration.nvpCredentialsEnv,
+        },
+        { id: a.batchId, mode: a.mode },
+        process.env,
+      );
+      if (!creds.ok) return { outcome: 'unsendable', message: creds.reason, calls: earlier };
+      const docs = await models.PayoutItem.find(
+        { ...batchRange(a.batchId), index: { $gte: a.chunk.from, $lt: a.chunk.to } },
+        { receiverEmail: 1, amountMinor: 1, uniqueId: 1, note: 1, index: 1, state: 1 },
+      ).lean<Array<Pick<PayoutItem, 'receiverEmail' | 'amountMinor' | 'uniqueId' | 'note' | 'index' | 'state'>>>();
+      docs.sort((x, y) => x.index - y.index);
+      if (docs.length !== a.chunk.to - a.chunk.from || docs.some((d) => d.state !== 'Pending')) {
+        const message = `items ${a.chunk.from + 1}-${a.chunk.to} are not all stored and pending`;
+        return { outcome: 'unsendable', message, calls: earlier };
+      }
+      const call = masspayCall(docs, a.currency, a.emailSubject);
+      const answer = await callNvp(nvpUrl(a.mode, config.PAYPAL_SANDBOX_NVP_URL), creds.credentials, call);
+      logger.info(
+        {
+          integrationId: a.integrationId,
+          batchId: a.batchId,
+          chunk: a.chunk.index,
+          items: docs.length,
+          attempt,
+          ack: answer.ack,
+        },
+        'PayPal MassPay call',
+      );
+      if (answer.ack === 'Success') {
+        return { outcome: 'acked', correlationId: answer.fields.CORRELATIONID ?? null, calls: attempt };
+      }
+      if (answer.ack === 'Failure') {
+        const message = `${answer.shortMessage}: ${answer.longMessage}`.slice(0, 250);
+        return { outcome: 'refused', code: answer.code, message, calls: attempt };
+      }
+      return { outcome: 'unreachable', message: answer.message, calls: attempt };
     },
 
     /**

@@ -478,3 +478,133 @@ async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 3000
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+describe('MassPay NVP method', () => {
+  const CREDS = { username: 'mp_api1.example.com', password: 'pw', signature: 'sig' };
+  async function masspaySim() {
+    const s = await sim({ timeScale: FAST });
+    s.nvp.credentials = CREDS;
+    return s;
+  }
+  async function call(s: PayPalSimulator, params: Record<string, string>, creds = CREDS) {
+    const res = await fetch(s.nvpUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({
+        USER: creds.username,
+        PWD: creds.password,
+        SIGNATURE: creds.signature,
+        VERSION: '204.0',
+        METHOD: 'MassPay',
+        ...params,
+      }).toString(),
+    });
+    return { status: res.status, fields: Object.fromEntries(new URLSearchParams(await res.text())) };
+  }
+  const items = (n: number, prefix = 'U', email = (i: number) => `p${i}@example.com`) =>
+    Object.fromEntries(
+      Array.from({ length: n }, (_, i) => [
+        [`L_EMAIL${i}`, email(i)],
+        [`L_AMT${i}`, '1.00'],
+        [`L_UNIQUEID${i}`, `${prefix}${i}`],
+      ]).flat(),
+    ) as Record<string, string>;
+  const base = { RECEIVERTYPE: 'EmailAddress', CURRENCYCODE: 'USD', EMAILSUBJECT: 'Payment' };
+
+  test("PayPal's refusals: limits, missing fields, currency, credentials; nothing is paid", async () => {
+    const s = await masspaySim();
+    const cases: Array<[Record<string, string>, string, RegExp]> = [
+      [{ ...base, ...items(251) }, '10004', /greater than maximum allowed/],
+      [{ ...base }, '10004', /less than or equal to zero/],
+      [{ ...base, CURRENCYCODE: '', ...items(1) }, '10004', /currency is missing/],
+      [{ ...base, CURRENCYCODE: 'XYZ', ...items(1) }, '10004', /Currency is not supported/],
+      [{ ...base, ...items(1), L_AMT0: '' }, '10004', /amount is missing/],
+      [{ ...base, ...items(1), L_AMT0: '1.005' }, '10004', /not a valid number/],
+      [{ ...base, CURRENCYCODE: 'JPY', ...items(1), L_AMT0: '1.50' }, '10004', /not a valid number/],
+      [{ ...base, ...items(1), L_AMT0: '0.00' }, '10004', /less than or equal to zero/],
+      [{ ...base, ...items(1), L_EMAIL0: 'nobody' }, '10004', /receiver email/],
+      [{ ...base, ...items(1), L_UNIQUEID0: 'x'.repeat(31) }, '10004', /maximum limit of 30/],
+      [{ ...base, RECEIVERTYPE: 'UserID', ...items(1) }, '10001', /receiver_type/],
+      [{ ...base, ...items(2), L_UNIQUEID1: 'U0' }, '8331', /already used/],
+    ];
+    for (const [params, code, long] of cases) {
+      const { fields } = await call(s, params);
+      expect({ ack: fields.ACK, code: fields.L_ERRORCODE0, long: fields.L_LONGMESSAGE0 }).toEqual({
+        ack: 'Failure',
+        code,
+        long: expect.stringMatching(long),
+      });
+    }
+    const { fields } = await call(s, { ...base, ...items(1) }, { ...CREDS, password: 'wrong' });
+    expect(fields).toMatchObject({ ACK: 'Failure', L_ERRORCODE0: '10002' });
+    expect(s.nvp.masspay.payments).toEqual([]);
+    expect(s.nvp.calls).toHaveLength(cases.length + 1);
+  });
+
+  test('250 items pass; a repeated unique id for the account is refused as a duplicate, never paid twice', async () => {
+    const s = await masspaySim();
+    const ok = await call(s, { ...base, ...items(250) });
+    expect(ok.fields).toMatchObject({ ACK: 'Success', CORRELATIONID: expect.stringMatching(/^[0-9a-f]{12}$/) });
+    const again = await call(s, { ...base, ...items(1, 'V'), L_UNIQUEID0: 'U7' });
+    expect(again.fields).toMatchObject({ ACK: 'Failure', L_ERRORCODE0: '8331' });
+    expect(s.nvp.masspay.payments.map((p) => p.items.length)).toEqual([250]);
+    expect(s.nvp.masspay.paidUniqueIds.get(CREDS.username)?.size).toBe(250);
+  });
+
+  test('a lost answer: the call is paid, the caller sees a 500, the repeat is a duplicate', async () => {
+    const s = await masspaySim();
+    s.nvp.faults.push({ kind: 'lost_answer' });
+    expect((await call(s, { ...base, ...items(2) })).status).toBe(500);
+    expect((await call(s, { ...base, ...items(2) })).fields).toMatchObject({ ACK: 'Failure', L_ERRORCODE0: '8331' });
+    expect(s.nvp.masspay.payments).toHaveLength(1);
+    expect(s.nvp.calls.map((c) => [c.answer.ACK, c.answerLost ?? false])).toEqual([
+      ['Success', true],
+      ['Failure', false],
+    ]);
+  });
+
+  test('after Success: Processed then Completed IPNs shaped like the samples, verified by the postback', async () => {
+    const s = await masspaySim();
+    const l = await listener([200]);
+    s.nvp.masspay.settings = {
+      listenerUrl: l.url,
+      payerEmail: 'payer@example.com',
+      processedDelayMs: 5,
+      completedDelayMs: 5,
+    };
+    const emails = ['ok@example.com', 'fail-x@example.com', 'unclaimed-y@example.com'];
+    expect((await call(s, { ...base, ...items(3, 'W', (i) => emails[i]!) })).fields.ACK).toBe('Success');
+    const deadline = Date.now() + 5000;
+    while (l.received.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await s.nvp.settled();
+    const [processed, completed] = l.received.map((r) => Object.fromEntries(new URLSearchParams(r.body.toString())));
+    const txn = processed!.masspay_txn_id_1;
+    expect(processed).toMatchObject({
+      txn_type: 'masspay',
+      payment_status: 'Processed',
+      payer_email: 'payer@example.com',
+      test_ipn: '1',
+      notify_version: '3.8',
+      unique_id_1: 'W0',
+      receiver_email_1: 'ok@example.com',
+      status_1: 'Completed',
+      mc_gross_1: '1.00',
+      mc_fee_1: '0.02',
+      mc_currency_1: 'USD',
+      status_2: 'Failed',
+      reason_code_2: '1001',
+      mc_fee_2: '0.00',
+      status_3: 'Unclaimed',
+    });
+    expect(processed!.verify_sign).toBeTruthy();
+    expect(processed!.reason_code_1).toBeUndefined();
+    expect(completed).toMatchObject({
+      payment_status: 'Completed',
+      masspay_txn_id_1: txn,
+      status_1: 'Completed',
+      status_2: 'Failed',
+      status_3: 'Returned',
+    });
+    for (const r of l.received) expect((await postback(s, withPrefix(r.body))).text).toBe('VERIFIED');
+  });
+});

@@ -1,4 +1,5 @@
 import {
+  ActivityFailure,
   ApplicationFailure,
   allHandlersFinished,
   condition,
@@ -18,19 +19,23 @@ import {
   batchSettled,
   decideBatch,
   nextBatchDeadline,
+  nextSendChunk,
   type BatchDeadlines,
   type BatchEffect,
   type BatchFactNeed,
   type BatchFacts,
   type BatchInput,
+  type SendChunkOutcome,
 } from '../src/domain/masspay-decide';
 import {
   PayoutActionSchema,
   ResolveItemActionSchema,
+  SendActionSchema,
   SubmittedActionSchema,
   type PayoutAction,
   type PayoutBatchState,
   type ResolveItemAction,
+  type SendAction,
   type SubmittedAction,
 } from '../src/domain/masspay';
 import { describeMoney } from '../src/domain/money';
@@ -51,6 +56,15 @@ const items = proxyActivities<Activities>({
   retry: { initialInterval: '1s', maximumInterval: '1m' },
 });
 
+// A call to PayPal's MassPay API (external I/O, up to 250 items): a regular activity. A retry after
+// a lost answer is safe (PayPal refuses unique ids it already has); after the last attempt the chunk
+// is uncertain and a person decides (see decideBatch).
+const SEND_ATTEMPTS = 4;
+const paypal = proxyActivities<Activities>({
+  startToCloseTimeout: '90s',
+  retry: { initialInterval: '1s', backoffCoefficient: 4, maximumInterval: '1m', maximumAttempts: SEND_ATTEMPTS },
+});
+
 export interface MasspayBatchInput {
   batchId: string;
   /** A settled batch's workflow closes after this long idle; a late IPN or action restarts it. */
@@ -63,6 +77,7 @@ export const masspayIpnSignal = defineSignal<[{ messageId: string }]>('masspayIp
 export const approvePayoutSignal = defineSignal<[PayoutAction]>('approvePayout');
 export const submittedPayoutSignal = defineSignal<[SubmittedAction]>('payoutSubmitted');
 export const cancelPayoutSignal = defineSignal<[PayoutAction]>('cancelPayout');
+export const sendPayoutSignal = defineSignal<[SendAction]>('sendPayout');
 export const resolvePayoutItemSignal = defineSignal<[ResolveItemAction]>('resolvePayoutItem');
 export const stopWaitingPayoutSignal = defineSignal<[PayoutAction]>('stopWaitingPayout');
 export const payoutStateQuery = defineQuery<PayoutBatchState>('state');
@@ -97,6 +112,15 @@ export async function masspayBatch(input: MasspayBatchInput): Promise<PayoutBatc
     accept('payoutSubmitted', SubmittedActionSchema, (action) => ({ type: 'submitted', action })),
     {
       description: `Operator: the batch was uploaded to PayPal (optional "submittedAt", ISO). ${help}`,
+    },
+  );
+  setHandler(
+    sendPayoutSignal,
+    accept('sendPayout', SendActionSchema, (action) => ({ type: 'send', action })),
+    {
+      description:
+        "Operator: send an approved batch through PayPal's MassPay API (calls of at most 250 items); " +
+        `again after a halted send. ${help.slice(0, -1)}, "emailSubject": "..." (optional)}`,
     },
   );
   setHandler(
@@ -142,6 +166,7 @@ export async function masspayBatch(input: MasspayBatchInput): Promise<PayoutBatc
     ) {
       inbox.unshift({ type: 'reserve' });
     }
+    if (nextSendChunk(state) && !inbox.some((i) => i.type === 'sendChunk')) inbox.push({ type: 'sendChunk' });
     const deadline = nextBatchDeadline(state, input.deadlines);
     const untilDeadline = deadline === null ? null : Math.max(0, deadline - Date.now());
     const idle = batchSettled(state) ? input.idleCloseSeconds * 1000 : null;
@@ -210,6 +235,31 @@ async function fetchFact(need: BatchFactNeed, facts: BatchFacts, s: PayoutBatchS
     case 'applyOne':
       facts.applyOne = await items.applyOneItem({ batchId: s.id, action: need.action });
       return;
+    case 'sendChunk':
+      facts.sendChunk = await sendChunk(need, s);
+      return;
+  }
+}
+
+async function sendChunk(
+  need: Extract<BatchFactNeed, { fact: 'sendChunk' }>,
+  s: PayoutBatchState,
+): Promise<SendChunkOutcome> {
+  try {
+    return await paypal.sendPayoutChunk({
+      batchId: s.id,
+      integrationId: s.integrationId,
+      mode: s.mode,
+      currency: s.currency,
+      channel: need.channel,
+      chunk: need.chunk,
+      emailSubject: need.emailSubject,
+    });
+  } catch (err) {
+    if (!(err instanceof ActivityFailure)) throw err;
+    // Every attempt failed without an answer: any of them may have reached PayPal.
+    const message = (err.cause?.message ?? err.message).slice(0, 200);
+    return { outcome: 'unreachable', message, calls: SEND_ATTEMPTS };
   }
 }
 

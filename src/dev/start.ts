@@ -13,6 +13,7 @@ import { startMongoServer } from './services/mongo-server';
 import { ProvisioningError } from './provision/errors';
 import { seedDemo } from './seed-demo';
 import { DEMO_PROFILE_ID, startDemoProfile } from './demo-profile';
+import { startDemoMasspay } from './demo-masspay';
 
 const ROOT = path.resolve(__dirname, '../..');
 const DATA = path.resolve(process.env.IPNFLOW_DATA_DIR || path.join(ROOT, '.data'));
@@ -102,6 +103,8 @@ async function main() {
     const cycleSeconds = Number(process.env.IPNFLOW_DEMO_CYCLE_SECONDS || 60);
     const stopDemo = startDemoProfile(sim, `${api.url}/ipn/${seeded.integrationId}`, cycleSeconds);
     stops.push(async () => stopDemo());
+    // Sent batches: the simulator answers the MassPay call with the same credentials, then its IPNs follow.
+    startDemoMasspay(sim, `${api.url}/ipn/${seeded.integrationId}`, 'seller@paypalsandbox.com');
 
     const base = publicBaseUrl(config);
     const token = process.env.ADMIN_TOKEN ? '$ADMIN_TOKEN' : config.ADMIN_TOKEN;
@@ -127,6 +130,7 @@ async function main() {
         `${pad}then open the Web UI, or GET ${base}/admin/customers/${seeded.customerId}`,
         `  Recurring demo    profile ${DEMO_PROFILE_ID} pays 29.95 USD every ${cycleSeconds} s: ` +
           `GET ${base}/admin/profiles/${DEMO_PROFILE_ID}`,
+        `  Mass Pay demo     POST ${base}/admin/payouts, approve, then /send: see README "Mass Pay payouts"`,
         'Ctrl-C stops everything.',
       ].join('\n'),
     );

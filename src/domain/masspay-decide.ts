@@ -1,6 +1,8 @@
 import { describeMoney } from './money';
 import {
+  NVP_DUPLICATE_UNIQUE_ID,
   RELEASING_STATES,
+  SEND_CHANNEL_MAX_ITEMS,
   type BatchState,
   type ItemCounts,
   type ItemState,
@@ -9,6 +11,10 @@ import {
   type PayoutBatchState,
   type PayoutItem,
   type ResolveItemAction,
+  type SendAction,
+  type SendChannel,
+  type SendChunk,
+  type SendState,
   type SubmittedAction,
 } from './masspay';
 import { clone, NeedFact, pushBounded } from './rules-kit';
@@ -203,6 +209,9 @@ export type BatchInput =
   | { type: 'approve' | 'cancel' | 'stopWaiting'; action: PayoutAction }
   | { type: 'submitted'; action: SubmittedAction }
   | { type: 'resolve'; action: ResolveItemAction }
+  | { type: 'send'; action: SendAction }
+  /** The next chunk of a send is due (the workflow adds it while one is pending and nothing halted). */
+  | { type: 'sendChunk' }
   | { type: 'malformed'; signal: string; issues: string }
   | { type: 'tick' };
 
@@ -212,7 +221,24 @@ export type BatchFactNeed =
   | { fact: 'reserve' }
   | { fact: 'applyMessage'; messageId: string }
   | { fact: 'applyAll'; to: 'Denied' | 'Cancelled'; messageId: string | null; operator: string | null }
-  | { fact: 'applyOne'; action: ResolveItemAction };
+  | { fact: 'applyOne'; action: ResolveItemAction }
+  | {
+      fact: 'sendChunk';
+      channel: SendChannel;
+      chunk: Pick<SendChunk, 'index' | 'from' | 'to'>;
+      emailSubject: string;
+    };
+
+/**
+ * What one call to PayPal for a chunk came to. `calls` is how many requests were made (a request
+ * whose answer was lost may still have reached PayPal); `unsendable` never left (no credentials,
+ * the integration's mode no longer the batch's, ...).
+ */
+export type SendChunkOutcome =
+  | { outcome: 'acked'; correlationId: string | null; calls: number }
+  | { outcome: 'refused'; code: string; message: string; calls: number }
+  | { outcome: 'unreachable'; message: string; calls: number }
+  | { outcome: 'unsendable'; message: string; calls: number };
 
 /** What applying something to the stored items did; `counts` are the items' states afterwards. */
 export interface ItemsApplied {
@@ -228,6 +254,7 @@ export interface BatchFacts {
   applyMessage?: { ok: false; reason: string } | (ItemsApplied & { ok: true; paymentStatus: string | null });
   applyAll?: ItemsApplied;
   applyOne?: { ok: false; reason: string } | (ItemsApplied & { ok: true });
+  sendChunk?: SendChunkOutcome;
 }
 
 export type BatchEffect =
@@ -252,6 +279,30 @@ export const NOT_COMPLETED = 'not_completed_in_time';
 const FINAL_BATCH_STATES: readonly BatchState[] = ['completed', 'denied', 'cancelled'];
 const SENT_STATES: readonly BatchState[] = ['submitted', 'processed', 'completed'];
 
+/** Calls of at most `perCall` items, in the batch's item order. */
+export function planChunks(itemCount: number, perCall: number): SendChunk[] {
+  const chunks: SendChunk[] = [];
+  for (let from = 0, index = 0; from < itemCount; from += perCall, index++) {
+    const to = Math.min(from + perCall, itemCount);
+    chunks.push({ index, from, to, state: 'pending', calls: 0, correlationId: null, error: null });
+  }
+  return chunks;
+}
+
+/** A chunk stopped the send: PayPal refused it, or it went unanswered. A person decides what next. */
+const sendHalted = (send: SendState) => send.chunks.some((c) => c.state === 'refused' || c.state === 'uncertain');
+/** PayPal has, or may have, some of the batch's items through our API calls. */
+const sendReachedPayPal = (send: SendState | null) =>
+  !!send && send.chunks.some((c) => c.state === 'acked' || c.state === 'uncertain');
+
+/** The chunk to send next, or null (none left, a chunk halted the send, or the batch ended). */
+export function nextSendChunk(s: PayoutBatchState): SendChunk | null {
+  if (!s.send || sendHalted(s.send) || s.state === 'cancelled' || s.state === 'denied') return null;
+  return s.send.chunks.find((c) => c.state === 'pending') ?? null;
+}
+
+const SEND_MATTER = /^(send_|duplicate_unique_ids:)/;
+
 export interface Refusal {
   /** 409: not now (the batch's state); 422: never for this operator (a rule about who). */
   status: 409 | 422;
@@ -273,8 +324,26 @@ export function batchRefusal(s: PayoutBatchState, input: BatchOperatorInput): Re
       }
       return null;
     case 'submitted':
+      if (sendReachedPayPal(s.send))
+        return conflict(`${s.id} is being sent through PayPal's API: PayPal has (or may have) some of its items`);
       return s.state === 'approved' ? null : conflict(`only an approved batch can be submitted; ${s.id} is ${s.state}`);
+    case 'send': {
+      if (s.send && !sendHalted(s.send)) {
+        return s.send.chunks.every((c) => c.state === 'acked')
+          ? conflict(`${s.id} was sent through PayPal's API already`)
+          : conflict(`${s.id} is being sent through PayPal's API already`);
+      }
+      // Again after a halt: calls PayPal has are refused as duplicates, so nothing is paid twice.
+      if (s.send && s.channel === 'api' && SENT_STATES.includes(s.state)) return null;
+      return s.state === 'approved' ? null : conflict(`only an approved batch can be sent; ${s.id} is ${s.state}`);
+    }
     case 'cancel':
+      if (sendReachedPayPal(s.send)) {
+        return conflict(
+          `${s.id}: a call to PayPal went unanswered, PayPal may be paying its items; ` +
+            'send again to find out (a repeated call pays nothing twice) or resolve the items',
+        );
+      }
       return s.state === 'created' || s.state === 'approved'
         ? null
         : conflict(`only a batch not yet submitted to PayPal can be cancelled; ${s.id} is ${s.state}`);
@@ -332,6 +401,8 @@ export function initialBatchState(b: {
     submittedAt: null,
     processedAt: null,
     completedAt: null,
+    channel: null,
+    send: null,
     counts: { Pending: b.itemCount },
     attention: [],
     stoppedWaiting: false,
@@ -391,6 +462,8 @@ class BatchDecider {
         return;
       case 'tick':
         return this.onTick();
+      case 'sendChunk':
+        return this.onSendChunk();
       default:
         return this.onOperator(input);
     }
@@ -455,6 +528,12 @@ class BatchDecider {
       case 'Processed':
         return this.advance('processed', messageId);
       case 'Completed':
+        if (s.channel === 'api' && (s.counts['Pending'] ?? 0) + (s.counts['Unclaimed'] ?? 0) > 0) {
+          // Each API call is its own payment at PayPal, completed on its own: the batch is complete
+          // once every call's items are (a batch PayPal never finishes meets the Completed deadline).
+          this.note('PayPal completed part of the batch (one API call); waiting for the rest', messageId);
+          return this.advance('processed', messageId);
+        }
         this.advance('completed', messageId);
         if ((s.counts['Pending'] ?? 0) + (s.counts['Unclaimed'] ?? 0) > 0 && s.state === 'completed') {
           this.attend('items_open_after_completed');
@@ -493,6 +572,13 @@ class BatchDecider {
   private onDenied(messageId: string): void {
     const s = this.s;
     if (s.state === 'denied' || s.state === 'cancelled') return;
+    if (s.send && s.send.chunks.length > 1) {
+      // One API call was denied, not necessarily the others: which items come back is for a person.
+      this.attend(`denied_partial:${messageId.slice(0, 40)}`);
+      this.alert('payout_contradiction', messageId, `${s.id}: PayPal denied one of ${s.send.chunks.length} API calls`);
+      this.note('PayPal denied one API call of the batch: resolve its items as Failed once checked', messageId);
+      return;
+    }
     if (s.state === 'processed' || s.state === 'completed') {
       // Money may already be with the payees: releasing it now could pay twice.
       this.attend(`denied_after_${s.state}`);
@@ -552,6 +638,10 @@ class BatchDecider {
       case 'submitted':
         s.submittedAt = input.action.submittedAt ?? this.ctx.now;
         s.state = 'submitted';
+        s.channel = 'upload';
+        // An API send that never reached PayPal is abandoned for the upload.
+        s.send = null;
+        s.attention = s.attention.filter((m) => !SEND_MATTER.test(m));
         this.note(`${a.operator} submitted the batch to PayPal at ${s.submittedAt}: ${a.note}`);
         break;
       case 'cancel': {
@@ -584,6 +674,26 @@ class BatchDecider {
           this.unattend('items_open_after_completed');
         break;
       }
+      case 'send': {
+        const previous = s.send;
+        const chunks = previous
+          ? previous.chunks.map((c) => (c.state === 'acked' ? c : { ...c, state: 'pending' as const, error: null }))
+          : planChunks(s.itemCount, SEND_CHANNEL_MAX_ITEMS.api);
+        s.send = {
+          channel: 'api',
+          operator: a.operator,
+          startedAt: this.ctx.now,
+          emailSubject: input.action.emailSubject ?? previous?.emailSubject ?? `Payment ${s.id}`,
+          chunks,
+        };
+        s.attention = s.attention.filter((m) => !SEND_MATTER.test(m));
+        const left = chunks.filter((c) => c.state === 'pending').length;
+        this.note(
+          `${a.operator} ${previous ? 'sends again' : 'sends'} the batch through PayPal's MassPay API ` +
+            `(${left} call(s) of at most ${SEND_CHANNEL_MAX_ITEMS.api} items): ${a.note}`,
+        );
+        break;
+      }
       case 'stopWaiting':
         this.note(
           `${a.operator} stopped waiting for ` +
@@ -596,6 +706,82 @@ class BatchDecider {
     const details: Record<string, unknown> = { batchId: s.id, state: s.state };
     if (input.type === 'resolve') Object.assign(details, { uniqueId: input.action.uniqueId, to: input.action.state });
     this.audit({ actor: a.operator, action: `payout_${input.type}`, reason: a.note, details });
+  }
+
+  private onSendChunk(): void {
+    const s = this.s;
+    const chunk = nextSendChunk(s);
+    if (!chunk || !s.send) return;
+    const r = this.need(this.facts.sendChunk, {
+      fact: 'sendChunk',
+      channel: s.send.channel,
+      chunk: { index: chunk.index, from: chunk.from, to: chunk.to },
+      emailSubject: s.send.emailSubject,
+    });
+    const label = `call ${chunk.index + 1}/${s.send.chunks.length} (items ${chunk.from + 1}-${chunk.to})`;
+    const callsBefore = chunk.calls;
+    chunk.calls += r.calls;
+    switch (r.outcome) {
+      case 'acked':
+        chunk.state = 'acked';
+        chunk.correlationId = r.correlationId;
+        this.note(`PayPal accepted ${label}, CORRELATIONID ${r.correlationId ?? '(none)'}`);
+        return this.sentThroughApi();
+      case 'refused':
+        if (r.code === NVP_DUPLICATE_UNIQUE_ID)
+          return this.onDuplicate(chunk, label, callsBefore === 0 && r.calls <= 1);
+        chunk.state = 'refused';
+        chunk.error = `${r.code}: ${r.message}`.slice(0, 300);
+        this.attend(`send_refused:${chunk.index}:${r.code.slice(0, 12)}`);
+        this.note(`PayPal refused ${label}: ${chunk.error}; nothing of it was paid`);
+        this.alert('payout_send_refused', null, `${s.id}: ${label}: ${chunk.error}`);
+        return;
+      case 'unreachable':
+        chunk.state = 'uncertain';
+        chunk.error = r.message.slice(0, 300);
+        this.attend(`send_unanswered:${chunk.index}`);
+        this.note(
+          `no answer from PayPal for ${label} (${chunk.error}): PayPal may have it; send again ` +
+            '(PayPal refuses unique ids it already has, so nothing is paid twice)',
+        );
+        this.alert('payout_send_unanswered', null, `${s.id}: ${label}: ${chunk.error}`);
+        if (chunk.calls > 0) this.sentThroughApi();
+        return;
+      case 'unsendable':
+        // A request that failed before may have reached PayPal: such a chunk is uncertain, not refused.
+        chunk.state = chunk.calls > 0 ? 'uncertain' : 'refused';
+        chunk.error = `not sent: ${r.message}`.slice(0, 300);
+        this.attend('send_not_possible');
+        this.note(`${label} ${chunk.error}`);
+        this.alert('payout_send_not_possible', null, `${s.id}: ${r.message}`.slice(0, 300));
+        if (chunk.state === 'uncertain') this.sentThroughApi();
+        return;
+    }
+  }
+
+  /** PayPal already holds every unique id of the call: nothing was paid now, nothing is paid twice. */
+  private onDuplicate(chunk: SendChunk, label: string, firstCall: boolean): void {
+    chunk.state = 'acked';
+    chunk.error = `PayPal already had its unique ids (${NVP_DUPLICATE_UNIQUE_ID})`;
+    if (firstCall) {
+      // Not our lost answer: someone sent these items already (the upload file?). Money is out once.
+      this.attend(`duplicate_unique_ids:${chunk.index}`);
+      this.alert('payout_sent_elsewhere', null, `${this.s.id}: ${label}: PayPal already had its unique ids`);
+      this.note(`PayPal already had the unique ids of ${label} though we never sent it: check how they got there`);
+    } else {
+      this.note(`PayPal already had ${label} (an earlier request whose answer was lost): not paid twice`);
+    }
+    this.sentThroughApi();
+  }
+
+  /** PayPal has (or may have) items of the batch: it is submitted, and the Processed deadline runs. */
+  private sentThroughApi(): void {
+    const s = this.s;
+    if (s.state !== 'approved') return;
+    s.state = 'submitted';
+    s.channel = 'api';
+    s.submittedAt = this.ctx.now;
+    this.note(`submitted to PayPal through the API at ${s.submittedAt}`);
   }
 
   private attend(matter: string): void {

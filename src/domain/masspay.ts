@@ -60,6 +60,49 @@ export const MASSPAY_MAX_ITEMS = 5000;
 export const UNIQUE_ID_MAX_CHARS = 13;
 export const NVP_MAX_ITEMS_PER_CALL = 250;
 
+/**
+ * How a batch reached PayPal: `upload` (an operator uploaded the file and said so), `api` (we sent
+ * it through the MassPay NVP API). A later channel (Payouts REST) is one more value here, one more
+ * entry in SEND_CHANNEL_MAX_ITEMS and one more branch in the send activity.
+ */
+export const PAYOUT_CHANNELS = ['upload', 'api'] as const;
+export const PayoutChannelSchema = z.enum(PAYOUT_CHANNELS);
+export type PayoutChannel = z.infer<typeof PayoutChannelSchema>;
+/** The channels we send through ourselves, and how many items one call to PayPal may carry. */
+export const SEND_CHANNEL_MAX_ITEMS = { api: NVP_MAX_ITEMS_PER_CALL } as const;
+export type SendChannel = keyof typeof SEND_CHANNEL_MAX_ITEMS;
+/**
+ * PayPal's answer to a MassPay call repeating a unique id it already has (the "duplicate" code of
+ * the Mass Pay reason codes): nothing new was paid, the earlier call's items stand.
+ */
+export const NVP_DUPLICATE_UNIQUE_ID = '8331';
+
+/** One call to PayPal carrying the items whose `index` is in [from, to). */
+export const SendChunkSchema = z.object({
+  index: z.number().int().min(0),
+  from: z.number().int().min(0),
+  to: z.number().int().min(1),
+  /**
+   * `pending`: not yet answered; `acked`: PayPal has these items (never sent again); `refused`:
+   * PayPal said no for good; `uncertain`: no answer came back, PayPal may have them.
+   */
+  state: z.enum(['pending', 'acked', 'refused', 'uncertain']),
+  /** Requests made for this chunk so far (any of them may have reached PayPal). */
+  calls: z.number().int().min(0),
+  correlationId: z.string().nullable(),
+  error: z.string().nullable(),
+});
+export type SendChunk = z.infer<typeof SendChunkSchema>;
+
+export const SendStateSchema = z.object({
+  channel: z.enum(['api']),
+  operator: z.string(),
+  startedAt: z.string(),
+  emailSubject: z.string(),
+  chunks: z.array(SendChunkSchema),
+});
+export type SendState = z.infer<typeof SendStateSchema>;
+
 export const ItemHistoryEntrySchema = z.object({
   at: z.string(),
   /** The PayPal status or operator decision applied, or what was ignored. */
@@ -117,6 +160,10 @@ export const PayoutBatchStateSchema = z.object({
   submittedAt: z.string().nullable(),
   processedAt: z.string().nullable(),
   completedAt: z.string().nullable(),
+  /** How the batch reached PayPal; null until it did (batches stored before channels: read as null). */
+  channel: PayoutChannelSchema.nullable().default(null),
+  /** Our own sending through PayPal's API, chunk by chunk; null for an uploaded batch. */
+  send: SendStateSchema.nullable().default(null),
   counts: ItemCountsSchema,
   /** Matters for a person (deadlines passed, IPNs that contradict the batch); shown in /admin/held. */
   attention: z.array(z.string()),
@@ -142,6 +189,9 @@ export const PayoutActionSchema = z.object({ operator: text(100), note: text(200
 export type PayoutAction = z.infer<typeof PayoutActionSchema>;
 export const SubmittedActionSchema = PayoutActionSchema.extend({ submittedAt: z.iso.datetime().optional() });
 export type SubmittedAction = z.infer<typeof SubmittedActionSchema>;
+/** An operator sends an approved batch through PayPal's MassPay API (the subject payees' emails carry). */
+export const SendActionSchema = PayoutActionSchema.extend({ emailSubject: text(255).optional() });
+export type SendAction = z.infer<typeof SendActionSchema>;
 /** A person settles an item PayPal never reported (or reported wrongly), as if PayPal had said so. */
 export const ResolveItemActionSchema = PayoutActionSchema.extend({
   uniqueId: text(UNIQUE_ID_MAX_CHARS),

@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { formatMinor, parseAmount } from '../domain/money';
 import { formatPayPalDate } from '../domain/profile';
-import { readBody } from './http-util';
+import { readBody, sendText } from './http-util';
+import { MasspaySimulator } from './masspay';
 
 export const NVP_PATH = '/nvp';
 const DAY_MS = 24 * 3600 * 1000;
@@ -33,7 +34,16 @@ export interface NvpCallRecord {
   /** Without USER, PWD and SIGNATURE. */
   params: Record<string, string>;
   answer: Record<string, string>;
+  /** The call was handled, but its answer never reached the caller (a `lost_answer` fault). */
+  answerLost?: boolean;
 }
+
+/**
+ * One-shot misbehaviour of the NVP endpoint, consumed FIFO, one per call: `lost_answer` handles the
+ * call (PayPal acts on it) and then answers 500, as if the answer were lost on its way back;
+ * `unavailable` answers 503 without handling it.
+ */
+export type NvpFault = { kind: 'lost_answer' } | { kind: 'unavailable' };
 
 type SendIpn = (args: { listenerUrl: string; body: Buffer }) => { done: Promise<unknown> };
 
@@ -45,9 +55,14 @@ export class NvpSimulator {
   readonly profiles = new Map<string, SimProfile>();
   readonly calls: NvpCallRecord[] = [];
   credentials: { username: string; password: string; signature: string } | null = null;
+  readonly faults: NvpFault[] = [];
+  /** The MassPay method: its payments, the unique ids each account spent, where its IPNs go. */
+  readonly masspay: MasspaySimulator;
   private readonly pending = new Set<Promise<unknown>>();
 
-  constructor(private readonly sendIpn: SendIpn) {}
+  constructor(private readonly sendIpn: SendIpn) {
+    this.masspay = new MasspaySimulator((listenerUrl, body) => this.track(this.sendIpn({ listenerUrl, body }).done));
+  }
 
   upsertProfile(p: SimProfile): SimProfile {
     this.profiles.set(p.id, { ...p });
@@ -60,11 +75,29 @@ export class NvpSimulator {
   }
 
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const raw = (await readBody(req, 64 * 1024)).toString('utf8');
+    // 250 MassPay items with notes: a few hundred KB.
+    const raw = (await readBody(req, 2 * 1024 * 1024)).toString('utf8');
     const all = Object.fromEntries(new URLSearchParams(raw));
     const { USER, PWD, SIGNATURE, ...params } = all;
+    const fault = this.faults.shift();
+    if (fault?.kind === 'unavailable') {
+      this.calls.push({ at: new Date(), method: params.METHOD ?? '', params, answer: {}, answerLost: true });
+      sendText(res, 503, '<html><body>Service Unavailable</body></html>', 'text/html; charset=utf-8');
+      return;
+    }
     const answer = this.answer(params, { USER, PWD, SIGNATURE });
-    this.calls.push({ at: new Date(), method: params.METHOD ?? '', params, answer });
+    const lost = fault?.kind === 'lost_answer';
+    this.calls.push({
+      at: new Date(),
+      method: params.METHOD ?? '',
+      params,
+      answer,
+      ...(lost ? { answerLost: true } : {}),
+    });
+    if (lost) {
+      sendText(res, 500, '<html><body>Internal Server Error</body></html>', 'text/html; charset=utf-8');
+      return;
+    }
     res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
     res.end(new URLSearchParams(answer).toString());
   }
@@ -88,6 +121,7 @@ export class NvpSimulator {
     if (!c || creds.USER !== c.username || creds.PWD !== c.password || creds.SIGNATURE !== c.signature) {
       return fail('10002', 'Security error', 'Security header is not valid');
     }
+    if (p.METHOD === 'MassPay') return this.masspay.call(p, c.username, base, fail);
     const profile = p.PROFILEID ? this.profiles.get(p.PROFILEID) : undefined;
     if (!profile) return fail('11552', 'Invalid profile ID', 'The profile ID is invalid');
     switch (p.METHOD) {
@@ -215,7 +249,10 @@ export class NvpSimulator {
           }),
     };
     const body = Buffer.from(new URLSearchParams(fields).toString(), 'utf8');
-    const done = this.sendIpn({ listenerUrl: profile.listenerUrl, body }).done;
+    this.track(this.sendIpn({ listenerUrl: profile.listenerUrl, body }).done);
+  }
+
+  private track(done: Promise<unknown>): void {
     this.pending.add(done);
     void done.finally(() => this.pending.delete(done));
   }

@@ -31,7 +31,11 @@ export function nvpUrl(mode: 'live' | 'sandbox', sandboxUrl: string): string {
  * One NVP call. PayPal's own refusals (ACK=Failure) are answers; a transport failure or an answer
  * that is no NVP body is thrown, for the caller's retry policy. Errors never carry the credentials.
  */
-export async function callNvp(url: string, creds: NvpCredentials, call: NvpCall): Promise<NvpOutcome> {
+export async function callNvp(
+  url: string,
+  creds: NvpCredentials,
+  call: Pick<NvpCall, 'params'> & { method: NvpCall['method'] | 'MassPay' },
+): Promise<NvpOutcome> {
   const body = new URLSearchParams({
     USER: creds.username,
     PWD: creds.password,

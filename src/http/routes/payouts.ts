@@ -9,6 +9,7 @@ import {
   PayoutBatchStateSchema,
   PayoutItemSchema,
   ResolveItemActionSchema,
+  SendActionSchema,
   SubmittedActionSchema,
   UNIQUE_ID_MAX_CHARS,
   payoutItemId,
@@ -20,12 +21,14 @@ import { describeMoney, formatMinor } from '../../domain/money';
 import { IntegrationIdKey, PayoutBatchIdKey, PayoutStateKey, payoutWorkflowId } from '../../domain/contracts';
 import { getIntegration } from '../../integrations/store';
 import { Ledger, isDuplicateKey } from '../../ledger/ledger';
+import { sendCredentials } from '../../payouts/nvp-masspay';
 import { batchRange, batchWorkflowInput } from '../../../activities/payouts';
 import {
   approvePayoutSignal,
   cancelPayoutSignal,
   masspayBatch,
   resolvePayoutItemSignal,
+  sendPayoutSignal,
   stopWaitingPayoutSignal,
   submittedPayoutSignal,
 } from '../../../workflows/masspay-batch';
@@ -284,6 +287,37 @@ export function payoutRoutes(deps: AppDeps): Router {
       ctx.status = 202;
     });
   }
+  /** Sends an approved batch through PayPal's MassPay API with the integration's NVP credentials. */
+  router.post('/:id/send', async (ctx) => {
+    const action = SendActionSchema.parse(await readJson(ctx));
+    const batch = await loadBatch(ctx.params.id!);
+    if (!batchRefusal(batch, { type: 'send', action })) {
+      const integration = await models.Integration.findById(batch.integrationId, {
+        mode: 1,
+        nvpCredentialsEnv: 1,
+      }).lean();
+      const ready = sendCredentials(
+        integration && {
+          id: batch.integrationId,
+          mode: integration.mode,
+          nvpCredentialsEnv: integration.nvpCredentialsEnv,
+        },
+        batch,
+        process.env,
+      );
+      if (!ready.ok) {
+        await refusedAudit(batch, 'send', action, ready.reason);
+        throw new HttpError(422, ready.reason);
+      }
+    }
+    ctx.body = await decideAndSignal(
+      batch,
+      { type: 'send', action },
+      sendPayoutSignal as unknown as typeof approvePayoutSignal,
+      action,
+    );
+    ctx.status = 202;
+  });
   router.post('/:id/items/:uniqueId/resolve', async (ctx) => {
     const body = (await readJson(ctx)) as Record<string, unknown>;
     const action = ResolveItemActionSchema.parse({
