@@ -3,13 +3,12 @@ import mongoose from 'mongoose';
 import type { ActivityDeps } from '.';
 import type { IpnSummary } from '../src/domain/ipn-summary';
 import type { Integration } from '../src/domain/integration';
-import { paymentWorkflowId } from '../src/domain/workflow-ids';
 import { LifecycleEventSchema, type LifecycleEvent } from '../src/domain/payment-state';
 import type { Proof } from '../src/domain/payment-decide';
 import { readIpn } from '../src/ipn/read';
 import { toIntegration } from '../src/integrations/store';
-import { ipnEventSignal, paymentLifecycle } from '../workflows/payment-lifecycle';
-import { IntegrationIdKey, TxnIdKey } from '../src/domain/contracts';
+import { ipnEventSignal } from '../workflows/payment-lifecycle';
+import { signalPayment } from '../src/ipn/payment-entity';
 import { alerts } from '../src/metrics';
 import type { MessageOutcomeRecord } from '../workflows/types';
 
@@ -19,7 +18,12 @@ export interface LoadedMessage {
   decodeError: string | null;
   duplicateOf: string | null;
   receivedAt: string;
+  /** Why the asking workflow may not take this message (it was dispatched elsewhere, or is settled). */
+  refusal?: string;
 }
+
+/** States in which a message still waits for the workflow it was dispatched to. */
+const TAKEABLE_STATES = ['received', 'dispatched', 'parked'];
 
 export function createMessageActivities({ db, client, config, logger }: ActivityDeps) {
   const { IpnMessage, IpnClaim, Integration: Integrations } = db.models;
@@ -42,10 +46,25 @@ export function createMessageActivities({ db, client, config, logger }: Activity
   };
 
   return {
-    /** Decodes the stored raw bytes again: the stored bytes are the only truth (ids checked as at intake). */
-    async loadMessage(messageId: string): Promise<LoadedMessage> {
+    /**
+     * Decodes the stored raw bytes again: the stored bytes are the only truth (ids checked as at intake).
+     * With `forWorkflow`, only the workflow the message was dispatched to may take it, and only while it
+     * waits: anything else (a message id typed into the Web UI) is refused without writing a thing.
+     */
+    async loadMessage(messageId: string, forWorkflow?: string): Promise<LoadedMessage> {
       const msg = await IpnMessage.findById(messageId).lean();
       if (!msg) throw ApplicationFailure.nonRetryable(`IPN message ${messageId} not found`, 'MessageNotFound');
+      const refusal = !forWorkflow
+        ? undefined
+        : msg.workflowId !== forWorkflow
+          ? `message ${messageId} was dispatched to ${msg.workflowId ?? 'no workflow'}`
+          : !TAKEABLE_STATES.includes(msg.state)
+            ? `message ${messageId} is settled (${msg.state})`
+            : undefined;
+      if (refusal) {
+        const receivedAt = msg.receivedAt.toISOString();
+        return { integration: null, summary: null, decodeError: null, duplicateOf: null, receivedAt, refusal };
+      }
       const integrationDoc = await Integrations.findById(msg.integrationId).lean();
       let summary: IpnSummary | null = null;
       let decodeError: string | null = null;
@@ -120,28 +139,16 @@ export function createMessageActivities({ db, client, config, logger }: Activity
       event: LifecycleEvent;
       idleCloseSeconds: number;
     }): Promise<string> {
-      const orphanGraceSeconds = config.ORPHAN_ADJUSTMENT_GRACE_SECONDS;
-      const workflowId = paymentWorkflowId(event.integrationId, event.paymentTxnId);
-      await client.workflow.signalWithStart(paymentLifecycle, {
-        workflowId,
-        taskQueue: Context.current().info.taskQueue,
-        args: [
-          {
-            integrationId: event.integrationId,
-            paymentTxnId: event.paymentTxnId,
-            idleCloseSeconds,
-            orphanGraceSeconds,
-          },
-        ],
-        signal: ipnEventSignal,
-        signalArgs: [event],
-        typedSearchAttributes: [
-          { key: IntegrationIdKey, value: event.integrationId },
-          { key: TxnIdKey, value: event.paymentTxnId },
-        ],
-        staticSummary: `PayPal txn ${event.paymentTxnId} (${event.integrationId})`,
-      });
-      return workflowId;
+      return signalPayment(
+        client,
+        {
+          integrationId: event.integrationId,
+          paymentTxnId: event.paymentTxnId,
+          taskQueue: Context.current().info.taskQueue,
+          config: { ...config, PAYMENT_IDLE_CLOSE_SECONDS: idleCloseSeconds },
+        },
+        { signal: ipnEventSignal, args: [event] },
+      );
     },
 
     /** What a person must look at: a log line at error level and a counter to alert on. */

@@ -2,6 +2,9 @@
  * Records real workflow histories into test/histories/ for the replay test, which proves that
  * workflow code changes stay compatible with histories already on a server. Re-record only
  * when an incompatible change is deliberate (and, once released, versioned with patched()).
+ * Histories of an earlier shape stay beside them while such workflows may still be running:
+ * `process-ipn-pending` and `payment-lifecycle-held-assigned` / `-pending-completed-refund-duplicate`
+ * are payments from before they went straight to their entity (ipnEvent from processIpn).
  *
  *   npx tsx scripts/record-histories.ts
  */
@@ -19,6 +22,7 @@ const OUT = path.resolve(__dirname, '../test/histories');
 
 async function save(stack: TestStack, name: string, workflowId: string) {
   const handle = stack.client.workflow.getHandle(workflowId);
+  await waitFor(`${workflowId} started`, () => handle.describe().then(() => true)); // dispatch follows the 200
   await handle.result();
   const history = await handle.fetchHistory();
   // The canonical proto3 JSON, as `temporal workflow show --output json` writes it.
@@ -66,7 +70,6 @@ async function main() {
     // 1. Pending, then Completed, then a partial refund, then a duplicate of the Completed.
     const pending = withField(withField(base, 'txn_id', 'REC1'), 'payment_status', 'Pending');
     await stack.sim.sendIpn({ listenerUrl: url, body: pending }).done;
-    await save(stack, 'process-ipn-pending', await messageWorkflow(stack, 'REC1', 'Pending'));
     const completed = withField(base, 'txn_id', 'REC1');
     await stack.sim.sendIpn({ listenerUrl: url, body: completed }).done;
     const refund = withField(
@@ -78,7 +81,9 @@ async function main() {
     await stack.sim.sendIpn({ listenerUrl: url, body: completed }).done;
     const sandboxUsd = async () => (await stack.ledger.balances('c1', 'sandbox'))[0]?.balanceMinor;
     await waitFor('refund applied', async () => (await sandboxUsd()) === 734);
-    await save(stack, 'payment-lifecycle-pending-completed-refund-duplicate', paymentWorkflowId('shop', 'REC1'));
+    // Payments go straight to their entity; a refund is checked by processIpn first.
+    await save(stack, 'process-ipn-refund', await messageWorkflow(stack, 'REC1R', 'Refunded'));
+    await save(stack, 'payment-lifecycle-direct-pending-completed-refund-duplicate', paymentWorkflowId('shop', 'REC1'));
 
     // 2. No customer matches: held, then an operator assigns one.
     const stranger = withField(
@@ -94,7 +99,7 @@ async function main() {
     await stack.client.workflow
       .getHandle(paymentWorkflowId('shop', 'REC2'))
       .signal('assignCustomer', { customerId: 'c1', operator: 'recorder', reason: 'replay fixture' });
-    await save(stack, 'payment-lifecycle-held-assigned', paymentWorkflowId('shop', 'REC2'));
+    await save(stack, 'payment-lifecycle-direct-held-assigned', paymentWorkflowId('shop', 'REC2'));
 
     // 4. A recurring profile: created, then a cycle payment credited once (still running: it waits for more).
     const profile = (name: string, fields: Record<string, string>) =>
@@ -111,11 +116,14 @@ async function main() {
     await waitFor('cycle payment credited', async () => (await sandboxUsd()) === beforeCycle + 2995);
     await saveRunning(stack, 'recurring-profile-created-paid', profileWorkflowId('shop', 'I-RECORDED0001'));
 
-    // 3. A message PayPal never sent: INVALID.
+    // 3. A message PayPal never sent: INVALID (a payment: its entity verifies it), and one that is no payment.
     const spoof = withField(base, 'txn_id', 'REC3');
     const res = await stack.postIpn('shop', spoof);
     if (res.status !== 200) throw new Error(`spoof POST answered ${res.status}`);
-    await save(stack, 'process-ipn-invalid', await messageWorkflow(stack, 'REC3', 'Completed'));
+    await save(stack, 'payment-lifecycle-direct-invalid', paymentWorkflowId('shop', 'REC3'));
+    const spoofedRefund = withFields(base, { txn_id: 'REC3R', parent_txn_id: 'REC3', payment_status: 'Refunded' });
+    if ((await stack.postIpn('shop', spoofedRefund)).status !== 200) throw new Error('spoofed refund POST failed');
+    await save(stack, 'process-ipn-invalid-refund', await messageWorkflow(stack, 'REC3R', 'Refunded'));
   } finally {
     await stack.close();
     await temporal.stop();

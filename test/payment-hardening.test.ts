@@ -100,6 +100,40 @@ describe('signals are input', () => {
     await expectRunningAndUnwedged('HARD-SIG');
   });
 
+  test('a message id typed into the Web UI is taken only by the payment it was dispatched to', async () => {
+    expect((await deliverIpn(stack, SHOP, payment('HARD-MSG-A', { payment_status: 'Pending' }))).state).toBe(
+      'applied:pending',
+    );
+    const other = await deliverIpn(stack, SHOP, stranger('HARD-MSG-B'));
+    expect(other.state).toBe('applied:held');
+    const mine = await stack.db.models.IpnMessage.findOne({ integrationId: SHOP, txnId: 'HARD-MSG-A' }).lean();
+    // Another payment's message, this payment's own (settled) message again, a garbage id, and verification
+    // decisions when nothing is parked: each recorded and ignored, no money, no message rewritten.
+    await handle('HARD-MSG-A').signal('ipnMessage', { messageId: String(other._id) });
+    await handle('HARD-MSG-A').signal('ipnMessage', { messageId: String(mine!._id) });
+    await handle('HARD-MSG-A').signal('ipnMessage', { messageId: '../../etc' });
+    await handle('HARD-MSG-A').signal('retryVerification', { operator: 'eve', reason: 'nothing is parked' });
+    await handle('HARD-MSG-A').signal('rejectMessage', { operator: 'eve' } as never);
+    const state = await waitFor('four malformed signals recorded', async () => {
+      const s = await queryState('HARD-MSG-A');
+      return s.history.filter((h) => h.what.startsWith('ignored a malformed')).length === 4 && s;
+    });
+    const malformed = (await audit('HARD-MSG-A')).filter((a) => a.action === 'malformed_signal');
+    expect(malformed.map((a) => [a.details.signal, a.details.issues])).toEqual([
+      ['ipnMessage', `message ${String(other._id)} was dispatched to ${paymentWorkflowId(SHOP, 'HARD-MSG-B')}`],
+      ['ipnMessage', expect.stringMatching(/stored message id/)],
+      ['retryVerification', 'no message of this payment is parked'],
+      ['rejectMessage', expect.stringMatching(/reason/)],
+    ]);
+    // Its own message, already applied, was skipped without a trace: it is in the payment's history.
+    expect(state).toMatchObject({ phase: 'pending', creditedMinor: 0 });
+    expect((await stack.db.models.IpnMessage.findById(other._id).lean())!.state).toBe('applied:held');
+    expect((await stack.db.models.IpnMessage.findById(mine!._id).lean())!.state).toBe('applied:pending');
+    expect(await entriesOf('HARD-MSG-A')).toHaveLength(0);
+    expect(await entriesOf('HARD-MSG-B')).toHaveLength(0);
+    await expectRunningAndUnwedged('HARD-MSG-A');
+  });
+
   test('an ipnEvent sent by hand moves no money: shown to a person as unproven', async () => {
     expect(
       (await deliverIpn(stack, SHOP, payment('HARD-FORGE', { payment_status: 'Pending', pending_reason: 'echeck' })))

@@ -14,6 +14,7 @@ import type { Activities } from '../activities';
 import { describeMoney } from '../src/domain/money';
 import {
   AssignCustomerActionSchema,
+  describeIssues,
   OperatorActionSchema,
   type AssignCustomerAction,
   type OperatorAction,
@@ -33,8 +34,16 @@ import {
   type PaymentState,
 } from '../src/domain/payment-state';
 import { validatingHandlers, decideWithFacts, postingFact } from './decide-with-facts';
-import { CustomerIdKey, FlagsKey, PaymentStatusKey } from '../src/domain/contracts';
+import { CustomerIdKey, FlagsKey, MessageRefSchema, PaymentStatusKey, type MessageRef } from '../src/domain/contracts';
+import { classify } from '../src/domain/classify';
 import type { PaymentLifecycleInput } from './types';
+import {
+  examineMessage,
+  paymentEventOf,
+  rejectMessageSignal,
+  retryVerificationSignal,
+  type ParkingDecision,
+} from './examine-message';
 
 // Every step here is short database bookkeeping: local activities run inside the workflow task,
 // without a server round trip each (measured: see README, Benchmarks). Retries are unbounded:
@@ -44,6 +53,7 @@ const act = proxyLocalActivities<Activities>({
   retry: { initialInterval: '200ms', maximumInterval: '30s' },
 });
 
+export const ipnMessageSignal = defineSignal<[MessageRef]>('ipnMessage');
 export const ipnEventSignal = defineSignal<[LifecycleEvent]>('ipnEvent');
 export const assignCustomerSignal = defineSignal<[AssignCustomerAction]>('assignCustomer');
 export const approveSignal = defineSignal<[OperatorAction]>('approve');
@@ -51,8 +61,12 @@ export const rejectSignal = defineSignal<[OperatorAction]>('reject');
 export const acknowledgeSignal = defineSignal<[OperatorAction]>('acknowledge');
 export const paymentStateQuery = defineQuery<PaymentState>('state');
 
-/** For workflows started before the setting was passed in (their input lacks it). */
+/** For workflows started before the settings were passed in (their input lacks them). */
 const DEFAULT_ORPHAN_GRACE_SECONDS = 3 * 24 * 3600;
+const DEFAULT_VERIFY_GIVE_UP_SECONDS = 24 * 3600;
+
+/** What reaches the loop: the rules' inputs, and stored messages this workflow verifies itself. */
+type EntityInput = PaymentInput | { type: 'message'; messageId: string };
 
 /**
  * The life of one PayPal transaction: every IPN about it and every operator decision, one at a
@@ -62,11 +76,39 @@ const DEFAULT_ORPHAN_GRACE_SECONDS = 3 * 24 * 3600;
  * move it twice.
  */
 export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<PaymentState> {
-  const inbox: PaymentInput[] = [];
+  const inbox: EntityInput[] = [];
   // Handlers only validate and enqueue: whatever a person types into the Web UI is input, and a
   // payload that fails its schema is recorded and ignored, never allowed to fail a workflow task.
-  const accept = validatingHandlers<PaymentInput>(inbox);
+  const accept = validatingHandlers<EntityInput>(inbox);
   const operatorHelp = 'Input: {"operator": "...", "reason": "..."}';
+  setHandler(
+    ipnMessageSignal,
+    accept('ipnMessage', MessageRefSchema, ({ messageId }) => ({ type: 'message', messageId })),
+    { description: 'A stored IPN about this transaction (sent by the dispatcher): verified with PayPal here.' },
+  );
+  // A message whose postback PayPal never answered waits here for a person; decisions arriving
+  // when none waits are recorded and ignored like any malformed input.
+  let parked = false;
+  const desk: ParkingDecision[] = [];
+  for (const [signal, kind] of [
+    [retryVerificationSignal, 'retry'],
+    [rejectMessageSignal, 'reject'],
+  ] as const) {
+    setHandler(
+      signal,
+      (payload: unknown) => {
+        const parsed = OperatorActionSchema.safeParse(payload);
+        if (parsed.success && parked) desk.push({ kind, action: parsed.data });
+        else
+          inbox.push({
+            type: 'malformed',
+            signal: signal.name,
+            issues: parsed.success ? 'no message of this payment is parked' : describeIssues(parsed.error),
+          });
+      },
+      { description: `Operator: ${kind} the verification of a parked message. ${operatorHelp}` },
+    );
+  }
   setHandler(
     ipnEventSignal,
     accept('ipnEvent', LifecycleEventSchema, (event) => ({ type: 'ipn', event })),
@@ -111,6 +153,72 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
   setHandler(paymentStateQuery, () => state);
   const orphanGraceSeconds = input.orphanGraceSeconds ?? DEFAULT_ORPHAN_GRACE_SECONDS;
 
+  /**
+   * A stored message, proven and checked here (examineMessage), then through the rules as a
+   * verified event. Its outcome and the event are recorded on the message in one write.
+   */
+  const takeMessage = async (messageId: string): Promise<void> => {
+    if (state.history.some((h) => h.messageId === messageId)) return; // dispatched twice (the relay)
+    const flags: string[] = [];
+    const examined = await examineMessage(messageId, {
+      forWorkflow: workflowInfo().workflowId,
+      verifyGiveUpSeconds: input.verifyGiveUpSeconds ?? DEFAULT_VERIFY_GIVE_UP_SECONDS,
+      flags,
+      onParked: () => {
+        parked = true;
+        upsertSearchAttributes([{ key: FlagsKey, value: [...new Set([...flagsOf(state), 'parked'])] }]);
+      },
+      awaitOperator: async () => {
+        await condition(() => desk.length > 0);
+        parked = false;
+        return desk.shift()!;
+      },
+    });
+    if (examined.kind === 'refused') {
+      // Not ours to take (an id typed into the Web UI): recorded and ignored like any malformed signal.
+      const decision = await decide(
+        state,
+        { type: 'malformed', signal: 'ipnMessage', issues: examined.detail },
+        orphanGraceSeconds,
+      );
+      state = decision.state;
+      publish(state);
+      await act.savePaymentState(state);
+      return;
+    }
+    if (examined.kind === 'finished') {
+      await act.recordMessageOutcome({ messageId, outcome: examined.outcome, detail: examined.detail, flags });
+      publish(state);
+      return;
+    }
+    const route = classify(examined.msg.summary);
+    const ours =
+      'paymentTxnId' in route &&
+      route.paymentTxnId === input.paymentTxnId &&
+      examined.msg.integration.id === input.integrationId;
+    if (!ours || route.kind !== 'payment') {
+      // The dispatcher routes by the same rule from the same bytes: reaching here is a bug, shown to a person.
+      const detail = `dispatched to ${input.paymentTxnId} but routes as ${route.kind}`;
+      await act.raiseAlert({ kind: 'ipn_misrouted', messageId, detail });
+      await act.recordMessageOutcome({ messageId, outcome: 'unknown_alerted', detail, flags: [...flags, 'alert'] });
+      return;
+    }
+    const event = paymentEventOf(messageId, examined.msg, route);
+    const decision = await decide(state, { type: 'ipn', event }, orphanGraceSeconds, { proof: { ok: true } });
+    state = decision.state;
+    publish(state);
+    await act.savePaymentState(state);
+    const outcome = decision.outcome ?? { messageId, outcome: 'routed', detail: `payment ${input.paymentTxnId}` };
+    const allFlags = [...flags, ...event.flags, ...(outcome.flags ?? []), ...(outcome.addFlags ?? [])];
+    await act.recordMessageOutcome({
+      messageId,
+      outcome: outcome.outcome,
+      detail: outcome.detail,
+      flags: [...new Set(allFlags)],
+      routedEvent: event,
+    });
+  };
+
   for (;;) {
     const wake = nextWake(state, Date.now(), input.idleCloseSeconds * 1000, orphanGraceSeconds);
     const hasInput = () => inbox.length > 0;
@@ -121,6 +229,10 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
     }
     while (inbox.length > 0) {
       const item = inbox.shift()!;
+      if (item.type === 'message') {
+        await takeMessage(item.messageId);
+        continue;
+      }
       const decision = await decide(state, item, orphanGraceSeconds);
       state = decision.state;
       publish(state);
@@ -140,7 +252,7 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
 }
 
 /** One input through the payment rules (see decideWithFacts for how facts and effects run). */
-function decide(state: PaymentState, item: PaymentInput, orphanGraceSeconds: number) {
+function decide(state: PaymentState, item: PaymentInput, orphanGraceSeconds: number, known: PaymentFacts = {}) {
   const undecidable: PaymentInput = { type: 'malformed', signal: item.type, issues: 'no decision after 500 facts' };
   return decideWithFacts({
     rules: (facts: PaymentFacts, stuck) =>
@@ -150,7 +262,7 @@ function decide(state: PaymentState, item: PaymentInput, orphanGraceSeconds: num
       }),
     fetch: fetchFact,
     run: (effect) => runEffect(effect, state),
-    facts: {},
+    facts: { ...known },
   });
 }
 
@@ -179,9 +291,14 @@ async function fetchFact(need: FactNeed, facts: PaymentFacts): Promise<void> {
   }
 }
 
+/** What the Web UI's IpnFlags search shows for this payment. */
+function flagsOf(s: PaymentState): string[] {
+  return [...new Set([...(s.hold ? ['held', s.hold.reason] : []), ...s.attention, ...(s.payment?.flags ?? [])])];
+}
+
 /** Shows the state to ops: search attributes and the Web UI's current details. */
 function publish(s: PaymentState): void {
-  const flags = [...new Set([...(s.hold ? ['held', s.hold.reason] : []), ...s.attention, ...(s.payment?.flags ?? [])])];
+  const flags = flagsOf(s);
   upsertSearchAttributes([
     { key: PaymentStatusKey, value: s.paymentStatus ?? s.phase },
     { key: FlagsKey, value: flags },

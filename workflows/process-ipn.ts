@@ -1,9 +1,6 @@
 import {
-  ActivityFailure,
   condition,
   defineQuery,
-  defineSignal,
-  proxyActivities,
   proxyLocalActivities,
   setCurrentDetails,
   setHandler,
@@ -13,26 +10,30 @@ import {
 import type { Activities } from '../activities';
 import { classify } from '../src/domain/classify';
 import { receivedMasspayEvents } from '../src/domain/masspay-received';
-import { checkPayment } from '../src/domain/checks';
 import { describeIssues, OperatorActionSchema } from '../src/domain/operator-actions';
-import type { LifecycleEvent } from '../src/domain/payment-state';
 import { FlagsKey } from '../src/domain/contracts';
-import type { MessageOutcome, OperatorAction, ProcessIpnInput } from './types';
+import type { MessageOutcome, ProcessIpnInput } from './types';
+import {
+  examineMessage,
+  paymentEventOf,
+  rejectMessageSignal,
+  retryVerificationSignal,
+  type ParkingDecision,
+} from './examine-message';
+
+export { rejectMessageSignal, retryVerificationSignal };
 
 // Bookkeeping runs as local activities (no server round trip each); only the postback to PayPal,
 // which may need hours of retries, is a regular activity.
-const { loadMessage, recordMessageOutcome, routeToPayment, routeMasspay, raiseAlert, audit } =
-  proxyLocalActivities<Activities>({
-    startToCloseTimeout: '30s',
-    retry: { initialInterval: '200ms', maximumInterval: '30s' },
-  });
+const { recordMessageOutcome, routeToPayment, routeMasspay, raiseAlert, audit } = proxyLocalActivities<Activities>({
+  startToCloseTimeout: '30s',
+  retry: { initialInterval: '200ms', maximumInterval: '30s' },
+});
 const { routeToProfile, profileOwningTxn, routeAdjustmentToProfile } = proxyLocalActivities<Activities>({
   startToCloseTimeout: '30s',
   retry: { initialInterval: '200ms', maximumInterval: '30s' },
 });
 
-export const retryVerificationSignal = defineSignal<[OperatorAction]>('retryVerification');
-export const rejectMessageSignal = defineSignal<[OperatorAction]>('rejectMessage');
 export const messageStateQuery = defineQuery<{ stage: string; flags: string[] }>('state');
 
 /**
@@ -42,7 +43,7 @@ export const messageStateQuery = defineQuery<{ stage: string; flags: string[] }>
 export async function processIpn(input: ProcessIpnInput): Promise<MessageOutcome> {
   let stage = 'loading';
   const flags: string[] = [];
-  let operatorAction: { kind: 'retry' | 'reject'; action: OperatorAction } | undefined;
+  let operatorAction: ParkingDecision | undefined;
   const malformed: Array<{ signal: string; issues: string }> = [];
   setHandler(messageStateQuery, () => ({ stage, flags }));
   // Signals are input (the Web UI sends whatever is typed): validated here, a bad one recorded and ignored.
@@ -67,42 +68,15 @@ export async function processIpn(input: ProcessIpnInput): Promise<MessageOutcome
     return outcome;
   };
 
-  const msg = await loadMessage(input.messageId);
-  if (msg.duplicateOf) flags.push('duplicate');
-  if (!msg.integration) return finish('unknown_integration', 'the integration was deleted after the message arrived');
-  if (!msg.summary) {
-    flags.push('malformed');
-    return finish('malformed', msg.decodeError ?? 'could not decode');
-  }
-  const summary = msg.summary;
-  const integration = msg.integration;
-
   stage = 'verifying';
-  if (integration.verifyTransaction) {
-    for (;;) {
-      const verdict = await verifyOrPark(input);
-      if (verdict === 'VERIFIED') break;
-      if (verdict === 'INVALID') {
-        flags.push('invalid');
-        await raiseAlert({
-          kind: 'ipn_invalid',
-          messageId: input.messageId,
-          detail: 'PayPal answered INVALID to the postback: possible spoof',
-        });
-        return finish('invalid', 'PayPal answered INVALID: not credited');
-      }
+  const examined = await examineMessage(input.messageId, {
+    verifyGiveUpSeconds: input.verifyGiveUpSeconds,
+    flags,
+    onParked: () => {
       stage = 'parked';
-      flags.push('parked');
-      setCurrentDetails(
-        '**parked**: PayPal did not answer the postback in time. Signal `retryVerification` or `rejectMessage`.',
-      );
       upsertSearchAttributes([{ key: FlagsKey, value: [...flags] }]);
-      await recordMessageOutcome({
-        messageId: input.messageId,
-        outcome: 'parked',
-        detail: 'verification gave up; waiting for an operator',
-        flags,
-      });
+    },
+    awaitOperator: async (about) => {
       for (;;) {
         await condition(() => operatorAction !== undefined || malformed.length > 0);
         const bad = malformed.shift();
@@ -110,34 +84,20 @@ export async function processIpn(input: ProcessIpnInput): Promise<MessageOutcome
         await audit({
           actor: 'unknown',
           action: 'malformed_signal',
-          integrationId: integration.id,
-          txnId: summary.txnId ?? undefined,
+          ...about,
           details: { messageId: input.messageId, ...bad },
         });
       }
       const decided = operatorAction!;
       operatorAction = undefined;
-      await audit({
-        actor: decided.action.operator,
-        action: decided.kind === 'retry' ? 'retry_verification' : 'reject_message',
-        reason: decided.action.reason,
-        integrationId: integration.id,
-        txnId: summary.txnId ?? undefined,
-        details: { messageId: input.messageId },
-      });
-      flags.splice(flags.indexOf('parked'), 1);
-      if (decided.kind === 'reject')
-        return finish('rejected_by_operator', `${decided.action.operator}: ${decided.action.reason}`);
       stage = 'verifying';
-    }
-  } else {
-    flags.push('unverified');
-  }
-
-  if (summary.testIpn && integration.mode === 'live') {
-    flags.push('sandbox_on_live');
-    return finish('sandbox_on_live', 'test_ipn=1 on a live integration never moves money');
-  }
+      return decided;
+    },
+  });
+  if (examined.kind !== 'verified')
+    return finish(examined.kind === 'finished' ? examined.outcome : 'unknown_alerted', examined.detail);
+  const msg = examined.msg;
+  const { summary, integration } = msg;
 
   const route = classify(summary);
   switch (route.kind) {
@@ -194,34 +154,8 @@ export async function processIpn(input: ProcessIpnInput): Promise<MessageOutcome
       return finish('unknown_alerted', route.reason);
   }
 
-  const checks = checkPayment(summary, integration, route.kind);
-  if (!integration.verifyTransaction) checks.flags.push('unverified');
-  flags.push(...checks.flags.filter((f) => !flags.includes(f)));
-  const creditMinor =
-    checks.grossMinor === null
-      ? null
-      : checks.grossMinor - (integration.feePolicy === 'net' ? (checks.feeMinor ?? 0) : 0);
-  const event: LifecycleEvent = {
-    messageId: input.messageId,
-    integrationId: integration.id,
-    kind: route.kind,
-    txnId: summary.txnId!,
-    paymentTxnId: route.paymentTxnId,
-    paymentStatus: summary.paymentStatus ?? 'new_case',
-    pendingReason: summary.pendingReason,
-    reasonCode: summary.reasonCode,
-    txnType: summary.txnType,
-    currency: summary.currency,
-    grossMinor: checks.grossMinor,
-    feeMinor: checks.feeMinor,
-    creditMinor,
-    payerEmail: summary.payerEmail,
-    custom: summary.custom,
-    caseId: summary.caseId,
-    flags: checks.flags,
-    receivedAt: msg.receivedAt,
-    sandbox: summary.testIpn,
-  };
+  const event = paymentEventOf(input.messageId, msg, route);
+  flags.push(...event.flags.filter((f) => !flags.includes(f)));
   // The event is stored with the message: the payment applies only an event a verified message backs.
   const detail = `${route.kind} of ${route.paymentTxnId}`;
   await recordMessageOutcome({ messageId: input.messageId, outcome: 'routed', detail, flags, routedEvent: event });
@@ -239,19 +173,4 @@ export async function processIpn(input: ProcessIpnInput): Promise<MessageOutcome
   );
   if (flags.length) upsertSearchAttributes([{ key: FlagsKey, value: [...flags] }]);
   return 'routed';
-}
-
-/** VERIFIED or INVALID, or 'gave_up' once the retry budget (bounded in time) is spent. */
-async function verifyOrPark(input: ProcessIpnInput): Promise<'VERIFIED' | 'INVALID' | 'gave_up'> {
-  const { verifyWithPayPal } = proxyActivities<Activities>({
-    startToCloseTimeout: '45s',
-    scheduleToCloseTimeout: `${input.verifyGiveUpSeconds}s`,
-    retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '10m' },
-  });
-  try {
-    return await verifyWithPayPal({ messageId: input.messageId });
-  } catch (err) {
-    if (err instanceof ActivityFailure) return 'gave_up';
-    throw err;
-  }
 }

@@ -13,4 +13,6 @@ export interface PaymentLifecycleInput {
   idleCloseSeconds: number;
   /** Refunds/reversals waiting for a payment we never saw are shown to a person after this. */
   orphanGraceSeconds?: number;
+  /** How long PayPal's postback is retried for a message this payment verifies before it is parked. */
+  verifyGiveUpSeconds?: number;
 }

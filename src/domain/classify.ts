@@ -88,3 +88,15 @@ function profileRoute(s: IpnSummary): Route | null {
   if (!isIdPart(profileId)) return { kind: 'unknown', reason: `${s.txnType}: profile id is not a PayPal id` };
   return { kind: 'profile', profileId };
 }
+
+/**
+ * The payment a stored message goes straight to, or null when it needs processIpn first. A plain
+ * payment (the hot path: most IPNs) is verified and checked inside its own entity workflow, one
+ * workflow fewer per payment; adjustments (a recurring profile may own their payment), Mass Pay,
+ * profiles and whatever does not decode keep the separate processIpn step.
+ */
+export function directPaymentTxn(s: IpnSummary | null): string | null {
+  if (!s) return null;
+  const route = classify(s);
+  return route.kind === 'payment' && isIdPart(route.paymentTxnId) ? route.paymentTxnId : null;
+}

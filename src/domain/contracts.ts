@@ -43,6 +43,9 @@ export const MessageOutcomeSchema = z.enum([
   'masspay_received',
 ]);
 export type MessageOutcome = z.infer<typeof MessageOutcomeSchema>;
+/** A stored message handed to its payment's workflow, which verifies and checks it itself. */
+export const MessageRefSchema = z.object({ messageId: z.string().regex(/^[0-9a-f]{24}$/, 'a stored message id') });
+export type MessageRef = z.infer<typeof MessageRefSchema>;
 export const MESSAGE_INTAKE_STATES = ['received', 'ignored', 'dispatched', 'undispatchable'] as const;
 /** What a payment records on a message it was given (besides `applied:<phase>`). */
 export const PAYMENT_MESSAGE_OUTCOMES = ['duplicate', 'unproven', 'refused_foreign', 'internal_error'] as const;

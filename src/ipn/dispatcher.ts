@@ -8,12 +8,27 @@ import { Types } from 'mongoose';
 import type { Config } from '../config';
 import type { Models } from '../db/models';
 import type { Logger } from '../logger';
-import { ipnWorkflowId } from '../domain/workflow-ids';
+import { ipnWorkflowId, paymentWorkflowId } from '../domain/workflow-ids';
+import { directPaymentTxn } from '../domain/classify';
+import { ipnMessageSignal } from '../../workflows/payment-lifecycle';
+import { signalPayment } from './payment-entity';
+import { readIpn } from './read';
 import { idPartOrHash, isIdPart, SUMMARY_MAX_CHARS } from '../domain/limits';
 import { alerts } from '../metrics';
 import { IntegrationIdKey, TxnIdKey } from '../domain/contracts';
 import type { StoredMessage } from './intake';
 import { processIpn } from '../../workflows/process-ipn';
+
+type Dispatchable = Pick<StoredMessage, '_id' | 'integrationId' | 'txnId' | 'txnType' | 'paymentStatus'> & {
+  paymentTxnId?: string | null;
+};
+
+/** The one workflow a stored message is handed to: its payment's, or its own processIpn. */
+export function dispatchWorkflowId(msg: Dispatchable): string {
+  return msg.paymentTxnId
+    ? paymentWorkflowId(msg.integrationId, msg.paymentTxnId)
+    : ipnWorkflowId({ ...msg, messageId: msg._id });
+}
 
 /** Temporal refused this message's start for good; the message is set aside for a person. */
 export class UndispatchableError extends Error {
@@ -59,37 +74,41 @@ export class IpnDispatcher {
 
   constructor(private readonly deps: { models: Models; client: Client; config: Config; logger: Logger }) {}
 
-  async dispatch(
-    msg: Pick<StoredMessage, '_id' | 'integrationId' | 'txnId' | 'txnType' | 'paymentStatus'>,
-  ): Promise<string> {
+  async dispatch(msg: Dispatchable & Partial<Pick<StoredMessage, 'workflowId'>>): Promise<string> {
     const { client, config, models } = this.deps;
-    const workflowId = ipnWorkflowId({ ...msg, messageId: msg._id });
+    const workflowId = dispatchWorkflowId(msg);
     // Written before the start, never after: FerretDB v1 updates a document as a whole
     // (read-modify-write), so a write racing the workflow's own outcome writes could undo one.
-    // From the start on, the workflow is the message's only writer.
-    // A second dispatch (the relay after a crash) finds it written and leaves the document alone.
-    const known = await models.IpnMessage.findById(msg._id, { workflowId: 1 }).lean();
-    if (known?.workflowId !== workflowId) {
-      await models.IpnMessage.updateOne({ _id: msg._id }, { $set: { workflowId, dispatchedAt: new Date() } });
+    // From the start on, the workflow is the message's only writer. Intake names it in the
+    // message's insert; only a message stored before that (the relay) may need it written here.
+    if (msg.workflowId !== workflowId) {
+      const known = await models.IpnMessage.findById(msg._id, { workflowId: 1 }).lean();
+      if (known?.workflowId !== workflowId)
+        await models.IpnMessage.updateOne({ _id: msg._id }, { $set: { workflowId, dispatchedAt: new Date() } });
     }
     try {
-      await client.workflow.start(processIpn, {
-        taskQueue: config.TEMPORAL_TASK_QUEUE,
-        workflowId,
-        workflowIdReusePolicy: 'REJECT_DUPLICATE',
-        args: [
-          {
-            messageId: msg._id,
-            verifyGiveUpSeconds: config.IPN_VERIFY_GIVE_UP_SECONDS,
-            paymentIdleCloseSeconds: config.PAYMENT_IDLE_CLOSE_SECONDS,
-          },
-        ],
-        typedSearchAttributes: [
-          { key: IntegrationIdKey, value: msg.integrationId },
-          ...(msg.txnId && isIdPart(msg.txnId) ? [{ key: TxnIdKey, value: msg.txnId }] : []),
-        ],
-        staticSummary: summaryOf(msg),
-      });
+      if (msg.paymentTxnId) {
+        // Its payment verifies and checks it; a second delivery of the same message id changes nothing there.
+        const to = { ...msg, paymentTxnId: msg.paymentTxnId, taskQueue: config.TEMPORAL_TASK_QUEUE, config };
+        await signalPayment(client, to, { signal: ipnMessageSignal, args: [{ messageId: msg._id }] });
+      } else
+        await client.workflow.start(processIpn, {
+          taskQueue: config.TEMPORAL_TASK_QUEUE,
+          workflowId,
+          workflowIdReusePolicy: 'REJECT_DUPLICATE',
+          args: [
+            {
+              messageId: msg._id,
+              verifyGiveUpSeconds: config.IPN_VERIFY_GIVE_UP_SECONDS,
+              paymentIdleCloseSeconds: config.PAYMENT_IDLE_CLOSE_SECONDS,
+            },
+          ],
+          typedSearchAttributes: [
+            { key: IntegrationIdKey, value: msg.integrationId },
+            ...(msg.txnId && isIdPart(msg.txnId) ? [{ key: TxnIdKey, value: msg.txnId }] : []),
+          ],
+          staticSummary: summaryOf(msg),
+        });
     } catch (err) {
       if (refusedForGood(err)) throw await this.setAside(msg._id, (err.cause as Error).message);
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
@@ -123,7 +142,7 @@ export class IpnDispatcher {
       .lean();
     let started = 0;
     for (const { _id } of due) {
-      const fields = { integrationId: 1, txnId: 1, txnType: 1, paymentStatus: 1, state: 1 };
+      const fields = { integrationId: 1, txnId: 1, txnType: 1, paymentStatus: 1, state: 1, raw: 1, workflowId: 1 };
       const m = await models.IpnMessage.findById(_id, fields).lean();
       if (!m) {
         // Its message insert may still be in flight; past ORPHAN_ENTRY_MS it failed for good.
@@ -143,6 +162,8 @@ export class IpnDispatcher {
           txnId: m.txnId ?? null,
           txnType: m.txnType ?? null,
           paymentStatus: m.paymentStatus ?? null,
+          paymentTxnId: directPaymentTxn(summaryOrNull(Buffer.from(m.raw.buffer))),
+          workflowId: m.workflowId ?? null,
         });
         started++;
       } catch (err) {
@@ -173,6 +194,15 @@ export class IpnDispatcher {
     clearTimeout(this.timer);
     this.timer = undefined;
     await this.draining;
+  }
+}
+
+/** The same decision the request path made from these bytes at intake. */
+function summaryOrNull(raw: Buffer) {
+  try {
+    return readIpn(raw).summary;
+  } catch {
+    return null;
   }
 }
 

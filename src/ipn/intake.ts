@@ -1,6 +1,8 @@
 import { Types } from 'mongoose';
 import type { Models } from '../db/models';
+import { directPaymentTxn } from '../domain/classify';
 import { readIpn } from './read';
+import { dispatchWorkflowId } from './dispatcher';
 
 export interface StoredMessage {
   _id: string;
@@ -9,6 +11,10 @@ export interface StoredMessage {
   txnType: string | null;
   paymentStatus: string | null;
   state: 'received' | 'ignored';
+  /** Set when the message goes straight to its payment's workflow (see directPaymentTxn). */
+  paymentTxnId: string | null;
+  /** The workflow it is dispatched to, named at intake (so dispatch writes nothing before starting it). */
+  workflowId: string | null;
 }
 
 /**
@@ -43,8 +49,10 @@ export async function storeIpn(
     resend: boolean;
   }> = {};
   let decodeError: string | undefined;
+  let paymentTxnId: string | null = null;
   try {
     const { charset, summary: s } = readIpn(input.raw);
+    paymentTxnId = directPaymentTxn(s);
     const { txnId, txnType, paymentStatus, parentTxnId, testIpn, resend } = s;
     fields = { charset, txnId, txnType, paymentStatus, parentTxnId, testIpn, resend };
   } catch (err) {
@@ -57,6 +65,17 @@ export async function storeIpn(
   ];
   const state = ignoredFor.length ? 'ignored' : 'received';
   const _id = new Types.ObjectId();
+  const workflowId =
+    state === 'received'
+      ? dispatchWorkflowId({
+          _id: String(_id),
+          integrationId: input.integrationId,
+          txnId: fields.txnId ?? null,
+          txnType: fields.txnType ?? null,
+          paymentStatus: fields.paymentStatus ?? null,
+          paymentTxnId,
+        })
+      : null;
   if (state === 'received') await models.IpnOutbox.create({ _id });
   const doc = await models.IpnMessage.create({
     _id,
@@ -67,6 +86,7 @@ export async function storeIpn(
     remoteAddress: input.remoteAddress,
     decodeError,
     ...fields,
+    ...(workflowId ? { workflowId } : {}),
     state,
     flags: [...(decodeError ? ['malformed'] : []), ...ignoredFor],
   });
@@ -77,5 +97,7 @@ export async function storeIpn(
     txnType: fields.txnType ?? null,
     paymentStatus: fields.paymentStatus ?? null,
     state,
+    paymentTxnId,
+    workflowId,
   };
 }

@@ -19,7 +19,7 @@ import {
   assignCustomerSignal,
   rejectSignal,
 } from '../../../workflows/payment-lifecycle';
-import { rejectMessageSignal, retryVerificationSignal } from '../../../workflows/process-ipn';
+import { rejectMessageSignal, retryVerificationSignal } from '../../../workflows/examine-message';
 import { getIntegration, saveIntegration, toIntegration } from '../../integrations/store';
 import { saveCustomer } from '../../customers/store';
 import { Ledger, type MoneyMode } from '../../ledger/ledger';
@@ -228,10 +228,12 @@ export function adminRoutes(deps: AppDeps): Router {
   ] as const) {
     router.post(`/messages/:id/${path}`, async (ctx) => {
       const action = OperatorActionSchema.parse(await readJson(ctx));
-      const msg = await models.IpnMessage.findById(ctx.params.id!, { workflowId: 1 })
+      const msg = await models.IpnMessage.findById(ctx.params.id!, { workflowId: 1, state: 1 })
         .lean()
         .catch(() => null);
       if (!msg?.workflowId) throw new HttpError(404, `no dispatched message ${ctx.params.id!}`);
+      // A payment's workflow outlives its messages: only a parked message takes a decision.
+      if (msg.state !== 'parked') throw new HttpError(409, `message ${ctx.params.id!} is ${msg.state}, not parked`);
       try {
         await client.workflow.getHandle(msg.workflowId).signal(signal, action);
       } catch (err) {
