@@ -11,18 +11,29 @@ import { accountIdOf } from '../src/ledger/ledger';
 import { CreditWatch } from './lib/credits';
 import { nowMs } from './lib/load';
 
-/** CPU clock ticks (user+system) per process name, summed over this machine's processes. */
+/** CPU clock ticks (user+system) per process name, over this process and its descendants (the servers it started). */
 function cpuByProcess(): Map<string, number> {
-  const out = new Map<string, number>();
+  const stats = new Map<number, { name: string; ppid: number; ticks: number }>();
   for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
     try {
       const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
       const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      out.set(name, (out.get(name) ?? 0) + Number(f[11]) + Number(f[12]));
+      stats.set(Number(pid), { name, ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]) });
     } catch {
       // gone meanwhile
     }
+  }
+  const ours = (pid: number): boolean => {
+    for (let p = pid, hops = 0; p > 1 && hops < 20; p = stats.get(p)?.ppid ?? 0, hops++)
+      if (p === process.pid) return true;
+    return false;
+  };
+  const out = new Map<string, number>();
+  for (const [pid, st] of stats) {
+    if (!ours(pid)) continue;
+    const name = pid === process.pid ? 'node (this: API, worker, simulator)' : st.name;
+    out.set(name, (out.get(name) ?? 0) + st.ticks);
   }
   return out;
 }

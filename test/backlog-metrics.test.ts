@@ -5,7 +5,7 @@ import { createTestStack, sample, waitFor, withField, type TestStack } from './s
 let stack: TestStack;
 beforeAll(async () => {
   // A relay that waits a minute: the stored message stays undispatched while we look.
-  stack = await createTestStack('backlog-metrics', { OUTBOX_RELAY_GRACE_MS: '60000' });
+  stack = await createTestStack('backlog-metrics', { OUTBOX_RELAY_GRACE_MS: '60000', IPN_VERIFY_GIVE_UP_SECONDS: '2' });
   const shop = {
     name: 'Shop',
     mode: 'sandbox',
@@ -34,5 +34,26 @@ test('an undispatched message counts in the backlog with its age, and leaves it 
   stack.sim.registerMessage(raw);
   await stack.dispatcher.dispatch(stored);
   expect(await metric(/^ipnflow_ipn_backlog\{stage="undispatched"\} (\S+)$/m)).toBe(0);
+  await waitFor('applied', async () =>
+    (await stack.db.models.IpnMessage.findById(stored._id).lean())?.state.startsWith('applied:'),
+  );
   await waitFor('processed', async () => (await metric(/^ipnflow_ipn_backlog\{stage="processing"\} (\S+)$/m)) === 0);
+});
+
+test('a payment message its workflow is still verifying (here parked) counts as processing until it is done', async () => {
+  const raw = withField(sample('web_accept_completed_ipn_simulator_01'), 'txn_id', 'BACKLOG2');
+  stack.sim.injectFaults(Array.from({ length: 50 }, () => ({ kind: 'status' as const, status: 503 as const })));
+  const stored = await storeIpn(stack.db.models, { integrationId: 'shop', raw, ipnEnabled: true });
+  await stack.dispatcher.dispatch(stored);
+  await waitFor(
+    'parked',
+    async () => (await stack.db.models.IpnMessage.findById(stored._id).lean())?.state === 'parked',
+  );
+  await waitFor('counted', async () => (await metric(/^ipnflow_ipn_backlog\{stage="processing"\} (\S+)$/m)) === 1);
+  stack.sim.clearFaults();
+  stack.sim.registerMessage(raw);
+  const retried = await stack.admin('POST', `/admin/messages/${stored._id}/retry`, { operator: 'ops', reason: 'back' });
+  expect(retried.status).toBe(202);
+  await waitFor('done', async () => (await metric(/^ipnflow_ipn_backlog\{stage="processing"\} (\S+)$/m)) === 0);
+  expect((await stack.db.models.IpnMessage.findById(stored._id).lean())?.state).toMatch(/^applied:/);
 });

@@ -159,6 +159,16 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
    */
   const takeMessage = async (messageId: string): Promise<void> => {
     if (state.history.some((h) => h.messageId === messageId)) return; // dispatched twice (the relay)
+    // Counted as in-flight backlog on /metrics until its outcome is recorded (see ipn/backlog.ts).
+    showFlags(state, ['processing']);
+    try {
+      await examineAndApply(messageId);
+    } finally {
+      publish(state);
+    }
+  };
+
+  const examineAndApply = async (messageId: string): Promise<void> => {
     const flags: string[] = [];
     const examined = await examineMessage(messageId, {
       forWorkflow: workflowInfo().workflowId,
@@ -166,7 +176,7 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
       flags,
       onParked: () => {
         parked = true;
-        upsertSearchAttributes([{ key: FlagsKey, value: [...new Set([...flagsOf(state), 'parked'])] }]);
+        showFlags(state, ['processing', 'parked']);
       },
       awaitOperator: async () => {
         await condition(() => desk.length > 0);
@@ -188,7 +198,6 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
     }
     if (examined.kind === 'finished') {
       await act.recordMessageOutcome({ messageId, outcome: examined.outcome, detail: examined.detail, flags });
-      publish(state);
       return;
     }
     const route = classify(examined.msg.summary);
@@ -289,6 +298,10 @@ async function fetchFact(need: FactNeed, facts: PaymentFacts): Promise<void> {
       };
       return;
   }
+}
+
+function showFlags(s: PaymentState, extra: string[]): void {
+  upsertSearchAttributes([{ key: FlagsKey, value: [...new Set([...flagsOf(s), ...extra])] }]);
 }
 
 /** What the Web UI's IpnFlags search shows for this payment. */

@@ -6,7 +6,8 @@ import { registry } from '../metrics';
 
 /**
  * What is stored but not finished, for /metrics: messages waiting to be dispatched (the outbox,
- * small by design) and messages whose processIpn still runs (Temporal's visibility count).
+ * small by design) and messages being processed: a running processIpn, or a payment workflow
+ * flagged `processing` while it verifies and applies a message (Temporal's visibility count).
  * Neither question reads the stored history, so scraping costs the same at any size.
  */
 export function registerBacklogMetrics(deps: { models: Models; client: Client; taskQueue: string }): () => void {
@@ -15,14 +16,17 @@ export function registerBacklogMetrics(deps: { models: Models; client: Client; t
   for (const name of names) registry.removeSingleMetric(name);
   new client.Gauge({
     name: names[0],
-    help: 'IPNs stored but not finished: undispatched (outbox) and processing (processIpn running, parked included)',
+    help: 'IPNs stored but not finished: undispatched (outbox) and processing (being verified or applied, parked included)',
     labelNames: ['stage'] as const,
     registers: [registry],
     async collect() {
       const [undispatched, processing] = await Promise.all([
         deps.models.IpnOutbox.estimatedDocumentCount(),
         deps.client.workflow
-          .count(`WorkflowType = "processIpn" AND ExecutionStatus = "Running" AND TaskQueue = "${deps.taskQueue}"`)
+          .count(
+            `(WorkflowType = "processIpn" OR IpnFlags = "processing") AND ExecutionStatus = "Running" ` +
+              `AND TaskQueue = "${deps.taskQueue}"`,
+          )
           .then((c) => c.count)
           .catch(() => Number.NaN),
       ]);
