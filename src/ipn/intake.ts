@@ -2,6 +2,7 @@ import { Types } from 'mongoose';
 import type { Models } from '../db/models';
 import { directPaymentTxn } from '../domain/classify';
 import { readIpn } from './read';
+import { retryTransientStoreErrors } from '../db/transient';
 import { dispatchWorkflowId } from './dispatcher';
 
 export interface StoredMessage {
@@ -76,22 +77,23 @@ export async function storeIpn(
           paymentTxnId,
         })
       : null;
-  if (state === 'received') await models.IpnOutbox.create({ _id });
-  const doc = await models.IpnMessage.create({
+  // Straight to the driver: the hot path's two inserts skip mongoose's document machinery (casting,
+  // validation, hooks), which cost the ack path about a third of its throughput (npm run bench).
+  const doc = {
     _id,
     integrationId: input.integrationId,
     receivedAt: new Date(),
     raw: input.raw,
-    contentType: input.contentType,
-    remoteAddress: input.remoteAddress,
-    decodeError,
-    ...fields,
+    ...definedOnly({ contentType: input.contentType, remoteAddress: input.remoteAddress, decodeError, ...fields }),
     ...(workflowId ? { workflowId } : {}),
     state,
     flags: [...(decodeError ? ['malformed'] : []), ...ignoredFor],
-  });
+  };
+  if (state === 'received')
+    await retryTransientStoreErrors('store outbox entry', () => models.IpnOutbox.collection.insertOne({ _id }));
+  await retryTransientStoreErrors('store IPN', () => models.IpnMessage.collection.insertOne(doc));
   return {
-    _id: String(doc._id),
+    _id: String(_id),
     integrationId: input.integrationId,
     txnId: fields.txnId ?? null,
     txnType: fields.txnType ?? null,
@@ -100,4 +102,9 @@ export async function storeIpn(
     paymentTxnId,
     workflowId,
   };
+}
+
+/** The driver would store an undefined field as null; mongoose leaves it out, and so do we. */
+function definedOnly<T extends Record<string, unknown>>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
