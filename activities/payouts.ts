@@ -26,7 +26,7 @@ import { masspayBatch, masspayIpnSignal } from '../workflows/masspay-batch';
 
 const PAGE = 500;
 /** Reads or writes by _id in flight at once, per activity. */
-const DB_AT_ONCE = 16;
+const DB_AT_ONCE = 32;
 
 /** An unordered insert whose only failures are documents that already exist. */
 function onlyDuplicates(err: unknown): boolean {
@@ -186,10 +186,22 @@ export type SliceApplied =
     };
 
 /** The reports of a stored message routed as Mass Pay for this integration, for this batch; or why not. */
-async function messageReports(
+type Reports = { ok: false; reason: string } | { ok: true; reports: MasspayItemReport[]; paymentStatus: string | null };
+/** The last message's reports read here: its next slices skip reading and parsing ~1 MB again. */
+let lastReports: { key: string; reports: Reports } | null = null;
+
+async function messageReports(models: Models, m: Omit<MessageSlice, 'slice'>): Promise<Reports> {
+  const key = JSON.stringify([m.batchId, m.integrationId, m.messageId]);
+  if (lastReports?.key === key) return lastReports.reports;
+  const reports = await readMessageReports(models, m);
+  if (reports.ok) lastReports = { key, reports };
+  return reports;
+}
+
+async function readMessageReports(
   models: Models,
   { batchId, integrationId, messageId }: Omit<MessageSlice, 'slice'>,
-): Promise<{ ok: false; reason: string } | { ok: true; reports: MasspayItemReport[]; paymentStatus: string | null }> {
+): Promise<Reports> {
   const msg = await models.IpnMessage.findById(messageId, { integrationId: 1, routedEvent: 1 })
     .lean<{ integrationId: string; routedEvent?: unknown }>()
     .catch(() => null);
