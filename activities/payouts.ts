@@ -1,7 +1,7 @@
 import { Context } from '@temporalio/activity';
 import type { ActivityDeps } from '.';
 import type { Models } from '../src/db/models';
-import { batchNeedsPerson, type ItemsApplied, type SendChunkOutcome } from '../src/domain/masspay-decide';
+import { batchNeedsPerson, type SendChunkOutcome } from '../src/domain/masspay-decide';
 import {
   MasspayRoutedSchema,
   PayoutBatchStateSchema,
@@ -18,13 +18,23 @@ import {
 import type { MasspayItem } from '../src/domain/ipn-summary';
 import { isSupportedCurrency, parseAmount } from '../src/domain/money';
 import { PayoutBatchIdKey, IntegrationIdKey, payoutWorkflowId } from '../src/domain/contracts';
-import { Ledger, LedgerError } from '../src/ledger/ledger';
-import { ItemsEngine, type ItemStore } from '../src/payouts/items-engine';
+import { Ledger, LedgerError, isDuplicateKey } from '../src/ledger/ledger';
+import { inParallel, ItemsEngine, reportSlice, type ItemStore } from '../src/payouts/items-engine';
 import { masspayCall, sendCredentials } from '../src/payouts/nvp-masspay';
 import { callNvp, nvpUrl } from '../src/paypal/nvp-client';
 import { masspayBatch, masspayIpnSignal } from '../workflows/masspay-batch';
 
 const PAGE = 500;
+/** Reads or writes by _id in flight at once, per activity. */
+const DB_AT_ONCE = 32;
+
+/** An unordered insert whose only failures are documents that already exist. */
+function onlyDuplicates(err: unknown): boolean {
+  type WriteError = { code?: number; err?: { code?: number } };
+  const errors = (err as { writeErrors?: WriteError[] } | null)?.writeErrors;
+  if (!Array.isArray(errors)) return isDuplicateKey(err);
+  return errors.length > 0 && errors.every((e) => (e.code ?? e.err?.code) === 11000);
+}
 
 /** A batch's items are the _id range `<batchId>:` … `<batchId>;` (';' follows ':'): bounded, by _id. */
 export const batchRange = (batchId: string) => ({ _id: { $gt: `${batchId}:`, $lt: `${batchId};` } });
@@ -35,8 +45,13 @@ export function mongoItemStore(models: Models, heartbeat: (progress: string) => 
   const parse = (doc: unknown) => PayoutItemSchema.parse(doc);
   return {
     async get(batchId, uniqueIds) {
-      const docs = await Items.find({ _id: { $in: uniqueIds.map((u) => payoutItemId(batchId, u)) } }).lean();
-      return new Map(docs.map((d) => [d.uniqueId, parse(d)]));
+      // One read by _id each (FerretDB answers an _id equality by key, an $in by reading every item).
+      const found = new Map<string, PayoutItem>();
+      await inParallel(uniqueIds, DB_AT_ONCE, async (u) => {
+        const doc = await Items.findById(payoutItemId(batchId, u)).lean();
+        if (doc) found.set(u, parse(doc));
+      });
+      return found;
     },
     async forEach(batchId, fn) {
       let after = `${batchId}:`;
@@ -57,23 +72,28 @@ export function mongoItemStore(models: Models, heartbeat: (progress: string) => 
         counts[d.state] = (counts[d.state] ?? 0) + 1;
       return counts;
     },
-    async save(item: PayoutItem) {
-      const _id = payoutItemId(item.batchId, item.uniqueId);
-      await Items.replaceOne({ _id }, { _id, ...item }, { upsert: true });
-      if (item.masspayTxnId) {
-        // Later messages may name the item only by PayPal's txn id.
-        const ref = {
-          batchId: item.batchId,
-          uniqueId: item.uniqueId,
-          integrationId: item.integrationId,
-          mode: item.mode,
-        };
-        await PayoutRef.updateOne(
-          { _id: `t:${item.integrationId}:${item.masspayTxnId}` },
-          { $setOnInsert: ref },
-          { upsert: true },
-        );
+    async save(items) {
+      // Later messages may name an item only by PayPal's txn id: its reference goes first, so an
+      // item saved with a txn id always has one (inserting an existing one is a no-op).
+      const refs = items
+        .filter((i) => i.masspayTxnId)
+        .map((i) => ({
+          _id: `t:${i.integrationId}:${i.masspayTxnId}`,
+          batchId: i.batchId,
+          uniqueId: i.uniqueId,
+          integrationId: i.integrationId,
+          mode: i.mode,
+        }));
+      if (refs.length > 0) {
+        await PayoutRef.insertMany(refs, { ordered: false }).catch((err: unknown) => {
+          if (!onlyDuplicates(err)) throw err;
+        });
       }
+      // One writer per item document; FerretDB has no multi-statement update worth using (it stalls).
+      await inParallel(items, DB_AT_ONCE, async (item) => {
+        const _id = payoutItemId(item.batchId, item.uniqueId);
+        await Items.replaceOne({ _id }, { _id, ...item }, { upsert: true });
+      });
     },
     async post(posting) {
       try {
@@ -86,6 +106,8 @@ export function mongoItemStore(models: Models, heartbeat: (progress: string) => 
     },
   };
 }
+
+type MasspayRef = { batchId: string; uniqueId: string; integrationId: string; mode: string };
 
 /** The items a Mass Pay IPN reports, matched to our batches by unique_id_x, then masspay_txn_id_x. */
 export async function matchMasspayItems(
@@ -102,14 +124,20 @@ export async function matchMasspayItems(
       return null;
     }
   };
+  // PayPal's txn id only when the message carries no unique id: an unknown unique id is not ours,
+  // whatever item its txn id once named.
+  const refId = (item: MasspayItem) =>
+    item.uniqueId ? `u:${item.uniqueId}` : item.masspayTxnId ? `t:${m.integrationId}:${item.masspayTxnId}` : null;
+  const refs = new Map<string, MasspayRef>();
+  const ids = [...new Set(m.items.map(refId).filter((id): id is string => id !== null))];
+  // One read by _id each, several at once: a 5,000-item message is matched in a second or two.
+  await inParallel(ids, DB_AT_ONCE, async (id) => {
+    const ref = await models.PayoutRef.findById(id).lean();
+    if (ref) refs.set(id, ref);
+  });
   for (const item of m.items) {
-    // PayPal's txn id only when the message carries no unique id: an unknown unique id is not ours,
-    // whatever item its txn id once named.
-    const ref = item.uniqueId
-      ? await models.PayoutRef.findById(`u:${item.uniqueId}`).lean()
-      : item.masspayTxnId
-        ? await models.PayoutRef.findById(`t:${m.integrationId}:${item.masspayTxnId}`).lean()
-        : null;
+    const id = refId(item);
+    const ref = id === null ? undefined : refs.get(id);
     // Another integration's batch, or test money for live reservations (or the reverse), is not ours to settle.
     if (!ref || ref.integrationId !== m.integrationId || (ref.mode === 'sandbox') !== m.sandbox) {
       unmatched.push(`#${item.index} ${item.uniqueId ?? item.masspayTxnId ?? '(no id)'}`.slice(0, 80));
@@ -135,10 +163,84 @@ export async function matchMasspayItems(
   };
 }
 
+const SLICE_PROBLEMS = 20;
+
+export interface MessageSlice {
+  batchId: string;
+  integrationId: string;
+  messageId: string;
+  slice: number;
+}
+
+export type SliceApplied =
+  | { ok: false; reason: string }
+  | {
+      ok: true;
+      paymentStatus: string | null;
+      moved: number;
+      ignored: number;
+      problems: string[];
+      last: boolean;
+      /** The batch's items per state, after the last slice (null before). */
+      counts: ItemCounts | null;
+    };
+
+/** The reports of a stored message routed as Mass Pay for this integration, for this batch; or why not. */
+type Reports = { ok: false; reason: string } | { ok: true; reports: MasspayItemReport[]; paymentStatus: string | null };
+/** The last message's reports read here: its next slices skip reading and parsing ~1 MB again. */
+let lastReports: { key: string; reports: Reports } | null = null;
+
+async function messageReports(models: Models, m: Omit<MessageSlice, 'slice'>): Promise<Reports> {
+  const key = JSON.stringify([m.batchId, m.integrationId, m.messageId]);
+  if (lastReports?.key === key) return lastReports.reports;
+  const reports = await readMessageReports(models, m);
+  if (reports.ok) lastReports = { key, reports };
+  return reports;
+}
+
+async function readMessageReports(
+  models: Models,
+  { batchId, integrationId, messageId }: Omit<MessageSlice, 'slice'>,
+): Promise<Reports> {
+  const msg = await models.IpnMessage.findById(messageId, { integrationId: 1, routedEvent: 1 })
+    .lean<{ integrationId: string; routedEvent?: unknown }>()
+    .catch(() => null);
+  if (!msg) return { ok: false, reason: `no stored message ${messageId.slice(0, 40)}` };
+  const routed = MasspayRoutedSchema.safeParse(msg.routedEvent);
+  if (msg.integrationId !== integrationId || !routed.success) {
+    return { ok: false, reason: 'the message was never verified and routed as Mass Pay for this integration' };
+  }
+  const reports = routed.data.batches[batchId];
+  if (!reports) return { ok: false, reason: 'the message reports no item of this batch' };
+  return { ok: true, reports, paymentStatus: routed.data.paymentStatus };
+}
+
 export function createPayoutActivities({ db, client, config, logger }: ActivityDeps) {
   const { models } = db;
   // Batch-wide work may touch 5,000 items: these run as regular activities and report progress.
   const engine = () => new ItemsEngine(mongoItemStore(models, (p) => Context.current().heartbeat(p)));
+  /**
+   * Applies slice `slice` of what a stored, verified Mass Pay message says about this batch's
+   * items (SLICE_ITEMS items: a second or two); nothing else. The last slice also counts the
+   * batch's items. Re-applied after a crash, a slice changes nothing (see ItemsEngine.applySlice).
+   */
+  async function applyMasspaySlice(a: MessageSlice): Promise<SliceApplied> {
+    const loaded = await messageReports(models, a);
+    if (!loaded.ok) return loaded;
+    const { reports, last } = reportSlice(loaded.reports, a.slice);
+    const store = mongoItemStore(models);
+    const applied = await new ItemsEngine(store).applySlice(a.batchId, reports, a.messageId, new Date().toISOString());
+    return {
+      ok: true,
+      paymentStatus: loaded.paymentStatus,
+      moved: applied.moved,
+      ignored: applied.ignored,
+      // Bounded: the workflow's history carries counts, not 5,000 items' matters.
+      problems: applied.problems.slice(0, SLICE_PROBLEMS),
+      last,
+      counts: last ? await store.counts(a.batchId) : null,
+    };
+  }
   return {
     async loadBatchState(batchId: string): Promise<PayoutBatchState | null> {
       const doc = await models.PayoutBatch.findById(batchId, { snapshot: 1 }).lean();
@@ -156,32 +258,20 @@ export function createPayoutActivities({ db, client, config, logger }: ActivityD
       return engine().reserveAll(batchId);
     },
 
-    /** Applies what a stored, verified Mass Pay message says about this batch's items; nothing else. */
-    async applyMasspayMessage({
-      batchId,
-      integrationId,
-      messageId,
-    }: {
-      batchId: string;
-      integrationId: string;
-      messageId: string;
-    }) {
-      type Result = { ok: false; reason: string } | (ItemsApplied & { ok: true; paymentStatus: string | null });
-      const msg = await models.IpnMessage.findById(messageId, { integrationId: 1, routedEvent: 1 })
-        .lean<{ integrationId: string; routedEvent?: unknown }>()
-        .catch(() => null);
-      if (!msg) return { ok: false, reason: `no stored message ${messageId.slice(0, 40)}` } as Result;
-      const routed = MasspayRoutedSchema.safeParse(msg.routedEvent);
-      if (msg.integrationId !== integrationId || !routed.success) {
-        return {
-          ok: false,
-          reason: 'the message was never verified and routed as Mass Pay for this integration',
-        } as Result;
+    applyMasspaySlice,
+
+    /** Every slice in one activity, for batch histories recorded before slices (heartbeats per slice). */
+    async applyMasspayMessage(a: Omit<MessageSlice, 'slice'>) {
+      const total = { moved: 0, ignored: 0, problems: [] as string[] };
+      for (let slice = 0; ; slice++) {
+        const r = await applyMasspaySlice({ ...a, slice });
+        if (!r.ok) return r;
+        total.moved += r.moved;
+        total.ignored += r.ignored;
+        total.problems.push(...r.problems);
+        if (r.counts) return { ok: true as const, paymentStatus: r.paymentStatus, counts: r.counts, ...total };
+        Context.current().heartbeat(slice);
       }
-      const reports = routed.data.batches[batchId];
-      if (!reports) return { ok: false, reason: 'the message reports no item of this batch' } as Result;
-      const applied = await engine().applyReports(batchId, reports, messageId, new Date().toISOString());
-      return { ok: true, paymentStatus: routed.data.paymentStatus, ...applied } as Result;
     },
 
     async applyAllItems(a: {

@@ -6,6 +6,7 @@ import {
   continueAsNew,
   defineQuery,
   defineSignal,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setCurrentDetails,
@@ -55,6 +56,14 @@ const items = proxyActivities<Activities>({
   heartbeatTimeout: '2m',
   retry: { initialInterval: '1s', maximumInterval: '1m' },
 });
+
+// A slice of a Mass Pay message (at most SLICE_ITEMS items, a second or two): its own activity, so
+// no single activity nears its timeout however large the message, and a finished slice is never redone.
+const slices = proxyActivities<Activities>({
+  startToCloseTimeout: '2m',
+  retry: { initialInterval: '1s', maximumInterval: '1m' },
+});
+const MAX_PROBLEMS = 50;
 
 // A call to PayPal's MassPay API (external I/O, up to 250 items): a regular activity. A retry after
 // a lost answer is safe (PayPal refuses unique ids it already has); after the last attempt the chunk
@@ -217,13 +226,14 @@ async function fetchFact(need: BatchFactNeed, facts: BatchFacts, s: PayoutBatchS
     case 'reserve':
       facts.reserve = await items.reserveItems(s.id);
       return;
-    case 'applyMessage':
-      facts.applyMessage = await items.applyMasspayMessage({
-        batchId: s.id,
-        integrationId: s.integrationId,
-        messageId: need.messageId,
-      });
+    case 'applyMessage': {
+      const message = { batchId: s.id, integrationId: s.integrationId, messageId: need.messageId };
+      // Batches that applied a message in one activity before slices replay as they ran.
+      facts.applyMessage = patched('masspay-message-slices')
+        ? await applyInSlices(message)
+        : await items.applyMasspayMessage(message);
       return;
+    }
     case 'applyAll':
       facts.applyAll = await items.applyAllItems({
         batchId: s.id,
@@ -238,6 +248,23 @@ async function fetchFact(need: BatchFactNeed, facts: BatchFacts, s: PayoutBatchS
     case 'sendChunk':
       facts.sendChunk = await sendChunk(need, s);
       return;
+  }
+}
+
+/** A message's slices one after the other; the workflow keeps only their sums (counts, not items). */
+async function applyInSlices(message: {
+  batchId: string;
+  integrationId: string;
+  messageId: string;
+}): Promise<NonNullable<BatchFacts['applyMessage']>> {
+  const total = { moved: 0, ignored: 0, problems: [] as string[] };
+  for (let slice = 0; ; slice++) {
+    const r = await slices.applyMasspaySlice({ ...message, slice });
+    if (!r.ok) return r;
+    total.moved += r.moved;
+    total.ignored += r.ignored;
+    total.problems.push(...r.problems.slice(0, MAX_PROBLEMS - total.problems.length));
+    if (r.counts) return { ok: true, paymentStatus: r.paymentStatus, counts: r.counts, ...total };
   }
 }
 

@@ -195,6 +195,16 @@ export function decideItem(current: PayoutItem, change: ItemChange, now: string)
   return { item, postings, moved: true, ignored: null, problems };
 }
 
+/**
+ * What a message already did to an item, from the notes decideItem left: null when it never reached
+ * it. A slice of a message re-applied after a crash finds its items here and changes nothing (every
+ * state change's note reads `<from> → <to>`; a report that changed nothing left none, or an "ignored").
+ */
+export function appliedBefore(item: PayoutItem, messageId: string): { moved: boolean } | null {
+  const notes = item.history.filter((h) => h.messageId === messageId);
+  return notes.length === 0 ? null : { moved: notes.some((h) => h.what.includes(' → ')) };
+}
+
 export function countItems(items: Iterable<Pick<PayoutItem, 'state'>>): ItemCounts {
   const counts: ItemCounts = {};
   for (const i of items) counts[i.state] = (counts[i.state] ?? 0) + 1;
