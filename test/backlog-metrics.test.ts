@@ -40,7 +40,7 @@ test('an undispatched message counts in the backlog with its age, and leaves it 
   await waitFor('processed', async () => (await metric(/^ipnflow_ipn_backlog\{stage="processing"\} (\S+)$/m)) === 0);
 });
 
-test('a payment message its workflow is still verifying (here parked) counts as processing until it is done', async () => {
+test('a payment message still being verified (here parked) counts as processing until it is done', async () => {
   const raw = withField(sample('web_accept_completed_ipn_simulator_01'), 'txn_id', 'BACKLOG2');
   stack.sim.injectFaults(Array.from({ length: 50 }, () => ({ kind: 'status' as const, status: 503 as const })));
   const stored = await storeIpn(stack.db.models, { integrationId: 'shop', raw, ipnEnabled: true });

@@ -16,7 +16,7 @@ export function registerBacklogMetrics(deps: { models: Models; client: Client; t
   for (const name of names) registry.removeSingleMetric(name);
   new client.Gauge({
     name: names[0],
-    help: 'IPNs stored but not finished: undispatched (outbox) and processing (being verified or applied, parked included)',
+    help: 'IPNs stored but not finished: undispatched (outbox) and processing (verified or applied now, parked too)',
     labelNames: ['stage'] as const,
     registers: [registry],
     async collect() {
