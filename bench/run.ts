@@ -602,7 +602,7 @@ function print(r: {
   for (const [name, x] of failures) if (x.firstError) out.push(`first failure in ${name}: ${x.firstError}`);
   out.push(
     `p50/p99 are nearest-rank percentiles over every request of the run; ` +
-      `credits are seen by polling ledger_entries every ${CREDIT_POLL_MS} ms.`,
+      `credits are seen by polling ledger_entries by _id every ${CREDIT_POLL_MS} ms while a payment waits.`,
   );
   console.log(out.join('\n'));
 }

@@ -6,10 +6,46 @@ import fs from 'node:fs';
  */
 import { startMongoServer } from '../src/dev/services/mongo-server';
 import { startTemporalServer } from '../src/dev/services/temporal-server';
-import { createTestStack, sample, withField } from '../test/support/stack';
+import { createTestStack, sample, withField, type TestStack } from '../test/support/stack';
 import { accountIdOf } from '../src/ledger/ledger';
 import { CreditWatch } from './lib/credits';
 import { nowMs } from './lib/load';
+
+/**
+ * Mean time of each step, over the given payments: from their payment workflow's history, and the
+ * ledger entry's createdAt as the moment of credit (no polling delay).
+ */
+async function printPhases(stack: TestStack, payments: Array<{ txnId: string; wall: number }>): Promise<void> {
+  const sums = new Map<string, number>();
+  const add = (k: string, v: number) => sums.set(k, (sums.get(k) ?? 0) + v);
+  for (const p of payments) {
+    const h = await stack.client.workflow.getHandle(`payment:bench:${p.txnId}`).fetchHistory();
+    const events = (h.events ?? []) as Array<Record<string, unknown> & { eventTime?: unknown }>;
+    const at = (e: (typeof events)[number]) => {
+      const t = e.eventTime as { seconds: unknown; nanos?: number };
+      return Number(t.seconds) * 1000 + Math.floor((t.nanos ?? 0) / 1e6);
+    };
+    const of = (key: string) => events.filter((e) => e[key]).map(at);
+    const scheduled = of('workflowTaskScheduledEventAttributes');
+    const started = of('workflowTaskStartedEventAttributes');
+    const entry = await stack.db.models.LedgerEntry.findOne({ txnId: p.txnId }, { createdAt: 1 }).lean();
+    const credit = entry!.createdAt.getTime();
+    // The workflow tasks up to the credit: each one's wait, and the last one's run until the entry.
+    const before = started.filter((t) => t <= credit).length;
+    add('POST -> entity signalled (ack, dispatch)', scheduled[0]! - p.wall);
+    for (let i = 0; i < before; i++) {
+      add(`workflow task ${i + 1} waits for the worker`, started[i]! - scheduled[i]!);
+      const end = i + 1 < before ? scheduled[i + 1]! : credit;
+      add(
+        `workflow task ${i + 1} ${i + 1 < before ? 'and what follows it' : 'until the ledger entry'}`,
+        end - started[i]!,
+      );
+    }
+    add('= POST -> ledger entry', credit - p.wall);
+  }
+  console.log(`mean per step over the last ${payments.length} payments:`);
+  for (const [k, v] of sums) console.log(`  ${k.padEnd(48)} ${(v / payments.length).toFixed(1)} ms`);
+}
 
 /** CPU clock ticks (user+system) per process name, over this process and its descendants (the servers it started). */
 function cpuByProcess(): Map<string, number> {
@@ -62,6 +98,7 @@ async function main(): Promise<void> {
     const tag = Date.now().toString(36).toUpperCase();
     let last = { txnId: '', t0: 0, wall: 0, credit: 0 };
     const lat: number[] = [];
+    const posted: Array<{ txnId: string; wall: number }> = [];
     const conc = Number(process.argv[3] ?? 1);
     const cpu0 = cpuByProcess();
     const tStart = nowMs();
@@ -81,6 +118,7 @@ async function main(): Promise<void> {
       if (res.status !== 200) throw new Error(`POST ${res.status}`);
       const credit = await seen;
       lat.push(credit - t0);
+      posted.push({ txnId, wall });
       last = { txnId, t0, wall, credit };
     };
     await Promise.all(
@@ -100,6 +138,7 @@ async function main(): Promise<void> {
       `latency POST->credit over ${n}: p50 ${lat[Math.floor(n / 2)]!.toFixed(0)} ms, ` +
         `min ${lat[0]!.toFixed(0)}, max ${lat[n - 1]!.toFixed(0)}`,
     );
+    await printPhases(stack, posted.slice(-Math.min(40, posted.length)));
     const ids: string[] = [];
     for await (const wf of stack.client.workflow.list({ query: `PaypalTxnId = '${last.txnId}'` }))
       ids.push(wf.workflowId);

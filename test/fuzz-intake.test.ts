@@ -27,20 +27,22 @@ const integration: Integration = {
 };
 
 describe(`in process: decode, summary and intake's field derivation (seed ${SEED})`, () => {
-  // storeIpn's I/O is IpnOutbox.create then IpnMessage.create; here the message becomes the real
-  // mongoose document, validated against the real schema, without a server (fuzz-intake-stack stores for real).
+  // storeIpn's I/O is two driver inserts (outbox, then message); here the message is checked against the
+  // real mongoose schema it bypasses, without a server (fuzz-intake-stack stores for real).
   const conn = mongoose.createConnection();
   const real = bindModels(conn);
   let created: Array<Record<string, unknown>> = [];
   const recording = {
-    IpnOutbox: { create: async (doc: unknown) => doc },
+    IpnOutbox: { collection: { insertOne: async (doc: unknown) => doc } },
     IpnMessage: {
-      create: async (doc: Record<string, unknown>) => {
-        const m = new real.IpnMessage(doc);
-        const invalid = m.validateSync();
-        if (invalid) throw invalid;
-        created.push(doc);
-        return m;
+      collection: {
+        insertOne: async (doc: Record<string, unknown>) => {
+          const m = new real.IpnMessage(doc);
+          const invalid = m.validateSync();
+          if (invalid) throw invalid;
+          created.push(doc);
+          return { acknowledged: true, insertedId: doc._id };
+        },
       },
     },
   } as unknown as Models;

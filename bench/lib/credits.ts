@@ -1,6 +1,9 @@
 import type { Models } from '../../src/db/models';
 import { nowMs, sleep } from './load';
 
+/** How often the watch looks while no payment waits for a credit. */
+const IDLE_POLL_MS = 100;
+
 /**
  * Notices credits to one ledger account by following its chain of entries, whose ids are
  * `${accountId}:${seq}` (src/ledger/ledger.ts): one lookup by `_id` per poll, plus one per entry
@@ -58,7 +61,8 @@ export class CreditWatch {
         .findOne({ _id: `${this.accountId}:${this.head + 1}` as never }, { projection: { txnId: 1, kind: 1 } })
         .catch(() => null); // a busy database is measured, not fatal: try again next poll
       if (!entry) {
-        await sleep(this.intervalMs);
+        // Polling fast costs the database it measures: fast only while a payment waits for its credit.
+        await sleep(this.waiting.size > 0 ? this.intervalMs : IDLE_POLL_MS);
         continue;
       }
       this.head++;
