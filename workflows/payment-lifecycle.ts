@@ -153,6 +153,15 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
   setHandler(paymentStateQuery, () => state);
   const orphanGraceSeconds = input.orphanGraceSeconds ?? DEFAULT_ORPHAN_GRACE_SECONDS;
 
+  /** One input through the rules; the state is shown and saved before any outcome is recorded. */
+  const apply = async (item: PaymentInput, known: PaymentFacts = {}) => {
+    const decision = await decide(state, item, orphanGraceSeconds, known);
+    state = decision.state;
+    publish(state);
+    await act.savePaymentState(state);
+    return decision;
+  };
+
   /**
    * A stored message, proven and checked here (examineMessage), then through the rules as a
    * verified event. Its outcome and the event are recorded on the message in one write.
@@ -186,14 +195,7 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
     });
     if (examined.kind === 'refused') {
       // Not ours to take (an id typed into the Web UI): recorded and ignored like any malformed signal.
-      const decision = await decide(
-        state,
-        { type: 'malformed', signal: 'ipnMessage', issues: examined.detail },
-        orphanGraceSeconds,
-      );
-      state = decision.state;
-      publish(state);
-      await act.savePaymentState(state);
+      await apply({ type: 'malformed', signal: 'ipnMessage', issues: examined.detail });
       return;
     }
     if (examined.kind === 'finished') {
@@ -201,11 +203,11 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
       return;
     }
     const route = classify(examined.msg.summary);
-    const ours =
-      'paymentTxnId' in route &&
-      route.paymentTxnId === input.paymentTxnId &&
-      examined.msg.integration.id === input.integrationId;
-    if (!ours || route.kind !== 'payment') {
+    if (
+      route.kind !== 'payment' ||
+      route.paymentTxnId !== input.paymentTxnId ||
+      examined.msg.integration.id !== input.integrationId
+    ) {
       // The dispatcher routes by the same rule from the same bytes: reaching here is a bug, shown to a person.
       const detail = `dispatched to ${input.paymentTxnId} but routes as ${route.kind}`;
       await act.raiseAlert({ kind: 'ipn_misrouted', messageId, detail });
@@ -213,10 +215,8 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
       return;
     }
     const event = paymentEventOf(messageId, examined.msg, route);
-    const decision = await decide(state, { type: 'ipn', event }, orphanGraceSeconds, { proof: { ok: true } });
-    state = decision.state;
-    publish(state);
-    await act.savePaymentState(state);
+    // Proven here: this workflow loaded and verified the message the event comes from.
+    const decision = await apply({ type: 'ipn', event }, { proof: { ok: true } });
     const outcome = decision.outcome ?? { messageId, outcome: 'routed', detail: `payment ${input.paymentTxnId}` };
     const allFlags = [...flags, ...event.flags, ...(outcome.flags ?? []), ...(outcome.addFlags ?? [])];
     await act.recordMessageOutcome({
@@ -242,10 +242,7 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
         await takeMessage(item.messageId);
         continue;
       }
-      const decision = await decide(state, item, orphanGraceSeconds);
-      state = decision.state;
-      publish(state);
-      await act.savePaymentState(state);
+      const decision = await apply(item);
       // Only once the payment's state is saved: whoever reads the message then finds both agree.
       // A Mass Pay IPN carries many items, each a payment of its own: its outcome is processIpn's to record.
       const oneOfMany = item.type === 'ipn' && item.event.txnType === 'masspay';
