@@ -66,17 +66,15 @@ export async function storeIpn(
   ];
   const state = ignoredFor.length ? 'ignored' : 'received';
   const _id = new Types.ObjectId();
-  const workflowId =
-    state === 'received'
-      ? dispatchWorkflowId({
-          _id: String(_id),
-          integrationId: input.integrationId,
-          txnId: fields.txnId ?? null,
-          txnType: fields.txnType ?? null,
-          paymentStatus: fields.paymentStatus ?? null,
-          paymentTxnId,
-        })
-      : null;
+  const routing = {
+    _id: String(_id),
+    integrationId: input.integrationId,
+    txnId: fields.txnId ?? null,
+    txnType: fields.txnType ?? null,
+    paymentStatus: fields.paymentStatus ?? null,
+    paymentTxnId,
+  };
+  const workflowId = state === 'received' ? dispatchWorkflowId(routing) : null;
   // Straight to the driver: PayPal's door skips mongoose's document machinery (casting, validation,
   // hooks). test/fuzz-intake.test.ts checks every document built here against the mongoose schema.
   const doc = {
@@ -92,16 +90,7 @@ export async function storeIpn(
   if (state === 'received')
     await retryTransientStoreErrors('store outbox entry', () => models.IpnOutbox.collection.insertOne({ _id }));
   await retryTransientStoreErrors('store IPN', () => models.IpnMessage.collection.insertOne(doc));
-  return {
-    _id: String(_id),
-    integrationId: input.integrationId,
-    txnId: fields.txnId ?? null,
-    txnType: fields.txnType ?? null,
-    paymentStatus: fields.paymentStatus ?? null,
-    state,
-    paymentTxnId,
-    workflowId,
-  };
+  return { ...routing, state, workflowId };
 }
 
 /** The driver would store an undefined field as null; mongoose leaves it out, and so do we. */
