@@ -147,7 +147,8 @@ export function createMessageActivities({ db, client, config, logger }: Activity
           taskQueue: Context.current().info.taskQueue,
           config: { ...config, PAYMENT_IDLE_CLOSE_SECONDS: idleCloseSeconds },
         },
-        { signal: ipnEventSignal, args: [event] },
+        ipnEventSignal,
+        event,
       );
     },
 

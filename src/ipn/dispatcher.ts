@@ -90,7 +90,7 @@ export class IpnDispatcher {
       if (msg.paymentTxnId) {
         // Its payment verifies and checks it; a second delivery of the same message id changes nothing there.
         const to = { ...msg, paymentTxnId: msg.paymentTxnId, taskQueue: config.TEMPORAL_TASK_QUEUE, config };
-        await signalPayment(client, to, { signal: ipnMessageSignal, args: [{ messageId: msg._id }] });
+        await signalPayment(client, to, ipnMessageSignal, { messageId: msg._id });
       } else
         await client.workflow.start(processIpn, {
           taskQueue: config.TEMPORAL_TASK_QUEUE,

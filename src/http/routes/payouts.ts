@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
 import Router from '@koa/router';
+import type { SignalDefinition } from '@temporalio/client';
 import type { AppDeps } from '../app';
 import { HttpError } from '../errors';
 import { readJson } from '../json-body';
@@ -310,12 +311,7 @@ export function payoutRoutes(deps: AppDeps): Router {
         throw new HttpError(422, ready.reason);
       }
     }
-    ctx.body = await decideAndSignal(
-      batch,
-      { type: 'send', action },
-      sendPayoutSignal as unknown as typeof approvePayoutSignal,
-      action,
-    );
+    ctx.body = await decideAndSignal(batch, { type: 'send', action }, sendPayoutSignal, action);
     ctx.status = 202;
   });
   router.post('/:id/items/:uniqueId/resolve', async (ctx) => {
@@ -332,12 +328,7 @@ export function payoutRoutes(deps: AppDeps): Router {
       await refusedAudit(batch, 'resolve', action, `${action.uniqueId}: ${why}`);
       throw new HttpError(409, `${action.uniqueId}: ${why}`);
     }
-    ctx.body = await decideAndSignal(
-      batch,
-      { type: 'resolve', action },
-      resolvePayoutItemSignal as unknown as typeof approvePayoutSignal,
-      action,
-    );
+    ctx.body = await decideAndSignal(batch, { type: 'resolve', action }, resolvePayoutItemSignal, action);
     ctx.status = 202;
   });
 
@@ -359,11 +350,11 @@ export function payoutRoutes(deps: AppDeps): Router {
   }
 
   /** The workflow refuses the same things (for signals from the Web UI); here refusals answer at once. */
-  async function decideAndSignal(
+  async function decideAndSignal<Payload>(
     batch: PayoutBatchState,
     input: BatchOperatorInput,
-    signal: typeof approvePayoutSignal,
-    payload: unknown,
+    signal: SignalDefinition<[Payload]>,
+    payload: Payload,
   ) {
     const refusal = batchRefusal(batch, input);
     if (refusal) {
@@ -371,12 +362,12 @@ export function payoutRoutes(deps: AppDeps): Router {
       throw new HttpError(refusal.status, refusal.rule);
     }
     const workflowId = payoutWorkflowId(batch.id);
-    await client.workflow.signalWithStart(masspayBatch, {
+    await client.workflow.signalWithStart<typeof masspayBatch, [Payload]>(masspayBatch, {
       workflowId,
       taskQueue: config.TEMPORAL_TASK_QUEUE,
       args: [batchWorkflowInput(batch.id, config)],
       signal,
-      signalArgs: [payload as never],
+      signalArgs: [payload],
       typedSearchAttributes: searchAttributes(batch.id, batch.integrationId),
     });
     return { workflowId, signal: signal.name, accepted: true };
