@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
-import { WORKFLOW_BUNDLE } from '../src/temporal/bundle';
+import { quietBundlerLogger, WORKFLOW_BUNDLE } from '../src/temporal/bundle';
 import { ConfigSchema } from '../src/config';
 import { startMongoServer, type MongoServer } from '../src/dev/services/mongo-server';
 import { startTemporalServer, type TemporalServer } from '../src/dev/services/temporal-server';
@@ -76,17 +76,6 @@ const FLOOR_CONCURRENCIES = [4, 16] as const;
 const CREDIT_POLL_MS = 20;
 const BENCH_CUSTOMER = 'bench-customer';
 const say = (m: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${m}\n`);
-const quietLogger = (() => {
-  const quiet = () => {};
-  return {
-    trace: quiet,
-    debug: quiet,
-    info: quiet,
-    warn: quiet,
-    error: (m: string, meta?: unknown) => console.error(m, meta),
-    log: quiet,
-  };
-})();
 
 async function postOk(url: string, body: Buffer): Promise<void> {
   const res = await fetch(url, {
@@ -219,10 +208,14 @@ async function main(): Promise<void> {
     say('bundling workflows');
     const serviceBundle = path.join(dir, 'service-workflows.js');
     const floorBundle = path.join(dir, 'floor-workflows.js');
-    fs.writeFileSync(serviceBundle, (await bundleWorkflowCode({ ...WORKFLOW_BUNDLE, logger: quietLogger })).code);
+    fs.writeFileSync(
+      serviceBundle,
+      (await bundleWorkflowCode({ ...WORKFLOW_BUNDLE, logger: quietBundlerLogger })).code,
+    );
     fs.writeFileSync(
       floorBundle,
-      (await bundleWorkflowCode({ workflowsPath: require.resolve('./floor/workflows'), logger: quietLogger })).code,
+      (await bundleWorkflowCode({ workflowsPath: require.resolve('./floor/workflows'), logger: quietBundlerLogger }))
+        .code,
     );
     process.env.IPNFLOW_TEST_WORKFLOW_BUNDLE = serviceBundle;
 

@@ -19,6 +19,17 @@ export const WORKFLOW_BUNDLE = {
   preloadModules: [require.resolve('./workflow-preload')],
 };
 
+const quiet = () => {};
+/** For bundling in tests and benches: webpack's progress is noise there, its errors are not. */
+export const quietBundlerLogger = {
+  trace: quiet,
+  debug: quiet,
+  info: quiet,
+  warn: quiet,
+  error: (m: string, meta?: unknown) => console.error(m, meta),
+  log: quiet,
+};
+
 export const PREBUILT_BUNDLE = path.resolve(__dirname, '../../workflow-bundle.js');
 
 export function prebuiltBundle(): string | undefined {

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
-import { WORKFLOW_BUNDLE } from '../../src/temporal/bundle';
+import { quietBundlerLogger, WORKFLOW_BUNDLE } from '../../src/temporal/bundle';
 import { startTemporalServer, type TemporalServer } from '../../src/dev/services/temporal-server';
 import { startMongoServer, type MongoServer } from '../../src/dev/services/mongo-server';
 
@@ -38,13 +38,3 @@ export default async function globalSetup(): Promise<void> {
       `${mongo ? `${mongo.kind}${mongo.backend ? ` on ${mongo.backend}` : ''} ${mongo.uri}` : 'external'}`,
   );
 }
-
-const quiet = () => {};
-const quietBundlerLogger = {
-  trace: quiet,
-  debug: quiet,
-  info: quiet,
-  warn: quiet,
-  error: (m: string, meta?: unknown) => console.error(m, meta),
-  log: quiet,
-};
