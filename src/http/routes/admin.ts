@@ -29,7 +29,7 @@ export function adminRoutes(deps: AppDeps): Router {
   const { db, client, config } = deps;
   const { models } = db;
   const ledger = new Ledger(models);
-  // Token checked by adminGuard (app.ts) before any routing. Case-sensitive so that only the
+  // Mounted behind the token by adminApiRoutes (and adminGuard in app.ts). Case-sensitive so that only the
   // canonical spelling of a route exists.
   const router = new Router({ prefix: '/admin', sensitive: true });
 
