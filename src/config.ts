@@ -57,8 +57,10 @@ export const ConfigSchema = z.object({
   NODE_ENV: z.string().optional(),
   /**
    * Sandbox integrations take PayPal test payments, which anyone can send with PayPal's IPN
-   * Simulator; their money is kept apart from live money, but production has no use for them.
-   * Default: false when NODE_ENV=production, true otherwise.
+   * Simulator, and may skip verification; their money is kept apart from live money, but a
+   * deployment has no use for them. Default: true only when NODE_ENV is development or test (an
+   * unset NODE_ENV is a deployment that forgot to say, not a developer); `npm start` and the test
+   * stack turn it on explicitly.
    */
   ALLOW_SANDBOX_INTEGRATIONS: z.stringbool().optional(),
 });
@@ -81,7 +83,7 @@ export function loadConfig(
 ): Config {
   const input: Record<string, string | undefined> = {};
   for (const key of Object.keys(ConfigSchema.shape)) input[key] = env[key] === '' ? undefined : env[key];
-  Object.assign(input, overrides);
+  for (const [key, value] of Object.entries(overrides)) input[key] = value === '' ? undefined : value;
   const parsed = ConfigSchema.safeParse(input);
   if (!parsed.success) {
     throw new ConfigError(
@@ -97,7 +99,8 @@ export function loadConfig(
       }),
     );
   }
-  const allowSandbox = parsed.data.ALLOW_SANDBOX_INTEGRATIONS ?? parsed.data.NODE_ENV !== 'production';
+  const allowSandbox =
+    parsed.data.ALLOW_SANDBOX_INTEGRATIONS ?? ['development', 'test'].includes(parsed.data.NODE_ENV ?? '');
   return { ...parsed.data, ALLOW_SANDBOX_INTEGRATIONS: allowSandbox, paypalLiveVerifyUrl: LIVE_VERIFY_URL };
 }
 

@@ -81,6 +81,8 @@ async function main() {
       PAYPAL_SANDBOX_VERIFY_URL: process.env.PAYPAL_SANDBOX_VERIFY_URL || sim.verifyUrl,
       // Likewise the recurring-payments API (NVP) for sandbox integrations: the simulator answers.
       PAYPAL_SANDBOX_NVP_URL: process.env.PAYPAL_SANDBOX_NVP_URL || sim.nvpUrl,
+      // The dev stack seeds a sandbox integration; off by default anywhere but development and tests.
+      ALLOW_SANDBOX_INTEGRATIONS: process.env.ALLOW_SANDBOX_INTEGRATIONS || 'true',
     });
     const logger = createLogger(config.LOG_LEVEL);
     const db = await connectDatabase(config.MONGODB_URI, config.MONGODB_DB);
