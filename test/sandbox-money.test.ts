@@ -272,7 +272,7 @@ describe('production refuses sandbox integrations unless allowed', () => {
   });
 
   test('an IPN to an earlier sandbox integration is stored, flagged and ignored: no workflow, no money', async () => {
-    await saveIntegration(prod.db.models, 'legacy-sbx', { name: 'From before', ...SELLER });
+    await saveIntegration(prod.db.models, 'legacy-sbx', { name: 'From before', ...SELLER }, 'test');
     await prod.admin('PUT', `/admin/customers/${CUSTOMER}`, {
       name: 'Buyer',
       paypalEmails: ['buyer@paypalsandbox.com'],
