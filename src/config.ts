@@ -53,6 +53,11 @@ export const ConfigSchema = z.object({
   MASSPAY_PROCESSED_DEADLINE_SECONDS: positiveInt.default(48 * 3_600),
   /** ...and with no Completed IPN after this long (PayPal returns unclaimed items after 30 days). */
   MASSPAY_COMPLETED_DEADLINE_SECONDS: positiveInt.default(35 * 24 * 3_600),
+  /**
+   * Raw IPN bodies of messages settled longer ago than this are emptied (their parsed fields, length
+   * and SHA-256 stay); pending, parked and held messages keep theirs. Swept daily by a Temporal Schedule.
+   */
+  RAW_BODY_RETENTION_DAYS: positiveInt.default(400),
   /** Only to choose ALLOW_SANDBOX_INTEGRATIONS' default (the Dockerfile sets production). */
   NODE_ENV: z.string().optional(),
   /**

@@ -2,6 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadConfig, publicBaseUrl, ConfigError } from '../config';
+import { ensureRawRetentionSchedule } from '../retention/schedule';
 import { connectDatabase } from '../db/connection';
 import { serveApi } from '../server';
 import { createLogger, redactUri } from '../logger';
@@ -92,6 +93,7 @@ async function main() {
 
     say('bundling workflows and starting the worker...');
     const { worker, connection } = await createWorker({ config, db, client, logger });
+    await ensureRawRetentionSchedule(client, config);
     const workerDone = worker.run();
     stops.push(async () => {
       if (worker.getState() === 'RUNNING') worker.shutdown();
