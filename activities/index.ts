@@ -8,6 +8,7 @@ import { createPaymentActivities } from './payments';
 import { createProfileActivities } from './profiles';
 import { createPayoutActivities } from './payouts';
 import { createVerifyActivities } from './verify';
+import { createRetentionActivities } from './retention';
 
 export interface ActivityDeps {
   db: Database;
@@ -24,6 +25,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createLedgerActivities(deps),
     ...createProfileActivities(deps),
     ...createPayoutActivities(deps),
+    ...createRetentionActivities(deps),
   };
 }
 

@@ -94,6 +94,7 @@ export function createMessageActivities({ db, client, config, logger }: Activity
       const set = {
         state: outcome,
         outcome: detail,
+        outcomeAt: new Date(),
         ...(flags ? { flags } : {}),
         ...(routedEvent ? { routedEvent } : {}),
         ...(receivedEvents ? { receivedEvents } : {}),

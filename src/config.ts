@@ -53,12 +53,19 @@ export const ConfigSchema = z.object({
   MASSPAY_PROCESSED_DEADLINE_SECONDS: positiveInt.default(48 * 3_600),
   /** ...and with no Completed IPN after this long (PayPal returns unclaimed items after 30 days). */
   MASSPAY_COMPLETED_DEADLINE_SECONDS: positiveInt.default(35 * 24 * 3_600),
+  /**
+   * Raw IPN bodies of messages settled longer ago than this are emptied (their parsed fields, length
+   * and SHA-256 stay); pending, parked and held messages keep theirs. Swept daily by a Temporal Schedule.
+   */
+  RAW_BODY_RETENTION_DAYS: positiveInt.default(400),
   /** Only to choose ALLOW_SANDBOX_INTEGRATIONS' default (the Dockerfile sets production). */
   NODE_ENV: z.string().optional(),
   /**
    * Sandbox integrations take PayPal test payments, which anyone can send with PayPal's IPN
-   * Simulator; their money is kept apart from live money, but production has no use for them.
-   * Default: false when NODE_ENV=production, true otherwise.
+   * Simulator, and may skip verification; their money is kept apart from live money, but a
+   * deployment has no use for them. Default: true only when NODE_ENV is development or test (an
+   * unset NODE_ENV is a deployment that forgot to say, not a developer); `npm start` and the test
+   * stack turn it on explicitly.
    */
   ALLOW_SANDBOX_INTEGRATIONS: z.stringbool().optional(),
 });
@@ -81,7 +88,7 @@ export function loadConfig(
 ): Config {
   const input: Record<string, string | undefined> = {};
   for (const key of Object.keys(ConfigSchema.shape)) input[key] = env[key] === '' ? undefined : env[key];
-  Object.assign(input, overrides);
+  for (const [key, value] of Object.entries(overrides)) input[key] = value === '' ? undefined : value;
   const parsed = ConfigSchema.safeParse(input);
   if (!parsed.success) {
     throw new ConfigError(
@@ -97,7 +104,8 @@ export function loadConfig(
       }),
     );
   }
-  const allowSandbox = parsed.data.ALLOW_SANDBOX_INTEGRATIONS ?? parsed.data.NODE_ENV !== 'production';
+  const allowSandbox =
+    parsed.data.ALLOW_SANDBOX_INTEGRATIONS ?? ['development', 'test'].includes(parsed.data.NODE_ENV ?? '');
   return { ...parsed.data, ALLOW_SANDBOX_INTEGRATIONS: allowSandbox, paypalLiveVerifyUrl: LIVE_VERIFY_URL };
 }
 

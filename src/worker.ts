@@ -4,6 +4,7 @@ import { createLogger } from './logger';
 import { connectTemporalClient } from './temporal/client';
 import { prebuiltBundle } from './temporal/bundle';
 import { createWorker } from './temporal/worker';
+import { ensureRawRetentionSchedule } from './retention/schedule';
 
 /** Production worker process: runs workflows and activities until SIGINT/SIGTERM. */
 async function main() {
@@ -12,6 +13,7 @@ async function main() {
   const db = await connectDatabase(config.MONGODB_URI, config.MONGODB_DB);
   const client = await connectTemporalClient(config);
   const { worker, connection } = await createWorker({ config, db, client, logger });
+  await ensureRawRetentionSchedule(client, config);
   logger.info(
     { taskQueue: config.TEMPORAL_TASK_QUEUE, workflowBundle: prebuiltBundle() ?? 'bundled at start' },
     'worker running',

@@ -1,5 +1,8 @@
 import http from 'node:http';
-import { adminRoutes } from '../src/http/routes/admin';
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import Koa from 'koa';
+import { adminApiRoutes } from '../src/http/routes/admin-api';
 import { createLogger } from '../src/logger';
 import { IntakeIntegrations } from '../src/integrations/intake-cache';
 import { paymentWorkflowId } from '../src/domain/workflow-ids';
@@ -39,8 +42,8 @@ const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'];
 const WRONG_TOKEN = 'Bearer ' + 'x'.repeat(48);
 
 /** Raw HTTP, so the path goes on the wire exactly as written (fetch would resolve dots and slashes). */
-function send(method: string, path: string, authorization?: string, body?: unknown) {
-  const { hostname, port } = new URL(stack.baseUrl);
+function send(method: string, path: string, authorization?: string, body?: unknown, baseUrl = stack.baseUrl) {
+  const { hostname, port } = new URL(baseUrl);
   const payload = body === undefined ? undefined : JSON.stringify(body);
   return new Promise<{ status: number; headers: http.IncomingHttpHeaders; text: string }>((resolve, reject) => {
     const req = http.request(
@@ -67,13 +70,12 @@ function send(method: string, path: string, authorization?: string, body?: unkno
   });
 }
 
-/** Each admin route as [methods, path with its params filled in], from the router's own layers. */
+const adminApi = () =>
+  adminApiRoutes({ ...stack, logger: createLogger('silent'), integrations: new IntakeIntegrations(stack.db.models) });
+
+/** Each admin route (payouts and profiles too) as [methods, path with params filled in], from its layers. */
 function adminRouteList(): Array<{ methods: string[]; path: string }> {
-  const router = adminRoutes({
-    ...stack,
-    logger: createLogger('silent'),
-    integrations: new IntakeIntegrations(stack.db.models),
-  });
+  const router = adminApi();
   const routes = router.stack
     .filter((layer) => layer.methods.length > 0)
     .map((layer) => ({
@@ -82,7 +84,7 @@ function adminRouteList(): Array<{ methods: string[]; path: string }> {
         name === 'txnId' ? HELD_TXN : String(layer.path).includes('/messages/') ? messageId : 'auth-new',
       ),
     }));
-  expect(routes.length).toBeGreaterThanOrEqual(14);
+  expect(routes.length).toBeGreaterThanOrEqual(30);
   expect(routes.every((r) => r.path.startsWith('/admin/') && !r.path.includes(':'))).toBe(true);
   return routes;
 }
@@ -178,7 +180,11 @@ test('no admin route answers, in any spelling or method, without the right token
   expect(await stack.db.models.Customer.findById('c-auth').lean()).toMatchObject({
     name: 'Would be credited by a bypass',
   });
-  expect(await stack.db.models.AuditEvent.countDocuments({})).toBe(0);
+  // Only beforeAll's own configuration changes are audited.
+  expect((await stack.db.models.AuditEvent.find({}).sort({ _id: 1 }).lean()).map((e) => e.action)).toEqual([
+    'integration_created',
+    'customer_created',
+  ]);
   expect(await stack.db.models.LedgerEntry.countDocuments({})).toBe(0);
   const state = await stack.client.workflow.getHandle(paymentWorkflowId(INT, HELD_TXN)).query<PaymentState>('state');
   expect(state).toMatchObject({ phase: 'held', hold: { reason: 'no_customer_match' }, customerId: null });
@@ -213,4 +219,93 @@ test('with the right token every route answers, and only by its own spelling', a
   });
   expect(assign.status).toBe(202);
   await waitFor('credit after assign', async () => (await balanceMinor(stack, 'c-auth', 'USD')) === 1234);
+});
+
+/**
+ * Traversal inside a route parameter: the router decodes `%2F` inside `:id` while a path-level reading
+ * resolves the `..` and pops /admin itself. Every spelling needs the token, and with it is refused.
+ */
+const TRAVERSALS: Array<[method: string, path: string]> = [
+  ['GET', '/admin/customers/..%2F..%2Fx/ledger'],
+  ['GET', '/admin/customers/..%2f..%2fx/ledger'],
+  ['GET', '/admin/customers/..%252F..%252Fx/ledger'],
+  ['GET', '/admin/customers/..%5C..%5Cx/ledger'],
+  ['GET', '/admin/customers/..%5c..%5cc-auth/ledger'],
+  ['GET', '/admin/customers/c-auth%2F..%2F..%2F..%2Fx/ledger'],
+  ['GET', '/admin/customers/%2E%2E/ledger'],
+  ['GET', '/admin/customers/%2e/ledger'],
+  ['GET', '/admin/customers/./ledger'],
+  ['GET', '/admin/customers/c-auth/./ledger'],
+  ['GET', '/admin/customers//ledger'],
+  ['GET', '/admin/customers/%2F%2Fc-auth/ledger'],
+  ['GET', '/admin/customers/c-auth./ledger'],
+  ['GET', '/admin/customers/c-auth../ledger'],
+  ['GET', '/admin/customers/c-auth/ledger/..'],
+  ['GET', '/admin/customers/c-auth/ledger/.'],
+  ['GET', '/admin/customers/..'],
+  ['GET', '/ADMIN/customers/..%2F..%2Fx/ledger'],
+  ['GET', '/Admin/customers/..%2F..%2Fadmin/ledger'],
+  ['GET', '/aDmIn/customers/..%2F..%2F..%2Fhealthz'],
+  ['GET', '/admin/integrations/..%2F..%2Fx'],
+  ['PUT', '/admin/integrations/..%2F..%2Fx'],
+  ['GET', '/admin/payments/..%2F..%2Fx'],
+  ['GET', `/admin/payments/${HELD_TXN}%2F..%2F..%2F..%2Fx`],
+  ['POST', `/admin/payments/..%2F..%2F${HELD_TXN}/approve`],
+  ['POST', `/admin/payments/..%2F..%2Fx/assign`],
+  ['DELETE', '/admin/customers/..%2F..%2Fx/ledger'],
+  ['OPTIONS', '/admin/customers/..%2F..%2Fx/ledger'],
+  ['GET', '/admin/messages/..%2F..%2Fx'],
+  ['GET', '/admin/profiles/..%2F..%2Fx'],
+  ['POST', '/admin/profiles/..%2F..%2Fx/cancel'],
+  ['GET', '/admin/payouts/..%2F..%2Fx'],
+  ['GET', '/admin/payouts/..%2F..%2Fx/masspay-file'],
+  ['POST', '/admin/payouts/x/items/..%2F..%2Fy/resolve'],
+];
+
+test('traversal inside a parameter: 401 without the token, 400 with it, never 200', async () => {
+  const bearer = `Bearer ${stack.adminToken}`;
+  const answers: string[] = [];
+  for (const [method, path] of TRAVERSALS) {
+    const body = ['POST', 'PUT'].includes(method) ? BODY : undefined;
+    const without = await send(method, path, undefined, body);
+    const wrong = await send(method, path, WRONG_TOKEN, body);
+    const withToken = await send(method, path, bearer, body);
+    answers.push(`${method} ${path}: ${without.status} ${wrong.status} ${withToken.status}`);
+    if (without.headers.allow !== undefined) answers.push(`${method} ${path} leaks Allow without the token`);
+  }
+  expect(answers).toEqual(TRAVERSALS.map(([method, path]) => `${method} ${path}: 401 401 400`));
+  // The 400 says why, for whoever mistyped an id.
+  const res = await send('GET', '/admin/customers/..%2F..%2Fx/ledger', bearer);
+  expect(JSON.parse(res.text)).toEqual({ error: expect.stringContaining('encoded separator') });
+
+  // Dots inside an id are no traversal: the route answers as for any unknown id.
+  expect((await send('GET', '/admin/payments/A.B', bearer)).status).toBe(404);
+  expect((await send('GET', '/admin/customers/c-auth/ledger', bearer)).status).toBe(200);
+  // Nothing a slipped request could have done happened.
+  expect(await stack.db.models.Integration.exists({ _id: '../../x' })).toBeNull();
+  expect(await stack.db.models.Integration.countDocuments({})).toBe(2);
+});
+
+test('the admin router guards its own handlers, even mounted without the app-level guard', async () => {
+  const app = new Koa();
+  app.use(adminApi().routes());
+  const server = app.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  try {
+    const bearer = `Bearer ${stack.adminToken}`;
+    const ledgerVia = (id: string, auth?: string) =>
+      send('GET', `/admin/customers/${id}/ledger`, auth, undefined, base);
+    expect((await ledgerVia('c-auth')).status).toBe(401);
+    expect((await ledgerVia('..%2F..%2Fx')).status).toBe(401);
+    expect((await ledgerVia('c-auth', bearer)).status).toBe(200);
+    // The router's own reading of the parameter, decoded once by it and again by the check.
+    for (const id of ['..%2F..%2Fx', '..%252F..%252Fx', '%5C..', '%2E%2E', 'c-auth.']) {
+      const res = await ledgerVia(id, bearer);
+      expect([id, res.status, JSON.parse(res.text).error]).toEqual([id, 400, expect.stringContaining('(in :id)')]);
+    }
+    expect((await send('PUT', '/admin/integrations/..%2F..%2Fy', undefined, BODY, base)).status).toBe(401);
+  } finally {
+    server.close();
+  }
 });

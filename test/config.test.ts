@@ -70,10 +70,13 @@ test('empty strings count as unset', () => {
   expect(loadConfig({ ...valid, PORT: '' }).PORT).toBe(3000);
 });
 
-test('sandbox integrations are refused in production unless ALLOW_SANDBOX_INTEGRATIONS says otherwise', () => {
-  expect(loadConfig(valid).ALLOW_SANDBOX_INTEGRATIONS).toBe(true);
+test('sandbox integrations are refused outside development unless ALLOW_SANDBOX_INTEGRATIONS says otherwise', () => {
+  expect(loadConfig(valid).ALLOW_SANDBOX_INTEGRATIONS).toBe(false); // NODE_ENV unset
   expect(loadConfig({ ...valid, NODE_ENV: 'development' }).ALLOW_SANDBOX_INTEGRATIONS).toBe(true);
+  expect(loadConfig({ ...valid, NODE_ENV: 'test' }).ALLOW_SANDBOX_INTEGRATIONS).toBe(true);
   expect(loadConfig({ ...valid, NODE_ENV: 'production' }).ALLOW_SANDBOX_INTEGRATIONS).toBe(false);
+  expect(loadConfig({ ...valid, NODE_ENV: 'staging' }).ALLOW_SANDBOX_INTEGRATIONS).toBe(false);
+  expect(loadConfig({ ...valid, NODE_ENV: '' }).ALLOW_SANDBOX_INTEGRATIONS).toBe(false);
   expect(
     loadConfig({ ...valid, NODE_ENV: 'production', ALLOW_SANDBOX_INTEGRATIONS: 'true' }).ALLOW_SANDBOX_INTEGRATIONS,
   ).toBe(true);

@@ -327,6 +327,23 @@ describe('operator decisions', () => {
     expect(d.state.creditedMinor).toBe(1234);
   });
 
+  test('a live message held on a sandbox integration: approve refused, assign cannot credit it either', () => {
+    const world = newWorld();
+    const flagged = event('payment', 'Completed', 5000, { flags: ['live_message_on_sandbox'] });
+    const { state } = runAll(world, [ipn(flagged)]);
+    expect(state.hold).toMatchObject({ reason: 'checks_failed:live_message_on_sandbox' });
+    const why = refusalOf(state, { type: 'approve', action: op });
+    expect(why).toMatch(/^sandbox_integration_live_money: P1 came without test_ipn/);
+    const approved = runAll(world, [{ type: 'approve', action: op }], state).state;
+    expect(approved).toMatchObject({ phase: 'held', creditedMinor: 0, approvedFlags: [] });
+    const assigned = runAll(world, [{ type: 'assign', action: { ...op, customerId: 'c2' } }], approved).state;
+    expect(assigned).toMatchObject({ phase: 'held', hold: { reason: 'checks_failed:live_message_on_sandbox' } });
+    expect(world.postings.size).toBe(0);
+    expect(runAll(world, [{ type: 'reject', action: op }], assigned).state.phase).toBe('rejected');
+    // Histories recorded before the rule replay as they were (the workflow asks patched()).
+    expect(refusalOf(state, { type: 'approve', action: op }, { refuseLiveOnSandbox: false })).toBeNull();
+  });
+
   test('acknowledge closes a dispute; assigning an unknown customer is refused', () => {
     const world = newWorld();
     let { state } = runAll(world, [ipn(event('dispute', 'new_case', 0, { grossMinor: null, creditMinor: null }))]);

@@ -2,15 +2,11 @@ import type { ActivityDeps } from '../activities';
 import { createPaymentActivities } from '../activities/payments';
 import { saveIntegration } from '../src/integrations/store';
 import { LedgerError, type PostingRequest } from '../src/ledger/ledger';
-import {
-  balanceMinor,
-  createTestStack,
-  deliverIpn,
-  sample,
-  waitFor,
-  withFields,
-  type TestStack,
-} from './support/stack';
+import { LIVE_ON_SANDBOX_RULE } from '../src/domain/payment-decide';
+import type { PaymentState } from '../src/domain/payment-state';
+import { paymentWorkflowId } from '../src/domain/workflow-ids';
+import { approveSignal } from '../workflows/payment-lifecycle';
+import { createTestStack, deliverIpn, sample, waitFor, withFields, type TestStack } from './support/stack';
 
 /**
  * PayPal's sandbox (and its public IPN Simulator, which anyone can point at us) pays in test
@@ -27,7 +23,7 @@ const customer = async () => (await stack.admin('GET', `/admin/customers/${CUSTO
 
 beforeAll(async () => {
   stack = await createTestStack('sandbox-money');
-  expect(stack.config.ALLOW_SANDBOX_INTEGRATIONS).toBe(true); // NODE_ENV=test
+  expect(stack.config.ALLOW_SANDBOX_INTEGRATIONS).toBe(true); // the test stack turns it on
   expect(await stack.admin('PUT', '/admin/integrations/sbx', { name: 'Sandbox shop', ...SELLER })).toMatchObject({
     status: 200,
   });
@@ -67,21 +63,61 @@ describe('sandbox and live money for the same customer and currency', () => {
     });
   });
 
-  test('a live payment (no test_ipn) credits the live balance only', async () => {
+  test('a live message (no test_ipn) on a sandbox integration: approve refused, no live money', async () => {
+    // Forged as live (anyone can: this integration skips the postback), held live_message_on_sandbox.
     const live = withFields(BASE, { txn_id: 'LIVE-1', test_ipn: '', mc_gross: '50.00', mc_gross1: '50.00' });
     expect((await deliverIpn(stack, 'sbx-unverified', live)).state).toBe('applied:held');
+    const held = await stack.admin('GET', '/admin/payments/LIVE-1');
+    expect(held.body).toMatchObject({ state: 'held', holdReason: 'checks_failed:live_message_on_sandbox' });
+    const approve = await stack.admin('POST', '/admin/payments/LIVE-1/approve', {
+      operator: 'alice',
+      reason: 'real payment, checked in PayPal',
+    });
+    expect(approve).toMatchObject({ status: 409, body: { error: expect.stringContaining(LIVE_ON_SANDBOX_RULE) } });
+    // The Web UI's signal reaches the workflow without the API: it refuses alike.
+    const handle = stack.client.workflow.getHandle(paymentWorkflowId('sbx-unverified', 'LIVE-1'));
+    await handle.signal(approveSignal, { operator: 'bob', reason: 'approved from the Web UI' });
+    await waitFor('refusal in the audit', () =>
+      stack.db.models.AuditEvent.findOne({ txnId: 'LIVE-1', actor: 'bob', action: 'approve_refused' }).lean(),
+    );
+    expect(await handle.query<PaymentState>('state')).toMatchObject({
+      phase: 'held',
+      creditedMinor: 0,
+      hold: { reason: 'checks_failed:live_message_on_sandbox' },
+    });
+    expect(await stack.db.models.LedgerEntry.countDocuments({ txnId: 'LIVE-1' })).toBe(0);
+    expect(await customer()).toMatchObject({
+      balances: [],
+      sandboxBalances: [{ currency: 'USD', balanceMinor: 1234, balance: '12.34' }],
+    });
     expect(
-      (
-        await stack.admin('POST', '/admin/payments/LIVE-1/approve', {
-          operator: 'alice',
-          reason: 'real payment, checked in PayPal',
-        })
-      ).status,
-    ).toBe(202);
-    await waitFor('live credit', async () => (await balanceMinor(stack, CUSTOMER, 'USD', 'live')) === 5000);
-    expect(await stack.db.models.LedgerEntry.find({ txnId: 'LIVE-1' }).lean()).toEqual([
-      expect.objectContaining({ accountId: `${CUSTOMER}:USD`, mode: 'live', amountMinor: 5000 }),
-    ]);
+      await stack.admin('POST', '/admin/payments/LIVE-1/reject', { operator: 'alice', reason: 'forged' }),
+    ).toMatchObject({ status: 202 });
+    await waitFor('rejected', async () => (await handle.query<PaymentState>('state')).phase === 'rejected');
+    expect(await stack.ledger.balances(CUSTOMER, 'live')).toEqual([]);
+    expect(await stack.ledger.balances(CUSTOMER, 'sandbox')).toEqual([{ currency: 'USD', balanceMinor: 1234, seq: 1 }]);
+  });
+
+  test('the ledger itself refuses live money for a sandbox integration', async () => {
+    const posting: PostingRequest = {
+      customerId: CUSTOMER,
+      currency: 'USD',
+      mode: 'live',
+      amountMinor: 5000,
+      idempotencyKey: 'credit:sbx-unverified:LIVE-1',
+      reason: 'payment',
+      integrationId: 'sbx-unverified',
+      txnId: 'LIVE-1',
+    };
+    await expect(stack.ledger.post(posting)).rejects.toThrow(/live money from a sandbox integration/);
+    await expect(stack.ledger.post({ ...posting, amountMinor: -1, idempotencyKey: 'debit-1' })).rejects.toThrow(
+      /live money from a sandbox integration/,
+    );
+    expect(await stack.ledger.balances(CUSTOMER, 'live')).toEqual([]);
+    // Live money with no integration behind it (a manual posting) is the ledger's to take.
+    expect(
+      await stack.ledger.post({ ...posting, integrationId: undefined, reason: 'manual', idempotencyKey: 'manual-1' }),
+    ).toMatchObject({ applied: true, balanceAfterMinor: 5000 });
     expect(await customer()).toMatchObject({
       balances: [{ currency: 'USD', balanceMinor: 5000, balance: '50.00' }],
       sandboxBalances: [{ currency: 'USD', balanceMinor: 1234, balance: '12.34' }],
@@ -220,7 +256,8 @@ describe('payment states saved before events carried their mode', () => {
 describe('production refuses sandbox integrations unless allowed', () => {
   let prod: TestStack;
   beforeAll(async () => {
-    prod = await createTestStack('sandbox-prod', { NODE_ENV: 'production' });
+    // '' as if unset: the default for production.
+    prod = await createTestStack('sandbox-prod', { NODE_ENV: 'production', ALLOW_SANDBOX_INTEGRATIONS: '' });
   });
   afterAll(() => prod?.close());
 
@@ -235,7 +272,7 @@ describe('production refuses sandbox integrations unless allowed', () => {
   });
 
   test('an IPN to an earlier sandbox integration is stored, flagged and ignored: no workflow, no money', async () => {
-    await saveIntegration(prod.db.models, 'legacy-sbx', { name: 'From before', ...SELLER });
+    await saveIntegration(prod.db.models, 'legacy-sbx', { name: 'From before', ...SELLER }, 'test');
     await prod.admin('PUT', `/admin/customers/${CUSTOMER}`, {
       name: 'Buyer',
       paypalEmails: ['buyer@paypalsandbox.com'],

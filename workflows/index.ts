@@ -8,6 +8,7 @@ import type * as ProcessIpn from './process-ipn';
 import type * as PaymentLifecycle from './payment-lifecycle';
 import type * as RecurringProfile from './recurring-profile';
 import type * as MasspayBatch from './masspay-batch';
+import type * as RawBodyRetention from './raw-body-retention';
 
 export async function processIpn(...args: Parameters<typeof ProcessIpn.processIpn>) {
   return (await import(/* webpackMode: "eager" */ './process-ipn')).processIpn(...args);
@@ -23,4 +24,8 @@ export async function recurringProfile(...args: Parameters<typeof RecurringProfi
 
 export async function masspayBatch(...args: Parameters<typeof MasspayBatch.masspayBatch>) {
   return (await import(/* webpackMode: "eager" */ './masspay-batch')).masspayBatch(...args);
+}
+
+export async function rawBodyRetention(...args: Parameters<typeof RawBodyRetention.rawBodyRetention>) {
+  return (await import(/* webpackMode: "eager" */ './raw-body-retention')).rawBodyRetention(...args);
 }

@@ -4,6 +4,7 @@ import {
   continueAsNew,
   defineQuery,
   defineSignal,
+  patched,
   proxyLocalActivities,
   setCurrentDetails,
   setHandler,
@@ -21,6 +22,7 @@ import {
 } from '../src/domain/operator-actions';
 import {
   decidePayment,
+  LIVE_ON_SANDBOX_RULE,
   nextWake,
   type FactNeed,
   type PaymentEffect,
@@ -260,11 +262,14 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
 /** One input through the payment rules (see decideWithFacts for how facts and effects run). */
 function decide(state: PaymentState, item: PaymentInput, orphanGraceSeconds: number, known: PaymentFacts = {}) {
   const undecidable: PaymentInput = { type: 'malformed', signal: item.type, issues: 'no decision after 500 facts' };
+  // Asked only where it can matter (an approve), so histories without approves carry no marker.
+  const refuseLiveOnSandbox = item.type === 'approve' ? patched(LIVE_ON_SANDBOX_RULE) : true;
   return decideWithFacts({
     rules: (facts: PaymentFacts, stuck) =>
       decidePayment(state, stuck ? undecidable : item, stuck ? {} : facts, {
         now: new Date().toISOString(),
         orphanGraceSeconds,
+        refuseLiveOnSandbox,
       }),
     fetch: fetchFact,
     run: (effect) => runEffect(effect, state),

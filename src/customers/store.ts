@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { Models } from '../db/models';
 import { isDuplicateKey } from '../ledger/ledger';
 import { getIntegration } from '../integrations/store';
+import { CONFIG_AUDIT_ACTIONS, configChange } from '../domain/config-audit';
 
 export const CustomerInputSchema = z.object({
   name: z.string().trim().min(1),
@@ -25,7 +26,7 @@ export class EmailTakenError extends Error {
  * them and released after, so a crash in between leaves at worst an unused claim, never an
  * email matching two customers.
  */
-export async function saveCustomer(models: Models, id: string, input: unknown) {
+export async function saveCustomer(models: Models, id: string, input: unknown, actor: string) {
   const customer = CustomerInputSchema.parse(input);
   const emails = [...new Set(customer.paypalEmails)];
   for (const email of emails) {
@@ -37,13 +38,26 @@ export async function saveCustomer(models: Models, id: string, input: unknown) {
       if (owner && owner.customerId !== id) throw new EmailTakenError(email, owner.customerId);
     }
   }
-  await models.Customer.replaceOne(
+  const after = { name: customer.name, paypalEmails: emails };
+  // The document before comes from the replace itself: two edits at once are each audited against what they replaced.
+  const before = await models.Customer.findOneAndReplace(
     { _id: id },
-    { _id: id, name: customer.name, paypalEmails: emails },
-    { upsert: true },
-  );
+    { _id: id, ...after },
+    { upsert: true, returnDocument: 'before' },
+  ).lean();
   await models.EmailClaim.deleteMany({ customerId: id, _id: { $nin: emails } });
-  return { id, name: customer.name, paypalEmails: emails };
+  // Which emails match (and may be paid) is what an audit must show; the person's name only that it changed.
+  const change = configChange(before && { name: before.name, paypalEmails: before.paypalEmails }, after, ['name']);
+  if (change) {
+    await models.AuditEvent.create({
+      at: new Date(),
+      actor,
+      action: before ? CONFIG_AUDIT_ACTIONS.customerUpdated : CONFIG_AUDIT_ACTIONS.customerCreated,
+      customerId: id,
+      details: change,
+    });
+  }
+  return { id, ...after };
 }
 
 /** Our id echoed back in `custom` wins over the payer's email, which a person can share or change. */

@@ -65,6 +65,12 @@ const ipnMessageSchema = new Schema(
     routedEvent: Schema.Types.Mixed,
     /** A Mass Pay IPN's items paid to us, each an event its payment entity may apply. */
     receivedEvents: Schema.Types.Mixed,
+    /** When the current outcome was recorded: a settled message's retention counts from here. */
+    outcomeAt: Date,
+    /** Raw bytes emptied by the retention (RAW_BODY_RETENTION_DAYS); their length and digest stay. */
+    rawDroppedAt: Date,
+    rawBytes: Number,
+    rawSha256: String,
   },
   { versionKey: false },
 );

@@ -3,6 +3,9 @@ import { saveIntegration } from '../integrations/store';
 import { saveCustomer } from '../customers/store';
 import { DEMO_NVP_ENV } from './demo-profile';
 
+/** The audit's actor for what `npm start` creates by itself. */
+const SEEDER = 'npm start (demo seed)';
+
 /**
  * A sandbox integration matching PayPal's IPN simulator messages, and a customer paying as the
  * simulator's buyer: enough to watch a payment flow minutes after `npm start`. Created once;
@@ -12,17 +15,23 @@ export async function seedDemo(models: Models): Promise<{ integrationId: string;
   const integrationId = 'demo';
   const customerId = 'demo-customer';
   if (!(await models.Integration.exists({ _id: integrationId }))) {
-    await saveIntegration(models, integrationId, {
-      name: 'Demo (sandbox, PayPal IPN simulator messages)',
-      mode: 'sandbox',
-      allowedCurrencies: ['USD', 'EUR', 'CAD', 'GBP'],
-      receiverEmails: ['seller@paypalsandbox.com'],
-      // The demo recurring profile's operator actions go to the simulator with these (see demo-profile.ts).
-      nvpCredentialsEnv: DEMO_NVP_ENV,
-    });
+    await saveIntegration(
+      models,
+      integrationId,
+      {
+        name: 'Demo (sandbox, PayPal IPN simulator messages)',
+        mode: 'sandbox',
+        allowedCurrencies: ['USD', 'EUR', 'CAD', 'GBP'],
+        receiverEmails: ['seller@paypalsandbox.com'],
+        // The demo recurring profile's operator actions go to the simulator with these (see demo-profile.ts).
+        nvpCredentialsEnv: DEMO_NVP_ENV,
+      },
+      SEEDER,
+    );
   }
   if (!(await models.Customer.exists({ _id: customerId }))) {
-    await saveCustomer(models, customerId, { name: 'Demo VoIP customer', paypalEmails: ['buyer@paypalsandbox.com'] });
+    const demoCustomer = { name: 'Demo VoIP customer', paypalEmails: ['buyer@paypalsandbox.com'] };
+    await saveCustomer(models, customerId, demoCustomer, SEEDER);
   }
   return { integrationId, customerId };
 }

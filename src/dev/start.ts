@@ -2,6 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadConfig, publicBaseUrl, ConfigError } from '../config';
+import { ensureRawRetentionSchedule } from '../retention/schedule';
 import { connectDatabase } from '../db/connection';
 import { serveApi } from '../server';
 import { createLogger, redactUri } from '../logger';
@@ -81,6 +82,8 @@ async function main() {
       PAYPAL_SANDBOX_VERIFY_URL: process.env.PAYPAL_SANDBOX_VERIFY_URL || sim.verifyUrl,
       // Likewise the recurring-payments API (NVP) for sandbox integrations: the simulator answers.
       PAYPAL_SANDBOX_NVP_URL: process.env.PAYPAL_SANDBOX_NVP_URL || sim.nvpUrl,
+      // The dev stack seeds a sandbox integration; off by default anywhere but development and tests.
+      ALLOW_SANDBOX_INTEGRATIONS: process.env.ALLOW_SANDBOX_INTEGRATIONS || 'true',
     });
     const logger = createLogger(config.LOG_LEVEL);
     const db = await connectDatabase(config.MONGODB_URI, config.MONGODB_DB);
@@ -90,6 +93,7 @@ async function main() {
 
     say('bundling workflows and starting the worker...');
     const { worker, connection } = await createWorker({ config, db, client, logger });
+    await ensureRawRetentionSchedule(client, config);
     const workerDone = worker.run();
     stops.push(async () => {
       if (worker.getState() === 'RUNNING') worker.shutdown();

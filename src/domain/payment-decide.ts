@@ -85,7 +85,22 @@ export interface DecideContext {
   now: string;
   /** How long a refund or reversal may wait for a payment we never saw before a person is asked. */
   orphanGraceSeconds: number;
+  /**
+   * Whether approve is refused for a live message held on a sandbox integration (see refusalOf).
+   * Default true; false only where a workflow replays a history recorded before the rule.
+   */
+  refuseLiveOnSandbox?: boolean;
 }
+
+/**
+ * A sandbox integration never posts live money, whatever an operator approves. A message without
+ * test_ipn held on one (`live_message_on_sandbox`) would be credited as live money: anyone can send
+ * it (sandbox integrations may skip verification), and approving is one click. Refusing the approve
+ * is safer than crediting it as sandbox money instead: a message claiming to be live is not test
+ * money either, and the refusal tells the operator what to do (reject it; a real live payment
+ * belongs to a live integration). The ledger refuses such a posting too, as a last line.
+ */
+export const LIVE_ON_SANDBOX_RULE = 'sandbox_integration_live_money';
 
 const NO_MONEY_STATUSES = ['Denied', 'Failed', 'Expired', 'Voided', 'Declined'];
 const HISTORY_LIMIT = 100;
@@ -157,9 +172,22 @@ export function nextWake(
  * Why an operator's decision would be refused now, or null when it matches something pending.
  * The admin API asks the same question before signalling, so both paths refuse alike.
  */
-export function refusalOf(s: PaymentState, input: Extract<PaymentInput, { action: unknown }>): string | null {
+export function refusalOf(
+  s: PaymentState,
+  input: Extract<PaymentInput, { action: unknown }>,
+  rules: { refuseLiveOnSandbox: boolean } = { refuseLiveOnSandbox: true },
+): string | null {
   switch (input.type) {
-    case 'approve':
+    case 'approve': {
+      if (!s.hold) return `nothing is held on ${s.txnId} to approve`;
+      const held = s.hold.on === 'payment' ? s.payment : s.waiting[0];
+      if (rules.refuseLiveOnSandbox && held?.flags.includes('live_message_on_sandbox'))
+        return (
+          `${LIVE_ON_SANDBOX_RULE}: ${held.txnId} came without test_ipn to a sandbox integration, ` +
+          'which never posts live money; reject it (a real live payment belongs to a live integration)'
+        );
+      return null;
+    }
     case 'reject':
       return s.hold ? null : `nothing is held on ${s.txnId} to ${input.type}`;
     case 'acknowledge':
@@ -448,7 +476,7 @@ class Decider {
 
   /** Records and audits a refused decision; true when refused. */
   private refused(input: Extract<PaymentInput, { action: unknown }>, action: string): boolean {
-    const why = refusalOf(this.s, input);
+    const why = refusalOf(this.s, input, { refuseLiveOnSandbox: this.ctx.refuseLiveOnSandbox ?? true });
     if (why === null) return false;
     const a = input.action;
     this.note(`${a.operator} tried to ${input.type}: refused, ${why}`);

@@ -8,11 +8,9 @@ import type { IntakeIntegrations } from '../integrations/intake-cache';
 import { httpDuration } from '../metrics';
 import { adminGuard } from './auth';
 import { errorHandler } from './errors';
-import { adminRoutes } from './routes/admin';
+import { adminApiRoutes } from './routes/admin-api';
 import { healthRoutes } from './routes/health';
 import { ipnRoutes } from './routes/ipn';
-import { profileRoutes } from './routes/profiles';
-import { payoutRoutes } from './routes/payouts';
 
 export interface AppDeps {
   db: Database;
@@ -39,9 +37,12 @@ export function createApp(deps: AppDeps): Koa {
     );
   });
   app.use(errorHandler(deps.logger));
-  // Here, not in the admin router: a router-level check only sees paths the router spells its own way.
-  app.use(adminGuard(requireAdminTokenConfig(deps.config)));
-  const routers = [healthRoutes(deps), ipnRoutes(deps), adminRoutes(deps), profileRoutes(deps), payoutRoutes(deps)];
+  // Twice: here, before routing, for every path the admin router matches (any method, so its 405s
+  // and Allow lists too) or that reads as /admin some other way; and as the admin router's own first
+  // middleware, for every request it hands to a handler.
+  const admin = adminApiRoutes(deps);
+  app.use(adminGuard(requireAdminTokenConfig(deps.config), admin));
+  const routers = [healthRoutes(deps), ipnRoutes(deps), admin];
   for (const router of routers) {
     app.use(router.routes()).use(router.allowedMethods());
   }

@@ -1,13 +1,34 @@
 import type { IntegrationDoc, Models } from '../db/models';
 import { IntegrationInputSchema, type Integration } from '../domain/integration';
+import { CONFIG_AUDIT_ACTIONS, configChange } from '../domain/config-audit';
 
 export function toIntegration(doc: IntegrationDoc): Integration {
   return { id: doc._id, ...IntegrationInputSchema.parse(doc) };
 }
 
-export async function saveIntegration(models: Models, id: string, input: unknown): Promise<Integration> {
+/**
+ * Creates or replaces an integration and audits what changed, as `actor`. The document before is
+ * read by the replace itself, so two edits at once are each audited against what they replaced.
+ */
+export async function saveIntegration(models: Models, id: string, input: unknown, actor: string): Promise<Integration> {
   const parsed = IntegrationInputSchema.parse(input);
-  await models.Integration.replaceOne({ _id: id }, { _id: id, ...parsed }, { upsert: true });
+  const before = await models.Integration.findOneAndReplace(
+    { _id: id },
+    { _id: id, ...parsed },
+    { upsert: true, returnDocument: 'before' },
+  ).lean();
+  // Read through the schema, so a default filled in since the last save is no change.
+  const old = before ? IntegrationInputSchema.safeParse(before) : null;
+  const change = configChange(old ? (old.success ? old.data : before) : null, parsed);
+  if (change) {
+    await models.AuditEvent.create({
+      at: new Date(),
+      actor,
+      action: before ? CONFIG_AUDIT_ACTIONS.integrationUpdated : CONFIG_AUDIT_ACTIONS.integrationCreated,
+      integrationId: id,
+      details: change,
+    });
+  }
   return { id, ...parsed };
 }
 

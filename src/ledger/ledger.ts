@@ -84,6 +84,7 @@ export class Ledger {
     const { customerId, currency, mode } = req;
     const account = { accountId: accountIdOf(customerId, currency, mode), customerId, currency, mode };
     const { accountId } = account;
+    let integrationChecked = false;
     for (let attempt = 0; attempt < 100; attempt++) {
       const existing = await this.postedUnder(req.idempotencyKey);
       if (existing) {
@@ -102,6 +103,9 @@ export class Ledger {
           applied: false,
         };
       }
+      // After the key lookup: a movement made before the rule still answers as made.
+      if (!integrationChecked) await this.refuseLiveFromSandbox(req);
+      integrationChecked = true;
       const head = await this.catchUp(account);
       const seq = head.seq + 1;
       const balanceAfterMinor = head.balanceMinor + req.amountMinor;
@@ -197,6 +201,23 @@ export class Ledger {
    * The entry an idempotency key already moved money with, by _id twice (key document, then entry):
    * the unique index on entries stays the guarantee, this is only the fast way to find the winner.
    */
+  /**
+   * The last line behind the rules: a sandbox integration (whose messages anyone can send, and
+   * which may skip verification) moves no live money, in either direction. By _id, one read per
+   * new entry. An integration switched to sandbox with live money in flight thus holds its later
+   * live postings for a person (the callers hold on a refused posting) rather than guessing.
+   */
+  private async refuseLiveFromSandbox(req: PostingRequest): Promise<void> {
+    if (req.mode !== 'live' || !req.integrationId) return;
+    const integration = await this.models.Integration.findById(req.integrationId, { mode: 1 }).lean();
+    if (integration?.mode === 'sandbox') {
+      throw new LedgerError('live money from a sandbox integration', {
+        key: req.idempotencyKey,
+        integrationId: req.integrationId,
+      });
+    }
+  }
+
   private async postedUnder(key: string) {
     const known = await this.models.LedgerKey.findById(key).lean();
     return known ? this.models.LedgerEntry.findById(known.entryId).lean() : null;

@@ -55,6 +55,8 @@ export async function createTestStack(
     OUTBOX_RELAY_GRACE_MS: '1000',
     IPN_VERIFY_GIVE_UP_SECONDS: '20',
     PAYMENT_IDLE_CLOSE_SECONDS: '600',
+    // Tests use the sandbox and the simulator; a test of the default overrides this with ''.
+    ALLOW_SANDBOX_INTEGRATIONS: 'true',
     ...overrides,
   });
   const logger = createLogger(config.LOG_LEVEL);

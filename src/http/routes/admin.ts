@@ -24,12 +24,13 @@ import { getIntegration, saveIntegration, toIntegration } from '../../integratio
 import { saveCustomer } from '../../customers/store';
 import { Ledger, type MoneyMode } from '../../ledger/ledger';
 import { publicBaseUrl } from '../../config';
+import { ConfigActorSchema, UNNAMED_ACTOR } from '../../domain/config-audit';
 
 export function adminRoutes(deps: AppDeps): Router {
   const { db, client, config } = deps;
   const { models } = db;
   const ledger = new Ledger(models);
-  // Token checked by adminGuard (app.ts) before any routing. Case-sensitive so that only the
+  // Mounted behind the token by adminApiRoutes (and adminGuard in app.ts). Case-sensitive so that only the
   // canonical spelling of a route exists.
   const router = new Router({ prefix: '/admin', sensitive: true });
 
@@ -41,6 +42,9 @@ export function adminRoutes(deps: AppDeps): Router {
     return parsed.data;
   };
 
+  /** Who the audit names for a configuration change (see ConfigActorSchema). */
+  const actorOf = (input: unknown) => ConfigActorSchema.parse(input).operator ?? UNNAMED_ACTOR;
+
   router.put('/integrations/:id', async (ctx) => {
     const id = idParam(ctx.params.id!);
     const input = await readJson(ctx);
@@ -48,7 +52,7 @@ export function adminRoutes(deps: AppDeps): Router {
       const why = 'sandbox integrations are not allowed here (ALLOW_SANDBOX_INTEGRATIONS is off)';
       throw new HttpError(422, `${why}: their PayPal test payments are not money`);
     }
-    ctx.body = withIpnUrl(await saveIntegration(models, id, input));
+    ctx.body = withIpnUrl(await saveIntegration(models, id, input, actorOf(input)));
     deps.integrations.forget(id);
   });
   router.get('/integrations/:id', async (ctx) => {
@@ -66,7 +70,8 @@ export function adminRoutes(deps: AppDeps): Router {
   });
 
   router.put('/customers/:id', async (ctx) => {
-    ctx.body = await saveCustomer(models, idParam(ctx.params.id!), await readJson(ctx));
+    const input = await readJson(ctx);
+    ctx.body = await saveCustomer(models, idParam(ctx.params.id!), input, actorOf(input));
   });
   router.get('/customers/:id', async (ctx) => {
     const customer = await models.Customer.findById(ctx.params.id!).lean();
@@ -247,10 +252,10 @@ export function adminRoutes(deps: AppDeps): Router {
 
   router.get('/audit', async (ctx) => {
     const { limit, after } = pageOf(ctx, 500);
-    const filter = {
-      ...(typeof ctx.query.txnId === 'string' ? { txnId: ctx.query.txnId } : {}),
-      ...(after ? { _id: { $gt: after } } : {}),
-    };
+    // Configuration changes are found by the integration or customer they changed.
+    const filter: Record<string, unknown> = after ? { _id: { $gt: after } } : {};
+    for (const key of ['txnId', 'integrationId', 'customerId'] as const)
+      if (typeof ctx.query[key] === 'string') filter[key] = ctx.query[key];
     const rows = await models.AuditEvent.find(filter)
       .sort({ _id: 1 })
       .limit(limit + 1)
