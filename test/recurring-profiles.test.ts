@@ -564,6 +564,44 @@ test('a refresh keeps the subscriber’s name and address out of the audit log a
   }
 });
 
+test('a payment dated after the cancellation is a contradiction: only a decision naming it closes it', async () => {
+  const id = 'I-AFTERCANCEL1';
+  await deliverIpn(stack, SHOP, created(id));
+  await deliverIpn(stack, SHOP, failed(id, 'recurring_payment_failed', '119.80'));
+  const cancel = msg('recurring_payment_profile_created_01', id, {
+    txn_type: 'recurring_payment_profile_cancel',
+    profile_status: 'Cancelled',
+    time_created: at(-60),
+  });
+  expect((await deliverIpn(stack, SHOP, cancel)).state).toBe('applied:Cancelled');
+  const before = await usd();
+  await deliverIpn(stack, SHOP, paid(id, 'AFTER-TX-1', { payment_date: at(5) }));
+  const contradictions = [expect.stringMatching(/^final_status_contradicted:/), 'payment_after_final:AFTER-TX-1'];
+  expect(await profile(id)).toMatchObject({
+    status: 'Cancelled',
+    attention: ['outstanding_over_threshold', ...contradictions],
+  });
+  // PayPal collected it: credited as received; that it collected at all waits for a person.
+  expect(await usd()).toBe(before + 2995);
+  const held = (await stack.admin('GET', '/admin/held')).body.profiles.find(
+    (x: { profileId: string }) => x.profileId === id,
+  );
+  expect(held.attention).toEqual(['outstanding_over_threshold', ...contradictions]);
+
+  // A blanket acknowledge closes the notice only; then it is refused, naming the rule.
+  expect(await act(id, 'acknowledge')).toMatchObject({ status: 202 });
+  const open: string[] = (await profile(id)).attention;
+  expect(open).toEqual(contradictions);
+  expect(await act(id, 'acknowledge')).toMatchObject({
+    status: 409,
+    body: { details: { rule: 'matter_needs_own_decision' } },
+  });
+  for (const matter of open) expect(await act(id, 'acknowledge', { matter })).toMatchObject({ status: 202 });
+  expect(await profile(id)).toMatchObject({ attention: [] });
+  const closed = (await audit(id)).filter((a) => a.action === 'profile_acknowledge').map((a) => a.details.closed);
+  expect(closed).toEqual([['outstanding_over_threshold'], [open[0]], [open[1]]]);
+});
+
 test('lists: paginated, filtered by status and customer', async () => {
   const page1 = await stack.admin('GET', '/admin/profiles?limit=2&customerId=c-rec');
   expect(page1.status).toBe(200);
@@ -575,6 +613,10 @@ test('lists: paginated, filtered by status and customer', async () => {
   const ids = [...page1.body.items, ...page2.body.items].map((p: { id: string }) => p.id);
   expect(new Set(ids).size).toBe(ids.length);
   const cancelled = await stack.admin('GET', '/admin/profiles?status=Cancelled');
-  expect(cancelled.body.items.map((p: { id: string }) => p.id)).toEqual(['I-CANCELLED001', 'I-LIFE0000001']);
+  expect(cancelled.body.items.map((p: { id: string }) => p.id)).toEqual([
+    'I-AFTERCANCEL1',
+    'I-CANCELLED001',
+    'I-LIFE0000001',
+  ]);
   expect(await stack.admin('GET', '/admin/profiles?status=Gone')).toMatchObject({ status: 400 });
 });
