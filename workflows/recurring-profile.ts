@@ -96,6 +96,11 @@ export const PROFILE_ACTION_SIGNALS = {
 } as const satisfies Record<ProfileActionPath, unknown>;
 
 const TERMINAL = ['Cancelled', 'Expired'];
+const SIGNAL_EXTRA_FIELDS: Partial<Record<ProfileActionPath, string>> = {
+  'bill-outstanding': ', "amount": "10.00"',
+  assign: ', "customerId": "..."',
+  acknowledge: ', "matter": "one of attention (without it, only notices close)"',
+};
 
 function toOperatorInput(path: ProfileActionPath, body: unknown): OperatorInput | { issues: string } {
   const spec = PROFILE_OPERATOR_ACTIONS[path];
@@ -151,8 +156,7 @@ export async function recurringProfile(input: RecurringProfileInput): Promise<Pr
       },
       {
         description:
-          `Operator: ${path}. Input: {"operator": "...", "note": "..."` +
-          `${path === 'bill-outstanding' ? ', "amount": "10.00"' : path === 'assign' ? ', "customerId": "..."' : ''}}`,
+          `Operator: ${path}. Input: {"operator": "...", "note": "..."` + `${SIGNAL_EXTRA_FIELDS[path] ?? ''}}`,
       },
     );
   }

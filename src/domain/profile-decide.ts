@@ -160,7 +160,10 @@ export type ProfileDecision =
 export interface ProfileRules {
   /** BillOutstandingAmount runs once; a lost answer is `bill_uncertain` until reconciled. */
   billOnce: boolean;
-  /** A blanket acknowledge closes notices only; contradictions are closed one by one, by name. */
+  /**
+   * A blanket acknowledge closes notices only; contradictions (among them PayPal dating a payment or
+   * a live status after the profile ended, raised from then on) are closed one by one, by name.
+   */
   namedMatters: boolean;
 }
 export const CURRENT_RULES: ProfileRules = { billOnce: true, namedMatters: true };
@@ -172,7 +175,7 @@ export interface ProfileContext {
   outstandingAlertCycles: number;
   /**
    * How long after an uncertain bill PayPal's unchanged balance (and no IPN) counts as "not billed":
-   * PayPal announces a collected outstanding payment by IPN, so this is the time we give it to.
+   * PayPal announces a collected outstanding payment by IPN; this is how long we wait for one.
    */
   billSettleMs: number;
   rules?: ProfileRules;
