@@ -11,7 +11,7 @@ import {
   type ProfileEvent,
   type ProfileState,
 } from '../src/domain/profile';
-import { needsPerson, type NvpCall, type NvpOutcome } from '../src/domain/profile-decide';
+import { keepUsedFields, needsPerson, NVP_NOT_SENT, type NvpCall, type NvpOutcome } from '../src/domain/profile-decide';
 import { decodeIpn } from '../src/ipn/decode';
 import { readIpn } from '../src/ipn/read';
 import { toIntegration } from '../src/integrations/store';
@@ -157,10 +157,16 @@ export function createProfileActivities({ db, client, config, logger }: Activity
 
     /**
      * One PayPal NVP call with the integration's credentials, read here from the environment so
-     * they never enter a workflow's history. PayPal's refusals are answers; transport failures throw.
+     * they never enter a workflow's history. PayPal's refusals are answers; transport failures throw
+     * (typed NVP_NOT_SENT when the call certainly never left). The answer keeps only the fields the
+     * rules read: PayPal's profile details carry the subscriber's name and address.
      */
     async callPayPalNvp({ integrationId, call }: { integrationId: string; call: NvpCall }): Promise<NvpOutcome> {
-      const integration = await Integration.findById(integrationId, { mode: 1, nvpCredentialsEnv: 1 }).lean();
+      const integration = await Integration.findById(integrationId, { mode: 1, nvpCredentialsEnv: 1 })
+        .lean()
+        .catch((err: unknown) => {
+          throw notSent(err);
+        });
       if (!integration) return { ack: 'Unreachable', message: `integration ${integrationId} is gone` };
       const prefix = integration.nvpCredentialsEnv;
       if (!prefix) {
@@ -173,7 +179,11 @@ export function createProfileActivities({ db, client, config, logger }: Activity
         return { ack: 'Unreachable', message };
       }
       const url = nvpUrl(integration.mode, config.PAYPAL_SANDBOX_NVP_URL);
-      const answer = await callNvp(url, creds, call);
+      const answer = keepUsedFields(
+        await callNvp(url, creds, call).catch((err: unknown) => {
+          throw neverLeft(err) ? notSent(err) : err;
+        }),
+      );
       logger.info(
         { integrationId, method: call.method, profileId: call.params.PROFILEID, ack: answer.ack },
         'PayPal NVP call',
@@ -181,6 +191,16 @@ export function createProfileActivities({ db, client, config, logger }: Activity
       return answer;
     },
   };
+}
+
+/** Connection refused or no such host: the request never reached PayPal. */
+function neverLeft(err: unknown): boolean {
+  const code = (err as { cause?: { code?: unknown } } | null)?.cause?.code;
+  return code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN';
+}
+
+function notSent(err: unknown): ApplicationFailure {
+  return ApplicationFailure.retryable(err instanceof Error ? err.message : String(err), NVP_NOT_SENT);
 }
 
 function canonicalJson(value: unknown): string {

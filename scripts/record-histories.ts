@@ -55,13 +55,22 @@ async function main() {
   const mongo = await startMongoServer({ logFile: path.join(dir, 'm.log') });
   process.env.TEMPORAL_ADDRESS = temporal.address;
   process.env.MONGODB_URI = mongo.uri;
+  process.env.PAYPAL_NVP_RECORD_USERNAME = 'record_api1.example.com';
+  process.env.PAYPAL_NVP_RECORD_PASSWORD = 'sim-password';
+  process.env.PAYPAL_NVP_RECORD_SIGNATURE = 'sim-signature';
   const stack = await createTestStack('record', { PAYMENT_IDLE_CLOSE_SECONDS: '2' });
+  stack.sim.nvp.credentials = {
+    username: 'record_api1.example.com',
+    password: 'sim-password',
+    signature: 'sim-signature',
+  };
   try {
     await stack.admin('PUT', '/admin/integrations/shop', {
       name: 'Shop',
       mode: 'sandbox',
       allowedCurrencies: ['USD'],
       receiverEmails: ['seller@paypalsandbox.com'],
+      nvpCredentialsEnv: 'PAYPAL_NVP_RECORD',
     });
     await stack.admin('PUT', '/admin/customers/c1', { name: 'C1', paypalEmails: ['buyer@paypalsandbox.com'] });
     const url = `${stack.baseUrl}/ipn/shop`;
@@ -124,6 +133,60 @@ async function main() {
     const spoofedRefund = withFields(base, { txn_id: 'REC3R', parent_txn_id: 'REC3', payment_status: 'Refunded' });
     if ((await stack.postIpn('shop', spoofedRefund)).status !== 200) throw new Error('spoofed refund POST failed');
     await save(stack, 'process-ipn-invalid-refund', await messageWorkflow(stack, 'REC3R', 'Refunded'));
+
+    // 5. A profile's BillOutstandingAmount whose answer is lost: held as uncertain, a second bill
+    //    refused, a refresh finds PayPal's balance lower (carried out), the slow IPN credits once.
+    const owing = 'I-RECORDED0002';
+    const about = (name: string, fields: Record<string, string>) =>
+      withFields(sample(name), {
+        recurring_payment_id: owing,
+        payer_email: 'buyer%40paypalsandbox.com',
+        receiver_email: 'seller%40paypalsandbox.com',
+        ...fields,
+      });
+    await stack.sim.sendIpn({ listenerUrl: url, body: about('recurring_payment_profile_created_01', {}) }).done;
+    const failedCycle = about('recurring_payment_failed_utf8_01', {
+      txn_type: 'recurring_payment_failed',
+      amount_per_cycle: '29.95',
+      amount: '29.95',
+      outstanding_balance: '59.90',
+      residence_country: 'US',
+    });
+    await stack.sim.sendIpn({ listenerUrl: url, body: failedCycle }).done;
+    const profilePath = `/admin/profiles/${owing}?integrationId=shop`;
+    await waitFor('balance owed', async () => (await stack.admin('GET', profilePath)).body?.outstandingMinor === 5990);
+    stack.sim.nvp.upsertProfile({
+      id: owing,
+      status: 'Active',
+      currency: 'USD',
+      amountPerCycleMinor: 2995,
+      outstandingMinor: 5990,
+      failedPaymentCount: 1,
+      nextBillingDate: new Date(Date.now() + 10 * 86400_000).toISOString(),
+      listenerUrl: url,
+      receiverEmail: 'seller@paypalsandbox.com',
+      payerEmail: 'buyer@paypalsandbox.com',
+      holdBillIpn: true,
+    });
+    const profileAction = (action: string, body: Record<string, string> = {}) =>
+      stack.admin('POST', `/admin/profiles/${owing}/${action}?integrationId=shop`, {
+        operator: 'recorder',
+        note: 'replay fixture',
+        ...body,
+      });
+    stack.sim.nvp.faults.push({ kind: 'lost_answer' });
+    const bill = await profileAction('bill-outstanding', { amount: '50.00' });
+    if (bill.status !== 502) throw new Error(`the lost bill answered ${bill.status}`);
+    // From the Web UI (the API would refuse it before the workflow): refused inside, on the record.
+    await stack.client.workflow
+      .getHandle(profileWorkflowId('shop', owing))
+      .signal('billOutstanding', { operator: 'recorder', note: 'again', amount: '50.00' });
+    await waitFor('PayPal collected', async () => stack.sim.nvp.profiles.get(owing)!.outstandingMinor === 990);
+    const refreshed = await profileAction('refresh');
+    if (refreshed.status !== 202) throw new Error(`refresh answered ${refreshed.status}`);
+    stack.sim.nvp.releaseHeldIpns();
+    await waitFor('credited', async () => (await stack.admin('GET', profilePath)).body?.creditedMinor === 5000);
+    await saveRunning(stack, 'recurring-profile-bill-uncertain', profileWorkflowId('shop', owing));
   } finally {
     await stack.close();
     await temporal.stop();

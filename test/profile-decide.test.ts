@@ -3,12 +3,14 @@ import path from 'node:path';
 import type { Posting } from '../src/domain/payment-decide';
 import {
   decideProfile,
+  keepUsedFields,
   needsPerson,
   refusalOf,
   type NvpCall,
   type NvpOutcome,
   type ProfileEffect,
   type ProfileInput,
+  type ProfileRules,
 } from '../src/domain/profile-decide';
 import {
   formatPayPalDate,
@@ -39,12 +41,13 @@ const newWorld = (): World => ({
 });
 
 let clock = Date.parse('2026-03-01T00:00:00Z');
-const CTX = { outstandingAlertCycles: 3 };
+const CTX = { outstandingAlertCycles: 3, billSettleMs: 3600_000 };
 
-function run(world: World, state: ProfileState, input: ProfileInput) {
+function run(world: World, state: ProfileState, input: ProfileInput, rules?: ProfileRules) {
   const facts: Parameters<typeof decideProfile>[2] = {};
   for (let round = 0; round < 50; round++) {
-    const d = decideProfile(state, input, facts, { now: new Date((clock += 1000)).toISOString(), ...CTX });
+    const now = new Date((clock += 1000)).toISOString();
+    const d = decideProfile(state, input, facts, { now, ...CTX, ...(rules ? { rules } : {}) });
     if (d.kind === 'done') return d;
     const n = d.need;
     if (n.fact === 'proof' || n.fact === 'adjustmentProof') facts.proof = { ok: true };
@@ -66,12 +69,17 @@ function run(world: World, state: ProfileState, input: ProfileInput) {
   throw new Error('no decision after 50 facts');
 }
 
-function runAll(world: World, inputs: ProfileInput[], state = initialProfileState('shop', 'I-P1')) {
+function runAll(
+  world: World,
+  inputs: ProfileInput[],
+  state = initialProfileState('shop', 'I-P1'),
+  rules?: ProfileRules,
+) {
   const outcomes: string[] = [];
   const effects: ProfileEffect[] = [];
   const results: unknown[] = [];
   for (const input of inputs) {
-    const d = run(world, state, input);
+    const d = run(world, state, input, rules);
     state = d.state;
     effects.push(...d.effects);
     if (d.outcome) outcomes.push(d.outcome.outcome);
@@ -542,5 +550,161 @@ describe('nothing throws', () => {
     const r = runAll(newWorld(), [{ type: 'malformed', signal: 'suspend', issues: 'operator: required' }]);
     expect(r.state.history.at(-1)!.what).toMatch(/malformed suspend/);
     expect(r.effects.map((e) => e.type)).toEqual(['audit', 'alert']);
+  });
+});
+
+describe('BillOutstandingAmount once: a lost answer is uncertain until PayPal says what happened', () => {
+  /** A suspended profile owing 89.85 whose bill of 50.00 got no answer. */
+  const uncertain = () => {
+    const w = newWorld();
+    let r = runAll(w, [created(0), suspended(40)]);
+    w.nvp = () => ({ ack: 'Unknown', message: 'socket hang up' });
+    r = runAll(w, [{ type: 'bill', action: { ...op, amount: '50.00' } }], r.state);
+    return { w, r };
+  };
+  const fieldsOwing = (outstanding: string) => ({
+    STATUS: 'Suspended',
+    CURRENCYCODE: 'USD',
+    AMT: '29.95',
+    OUTSTANDINGBALANCE: outstanding,
+  });
+  const details = (outstanding: string): NvpOutcome => ({ ack: 'Success', fields: fieldsOwing(outstanding) });
+
+  test('held for a person, and a second bill is refused without a call', () => {
+    const { w, r } = uncertain();
+    expect(r.results).toEqual([expect.objectContaining({ ok: false, status: 502, rule: 'bill_uncertain' })]);
+    expect(r.state.billUncertain).toMatchObject({ amountMinor: 5000, operator: 'alice', outstandingBeforeMinor: 8985 });
+    expect(r.state.attention).toEqual(['suspended_max_failed_payments', 'bill_uncertain']);
+    expect(needsPerson(r.state)).toBe(true);
+    expect(r.effects.some((e) => e.type === 'alert' && e.kind === 'profile_bill_uncertain')).toBe(true);
+    const calls = w.calls.length;
+    const again = runAll(w, [{ type: 'bill', action: { ...op, amount: '10.00' } }], r.state);
+    expect(again.results).toEqual([expect.objectContaining({ ok: false, status: 409, rule: 'bill_uncertain' })]);
+    expect(w.calls.length).toBe(calls);
+    // Nor may a person wave it through.
+    const ack = runAll(w, [{ type: 'acknowledge', action: { ...op, matter: 'bill_uncertain' } }], r.state);
+    expect(ack.results).toEqual([expect.objectContaining({ ok: false, rule: 'bill_uncertain' })]);
+  });
+
+  test('an unchanged balance within the settle window proves nothing; after it, not billed: a bill may go', () => {
+    const { w, r } = uncertain();
+    w.nvp = () => details('89.85');
+    const early = runAll(w, [{ type: 'refresh', action: op }], r.state);
+    expect(early.state.billUncertain).not.toBeNull();
+    expect(early.state.history.at(-1)!.what).toMatch(/still uncertain/);
+    clock += CTX.billSettleMs;
+    const late = runAll(w, [{ type: 'refresh', action: op }], early.state);
+    expect(late.state).toMatchObject({ billUncertain: null, attention: ['suspended_max_failed_payments'] });
+    expect(late.effects.find((e) => e.type === 'audit' && e.action === 'profile_bill_reconciled')).toMatchObject({
+      details: { verdict: 'not_carried_out', outstandingBeforeMinor: 8985, outstandingAfterMinor: 8985 },
+    });
+    w.nvp = () => ({ ack: 'Success', fields: {} });
+    const rebill = runAll(w, [{ type: 'bill', action: { ...op, amount: '50.00' } }], late.state);
+    expect(rebill.results).toEqual([expect.objectContaining({ ok: true })]);
+  });
+
+  test.each([
+    ['a lower balance on refresh', 'balance'],
+    ["the outstanding payment's IPN", 'ipn'],
+  ])('%s says it was carried out: no bill of the same money again', (_name, by) => {
+    const { w, r } = uncertain();
+    let state = r.state;
+    if (by === 'balance') {
+      w.nvp = () => details('39.85');
+      state = runAll(w, [{ type: 'refresh', action: op }], state).state;
+    } else {
+      const outstandingPaid = ipn(
+        'recurring_payment_completed_01',
+        {
+          txn_type: 'recurring_payment_outstanding_payment',
+          txn_id: 'TX-OUT',
+          mc_gross: '50.00',
+          payment_date: formatPayPalDate(new Date(clock + 60_000).toISOString()),
+          outstanding_balance: '39.85',
+        },
+        100,
+      );
+      state = runAll(w, [outstandingPaid], state).state;
+      expect(credits(w)).toContainEqual(['credit:shop:TX-OUT', 5000, 'c1']);
+    }
+    expect(state).toMatchObject({ billUncertain: null, outstandingMinor: 3985 });
+    expect(state.attention).not.toContain('bill_uncertain');
+    const calls = w.calls.length;
+    const rebill = runAll(w, [{ type: 'bill', action: { ...op, amount: '50.00' } }], state);
+    expect(rebill.results).toEqual([expect.objectContaining({ ok: false, rule: '11576' })]);
+    expect(w.calls.length).toBe(calls);
+  });
+
+  test('what audit keeps of a refresh: the call and the verdict, none of the subscriber', () => {
+    const w = newWorld();
+    w.nvp = () => ({
+      ack: 'Success',
+      fields: {
+        ...fieldsOwing('0.00'),
+        SUBSCRIBERNAME: 'Ann Payer',
+        SHIPTOSTREET: '1 Main St',
+        CORRELATIONID: 'c1',
+      },
+    });
+    const r = runAll(w, [created(0), { type: 'refresh', action: op }]);
+    const audit = r.effects.find((e) => e.type === 'audit' && e.action === 'profile_refresh')!;
+    expect(audit).toMatchObject({ details: { paypal: { ack: 'Success', correlationId: 'c1' } } });
+    expect(JSON.stringify(audit)).not.toMatch(/Ann Payer|Main St/);
+    expect(keepUsedFields(w.nvp({ method: 'GetRecurringPaymentsProfileDetails', params: {} }))).toEqual({
+      ack: 'Success',
+      fields: { ...fieldsOwing('0.00'), CORRELATIONID: 'c1' },
+    });
+  });
+});
+
+describe('acknowledge closes notices; a contradiction needs its own decision', () => {
+  test('a blanket acknowledge leaves contradictions open; naming one closes it', () => {
+    const w = newWorld();
+    // Cancelled, then a payment PayPal dates after the cancellation.
+    const cancel = ipn(
+      'recurring_payment_profile_created_01',
+      { txn_type: 'recurring_payment_profile_cancel', profile_status: 'Cancelled' },
+      20,
+    );
+    const late = paid(25, 'TX-LATE', '29.95', { profile_status: '' });
+    let r = runAll(w, [created(0), failedKind('recurring_payment_failed', 10, '119.80'), cancel, late]);
+    expect(r.state.status).toBe('Cancelled');
+    expect(credits(w)).toEqual([['credit:shop:TX-LATE', 2995, 'c1']]);
+    expect(r.state.attention).toEqual(['outstanding_over_threshold', 'payment_after_final:TX-LATE']);
+    expect(r.effects.some((e) => e.type === 'alert' && e.kind === 'profile_contradiction')).toBe(true);
+
+    r = runAll(w, [{ type: 'acknowledge', action: op }], r.state);
+    expect(r.state.attention).toEqual(['payment_after_final:TX-LATE']);
+    const again = runAll(w, [{ type: 'acknowledge', action: op }], r.state);
+    expect(again.results).toEqual([expect.objectContaining({ ok: false, rule: 'matter_needs_own_decision' })]);
+    const wrong = runAll(w, [{ type: 'acknowledge', action: { ...op, matter: 'payment_after_final:TX-X' } }], r.state);
+    expect(wrong.results).toEqual([expect.objectContaining({ ok: false, rule: 'no_such_matter' })]);
+    r = runAll(w, [{ type: 'acknowledge', action: { ...op, matter: 'payment_after_final:TX-LATE' } }], r.state);
+    expect(r.state.attention).toEqual([]);
+    expect(r.effects.find((e) => e.type === 'audit')).toMatchObject({
+      action: 'profile_acknowledge',
+      details: { closed: ['payment_after_final:TX-LATE'], open: [] },
+    });
+  });
+
+  test('a live status dated after PayPal’s own cancellation is a contradiction; older news is not', () => {
+    const w = newWorld();
+    const cancel = ipn(
+      'recurring_payment_profile_created_01',
+      { txn_type: 'recurring_payment_profile_cancel', profile_status: 'Cancelled' },
+      20,
+    );
+    const r = runAll(w, [created(0), cancel, created(5), paid(30, 'TX-30', '29.95', { profile_status: 'Active' })]);
+    expect(r.state.status).toBe('Cancelled');
+    expect(r.state.attention.map((m) => m.split(':')[0])).toEqual(['final_status_contradicted', 'payment_after_final']);
+  });
+
+  test('rules a running workflow had before its patch: a blanket acknowledge closes all but no customer', () => {
+    const w = newWorld();
+    const legacy = { billOnce: false, namedMatters: false };
+    const state = { ...runAll(w, [created(0)]).state, attention: ['foreign_event:m9', 'outstanding_over_threshold'] };
+    const r = runAll(w, [{ type: 'acknowledge', action: op }], state, legacy);
+    expect(r.state.attention).toEqual([]);
+    expect(r.results).toEqual([{ ok: true, detail: 'acknowledged' }]);
   });
 });

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { formatPayPalDate } from '../src/domain/profile';
 import { profileWorkflowId } from '../src/domain/profile';
-import type { SimProfile } from '../src/paypal-sim/nvp';
+import { SIM_SUBSCRIBER, type SimProfile } from '../src/paypal-sim/nvp';
 import { balanceMinor, createTestStack, deliverIpn, waitFor, withFields, type TestStack } from './support/stack';
 
 /**
@@ -110,6 +110,14 @@ beforeAll(async () => {
 });
 afterAll(() => stack?.close());
 
+/** A workflow's history with every payload decoded (payload data is base64: a plain search would miss it). */
+const historyText = async (workflowId: string) =>
+  JSON.stringify(await stack.client.workflow.getHandle(workflowId).fetchHistory(), (key, v: unknown) =>
+    key === 'data' && typeof v === 'string' ? Buffer.from(v, 'base64').toString('utf8') : v,
+  );
+const billCalls = (id: string) =>
+  stack.sim.nvp.calls.filter((c) => c.method === 'BillOutstandingAmount' && c.params.PROFILEID === id);
+
 test(
   'created → payment → skipped → failed → suspended → ' + 'reactivated by an operator → outstanding billed → cancelled',
   async () => {
@@ -174,7 +182,8 @@ test(
       ['profile_cancel', 'alice', null],
     ]);
     // The credentials never reach what the workflow recorded.
-    const history = JSON.stringify(await stack.client.workflow.getHandle(profileWorkflowId(SHOP, id)).fetchHistory());
+    const history = await historyText(profileWorkflowId(SHOP, id));
+    expect(history).toContain('BillOutstandingAmount'); // the payloads are read
     expect(history).not.toContain('sim-password');
     expect(history).not.toContain('sim-signature');
   },
@@ -458,6 +467,141 @@ test('drift: PayPal changed the profile behind our back; a refresh catches it', 
   expect(await usd()).toBe(before);
 });
 
+test('a lost answer to BillOutstandingAmount: held, never sent again; PayPal’s balance then settles it', async () => {
+  const id = 'I-LOSTBILL0001';
+  await deliverIpn(stack, SHOP, created(id));
+  await deliverIpn(stack, SHOP, failed(id, 'recurring_payment_failed', '59.90'));
+  // PayPal collects at once, but its IPN is slow.
+  simProfile(id, { outstandingMinor: 5990, holdBillIpn: true });
+  const before = await usd();
+  stack.sim.nvp.faults.push({ kind: 'lost_answer' });
+  expect(await act(id, 'bill-outstanding', { amount: '50.00' })).toMatchObject({
+    status: 502,
+    body: { details: { rule: 'bill_uncertain', paypal: { ack: 'Unknown' } } },
+  });
+  expect(billCalls(id)).toEqual([expect.objectContaining({ answerLost: true })]);
+  expect(await profile(id)).toMatchObject({
+    attention: ['bill_uncertain'],
+    billUncertain: { amountMinor: 5000, operator: 'alice', outstandingBeforeMinor: 5990 },
+  });
+  const held = (await stack.admin('GET', '/admin/held')).body.profiles.find(
+    (x: { profileId: string }) => x.profileId === id,
+  );
+  expect(held.attention).toEqual(['bill_uncertain']);
+
+  // Neither a second bill nor a person's acknowledgement gets past it; PayPal is not called again.
+  for (const [action, body] of [
+    ['bill-outstanding', { amount: '50.00' }],
+    ['bill-outstanding', { amount: '10.00' }],
+    ['acknowledge', { matter: 'bill_uncertain' }],
+    ['acknowledge', {}],
+  ] as const) {
+    expect([action, body, await act(id, action, body)]).toMatchObject([
+      action,
+      body,
+      {
+        status: 409,
+        body: {
+          details: {
+            rule: action === 'acknowledge' && !('matter' in body) ? 'matter_needs_own_decision' : 'bill_uncertain',
+          },
+        },
+      },
+    ]);
+  }
+  expect(billCalls(id)).toHaveLength(1);
+
+  // PayPal's balance fell below what it was when the bill went: it was carried out.
+  await waitFor('PayPal collected', async () => stack.sim.nvp.profiles.get(id)!.outstandingMinor === 990);
+  expect(await act(id, 'refresh')).toMatchObject({ status: 202 });
+  expect(await profile(id)).toMatchObject({ billUncertain: null, attention: [], outstandingMinor: 990 });
+  // The same bill again is now PayPal's 11576 (more than is owed), refused before any call.
+  expect(await act(id, 'bill-outstanding', { amount: '50.00' })).toMatchObject({
+    status: 409,
+    body: { details: { rule: '11576' } },
+  });
+  expect(billCalls(id)).toHaveLength(1);
+  // The IPN comes at last: the money is credited once.
+  expect(stack.sim.nvp.releaseHeldIpns()).toBe(1);
+  await waitFor('outstanding payment credited', async () => (await profile(id)).creditedMinor === 5000);
+  expect(await usd()).toBe(before + 5000);
+  const trail = (await audit(id)).map((a) => [a.action, a.details?.verdict ?? a.details?.paypal?.ack ?? null]);
+  expect(trail).toEqual([
+    ['profile_bill', 'Unknown'],
+    ['profile_bill_refused', null],
+    ['profile_bill_refused', null],
+    ['profile_acknowledge_refused', null],
+    ['profile_acknowledge_refused', null],
+    ['profile_refresh', 'Success'],
+    ['profile_bill_reconciled', 'carried_out'],
+    ['profile_bill_refused', null],
+  ]);
+});
+
+test('a refresh keeps the subscriber’s name and address out of the audit log and the workflow history', async () => {
+  const id = 'I-PRIVATE0001';
+  await deliverIpn(stack, SHOP, created(id));
+  simProfile(id, { outstandingMinor: 2995 });
+  const res = await act(id, 'refresh');
+  expect(res).toMatchObject({ status: 202, body: { paypal: { ack: 'Success' } } });
+  // PayPal did send them.
+  expect(stack.sim.nvp.calls.at(-1)!.answer).toMatchObject({
+    SUBSCRIBERNAME: SIM_SUBSCRIBER.name,
+    SHIPTOSTREET: SIM_SUBSCRIBER.street,
+  });
+  const audits = JSON.stringify(await stack.db.models.AuditEvent.find({ txnId: id }).lean());
+  const history = await historyText(profileWorkflowId(SHOP, id));
+  expect(audits).toContain('profile_refresh');
+  expect(history).toContain('OUTSTANDINGBALANCE');
+  for (const [where, text] of [
+    ['audit', audits],
+    ['history', history],
+    ['answer', JSON.stringify(res.body)],
+  ] as const) {
+    for (const pii of [SIM_SUBSCRIBER.name, SIM_SUBSCRIBER.street]) {
+      expect([where, text.includes(pii)]).toEqual([where, false]);
+    }
+  }
+});
+
+test('a payment dated after the cancellation is a contradiction: only a decision naming it closes it', async () => {
+  const id = 'I-AFTERCANCEL1';
+  await deliverIpn(stack, SHOP, created(id));
+  await deliverIpn(stack, SHOP, failed(id, 'recurring_payment_failed', '119.80'));
+  const cancel = msg('recurring_payment_profile_created_01', id, {
+    txn_type: 'recurring_payment_profile_cancel',
+    profile_status: 'Cancelled',
+    time_created: at(-60),
+  });
+  expect((await deliverIpn(stack, SHOP, cancel)).state).toBe('applied:Cancelled');
+  const before = await usd();
+  await deliverIpn(stack, SHOP, paid(id, 'AFTER-TX-1', { payment_date: at(5) }));
+  const contradictions = [expect.stringMatching(/^final_status_contradicted:/), 'payment_after_final:AFTER-TX-1'];
+  expect(await profile(id)).toMatchObject({
+    status: 'Cancelled',
+    attention: ['outstanding_over_threshold', ...contradictions],
+  });
+  // PayPal collected it: credited as received; that it collected at all waits for a person.
+  expect(await usd()).toBe(before + 2995);
+  const held = (await stack.admin('GET', '/admin/held')).body.profiles.find(
+    (x: { profileId: string }) => x.profileId === id,
+  );
+  expect(held.attention).toEqual(['outstanding_over_threshold', ...contradictions]);
+
+  // A blanket acknowledge closes the notice only; then it is refused, naming the rule.
+  expect(await act(id, 'acknowledge')).toMatchObject({ status: 202 });
+  const open: string[] = (await profile(id)).attention;
+  expect(open).toEqual(contradictions);
+  expect(await act(id, 'acknowledge')).toMatchObject({
+    status: 409,
+    body: { details: { rule: 'matter_needs_own_decision' } },
+  });
+  for (const matter of open) expect(await act(id, 'acknowledge', { matter })).toMatchObject({ status: 202 });
+  expect(await profile(id)).toMatchObject({ attention: [] });
+  const closed = (await audit(id)).filter((a) => a.action === 'profile_acknowledge').map((a) => a.details.closed);
+  expect(closed).toEqual([['outstanding_over_threshold'], [open[0]], [open[1]]]);
+});
+
 test('lists: paginated, filtered by status and customer', async () => {
   const page1 = await stack.admin('GET', '/admin/profiles?limit=2&customerId=c-rec');
   expect(page1.status).toBe(200);
@@ -469,6 +613,10 @@ test('lists: paginated, filtered by status and customer', async () => {
   const ids = [...page1.body.items, ...page2.body.items].map((p: { id: string }) => p.id);
   expect(new Set(ids).size).toBe(ids.length);
   const cancelled = await stack.admin('GET', '/admin/profiles?status=Cancelled');
-  expect(cancelled.body.items.map((p: { id: string }) => p.id)).toEqual(['I-CANCELLED001', 'I-LIFE0000001']);
+  expect(cancelled.body.items.map((p: { id: string }) => p.id)).toEqual([
+    'I-AFTERCANCEL1',
+    'I-CANCELLED001',
+    'I-LIFE0000001',
+  ]);
   expect(await stack.admin('GET', '/admin/profiles?status=Gone')).toMatchObject({ status: 400 });
 });

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { formatPayPalDate, isApiManaged } from '../src/domain/profile';
-import { createTestStack, deliverIpn, waitFor, withFields, type TestStack } from './support/stack';
+import type { SimProfile } from '../src/paypal-sim/nvp';
+import { balanceMinor, createTestStack, deliverIpn, waitFor, withFields, type TestStack } from './support/stack';
 
 /**
  * PayPal sends no IPN for changes made through its API or on its site by support: the profile
@@ -73,6 +74,67 @@ test('a change made at PayPal behind our back is caught by the scheduled refresh
     failedPaymentCount: 1,
     fields: { status: { source: 'refresh' } },
   });
+});
+
+test('a bill PayPal never got: after its settle window the unchanged balance lets a bill go again', async () => {
+  const id = 'I-SCHEDBILL001';
+  const sim: SimProfile = {
+    id,
+    status: 'Active',
+    currency: 'USD',
+    amountPerCycleMinor: 2995,
+    outstandingMinor: 5990,
+    failedPaymentCount: 2,
+    nextBillingDate: new Date(Date.now() + 10 * 86400_000).toISOString(),
+    listenerUrl: `${stack.baseUrl}/ipn/${SHOP}`,
+    receiverEmail: RECEIVER,
+    payerEmail: 'payer@example.com',
+  };
+  stack.sim.nvp.upsertProfile(sim);
+  await deliverIpn(stack, SHOP, created(id));
+  const path = `/admin/profiles/${id}?integrationId=${SHOP}`;
+  await waitFor(
+    'the balance from a scheduled refresh',
+    async () => (await stack.admin('GET', path)).body?.outstandingMinor === 5990,
+  );
+  const bill = () =>
+    stack.admin('POST', `/admin/profiles/${id}/bill-outstanding?integrationId=${SHOP}`, {
+      operator: 'alice',
+      note: 'ticket 7',
+      amount: '50.00',
+    });
+  const bills = () => stack.sim.nvp.calls.filter((c) => c.method === 'BillOutstandingAmount');
+
+  // The gateway answers 503 and PayPal never handles it; from here nobody can tell.
+  stack.sim.nvp.faults.push({ kind: 'unavailable' });
+  expect(await bill()).toMatchObject({ status: 502, body: { details: { rule: 'bill_uncertain' } } });
+  expect(bills()).toEqual([expect.objectContaining({ answerLost: true })]);
+  expect(stack.sim.nvp.profiles.get(id)!.outstandingMinor).toBe(5990);
+
+  const settled = await waitFor(
+    'reconciled by a scheduled refresh',
+    async () => {
+      const p = (await stack.admin('GET', path)).body;
+      return p.billUncertain === null && p;
+    },
+    20_000,
+  );
+  expect(settled.attention).toEqual([]);
+  const trail = await stack.db.models.AuditEvent.find({ txnId: id }).sort({ at: 1 }).lean();
+  const sent = trail.find((a) => a.action === 'profile_bill')!;
+  const reconciled = trail.find((a) => a.action === 'profile_bill_reconciled')!;
+  expect(reconciled).toMatchObject({
+    actor: 'schedule',
+    details: { verdict: 'not_carried_out', outstandingBeforeMinor: 5990, outstandingAfterMinor: 5990 },
+  });
+  // Not before the window (one refresh interval, 2 s here) was over.
+  expect(reconciled.at.getTime() - sent.at.getTime()).toBeGreaterThanOrEqual(2000);
+
+  // Now a bill may go: PayPal gets it, collects, and the money is credited once.
+  expect(await bill()).toMatchObject({ status: 202 });
+  expect(bills()).toHaveLength(2);
+  await waitFor('credited', async () => (await stack.admin('GET', path)).body.creditedMinor === 5000);
+  expect(await balanceMinor(stack, 'c-sched', 'USD')).toBe(5000);
 });
 
 test('only profiles PayPal’s API knows are refreshed: a legacy S- subscription is not', () => {

@@ -5,6 +5,7 @@ import {
   condition,
   continueAsNew,
   defineQuery,
+  patched,
   defineSignal,
   defineUpdate,
   proxyActivities,
@@ -31,12 +32,14 @@ import { PROFILE_OPERATOR_ACTIONS, type ProfileActionPath } from '../src/domain/
 import {
   decideProfile,
   needsPerson,
+  NVP_NOT_SENT,
   type ActionResult,
   type OperatorInput,
   type ProfileEffect,
   type ProfileFactNeed,
   type ProfileFacts,
   type ProfileInput,
+  type ProfileRules,
 } from '../src/domain/profile-decide';
 import { decideWithFacts, postingFact } from './decide-with-facts';
 
@@ -45,12 +48,23 @@ const act = proxyLocalActivities<Activities>({
   startToCloseTimeout: '20s',
   retry: { initialInterval: '200ms', maximumInterval: '30s' },
 });
-// A few tries only: an operator waits on the answer, and a repeated call is safe (PayPal refuses a
-// second bill as 11577 and a status change to the status it has).
+// A few tries for the calls that move no money: repeating GetRecurringPaymentsProfileDetails reads
+// again, and repeating ManageRecurringPaymentsProfileStatus asks for the status PayPal already set
+// (at worst a refusal such as 11557, which changes nothing and is reported as such). An operator
+// waits on the answer, hence few.
 const paypal = proxyActivities<Activities>({
   startToCloseTimeout: '45s',
   retry: { initialInterval: '1s', maximumAttempts: 3 },
 });
+// BillOutstandingAmount moves money and PayPal documents no idempotency for it: one attempt. A
+// failure after it may have been sent is `Unknown` (the rules hold the bill as uncertain).
+const paypalOnce = proxyActivities<Activities>({
+  startToCloseTimeout: '45s',
+  retry: { maximumAttempts: 1 },
+});
+/** Patches (see ProfileRules): histories decided before them replay with the rules they had. */
+const BILL_ONCE_PATCH = 'profile-bill-once';
+const NAMED_MATTERS_PATCH = 'profile-named-matters';
 
 export interface RecurringProfileInput {
   integrationId: string;
@@ -82,6 +96,11 @@ export const PROFILE_ACTION_SIGNALS = {
 } as const satisfies Record<ProfileActionPath, unknown>;
 
 const TERMINAL = ['Cancelled', 'Expired'];
+const SIGNAL_EXTRA_FIELDS: Partial<Record<ProfileActionPath, string>> = {
+  'bill-outstanding': ', "amount": "10.00"',
+  assign: ', "customerId": "..."',
+  acknowledge: ', "matter": "one of attention (without it, only notices close)"',
+};
 
 function toOperatorInput(path: ProfileActionPath, body: unknown): OperatorInput | { issues: string } {
   const spec = PROFILE_OPERATOR_ACTIONS[path];
@@ -137,8 +156,7 @@ export async function recurringProfile(input: RecurringProfileInput): Promise<Pr
       },
       {
         description:
-          `Operator: ${path}. Input: {"operator": "...", "note": "..."` +
-          `${path === 'bill-outstanding' ? ', "amount": "10.00"' : path === 'assign' ? ', "customerId": "..."' : ''}}`,
+          `Operator: ${path}. Input: {"operator": "...", "note": "..."` + `${SIGNAL_EXTRA_FIELDS[path] ?? ''}}`,
       },
     );
   }
@@ -173,7 +191,11 @@ export async function recurringProfile(input: RecurringProfileInput): Promise<Pr
   for (;;) {
     const refreshDue = state.status !== null && !TERMINAL.includes(state.status) && isApiManaged(input.profileId);
     const lastRefresh = state.lastRefreshAt ? Date.parse(state.lastRefreshAt) : refreshBase;
-    const untilRefresh = refreshDue ? Math.max(0, lastRefresh + input.refreshSeconds * 1000 - Date.now()) : null;
+    let untilRefresh = refreshDue ? Math.max(0, lastRefresh + input.refreshSeconds * 1000 - Date.now()) : null;
+    // An uncertain bill is reconciled by a refresh once its settle window is over (not a day later).
+    const settled = state.billUncertain ? Date.parse(state.billUncertain.at) + billSettleMs(input) : null;
+    if (untilRefresh !== null && settled !== null && settled > lastRefresh)
+      untilRefresh = Math.min(untilRefresh, Math.max(0, settled - Date.now()));
     const idle = !refreshDue && !needsPerson(state) && state.status !== null ? input.idleCloseSeconds * 1000 : null;
     const wait = untilRefresh ?? idle;
     const woken =
@@ -205,15 +227,23 @@ export async function recurringProfile(input: RecurringProfileInput): Promise<Pr
   return state;
 }
 
+/** PayPal announces a collected outstanding payment by IPN: we give it one refresh interval. */
+function billSettleMs(input: RecurringProfileInput): number {
+  return input.refreshSeconds * 1000;
+}
+
 function decide(state: ProfileState, item: ProfileInput, input: RecurringProfileInput) {
   const undecidable: ProfileInput = { type: 'malformed', signal: item.type, issues: 'no decision after 500 facts' };
+  const rules: ProfileRules = { billOnce: patched(BILL_ONCE_PATCH), namedMatters: patched(NAMED_MATTERS_PATCH) };
   return decideWithFacts({
     rules: (facts: ProfileFacts, stuck) =>
       decideProfile(state, stuck ? undecidable : item, stuck ? {} : facts, {
         now: new Date().toISOString(),
         outstandingAlertCycles: input.outstandingAlertCycles,
+        billSettleMs: billSettleMs(input),
+        rules,
       }),
-    fetch: (need, facts) => fetchFact(need, facts, state),
+    fetch: (need, facts) => fetchFact(need, facts, state, rules),
     run: (effect) => runEffect(effect, state),
     facts: {},
   });
@@ -229,7 +259,12 @@ async function runEffect(effect: ProfileEffect, s: ProfileState): Promise<void> 
   }
 }
 
-async function fetchFact(need: ProfileFactNeed, facts: ProfileFacts, s: ProfileState): Promise<void> {
+async function fetchFact(
+  need: ProfileFactNeed,
+  facts: ProfileFacts,
+  s: ProfileState,
+  rules: ProfileRules,
+): Promise<void> {
   switch (need.fact) {
     case 'proof':
     case 'adjustmentProof':
@@ -241,14 +276,22 @@ async function fetchFact(need: ProfileFactNeed, facts: ProfileFacts, s: ProfileS
     case 'customerMatch':
       facts.customerMatch = await act.matchCustomer(need);
       return;
-    case 'nvp':
+    case 'nvp': {
+      const once = rules.billOnce && need.call.method === 'BillOutstandingAmount';
       try {
-        facts.nvp = await paypal.callPayPalNvp({ integrationId: s.integrationId, call: need.call });
+        facts.nvp = await (once ? paypalOnce : paypal).callPayPalNvp({
+          integrationId: s.integrationId,
+          call: need.call,
+        });
       } catch (err) {
         if (!(err instanceof ActivityFailure)) throw err;
-        facts.nvp = { ack: 'Unreachable', message: (err.cause?.message ?? err.message).slice(0, 300) };
+        const message = (err.cause?.message ?? err.message).slice(0, 300);
+        // Certainly not sent (the activity says so) is safe to ask again; anything else may have reached PayPal.
+        const notSent = err.cause instanceof ApplicationFailure && err.cause.type === NVP_NOT_SENT;
+        facts.nvp = once && !notSent ? { ack: 'Unknown', message } : { ack: 'Unreachable', message };
       }
       return;
+    }
     case 'posting':
       facts.postings = {
         ...facts.postings,

@@ -23,6 +23,13 @@ export type BillOutstandingAction = z.infer<typeof BillOutstandingActionSchema>;
 export const AssignProfileActionSchema = ProfileActionSchema.extend({ customerId: text(64) });
 export type AssignProfileAction = z.infer<typeof AssignProfileActionSchema>;
 
+/**
+ * `matter` names the one matter to close (as listed in the profile's `attention`); without it only
+ * the notices are closed: a contradiction always needs its own decision.
+ */
+export const AcknowledgeProfileActionSchema = ProfileActionSchema.extend({ matter: text(300).optional() });
+export type AcknowledgeProfileAction = z.infer<typeof AcknowledgeProfileActionSchema>;
+
 /** API path segment → input type and schema. PayPal calls: bill, suspend, reactivate, cancel, refresh. */
 export const PROFILE_OPERATOR_ACTIONS = {
   'bill-outstanding': { type: 'bill', schema: BillOutstandingActionSchema },
@@ -32,7 +39,7 @@ export const PROFILE_OPERATOR_ACTIONS = {
   refresh: { type: 'refresh', schema: ProfileActionSchema },
   assign: { type: 'assign', schema: AssignProfileActionSchema },
   approve: { type: 'approve', schema: ProfileActionSchema },
-  acknowledge: { type: 'acknowledge', schema: ProfileActionSchema },
+  acknowledge: { type: 'acknowledge', schema: AcknowledgeProfileActionSchema },
 } as const;
 export type ProfileActionPath = keyof typeof PROFILE_OPERATOR_ACTIONS;
 export type ProfileActionType = (typeof PROFILE_OPERATOR_ACTIONS)[ProfileActionPath]['type'];

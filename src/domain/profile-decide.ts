@@ -2,7 +2,12 @@ import { describeMoney, formatMinor, isSupportedCurrency, parseAmount } from './
 import type { Posting, PostingOutcome, Proof, MessageOutcomeRecord } from './payment-decide';
 import type { LifecycleEvent } from './payment-state';
 import { INFORMATIONAL_FLAGS } from './payment-state';
-import type { AssignProfileAction, BillOutstandingAction, ProfileAction } from './profile-actions';
+import type {
+  AcknowledgeProfileAction,
+  AssignProfileAction,
+  BillOutstandingAction,
+  ProfileAction,
+} from './profile-actions';
 import {
   PROFILE_MONEY_TXN_TYPES,
   ProfileStatusSchema,
@@ -15,6 +20,7 @@ import {
   type ProfileStatus,
   type Stamp,
 } from './profile';
+import { closingOf, matter } from './profile-matters';
 import { clone, NeedFact, notApplied, pushBounded } from './rules-kit';
 
 /**
@@ -33,7 +39,8 @@ import { clone, NeedFact, notApplied, pushBounded } from './rules-kit';
 
 export type OperatorInput =
   | { type: 'assign'; action: AssignProfileAction }
-  | { type: 'approve' | 'acknowledge'; action: ProfileAction }
+  | { type: 'approve'; action: ProfileAction }
+  | { type: 'acknowledge'; action: AcknowledgeProfileAction }
   | { type: 'suspend' | 'reactivate' | 'cancel' | 'refresh'; action: ProfileAction }
   | { type: 'bill'; action: BillOutstandingAction };
 
@@ -50,11 +57,57 @@ export interface NvpCall {
   method: 'BillOutstandingAmount' | 'ManageRecurringPaymentsProfileStatus' | 'GetRecurringPaymentsProfileDetails';
   params: Record<string, string>;
 }
-/** PayPal's answer (ACK and its first error), or why there was none (transport, missing credentials). */
+/**
+ * PayPal's answer (ACK and its first error), or why there was none: `Unreachable` when the call
+ * certainly did not reach PayPal (no credentials, connection refused) or gave up retrying a call
+ * that is safe to repeat; `Unknown` when a call that moves money may have reached PayPal and its
+ * answer was lost (an error status, a reset, a timeout): PayPal may have acted on it.
+ */
 export type NvpOutcome =
   | { ack: 'Success'; fields: Record<string, string> }
   | { ack: 'Failure'; code: string; shortMessage: string; longMessage: string }
-  | { ack: 'Unreachable'; message: string };
+  | { ack: 'Unreachable'; message: string }
+  | { ack: 'Unknown'; message: string };
+
+/** The failure type of an NVP call that certainly never reached PayPal: safe to make again. */
+export const NVP_NOT_SENT = 'NvpNotSent';
+
+/**
+ * The fields of PayPal's answers the rules read. GetRecurringPaymentsProfileDetails also answers
+ * with the subscriber's name, shipping address and card details: those never leave the activity
+ * (nor reach a workflow history, an audit entry or the admin API).
+ */
+export const NVP_ANSWER_FIELDS = [
+  'ACK',
+  'CORRELATIONID',
+  'TIMESTAMP',
+  'PROFILEID',
+  'STATUS',
+  'CURRENCYCODE',
+  'AMT',
+  'OUTSTANDINGBALANCE',
+  'NEXTBILLINGDATE',
+  'FAILEDPAYMENTCOUNT',
+] as const;
+
+/** An answer reduced to the fields the rules read. */
+export function keepUsedFields(answer: NvpOutcome): NvpOutcome {
+  if (answer.ack !== 'Success') return answer;
+  const fields: Record<string, string> = {};
+  for (const k of NVP_ANSWER_FIELDS) if (Object.hasOwn(answer.fields, k)) fields[k] = answer.fields[k]!;
+  return { ack: 'Success', fields };
+}
+
+/** What an audit entry keeps of a call and its answer: the ids and PayPal's verdict, no personal data. */
+function auditedCall(call: NvpCall, answer: NvpOutcome): Record<string, unknown> {
+  const params: Record<string, string> = {};
+  for (const k of ['PROFILEID', 'ACTION', 'AMT']) if (call.params[k] !== undefined) params[k] = call.params[k]!;
+  const paypal =
+    answer.ack === 'Success'
+      ? { ack: answer.ack, ...(answer.fields.CORRELATIONID ? { correlationId: answer.fields.CORRELATIONID } : {}) }
+      : answer;
+  return { call: { method: call.method, params }, paypal };
+}
 
 export type ProfileFactNeed =
   | { fact: 'proof'; event: ProfileEvent }
@@ -100,11 +153,32 @@ export type ProfileDecision =
       result: ActionResult | null;
     };
 
+/**
+ * Rule changes a running workflow adopts only through `patched(...)` (its recorded history was
+ * decided by the rules before them); everything else gets the current rules.
+ */
+export interface ProfileRules {
+  /** BillOutstandingAmount runs once; a lost answer is `bill_uncertain` until reconciled. */
+  billOnce: boolean;
+  /**
+   * A blanket acknowledge closes notices only; contradictions (among them PayPal dating a payment or
+   * a live status after the profile ended, raised from then on) are closed one by one, by name.
+   */
+  namedMatters: boolean;
+}
+export const CURRENT_RULES: ProfileRules = { billOnce: true, namedMatters: true };
+
 export interface ProfileContext {
   /** Workflow time, ISO. */
   now: string;
   /** Outstanding balance above this many cycles' amount asks a person. */
   outstandingAlertCycles: number;
+  /**
+   * How long after an uncertain bill PayPal's unchanged balance (and no IPN) counts as "not billed":
+   * PayPal announces a collected outstanding payment by IPN; this is how long we wait for one.
+   */
+  billSettleMs: number;
+  rules?: ProfileRules;
 }
 
 const HISTORY_LIMIT = 100;
@@ -114,9 +188,10 @@ const STATUS_RANK: Record<ProfileStatus, number> = { Pending: 0, Active: 1, Susp
 const TERMINAL: ProfileStatus[] = ['Cancelled', 'Expired'];
 const DAY_MS = 24 * 3600 * 1000;
 export const ATTENTION = {
-  maxFailed: 'suspended_max_failed_payments',
-  outstanding: 'outstanding_over_threshold',
-  noCustomer: 'no_customer_match',
+  maxFailed: matter('suspended_max_failed_payments'),
+  outstanding: matter('outstanding_over_threshold'),
+  noCustomer: matter('no_customer_match'),
+  billUncertain: matter('bill_uncertain'),
 } as const;
 
 /** Never throws: an unexpected error leaves the state unchanged and asks a person. */
@@ -134,7 +209,7 @@ export function decideProfile(
     const s = clone(state);
     const messageId = input.type === 'ipn' || input.type === 'adjustment' ? input.event.messageId : null;
     const detail = `${input.type}: ${err instanceof Error ? err.message : String(err)}`.slice(0, 300);
-    if (!s.attention.includes('internal_error')) s.attention.push('internal_error');
+    if (!s.attention.includes(matter('internal_error'))) s.attention.push(matter('internal_error'));
     pushHistory(s, {
       at: ctx.now,
       source: 'workflow',
@@ -163,6 +238,7 @@ export function refusalOf(
   s: ProfileState,
   input: OperatorInput,
   now: string,
+  rules: ProfileRules = CURRENT_RULES,
 ): Extract<ActionResult, { ok: false }> | null {
   const refuse = (status: 409 | 422, rule: string, detail: string) => ({ ok: false as const, status, rule, detail });
   const st = s.status ?? 'unknown';
@@ -180,6 +256,16 @@ export function refusalOf(
         ? null
         : refuse(409, '11556', `only an Active or Suspended profile can be cancelled; ${s.profileId} is ${st}`);
     case 'bill': {
+      // First: until we know whether PayPal acted on the last bill, any bill could be a second one.
+      if (rules.billOnce && s.billUncertain) {
+        const u = s.billUncertain;
+        return refuse(
+          409,
+          'bill_uncertain',
+          `the bill sent by ${u.operator} at ${u.at} got no answer and may have been carried out: no bill ` +
+            `is sent again until its IPN arrives or PayPal's outstanding balance settles it (refresh)`,
+        );
+      }
       if (s.status !== 'Active' && s.status !== 'Suspended') {
         return refuse(
           409,
@@ -230,9 +316,37 @@ export function refusalOf(
         ? null
         : refuse(409, 'nothing_held', `no payment of ${s.profileId} is held on failed checks`);
     case 'acknowledge':
-      return s.attention.length > 0
-        ? null
-        : refuse(409, 'nothing_to_acknowledge', `nothing on ${s.profileId} waits for acknowledgement`);
+      if (s.attention.length === 0)
+        return refuse(409, 'nothing_to_acknowledge', `nothing on ${s.profileId} waits for acknowledgement`);
+      return rules.namedMatters ? acknowledgeRefusal(s, input.action.matter, refuse) : null;
+  }
+}
+
+function acknowledgeRefusal(
+  s: ProfileState,
+  named: string | undefined,
+  refuse: (status: 409, rule: string, detail: string) => Extract<ActionResult, { ok: false }>,
+): Extract<ActionResult, { ok: false }> | null {
+  if (named === undefined) {
+    if (s.attention.some((m) => closingOf(m) === 'notice')) return null;
+    return refuse(
+      409,
+      'matter_needs_own_decision',
+      `what waits on ${s.profileId} (${s.attention.join(', ')}) is not a notice: acknowledge one by name ("matter")`,
+    );
+  }
+  if (!s.attention.includes(named)) return refuse(409, 'no_such_matter', `${s.profileId} has no matter ${named}`);
+  switch (closingOf(named)) {
+    case 'assign':
+      return refuse(409, 'assign_customer', 'payments wait for a customer: assign one, which closes this matter');
+    case 'reconcile':
+      return refuse(
+        409,
+        'bill_uncertain',
+        'an uncertain bill is closed by what PayPal did (its IPN, or its balance on refresh), not by acknowledgement',
+      );
+    default:
+      return null;
   }
 }
 
@@ -251,11 +365,15 @@ class Decider {
   readonly effects: ProfileEffect[] = [];
   private result: ActionResult | null = null;
 
+  private readonly rules: ProfileRules;
+
   constructor(
     private readonly s: ProfileState,
     private readonly facts: ProfileFacts,
     private readonly ctx: ProfileContext,
-  ) {}
+  ) {
+    this.rules = ctx.rules ?? CURRENT_RULES;
+  }
 
   run(input: ProfileInput): ProfileDecision {
     const outcome = this.apply(input);
@@ -296,7 +414,7 @@ class Decider {
   private onIpn(e: ProfileEvent): MessageOutcomeRecord {
     const s = this.s;
     if (e.integrationId !== s.integrationId || e.profileId !== s.profileId) {
-      this.attend(`foreign_event:${e.messageId}`);
+      this.attend(matter('foreign_event', e.messageId));
       this.note('ipn', `refused an event for ${e.integrationId}/${e.profileId}: not this profile`, e.messageId);
       this.alert(
         'profile_foreign_event',
@@ -313,7 +431,7 @@ class Decider {
     }
     const proof = this.need(this.facts.proof, { fact: 'proof', event: e });
     if (!proof.ok) {
-      this.attend(`unproven_event:${e.messageId}`);
+      this.attend(matter('unproven_event', e.messageId));
       this.note('ipn', `ignored an event that no verified message backs: ${proof.reason}`, e.messageId);
       this.alert('profile_unproven_event', e.messageId, `${s.profileId}: ${proof.reason}`);
       return notApplied.unproven(e.messageId, proof.reason);
@@ -324,7 +442,7 @@ class Decider {
     const blocking = this.blockingFlags(e.flags);
     if (blocking.length > 0 && !isMoney) {
       // Another account's profile, or a live message on a sandbox integration: it must not steer ours.
-      this.attend(`checks_failed:${e.messageId}`);
+      this.attend(matter('checks_failed', e.messageId));
       this.note('ipn', `${e.txnType} not applied: checks failed (${blocking.join(',')})`, e.messageId);
       this.alert('profile_event_checks_failed', e.messageId, `${s.profileId}: ${blocking.join(',')}`);
       return {
@@ -357,7 +475,11 @@ class Decider {
     if (e.initialPaymentStatus === 'Failed')
       this.alert('profile_initial_payment_failed', e.messageId, `${s.profileId}: initial payment failed`);
 
-    if (e.txnType.startsWith('recurring_payment_outstanding_payment')) s.billQueued = null;
+    if (e.txnType.startsWith('recurring_payment_outstanding_payment')) {
+      s.billQueued = null;
+      // PayPal runs one outstanding payment at a time and announces each: this is the bill's result.
+      this.reconcileBill({ by: 'paypal', ipn: e });
+    }
     if (isMoney) this.onPayment(e);
     else if (s.customerId === null && !s.attention.includes(ATTENTION.noCustomer)) this.matchOrAttend(e.messageId);
 
@@ -390,6 +512,14 @@ class Decider {
     const later = stamp.dated && cur !== undefined && secs(stamp.at) > secs(cur.at);
     if (!fromApi && s.status !== null && TERMINAL.includes(s.status)) {
       this.note(stamp.source, `${target} after ${s.status}: recorded, not applied`, messageId);
+      // Older news is normal; PayPal dating a live status after its own final one is a contradiction.
+      if (this.rules.namedMatters && !TERMINAL.includes(target) && later && messageId) {
+        this.contradiction(
+          matter('final_status_contradicted', messageId),
+          messageId,
+          `${target} dated ${stamp.at}, after ${s.status} as of ${cur?.at ?? '?'}`,
+        );
+      }
       return;
     }
     if (!fromApi && !forward && !later) {
@@ -483,6 +613,17 @@ class Decider {
       if (s.payments.length > PAYMENTS_LIMIT) s.payments.splice(0, s.payments.length - PAYMENTS_LIMIT);
     }
     if (e.paymentStatus !== 'Completed') return;
+    const final = s.fields.status;
+    if (this.rules.namedMatters && s.status && TERMINAL.includes(s.status) && final && e.dated) {
+      // Money PayPal collected is credited as received; that it was collected at all needs a person.
+      if (secs(e.eventAt) > secs(final.at)) {
+        this.contradiction(
+          matter('payment_after_final', p.txnId),
+          e.messageId,
+          `${p.txnId} Completed on ${e.eventAt}, after ${s.status} as of ${final.at}`,
+        );
+      }
+    }
     // A payment on time clears the failures before it (PayPal counts consecutive failures).
     const failed = s.fields.failedPaymentCount;
     if (!failed || e.eventAt >= failed.at)
@@ -582,7 +723,7 @@ class Decider {
     const p = s.payments.find((x) => x.txnId === e.paymentTxnId);
     const key = e.kind === 'dispute' ? `case:${e.caseId ?? e.messageId}` : `${e.txnId}:${e.paymentStatus}`;
     if (e.integrationId !== s.integrationId || !p) {
-      this.attend(`foreign_event:${e.messageId}`);
+      this.attend(matter('foreign_event', e.messageId));
       this.alert(
         'profile_foreign_event',
         e.messageId,
@@ -595,13 +736,13 @@ class Decider {
     }
     const proof = this.need(this.facts.proof, { fact: 'adjustmentProof', event: e });
     if (!proof.ok) {
-      this.attend(`unproven_event:${e.messageId}`);
+      this.attend(matter('unproven_event', e.messageId));
       this.alert('profile_unproven_event', e.messageId, `${s.profileId}: ${proof.reason}`);
       return notApplied.unproven(e.messageId, proof.reason);
     }
     s.processedKeys.push(key);
     const attendAdjustment = (why: string) => {
-      this.attend(`${e.kind}:${e.txnId}`);
+      this.attend(matter(e.kind, e.txnId));
       this.note('ipn', `${e.kind} ${e.txnId} of ${p.txnId} needs a person: ${why}`, e.messageId);
       this.alert('profile_adjustment_held', e.messageId, `${s.profileId}/${p.txnId}: ${why}`);
     };
@@ -647,7 +788,7 @@ class Decider {
       messageId: e.messageId,
     });
     if (!posted.ok) {
-      this.attend(`ledger_conflict:${e.txnId}`);
+      this.attend(matter('ledger_conflict', e.txnId));
       this.alert('profile_adjustment_held', e.messageId, `${s.profileId}/${e.txnId}: ${posted.reason.slice(0, 200)}`);
       return false;
     }
@@ -660,7 +801,7 @@ class Decider {
   private onOperator(input: OperatorInput): void {
     const s = this.s;
     const a = input.action;
-    const refusal = refusalOf(s, input, this.ctx.now);
+    const refusal = refusalOf(s, input, this.ctx.now, this.rules);
     const auditAction = `profile_${input.type}`;
     if (refusal) {
       this.result = refusal;
@@ -722,17 +863,7 @@ class Decider {
         return;
       }
       case 'acknowledge':
-        this.audit({
-          actor: a.operator,
-          action: 'profile_acknowledge',
-          reason: a.note,
-          details: { attention: s.attention },
-        });
-        this.note('operator', `${a.operator} acknowledged ${s.attention.join(', ')}: ${a.note}`);
-        // No customer stays a matter until one is assigned: acknowledging it would hide held money.
-        s.attention = s.attention.filter((x) => x === ATTENTION.noCustomer && s.customerId === null);
-        this.result = { ok: true, detail: 'acknowledged' };
-        return;
+        return this.acknowledge(input.action);
       case 'refresh':
         this.refresh(a);
         return;
@@ -758,6 +889,31 @@ class Decider {
     }
   }
 
+  private acknowledge(a: AcknowledgeProfileAction): void {
+    const s = this.s;
+    const closes = (m: string) =>
+      !this.rules.namedMatters
+        ? // No customer stays a matter until one is assigned: acknowledging it would hide held money.
+          !(m === ATTENTION.noCustomer && s.customerId === null)
+        : a.matter !== undefined
+          ? m === a.matter
+          : closingOf(m) === 'notice';
+    const closed = s.attention.filter(closes);
+    s.attention = s.attention.filter((m) => !closes(m));
+    this.audit({
+      actor: a.operator,
+      action: 'profile_acknowledge',
+      reason: a.note,
+      details: { closed, open: s.attention },
+    });
+    this.note('operator', `${a.operator} acknowledged ${closed.join(', ')}: ${a.note}`);
+    const open = s.attention.length ? `; still open: ${s.attention.join(', ')}` : '';
+    this.result = {
+      ok: true,
+      detail: this.rules.namedMatters ? `acknowledged ${closed.join(', ')}${open}` : 'acknowledged',
+    };
+  }
+
   private callPayPal(call: NvpCall): NvpOutcome {
     return this.need(this.facts.nvp, { fact: 'nvp', call });
   }
@@ -780,7 +936,7 @@ class Decider {
       action: `profile_${type}`,
       reason: a.note,
       customerId: this.s.customerId ?? undefined,
-      details: { call: { method: call.method, params: call.params }, paypal: answer },
+      details: auditedCall(call, answer),
     });
     this.note('api', `${a.operator} asked to ${type} (${a.note}): PayPal answered ${shown}`);
     if (answer.ack === 'Success') return true;
@@ -823,7 +979,10 @@ class Decider {
     if (a.amount !== undefined) params.AMT = formatMinor(amount, st.currency!);
     const call: NvpCall = { method: 'BillOutstandingAmount', params };
     const answer = this.callPayPal(call);
-    if (!this.answered('bill', a, call, answer)) return;
+    if (!this.answered('bill', a, call, answer)) {
+      if (answer.ack === 'Unknown' && this.rules.billOnce) this.billUncertain(amount, a, answer.message);
+      return;
+    }
     // The money arrives (or fails) by IPN; until then PayPal refuses another bill.
     st.billQueued = { amountMinor: amount, at: this.ctx.now, operator: a.operator };
     this.result = {
@@ -831,6 +990,89 @@ class Decider {
       detail: `billing ${describeMoney(amount, st.currency!)}; the result arrives by IPN`,
       paypal: answer,
     };
+  }
+
+  /**
+   * The bill was sent and its answer lost: PayPal may have billed. Not sent again (PayPal documents
+   * no idempotency for it), held for a person until evidence settles it (`reconcileBill`).
+   */
+  private billUncertain(amount: number, a: BillOutstandingAction, why: string): void {
+    const st = this.s;
+    st.billUncertain = {
+      amountMinor: amount,
+      at: this.ctx.now,
+      operator: a.operator,
+      outstandingBeforeMinor: st.outstandingMinor ?? 0,
+      why: why.slice(0, 300),
+    };
+    this.attend(ATTENTION.billUncertain);
+    const detail =
+      `PayPal's answer to billing ${describeMoney(amount, st.currency!)} was lost (${why.slice(0, 200)}): it may ` +
+      `have billed. Not sent again; held until its IPN arrives or PayPal's balance settles it`;
+    this.note('api', detail);
+    this.alert('profile_bill_uncertain', null, `${st.profileId}: ${detail}`);
+    this.result = { ok: false, status: 502, rule: 'bill_uncertain', detail, paypal: { ack: 'Unknown', message: why } };
+  }
+
+  /**
+   * Evidence about an uncertain bill. PayPal's outstanding-payment IPN (Completed or failed) means
+   * it was carried out; so does PayPal's balance below what it was when the bill was sent (were
+   * something else to have lowered it, a new bill could still ask only for what remains). A balance
+   * not lower once the settle window has passed, with no such IPN in it, means it was not: only then
+   * may a bill be sent again. Within the window an unchanged balance proves nothing (PayPal may
+   * still be collecting).
+   */
+  private reconcileBill(
+    evidence: { by: 'paypal'; ipn: ProfileEvent } | { by: string; outstandingMinor: number },
+  ): void {
+    const st = this.s;
+    const u = st.billUncertain;
+    if (!u) return;
+    const money = (m: number) => describeMoney(m, st.currency!);
+    const elapsed = Date.parse(this.ctx.now) - Date.parse(u.at);
+    let verdict: 'carried_out' | 'not_carried_out';
+    let why: string;
+    if ('ipn' in evidence) {
+      verdict = 'carried_out';
+      why = `PayPal's ${evidence.ipn.txnType} IPN arrived`;
+    } else if (evidence.outstandingMinor < u.outstandingBeforeMinor) {
+      verdict = 'carried_out';
+      why = `PayPal's outstanding is ${money(evidence.outstandingMinor)}, ${money(u.outstandingBeforeMinor)} when sent`;
+    } else if (elapsed >= this.ctx.billSettleMs) {
+      verdict = 'not_carried_out';
+      why =
+        `PayPal's outstanding is still ${money(evidence.outstandingMinor)} ` +
+        `${Math.round(elapsed / 1000)} s after the bill, and no outstanding-payment IPN came`;
+    } else {
+      this.note(
+        'refresh',
+        `bill of ${money(u.amountMinor)} still uncertain: PayPal's outstanding is ` +
+          `${money(evidence.outstandingMinor)} as when sent; settled no earlier than ` +
+          `${new Date(Date.parse(u.at) + this.ctx.billSettleMs).toISOString()}`,
+      );
+      return;
+    }
+    st.billUncertain = null;
+    st.attention = st.attention.filter((m) => m !== ATTENTION.billUncertain);
+    const messageId = 'ipn' in evidence ? evidence.ipn.messageId : null;
+    const detail =
+      `bill of ${money(u.amountMinor)} by ${u.operator} at ${u.at}: ` + `${verdict.replaceAll('_', ' ')} (${why})`;
+    this.note('ipn' in evidence ? 'ipn' : 'refresh', detail, messageId);
+    this.audit({
+      actor: evidence.by,
+      action: 'profile_bill_reconciled',
+      customerId: st.customerId ?? undefined,
+      details: {
+        verdict,
+        amountMinor: u.amountMinor,
+        sentAt: u.at,
+        outstandingBeforeMinor: u.outstandingBeforeMinor,
+        ...('ipn' in evidence
+          ? { messageId, txnType: evidence.ipn.txnType }
+          : { outstandingAfterMinor: evidence.outstandingMinor }),
+      },
+    });
+    this.alert('profile_bill_reconciled', messageId, `${st.profileId}: ${detail}`);
   }
 
   /** PayPal's current view of the profile replaces ours field by field; what changed is recorded as drift. */
@@ -866,6 +1108,7 @@ class Decider {
       };
       const out = minor(f.OUTSTANDINGBALANCE);
       if (out !== null) this.setField('outstanding', out, stamp);
+      if (out !== null) this.reconcileBill({ by: who.operator, outstandingMinor: out });
       const amt = minor(f.AMT);
       if (amt !== null) this.setField('amountPerCycle', amt, stamp);
     }
@@ -887,8 +1130,15 @@ class Decider {
 
   // ---- bookkeeping ---------------------------------------------------------------------------
 
-  private attend(matter: string): void {
-    if (!this.s.attention.includes(matter)) this.s.attention.push(matter);
+  private attend(m: string): void {
+    if (!this.s.attention.includes(m)) this.s.attention.push(m);
+  }
+
+  /** PayPal said something a final state rules out: a matter only a decision naming it closes. */
+  private contradiction(m: string, messageId: string, detail: string): void {
+    this.attend(m);
+    this.note('ipn', `contradiction: ${detail}; waiting for a person`, messageId);
+    this.alert('profile_contradiction', messageId, `${this.s.profileId}: ${detail}`);
   }
 
   private note(source: FieldSource | 'operator' | 'workflow', what: string, messageId: string | null = null): void {

@@ -92,6 +92,18 @@ export const CyclePaymentSchema = z.object({
 });
 export type CyclePayment = z.infer<typeof CyclePaymentSchema>;
 
+export const BillUncertainSchema = z.object({
+  amountMinor: z.number().int(),
+  /** When it was sent (workflow time, ISO). */
+  at: z.string(),
+  operator: z.string(),
+  /** Our outstanding balance when it was sent: PayPal's balance after is compared against it. */
+  outstandingBeforeMinor: z.number().int(),
+  /** Why there was no answer (transport error, timeout). */
+  why: z.string(),
+});
+export type BillUncertain = z.infer<typeof BillUncertainSchema>;
+
 export const ProfileStateSchema = z.object({
   integrationId: z.string(),
   profileId: z.string(),
@@ -113,6 +125,12 @@ export const ProfileStateSchema = z.object({
   debitedMinor: z.number().int(),
   /** A BillOutstandingAmount PayPal accepted whose result (an IPN) has not arrived: PayPal refuses another (11577). */
   billQueued: z.object({ amountMinor: z.number().int().nullable(), at: z.string(), operator: z.string() }).nullable(),
+  /**
+   * A BillOutstandingAmount sent whose answer never reached us (lost, timed out): PayPal may have
+   * billed. No bill is sent again until evidence says what happened (see `bill_uncertain`).
+   * Absent from states saved before it existed.
+   */
+  billUncertain: BillUncertainSchema.nullable().default(null),
   approvedFlags: z.array(z.string()),
   /** Matters a person must look at: suspension for failed payments, a large balance, no customer, refused events. */
   attention: z.array(z.string()),
@@ -143,6 +161,7 @@ export function initialProfileState(integrationId: string, profileId: string): P
     creditedMinor: 0,
     debitedMinor: 0,
     billQueued: null,
+    billUncertain: null,
     approvedFlags: [],
     attention: [],
     lastRefreshAt: null,

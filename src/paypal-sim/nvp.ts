@@ -8,6 +8,24 @@ import { MasspaySimulator } from './masspay';
 export const NVP_PATH = '/nvp';
 const DAY_MS = 24 * 3600 * 1000;
 
+/** Who pays a profile, as PayPal's profile details show them (personal data the service must not spread). */
+export interface SimSubscriber {
+  name: string;
+  street: string;
+  city: string;
+  state: string;
+  zip: string;
+  countryCode: string;
+}
+export const SIM_SUBSCRIBER: SimSubscriber = {
+  name: 'Philippa Quenby-Sim',
+  street: '4821 Larkspur Terrace',
+  city: 'San Jose',
+  state: 'CA',
+  zip: '95131',
+  countryCode: 'US',
+};
+
 /** A recurring profile as PayPal holds it; tests create and change them (the latter "behind our back"). */
 export interface SimProfile {
   id: string;
@@ -26,6 +44,10 @@ export interface SimProfile {
   failNextBill?: boolean;
   /** A bill PayPal accepted whose IPN has not been sent yet. */
   billQueued?: boolean;
+  /** Default SIM_SUBSCRIBER. */
+  subscriber?: SimSubscriber;
+  /** A bill is collected (the balance falls) but its IPN waits for `releaseHeldIpns()`: a slow IPN. */
+  holdBillIpn?: boolean;
 }
 
 export interface NvpCallRecord {
@@ -59,6 +81,7 @@ export class NvpSimulator {
   /** The MassPay method: its payments, the unique ids each account spent, where its IPNs go. */
   readonly masspay: MasspaySimulator;
   private readonly pending = new Set<Promise<unknown>>();
+  private readonly heldIpns: Array<() => void> = [];
 
   constructor(private readonly sendIpn: SendIpn) {
     this.masspay = new MasspaySimulator((listenerUrl, body) => this.track(this.sendIpn({ listenerUrl, body }).done));
@@ -67,6 +90,13 @@ export class NvpSimulator {
   upsertProfile(p: SimProfile): SimProfile {
     this.profiles.set(p.id, { ...p });
     return this.profiles.get(p.id)!;
+  }
+
+  /** Sends the bill IPNs held by `holdBillIpn`; how many. */
+  releaseHeldIpns(): number {
+    const held = this.heldIpns.splice(0);
+    for (const send of held) send();
+    return held.length;
   }
 
   /** Resolves when every IPN the simulator decided to send has been delivered (or given up). */
@@ -125,11 +155,21 @@ export class NvpSimulator {
     const profile = p.PROFILEID ? this.profiles.get(p.PROFILEID) : undefined;
     if (!profile) return fail('11552', 'Invalid profile ID', 'The profile ID is invalid');
     switch (p.METHOD) {
-      case 'GetRecurringPaymentsProfileDetails':
+      case 'GetRecurringPaymentsProfileDetails': {
+        const who = profile.subscriber ?? SIM_SUBSCRIBER;
         return {
           ...base,
           ACK: 'Success',
           PROFILEID: profile.id,
+          // As PayPal does: the subscriber and where to ship, beside the profile's own fields.
+          SUBSCRIBERNAME: who.name,
+          SHIPTONAME: who.name,
+          SHIPTOSTREET: who.street,
+          SHIPTOCITY: who.city,
+          SHIPTOSTATE: who.state,
+          SHIPTOZIP: who.zip,
+          SHIPTOCOUNTRYCODE: who.countryCode,
+          EMAIL: profile.payerEmail,
           STATUS: profile.status,
           CURRENCYCODE: profile.currency,
           AMT: formatMinor(profile.amountPerCycleMinor, profile.currency),
@@ -137,6 +177,7 @@ export class NvpSimulator {
           FAILEDPAYMENTCOUNT: String(profile.failedPaymentCount),
           ...(profile.nextBillingDate ? { NEXTBILLINGDATE: profile.nextBillingDate } : {}),
         };
+      }
       case 'ManageRecurringPaymentsProfileStatus':
         return this.manage(profile, p.ACTION ?? '', base, fail);
       case 'BillOutstandingAmount':
@@ -249,7 +290,9 @@ export class NvpSimulator {
           }),
     };
     const body = Buffer.from(new URLSearchParams(fields).toString(), 'utf8');
-    this.track(this.sendIpn({ listenerUrl: profile.listenerUrl, body }).done);
+    const send = () => this.track(this.sendIpn({ listenerUrl: profile.listenerUrl, body }).done);
+    if (profile.holdBillIpn) this.heldIpns.push(send);
+    else send();
   }
 
   private track(done: Promise<unknown>): void {

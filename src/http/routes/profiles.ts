@@ -34,6 +34,8 @@ function view(s: ProfileState) {
     creditedMinor: s.creditedMinor,
     debitedMinor: s.debitedMinor,
     billQueued: s.billQueued,
+    /** A bill whose answer was lost: no bill is sent until PayPal's IPN or balance settles it. */
+    billUncertain: s.billUncertain ?? null,
     attention: s.attention,
     /** Which source (ipn | api | refresh) last set each field, as of when. */
     fields: s.fields,
