@@ -53,6 +53,8 @@ export const ConfigSchema = z.object({
   MASSPAY_PROCESSED_DEADLINE_SECONDS: positiveInt.default(48 * 3_600),
   /** ...and with no Completed IPN after this long (PayPal returns unclaimed items after 30 days). */
   MASSPAY_COMPLETED_DEADLINE_SECONDS: positiveInt.default(35 * 24 * 3_600),
+  /** Before this long after submission, resolving a Mass Pay item to a releasing state needs a second operator. */
+  MASSPAY_RELEASE_WAIT_SECONDS: positiveInt.default(7 * 24 * 3_600),
   /** Only to choose ALLOW_SANDBOX_INTEGRATIONS' default (the Dockerfile sets production). */
   NODE_ENV: z.string().optional(),
   /**

@@ -1,4 +1,4 @@
-import { formatMinor } from '../domain/money';
+import { formatMinor, parseAmount } from '../domain/money';
 import type { PayoutItem } from '../domain/masspay';
 import { nvpCredentialNames, nvpCredentialsFromEnv, type NvpCredentials } from '../paypal/nvp-client';
 
@@ -55,4 +55,55 @@ export function sendCredentials(
     };
   }
   return { ok: true, credentials };
+}
+
+/** PayPal's answer warning that a TransactionSearch returned only its first 100 results. */
+export const NVP_SEARCH_TRUNCATED = '11002';
+
+/**
+ * PayPal's TransactionSearch for Mass Pay payments to one payee since `since`: how an unanswered
+ * MassPay call is reconciled (read-only, so it may be repeated freely). Dates in UTC without
+ * fractions, as PayPal takes them.
+ */
+export function transactionSearchCall(q: { receiver: string; currency: string; since: string }): {
+  method: 'TransactionSearch';
+  params: Record<string, string>;
+} {
+  return {
+    method: 'TransactionSearch',
+    params: {
+      STARTDATE: new Date(q.since).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+      RECEIVER: q.receiver,
+      TRANSACTIONCLASS: 'MassPay',
+      CURRENCYCODE: q.currency,
+    },
+  };
+}
+
+/**
+ * How many of `amounts` (one per item to this payee, minor units) a TransactionSearch answer shows:
+ * each result row (`L_EMAILn`, `L_AMTn` negative for money sent, `L_CURRENCYCODEn`) matches at most
+ * one item. `truncated`: PayPal cut the results, so absence proves nothing.
+ */
+export function matchSearchResults(
+  fields: Record<string, string>,
+  q: { receiver: string; currency: string; amounts: number[] },
+): { found: number; truncated: boolean } {
+  const left = [...q.amounts];
+  let found = 0;
+  for (let n = 0; fields[`L_TRANSACTIONID${n}`] !== undefined || fields[`L_AMT${n}`] !== undefined; n++) {
+    if ((fields[`L_EMAIL${n}`] ?? '').trim().toLowerCase() !== q.receiver.toLowerCase()) continue;
+    if (fields[`L_CURRENCYCODE${n}`] !== q.currency) continue;
+    let amount: number;
+    try {
+      amount = Math.abs(parseAmount(fields[`L_AMT${n}`] ?? '', q.currency));
+    } catch {
+      continue;
+    }
+    const at = left.indexOf(amount);
+    if (at < 0) continue;
+    left.splice(at, 1);
+    found++;
+  }
+  return { found, truncated: fields.L_ERRORCODE0 === NVP_SEARCH_TRUNCATED };
 }
