@@ -334,6 +334,7 @@ export function payoutRoutes(deps: AppDeps): Router {
         reserved: i.reserved,
         released: i.released,
         problems: i.problems,
+        contradictions: i.contradictions,
         history: i.history,
       })),
     };
