@@ -32,7 +32,9 @@ beforeAll(async () => {
   };
   expect(await stack.admin('PUT', `/admin/integrations/${SHOP}`, integration)).toMatchObject({ status: 200 });
   for (const c of CUSTOMERS) {
-    expect(await stack.admin('PUT', `/admin/customers/${c}`, { name: c })).toMatchObject({ status: 200 });
+    // Payouts go only to a customer's registered address.
+    const customer = { name: c, paypalEmails: [`${c}@example.com`] };
+    expect(await stack.admin('PUT', `/admin/customers/${c}`, customer)).toMatchObject({ status: 200 });
     await stack.ledger.post({
       customerId: c,
       currency: 'USD',
@@ -89,7 +91,7 @@ test(`a ${COUNT}-item batch reconciles exactly from IPNs applied in slices; agai
     operator: 'alice',
     items: Array.from({ length: COUNT }, (_, i) => ({
       customerId: CUSTOMERS[i % CUSTOMERS.length],
-      receiverEmail: `payee${i}@example.com`,
+      receiverEmail: `${CUSTOMERS[i % CUSTOMERS.length]}@example.com`,
       amount: (amountOf(i) / 100).toFixed(2),
     })),
   });
