@@ -143,7 +143,9 @@ export async function masspayBatch(input: MasspayBatchInput): Promise<PayoutBatc
     approvePayoutSignal,
     accept('approvePayout', PayoutActionSchema, (action) => ({ type: 'approve', action })),
     {
-      description: `Operator (not the creator): approve the batch for upload to PayPal. ${help}`,
+      description:
+        'Operator (not the creator): approve the batch; a batch over a cap needs a second, distinct ' +
+        `approver. ${help}`,
     },
   );
   setHandler(
@@ -158,7 +160,8 @@ export async function masspayBatch(input: MasspayBatchInput): Promise<PayoutBatc
     accept('sendPayout', SendActionSchema, (action) => ({ type: 'send', action })),
     {
       description:
-        "Operator: send an approved batch through PayPal's MassPay API (calls of at most 250 items); " +
+        "Operator (not the creator): send an approved batch through PayPal's MassPay API (calls of at most " +
+        '250 items, each made once); ' +
         `again after a halted send. ${help.slice(0, -1)}, "emailSubject": "..." (optional)}`,
     },
   );
@@ -174,8 +177,9 @@ export async function masspayBatch(input: MasspayBatchInput): Promise<PayoutBatc
     accept('resolvePayoutItem', ResolveItemActionSchema, (action) => ({ type: 'resolve', action })),
     {
       description:
-        'Operator: settle one item as PayPal shows it. Input: {"uniqueId", "state": ' +
-        '"Completed|Returned|Failed|Reversed|Blocked", "operator", "note"}',
+        'Operator: settle one item as PayPal shows it; a release (Returned, Failed, Reversed, Blocked) ' +
+        'within the waiting period after submission is a request another operator confirms the same way. ' +
+        'Input: {"uniqueId", "state": "Completed|Returned|Failed|Reversed|Blocked", "operator", "note"}',
     },
   );
   setHandler(

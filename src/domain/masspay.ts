@@ -195,7 +195,6 @@ export const PayoutItemSchema = z.object({
   history: z.array(ItemHistoryEntrySchema),
 });
 export type PayoutItem = z.infer<typeof PayoutItemSchema>;
-export type PayoutItemInput = z.input<typeof PayoutItemSchema>;
 
 /** Which cap a batch is over (integration settings `payoutCaps`), in the batch's currency. */
 export const CapExceededSchema = z.object({
