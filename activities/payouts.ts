@@ -27,7 +27,14 @@ import { isSupportedCurrency, parseAmount } from '../src/domain/money';
 import { PayoutBatchIdKey, IntegrationIdKey, payoutWorkflowId } from '../src/domain/contracts';
 import { Ledger, LedgerError, isDuplicateKey } from '../src/ledger/ledger';
 import { inParallel, ItemsEngine, reportSlice, type ItemStore } from '../src/payouts/items-engine';
-import { masspayCall, sendCredentials, transactionSearchCall, matchSearchResults } from '../src/payouts/nvp-masspay';
+import {
+  masspayCall,
+  matchSearchRows,
+  searchRows,
+  sendCredentials,
+  transactionSearchCall,
+  type SearchRow,
+} from '../src/payouts/nvp-masspay';
 import { callNvp, nvpUrl } from '../src/paypal/nvp-client';
 import { masspayBatch, masspayIpnSignal } from '../workflows/masspay-batch';
 
@@ -443,32 +450,35 @@ export function createPayoutActivities({ db, client, config, logger }: ActivityD
           result.search = { inconclusive: creds.reason };
           continue;
         }
-        const byReceiver = new Map<string, number[]>();
-        for (const d of docs)
-          byReceiver.set(d.receiverEmail, [...(byReceiver.get(d.receiverEmail) ?? []), d.amountMinor]);
+        const byPayee = new Map<string, number[]>();
+        for (const d of docs) byPayee.set(d.receiverEmail, [...(byPayee.get(d.receiverEmail) ?? []), d.amountMinor]);
         let found = 0;
-        for (const [receiver, amounts] of byReceiver) {
-          const answer = await callNvp(
-            nvpUrl(a.mode, config.PAYPAL_SANDBOX_NVP_URL),
-            creds.credentials,
-            transactionSearchCall({ receiver, currency: a.currency, since: chunk.since }),
-          );
-          Context.current().heartbeat(receiver.length);
-          if (answer.ack !== 'Success') {
-            result.search = {
-              inconclusive:
-                answer.ack === 'Failure'
-                  ? `TransactionSearch refused: ${answer.code} ${answer.longMessage}`.slice(0, 200)
-                  : answer.message.slice(0, 200),
-            };
-            break;
+        payees: for (const [payee, amounts] of byPayee) {
+          const rows: SearchRow[] = [];
+          for (const by of ['RECEIVER', 'EMAIL'] as const) {
+            const answer = await callNvp(
+              nvpUrl(a.mode, config.PAYPAL_SANDBOX_NVP_URL),
+              creds.credentials,
+              transactionSearchCall({ by, payee, currency: a.currency, since: chunk.since }),
+            );
+            Context.current().heartbeat(chunk.index);
+            if (answer.ack !== 'Success') {
+              result.search = {
+                inconclusive:
+                  answer.ack === 'Failure'
+                    ? `TransactionSearch refused: ${answer.code} ${answer.longMessage}`.slice(0, 200)
+                    : answer.message.slice(0, 200),
+              };
+              break payees;
+            }
+            const got = searchRows(answer.fields);
+            if (got.truncated) {
+              result.search = { inconclusive: 'PayPal truncated the search for a payee (over 100 transactions)' };
+              break payees;
+            }
+            rows.push(...got.rows);
           }
-          const matched = matchSearchResults(answer.fields, { receiver, currency: a.currency, amounts });
-          if (matched.truncated) {
-            result.search = { inconclusive: `PayPal truncated the search for a payee (over 100 transactions)` };
-            break;
-          }
-          found += matched.found;
+          found += matchSearchRows(rows, { currency: a.currency, amounts });
         }
         result.search ??= { found };
       }

@@ -13,6 +13,7 @@ import {
   wentThroughApi,
 } from '../src/domain/masspay-decide';
 import type { PayoutBatchState } from '../src/domain/masspay';
+import { matchSearchRows, searchRows } from '../src/payouts/nvp-masspay';
 
 /** The rules of sending a batch through PayPal's API, chunk by chunk, with PayPal's answers scripted. */
 const deadlines = { processedWithinSeconds: 3600, completedWithinSeconds: 86400 };
@@ -315,5 +316,38 @@ describe("PayPal's IPNs for a batch sent in several calls", () => {
     const uploaded = batch(2, { state: 'submitted', channel: 'upload', submittedAt: NOW });
     const s = ipn(uploaded, 'm4', 'Completed', { Completed: 1, Unclaimed: 1 });
     expect(s).toMatchObject({ state: 'completed', attention: ['items_open_after_completed'] });
+  });
+});
+
+describe("reading PayPal's TransactionSearch for an unanswered call", () => {
+  const answer = (rows: Array<[string, string, string]>, extra: Record<string, string> = {}) =>
+    Object.fromEntries([
+      ['ACK', 'Success'],
+      ...rows.flatMap(([txn, amt, cur], n) => [
+        [`L_TRANSACTIONID${n}`, txn],
+        [`L_AMT${n}`, amt],
+        [`L_CURRENCYCODE${n}`, cur],
+      ]),
+      ...Object.entries(extra),
+    ]) as Record<string, string>;
+
+  test('each row matches at most one item of its amount and currency; a row seen twice counts once', () => {
+    const byReceiver = searchRows(
+      answer([
+        ['T1', '-5.00', 'USD'],
+        ['T2', '-5.00', 'USD'],
+        ['T3', '-7.00', 'EUR'],
+      ]),
+    );
+    const byEmail = searchRows(answer([['T1', '-5.00', 'USD']]));
+    expect(byReceiver.truncated).toBe(false);
+    const rows = [...byReceiver.rows, ...byEmail.rows];
+    expect(matchSearchRows(rows, { currency: 'USD', amounts: [500, 500, 500, 700] })).toBe(2);
+    expect(matchSearchRows(rows, { currency: 'USD', amounts: [700] })).toBe(0);
+    expect(matchSearchRows([], { currency: 'USD', amounts: [500] })).toBe(0);
+  });
+
+  test('cut at 100 results (11002): absence proves nothing', () => {
+    expect(searchRows(answer([], { ACK: 'SuccessWithWarning', L_ERRORCODE0: '11002' })).truncated).toBe(true);
   });
 });

@@ -233,7 +233,9 @@ describe('an unanswered MassPay call with no IPN: held until reconciled, never s
   const heldIds = async () =>
     ((await stack.admin('GET', '/admin/held')).body.payoutBatches as Array<{ _id: string }>).map((p) => p._id);
   const searches = (receiver: string) =>
-    stack.sim.nvp.calls.filter((c) => c.method === 'TransactionSearch' && c.params.RECEIVER === receiver);
+    stack.sim.nvp.calls.filter(
+      (c) => c.method === 'TransactionSearch' && (c.params.RECEIVER === receiver || c.params.EMAIL === receiver),
+    );
   let listenerUrl: string | null = null;
   beforeEach(() => {
     // PayPal's IPNs for these calls are not sent (they may come days later, or be lost).
@@ -293,8 +295,15 @@ describe('an unanswered MassPay call with no IPN: held until reconciled, never s
       found: 2,
     });
     expect(reconciled.attention).toEqual([]);
-    expect(searches('c-held@example.com').map((c) => [c.params.TRANSACTIONCLASS, c.params.CURRENCYCODE])).toEqual([
-      ['MassPay', 'USD'],
+    // By the payee as receiver and as counterparty email (PayPal's reference reads either way).
+    const asked = searches('c-held@example.com').map((c) => [
+      c.params.RECEIVER ? 'RECEIVER' : 'EMAIL',
+      c.params.TRANSACTIONCLASS,
+      c.params.CURRENCYCODE,
+    ]);
+    expect(asked).toEqual([
+      ['RECEIVER', 'MassPay', 'USD'],
+      ['EMAIL', 'MassPay', 'USD'],
     ]);
     expect(await heldIds()).not.toContain(id);
     expect(callsFor(ids)).toHaveLength(1);

@@ -96,7 +96,7 @@ const paypalOnce = proxyActivities<Activities>({
 // after that the chunk stays held and a person asks again.
 const RECONCILE_ATTEMPTS = 5;
 const reads = proxyActivities<Activities>({
-  startToCloseTimeout: '10m',
+  startToCloseTimeout: '30m',
   heartbeatTimeout: '2m',
   retry: { initialInterval: '2s', maximumInterval: '1m', maximumAttempts: RECONCILE_ATTEMPTS },
 });
