@@ -1,7 +1,13 @@
 import { Context } from '@temporalio/activity';
 import type { ActivityDeps } from '.';
 import type { Models } from '../src/db/models';
-import { batchNeedsPerson, type SendChunkOutcome } from '../src/domain/masspay-decide';
+import {
+  batchNeedsPerson,
+  uncertainChunks,
+  type ChunkReconciliation,
+  type ChunkToReconcile,
+  type SendChunkOutcome,
+} from '../src/domain/masspay-decide';
 import {
   MasspayRoutedSchema,
   PayoutBatchStateSchema,
@@ -11,6 +17,7 @@ import {
   type MasspayItemReport,
   type MasspayRouted,
   type PayoutBatchState,
+  type PayoutContradiction,
   type PayoutItem,
   type ResolveItemAction,
   type SendChannel,
@@ -20,7 +27,14 @@ import { isSupportedCurrency, parseAmount } from '../src/domain/money';
 import { PayoutBatchIdKey, IntegrationIdKey, payoutWorkflowId } from '../src/domain/contracts';
 import { Ledger, LedgerError, isDuplicateKey } from '../src/ledger/ledger';
 import { inParallel, ItemsEngine, reportSlice, type ItemStore } from '../src/payouts/items-engine';
-import { masspayCall, sendCredentials } from '../src/payouts/nvp-masspay';
+import {
+  masspayCall,
+  matchSearchRows,
+  searchRows,
+  sendCredentials,
+  transactionSearchCall,
+  type SearchRow,
+} from '../src/payouts/nvp-masspay';
 import { callNvp, nvpUrl } from '../src/paypal/nvp-client';
 import { masspayBatch, masspayIpnSignal } from '../workflows/masspay-batch';
 
@@ -164,6 +178,8 @@ export async function matchMasspayItems(
 }
 
 const SLICE_PROBLEMS = 20;
+/** Contradictions per slice: each blocks the batch; more than this is one more matter (see the items). */
+const SLICE_CONTRADICTIONS = 50;
 
 export interface MessageSlice {
   batchId: string;
@@ -180,6 +196,7 @@ export type SliceApplied =
       moved: number;
       ignored: number;
       problems: string[];
+      contradictions: PayoutContradiction[];
       last: boolean;
       /** The batch's items per state, after the last slice (null before). */
       counts: ItemCounts | null;
@@ -217,6 +234,19 @@ async function readMessageReports(
 
 export function createPayoutActivities({ db, client, config, logger }: ActivityDeps) {
   const { models } = db;
+  /** One chunk's items, in batch order (by _id range and index). */
+  const chunkItems = async <K extends keyof PayoutItem>(
+    batchId: string,
+    chunk: { from: number; to: number },
+    fields: K[],
+  ): Promise<Array<Pick<PayoutItem, K | 'index'>>> => {
+    const projection = Object.fromEntries([...fields, 'index'].map((f) => [f, 1]));
+    const docs = await models.PayoutItem.find(
+      { ...batchRange(batchId), index: { $gte: chunk.from, $lt: chunk.to } },
+      projection,
+    ).lean<Array<Pick<PayoutItem, K | 'index'>>>();
+    return docs.sort((x, y) => x.index - y.index);
+  };
   // Batch-wide work may touch 5,000 items: these run as regular activities and report progress.
   const engine = () => new ItemsEngine(mongoItemStore(models, (p) => Context.current().heartbeat(p)));
   /**
@@ -237,6 +267,7 @@ export function createPayoutActivities({ db, client, config, logger }: ActivityD
       ignored: applied.ignored,
       // Bounded: the workflow's history carries counts, not 5,000 items' matters.
       problems: applied.problems.slice(0, SLICE_PROBLEMS),
+      contradictions: applied.contradictions.slice(0, SLICE_CONTRADICTIONS),
       last,
       counts: last ? await store.counts(a.batchId) : null,
     };
@@ -250,7 +281,17 @@ export function createPayoutActivities({ db, client, config, logger }: ActivityD
     async saveBatchState(s: PayoutBatchState): Promise<void> {
       await models.PayoutBatch.updateOne(
         { _id: s.id },
-        { $set: { state: s.state, needsOperator: batchNeedsPerson(s), attention: s.attention, snapshot: s } },
+        {
+          $set: {
+            state: s.state,
+            needsOperator: batchNeedsPerson(s),
+            attention: s.attention,
+            contradictions: s.contradictions,
+            pendingReleases: s.pendingReleases,
+            uncertainChunks: uncertainChunks(s).map((c) => c.index),
+            snapshot: s,
+          },
+        },
       );
     },
 
@@ -262,13 +303,14 @@ export function createPayoutActivities({ db, client, config, logger }: ActivityD
 
     /** Every slice in one activity, for batch histories recorded before slices (heartbeats per slice). */
     async applyMasspayMessage(a: Omit<MessageSlice, 'slice'>) {
-      const total = { moved: 0, ignored: 0, problems: [] as string[] };
+      const total = { moved: 0, ignored: 0, problems: [] as string[], contradictions: [] as PayoutContradiction[] };
       for (let slice = 0; ; slice++) {
         const r = await applyMasspaySlice({ ...a, slice });
         if (!r.ok) return r;
         total.moved += r.moved;
         total.ignored += r.ignored;
         total.problems.push(...r.problems);
+        total.contradictions.push(...r.contradictions);
         if (r.counts) return { ok: true as const, paymentStatus: r.paymentStatus, counts: r.counts, ...total };
         Context.current().heartbeat(slice);
       }
@@ -289,9 +331,10 @@ export function createPayoutActivities({ db, client, config, logger }: ActivityD
 
     /**
      * One call to PayPal for one chunk of a batch, with the integration's credentials read here from
-     * the environment (never in a workflow's history). PayPal's answers are returned, refusals
-     * included; a transport failure throws, for the workflow's retry policy: a request whose answer
-     * was lost may have reached PayPal, and the retry is refused as a duplicate if it did.
+     * the environment (never in a workflow's history). Made at most once: PayPal documents no
+     * idempotency for MassPay (L_UNIQUEIDn is a tracking field), so a lost answer is returned as
+     * `unreachable` (the chunk is held and reconciled), never retried. A retry of this activity (a
+     * worker that died mid-call, or a schedule from before one attempt) does not call PayPal again.
      */
     async sendPayoutChunk(a: {
       batchId: string;
@@ -303,51 +346,147 @@ export function createPayoutActivities({ db, client, config, logger }: ActivityD
       emailSubject: string;
     }): Promise<SendChunkOutcome> {
       const attempt = Context.current().info.attempt;
-      const earlier = attempt - 1;
-      const integration = await models.Integration.findById(a.integrationId, {
-        mode: 1,
-        nvpCredentialsEnv: 1,
-      }).lean();
-      const creds = sendCredentials(
-        integration && {
-          id: a.integrationId,
-          mode: integration.mode,
-          nvpCredentialsEnv: integration.nvpCredentialsEnv,
-        },
-        { id: a.batchId, mode: a.mode },
-        process.env,
-      );
-      if (!creds.ok) return { outcome: 'unsendable', message: creds.reason, calls: earlier };
-      const docs = await models.PayoutItem.find(
-        { ...batchRange(a.batchId), index: { $gte: a.chunk.from, $lt: a.chunk.to } },
-        { receiverEmail: 1, amountMinor: 1, uniqueId: 1, note: 1, index: 1, state: 1 },
-      ).lean<Array<Pick<PayoutItem, 'receiverEmail' | 'amountMinor' | 'uniqueId' | 'note' | 'index' | 'state'>>>();
-      docs.sort((x, y) => x.index - y.index);
-      if (docs.length !== a.chunk.to - a.chunk.from || docs.some((d) => d.state !== 'Pending')) {
-        const message = `items ${a.chunk.from + 1}-${a.chunk.to} are not all stored and pending`;
-        return { outcome: 'unsendable', message, calls: earlier };
+      if (attempt > 1) {
+        const message = `attempt ${attempt}: an earlier attempt may have reached PayPal; not called again`;
+        return { outcome: 'unreachable', message, calls: attempt - 1 };
       }
-      const call = masspayCall(docs, a.currency, a.emailSubject);
-      const answer = await callNvp(nvpUrl(a.mode, config.PAYPAL_SANDBOX_NVP_URL), creds.credentials, call);
+      let call: ReturnType<typeof masspayCall>;
+      let creds: ReturnType<typeof sendCredentials>;
+      try {
+        const integration = await models.Integration.findById(a.integrationId, {
+          mode: 1,
+          nvpCredentialsEnv: 1,
+        }).lean();
+        creds = sendCredentials(
+          integration && {
+            id: a.integrationId,
+            mode: integration.mode,
+            nvpCredentialsEnv: integration.nvpCredentialsEnv,
+          },
+          { id: a.batchId, mode: a.mode },
+          process.env,
+        );
+        if (!creds.ok) return { outcome: 'unsendable', message: creds.reason, calls: 0 };
+        const docs = await chunkItems(a.batchId, a.chunk, [
+          'receiverEmail',
+          'amountMinor',
+          'uniqueId',
+          'note',
+          'state',
+        ]);
+        if (docs.length !== a.chunk.to - a.chunk.from || docs.some((d) => d.state !== 'Pending')) {
+          const message = `items ${a.chunk.from + 1}-${a.chunk.to} are not all stored and pending`;
+          return { outcome: 'unsendable', message, calls: 0 };
+        }
+        call = masspayCall(docs, a.currency, a.emailSubject);
+      } catch (err) {
+        // Nothing was sent: the database failed us before the call. A person sends again.
+        return { outcome: 'unsendable', message: `could not prepare the call: ${(err as Error).message}`, calls: 0 };
+      }
+      let answer: Awaited<ReturnType<typeof callNvp>>;
+      try {
+        answer = await callNvp(nvpUrl(a.mode, config.PAYPAL_SANDBOX_NVP_URL), creds.credentials, call);
+      } catch (err) {
+        return { outcome: 'unreachable', message: (err as Error).message.slice(0, 250), calls: 1 };
+      }
       logger.info(
         {
           integrationId: a.integrationId,
           batchId: a.batchId,
           chunk: a.chunk.index,
-          items: docs.length,
+          items: a.chunk.to - a.chunk.from,
           attempt,
           ack: answer.ack,
         },
         'PayPal MassPay call',
       );
       if (answer.ack === 'Success') {
-        return { outcome: 'acked', correlationId: answer.fields.CORRELATIONID ?? null, calls: attempt };
+        return { outcome: 'acked', correlationId: answer.fields.CORRELATIONID ?? null, calls: 1 };
       }
       if (answer.ack === 'Failure') {
         const message = `${answer.shortMessage}: ${answer.longMessage}`.slice(0, 250);
-        return { outcome: 'refused', code: answer.code, message, calls: attempt };
+        return { outcome: 'refused', code: answer.code, message, calls: 1 };
       }
-      return { outcome: 'unreachable', message: answer.message, calls: attempt };
+      return { outcome: 'unreachable', message: answer.message, calls: 1 };
+    },
+
+    /**
+     * What PayPal shows of chunks whose call went unanswered: items its IPNs reported (a PayPal
+     * transaction id, or a note from a verified message), and with `search`, for chunks with none, a
+     * TransactionSearch per payee since the chunk's `since` (read-only: safe to retry), matched by
+     * payee, amount and currency. PayPal truncating a search (more than 100 results) cannot prove
+     * absence: that chunk is inconclusive.
+     */
+    async reconcilePayoutChunks(a: {
+      batchId: string;
+      integrationId: string;
+      mode: 'live' | 'sandbox';
+      currency: string;
+      search: boolean;
+      chunks: ChunkToReconcile[];
+    }): Promise<ChunkReconciliation[]> {
+      const results: ChunkReconciliation[] = [];
+      for (const chunk of a.chunks) {
+        // Whole items, histories included (at most 30 notes each): a chunk is at most 250 items.
+        const docs = await chunkItems(a.batchId, chunk, ['receiverEmail', 'amountMinor', 'masspayTxnId', 'history']);
+        const reported = docs.filter((d) => d.masspayTxnId || d.history.some((h) => h.messageId)).length;
+        const result: ChunkReconciliation = { index: chunk.index, items: docs.length, reported, search: null };
+        results.push(result);
+        if (reported > 0 || !a.search) continue;
+        const integration = await models.Integration.findById(a.integrationId, {
+          mode: 1,
+          nvpCredentialsEnv: 1,
+        }).lean();
+        const creds = sendCredentials(
+          integration && {
+            id: a.integrationId,
+            mode: integration.mode,
+            nvpCredentialsEnv: integration.nvpCredentialsEnv,
+          },
+          { id: a.batchId, mode: a.mode },
+          process.env,
+        );
+        if (!creds.ok) {
+          result.search = { inconclusive: creds.reason };
+          continue;
+        }
+        const byPayee = new Map<string, number[]>();
+        for (const d of docs) byPayee.set(d.receiverEmail, [...(byPayee.get(d.receiverEmail) ?? []), d.amountMinor]);
+        let found = 0;
+        payees: for (const [payee, amounts] of byPayee) {
+          const rows: SearchRow[] = [];
+          for (const by of ['RECEIVER', 'EMAIL'] as const) {
+            const answer = await callNvp(
+              nvpUrl(a.mode, config.PAYPAL_SANDBOX_NVP_URL),
+              creds.credentials,
+              transactionSearchCall({ by, payee, currency: a.currency, since: chunk.since }),
+            );
+            Context.current().heartbeat(chunk.index);
+            if (answer.ack !== 'Success') {
+              result.search = {
+                inconclusive:
+                  answer.ack === 'Failure'
+                    ? `TransactionSearch refused: ${answer.code} ${answer.longMessage}`.slice(0, 200)
+                    : answer.message.slice(0, 200),
+              };
+              break payees;
+            }
+            const got = searchRows(answer.fields);
+            if (got.truncated) {
+              result.search = { inconclusive: 'PayPal truncated the search for a payee (over 100 transactions)' };
+              break payees;
+            }
+            rows.push(...got.rows);
+          }
+          found += matchSearchRows(rows, { currency: a.currency, amounts });
+        }
+        result.search ??= { found };
+      }
+      logger.info(
+        { batchId: a.batchId, chunks: results.map((r) => [r.index, r.reported, r.search]) },
+        'Mass Pay reconciliation',
+      );
+      return results;
     },
 
     /**
@@ -387,7 +526,10 @@ export function batchWorkflowInput(
   batchId: string,
   config: Pick<
     ActivityDeps['config'],
-    'MASSPAY_PROCESSED_DEADLINE_SECONDS' | 'MASSPAY_COMPLETED_DEADLINE_SECONDS' | 'PAYMENT_IDLE_CLOSE_SECONDS'
+    | 'MASSPAY_PROCESSED_DEADLINE_SECONDS'
+    | 'MASSPAY_COMPLETED_DEADLINE_SECONDS'
+    | 'MASSPAY_RELEASE_WAIT_SECONDS'
+    | 'PAYMENT_IDLE_CLOSE_SECONDS'
   >,
 ) {
   return {
@@ -396,6 +538,7 @@ export function batchWorkflowInput(
     deadlines: {
       processedWithinSeconds: config.MASSPAY_PROCESSED_DEADLINE_SECONDS,
       completedWithinSeconds: config.MASSPAY_COMPLETED_DEADLINE_SECONDS,
+      releaseAfterSeconds: config.MASSPAY_RELEASE_WAIT_SECONDS,
     },
   };
 }

@@ -63,7 +63,7 @@ async function main() {
       receiverEmails: ['payer@example.com'],
     });
     for (let c = 0; c < CUSTOMERS; c++) {
-      await stack.admin('PUT', `/admin/customers/b${c}`, { name: `b${c}` });
+      await stack.admin('PUT', `/admin/customers/b${c}`, { name: `b${c}`, paypalEmails: [`b${c}@example.com`] });
       await stack.ledger.post({
         customerId: `b${c}`,
         currency: 'USD',
@@ -75,7 +75,7 @@ async function main() {
     }
     const items = Array.from({ length: count }, (_, i) => ({
       customerId: `b${i % CUSTOMERS}`,
-      receiverEmail: `payee${i}@example.com`,
+      receiverEmail: `b${i % CUSTOMERS}@example.com`,
       amount: '1.00',
     }));
 

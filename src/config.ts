@@ -58,6 +58,8 @@ export const ConfigSchema = z.object({
    * and SHA-256 stay); pending, parked and held messages keep theirs. Swept daily by a Temporal Schedule.
    */
   RAW_BODY_RETENTION_DAYS: positiveInt.default(400),
+  /** Before this long after submission, resolving a Mass Pay item to a releasing state needs a second operator. */
+  MASSPAY_RELEASE_WAIT_SECONDS: positiveInt.default(7 * 24 * 3_600),
   /** Only to choose ALLOW_SANDBOX_INTEGRATIONS' default (the Dockerfile sets production). */
   NODE_ENV: z.string().optional(),
   /**

@@ -1,12 +1,15 @@
 import {
+  batchNeedsPerson,
   batchRefusal,
   batchSettled,
   decideBatch,
   decideItem,
+  DEFAULT_RELEASE_AFTER_SECONDS,
   initialBatchState,
   nextBatchDeadline,
   NOT_COMPLETED,
   NOT_PROCESSED,
+  resolvePlan,
   type BatchEffect,
   type BatchFacts,
   type BatchInput,
@@ -43,6 +46,7 @@ function newItem(uniqueId: string, amountMinor: number, customerId = 'c1', index
     feeMinor: null,
     reasonCode: null,
     problems: [],
+    contradictions: [],
     history: [],
   };
 }
@@ -215,7 +219,8 @@ class World {
       if (n.fact === 'reserve') facts.reserve = await this.engine.reserveAll(BATCH);
       else if (n.fact === 'applyAll') facts.applyAll = await this.engine.applyAll(BATCH, n.to, n, at);
       else if (n.fact === 'applyOne') facts.applyOne = await this.engine.applyOne(BATCH, n.action, at);
-      else if (n.fact === 'sendChunk') throw new Error('no PayPal here (see masspay-send-decide.test.ts)');
+      else if (n.fact === 'sendChunk' || n.fact === 'reconcile')
+        throw new Error('no PayPal here (see masspay-send-decide.test.ts)');
       else {
         const m = this.messages.get(n.messageId);
         facts.applyMessage = m
@@ -326,7 +331,14 @@ describe('batches', () => {
     await w.sent();
     await w.ipn('m1', 'Processed', [report('A', 'Unclaimed')]);
     await w.ipn('m2', 'Denied', []);
-    expect(w.state).toMatchObject({ state: 'processed', attention: ['denied_after_processed'] });
+    expect(w.state).toMatchObject({
+      state: 'processed',
+      attention: [],
+      contradictions: [
+        { code: 'batch_contradicts_final', id: 'batch_contradicts_final:processed:Denied', ours: 'processed' },
+      ],
+    });
+    expect(batchNeedsPerson(w.state)).toBe(true);
     expect(w.balance('c1')).toBe(-1000);
   });
 
@@ -342,11 +354,13 @@ describe('batches', () => {
     });
     expect(w.balance('c1')).toBe(-700);
     expect(batchSettled(w.state)).toBe(false);
-    await w.run({
-      type: 'resolve',
-      action: { ...op('carol', 'PayPal shows it returned'), uniqueId: 'B', state: 'Returned' },
-    });
-    expect(w.state).toMatchObject({ counts: { Returned: 2 }, attention: [] });
+    // Within the waiting period a release is a request; another operator's same resolution applies it.
+    const returned = { uniqueId: 'B', state: 'Returned' } as const;
+    await w.run({ type: 'resolve', action: { ...op('carol', 'PayPal shows it returned'), ...returned } });
+    expect(w.state).toMatchObject({ counts: { Unclaimed: 1 }, pendingReleases: [{ operator: 'carol', ...returned }] });
+    expect(w.balance('c1')).toBe(-700);
+    await w.run({ type: 'resolve', action: { ...op('dave', 'checked on PayPal'), ...returned } });
+    expect(w.state).toMatchObject({ counts: { Returned: 2 }, attention: [], pendingReleases: [] });
     expect(w.balance('c1')).toBe(0);
     await w.run({ type: 'resolve', action: { ...op('carol'), uniqueId: 'B', state: 'Completed' } });
     expect(w.effects.filter((e) => e.type === 'audit').at(-1)).toMatchObject({
@@ -419,5 +433,183 @@ describe('batches', () => {
     const after = await w.run({ type: 'malformed', signal: 'approve', issues: 'operator: required' });
     expect({ ...after, history: [] }).toEqual({ ...before, history: [] });
     expect(w.effects.at(-2)).toMatchObject({ type: 'audit', action: 'malformed_signal' });
+  });
+});
+
+describe('four eyes: names compared as identities; caps need a second approver', () => {
+  test.each(['alice', 'Alice', 'alice.', 'alice\u200b', ' ALICE ', 'Alïce', 'ａｌｉｃｅ'])(
+    '%j may not approve what alice created',
+    async (name) => {
+      const w = new World([newItem('A', 1000)]);
+      await w.run({ type: 'reserve' });
+      expect(batchRefusal(w.state, { type: 'approve', action: op(name) })).toMatchObject({
+        status: 422,
+        rule: expect.stringMatching(/^four eyes: /),
+      });
+      await w.run({ type: 'approve', action: op(name) });
+      expect(w.state).toMatchObject({ state: 'created', approvedBy: null, approvals: [] });
+    },
+  );
+
+  test('a batch over a cap is approved only by two distinct operators, neither the creator', async () => {
+    const w = new World([newItem('A', 1000)]);
+    w.state = { ...w.state, requiredApprovals: 2 };
+    await w.run({ type: 'reserve' });
+    await w.run({ type: 'approve', action: op('bob') });
+    expect(w.state).toMatchObject({ state: 'created', approvedBy: null, approvals: [{ operator: 'bob' }] });
+    for (const again of ['Bob', 'bob.', 'b\u200bob', 'alice'])
+      expect(batchRefusal(w.state, { type: 'approve', action: op(again) })?.status).toBe(422);
+    await w.run({ type: 'approve', action: op('BOB!') });
+    expect(w.state.state).toBe('created');
+    await w.run({ type: 'approve', action: op('carol') });
+    expect(w.state).toMatchObject({ state: 'approved', approvedBy: 'carol' });
+    expect(w.state.approvals.map((a) => a.operator)).toEqual(['bob', 'carol']);
+  });
+});
+
+describe('contradictions are blocking problems, never silence', () => {
+  /** Sent, then PayPal's Processed leaves A Unclaimed; carol and dave release A as Failed. */
+  async function releasedThenCompleted() {
+    const w = new World([newItem('A', 1000), newItem('B', 500, 'c1', 1)]);
+    await w.sent();
+    await w.ipn('m1', 'Processed', [report('A', 'Unclaimed'), report('B', 'Completed')]);
+    await w.run({ type: 'resolve', action: { ...op('carol'), uniqueId: 'A', state: 'Failed' } });
+    await w.run({ type: 'resolve', action: { ...op('dave'), uniqueId: 'A', state: 'Failed' } });
+    expect(w.items.get('A')).toMatchObject({ state: 'Failed', released: true });
+    expect(w.balance('c1')).toBe(-500);
+    await w.ipn('m2', 'Completed', [report('A', 'Completed'), report('B', 'Completed')]);
+    return w;
+  }
+  const contradiction = {
+    code: 'state_contradicts_final',
+    id: 'state_contradicts_final:A:Completed',
+    uniqueId: 'A',
+    ours: 'Failed',
+    paypal: 'Completed',
+    messageId: 'm2',
+  };
+
+  test('PayPal paid an item an operator released: held, alerted, audited; money not moved', async () => {
+    const w = await releasedThenCompleted();
+    expect(w.items.get('A')).toMatchObject({ state: 'Failed', contradictions: [contradiction] });
+    expect(w.state).toMatchObject({ state: 'completed', contradictions: [contradiction] });
+    expect(batchNeedsPerson(w.state)).toBe(true);
+    expect(batchSettled(w.state)).toBe(false);
+    expect(w.effects).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ type: 'alert', kind: 'payout_contradiction', messageId: 'm2' }),
+        expect.objectContaining({
+          type: 'audit',
+          action: 'payout_contradiction_raised',
+          details: expect.objectContaining({ contradiction: expect.objectContaining(contradiction) }),
+        }),
+      ]),
+    );
+    expect(w.balance('c1')).toBe(-500);
+  });
+
+  test('stopWaiting leaves it; only a decision naming it clears it; the same fact again raises nothing', async () => {
+    const w = await releasedThenCompleted();
+    w.state = { ...w.state, attention: ['not_completed_in_time'] };
+    await w.run({ type: 'stopWaiting', action: op('carol') });
+    expect(w.state).toMatchObject({ attention: [], contradictions: [contradiction] });
+    expect(batchRefusal(w.state, { type: 'stopWaiting', action: op('carol') })).toMatchObject({
+      status: 409,
+      rule: expect.stringMatching(/contradictions, each cleared by its own decision/),
+    });
+    const wrong = { ...op('carol'), contradictionId: 'state_contradicts_final:B:Completed' };
+    expect(batchRefusal(w.state, { type: 'clearContradiction', action: wrong })?.status).toBe(409);
+    await w.run({ type: 'clearContradiction', action: wrong });
+    expect(w.state.contradictions).toHaveLength(1);
+    await w.run({ type: 'clearContradiction', action: { ...op('carol'), contradictionId: contradiction.id } });
+    expect(w.state).toMatchObject({ contradictions: [], clearedContradictions: [contradiction.id] });
+    expect(w.effects.filter((e) => e.type === 'audit').at(-1)).toMatchObject({ action: 'payout_clearContradiction' });
+    expect(batchSettled(w.state)).toBe(true);
+    await w.ipn('m3', 'Completed', [report('A', 'Completed')]);
+    expect(w.state.contradictions).toEqual([]);
+  });
+
+  test('a second masspay_txn_id for one unique id is a contradiction; nothing more is released', async () => {
+    const w = new World([newItem('A', 1000)]);
+    await w.sent();
+    await w.ipn('m1', 'Processed', [report('A', 'Completed', { masspayTxnId: 'T1' })]);
+    await w.ipn('m2', 'Completed', [report('A', 'Completed', { masspayTxnId: 'T2' })]);
+    expect(w.state.contradictions).toEqual([
+      expect.objectContaining({ code: 'second_txn_id', uniqueId: 'A', firstTxnId: 'T1', txnId: 'T2', messageId: 'm2' }),
+    ]);
+    expect(w.items.get('A')).toMatchObject({ state: 'Completed', masspayTxnId: 'T1' });
+    expect(w.balance('c1')).toBe(-1000);
+  });
+
+  test('PayPal reporting a cancelled batch processed: contradictions for the item and for the batch', async () => {
+    const w = new World([newItem('A', 1000)]);
+    await w.run({ type: 'reserve' });
+    await w.run({ type: 'cancel', action: op('alice') });
+    await w.ipn('m1', 'Processed', [report('A', 'Completed')]);
+    expect(w.state.contradictions).toEqual([
+      expect.objectContaining({ code: 'state_contradicts_final', ours: 'Cancelled', paypal: 'Completed' }),
+      expect.objectContaining({ code: 'batch_contradicts_final', ours: 'cancelled', paypal: 'processed' }),
+    ]);
+    expect(w.balance('c1')).toBe(0);
+  });
+
+  test('PayPal reporting a batch nobody approved: a contradiction', async () => {
+    const w = new World([newItem('A', 1000)]);
+    await w.run({ type: 'reserve' });
+    await w.ipn('m1', 'Processed', [report('A', 'Completed')]);
+    expect(w.state.contradictions).toEqual([
+      expect.objectContaining({ code: 'sent_unapproved', ours: 'created', paypal: 'Processed' }),
+    ]);
+  });
+
+  test('the legacy rules (histories before the patch) keep Denied after Processed an attention string', () => {
+    const s = { ...new World([newItem('A', 1000)]).state, state: 'processed' as const, submittedAt: now() };
+    const d = decideBatch(
+      s,
+      { type: 'masspay', messageId: 'm1' },
+      {
+        applyMessage: { ok: true, paymentStatus: 'Denied', counts: { Pending: 1 }, moved: 0, ignored: 1, problems: [] },
+      },
+      { now: now(), deadlines, legacy: true },
+    );
+    expect(d).toMatchObject({ kind: 'done', state: { attention: ['denied_after_processed'], contradictions: [] } });
+  });
+});
+
+describe('releasing an item: after the waiting period, or by a second operator', () => {
+  test('within the period: a request; the requester cannot confirm it (by any spelling); another can', async () => {
+    const w = new World([newItem('A', 1000)]);
+    await w.sent();
+    const failed = { uniqueId: 'A', state: 'Failed' } as const;
+    expect(resolvePlan(w.state, { ...op('carol'), ...failed }, { now: now(), deadlines })).toMatchObject({
+      kind: 'propose',
+      until: new Date(Date.parse(w.state.submittedAt!) + DEFAULT_RELEASE_AFTER_SECONDS * 1000).toISOString(),
+    });
+    await w.run({ type: 'resolve', action: { ...op('carol'), ...failed } });
+    expect(w.items.get('A')!.state).toBe('Pending');
+    expect(batchNeedsPerson(w.state)).toBe(true);
+    expect(w.effects.filter((e) => e.type === 'audit').at(-1)).toMatchObject({ action: 'payout_resolve_proposed' });
+    for (const same of ['Carol', 'carol.', 'car\u200bol'])
+      expect(batchRefusal(w.state, { type: 'resolve', action: { ...op(same), ...failed } })?.status).toBe(422);
+    // Completed releases nothing: no second operator needed.
+    expect(
+      resolvePlan(w.state, { ...op('carol'), uniqueId: 'A', state: 'Completed' }, { now: now(), deadlines }),
+    ).toEqual({
+      kind: 'apply',
+      confirms: null,
+    });
+    await w.run({ type: 'resolve', action: { ...op('dave'), ...failed } });
+    expect(w.items.get('A')).toMatchObject({ state: 'Failed', released: true });
+    expect(w.state.pendingReleases).toEqual([]);
+    expect(w.balance('c1')).toBe(0);
+  });
+
+  test('after the period one operator releases at once', async () => {
+    const w = new World([newItem('A', 1000)]);
+    await w.sent();
+    const later = new Date(Date.parse(w.state.submittedAt!) + DEFAULT_RELEASE_AFTER_SECONDS * 1000).toISOString();
+    await w.run({ type: 'resolve', action: { ...op('carol'), uniqueId: 'A', state: 'Failed' } }, later);
+    expect(w.items.get('A')).toMatchObject({ state: 'Failed', released: true });
+    expect(w.balance('c1')).toBe(0);
   });
 });

@@ -1,4 +1,5 @@
 import {
+  batchNeedsPerson,
   batchRefusal,
   decideBatch,
   initialBatchState,
@@ -7,9 +8,12 @@ import {
   planChunks,
   type BatchFacts,
   type BatchInput,
+  type ChunkReconciliation,
   type SendChunkOutcome,
+  wentThroughApi,
 } from '../src/domain/masspay-decide';
 import type { PayoutBatchState } from '../src/domain/masspay';
+import { matchSearchRows, searchRows } from '../src/payouts/nvp-masspay';
 
 /** The rules of sending a batch through PayPal's API, chunk by chunk, with PayPal's answers scripted. */
 const deadlines = { processedWithinSeconds: 3600, completedWithinSeconds: 86400 };
@@ -36,13 +40,27 @@ function batch(itemCount: number, over: Partial<PayoutBatchState> = {}): PayoutB
   };
 }
 
-/** Runs one input; every chunk call is answered from `answers` in order (and recorded). */
-function run(s: PayoutBatchState, input: BatchInput, answers: SendChunkOutcome[] = []) {
+/**
+ * Runs one input; every chunk call is answered from `answers` in order (and recorded), every
+ * reconciliation from `reconciled` (by chunk index; recorded in `reconciles`).
+ */
+function run(
+  s: PayoutBatchState,
+  input: BatchInput,
+  answers: SendChunkOutcome[] = [],
+  reconciled: Record<number, Omit<ChunkReconciliation, 'index'>> = {},
+  facts: BatchFacts = {},
+) {
   const asked: Array<{ index: number; from: number; to: number }> = [];
-  const facts: BatchFacts = {};
+  const reconciles: Array<{ search: boolean; chunks: number[] }> = [];
   for (let round = 0; round < 10; round++) {
     const d = decideBatch(s, input, facts, { now: NOW, deadlines });
-    if (d.kind === 'done') return { state: d.state, effects: d.effects, asked };
+    if (d.kind === 'done') return { state: d.state, effects: d.effects, asked, reconciles };
+    if (d.need.fact === 'reconcile') {
+      reconciles.push({ search: d.need.search, chunks: d.need.chunks.map((c) => c.index) });
+      facts.reconcile = d.need.chunks.map((c) => ({ index: c.index, ...reconciled[c.index]! }));
+      continue;
+    }
     if (d.need.fact !== 'sendChunk') throw new Error(`unexpected need ${d.need.fact}`);
     asked.push(d.need.chunk);
     const answer = answers.shift();
@@ -133,7 +151,7 @@ describe('what each answer does to the chunk and the batch', () => {
     ],
     [
       'no answer at all: uncertain, PayPal may have it',
-      [{ outcome: 'unreachable', message: 'ECONNRESET', calls: 4 }],
+      [{ outcome: 'unreachable', message: 'ECONNRESET', calls: 1 }],
       { chunks: ['uncertain', 'pending'], state: 'submitted', attention: ['send_unanswered:0'] },
     ],
     [
@@ -150,36 +168,101 @@ describe('what each answer does to the chunk and the batch', () => {
     }).toEqual(expected);
   });
 
-  test('a halted send goes again only for the chunks not acked; an acked chunk is never sent twice', async () => {
-    const first = sendAll(batch(600), [acked('a'), { outcome: 'unreachable', message: 'timeout', calls: 4 }]);
+  test('an unanswered chunk is held: never sent again before reconciliation says PayPal has none of it', () => {
+    const first = sendAll(batch(600), [acked('a'), { outcome: 'unreachable', message: 'timeout', calls: 1 }]);
     expect(first.state.send!.chunks.map((c) => c.state)).toEqual(['acked', 'uncertain', 'pending']);
+    expect(first.state.send!.chunks[1]!.uncertainSince).toBe(NOW);
     expect(first.effects).toContain('payout_send_unanswered');
-    // Cancelling now could release money PayPal is paying.
+    expect(nextSendChunk(first.state)).toBeNull();
+    // Cancelling now could release money PayPal is paying; sending again could pay twice.
     expect(batchRefusal(first.state, { type: 'cancel', action })).toMatchObject({ status: 409 });
     expect(batchRefusal(first.state, { type: 'submitted', action })).toMatchObject({ status: 409 });
-    const again = run(first.state, { type: 'send', action: { ...action, operator: 'dave' } }).state;
-    expect(again.attention).toEqual([]);
-    let state = again;
+    expect(batchRefusal(first.state, { type: 'send', action: { ...action, operator: 'dave' } })).toMatchObject({
+      status: 409,
+      rule: expect.stringMatching(/call\(s\) 2 went unanswered .*reconcile first/),
+    });
+    // stopWaiting does not close it either.
+    const stopped = run(first.state, { type: 'stopWaiting', action }).state;
+    expect(stopped.attention).toEqual(['send_unanswered:1']);
+    expect(batchNeedsPerson(stopped)).toBe(true);
+
+    // A search since an hour before the lost answer finds none of its 250 items: it may go again.
+    const r = run(first.state, { type: 'reconcile', action }, [], {
+      1: { items: 250, reported: 0, search: { found: 0 } },
+    });
+    expect(r.reconciles).toEqual([{ search: true, chunks: [1] }]);
+    expect(r.state.send!.chunks.map((c) => c.state)).toEqual(['acked', 'not_found', 'pending']);
+    expect(r.state.send!.chunks[1]!.reconciled).toMatchObject({ by: 'search', operator: 'carol', found: 0 });
+    expect(r.state.attention).toEqual([]);
+    let state = run(r.state, { type: 'send', action: { ...action, operator: 'dave' } }).state;
     const asked: number[] = [];
-    const answers: SendChunkOutcome[] = [dup(1), acked('c')];
+    const answers: SendChunkOutcome[] = [acked('b'), acked('c')];
     while (nextSendChunk(state)) {
-      const r = run(state, { type: 'sendChunk' }, answers);
-      asked.push(...r.asked.map((c) => c.index));
-      state = r.state;
+      const next = run(state, { type: 'sendChunk' }, answers);
+      asked.push(...next.asked.map((c) => c.index));
+      state = next.state;
     }
     expect(asked).toEqual([1, 2]);
-    // The duplicate answers a chunk we had called before: already paid, nobody is asked.
     expect(state.send!.chunks.map((c) => [c.state, c.calls])).toEqual([
       ['acked', 1],
-      ['acked', 5],
+      ['acked', 2],
       ['acked', 1],
     ]);
-    expect(state.attention).toEqual([]);
+  });
+
+  const unanswered = () => sendAll(batch(300), [{ outcome: 'unreachable', message: 'timeout', calls: 1 }]).state;
+  test.each<[string, Omit<ChunkReconciliation, 'index'>, string, string[]]>([
+    ["its items' IPNs", { items: 250, reported: 3, search: null }, 'acked', []],
+    ['a search finding all', { items: 250, reported: 0, search: { found: 250 } }, 'acked', []],
+    ['a search finding some', { items: 250, reported: 0, search: { found: 7 } }, 'acked', ['reconcile_partial:0']],
+    [
+      'a search that cannot tell',
+      { items: 250, reported: 0, search: { inconclusive: 'truncated' } },
+      'uncertain',
+      ['send_unanswered:0', 'reconcile_inconclusive:0'],
+    ],
+  ])('reconciled by %s: %s', (_name, reconciled, chunkState, attention) => {
+    const r = run(unanswered(), { type: 'reconcile', action }, [], { 0: reconciled });
+    expect(r.state.send!.chunks.map((c) => c.state)).toEqual([chunkState, 'pending']);
+    expect(r.state.attention).toEqual(attention);
+    // PayPal has it: the send goes on with the next chunk by itself (an acked one never goes twice).
+    // Otherwise nothing goes, and a person cannot send again either.
+    expect(nextSendChunk(r.state)?.index ?? null).toBe(chunkState === 'acked' ? 1 : null);
+    if (chunkState !== 'acked') expect(batchRefusal(r.state, { type: 'send', action })?.status).toBe(409);
+  });
+
+  test("a verified IPN reporting the items of an unanswered chunk settles it without anyone's search", () => {
+    const applied = { ok: true as const, paymentStatus: 'Processed', counts: { Completed: 250, Pending: 50 } };
+    const r = run(
+      unanswered(),
+      { type: 'masspay', messageId: 'm1' },
+      [],
+      { 0: { items: 250, reported: 250, search: null } },
+      { applyMessage: { ...applied, moved: 250, ignored: 0, problems: [] } },
+    );
+    expect(r.reconciles).toEqual([{ search: false, chunks: [0] }]);
+    expect(r.state.send!.chunks[0]).toMatchObject({ state: 'acked', reconciled: { by: 'ipn', operator: null } });
+    expect(r.state.attention).toEqual([]);
+  });
+
+  test('a reconcile with nothing unanswered is refused; an API send refuses the upload file', () => {
+    const sent = sendAll(batch(3), [acked()]).state;
+    expect(batchRefusal(sent, { type: 'reconcile', action })?.status).toBe(409);
+    expect(wentThroughApi(sent)).toBe(true);
+    expect(wentThroughApi(batch(3))).toBe(false);
+    const refused = sendAll(batch(3), [{ outcome: 'unsendable', message: 'no credentials', calls: 0 }]).state;
+    expect(wentThroughApi(refused)).toBe(false);
   });
 });
 
 describe('who may send, and when', () => {
   const sending = sendAll(batch(10), [acked()]).state;
+  test.each(['alice', 'Alice', 'alice.', 'alice\u200b'])('%j created the batch: may not send it', (name) => {
+    expect(batchRefusal(batch(3), { type: 'send', action: { ...action, operator: name } })).toMatchObject({
+      status: 422,
+      rule: expect.stringMatching(/^four eyes: PBSEND was created by alice, another operator must send it/),
+    });
+  });
   test.each<[string, PayoutBatchState, number | null]>([
     ['approved', batch(3), null],
     ['created', batch(3, { state: 'created', approvedBy: null }), 409],
@@ -233,5 +316,38 @@ describe("PayPal's IPNs for a batch sent in several calls", () => {
     const uploaded = batch(2, { state: 'submitted', channel: 'upload', submittedAt: NOW });
     const s = ipn(uploaded, 'm4', 'Completed', { Completed: 1, Unclaimed: 1 });
     expect(s).toMatchObject({ state: 'completed', attention: ['items_open_after_completed'] });
+  });
+});
+
+describe("reading PayPal's TransactionSearch for an unanswered call", () => {
+  const answer = (rows: Array<[string, string, string]>, extra: Record<string, string> = {}) =>
+    Object.fromEntries([
+      ['ACK', 'Success'],
+      ...rows.flatMap(([txn, amt, cur], n) => [
+        [`L_TRANSACTIONID${n}`, txn],
+        [`L_AMT${n}`, amt],
+        [`L_CURRENCYCODE${n}`, cur],
+      ]),
+      ...Object.entries(extra),
+    ]) as Record<string, string>;
+
+  test('each row matches at most one item of its amount and currency; a row seen twice counts once', () => {
+    const byReceiver = searchRows(
+      answer([
+        ['T1', '-5.00', 'USD'],
+        ['T2', '-5.00', 'USD'],
+        ['T3', '-7.00', 'EUR'],
+      ]),
+    );
+    const byEmail = searchRows(answer([['T1', '-5.00', 'USD']]));
+    expect(byReceiver.truncated).toBe(false);
+    const rows = [...byReceiver.rows, ...byEmail.rows];
+    expect(matchSearchRows(rows, { currency: 'USD', amounts: [500, 500, 500, 700] })).toBe(2);
+    expect(matchSearchRows(rows, { currency: 'USD', amounts: [700] })).toBe(0);
+    expect(matchSearchRows([], { currency: 'USD', amounts: [500] })).toBe(0);
+  });
+
+  test('cut at 100 results (11002): absence proves nothing', () => {
+    expect(searchRows(answer([], { ACK: 'SuccessWithWarning', L_ERRORCODE0: '11002' })).truncated).toBe(true);
   });
 });

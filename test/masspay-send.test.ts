@@ -1,5 +1,5 @@
 import { payoutWorkflowId } from '../src/domain/contracts';
-import { balanceMinor, createTestStack, waitFor, type TestStack } from './support/stack';
+import { balanceMinor, createTestStack, deliverIpn, waitFor, type TestStack } from './support/stack';
 import { workflowTaskFailures } from './support/workflow-task-failures';
 
 /**
@@ -20,7 +20,15 @@ type Batch = {
   counts: Record<string, number>;
   attention: string[];
   history: Array<{ what: string }>;
-  send: { chunks: Array<{ index: number; state: string; calls: number; correlationId: string | null }> } | null;
+  send: {
+    chunks: Array<{
+      index: number;
+      state: string;
+      calls: number;
+      correlationId: string | null;
+      reconciled: { by: string; operator: string | null; items: number; found: number } | null;
+    }>;
+  } | null;
   items: Array<{
     uniqueId: string;
     state: string;
@@ -38,8 +46,9 @@ const getBatch = async (id: string) => {
 const action = (id: string, name: string, body: Record<string, unknown> = {}) =>
   stack.admin('POST', `/admin/payouts/${id}/${name}`, { operator: 'bob', note: `${name} it`, ...body });
 
-async function fund(customerId: string, amountMinor: number) {
-  expect(await stack.admin('PUT', `/admin/customers/${customerId}`, { name: customerId })).toMatchObject({
+/** A customer with its balance, paid out only at its registered addresses (its own by default). */
+async function fund(customerId: string, amountMinor: number, paypalEmails = [`${customerId}@example.com`]) {
+  expect(await stack.admin('PUT', `/admin/customers/${customerId}`, { name: customerId, paypalEmails })).toMatchObject({
     status: 200,
   });
   await stack.ledger.post({
@@ -115,15 +124,15 @@ test(
     'a Failed item (reason code) and an Unclaimed-then-Returned one are released exactly once',
   async () => {
     await fund('c-many', 50_000);
-    await fund('c-fail', 1_000);
-    await fund('c-uncl', 1_000);
+    await fund('c-fail', 1_000, ['fail-a@example.com']);
+    await fund('c-uncl', 1_000, ['unclaimed-b@example.com']);
     const items = [
       { customerId: 'c-fail', amount: '4.00', receiverEmail: 'fail-a@example.com' },
       { customerId: 'c-uncl', amount: '3.00', receiverEmail: 'unclaimed-b@example.com' },
-      ...Array.from({ length: 258 }, (_, i) => ({
+      ...Array.from({ length: 258 }, () => ({
         customerId: 'c-many',
         amount: '1.00',
-        receiverEmail: `payee${i}@example.com`,
+        receiverEmail: 'c-many@example.com',
       })),
     ];
     const b = await approvedBatch(SHOP, items);
@@ -176,20 +185,25 @@ test(
       ['c-fail', 400],
       ['c-uncl', 300],
     ]);
-    // Sent already: the same request again is refused, PayPal is not called again.
+    // Sent already: the same request again is refused, PayPal is not called again, and the upload
+    // file (which would pay every item a second time) is refused.
     expect(await action(b.id, 'send')).toMatchObject({ status: 409, body: { error: expect.stringMatching(/sent/) } });
     expect(callsFor(b.items.map((i) => i.uniqueId))).toHaveLength(2);
+    expect(await stack.admin('GET', `/admin/payouts/${b.id}/masspay-file`)).toMatchObject({
+      status: 409,
+      body: { error: expect.stringMatching(/went through PayPal's API/) },
+    });
     expect(await workflowTaskFailures(stack.client, payoutWorkflowId(b.id))).toEqual([]);
     expect(await stack.admin('GET', '/admin/ledger/check')).toMatchObject({ status: 200, body: { ok: true } });
   },
   LONG,
 );
 
-test('an answer lost on its way back: the retry is refused as a duplicate, nothing is paid twice', async () => {
+test("an answer lost on its way back: never called again; PayPal's IPNs for its items settle the call", async () => {
   await fund('c-lost', 2_000);
   const b = await approvedBatch(SHOP, [
-    { customerId: 'c-lost', amount: '5.00', receiverEmail: 'lost1@example.com' },
-    { customerId: 'c-lost', amount: '7.00', receiverEmail: 'lost2@example.com' },
+    { customerId: 'c-lost', amount: '5.00', receiverEmail: 'c-lost@example.com' },
+    { customerId: 'c-lost', amount: '7.00', receiverEmail: 'c-lost@example.com' },
   ]);
   const ids = b.items.map((i) => i.uniqueId);
   stack.sim.nvp.faults.push({ kind: 'lost_answer' });
@@ -202,23 +216,159 @@ test('an answer lost on its way back: the retry is refused as a duplicate, nothi
     },
     LONG,
   );
-  expect(callsFor(ids).map((c) => [c.answer.ACK, c.answer.L_ERRORCODE0 ?? null, c.answerLost ?? false])).toEqual([
-    ['Success', null, true],
-    ['Failure', '8331', false],
-  ]);
+  // One call, whose answer was lost; PayPal's Processed and Completed IPNs proved it was paid.
+  expect(callsFor(ids).map((c) => [c.answer.ACK, c.answerLost ?? false])).toEqual([['Success', true]]);
   const paid = stack.sim.nvp.masspay.payments.flatMap((p) => p.items).filter((i) => ids.includes(i.uniqueId));
   expect(paid.map((i) => i.uniqueId).sort()).toEqual([...ids].sort());
   expect(done).toMatchObject({ channel: 'api', counts: { Completed: 2 }, attention: [] });
-  expect(done.send!.chunks).toEqual([expect.objectContaining({ state: 'acked', calls: 2 })]);
-  expect(done.history.some((h) => /not paid twice/.test(h.what))).toBe(true);
+  expect(done.send!.chunks).toEqual([
+    expect.objectContaining({ state: 'acked', calls: 1, reconciled: expect.objectContaining({ by: 'ipn' }) }),
+  ]);
+  expect(done.history.some((h) => /no answer from PayPal .*never sent again until reconciled/.test(h.what))).toBe(true);
   expect(await balanceMinor(stack, 'c-lost', 'USD')).toBe(2_000 - 1_200);
   expect(await workflowTaskFailures(stack.client, payoutWorkflowId(b.id))).toEqual([]);
+});
+
+describe('an unanswered MassPay call with no IPN: held until reconciled, never sent again on a guess', () => {
+  const heldIds = async () =>
+    ((await stack.admin('GET', '/admin/held')).body.payoutBatches as Array<{ _id: string }>).map((p) => p._id);
+  const searches = (receiver: string) =>
+    stack.sim.nvp.calls.filter(
+      (c) => c.method === 'TransactionSearch' && (c.params.RECEIVER === receiver || c.params.EMAIL === receiver),
+    );
+  let listenerUrl: string | null = null;
+  beforeEach(() => {
+    // PayPal's IPNs for these calls are not sent (they may come days later, or be lost).
+    listenerUrl = stack.sim.nvp.masspay.settings.listenerUrl;
+    stack.sim.nvp.masspay.settings.listenerUrl = null;
+  });
+  afterEach(() => void (stack.sim.nvp.masspay.settings.listenerUrl = listenerUrl));
+
+  /** Sent by carol with the next NVP request failing as `fault`; returns once the batch holds the call. */
+  async function unanswered(customerId: string, fault: 'lost_answer' | 'unavailable') {
+    await fund(customerId, 2_000);
+    const b = await approvedBatch(SHOP, [
+      { customerId, amount: '5.00', receiverEmail: `${customerId}@example.com` },
+      { customerId, amount: '7.00', receiverEmail: `${customerId}@example.com` },
+    ]);
+    stack.sim.nvp.faults.push({ kind: fault });
+    expect(await action(b.id, 'send', { operator: 'carol' })).toMatchObject({ status: 202 });
+    const held = await waitFor('held', async () => {
+      const x = await getBatch(b.id);
+      return x.send?.chunks[0]?.state === 'uncertain' && x;
+    });
+    expect(held).toMatchObject({ state: 'submitted', channel: 'api', attention: ['send_unanswered:0'] });
+    expect(held.send!.chunks).toEqual([expect.objectContaining({ state: 'uncertain', calls: 1 })]);
+    expect(await heldIds()).toContain(b.id);
+    expect(await balanceMinor(stack, customerId, 'USD')).toBe(2_000 - 1_200);
+    return { id: b.id, ids: b.items.map((i) => i.uniqueId) };
+  }
+
+  test('PayPal acted on it: one MassPay call; a search finds its items; the IPNs then settle them', async () => {
+    const { id, ids } = await unanswered('c-held', 'lost_answer');
+    // Neither a re-send nor the upload file; stopWaiting does not close the call either.
+    expect(await action(id, 'send', { operator: 'dave' })).toMatchObject({
+      status: 409,
+      body: { error: expect.stringMatching(/went unanswered .*reconcile first/) },
+    });
+    expect(await stack.admin('GET', `/admin/payouts/${id}/masspay-file`)).toMatchObject({ status: 409 });
+    expect(await action(id, 'stop-waiting', { operator: 'dave' })).toMatchObject({ status: 202 });
+    await waitFor('stopped', async () => (await getBatch(id)).history.some((h) => /stopped waiting/.test(h.what)));
+    expect(await getBatch(id)).toMatchObject({ attention: ['send_unanswered:0'] });
+    expect(await heldIds()).toContain(id);
+    // From the Web UI too: the workflow refuses the re-send.
+    await stack.client.workflow.getHandle(payoutWorkflowId(id)).signal('sendPayout', { operator: 'dave', note: 'go' });
+    await waitFor('refused', async () =>
+      (await getBatch(id)).history.some((h) => /dave tried to send: refused/.test(h.what)),
+    );
+    expect(callsFor(ids).map((c) => [c.method, c.answer.ACK, c.answerLost])).toEqual([['MassPay', 'Success', true]]);
+
+    expect(await action(id, 'reconcile', { operator: 'dave' })).toMatchObject({ status: 202 });
+    const reconciled = await waitFor('reconciled', async () => {
+      const x = await getBatch(id);
+      return x.send!.chunks[0]!.state === 'acked' && x;
+    });
+    expect(reconciled.send!.chunks[0]!.reconciled).toMatchObject({
+      by: 'search',
+      operator: 'dave',
+      items: 2,
+      found: 2,
+    });
+    expect(reconciled.attention).toEqual([]);
+    // By the payee as receiver and as counterparty email (PayPal's reference reads either way).
+    const asked = searches('c-held@example.com').map((c) => [
+      c.params.RECEIVER ? 'RECEIVER' : 'EMAIL',
+      c.params.TRANSACTIONCLASS,
+      c.params.CURRENCYCODE,
+    ]);
+    expect(asked).toEqual([
+      ['RECEIVER', 'MassPay', 'USD'],
+      ['EMAIL', 'MassPay', 'USD'],
+    ]);
+    expect(await heldIds()).not.toContain(id);
+    expect(callsFor(ids)).toHaveLength(1);
+
+    // PayPal's IPNs arrive at last: the items settle, paid once.
+    const payment = stack.sim.nvp.masspay.payments.find((p) => p.items.some((i) => ids.includes(i.uniqueId)))!;
+    for (const status of ['Processed', 'Completed'] as const)
+      expect((await deliverIpn(stack, SHOP, stack.sim.nvp.masspay.ipn(payment, status))).state).toBe('masspay_routed');
+    const done = await waitFor('completed', async () => {
+      const x = await getBatch(id);
+      return x.state === 'completed' && x;
+    });
+    expect(done).toMatchObject({ counts: { Completed: 2 }, attention: [] });
+    expect(done.items.map((i) => [i.state, i.released])).toEqual([
+      ['Completed', false],
+      ['Completed', false],
+    ]);
+    expect(await balanceMinor(stack, 'c-held', 'USD')).toBe(2_000 - 1_200);
+    expect(callsFor(ids)).toHaveLength(1);
+    expect(await workflowTaskFailures(stack.client, payoutWorkflowId(id))).toEqual([]);
+  });
+
+  test('PayPal never had it: a search finds nothing, and only then may another operator send it again', async () => {
+    const { id, ids } = await unanswered('c-gone', 'unavailable');
+    expect(callsFor(ids).map((c) => [c.method, c.answer.ACK ?? null, c.answerLost])).toEqual([['MassPay', null, true]]);
+    expect(await action(id, 'reconcile', { operator: 'dave' })).toMatchObject({ status: 202 });
+    const reconciled = await waitFor('reconciled', async () => {
+      const x = await getBatch(id);
+      return x.send!.chunks[0]!.state === 'not_found' && x;
+    });
+    expect(reconciled).toMatchObject({ attention: [] });
+    expect(reconciled.send!.chunks[0]!.reconciled).toMatchObject({ by: 'search', found: 0 });
+    // The creator, by any spelling, may not send it; another operator may.
+    expect(await action(id, 'send', { operator: 'Alice.' })).toMatchObject({
+      status: 422,
+      body: { error: expect.stringMatching(/^four eyes: .* was created by alice, another operator must send it/) },
+    });
+    stack.sim.nvp.masspay.settings.listenerUrl = listenerUrl;
+    expect(await action(id, 'send', { operator: 'carol', note: 'PayPal has none of it' })).toMatchObject({
+      status: 202,
+    });
+    const done = await waitFor(
+      'completed',
+      async () => {
+        const x = await getBatch(id);
+        return x.state === 'completed' && x;
+      },
+      LONG,
+    );
+    expect(callsFor(ids).map((c) => [c.answer.ACK ?? null, c.answerLost ?? false])).toEqual([
+      [null, true],
+      ['Success', false],
+    ]);
+    const paid = stack.sim.nvp.masspay.payments.flatMap((p) => p.items).filter((i) => ids.includes(i.uniqueId));
+    expect(paid.map((i) => i.uniqueId).sort()).toEqual([...ids].sort());
+    expect(done).toMatchObject({ counts: { Completed: 2 }, attention: [] });
+    expect(await balanceMinor(stack, 'c-gone', 'USD')).toBe(2_000 - 1_200);
+    expect(await workflowTaskFailures(stack.client, payoutWorkflowId(id))).toEqual([]);
+  });
 });
 
 test('no credentials, or a batch whose integration changed mode: a clear 422, or a hold, never a crash', async () => {
   await fund('c-cred', 3_000);
   const one = (integrationId: string) =>
-    approvedBatch(integrationId, [{ customerId: 'c-cred', amount: '1.00', receiverEmail: 'cred@example.com' }]);
+    approvedBatch(integrationId, [{ customerId: 'c-cred', amount: '1.00', receiverEmail: 'c-cred@example.com' }]);
   const nocreds = await one('mps-nocreds');
   expect(await action(nocreds.id, 'send')).toMatchObject({
     status: 422,

@@ -23,6 +23,7 @@ type Item = {
   amountMinor: number;
   feeMinor: number | null;
   reasonCode: string | null;
+  contradictions: unknown[];
   history: Array<{ what: string }>;
 };
 const getBatch = async (id: string) => {
@@ -35,6 +36,10 @@ const getBatch = async (id: string) => {
     counts: Record<string, number>;
     attention: string[];
     appliedMessages: string[];
+    approvedBy: string | null;
+    approvals: Array<{ operator: string }>;
+    contradictions: Array<Record<string, unknown>>;
+    pendingReleases: unknown[];
     items: Item[];
   };
 };
@@ -58,7 +63,8 @@ async function sentBatch(items: Array<{ customerId: string; amount: string; rece
     integrationId: SHOP,
     currency: 'USD',
     operator: 'alice',
-    items: items.map((i, n) => ({ receiverEmail: `payee${n}@example.com`, ...i })),
+    // Each customer is paid at its own registered address (see beforeAll).
+    items: items.map((i) => ({ receiverEmail: `${i.customerId}@example.com`, ...i })),
   });
   expect(res.status).toBe(201);
   const id = res.body.id as string;
@@ -112,7 +118,11 @@ beforeAll(async () => {
   };
   expect(await stack.admin('PUT', `/admin/integrations/${SHOP}`, integration)).toMatchObject({ status: 200 });
   for (const c of ['c-a', 'c-b', 'c-c', 'c-d', 'c-e', 'c-f', 'c-g', 'c-h']) {
-    expect(await stack.admin('PUT', `/admin/customers/${c}`, { name: c })).toMatchObject({ status: 200 });
+    // Payouts go only to a customer's registered PayPal addresses.
+    const paypalEmails = [`${c}@example.com`, ...(c === 'c-g' ? ['g@example.com', 'g2@example.com'] : [])];
+    expect(await stack.admin('PUT', `/admin/customers/${c}`, { name: c, paypalEmails })).toMatchObject({
+      status: 200,
+    });
     await fund(c, 10_000);
   }
 });
@@ -185,8 +195,8 @@ describe('creating a batch', () => {
       currency: 'USD',
       operator: 'alice',
       items: [
-        { customerId: 'c-h', receiverEmail: 'h@example.com', amount: '60.00' },
-        { customerId: 'c-h', receiverEmail: 'h@example.com', amount: '40.01' },
+        { customerId: 'c-h', receiverEmail: 'c-h@example.com', amount: '60.00' },
+        { customerId: 'c-h', receiverEmail: 'c-h@example.com', amount: '40.01' },
       ],
     });
     expect(res).toMatchObject({
@@ -302,7 +312,8 @@ describe('mass payments we receive', () => {
 describe('two batches created at the same moment for one payee', () => {
   test('both pass the API check, but the ledger lets only what the balance covers be reserved', async () => {
     const customer = 'c-race';
-    expect(await stack.admin('PUT', `/admin/customers/${customer}`, { name: customer })).toMatchObject({ status: 200 });
+    const registered = { name: customer, paypalEmails: ['race@example.com'] };
+    expect(await stack.admin('PUT', `/admin/customers/${customer}`, registered)).toMatchObject({ status: 200 });
     await fund(customer, 10_000);
     const create = () =>
       stack.admin('POST', '/admin/payouts', {
@@ -482,5 +493,256 @@ describe('matching by masspay_txn_id', () => {
     );
     expect(itemOf(batch, u)).toMatchObject({ state: 'Returned' });
     expect(await balanceMinor(stack, 'c-b', 'USD')).toBe(before + 100);
+  });
+});
+
+describe('payees are registered; four eyes by identity; caps need a second approver', () => {
+  const counts = () =>
+    Promise.all([
+      stack.db.models.PayoutBatch.countDocuments(),
+      stack.db.models.PayoutItem.countDocuments(),
+      stack.db.models.PayoutRef.countDocuments(),
+    ]);
+  async function customer(id: string, amountMinor: number) {
+    const body = { name: id, paypalEmails: [`${id}@example.com`] };
+    expect(await stack.admin('PUT', `/admin/customers/${id}`, body)).toMatchObject({ status: 200 });
+    await fund(id, amountMinor);
+  }
+
+  test('a payout to an address not registered for its customer: 422, nothing stored or reserved', async () => {
+    await customer('c-pay', 10_000);
+    const before = await counts();
+    // The whole balance, to an address of the attacker's, or of another customer's.
+    for (const receiverEmail of ['me@elsewhere.example', 'c-b@example.com']) {
+      const res = await stack.admin('POST', '/admin/payouts', {
+        integrationId: SHOP,
+        currency: 'USD',
+        operator: 'mallory',
+        items: [
+          { customerId: 'c-pay', receiverEmail: 'c-pay@example.com', amount: '1.00' },
+          { customerId: 'c-pay', receiverEmail, amount: '99.00' },
+        ],
+      });
+      expect(res).toMatchObject({
+        status: 422,
+        body: {
+          error: expect.stringMatching(
+            /^items\[1\]\.receiverEmail: not a PayPal address registered for customer c-pay/,
+          ),
+          details: { item: 1, field: 'receiverEmail' },
+        },
+      });
+    }
+    expect(await counts()).toEqual(before);
+    expect(await balanceMinor(stack, 'c-pay', 'USD')).toBe(10_000);
+    // The customer's own address, however it is capitalised, is theirs.
+    const own = await stack.admin('POST', '/admin/payouts', {
+      integrationId: SHOP,
+      currency: 'USD',
+      operator: 'mallory',
+      items: [{ customerId: 'c-pay', receiverEmail: 'C-Pay@Example.COM', amount: '1.00' }],
+    });
+    expect(own).toMatchObject({ status: 201, body: { items: [{ receiverEmail: 'c-pay@example.com' }] } });
+  });
+
+  test("'alice.', 'ALICE' and alice with a zero-width space may not approve Alice's batch", async () => {
+    await customer('c-eyes', 10_000);
+    const res = await stack.admin('POST', '/admin/payouts', {
+      integrationId: SHOP,
+      currency: 'USD',
+      operator: 'Alice',
+      items: [{ customerId: 'c-eyes', receiverEmail: 'c-eyes@example.com', amount: '25.00' }],
+    });
+    expect(res.status).toBe(201);
+    const id = res.body.id as string;
+    await waitFor('reserved', async () => (await getBatch(id)).reserved);
+    for (const operator of ['alice.', 'ALICE', 'alice\u200b', 'Alice'])
+      expect(await action(id, 'approve', { operator })).toMatchObject({
+        status: 422,
+        body: { error: expect.stringMatching(/^four eyes: .* was created by Alice, another operator must approve it/) },
+      });
+    // From the Web UI, past the API: the workflow refuses the same.
+    await stack.client.workflow
+      .getHandle(payoutWorkflowId(id))
+      .signal('approvePayout', { operator: 'alice.', note: 'x' });
+    await waitFor('refused in the workflow', async () =>
+      (await stack.admin('GET', `/admin/audit?txnId=${id}`)).body.some(
+        (a: { action: string; actor: string }) => a.action === 'payout_approve_refused' && a.actor === 'alice.',
+      ),
+    );
+    expect(await getBatch(id)).toMatchObject({ state: 'created', approvedBy: null });
+    expect(await action(id, 'approve')).toMatchObject({ status: 202 });
+    await waitFor('approved', async () => (await getBatch(id)).state === 'approved');
+    expect(await getBatch(id)).toMatchObject({ approvedBy: 'bob' });
+    expect(await balanceMinor(stack, 'c-eyes', 'USD')).toBe(7_500);
+  });
+
+  test('over the per-batch or the per-day cap: two approvals by two operators, neither the creator', async () => {
+    const capped = {
+      name: 'Capped payouts',
+      mode: 'sandbox',
+      allowedCurrencies: ['USD'],
+      receiverEmails: ['caps@example.com'],
+      payoutCaps: { perBatchMinor: { USD: 5_000 }, perDayMinor: { USD: 8_000 } },
+    };
+    expect(await stack.admin('PUT', '/admin/integrations/mp-caps', capped)).toMatchObject({ status: 200 });
+    await customer('c-cap', 20_000);
+    const create = async (amount: string) => {
+      const res = await stack.admin('POST', '/admin/payouts', {
+        integrationId: 'mp-caps',
+        currency: 'USD',
+        operator: 'alice',
+        items: [{ customerId: 'c-cap', receiverEmail: 'c-cap@example.com', amount }],
+      });
+      expect(res.status).toBe(201);
+      await waitFor('reserved', async () => (await getBatch(res.body.id)).reserved);
+      return res.body as { id: string; requiredApprovals: number; capsExceeded: unknown[] };
+    };
+    const big = await create('60.00');
+    expect(big).toMatchObject({
+      requiredApprovals: 2,
+      capsExceeded: [{ cap: 'per_batch', currency: 'USD', capMinor: 5_000, totalMinor: 6_000 }],
+    });
+    expect(await action(big.id, 'approve', { operator: 'bob' })).toMatchObject({ status: 202 });
+    await waitFor('first approval', async () => (await getBatch(big.id)).approvals.length === 1);
+    expect(await getBatch(big.id)).toMatchObject({ state: 'created', approvedBy: null });
+    for (const operator of ['Bob.', 'alice'])
+      expect(await action(big.id, 'approve', { operator })).toMatchObject({
+        status: 422,
+        body: { error: expect.stringMatching(/^four eyes/) },
+      });
+    expect(await action(big.id, 'approve', { operator: 'carol' })).toMatchObject({ status: 202 });
+    await waitFor('approved', async () => (await getBatch(big.id)).state === 'approved');
+    expect(await getBatch(big.id)).toMatchObject({
+      approvedBy: 'carol',
+      approvals: [{ operator: 'bob' }, { operator: 'carol' }],
+    });
+
+    // Under the per-batch cap, but 60.00 + 30.00 is over the day's 80.00.
+    const second = await create('30.00');
+    expect(second).toMatchObject({
+      requiredApprovals: 2,
+      capsExceeded: [{ cap: 'per_day', currency: 'USD', capMinor: 8_000, totalMinor: 9_000 }],
+    });
+    expect(await action(second.id, 'approve', { operator: 'bob' })).toMatchObject({ status: 202 });
+    await waitFor('first approval', async () => (await getBatch(second.id)).approvals.length === 1);
+    expect((await getBatch(second.id)).state).toBe('created');
+    expect(await balanceMinor(stack, 'c-cap', 'USD')).toBe(20_000 - 9_000);
+  });
+});
+
+describe('contradictions are problems, never silence', () => {
+  async function customer(id: string) {
+    const body = { name: id, paypalEmails: [`${id}@example.com`] };
+    expect(await stack.admin('PUT', `/admin/customers/${id}`, body)).toMatchObject({ status: 200 });
+    await fund(id, 10_000);
+  }
+  const held = async () =>
+    (await stack.admin('GET', '/admin/held')).body.payoutBatches as Array<{ _id: string; contradictions: unknown[] }>;
+  const audit = async (id: string) =>
+    ((await stack.admin('GET', `/admin/audit?txnId=${id}`)).body as Array<{ action: string; actor: string }>).map(
+      (a) => `${a.action}:${a.actor}`,
+    );
+
+  test(
+    'a release by two operators, then PayPal says Completed: held as a contradiction, ' +
+      'not cleared by stopWaiting, cleared only by its own decision',
+    async () => {
+      await customer('c-con');
+      const b = await sentBatch([
+        { customerId: 'c-con', amount: '10.00' },
+        { customerId: 'c-con', amount: '5.00' },
+      ]);
+      const [uA, uB] = b.items.map((i) => i.uniqueId) as [string, string];
+      await deliver(
+        b.id,
+        ipn(TWO, 'Processed', [
+          { uniqueId: uA, status: 'Unclaimed', gross: '10.00' },
+          { uniqueId: uB, status: 'Completed', gross: '5.00' },
+        ]),
+      );
+      // Within the waiting period a release is a request: the money stays reserved.
+      const resolve = (operator: string) =>
+        stack.admin('POST', `/admin/payouts/${b.id}/items/${uA}/resolve`, { operator, note: 'gone', state: 'Failed' });
+      expect(await resolve('carol')).toMatchObject({ status: 202, body: { needsSecondOperator: true } });
+      await waitFor('requested', async () => (await getBatch(b.id)).pendingReleases.length === 1);
+      expect(await balanceMinor(stack, 'c-con', 'USD')).toBe(10_000 - 1_500);
+      for (const same of ['carol', 'Carol.'])
+        expect(await resolve(same)).toMatchObject({
+          status: 422,
+          body: { error: expect.stringMatching(/^four eyes/) },
+        });
+      expect(await resolve('dave')).toMatchObject({ status: 202 });
+      await waitFor('released', async () => itemOf(await getBatch(b.id), uA).state === 'Failed');
+      expect(await balanceMinor(stack, 'c-con', 'USD')).toBe(10_000 - 500);
+
+      // PayPal paid it after all.
+      const batch = await deliver(
+        b.id,
+        ipn(TWO, 'Completed', [
+          { uniqueId: uA, status: 'Completed', gross: '10.00' },
+          { uniqueId: uB, status: 'Completed', gross: '5.00' },
+        ]),
+      );
+      const contradiction = {
+        code: 'state_contradicts_final',
+        id: `state_contradicts_final:${uA}:Completed`,
+        uniqueId: uA,
+        ours: 'Failed',
+        paypal: 'Completed',
+      };
+      expect(batch).toMatchObject({
+        state: 'completed',
+        counts: { Failed: 1, Completed: 1 },
+        attention: [],
+        contradictions: [contradiction],
+      });
+      expect(itemOf(batch, uA)).toMatchObject({ state: 'Failed', released: true, contradictions: [contradiction] });
+      expect((await held()).find((h) => h._id === b.id)).toMatchObject({ contradictions: [contradiction] });
+      expect(await audit(b.id)).toContain('payout_contradiction_raised:paypal');
+
+      // stopWaiting closes nothing of it: refused by the API, and by the workflow from the Web UI.
+      expect(await action(b.id, 'stop-waiting', { operator: 'carol' })).toMatchObject({
+        status: 409,
+        body: { error: expect.stringMatching(/contradictions, each cleared by its own decision/) },
+      });
+      await stack.client.workflow
+        .getHandle(payoutWorkflowId(b.id))
+        .signal('stopWaitingPayout', { operator: 'eve', note: 'make it go away' });
+      await waitFor('refused in the workflow', async () =>
+        (await audit(b.id)).includes('payout_stopWaiting_refused:eve'),
+      );
+      expect((await getBatch(b.id)).contradictions).toEqual([expect.objectContaining(contradiction)]);
+      expect((await held()).map((h) => h._id)).toContain(b.id);
+
+      const clear = (contradictionId: string) =>
+        action(b.id, 'clear-contradiction', { operator: 'carol', note: 'debited by hand', contradictionId });
+      expect(await clear(`state_contradicts_final:${uB}:Completed`)).toMatchObject({ status: 409 });
+      expect(await clear(contradiction.id)).toMatchObject({ status: 202 });
+      await waitFor('cleared', async () => (await getBatch(b.id)).contradictions.length === 0);
+      expect((await held()).map((h) => h._id)).not.toContain(b.id);
+      expect(await audit(b.id)).toContain('payout_clearContradiction:carol');
+      // No money moved for the contradiction or its clearing: a person decides that.
+      expect(await balanceMinor(stack, 'c-con', 'USD')).toBe(10_000 - 500);
+      expect(await workflowTaskFailures(stack.client, payoutWorkflowId(b.id))).toEqual([]);
+      expect(await stack.admin('GET', '/admin/ledger/check')).toMatchObject({ status: 200, body: { ok: true } });
+    },
+  );
+
+  test('a second masspay_txn_id for one unique id: a contradiction for a person; no money moves', async () => {
+    await customer('c-twice');
+    const b = await sentBatch([{ customerId: 'c-twice', amount: '10.00' }]);
+    const u = b.items[0]!.uniqueId;
+    await deliver(b.id, ipn(ONE, 'Processed', [{ uniqueId: u, status: 'Completed', gross: '10.00', txn: 'TWICE1' }]));
+    const batch = await deliver(
+      b.id,
+      ipn(ONE, 'Completed', [{ uniqueId: u, status: 'Completed', gross: '10.00', txn: 'TWICE2' }]),
+    );
+    expect(batch.contradictions).toEqual([
+      expect.objectContaining({ code: 'second_txn_id', uniqueId: u, firstTxnId: 'TWICE1', txnId: 'TWICE2' }),
+    ]);
+    expect(itemOf(batch, u)).toMatchObject({ state: 'Completed', masspayTxnId: 'TWICE1' });
+    expect((await held()).map((h) => h._id)).toContain(b.id);
+    expect(await balanceMinor(stack, 'c-twice', 'USD')).toBe(9_000);
   });
 });

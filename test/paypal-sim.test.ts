@@ -607,4 +607,58 @@ describe('MassPay NVP method', () => {
     });
     for (const r of l.received) expect((await postback(s, withPrefix(r.body))).text).toBe('VERIFIED');
   });
+
+  test("TransactionSearch: the account's Mass Pay payments by payee and date, sent negative, 100 at most", async () => {
+    const s = await masspaySim();
+    const search = (params: Record<string, string>) => call(s, { METHOD: 'TransactionSearch', ...params });
+    const before = new Date(Date.now() - 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+    const emails = (i: number) => (i < 2 ? 'x@example.com' : `many${i % 2}@example.com`);
+    expect((await call(s, { ...base, ...items(2, 'S', emails) })).fields.ACK).toBe('Success');
+    expect(
+      (await call(s, { ...base, ...items(103, 'T', (i) => (i < 2 ? 'y@example.com' : 'many@example.com')) })).fields
+        .ACK,
+    ).toBe('Success');
+    // A lost answer: PayPal acted on it, and it shows.
+    s.nvp.faults.push({ kind: 'lost_answer' });
+    expect((await call(s, { ...base, ...items(1, 'L', () => 'lost@example.com'), L_AMT0: '12.34' })).status).toBe(500);
+    // PayPal never saw it: nothing shows.
+    s.nvp.faults.push({ kind: 'unavailable' });
+    expect((await call(s, { ...base, ...items(1, 'N', () => 'never@example.com') })).status).toBe(503);
+
+    const found = await search({ STARTDATE: before, RECEIVER: 'lost@example.com', TRANSACTIONCLASS: 'MassPay' });
+    expect(found.fields).toMatchObject({
+      ACK: 'Success',
+      L_EMAIL0: 'lost@example.com',
+      L_AMT0: '-12.34',
+      L_CURRENCYCODE0: 'USD',
+      L_STATUS0: 'Pending',
+      L_TIMEZONE0: 'GMT',
+      L_TIMESTAMP0: expect.stringMatching(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/),
+    });
+    expect(found.fields.L_EMAIL1).toBeUndefined();
+    const none = async (params: Record<string, string>) =>
+      expect(Object.keys((await search(params)).fields).filter((k) => k.startsWith('L_'))).toEqual([]);
+    await none({ STARTDATE: before, RECEIVER: 'never@example.com' });
+    await none({
+      STARTDATE: new Date(Date.now() + 60_000).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+      RECEIVER: 'x@example.com',
+    });
+    await none({ STARTDATE: before, RECEIVER: 'x@example.com', TRANSACTIONCLASS: 'Received' });
+    await none({ STARTDATE: before, RECEIVER: 'x@example.com', CURRENCYCODE: 'EUR' });
+    expect((await search({ STARTDATE: before, RECEIVER: 'X@Example.com' })).fields).toMatchObject({
+      L_EMAIL0: 'x@example.com',
+      L_EMAIL1: 'x@example.com',
+      L_AMT0: '-1.00',
+    });
+    const many = await search({ STARTDATE: before, RECEIVER: 'many@example.com' });
+    expect(many.fields).toMatchObject({ ACK: 'SuccessWithWarning', L_ERRORCODE0: '11002', L_SEVERITYCODE0: 'Warning' });
+    expect(many.fields.L_TRANSACTIONID99).toBeTruthy();
+    expect(many.fields.L_TRANSACTIONID100).toBeUndefined();
+    for (const [params, code] of [
+      [{}, '10003'],
+      [{ STARTDATE: 'yesterday' }, '10004'],
+      [{ STARTDATE: before, TRANSACTIONCLASS: 'Everything' }, '10004'],
+    ] as const)
+      expect((await search(params)).fields).toMatchObject({ ACK: 'Failure', L_ERRORCODE0: code });
+  });
 });

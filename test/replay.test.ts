@@ -6,7 +6,7 @@ const DIR = path.join(__dirname, 'histories');
 const files = fs.readdirSync(DIR).filter((f) => f.endsWith('.json'));
 
 test('recorded histories exist for the message workflow and the entities', () => {
-  for (const kind of ['process-ipn-', 'payment-lifecycle-', 'recurring-profile-']) {
+  for (const kind of ['process-ipn-', 'payment-lifecycle-', 'recurring-profile-', 'masspay-batch-']) {
     expect([kind, files.some((f) => f.startsWith(kind))]).toEqual([kind, true]);
   }
 });

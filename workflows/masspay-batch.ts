@@ -17,24 +17,31 @@ import {
 import { z } from 'zod';
 import type { Activities } from '../activities';
 import {
+  batchNeedsPerson,
   batchSettled,
   decideBatch,
   nextBatchDeadline,
   nextSendChunk,
+  uncertainChunks,
   type BatchDeadlines,
   type BatchEffect,
   type BatchFactNeed,
   type BatchFacts,
   type BatchInput,
+  type ChunkReconciliation,
   type SendChunkOutcome,
 } from '../src/domain/masspay-decide';
 import {
+  ClearContradictionActionSchema,
   PayoutActionSchema,
+  PayoutBatchStateSchema,
   ResolveItemActionSchema,
   SendActionSchema,
   SubmittedActionSchema,
+  type ClearContradictionAction,
   type PayoutAction,
   type PayoutBatchState,
+  type PayoutContradiction,
   type ResolveItemAction,
   type SendAction,
   type SubmittedAction,
@@ -65,14 +72,35 @@ const slices = proxyActivities<Activities>({
 });
 const MAX_PROBLEMS = 50;
 
-// A call to PayPal's MassPay API (external I/O, up to 250 items): a regular activity. A retry after
-// a lost answer is safe (PayPal refuses unique ids it already has); after the last attempt the chunk
-// is uncertain and a person decides (see decideBatch).
+/**
+ * The rules of issue 13 (names compared as identities, caps, contradictions that only their own
+ * decision clears, releases after a waiting period or by two operators, one MassPay attempt and
+ * reconciliation). Histories from before replay through the `legacy` branches.
+ */
+const GUARDED = 'masspay-guarded-payouts';
+
+// Before GUARDED: a call to PayPal's MassPay API retried after a lost answer, its safety resting on
+// PayPal refusing unique ids it already has (8331), which PayPal does not document.
 const SEND_ATTEMPTS = 4;
-const paypal = proxyActivities<Activities>({
+const paypalRetried = proxyActivities<Activities>({
   startToCloseTimeout: '90s',
   retry: { initialInterval: '1s', backoffCoefficient: 4, maximumInterval: '1m', maximumAttempts: SEND_ATTEMPTS },
 });
+// A call to PayPal's MassPay API moves money and PayPal documents no idempotency for it: one
+// attempt. A lost answer makes the chunk uncertain; it is reconciled before anything is sent again.
+const paypalOnce = proxyActivities<Activities>({
+  startToCloseTimeout: '90s',
+  retry: { maximumAttempts: 1 },
+});
+// Reconciliation reads (the batch's items, PayPal's TransactionSearch): safe to retry, a few times;
+// after that the chunk stays held and a person asks again.
+const RECONCILE_ATTEMPTS = 5;
+const reads = proxyActivities<Activities>({
+  startToCloseTimeout: '30m',
+  heartbeatTimeout: '2m',
+  retry: { initialInterval: '2s', maximumInterval: '1m', maximumAttempts: RECONCILE_ATTEMPTS },
+});
+const MAX_CONTRADICTIONS = 200;
 
 export interface MasspayBatchInput {
   batchId: string;
@@ -89,6 +117,8 @@ export const cancelPayoutSignal = defineSignal<[PayoutAction]>('cancelPayout');
 export const sendPayoutSignal = defineSignal<[SendAction]>('sendPayout');
 export const resolvePayoutItemSignal = defineSignal<[ResolveItemAction]>('resolvePayoutItem');
 export const stopWaitingPayoutSignal = defineSignal<[PayoutAction]>('stopWaitingPayout');
+export const reconcilePayoutSignal = defineSignal<[PayoutAction]>('reconcilePayout');
+export const clearPayoutContradictionSignal = defineSignal<[ClearContradictionAction]>('clearPayoutContradiction');
 export const payoutStateQuery = defineQuery<PayoutBatchState>('state');
 
 /**
@@ -113,7 +143,9 @@ export async function masspayBatch(input: MasspayBatchInput): Promise<PayoutBatc
     approvePayoutSignal,
     accept('approvePayout', PayoutActionSchema, (action) => ({ type: 'approve', action })),
     {
-      description: `Operator (not the creator): approve the batch for upload to PayPal. ${help}`,
+      description:
+        'Operator (not the creator): approve the batch; a batch over a cap needs a second, distinct ' +
+        `approver. ${help}`,
     },
   );
   setHandler(
@@ -128,7 +160,8 @@ export async function masspayBatch(input: MasspayBatchInput): Promise<PayoutBatc
     accept('sendPayout', SendActionSchema, (action) => ({ type: 'send', action })),
     {
       description:
-        "Operator: send an approved batch through PayPal's MassPay API (calls of at most 250 items); " +
+        "Operator (not the creator): send an approved batch through PayPal's MassPay API (calls of at most " +
+        '250 items, each made once); ' +
         `again after a halted send. ${help.slice(0, -1)}, "emailSubject": "..." (optional)}`,
     },
   );
@@ -144,19 +177,44 @@ export async function masspayBatch(input: MasspayBatchInput): Promise<PayoutBatc
     accept('resolvePayoutItem', ResolveItemActionSchema, (action) => ({ type: 'resolve', action })),
     {
       description:
-        'Operator: settle one item as PayPal shows it. Input: {"uniqueId", "state": ' +
-        '"Completed|Returned|Failed|Reversed|Blocked", "operator", "note"}',
+        'Operator: settle one item as PayPal shows it; a release (Returned, Failed, Reversed, Blocked) ' +
+        'within the waiting period after submission is a request another operator confirms the same way. ' +
+        'Input: {"uniqueId", "state": "Completed|Returned|Failed|Reversed|Blocked", "operator", "note"}',
     },
   );
   setHandler(
     stopWaitingPayoutSignal,
     accept('stopWaitingPayout', PayoutActionSchema, (action) => ({ type: 'stopWaiting', action })),
     {
-      description: `Operator: stop waiting for PayPal (deadlines) and close what asks for a person. ${help}`,
+      description:
+        'Operator: stop waiting for PayPal (deadlines) and close what asks for a person, except ' +
+        `contradictions, releases awaiting a second operator and unanswered calls. ${help}`,
+    },
+  );
+  setHandler(
+    reconcilePayoutSignal,
+    accept('reconcilePayout', PayoutActionSchema, (action) => ({ type: 'reconcile', action })),
+    {
+      description:
+        "Operator: settle the calls to PayPal whose answer was lost (their items' IPNs, else PayPal's " +
+        `TransactionSearch); a call is sent again only if none of its items is found. ${help}`,
+    },
+  );
+  setHandler(
+    clearPayoutContradictionSignal,
+    accept('clearPayoutContradiction', ClearContradictionActionSchema, (action) => ({
+      type: 'clearContradiction',
+      action,
+    })),
+    {
+      description:
+        'Operator: close one contradiction once the money is checked. Input: {"contradictionId", "operator", "note"}',
     },
   );
 
-  let state = await local.loadBatchState(input.batchId);
+  const loaded = await local.loadBatchState(input.batchId);
+  // A result recorded before fields were added lacks them: the schema's defaults fill them here too.
+  let state = loaded && PayoutBatchStateSchema.parse(loaded);
   if (!state) {
     // Started by hand (or for a batch that was never stored): nothing to run.
     setCurrentDetails(`**no such batch** ${input.batchId}`);
@@ -167,6 +225,7 @@ export async function masspayBatch(input: MasspayBatchInput): Promise<PayoutBatc
   publish(state);
 
   for (;;) {
+    const legacy = !patched(GUARDED);
     if (
       !state.reserved &&
       state.state === 'created' &&
@@ -178,7 +237,7 @@ export async function masspayBatch(input: MasspayBatchInput): Promise<PayoutBatc
     if (nextSendChunk(state) && !inbox.some((i) => i.type === 'sendChunk')) inbox.push({ type: 'sendChunk' });
     const deadline = nextBatchDeadline(state, input.deadlines);
     const untilDeadline = deadline === null ? null : Math.max(0, deadline - Date.now());
-    const idle = batchSettled(state) ? input.idleCloseSeconds * 1000 : null;
+    const idle = batchSettled(state, { legacy }) ? input.idleCloseSeconds * 1000 : null;
     const wait = untilDeadline === null ? idle : idle === null ? untilDeadline : Math.min(idle, untilDeadline);
     const woken =
       wait === null ? (await condition(() => inbox.length > 0), true) : await condition(() => inbox.length > 0, wait);
@@ -202,13 +261,15 @@ export async function masspayBatch(input: MasspayBatchInput): Promise<PayoutBatc
 
 async function decide(state: PayoutBatchState, item: BatchInput, input: MasspayBatchInput): Promise<PayoutBatchState> {
   const undecidable: BatchInput = { type: 'malformed', signal: item.type, issues: 'no decision after 50 facts' };
+  const legacy = !patched(GUARDED);
   const done = await decideWithFacts({
     rules: (facts: BatchFacts, stuck) =>
       decideBatch(state, stuck ? undecidable : item, stuck ? {} : facts, {
         now: new Date().toISOString(),
         deadlines: input.deadlines,
+        legacy,
       }),
-    fetch: (need, facts) => fetchFact(need, facts, state),
+    fetch: (need, facts) => fetchFact(need, facts, state, legacy),
     run: (effect) => runEffect(effect, state),
     facts: {},
     maxRounds: 50,
@@ -221,7 +282,7 @@ async function runEffect(effect: BatchEffect, s: PayoutBatchState): Promise<void
   else await local.audit({ ...effect, integrationId: s.integrationId, txnId: s.id });
 }
 
-async function fetchFact(need: BatchFactNeed, facts: BatchFacts, s: PayoutBatchState): Promise<void> {
+async function fetchFact(need: BatchFactNeed, facts: BatchFacts, s: PayoutBatchState, legacy: boolean): Promise<void> {
   switch (need.fact) {
     case 'reserve':
       facts.reserve = await items.reserveItems(s.id);
@@ -246,8 +307,37 @@ async function fetchFact(need: BatchFactNeed, facts: BatchFacts, s: PayoutBatchS
       facts.applyOne = await items.applyOneItem({ batchId: s.id, action: need.action });
       return;
     case 'sendChunk':
-      facts.sendChunk = await sendChunk(need, s);
+      facts.sendChunk = await sendChunk(need, s, legacy);
       return;
+    case 'reconcile':
+      facts.reconcile = await reconcile(need, s);
+      return;
+  }
+}
+
+/** What PayPal shows of unanswered chunks; PayPal or the database out of reach: each chunk inconclusive. */
+async function reconcile(
+  need: Extract<BatchFactNeed, { fact: 'reconcile' }>,
+  s: PayoutBatchState,
+): Promise<ChunkReconciliation[]> {
+  try {
+    return await reads.reconcilePayoutChunks({
+      batchId: s.id,
+      integrationId: s.integrationId,
+      mode: s.mode,
+      currency: s.currency,
+      search: need.search,
+      chunks: need.chunks,
+    });
+  } catch (err) {
+    if (!(err instanceof ActivityFailure)) throw err;
+    const message = `reconciliation failed: ${(err.cause?.message ?? err.message).slice(0, 200)}`;
+    return need.chunks.map((c) => ({
+      index: c.index,
+      items: c.to - c.from,
+      reported: 0,
+      search: need.search ? { inconclusive: message } : null,
+    }));
   }
 }
 
@@ -257,13 +347,16 @@ async function applyInSlices(message: {
   integrationId: string;
   messageId: string;
 }): Promise<NonNullable<BatchFacts['applyMessage']>> {
-  const total = { moved: 0, ignored: 0, problems: [] as string[] };
+  const total = { moved: 0, ignored: 0, problems: [] as string[], contradictions: [] as PayoutContradiction[] };
   for (let slice = 0; ; slice++) {
     const r = await slices.applyMasspaySlice({ ...message, slice });
     if (!r.ok) return r;
     total.moved += r.moved;
     total.ignored += r.ignored;
     total.problems.push(...r.problems.slice(0, MAX_PROBLEMS - total.problems.length));
+    // Results recorded before contradictions carry none.
+    const found = r.contradictions ?? [];
+    total.contradictions.push(...found.slice(0, MAX_CONTRADICTIONS - total.contradictions.length));
     if (r.counts) return { ok: true, paymentStatus: r.paymentStatus, counts: r.counts, ...total };
   }
 }
@@ -271,9 +364,10 @@ async function applyInSlices(message: {
 async function sendChunk(
   need: Extract<BatchFactNeed, { fact: 'sendChunk' }>,
   s: PayoutBatchState,
+  legacy: boolean,
 ): Promise<SendChunkOutcome> {
   try {
-    return await paypal.sendPayoutChunk({
+    return await (legacy ? paypalRetried : paypalOnce).sendPayoutChunk({
       batchId: s.id,
       integrationId: s.integrationId,
       mode: s.mode,
@@ -284,23 +378,30 @@ async function sendChunk(
     });
   } catch (err) {
     if (!(err instanceof ActivityFailure)) throw err;
-    // Every attempt failed without an answer: any of them may have reached PayPal.
+    // No answer (the worker died mid-call, a timeout): the attempt may have reached PayPal.
     const message = (err.cause?.message ?? err.message).slice(0, 200);
-    return { outcome: 'unreachable', message, calls: SEND_ATTEMPTS };
+    return { outcome: 'unreachable', message, calls: legacy ? SEND_ATTEMPTS : 1 };
   }
 }
 
 function publish(s: PayoutBatchState): void {
+  const matters = [
+    ...s.attention,
+    ...s.contradictions.map((c) => `contradiction:${c.code}`),
+    ...(s.pendingReleases.length ? ['release_awaits_second_operator'] : []),
+    ...(uncertainChunks(s).length ? ['call_unanswered'] : []),
+  ];
   upsertSearchAttributes([
     { key: PayoutStateKey, value: s.state },
-    { key: FlagsKey, value: s.attention.length ? ['held', ...s.attention] : [] },
+    { key: FlagsKey, value: batchNeedsPerson(s) ? ['held', ...new Set(matters)] : [] },
   ]);
   const counts = Object.entries(s.counts)
     .filter(([, n]) => n > 0)
     .map(([k, n]) => `${k} ${n}`)
     .join(', ');
-  const attention = s.attention.length
-    ? `\n\nNEEDS A PERSON: ${s.attention.join(', ')} (signal \`stopWaitingPayout\` once handled).`
+  const attention = batchNeedsPerson(s)
+    ? `\n\nNEEDS A PERSON: ${[...new Set(matters)].join(', ')} (contradictions: \`clearPayoutContradiction\`; ` +
+      'unanswered calls: `reconcilePayout`; others: `stopWaitingPayout` once handled).'
     : '';
   setCurrentDetails(
     `**${s.state}** — ${s.itemCount} item(s), ` +

@@ -19,6 +19,7 @@ const integrationSchema = new Schema(
     feePolicy: { type: String, enum: ['gross', 'net'], required: true },
     matchBy: { type: [String], default: ['custom', 'email'] },
     nvpCredentialsEnv: String,
+    payoutCaps: Schema.Types.Mixed,
   },
   { timestamps: true, versionKey: false },
 );

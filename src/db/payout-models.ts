@@ -12,6 +12,11 @@ const payoutBatchSchema = new Schema(
     createdBy: { type: String, required: true },
     needsOperator: { type: Boolean, default: false },
     attention: { type: [String], default: [] },
+    /** Open contradictions and releases awaiting a second operator: what /admin/held shows of the batch. */
+    contradictions: { type: [Schema.Types.Mixed], default: [] },
+    pendingReleases: { type: [Schema.Types.Mixed], default: [] },
+    /** Calls to PayPal whose answer was lost and that nobody reconciled yet (chunk indexes). */
+    uncertainChunks: { type: [Number], default: [] },
     snapshot: Schema.Types.Mixed,
   },
   { timestamps: true, versionKey: false },

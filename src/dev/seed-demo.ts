@@ -30,7 +30,10 @@ export async function seedDemo(models: Models): Promise<{ integrationId: string;
     );
   }
   if (!(await models.Customer.exists({ _id: customerId }))) {
-    const demoCustomer = { name: 'Demo VoIP customer', paypalEmails: ['buyer@paypalsandbox.com'] };
+    // Payouts go only to a customer's registered addresses: the README's Mass Pay demo pays these
+    // (the simulator completes, fails and leaves unclaimed a payment by its address).
+    const payees = ['jane@example.com', 'fail-joe@example.com', 'unclaimed-ann@example.com'];
+    const demoCustomer = { name: 'Demo VoIP customer', paypalEmails: ['buyer@paypalsandbox.com', ...payees] };
     await saveCustomer(models, customerId, demoCustomer, SEEDER);
   }
   return { integrationId, customerId };

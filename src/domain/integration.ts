@@ -4,6 +4,22 @@ import { PAYMENT_TXN_TYPES } from './ipn-summary';
 
 const lowerEmail = z.email().transform((e) => e.toLowerCase());
 
+/** Amounts in minor units per PayPal currency, e.g. `{"USD": 500000}` for 5,000.00 USD. */
+const minorPerCurrency = z
+  .record(z.string(), z.number().int().positive())
+  .refine((r) => Object.keys(r).every(isSupportedCurrency), 'keys must be PayPal currency codes');
+
+/**
+ * Caps on the Mass Pay batches we send, per currency: a batch whose total is over `perBatchMinor`,
+ * or that takes the day's total (UTC, batches created that day and not cancelled or denied) over
+ * `perDayMinor`, needs a second, distinct approver. A currency not named has no cap.
+ */
+export const PayoutCapsSchema = z.object({
+  perBatchMinor: minorPerCurrency.default({}),
+  perDayMinor: minorPerCurrency.default({}),
+});
+export type PayoutCaps = z.infer<typeof PayoutCapsSchema>;
+
 /** What an operator configures for one PayPal business account (the admin API's PUT body). */
 export const IntegrationInputSchema = z
   .object({
@@ -33,6 +49,8 @@ export const IntegrationInputSchema = z
       .string()
       .regex(/^[A-Z][A-Z0-9_]{0,63}$/, 'an environment variable prefix: A-Z, 0-9 and _, starting with a letter')
       .optional(),
+    /** Absent: no caps. */
+    payoutCaps: PayoutCapsSchema.optional(),
   })
   .refine((i) => i.verifyTransaction || i.mode === 'sandbox', {
     path: ['verifyTransaction'],

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { isSupportedCurrency, parseAmount } from './money';
+import { operatorIdentity } from './operator-actions';
 
 /**
  * Mass Pay batches we send (money out of customers' balances to their PayPal accounts), as stored
@@ -84,13 +85,27 @@ export const SendChunkSchema = z.object({
   to: z.number().int().min(1),
   /**
    * `pending`: not yet answered; `acked`: PayPal has these items (never sent again); `refused`:
-   * PayPal said no for good; `uncertain`: no answer came back, PayPal may have them.
+   * PayPal said no for good; `uncertain`: no answer came back, PayPal may have them (held until
+   * reconciled); `not_found`: reconciled, PayPal has none of them: may be sent again.
    */
-  state: z.enum(['pending', 'acked', 'refused', 'uncertain']),
+  state: z.enum(['pending', 'acked', 'refused', 'uncertain', 'not_found']),
   /** Requests made for this chunk so far (any of them may have reached PayPal). */
   calls: z.number().int().min(0),
   correlationId: z.string().nullable(),
   error: z.string().nullable(),
+  /** When a request for it last went unanswered: where a search of PayPal's transactions starts. */
+  uncertainSince: z.string().nullable().default(null),
+  /** How an uncertain chunk was settled: PayPal's IPNs for its items, or a search of its transactions. */
+  reconciled: z
+    .object({
+      at: z.string(),
+      by: z.enum(['ipn', 'search']),
+      operator: z.string().nullable(),
+      items: z.number().int(),
+      found: z.number().int(),
+    })
+    .nullable()
+    .default(null),
 });
 export type SendChunk = z.infer<typeof SendChunkSchema>;
 
@@ -110,6 +125,48 @@ export const ItemHistoryEntrySchema = z.object({
   messageId: z.string().nullable(),
   operator: z.string().nullable(),
 });
+
+const contradictionBase = {
+  /** Stable for the same fact (a second message saying it again raises nothing new). */
+  id: z.string(),
+  messageId: z.string().nullable(),
+  at: z.string(),
+};
+/**
+ * PayPal contradicting what we hold final, each kind its own shape. Never silence: each blocks the
+ * batch (shown in /admin/held, alerted, audited) until an operator clears that very one by its id;
+ * `stopWaiting` never does. Money is not moved for them: which way it should go is for a person.
+ * - `state_contradicts_final`: an item we hold final one way (paid out: Completed; or released:
+ *   Failed, Returned, Blocked, Denied, Cancelled) and PayPal reports it final the other way.
+ * - `second_txn_id`: a second masspay_txn_id for one unique id: possibly paid twice.
+ * - `batch_contradicts_final`: the batch is denied or cancelled (money released) and PayPal reports
+ *   it processed or completed, or it is processed or completed and PayPal reports it denied.
+ * - `sent_unapproved`: PayPal reports a batch nobody approved or sent.
+ */
+export const PayoutContradictionSchema = z.discriminatedUnion('code', [
+  z.object({
+    code: z.literal('state_contradicts_final'),
+    ...contradictionBase,
+    uniqueId: z.string(),
+    ours: ItemStateSchema,
+    paypal: z.string(),
+  }),
+  z.object({
+    code: z.literal('second_txn_id'),
+    ...contradictionBase,
+    uniqueId: z.string(),
+    firstTxnId: z.string(),
+    txnId: z.string(),
+  }),
+  z.object({
+    code: z.literal('batch_contradicts_final'),
+    ...contradictionBase,
+    ours: BatchStateSchema,
+    paypal: z.string(),
+  }),
+  z.object({ code: z.literal('sent_unapproved'), ...contradictionBase, ours: BatchStateSchema, paypal: z.string() }),
+]);
+export type PayoutContradiction = z.infer<typeof PayoutContradictionSchema>;
 
 /** One payee's payment in a batch: `_id` is `<batchId>:<uniqueId>`. */
 export const PayoutItemSchema = z.object({
@@ -133,9 +190,31 @@ export const PayoutItemSchema = z.object({
   reasonCode: z.string().nullable(),
   /** Things a person should look at (an amount that differs from what we reserved, ...). */
   problems: z.array(z.string()),
+  /** What PayPal said against what we hold final: blocking until a person clears it on the batch. */
+  contradictions: z.array(PayoutContradictionSchema).default([]),
   history: z.array(ItemHistoryEntrySchema),
 });
 export type PayoutItem = z.infer<typeof PayoutItemSchema>;
+
+/** Which cap a batch is over (integration settings `payoutCaps`), in the batch's currency. */
+export const CapExceededSchema = z.object({
+  cap: z.enum(['per_batch', 'per_day']),
+  currency: z.string(),
+  capMinor: z.number().int(),
+  /** The batch's total (per_batch), or the day's total with this batch (per_day). */
+  totalMinor: z.number().int(),
+});
+export type CapExceeded = z.infer<typeof CapExceededSchema>;
+
+/** An item resolution that releases money, asked for before the waiting period: a second operator confirms it. */
+export const PendingReleaseSchema = z.object({
+  uniqueId: z.string(),
+  state: z.enum(['Returned', 'Failed', 'Reversed', 'Blocked']),
+  operator: z.string(),
+  note: z.string(),
+  at: z.string(),
+});
+export type PendingRelease = z.infer<typeof PendingReleaseSchema>;
 
 export const payoutItemId = (batchId: string, uniqueId: string) => `${batchId}:${uniqueId}`;
 
@@ -157,6 +236,11 @@ export const PayoutBatchStateSchema = z.object({
   /** Every item's reservation is posted: only then may the batch be approved. */
   reserved: z.boolean(),
   approvedBy: z.string().nullable(),
+  /** Approvals needed: 2 once the batch is over a cap (a second, distinct approver). */
+  requiredApprovals: z.number().int().min(1).max(2).default(1),
+  capsExceeded: z.array(CapExceededSchema).default([]),
+  /** Who approved so far; the batch is approved once there are requiredApprovals distinct ones. */
+  approvals: z.array(z.object({ operator: z.string(), at: z.string() })).default([]),
   submittedAt: z.string().nullable(),
   processedAt: z.string().nullable(),
   completedAt: z.string().nullable(),
@@ -165,8 +249,13 @@ export const PayoutBatchStateSchema = z.object({
   /** Our own sending through PayPal's API, chunk by chunk; null for an uploaded batch. */
   send: SendStateSchema.nullable().default(null),
   counts: ItemCountsSchema,
-  /** Matters for a person (deadlines passed, IPNs that contradict the batch); shown in /admin/held. */
+  /** Matters for a person (deadlines passed, sends halted, ...); shown in /admin/held. */
   attention: z.array(z.string()),
+  /** Blocking problems, each cleared only by its own decision (see PayoutContradictionSchema). */
+  contradictions: z.array(PayoutContradictionSchema).default([]),
+  /** Ids of contradictions a person cleared: the same fact said again raises nothing new. */
+  clearedContradictions: z.array(z.string()).default([]),
+  pendingReleases: z.array(PendingReleaseSchema).default([]),
   /** An operator said to stop waiting for PayPal: deadlines no longer raise attention. */
   stoppedWaiting: z.boolean(),
   /** Messages applied (bounded): a redelivered message is recognised before touching items. */
@@ -184,8 +273,11 @@ const noteText = z
   // eslint-disable-next-line no-control-regex -- exactly these control characters would corrupt the upload file
   .refine((s) => !/[\t\r\n\u0000]/.test(s), 'must not contain tabs, line breaks or NUL');
 
+/** An operator's name: it must say who, once case, accents, punctuation and invisible characters are gone. */
+const operatorName = text(100).refine((n) => operatorIdentity(n) !== '', 'must contain letters or digits');
+
 /** An operator's decision on a batch: who, and why. */
-export const PayoutActionSchema = z.object({ operator: text(100), note: text(2000) });
+export const PayoutActionSchema = z.object({ operator: operatorName, note: text(2000) });
 export type PayoutAction = z.infer<typeof PayoutActionSchema>;
 export const SubmittedActionSchema = PayoutActionSchema.extend({ submittedAt: z.iso.datetime().optional() });
 export type SubmittedAction = z.infer<typeof SubmittedActionSchema>;
@@ -198,12 +290,15 @@ export const ResolveItemActionSchema = PayoutActionSchema.extend({
   state: z.enum(['Completed', 'Returned', 'Failed', 'Reversed', 'Blocked']),
 });
 export type ResolveItemAction = z.infer<typeof ResolveItemActionSchema>;
+/** A person's own decision on one contradiction, named by its id: nothing else clears it. */
+export const ClearContradictionActionSchema = PayoutActionSchema.extend({ contradictionId: text(200) });
+export type ClearContradictionAction = z.infer<typeof ClearContradictionActionSchema>;
 
 /** The admin API's batch request, before the amounts are read (that needs the currency). */
 export const CreatePayoutRequestSchema = z.object({
   integrationId: text(64),
   currency: z.string().regex(/^[A-Z]{3}$/, 'a 3-letter currency code'),
-  operator: text(100),
+  operator: operatorName,
   note: noteText.optional(),
   items: z
     .array(

@@ -34,3 +34,32 @@ export function describeIssues(error: z.ZodError): string {
     .join('; ')
     .slice(0, 500);
 }
+
+/**
+ * Who an operator name stands for, for every four-eyes compare (creator, approvers, sender, proposer
+ * of a release): names are typed by hand, so `Alice`, `alice.`, `ALICE` and `alice` + a zero-width
+ * space must all be one person. NFKC folds compatibility forms (full-width letters, ligatures);
+ * format characters (\p{Cf}: zero-width spaces and joiners, bidi marks, soft hyphens) are dropped;
+ * accents (combining marks after decomposition) are dropped (`José` is `Jose`); case is folded fully
+ * (upper then lower: `ß` is `ss`); punctuation, symbols and whitespace are ignored. Erring towards
+ * "the same person" only ever refuses more. Until the operators issue brings authenticated
+ * identities, this is all a name can say.
+ */
+export function operatorIdentity(name: string): string {
+  return name
+    .normalize('NFKC')
+    .replace(/\p{Cf}/gu, '')
+    .normalize('NFKD')
+    .replace(/\p{M}/gu, '')
+    .toUpperCase()
+    .toLowerCase()
+    .normalize('NFKC')
+    .replace(/[\p{P}\p{S}\p{Z}\s]/gu, '');
+}
+
+/** The two names are one person (see operatorIdentity); a name with no identity at all matches anyone. */
+export function sameOperator(a: string, b: string): boolean {
+  const x = operatorIdentity(a);
+  const y = operatorIdentity(b);
+  return x === '' || y === '' || x === y;
+}

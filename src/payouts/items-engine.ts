@@ -10,6 +10,7 @@ import {
   RELEASING_STATES,
   type ItemCounts,
   type MasspayItemReport,
+  type PayoutContradiction,
   type PayoutItem,
   type ResolveItemAction,
 } from '../domain/masspay';
@@ -53,7 +54,8 @@ interface Decided {
   changed: boolean;
 }
 
-type Tally = { moved: number; ignored: number; problems: string[] };
+type Tally = { moved: number; ignored: number; problems: string[]; contradictions: PayoutContradiction[] };
+const tally = (): Tally => ({ moved: 0, ignored: 0, problems: [], contradictions: [] });
 
 export class ItemsEngine {
   constructor(private readonly store: ItemStore) {}
@@ -73,7 +75,7 @@ export class ItemsEngine {
       await this.store.save(reserved);
       moved += reserved.length;
     });
-    return { counts: await this.store.counts(batchId), moved, ignored: 0, problems: [], failures };
+    return { counts: await this.store.counts(batchId), moved, ignored: 0, problems: [], contradictions: [], failures };
   }
 
   async applyReports(
@@ -92,7 +94,7 @@ export class ItemsEngine {
    */
   async applySlice(batchId: string, reports: MasspayItemReport[], messageId: string, now: string): Promise<Tally> {
     const stored = await this.store.get(batchId, [...new Set(reports.map((r) => r.uniqueId))]);
-    const result: Tally = { moved: 0, ignored: 0, problems: [] };
+    const result = tally();
     const decided = new Map<string, Decided>();
     const skipped = new Set<string>();
     // In message order: two reports of one item in a message apply one after the other.
@@ -109,6 +111,7 @@ export class ItemsEngine {
         if (before.moved) result.moved++;
         else result.ignored++;
         result.problems.push(...item.problems.map((p) => `${item.uniqueId}: ${p}`));
+        result.contradictions.push(...item.contradictions.filter((c) => c.messageId === messageId));
         continue;
       }
       this.decide(decided, item, { source: 'paypal', report, messageId }, now, result);
@@ -124,7 +127,7 @@ export class ItemsEngine {
     by: { messageId: string | null; operator: string | null },
     now: string,
   ): Promise<ItemsApplied> {
-    const result: Tally = { moved: 0, ignored: 0, problems: [] };
+    const result = tally();
     await this.store.forEach(batchId, async (page) => {
       const decided = new Map<string, Decided>();
       for (const item of page) {
@@ -145,7 +148,7 @@ export class ItemsEngine {
     const change: ItemChange = { source: 'operator', to: a.state, operator: a.operator, note: a.note };
     const refused = decideItem(item, change, now);
     if (!refused.moved) return { ok: false, reason: `${a.uniqueId}: ${refused.ignored}` };
-    const result: Tally = { moved: 0, ignored: 0, problems: [] };
+    const result = tally();
     const decided = new Map<string, Decided>();
     this.decide(decided, item, change, now, result);
     await this.commit([...decided.values()], now, result);
@@ -169,6 +172,7 @@ export class ItemsEngine {
     if (d.moved) result.moved++;
     else result.ignored++;
     result.problems.push(...d.problems.map((p) => `${stored.uniqueId}: ${p}`));
+    result.contradictions.push(...d.contradictions);
   }
 
   /** Posts the set's money, then saves what changed (the state PayPal reported stands even if money could not move). */

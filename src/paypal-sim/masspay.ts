@@ -8,6 +8,39 @@ export const SIM_MASSPAY_MAX_ITEMS = 250;
 export const SIM_DUPLICATE_UNIQUE_ID = '8331';
 /** The reason code a `fail-…@` payee's item carries (1001: invalid receiver). */
 export const SIM_FAILED_REASON_CODE = '1001';
+/** TransactionSearch returns at most this many rows; more are cut with warning 11002. */
+export const SEARCH_MAX_RESULTS = 100;
+export const SIM_SEARCH_TRUNCATED = '11002';
+const SEARCH_CLASSES = [
+  'All',
+  'Sent',
+  'Received',
+  'MassPay',
+  'MoneyRequest',
+  'FundsAdded',
+  'FundsWithdrawn',
+  'Referral',
+  'Fee',
+  'Subscription',
+  'Dividend',
+  'Billpay',
+  'Refund',
+  'CurrencyConversions',
+  'BalanceTransfer',
+  'Reversal',
+  'Shipping',
+  'BalanceAffecting',
+  'ECheck',
+];
+/** TransactionSearch's STATUS values, from a Mass Pay item's status. */
+const searchStatus = (status: string) =>
+  status === 'Completed'
+    ? 'Success'
+    : status === 'Pending' || status === 'Unclaimed'
+      ? 'Pending'
+      : status === 'Returned' || status === 'Reversed'
+        ? 'Reversed'
+        : 'Denied';
 const INVALID_ARGUMENT =
   'Transaction refused because of an invalid argument. See additional error messages for details.';
 
@@ -37,11 +70,15 @@ export interface SimMasspayItem {
   currency: string;
   txnId: string;
   fate: SimItemFate;
+  /** What the account's history shows now: Pending until announced, then as its IPNs said. */
+  status: string;
 }
 
 /** One accepted MassPay call: a payment at PayPal, announced by its own Processed and Completed IPNs. */
 export interface SimMasspayPayment {
   account: string;
+  /** When PayPal accepted the call: its items' time in TransactionSearch. */
+  at: Date;
   correlationId: string;
   currency: string;
   items: SimMasspayItem[];
@@ -109,12 +146,20 @@ export class MasspaySimulator {
       }
       if (uniqueId) seen.add(uniqueId);
       const txnId = randomBytes(9).toString('hex').slice(0, 17).toUpperCase();
-      items.push({ uniqueId, receiverEmail: email.toLowerCase(), amountMinor, currency, txnId, fate: fateOf(email) });
+      items.push({
+        uniqueId,
+        receiverEmail: email.toLowerCase(),
+        amountMinor,
+        currency,
+        txnId,
+        fate: fateOf(email),
+        status: 'Pending',
+      });
     }
     // Accepted whole or not at all: only now are the unique ids spent.
     for (const id of seen) paid.add(id);
     this.paidUniqueIds.set(account, paid);
-    const payment = { account, correlationId: base.CORRELATIONID ?? '', currency, items };
+    const payment = { account, at: new Date(), correlationId: base.CORRELATIONID ?? '', currency, items };
     this.payments.push(payment);
     this.announce(payment);
     return { ...base, ACK: 'Success' };
@@ -153,6 +198,7 @@ export class MasspaySimulator {
     payment.items.forEach((item, i) => {
       const x = i + 1;
       const itemStatus = item.fate === 'Unclaimed' ? (status === 'Processed' ? 'Unclaimed' : 'Returned') : item.fate;
+      item.status = itemStatus;
       const money = (m: number) => formatMinor(m, item.currency);
       // Mass Pay fees: 2% per payment, at most 1.00 (US), paid by the sender, on payments made.
       const fee = itemStatus === 'Completed' ? Math.min(Math.round(item.amountMinor * 0.02), 100) : 0;
@@ -172,5 +218,69 @@ export class MasspaySimulator {
       });
     });
     return Buffer.from(new URLSearchParams(fields).toString(), 'utf8');
+  }
+
+  /**
+   * PayPal's TransactionSearch over this account's Mass Pay payments (the only history the simulator
+   * keeps): STARTDATE required, ENDDATE, RECEIVER / EMAIL (the payee), TRANSACTIONID, AMT,
+   * CURRENCYCODE, TRANSACTIONCLASS (All, Sent, MassPay match; other classes hold none of them),
+   * STATUS. Newest first; at most 100 rows, then ACK=SuccessWithWarning with 11002, as PayPal does.
+   * Money sent shows negative: L_AMTn, L_FEEAMTn, L_NETAMTn.
+   */
+  search(p: Record<string, string>, account: string, base: Record<string, string>, fail: Fail): Record<string, string> {
+    const date = (name: string) => {
+      const v = p[name];
+      if (v === undefined) return undefined;
+      return /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/.test(v) ? Date.parse(v) : NaN;
+    };
+    const start = date('STARTDATE');
+    if (start === undefined) return fail('10003', 'Missing argument.', 'Start date is a required parameter');
+    if (Number.isNaN(start)) return fail('10004', 'Invalid argument', 'Start date is invalid');
+    const end = date('ENDDATE');
+    if (Number.isNaN(end)) return fail('10004', 'Invalid argument', 'End date is invalid');
+    const kind = p.TRANSACTIONCLASS ?? 'All';
+    if (!SEARCH_CLASSES.includes(kind)) return fail('10004', 'Invalid argument', 'Invalid transaction class');
+    const payee = (p.RECEIVER ?? p.EMAIL)?.trim().toLowerCase();
+    const rows = this.payments
+      .filter(
+        (pay) => pay.account === account && pay.at.getTime() >= start && (end === undefined || pay.at.getTime() <= end),
+      )
+      .filter(() => ['All', 'Sent', 'MassPay'].includes(kind))
+      .flatMap((pay) => pay.items.map((item) => ({ pay, item })))
+      .filter(({ item }) => payee === undefined || item.receiverEmail === payee)
+      .filter(({ item }) => !p.TRANSACTIONID || item.txnId === p.TRANSACTIONID)
+      .filter(({ item }) => !p.CURRENCYCODE || item.currency === p.CURRENCYCODE)
+      .filter(({ item }) => !p.AMT || formatMinor(item.amountMinor, item.currency) === p.AMT.replace(/^-/, ''))
+      .filter(({ item }) => !p.STATUS || searchStatus(item.status) === p.STATUS)
+      .sort((a, b) => b.pay.at.getTime() - a.pay.at.getTime());
+    const answer: Record<string, string> = { ...base, ACK: 'Success' };
+    rows.slice(0, SEARCH_MAX_RESULTS).forEach(({ pay, item }, n) => {
+      const money = (m: number) => formatMinor(m, item.currency);
+      const fee = item.status === 'Completed' ? Math.min(Math.round(item.amountMinor * 0.02), 100) : 0;
+      Object.assign(answer, {
+        [`L_TIMESTAMP${n}`]: pay.at.toISOString().replace(/\.\d{3}Z$/, 'Z'),
+        [`L_TIMEZONE${n}`]: 'GMT',
+        [`L_TYPE${n}`]: 'Payment',
+        [`L_EMAIL${n}`]: item.receiverEmail,
+        [`L_TRANSACTIONID${n}`]: item.txnId,
+        [`L_STATUS${n}`]: item.status,
+        [`L_AMT${n}`]: `-${money(item.amountMinor)}`,
+        [`L_CURRENCYCODE${n}`]: item.currency,
+        [`L_FEEAMT${n}`]: `-${money(fee)}`,
+        [`L_NETAMT${n}`]: `-${money(item.amountMinor + fee)}`,
+      });
+    });
+    if (rows.length > SEARCH_MAX_RESULTS) {
+      Object.assign(answer, {
+        ACK: 'SuccessWithWarning',
+        L_ERRORCODE0: SIM_SEARCH_TRUNCATED,
+        L_SHORTMESSAGE0: 'Search warning',
+        L_LONGMESSAGE0:
+          'The number of results were truncated. ' +
+          'Please change your search parameters if you wish to see all your results.',
+        L_SEVERITYCODE0: 'Warning',
+      });
+    }
+    return answer;
   }
 }

@@ -70,8 +70,9 @@ export type NvpFault = { kind: 'lost_answer' } | { kind: 'unavailable' };
 type SendIpn = (args: { listenerUrl: string; body: Buffer }) => { done: Promise<unknown> };
 
 /**
- * PayPal's NVP API for the three recurring-profile operations, with PayPal's checks and error
- * codes, credentials checked. A bill's result is announced the way PayPal does: by IPN, after the answer.
+ * PayPal's NVP API for the three recurring-profile operations, MassPay and TransactionSearch (over
+ * the Mass Pay payments), with PayPal's checks and error codes, credentials checked. A bill's result
+ * is announced the way PayPal does: by IPN, after the answer.
  */
 export class NvpSimulator {
   readonly profiles = new Map<string, SimProfile>();
@@ -152,6 +153,7 @@ export class NvpSimulator {
       return fail('10002', 'Security error', 'Security header is not valid');
     }
     if (p.METHOD === 'MassPay') return this.masspay.call(p, c.username, base, fail);
+    if (p.METHOD === 'TransactionSearch') return this.masspay.search(p, c.username, base, fail);
     const profile = p.PROFILEID ? this.profiles.get(p.PROFILEID) : undefined;
     if (!profile) return fail('11552', 'Invalid profile ID', 'The profile ID is invalid');
     switch (p.METHOD) {

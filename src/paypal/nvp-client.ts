@@ -34,7 +34,7 @@ export function nvpUrl(mode: 'live' | 'sandbox', sandboxUrl: string): string {
 export async function callNvp(
   url: string,
   creds: NvpCredentials,
-  call: Pick<NvpCall, 'params'> & { method: NvpCall['method'] | 'MassPay' },
+  call: Pick<NvpCall, 'params'> & { method: NvpCall['method'] | 'MassPay' | 'TransactionSearch' },
 ): Promise<NvpOutcome> {
   const body = new URLSearchParams({
     USER: creds.username,

@@ -5,6 +5,7 @@ import type { AppDeps } from '../app';
 import { HttpError } from '../errors';
 import { readJson } from '../json-body';
 import {
+  ClearContradictionActionSchema,
   CreatePayoutSchema,
   PayoutActionSchema,
   PayoutBatchStateSchema,
@@ -14,10 +15,19 @@ import {
   SubmittedActionSchema,
   UNIQUE_ID_MAX_CHARS,
   payoutItemId,
+  type CapExceeded,
   type PayoutBatchState,
   type PayoutItem,
 } from '../../domain/masspay';
-import { batchRefusal, initialBatchState, itemRefusal, type BatchOperatorInput } from '../../domain/masspay-decide';
+import {
+  batchRefusal,
+  initialBatchState,
+  itemRefusal,
+  resolvePlan,
+  wentThroughApi,
+  type BatchOperatorInput,
+} from '../../domain/masspay-decide';
+import type { Integration } from '../../domain/integration';
 import { describeMoney, formatMinor } from '../../domain/money';
 import { IntegrationIdKey, PayoutBatchIdKey, PayoutStateKey, payoutWorkflowId } from '../../domain/contracts';
 import { getIntegration } from '../../integrations/store';
@@ -27,7 +37,9 @@ import { batchRange, batchWorkflowInput } from '../../../activities/payouts';
 import {
   approvePayoutSignal,
   cancelPayoutSignal,
+  clearPayoutContradictionSignal,
   masspayBatch,
+  reconcilePayoutSignal,
   resolvePayoutItemSignal,
   sendPayoutSignal,
   stopWaitingPayoutSignal,
@@ -38,7 +50,9 @@ import {
 const ID_ALPHABET = 'ABCDEFGHJKLMNPQRSTUVWXYZ23456789';
 const randomId = (length: number) => Array.from(crypto.randomBytes(length), (b) => ID_ALPHABET[b % 32]).join('');
 /** Sortable by creation time (the list's pagination order), then random. */
-const newBatchId = () => `PB${Date.now().toString(36).toUpperCase()}${randomId(6)}`;
+const batchIdPrefix = (ms: number) => `PB${ms.toString(36).toUpperCase()}`;
+const newBatchId = () => `${batchIdPrefix(Date.now())}${randomId(6)}`;
+const DAY_MS = 86_400_000;
 
 const itemView = (i: PayoutItem) => ({
   uniqueId: i.uniqueId,
@@ -82,16 +96,32 @@ export function payoutRoutes(deps: AppDeps): Router {
       );
     }
     const mode = integration.mode;
-    // Every payee exists and can afford every item of theirs, in order; nothing is stored before.
+    // Every payee exists, is paid only at an address registered for them, and can afford every item
+    // of theirs, in order; nothing is stored (nor reserved) before.
     const available = new Map<string, number>();
+    const registered = new Map<string, Set<string>>();
     for (const [i, item] of req.items.entries()) {
-      if (!available.has(item.customerId)) {
-        if (!(await models.Customer.exists({ _id: item.customerId }))) {
+      if (!registered.has(item.customerId)) {
+        const customer = await models.Customer.findById(item.customerId, { paypalEmails: 1 }).lean();
+        if (!customer) {
           throw new HttpError(400, `items[${i}].customerId: no customer ${item.customerId}`, {
             item: i,
             field: 'customerId',
           });
         }
+        registered.set(item.customerId, new Set(customer.paypalEmails.map((e) => e.trim().toLowerCase())));
+      }
+      if (!registered.get(item.customerId)!.has(item.receiverEmail.trim().toLowerCase())) {
+        // Money out goes only where the customer's own PayPal addresses are: a payout cannot be
+        // redirected to an address typed into the request.
+        throw new HttpError(
+          422,
+          `items[${i}].receiverEmail: not a PayPal address registered for customer ${item.customerId} ` +
+            '(their paypalEmails); nothing was reserved',
+          { item: i, field: 'receiverEmail' },
+        );
+      }
+      if (!available.has(item.customerId)) {
         const balance =
           (await ledger.balances(item.customerId, mode)).find((b) => b.currency === req.currency)?.balanceMinor ?? 0;
         available.set(item.customerId, balance);
@@ -129,6 +159,7 @@ export function payoutRoutes(deps: AppDeps): Router {
       feeMinor: null,
       reasonCode: null,
       problems: [],
+      contradictions: [],
       history: [],
     }));
     for (let start = 0; start < items.length; start += 1000) {
@@ -137,6 +168,7 @@ export function payoutRoutes(deps: AppDeps): Router {
       );
     }
     const totalMinor = items.reduce((sum, i) => sum + i.amountMinor, 0);
+    const capsExceeded = await capsExceededBy(integration, batchId, req.currency, totalMinor);
     const state = initialBatchState({
       id: batchId,
       integrationId: integration.id,
@@ -147,6 +179,7 @@ export function payoutRoutes(deps: AppDeps): Router {
       note: req.note ?? null,
       itemCount: items.length,
       totalMinor,
+      capsExceeded,
     });
     await models.PayoutBatch.create({
       _id: batchId,
@@ -158,6 +191,17 @@ export function payoutRoutes(deps: AppDeps): Router {
       createdBy: req.operator,
       snapshot: state,
     });
+    // Two batches created at once each saw the day without the other: now stored, the later check
+    // sees both, so at least one of them needs the second approver (the workflow is not started yet).
+    if (!capsExceeded.some((c) => c.cap === 'per_day')) {
+      const now = await capsExceededBy(integration, batchId, req.currency, totalMinor);
+      const perDay = now.filter((c) => c.cap === 'per_day');
+      if (perDay.length > 0) {
+        state.capsExceeded = [...capsExceeded, ...perDay];
+        state.requiredApprovals = 2;
+        await models.PayoutBatch.updateOne({ _id: batchId }, { $set: { snapshot: state } });
+      }
+    }
     await models.AuditEvent.create({
       at: new Date(),
       actor: req.operator,
@@ -165,7 +209,12 @@ export function payoutRoutes(deps: AppDeps): Router {
       reason: req.note,
       integrationId: integration.id,
       txnId: batchId,
-      details: { items: items.length, total: describeMoney(totalMinor, req.currency) },
+      details: {
+        items: items.length,
+        total: describeMoney(totalMinor, req.currency),
+        requiredApprovals: state.requiredApprovals,
+        capsExceeded: state.capsExceeded,
+      },
     });
     // Stored first: should this start fail, any operator action starts the workflow (signalWithStart).
     await client.workflow.start(masspayBatch, {
@@ -176,8 +225,46 @@ export function payoutRoutes(deps: AppDeps): Router {
       staticSummary: `Mass Pay ${batchId}: ${items.length} item(s), ${describeMoney(totalMinor, req.currency)}`,
     });
     ctx.status = 201;
-    ctx.body = { id: batchId, state: state.state, items: items.map(itemView) };
+    ctx.body = {
+      id: batchId,
+      state: state.state,
+      requiredApprovals: state.requiredApprovals,
+      capsExceeded: state.capsExceeded,
+      items: items.map(itemView),
+    };
   });
+
+  /**
+   * The integration's caps this batch is over, in its currency: its own total (per batch), and the
+   * total of the UTC day's batches with it (per day; cancelled and denied ones left out). The day's
+   * batches are one bounded _id range: ids start with their creation time.
+   */
+  async function capsExceededBy(
+    integration: Integration,
+    batchId: string,
+    currency: string,
+    totalMinor: number,
+  ): Promise<CapExceeded[]> {
+    const caps = integration.payoutCaps;
+    const exceeded: CapExceeded[] = [];
+    const perBatch = caps?.perBatchMinor[currency];
+    if (perBatch !== undefined && totalMinor > perBatch)
+      exceeded.push({ cap: 'per_batch', currency, capMinor: perBatch, totalMinor });
+    const perDay = caps?.perDayMinor[currency];
+    if (perDay === undefined) return exceeded;
+    const dayStart = Math.floor(Date.now() / DAY_MS) * DAY_MS;
+    const day = await models.PayoutBatch.find(
+      { _id: { $gte: batchIdPrefix(dayStart), $lt: batchIdPrefix(dayStart + DAY_MS) } },
+      { integrationId: 1, currency: 1, state: 1, totalMinor: 1 },
+    ).lean();
+    const others = day
+      .filter((b) => b._id !== batchId && b.integrationId === integration.id && b.currency === currency)
+      .filter((b) => b.state !== 'cancelled' && b.state !== 'denied')
+      .reduce((sum, b) => sum + b.totalMinor, 0);
+    const dayTotal = others + totalMinor;
+    if (dayTotal > perDay) exceeded.push({ cap: 'per_day', currency, capMinor: perDay, totalMinor: dayTotal });
+    return exceeded;
+  }
 
   /** Inserting `u:<id>` is the uniqueness check across all batches; a collision (rare) draws again. */
   async function claimUniqueIds(
@@ -247,6 +334,7 @@ export function payoutRoutes(deps: AppDeps): Router {
         reserved: i.reserved,
         released: i.released,
         problems: i.problems,
+        contradictions: i.contradictions,
         history: i.history,
       })),
     };
@@ -256,6 +344,10 @@ export function payoutRoutes(deps: AppDeps): Router {
     const batch = await loadBatch(ctx.params.id!);
     if (batch.state === 'cancelled' || batch.state === 'denied')
       throw new HttpError(409, `${batch.id} is ${batch.state}: nothing to upload`);
+    if (wentThroughApi(batch)) {
+      // Uploading what the API sent (or may have sent) could pay every item twice.
+      throw new HttpError(409, `${batch.id} went through PayPal's API: its upload file is not available`);
+    }
     const items = await loadItems(batch.id);
     // PayPal's upload format: receiver, amount, currency, unique id, note; tab-delimited, one currency.
     ctx.type = 'text/plain; charset=utf-8';
@@ -274,6 +366,13 @@ export function payoutRoutes(deps: AppDeps): Router {
     { path: 'submitted', type: 'submitted', schema: SubmittedActionSchema, signal: submittedPayoutSignal },
     { path: 'cancel', type: 'cancel', schema: PayoutActionSchema, signal: cancelPayoutSignal },
     { path: 'stop-waiting', type: 'stopWaiting', schema: PayoutActionSchema, signal: stopWaitingPayoutSignal },
+    { path: 'reconcile', type: 'reconcile', schema: PayoutActionSchema, signal: reconcilePayoutSignal },
+    {
+      path: 'clear-contradiction',
+      type: 'clearContradiction',
+      schema: ClearContradictionActionSchema,
+      signal: clearPayoutContradictionSignal,
+    },
   ] as const;
   for (const a of actions) {
     router.post(`/:id/${a.path}`, async (ctx) => {
@@ -328,7 +427,13 @@ export function payoutRoutes(deps: AppDeps): Router {
       await refusedAudit(batch, 'resolve', action, `${action.uniqueId}: ${why}`);
       throw new HttpError(409, `${action.uniqueId}: ${why}`);
     }
-    ctx.body = await decideAndSignal(batch, { type: 'resolve', action }, resolvePayoutItemSignal, action);
+    const plan = resolvePlan(batch, action, {
+      now: new Date().toISOString(),
+      deadlines: batchWorkflowInput(batch.id, config).deadlines,
+    });
+    const signalled = await decideAndSignal(batch, { type: 'resolve', action }, resolvePayoutItemSignal, action);
+    // Before the waiting period a release is a request: another operator resolving the same way confirms it.
+    ctx.body = plan.kind === 'propose' ? { ...signalled, needsSecondOperator: true, until: plan.until } : signalled;
     ctx.status = 202;
   });
 
