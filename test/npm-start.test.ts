@@ -11,9 +11,9 @@ import { sample, waitFor, withField } from './support/stack';
 // `npm start` as a user runs it (one process: the launcher supervising every server), on free
 // ports and a data folder of its own so it cannot disturb a developer's own `npm start`.
 const ROOT = path.resolve(__dirname, '..');
+// Mode 700 (mkdtemp), like a clone in `mktemp -d` or under /root: as root, the embedded PostgreSQL runs as
+// another user who cannot enter it, and npm start must run on PostgreSQL all the same.
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ipnflow-start-'));
-// As root, the embedded PostgreSQL runs as another user, who must be able to enter this folder (mkdtemp: 700).
-fs.chmodSync(dataDir, 0o711);
 let ports: Record<'PORT' | 'TEMPORAL_DEV_PORT' | 'TEMPORAL_UI_PORT' | 'MONGODB_DEV_PORT' | 'PAYPAL_SIM_PORT', number>;
 let output = '';
 const launched: ChildProcess[] = [];
@@ -32,6 +32,7 @@ function start(): ChildProcess {
   delete env.TEMPORAL_ADDRESS;
   delete env.MONGODB_URI;
   delete env.ADMIN_TOKEN;
+  delete env.IPNFLOW_DB_BACKEND; // the embedded default
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/dev/start.ts'], {
     cwd: ROOT,
     env,
@@ -80,6 +81,11 @@ beforeAll(async () => {
 afterAll(async () => {
   // A failed assertion must not leave a launcher (and its servers) running.
   for (const child of launched) if (child.exitCode === null && child.signalCode === null) await stop(child);
+  // The cluster's own folder, when it had to live outside the closed data folder (as root).
+  const link = path.join(dataDir, 'db', 'pg');
+  if (fs.lstatSync(link, { throwIfNoEntry: false })?.isSymbolicLink()) {
+    fs.rmSync(path.dirname(fs.readlinkSync(link)), { recursive: true, force: true });
+  }
   fs.rmSync(dataDir, { recursive: true, force: true });
 });
 
@@ -89,6 +95,9 @@ test('serves the API and the Web UI, stops every child on Ctrl-C, and finds its 
   expect((await fetch(`http://127.0.0.1:${ports.TEMPORAL_UI_PORT}/`)).status).toBe(200);
   expect(output).toContain(`Temporal Web UI   http://localhost:${ports.TEMPORAL_UI_PORT}`);
   expect(output).toContain(`Authorization: Bearer ${token()}`);
+  // The embedded default, even in a folder closed to PostgreSQL's user; SQLite only when asked.
+  expect(output).toMatch(/\(database \S+; (FerretDB on PostgreSQL|mongod) in /);
+  expect(fs.statSync(dataDir).mode & 0o777).toBe(0o700);
 
   // A payment through the launcher's own simulator, as `npm run ipn -- send` does it.
   const raw = withField(sample('web_accept_completed_ipn_simulator_01'), 'txn_id', 'STARTTEST1');

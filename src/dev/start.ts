@@ -9,7 +9,7 @@ import { connectTemporalClient } from '../temporal/client';
 import { createWorker } from '../temporal/worker';
 import { startPayPalSimulator } from '../paypal-sim';
 import { startTemporalServer } from './services/temporal-server';
-import { startMongoServer } from './services/mongo-server';
+import { startMongoServer, type DbBackend, type MongoServer } from './services/mongo-server';
 import { ProvisioningError } from './provision/errors';
 import { seedDemo } from './seed-demo';
 import { DEMO_PROFILE_ID, startDemoProfile } from './demo-profile';
@@ -61,6 +61,7 @@ async function main() {
       uiUrl = temporal.uiUrl;
     }
     let mongoUri = process.env.MONGODB_URI;
+    let store = 'your MONGODB_URI';
     if (!mongoUri) {
       say('starting the database...');
       const mongo = await startMongoServer({
@@ -71,6 +72,8 @@ async function main() {
       });
       stops.push(() => mongo.stop());
       mongoUri = mongo.uri;
+      const on = mongo.backend ? ` on ${STORE_NAMES[mongo.backend]}` : '';
+      store = `${STORE_NAMES[mongo.kind]}${on} in ${mongo.dataDir}`;
     }
 
     const config = loadConfig(process.env, {
@@ -120,7 +123,7 @@ async function main() {
         `  HTTP API          ${base}   (health: ${base}/readyz, metrics: ${base}/metrics)`,
         `  Temporal Web UI   ${uiUrl ?? `(external Temporal at ${config.TEMPORAL_ADDRESS})`}`,
         `  Temporal          ${temporalAt}, task queue ${config.TEMPORAL_TASK_QUEUE}`,
-        `  MongoDB           ${redactUri(config.MONGODB_URI)} (database ${config.MONGODB_DB})`,
+        `  MongoDB           ${redactUri(config.MONGODB_URI)} (database ${config.MONGODB_DB}; ${store})`,
         `  PayPal simulator  ${sim.url}  (sandbox postbacks are verified here)`,
         `  Admin API         curl -H "Authorization: Bearer ${token}" ${base}/admin/held`,
         `${pad}${tokenNote}`,
@@ -141,6 +144,14 @@ async function main() {
     process.exit(1);
   }
 }
+
+const STORE_NAMES: Record<MongoServer['kind'] | DbBackend, string> = {
+  mongod: 'mongod',
+  ferretdb: 'FerretDB',
+  'mongodb-memory-server': 'mongodb-memory-server',
+  postgres: 'PostgreSQL',
+  sqlite: 'SQLite',
+};
 
 const tokenFile = () => path.join(DATA, 'admin-token');
 
