@@ -100,11 +100,16 @@ const connections = () => ({
 test('the image holds dist/ with the prebuilt bundle and production dependencies only', () => {
   const app = path.join(image.root, image.workdir);
   // The lock is installed as is (npm ci), in full to build and without dev dependencies to run.
-  expect(stages.flatMap((s) => s.ran)).toEqual([
+  const ran = stages.flatMap((s) => s.ran);
+  expect(ran.map((r) => r.command)).toEqual([
     expect.stringMatching(/^npm ci(?! --omit)/),
     'npm run build',
     expect.stringMatching(/^npm ci --omit=dev\b/),
   ]);
+  // The build reports its workflow bundle in one line, not webpack's module listing.
+  const build = ran.find((r) => r.command === 'npm run build')!.output;
+  expect(build).toMatch(/^workflow bundle [\d.]+MB: webpack [\d.]+ compiled successfully in \d+ ms$/m);
+  expect(build).not.toMatch(/modules by path|\[built\]/);
   expect(image.env.NODE_ENV).toBe('production');
   expect(image.cmd).toEqual(['node', 'dist/src/server.js']);
   expect(fs.statSync(path.join(app, 'dist', 'workflow-bundle.js')).size).toBeGreaterThan(100_000);

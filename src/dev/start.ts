@@ -14,6 +14,7 @@ import { ProvisioningError } from './provision/errors';
 import { seedDemo } from './seed-demo';
 import { DEMO_PROFILE_ID, startDemoProfile } from './demo-profile';
 import { startDemoMasspay } from './demo-masspay';
+import { devLogDestination } from './pretty-log';
 
 const ROOT = path.resolve(__dirname, '../..');
 const DATA = path.resolve(process.env.IPNFLOW_DATA_DIR || path.join(ROOT, '.data'));
@@ -42,6 +43,7 @@ async function main() {
   }
 
   try {
+    const logDestination = devLogDestination(); // before any server starts: a wrong IPNFLOW_LOG_FORMAT stops here
     const sim = await startPayPalSimulator({ port: devPort('PAYPAL_SIM_PORT', 8787) });
     stops.push(() => sim.close());
 
@@ -85,7 +87,7 @@ async function main() {
       // Likewise the recurring-payments API (NVP) for sandbox integrations: the simulator answers.
       PAYPAL_SANDBOX_NVP_URL: process.env.PAYPAL_SANDBOX_NVP_URL || sim.nvpUrl,
     });
-    const logger = createLogger(config.LOG_LEVEL);
+    const logger = createLogger(config.LOG_LEVEL, logDestination);
     const db = await connectDatabase(config.MONGODB_URI, config.MONGODB_DB);
     stops.push(() => db.close());
     const client = await connectTemporalClient(config);

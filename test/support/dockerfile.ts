@@ -23,8 +23,8 @@ export interface Stage {
   env: Record<string, string>;
   user?: string;
   cmd?: string[];
-  /** Every RUN command as written (without --mount), for the record. */
-  ran: string[];
+  /** Every RUN command as written (without --mount), with its output. */
+  ran: Array<{ command: string; output: string }>;
 }
 
 /** Instructions in order: comments and blank lines dropped, continuation lines joined. */
@@ -54,7 +54,7 @@ function buildEnv(stageEnv: Record<string, string>): NodeJS.ProcessEnv {
   return { ...env, ...stageEnv };
 }
 
-function sh(command: string, cwd: string, env: NodeJS.ProcessEnv, log: (m: string) => void): Promise<void> {
+function sh(command: string, cwd: string, env: NodeJS.ProcessEnv, log: (m: string) => void): Promise<string> {
   const started = Date.now();
   return new Promise((resolve, reject) => {
     const child = spawn('sh', ['-c', command], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -64,7 +64,7 @@ function sh(command: string, cwd: string, env: NodeJS.ProcessEnv, log: (m: strin
     child.on('error', reject);
     child.on('close', (code) => {
       log(`RUN ${command}: exit ${code} after ${((Date.now() - started) / 1000).toFixed(1)} s`);
-      if (code === 0) resolve();
+      if (code === 0) resolve(output);
       else reject(new Error(`RUN ${command} failed (exit ${code}) in ${cwd}:\n${output.slice(-4000)}`));
     });
   });
@@ -150,8 +150,8 @@ async function runStage(
         // --mount=type=cache only keeps npm's cache between builds; this machine's ~/.npm does that here.
         const command = ins.args.replace(/^(--mount=\S+\s+)+/, '');
         if (command.startsWith('[') || command.startsWith('--')) throw unsupported();
-        await sh(command, inside('.'), buildEnv(stage.env), (m) => ctx.log(`[${stage.name}] ${m}`));
-        stage.ran.push(command);
+        const output = await sh(command, inside('.'), buildEnv(stage.env), (m) => ctx.log(`[${stage.name}] ${m}`));
+        stage.ran.push({ command, output });
         break;
       }
       case 'USER':
