@@ -59,6 +59,22 @@ describe('parseArgs', () => {
     expect(parseArgs([])).toEqual({ kind: 'help' });
   });
 
+  it("finds npm start's service and simulator from the variables npm start reads; flags still win", () => {
+    const env = { PORT: '4123', PAYPAL_SIM_PORT: '9123' };
+    expect(parseArgs(['send', 'x'], env)).toMatchObject({
+      service: 'http://127.0.0.1:4123',
+      sim: 'http://127.0.0.1:9123',
+    });
+    expect(parseArgs(['send', 'x'], { ...env, HOST: '0.0.0.0' })).toMatchObject({ service: 'http://127.0.0.1:4123' });
+    expect(parseArgs(['send', 'x'], { ...env, HOST: '::1' })).toMatchObject({ service: 'http://[::1]:4123' });
+    expect(parseArgs(['send', 'x', '--service', 'http://h:1', '--sim', 'http://s:2'], env)).toMatchObject({
+      service: 'http://h:1',
+      sim: 'http://s:2',
+    });
+    expect(() => parseArgs(['send', 'x'], { PORT: 'http' })).toThrow('PORT="http" is not a port');
+    expect(() => parseArgs(['send', 'x'], { PAYPAL_SIM_PORT: '70000' })).toThrow(UsageError);
+  });
+
   it.each([
     [['send'], /needs a sample/],
     [['send', 'a', 'b'], /extra arguments/],

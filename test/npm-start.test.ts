@@ -1,8 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import { Connection, Client } from '@temporalio/client';
 import { freePort } from '../src/dev/services/process';
 import { paymentWorkflowId } from '../src/domain/workflow-ids';
@@ -11,9 +12,9 @@ import { sample, waitFor, withField } from './support/stack';
 // `npm start` as a user runs it (one process: the launcher supervising every server), on free
 // ports and a data folder of its own so it cannot disturb a developer's own `npm start`.
 const ROOT = path.resolve(__dirname, '..');
+// Mode 700 (mkdtemp), like a clone in `mktemp -d` or under /root: as root, the embedded PostgreSQL runs as
+// another user who cannot enter it, and npm start must run on PostgreSQL all the same.
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ipnflow-start-'));
-// As root, the embedded PostgreSQL runs as another user, who must be able to enter this folder (mkdtemp: 700).
-fs.chmodSync(dataDir, 0o711);
 let ports: Record<'PORT' | 'TEMPORAL_DEV_PORT' | 'TEMPORAL_UI_PORT' | 'MONGODB_DEV_PORT' | 'PAYPAL_SIM_PORT', number>;
 let output = '';
 const launched: ChildProcess[] = [];
@@ -23,7 +24,7 @@ function start(): ChildProcess {
     ...process.env,
     IPNFLOW_DATA_DIR: dataDir,
     HOST: '127.0.0.1',
-    LOG_LEVEL: 'warn',
+    LOG_LEVEL: 'info', // the console as a user sees it
     // The demo recurring profile pays a cycle every 3 s here (60 s by default).
     IPNFLOW_DEMO_CYCLE_SECONDS: '3',
   };
@@ -32,6 +33,7 @@ function start(): ChildProcess {
   delete env.TEMPORAL_ADDRESS;
   delete env.MONGODB_URI;
   delete env.ADMIN_TOKEN;
+  delete env.IPNFLOW_DB_BACKEND; // the embedded default
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/dev/start.ts'], {
     cwd: ROOT,
     env,
@@ -80,6 +82,11 @@ beforeAll(async () => {
 afterAll(async () => {
   // A failed assertion must not leave a launcher (and its servers) running.
   for (const child of launched) if (child.exitCode === null && child.signalCode === null) await stop(child);
+  // The cluster's own folder, when it had to live outside the closed data folder (as root).
+  const link = path.join(dataDir, 'db', 'pg');
+  if (fs.lstatSync(link, { throwIfNoEntry: false })?.isSymbolicLink()) {
+    fs.rmSync(path.dirname(fs.readlinkSync(link)), { recursive: true, force: true });
+  }
   fs.rmSync(dataDir, { recursive: true, force: true });
 });
 
@@ -89,19 +96,30 @@ test('serves the API and the Web UI, stops every child on Ctrl-C, and finds its 
   expect((await fetch(`http://127.0.0.1:${ports.TEMPORAL_UI_PORT}/`)).status).toBe(200);
   expect(output).toContain(`Temporal Web UI   http://localhost:${ports.TEMPORAL_UI_PORT}`);
   expect(output).toContain(`Authorization: Bearer ${token()}`);
+  // The embedded default, even in a folder closed to PostgreSQL's user; SQLite only when asked.
+  expect(output).toMatch(/\(database \S+; (FerretDB on PostgreSQL|mongod) in /);
+  expect(fs.statSync(dataDir).mode & 0o777).toBe(0o700);
 
-  // A payment through the launcher's own simulator, as `npm run ipn -- send` does it.
+  // The console reads as text: pino-pretty lines, webpack's report in one line, no JSON.
+  expect(output).toMatch(/^\[[\d:.]+\] INFO: workflow bundle [\d.]+MB: webpack \S+ compiled successfully in \d+ ms$/m);
+  expect(output).toMatch(/^\[[\d:.]+\] INFO: API server listening \{"url":/m);
+  expect(output.split('\n').filter((l) => /^\s*[{"]|modules by path/.test(l))).toEqual([]);
+
+  // A payment through the launcher's own simulator with `npm run ipn -- send`, which finds the service
+  // and the simulator from the same PORT / PAYPAL_SIM_PORT as npm start (no --service, no --sim).
   const raw = withField(sample('web_accept_completed_ipn_simulator_01'), 'txn_id', 'STARTTEST1');
-  const sim = `http://127.0.0.1:${ports.PAYPAL_SIM_PORT}`;
-  const sent = await fetch(`${sim}/sim/ipn`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({
-      listenerUrl: `http://127.0.0.1:${ports.PORT}/ipn/demo`,
-      bodyBase64: raw.toString('base64'),
-    }),
-  });
-  expect(sent.status).toBe(202);
+  fs.writeFileSync(path.join(dataDir, 'starttest1.ipn'), raw);
+  const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(ports.PORT) };
+  env.PAYPAL_SIM_PORT = String(ports.PAYPAL_SIM_PORT);
+  const cli = await promisify(execFile)(
+    process.execPath,
+    ['--import', 'tsx', 'src/cli/ipn.ts', 'send', path.join(dataDir, 'starttest1.ipn')],
+    { cwd: ROOT, env, timeout: 60_000 },
+  );
+  expect(cli.stdout).toContain(
+    `to http://127.0.0.1:${ports.PORT}/ipn/demo via http://127.0.0.1:${ports.PAYPAL_SIM_PORT}`,
+  );
+  expect(cli.stdout).toMatch(/^delivered after 1 attempt\(s\); txn_id STARTTEST1$/m);
   const balance = async () => {
     const res = await api('/admin/customers/demo-customer', { headers: { authorization: `Bearer ${token()}` } });
     return ((await res.json()) as { sandboxBalances: Array<{ balanceMinor: number }> }).sandboxBalances[0]

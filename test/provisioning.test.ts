@@ -186,7 +186,7 @@ test("as root, a data folder PostgreSQL's user cannot enter is named up front, w
   const someone = { name: 'someone', uid: 54321, gid: 54321 };
   const cluster = path.join(locked, 'data', 'db', 'pg');
   expect(() => assertEnterable(someone, [cluster])).toThrow(`${locked} (mode 700): user someone cannot enter it`);
-  expect(() => assertEnterable(someone, [cluster])).toThrow(/chmod o\+x.*IPNFLOW_DB_BACKEND=sqlite/s);
+  expect(() => assertEnterable(someone, [cluster])).toThrow(/move the cluster.*IPNFLOW_DB_BACKEND=sqlite/s);
   fs.chmodSync(locked, 0o711);
   expect(() => assertEnterable(someone, [cluster])).not.toThrow();
 });

@@ -4,6 +4,9 @@
  *   npm run ipn -- send <file|name> [--integration <id>] [--service <url>] [--sim <url>] [--fresh-txn]
  *   npm run ipn -- samples
  *
+ * The service and the simulator are found where `npm start` put them: PORT, HOST and PAYPAL_SIM_PORT
+ * (the same variables it reads), unless --service / --sim say otherwise.
+ *
  * The simulator (not this CLI) posts to the service, so the service sees exactly what PayPal would
  * send, resends included, and its postback verifies.
  */
@@ -15,6 +18,26 @@ import { z } from 'zod';
 
 export const DEFAULT_SERVICE_URL = 'http://127.0.0.1:3000';
 export const DEFAULT_SIM_URL = 'http://127.0.0.1:8787';
+
+const Port = z.coerce.number().int().min(1).max(65535);
+
+/** Where `npm start` serves the API and runs the simulator, from the environment it reads (src/dev/start.ts). */
+export function defaultUrls(env: NodeJS.ProcessEnv): { service: string; sim: string } {
+  const port = (name: string, fallback: number) => {
+    const given = env[name];
+    if (!given) return fallback;
+    const parsed = Port.safeParse(given);
+    if (!parsed.success) throw new UsageError(`${name}=${JSON.stringify(given)} is not a port (1-65535)`);
+    return parsed.data;
+  };
+  // The API listens on HOST (all interfaces by default: then this machine's loopback reaches it).
+  const host = env.HOST && !['0.0.0.0', '::'].includes(env.HOST) ? env.HOST : '127.0.0.1';
+  const hostInUrl = host.includes(':') ? `[${host}]` : host;
+  return {
+    service: `http://${hostInUrl}:${port('PORT', 3000)}`,
+    sim: `http://127.0.0.1:${port('PAYPAL_SIM_PORT', 8787)}`,
+  };
+}
 export const DEFAULT_INTEGRATION = 'demo';
 const SAMPLE_EXT = '.ipn';
 /** PayPal's sample IPNs, committed with the repository (see its PROVENANCE.md). */
@@ -27,8 +50,8 @@ export const USAGE = `Usage:
   npm run ipn -- samples
 
   --integration  integration id in ${'`'}/ipn/:integrationId${'`'} (default ${DEFAULT_INTEGRATION})
-  --service      ipnflow base URL (default ${DEFAULT_SERVICE_URL})
-  --sim          PayPal simulator base URL (default ${DEFAULT_SIM_URL})
+  --service      ipnflow base URL (default: npm start's, http://127.0.0.1:\${PORT:-3000})
+  --sim          PayPal simulator base URL (default: npm start's, http://127.0.0.1:\${PAYPAL_SIM_PORT:-8787})
   --fresh-txn    replace txn_id with a new random id, so the same sample counts as a new payment
 Samples are looked up in $IPNFLOW_SAMPLES_DIR, else in the repository's test/fixtures/ipn.`;
 
@@ -41,7 +64,7 @@ export type Command =
   | { kind: 'samples' }
   | { kind: 'help' };
 
-export function parseArgs(argv: readonly string[]): Command {
+export function parseArgs(argv: readonly string[], env: NodeJS.ProcessEnv = {}): Command {
   let parsed: ReturnType<typeof parseCliArgs>;
   try {
     parsed = parseCliArgs(argv);
@@ -69,8 +92,8 @@ export function parseArgs(argv: readonly string[]): Command {
         kind: 'send',
         sample,
         integration,
-        service: baseUrl('--service', values.service ?? DEFAULT_SERVICE_URL),
-        sim: baseUrl('--sim', values.sim ?? DEFAULT_SIM_URL),
+        service: baseUrl('--service', values.service ?? defaultUrls(env).service),
+        sim: baseUrl('--sim', values.sim ?? defaultUrls(env).sim),
         freshTxn: values['fresh-txn'] ?? false,
       };
     }
@@ -269,7 +292,7 @@ class SimulatorClient {
       throw new Error(
         `PayPal simulator not reachable at ${this.base} ` +
           `(${cause?.code ?? cause?.message ?? (err as Error).message}): ` +
-          'run `npm start` first (it starts the simulator), or point --sim at a running one',
+          'run `npm start` first (it starts the simulator, on PAYPAL_SIM_PORT), or point --sim at a running one',
         { cause: err },
       );
     }
@@ -347,7 +370,7 @@ async function send(cmd: Extract<Command, { kind: 'send' }>, io: CliIo): Promise
 
 export async function main(argv: readonly string[], io: CliIo): Promise<number> {
   try {
-    const cmd = parseArgs(argv);
+    const cmd = parseArgs(argv, io.env);
     switch (cmd.kind) {
       case 'help':
         io.out(USAGE);

@@ -10,11 +10,12 @@ import { connectTemporalClient } from '../temporal/client';
 import { createWorker } from '../temporal/worker';
 import { startPayPalSimulator } from '../paypal-sim';
 import { startTemporalServer } from './services/temporal-server';
-import { startMongoServer } from './services/mongo-server';
+import { startMongoServer, type DbBackend, type MongoServer } from './services/mongo-server';
 import { ProvisioningError } from './provision/errors';
 import { seedDemo } from './seed-demo';
 import { DEMO_PROFILE_ID, startDemoProfile } from './demo-profile';
 import { startDemoMasspay } from './demo-masspay';
+import { devLogDestination } from './pretty-log';
 
 const ROOT = path.resolve(__dirname, '../..');
 const DATA = path.resolve(process.env.IPNFLOW_DATA_DIR || path.join(ROOT, '.data'));
@@ -43,6 +44,7 @@ async function main() {
   }
 
   try {
+    const logDestination = devLogDestination(); // before any server starts: a wrong IPNFLOW_LOG_FORMAT stops here
     const sim = await startPayPalSimulator({ port: devPort('PAYPAL_SIM_PORT', 8787) });
     stops.push(() => sim.close());
 
@@ -62,6 +64,7 @@ async function main() {
       uiUrl = temporal.uiUrl;
     }
     let mongoUri = process.env.MONGODB_URI;
+    let store = 'your MONGODB_URI';
     if (!mongoUri) {
       say('starting the database...');
       const mongo = await startMongoServer({
@@ -72,6 +75,8 @@ async function main() {
       });
       stops.push(() => mongo.stop());
       mongoUri = mongo.uri;
+      const on = mongo.backend ? ` on ${STORE_NAMES[mongo.backend]}` : '';
+      store = `${STORE_NAMES[mongo.kind]}${on} in ${mongo.dataDir}`;
     }
 
     const config = loadConfig(process.env, {
@@ -85,7 +90,7 @@ async function main() {
       // The dev stack seeds a sandbox integration; off by default anywhere but development and tests.
       ALLOW_SANDBOX_INTEGRATIONS: process.env.ALLOW_SANDBOX_INTEGRATIONS || 'true',
     });
-    const logger = createLogger(config.LOG_LEVEL);
+    const logger = createLogger(config.LOG_LEVEL, logDestination);
     const db = await connectDatabase(config.MONGODB_URI, config.MONGODB_DB);
     stops.push(() => db.close());
     const client = await connectTemporalClient(config);
@@ -124,7 +129,7 @@ async function main() {
         `  HTTP API          ${base}   (health: ${base}/readyz, metrics: ${base}/metrics)`,
         `  Temporal Web UI   ${uiUrl ?? `(external Temporal at ${config.TEMPORAL_ADDRESS})`}`,
         `  Temporal          ${temporalAt}, task queue ${config.TEMPORAL_TASK_QUEUE}`,
-        `  MongoDB           ${redactUri(config.MONGODB_URI)} (database ${config.MONGODB_DB})`,
+        `  MongoDB           ${redactUri(config.MONGODB_URI)} (database ${config.MONGODB_DB}; ${store})`,
         `  PayPal simulator  ${sim.url}  (sandbox postbacks are verified here)`,
         `  Admin API         curl -H "Authorization: Bearer ${token}" ${base}/admin/held`,
         `${pad}${tokenNote}`,
@@ -145,6 +150,14 @@ async function main() {
     process.exit(1);
   }
 }
+
+const STORE_NAMES: Record<MongoServer['kind'] | DbBackend, string> = {
+  mongod: 'mongod',
+  ferretdb: 'FerretDB',
+  'mongodb-memory-server': 'mongodb-memory-server',
+  postgres: 'PostgreSQL',
+  sqlite: 'SQLite',
+};
 
 const tokenFile = () => path.join(DATA, 'admin-token');
 

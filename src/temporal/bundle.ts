@@ -30,6 +30,37 @@ export const quietBundlerLogger = {
   log: quiet,
 };
 
+/** Where a bundler's report goes: our pino logger, or the console for `npm run build`. */
+interface ReportTo {
+  info(message: string): void;
+  warn(message: string): void;
+  error(message: string): void;
+}
+
+/**
+ * webpack's report as one short line ("workflow bundle 4.65MB: webpack 5.112.2 compiled successfully in
+ * 3932 ms"): the SDK logs its whole module listing at every start, which buried the console. A report
+ * with warnings or errors stays whole, at its level.
+ */
+export function oneLineBundlerLogger(to: ReportTo) {
+  let webpack = 'webpack';
+  const info = (message: string, meta?: { size?: string }) => {
+    if (message === 'Workflow bundle created') return to.info(`workflow bundle ${meta?.size ?? ''}: ${webpack}`);
+    if (!message.includes('\n')) return to.info(message);
+    webpack = message.trim().split('\n').at(-1)!; // "webpack 5.x compiled successfully in N ms"
+    if (/warning/i.test(webpack)) to.warn(message);
+  };
+  return {
+    trace: quiet,
+    debug: quiet,
+    info,
+    warn: (m: string) => to.warn(m),
+    error: (m: string) => to.error(m),
+    log: (level: string, m: string, meta?: { size?: string }) =>
+      level === 'ERROR' ? to.error(m) : level === 'WARN' ? to.warn(m) : level === 'INFO' ? info(m, meta) : undefined,
+  };
+}
+
 export const PREBUILT_BUNDLE = path.resolve(__dirname, '../../workflow-bundle.js');
 
 export function prebuiltBundle(): string | undefined {
@@ -38,9 +69,9 @@ export function prebuiltBundle(): string | undefined {
 
 /** `node dist/src/temporal/bundle.js`: the build's last step. */
 async function main(): Promise<void> {
-  const { code } = await bundleWorkflowCode(WORKFLOW_BUNDLE);
+  const { code } = await bundleWorkflowCode({ ...WORKFLOW_BUNDLE, logger: oneLineBundlerLogger(console) });
   fs.writeFileSync(PREBUILT_BUNDLE, code);
-  console.log(`workflow bundle: ${PREBUILT_BUNDLE} (${Math.round(code.length / 1024)} KiB)`);
+  console.log(`written to ${PREBUILT_BUNDLE}`);
 }
 
 if (require.main === module) {

@@ -1,10 +1,10 @@
-import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { bundleWorkflowCode, NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { Client } from '@temporalio/client';
 import { createActivities } from '../../activities';
 import type { Config } from '../config';
 import type { Database } from '../db/connection';
 import type { Logger } from '../logger';
-import { prebuiltBundle, WORKFLOW_BUNDLE } from './bundle';
+import { oneLineBundlerLogger, prebuiltBundle, WORKFLOW_BUNDLE } from './bundle';
 import { installTemporalRuntime } from './runtime';
 
 export interface WorkerDeps {
@@ -17,15 +17,14 @@ export interface WorkerDeps {
   interceptors?: WorkerOptions['interceptors'];
 }
 
-function workflowCode(
+/** The prebuilt bundle when there is one; else bundled here, reporting in one line (not webpack's listing). */
+async function workflowBundle(
   bundlePath: string | undefined,
-): Pick<WorkerOptions, 'workflowBundle' | 'workflowsPath' | 'bundlerOptions'> {
-  return bundlePath
-    ? { workflowBundle: { codePath: bundlePath } }
-    : {
-        workflowsPath: WORKFLOW_BUNDLE.workflowsPath,
-        bundlerOptions: { preloadModules: WORKFLOW_BUNDLE.preloadModules },
-      };
+  logger: Logger,
+): Promise<WorkerOptions['workflowBundle']> {
+  if (bundlePath) return { codePath: bundlePath };
+  const { code } = await bundleWorkflowCode({ ...WORKFLOW_BUNDLE, logger: oneLineBundlerLogger(logger) });
+  return { code };
 }
 
 export async function createWorker(deps: WorkerDeps): Promise<{ worker: Worker; connection: NativeConnection }> {
@@ -35,7 +34,7 @@ export async function createWorker(deps: WorkerDeps): Promise<{ worker: Worker; 
     connection,
     namespace: deps.config.TEMPORAL_NAMESPACE,
     taskQueue: deps.config.TEMPORAL_TASK_QUEUE,
-    ...workflowCode(deps.workflowBundlePath ?? prebuiltBundle()),
+    workflowBundle: await workflowBundle(deps.workflowBundlePath ?? prebuiltBundle(), deps.logger),
     activities: createActivities({ db: deps.db, client: deps.client, config: deps.config, logger: deps.logger }),
     interceptors: deps.interceptors,
   });

@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import { createRequire } from 'node:module';
@@ -86,9 +87,40 @@ export function assertEnterable(user: RunAs, paths: string[]): void {
   const blocked = blockedFolders(user, paths);
   if (blocked.size === 0) return;
   const tried = [...blocked].map(([d, mode]) => `${d} (mode ${mode.toString(8)}): user ${user.name} cannot enter it`);
-  const advice = `PostgreSQL refuses to run as root, so it runs as ${user.name}: let others enter those folders `;
-  const elsewhere = 'or move the project or IPNFLOW_DATA_DIR';
-  throw new ProvisioningError(TOOL, tried, `${advice}(chmod o+x), ${elsewhere}, or ${postgresAdvice()}`);
+  const advice = `PostgreSQL refuses to run as root, so it runs as ${user.name}: move the cluster (or its link) away `;
+  const elsewhere = 'so a new one is made where that user can reach it, or move the project or IPNFLOW_DATA_DIR';
+  throw new ProvisioningError(TOOL, tried, `${advice}${elsewhere}, or ${postgresAdvice()}`);
+}
+
+/** Where root keeps the clusters of data folders its PostgreSQL user cannot enter. */
+export const SYSTEM_CLUSTERS_DIR = '/var/lib/ipnflow';
+
+/**
+ * The folder of the PostgreSQL cluster that belongs to `dataDir`: `<dataDir>/pg`, unless we are root
+ * and PostgreSQL's `user` cannot enter dataDir (a clone under /root, any `mktemp -d` folder). Then the
+ * cluster gets a folder of its own under `systemDir` (root's, mode 755), owned by that user, and
+ * `<dataDir>/pg` becomes a link to it: the user's folders keep their permissions, and the next start
+ * finds the cluster through the link. The folder's name is random rather than derived from dataDir's
+ * path, so a data folder deleted and made again (a reset) gets a new cluster, not the old data; a
+ * `data-dir` file in it names its owner for whoever tidies up.
+ */
+export function clusterDirFor(
+  dataDir: string,
+  user: RunAs | undefined,
+  systemDir = SYSTEM_CLUSTERS_DIR,
+): { dir: string; linked: boolean } {
+  const link = path.join(dataDir, 'pg');
+  const existing = fs.lstatSync(link, { throwIfNoEntry: false });
+  if (existing?.isSymbolicLink()) return { dir: path.resolve(dataDir, fs.readlinkSync(link)), linked: true };
+  if (!user || existing || blockedFolders(user, [dataDir]).size === 0) return { dir: link, linked: false };
+  fs.mkdirSync(systemDir, { recursive: true, mode: 0o755 });
+  const home = path.join(systemDir, crypto.randomBytes(6).toString('hex'));
+  fs.mkdirSync(home, { mode: 0o700 });
+  fs.writeFileSync(path.join(home, 'data-dir'), `${path.resolve(dataDir)}\n`);
+  fs.chownSync(home, user.uid, user.gid);
+  const dir = path.join(home, 'pg');
+  fs.symlinkSync(dir, link);
+  return { dir, linked: true };
 }
 
 /**

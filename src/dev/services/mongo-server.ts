@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { ProvisioningError } from '../provision/errors';
 import { resolveMongoBinary, mongoAdvice, type MongoBinary } from '../provision/ferretdb';
 import { startPostgres } from './postgres-server';
-import { blockedFolders, postgresRunAs } from '../provision/postgres';
+import { clusterDirFor, postgresRunAs } from '../provision/postgres';
 import { freePort, startProcess, waitUntil } from './process';
 
 const DbBackend = z.enum(['sqlite', 'postgres']);
@@ -70,22 +70,20 @@ export async function startMongoServer(opts: MongoServerOptions = {}): Promise<M
   }
   const common = [`--state-dir=${dataDir}`, `--listen-addr=127.0.0.1:${port}`, '--debug-addr=-', '--telemetry=disable'];
   common.push('--log-level=warn');
-  // As root, PostgreSQL runs as another user; a data folder that user cannot reach (a clone under
-  // /root, say) would stop `npm start` cold. SQLite needs no other user: use it, and say so.
-  const pgUser = backend === 'postgres' ? postgresRunAs() : undefined;
-  const pgBlocked = pgUser ? blockedFolders(pgUser, [path.dirname(dataDir)]) : new Map<string, number>();
-  if (backend === 'postgres' && pgBlocked.size > 0) {
-    const where = [...pgBlocked.keys()].join(', ');
-    opts.log?.(`PostgreSQL would run as ${pgUser!.name}, who cannot enter ${where}: using FerretDB on SQLite instead`);
-  }
-  if (backend === 'sqlite' || pgBlocked.size > 0) {
+  if (backend === 'sqlite') {
     const args = ['--handler=sqlite', `--sqlite-url=file:${dataDir}/`, ...common];
     const proc = await startAndPing(binary, args, { uri, env, logFile: opts.logFile });
-    return { uri, kind: binary.kind, backend: 'sqlite', port, dataDir, stop: () => proc.stop() };
+    return { uri, kind: binary.kind, backend, port, dataDir, stop: () => proc.stop() };
   }
-  // The cluster's own folder: as root, PostgreSQL runs as another user, who must be able to enter dataDir.
-  if (process.getuid?.() === 0) fs.chmodSync(dataDir, 0o711);
-  const pg = await startPostgres({ clusterDir: path.join(dataDir, 'pg'), env, logFile: opts.logFile, log: opts.log });
+  // As root, PostgreSQL runs as another user; when that user cannot enter dataDir (a clone under /root, a
+  // `mktemp -d` folder), the cluster lives in a folder of its own that the user owns, linked from dataDir.
+  const pgUser = postgresRunAs();
+  const cluster = clusterDirFor(dataDir, pgUser);
+  if (cluster.linked && temporaryDirs.has(dataDir)) temporaryDirs.add(path.dirname(cluster.dir));
+  if (cluster.linked && !fs.existsSync(path.join(cluster.dir, 'PG_VERSION'))) {
+    opts.log?.(`PostgreSQL runs as ${pgUser?.name}, who cannot enter ${dataDir}: its cluster goes to ${cluster.dir}`);
+  }
+  const pg = await startPostgres({ clusterDir: cluster.dir, env, logFile: opts.logFile, log: opts.log });
   const args = ['--handler=postgresql', `--postgresql-url=${pg.url}`, ...common];
   const proc = await startAndPing(binary, args, { uri, env, logFile: opts.logFile }).catch(async (err: unknown) => {
     await pg.stop();
@@ -129,6 +127,9 @@ process.once('exit', () => {
 
 function temporaryDir(): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ipnflow-db-'));
+  // Ours alone and gone at exit: as root, PostgreSQL's user may enter it (mkdtemp makes it 700), so its
+  // cluster stays inside.
+  if (process.getuid?.() === 0) fs.chmodSync(dir, 0o711);
   temporaryDirs.add(dir);
   return dir;
 }
