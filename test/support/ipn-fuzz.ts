@@ -5,7 +5,7 @@
 import fc from 'fast-check';
 import iconv from 'iconv-lite';
 import { replaceField } from '../../src/cli/ipn';
-import { idFieldsProblem } from '../../src/domain/limits';
+import { summaryProblem } from '../../src/domain/limits';
 import { summarizeIpn, type IpnSummary } from '../../src/domain/ipn-summary';
 import { IpnDecodeError, decodeIpn } from '../../src/ipn/decode';
 import { sample, sampleFiles } from './samples';
@@ -552,8 +552,8 @@ export function decodeOrReason(raw: Buffer): { summary: IpnSummary; charset: str
     const decoded = decodeIpn(raw);
     check(Object.getPrototypeOf(decoded.fields) === null, 'decoded fields have a prototype');
     const summary = summarizeIpn(decoded.fields);
-    // Intake (readIpn) also refuses ids no PayPal message has: such a body is stored as malformed.
-    if (idFieldsProblem(summary)) return { reason: 'not_paypal_ids' };
+    // Intake (readIpn) also refuses ids and values no PayPal message has: such a body is stored as malformed.
+    if (summaryProblem(summary)) return { reason: 'not_paypal_ids' };
     return { summary, charset: decoded.charset };
   } catch (err) {
     if (!(err instanceof IpnDecodeError)) throw err;
