@@ -131,19 +131,11 @@ export function isMasspay(keys: readonly string[], txnType: string | null): bool
 }
 
 /**
- * How many items a Mass Pay message's keys number (distinct `_x`), counting no further than
- * `max + 1`: from the keys alone, before any value is decoded. Counts keys summarizeIpn may then
- * find blank, so it never counts fewer items than summarizeIpn returns.
+ * The item a Mass Pay item key belongs to (`_x`, as written), or null for any other key: from the
+ * key alone, before any value is decoded. summarizeIpn never finds more items than such keys.
  */
-export function countMasspayItems(keys: readonly string[], max = Infinity): number {
-  const seen = new Set<string>();
-  for (const key of keys) {
-    const match = MASSPAY_ITEM_KEY.exec(key);
-    if (match === null) continue;
-    seen.add(match[2]!);
-    if (seen.size > max) break;
-  }
-  return seen.size;
+export function masspayItemOf(key: string): string | null {
+  return MASSPAY_ITEM_KEY.exec(key)?.[2] ?? null;
 }
 
 function masspayItems(fields: Fields): MasspayItem[] {

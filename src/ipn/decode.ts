@@ -76,38 +76,46 @@ export interface RawField {
  * decodeIpn rejected. Only reads the raw `charset` field, which is ASCII.
  */
 export function ipnCharset(raw: Buffer): string {
-  return findCharset(splitFields(raw)).charset;
+  return findCharset(runSteps(splitFields(raw))).charset;
 }
 
 export function decodeIpn(raw: Buffer): DecodedIpn {
-  return decodeSplit(splitIpn(raw));
-}
-
-/** decodeIpn on a body already split (splitIpn). */
-export function decodeSplit(split: SplitIpn): DecodedIpn {
-  return decodedOf(
-    split,
-    split.fields.map((f) => decodeField(f, split.charset)),
-  );
+  return runSteps(decodeSteps(raw));
 }
 
 /**
- * decodeSplit for the request path and the worker's event loop: the same result and the same errors,
- * but it yields to the event loop every `sliceMs` of work, so a large body (a 5,000-item Mass Pay
- * IPN, or a forged megabyte) never holds up other requests for hundreds of milliseconds. A small
- * body decodes in one slice, without yielding at all.
+ * Work done in steps, for large bodies: each `yield` is a point where the event loop may run.
+ * runSteps goes straight through; runYielding lets the event loop run every `sliceMs` of work, so
+ * a large body (a 5,000-item Mass Pay IPN, or a forged megabyte) never holds up other requests for
+ * long, and a small one runs in one slice, without yielding at all. Same results, same errors.
  */
-export async function decodeSplitAsync(split: SplitIpn, sliceMs = 8): Promise<DecodedIpn> {
-  const values: Array<[string, string]> = [];
+export type Steps<T> = Generator<void, T, undefined>;
+
+export function runSteps<T>(steps: Steps<T>): T {
+  for (;;) {
+    const next = steps.next();
+    if (next.done) return next.value;
+  }
+}
+
+export async function runYielding<T>(steps: Steps<T>, sliceMs = 8): Promise<T> {
   let sliceStart = performance.now();
-  for (let i = 0; i < split.fields.length; i++) {
-    values.push(decodeField(split.fields[i]!, split.charset));
-    if ((i & 0xff) === 0xff && performance.now() - sliceStart > sliceMs) {
+  for (;;) {
+    const next = steps.next();
+    if (next.done) return next.value;
+    if (performance.now() - sliceStart > sliceMs) {
       await new Promise((resolve) => setImmediate(resolve));
       sliceStart = performance.now();
     }
   }
-  return decodedOf(split, values);
+}
+
+/** Loop iterations between two yield points. */
+export const STEP = 256;
+
+/** decodeIpn in steps. */
+export function* decodeSteps(raw: Buffer): Steps<DecodedIpn> {
+  return yield* decodeSplitSteps(yield* splitIpnSteps(raw));
 }
 
 /** The raw `&`-separated fields (keys checked, values still encoded) and the charset they declare. */
@@ -117,12 +125,26 @@ export interface SplitIpn {
   declared: boolean;
 }
 
-/** Splits the body and checks its keys and charset, decoding no value but `charset`: cheap, linear in the bytes. */
-export function splitIpn(raw: Buffer): SplitIpn {
-  const fields = splitFields(raw);
+/** Splits the body and checks its keys and charset, decoding no value but `charset`: linear in the bytes. */
+export function* splitIpnSteps(raw: Buffer): Steps<SplitIpn> {
+  const fields = yield* splitFields(raw);
   const { charset, declared } = findCharset(fields);
   requireUsableCharset(charset);
   return { fields, charset, declared };
+}
+
+/** Every value of a split body decoded, as decodeIpn does. */
+export function* decodeSplitSteps(split: SplitIpn): Steps<DecodedIpn> {
+  const { charset, declared } = split;
+  const pairs: Array<[string, string]> = [];
+  const fields: Record<string, string> = Object.create(null) as Record<string, string>;
+  for (let i = 0; i < split.fields.length; i++) {
+    if (i % STEP === STEP - 1) yield;
+    const pair = decodeField(split.fields[i]!, charset);
+    pairs.push(pair);
+    fields[pair[0]] = pair[1];
+  }
+  return { charset, charsetDeclared: declared, pairs, fields };
 }
 
 /** One value of a split body, decoded as decodeIpn would (the key needs no decoding: KEY_PATTERN). */
@@ -140,15 +162,7 @@ export function countParts(raw: Buffer, max: number): number {
   return parts;
 }
 
-function decodedOf({ charset, declared }: SplitIpn, pairs: Array<[string, string]>): DecodedIpn {
-  const fields: Record<string, string> = Object.create(null) as Record<string, string>;
-  for (const [key, value] of pairs) {
-    fields[key] = value;
-  }
-  return { charset, charsetDeclared: declared, pairs, fields };
-}
-
-function splitFields(raw: Buffer): RawField[] {
+function* splitFields(raw: Buffer): Steps<RawField[]> {
   if (!Buffer.isBuffer(raw)) {
     throw new IpnDecodeError('not_form', `IPN body must be a Buffer of raw bytes, got ${typeof raw}`);
   }
@@ -161,9 +175,11 @@ function splitFields(raw: Buffer): RawField[] {
   }
   const fields: RawField[] = [];
   const segments = text.split('&');
-  segments.forEach((segment, index) => {
+  for (let index = 0; index < segments.length; index++) {
+    if (index % STEP === STEP - 1) yield;
+    const segment = segments[index]!;
     // Tolerated: a stray "&&" or trailing "&" carries no field.
-    if (segment === '') return;
+    if (segment === '') continue;
     const eq = segment.indexOf('=');
     const key = eq === -1 ? segment : segment.slice(0, eq);
     if (eq === -1 || !KEY_PATTERN.test(key)) {
@@ -174,7 +190,7 @@ function splitFields(raw: Buffer): RawField[] {
       );
     }
     fields.push({ key, value: segment.slice(eq + 1) });
-  });
+  }
   return fields;
 }
 

@@ -1,13 +1,16 @@
 import { IPN_MAX_FIELDS, MASSPAY_MAX_ITEMS, summaryProblem } from '../domain/limits';
-import { countMasspayItems, isMasspay, summarizeIpn, type IpnSummary } from '../domain/ipn-summary';
+import { isMasspay, masspayItemOf, summarizeIpn, type IpnSummary } from '../domain/ipn-summary';
 import {
   countParts,
   decodeField,
-  decodeSplit,
-  decodeSplitAsync,
+  decodeSplitSteps,
   IpnDecodeError,
-  splitIpn,
+  runSteps,
+  runYielding,
+  splitIpnSteps,
+  STEP,
   type SplitIpn,
+  type Steps,
 } from './decode';
 
 /**
@@ -18,9 +21,12 @@ import {
  * keys first, before a value is decoded: an oversized body costs one scan, never a decoding.
  */
 export function readIpn(raw: Buffer): { charset: string; summary: IpnSummary } {
-  const { split } = bounded(raw);
-  const decoded = decodeSplit(split);
-  return { charset: decoded.charset, summary: checked(summarizeIpn(decoded.fields)) };
+  return runSteps(readSteps(raw));
+}
+
+/** readIpn (Mass Pay items included), letting the event loop run while it decodes (see runYielding). */
+export async function readIpnFull(raw: Buffer): Promise<{ charset: string; summary: IpnSummary }> {
+  return runYielding(readSteps(raw));
 }
 
 export interface IpnHead {
@@ -33,39 +39,47 @@ export interface IpnHead {
 
 /**
  * readIpn's verdict for the request path and workflow inputs: the same checks and errors, but the
- * decoding yields to the event loop (decodeSplitAsync) and the summary leaves the Mass Pay items out.
+ * event loop runs every few milliseconds (runYielding) and the summary leaves the Mass Pay items out.
  */
 export async function readIpnHead(raw: Buffer): Promise<IpnHead> {
-  const { split, masspayItemCount } = bounded(raw);
-  const decoded = await decodeSplitAsync(split);
-  const summary = checked(summarizeIpn(decoded.fields, { items: false }));
-  return { charset: decoded.charset, summary, masspayItemCount };
+  return runYielding(
+    (function* (): Steps<IpnHead> {
+      const { split, masspayItemCount } = yield* boundedSteps(raw);
+      const decoded = yield* decodeSplitSteps(split);
+      const summary = checked(summarizeIpn(decoded.fields, { items: false }));
+      return { charset: decoded.charset, summary, masspayItemCount };
+    })(),
+  );
 }
 
-/** readIpn (Mass Pay items included), yielding to the event loop while it decodes. */
-export async function readIpnFull(raw: Buffer): Promise<{ charset: string; summary: IpnSummary }> {
-  const { split } = bounded(raw);
-  const decoded = await decodeSplitAsync(split);
+function* readSteps(raw: Buffer): Steps<{ charset: string; summary: IpnSummary }> {
+  const { split } = yield* boundedSteps(raw);
+  const decoded = yield* decodeSplitSteps(split);
   return { charset: decoded.charset, summary: checked(summarizeIpn(decoded.fields)) };
 }
 
 /** The body split, within the field and item limits; and its number of Mass Pay items. */
-function bounded(raw: Buffer): { split: SplitIpn; masspayItemCount: number } {
+function* boundedSteps(raw: Buffer): Steps<{ split: SplitIpn; masspayItemCount: number }> {
   if (Buffer.isBuffer(raw) && countParts(raw, IPN_MAX_FIELDS) > IPN_MAX_FIELDS)
     throw new IpnDecodeError(
       'too_many_fields',
       `IPN body has more than ${IPN_MAX_FIELDS} fields: no PayPal message has`,
     );
-  const split = splitIpn(raw);
+  const split = yield* splitIpnSteps(raw);
   const keys = split.fields.map((f) => f.key);
   if (!isMasspay(keys, txnTypeOf(split))) return { split, masspayItemCount: 0 };
-  const masspayItemCount = countMasspayItems(keys, MASSPAY_MAX_ITEMS);
-  if (masspayItemCount > MASSPAY_MAX_ITEMS)
+  const items = new Set<string>();
+  for (let i = 0; i < keys.length && items.size <= MASSPAY_MAX_ITEMS; i++) {
+    if (i % STEP === STEP - 1) yield;
+    const item = masspayItemOf(keys[i]!);
+    if (item !== null) items.add(item);
+  }
+  if (items.size > MASSPAY_MAX_ITEMS)
     throw new IpnDecodeError(
       'too_many_items',
       `Mass Pay IPN numbers more than ${MASSPAY_MAX_ITEMS} items (PayPal's maximum for one batch)`,
     );
-  return { split, masspayItemCount };
+  return { split, masspayItemCount: items.size };
 }
 
 /** The last `txn_type`, as summarizeIpn reads it; one that does not decode fails the whole decoding later. */
