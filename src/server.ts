@@ -32,6 +32,8 @@ export async function serveApi(deps: {
   const dispatcher = new IpnDispatcher({ models: db.models, client, config, logger });
   const integrations = new IntakeIntegrations(db.models);
   const app = createApp({ db, client, config, logger, dispatcher, integrations });
+  // Errors after the answer (a client cut off by the timeouts below): logged, not printed by Koa to stderr.
+  app.on('error', (err: Error) => logger.debug({ err: err.message }, 'HTTP connection error'));
   // Short limits for slow clients (Node's defaults: 60 s for headers, 5 min for a request), checked
   // every second (Node checks every 30 s by default, which would stretch a 10 s limit to 40 s).
   const server = createServer(
