@@ -174,11 +174,16 @@ export function paymentEventOf(
  * message (bench/trace-payment.ts: POST to credit about 230 ms to 135 ms at concurrency 4). When
  * that attempt fails (PayPal slow or down), the regular activity takes over with the whole retry
  * budget, durable across worker restarts. Histories from before this replay as they were recorded.
+ *
+ * The local attempt gets a few seconds only: while it runs, the workflow task stays open and the
+ * workflow takes no other input, so a postback PayPal leaves hanging (a forgery, say) would hold up
+ * a payment's genuine messages and decisions for as long (it was 15 s; the task's own heartbeat
+ * lets input in after 8 s at most). A local activity's timeout is not part of the history.
  */
 async function verifyOrGiveUp(messageId: string, giveUpSeconds: number): Promise<'VERIFIED' | 'INVALID' | 'gave_up'> {
   if (patched(VERIFY_LOCALLY)) {
     const { verifyWithPayPal } = proxyLocalActivities<Activities>({
-      startToCloseTimeout: '15s',
+      startToCloseTimeout: '3s',
       retry: { maximumAttempts: 1 },
     });
     try {

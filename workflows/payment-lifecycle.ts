@@ -1,12 +1,15 @@
 import {
   allHandlersFinished,
+  CancelledFailure,
   condition,
   continueAsNew,
   defineQuery,
   defineSignal,
+  patched,
   proxyLocalActivities,
   setCurrentDetails,
   setHandler,
+  TemporalFailure,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -42,6 +45,7 @@ import {
   paymentEventOf,
   rejectMessageSignal,
   retryVerificationSignal,
+  type Examination,
   type ParkingDecision,
 } from './examine-message';
 
@@ -65,8 +69,25 @@ export const paymentStateQuery = defineQuery<PaymentState>('state');
 const DEFAULT_ORPHAN_GRACE_SECONDS = 3 * 24 * 3600;
 const DEFAULT_VERIFY_GIVE_UP_SECONDS = 24 * 3600;
 
-/** What reaches the loop: the rules' inputs, and stored messages this workflow verifies itself. */
-type EntityInput = PaymentInput | { type: 'message'; messageId: string };
+/**
+ * Messages are verified beside the queue, several at once, and only a verified one enters it: a
+ * forged message naming this payment (INVALID, or a postback PayPal leaves unanswered for up to a
+ * day) never holds up its genuine messages or an operator's decision. Before this patch the loop
+ * verified each message in turn (histories from then replay so).
+ */
+const VERIFY_BESIDE_QUEUE = 'verify-messages-beside-the-queue';
+/** Messages verified at once; more wait for a free place (they hold up other verifications only). */
+const MAX_EXAMINING = 50;
+
+/**
+ * What reaches the loop: the rules' inputs, stored messages this workflow verifies itself, the
+ * outcome of a verification run beside the queue, and a failure of one (rethrown by the loop).
+ */
+type EntityInput =
+  | PaymentInput
+  | { type: 'message'; messageId: string }
+  | { type: 'examined'; messageId: string; examined: Examination; flags: string[] }
+  | { type: 'failed'; error: unknown };
 
 /**
  * The life of one PayPal transaction: every IPN about it and every operator decision, one at a
@@ -89,7 +110,11 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
   // A message whose postback PayPal never answered waits here for a person; decisions arriving
   // when none waits are recorded and ignored like any malformed input.
   let parked = false;
+  let parkedBeside = 0;
   const desk: ParkingDecision[] = [];
+  // Messages being verified beside the queue (until their outcome is applied), and those waiting for a place.
+  const examining = new Set<string>();
+  const waiting: string[] = [];
   for (const [signal, kind] of [
     [retryVerificationSignal, 'retry'],
     [rejectMessageSignal, 'reject'],
@@ -98,7 +123,7 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
       signal,
       (payload: unknown) => {
         const parsed = OperatorActionSchema.safeParse(payload);
-        if (parsed.success && parked) desk.push({ kind, action: parsed.data });
+        if (parsed.success && (parked || parkedBeside > 0)) desk.push({ kind, action: parsed.data });
         else
           inbox.push({
             type: 'malformed',
@@ -152,12 +177,16 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
     initialPaymentState(input.integrationId, input.paymentTxnId);
   setHandler(paymentStateQuery, () => state);
   const orphanGraceSeconds = input.orphanGraceSeconds ?? DEFAULT_ORPHAN_GRACE_SECONDS;
+  // Verifications the previous run had not finished (see continueAsNew below) start again.
+  for (const messageId of input.examiningMessageIds ?? []) inbox.push({ type: 'message', messageId });
+  /** `processing` while a message is verified or applied (the backlog metric), `parked` while one waits. */
+  const busy = () => [...(examining.size > 0 ? ['processing'] : []), ...(parkedBeside > 0 ? ['parked'] : [])];
 
   /** One input through the rules; the state is shown and saved before any outcome is recorded. */
   const apply = async (item: PaymentInput, known: PaymentFacts = {}) => {
     const decision = await decide(state, item, orphanGraceSeconds, known);
     state = decision.state;
-    publish(state);
+    publish(state, busy());
     await act.savePaymentState(state);
     return decision;
   };
@@ -193,6 +222,51 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
         return desk.shift()!;
       },
     });
+    await applyExamined(messageId, examined, flags);
+  };
+
+  /**
+   * Verification beside the queue: runs on its own (the loop goes on with other inputs) and hands
+   * its outcome to the loop, which applies outcomes one at a time, in the order they arrive.
+   */
+  const startExamining = (messageId: string): void => {
+    if (examining.has(messageId) || waiting.includes(messageId)) return; // dispatched twice (the relay)
+    if (state.history.some((h) => h.messageId === messageId)) return;
+    if (examining.size >= MAX_EXAMINING) {
+      waiting.push(messageId);
+      return;
+    }
+    examining.add(messageId);
+    showFlags(state, busy());
+    const flags: string[] = [];
+    examineMessage(messageId, {
+      forWorkflow: workflowInfo().workflowId,
+      verifyGiveUpSeconds: input.verifyGiveUpSeconds ?? DEFAULT_VERIFY_GIVE_UP_SECONDS,
+      flags,
+      onParked: () => {
+        parkedBeside++;
+        showFlags(state, busy());
+      },
+      awaitOperator: async () => {
+        await condition(() => desk.length > 0);
+        parkedBeside--;
+        return desk.shift()!;
+      },
+    }).then(
+      (examined) => inbox.push({ type: 'examined', messageId, examined, flags }),
+      (error: unknown) => {
+        // An activity refused for good (a message id that names nothing): recorded and ignored like
+        // any malformed signal. Anything else is the loop's to throw, as when it verified in turn.
+        if (error instanceof TemporalFailure && !(error instanceof CancelledFailure)) {
+          const detail = `message ${messageId}: ${error.message}`.slice(0, 300);
+          inbox.push({ type: 'examined', messageId, examined: { kind: 'refused', detail }, flags });
+        } else inbox.push({ type: 'failed', error });
+      },
+    );
+  };
+
+  /** An examined message: recorded when it was refused or finished, else applied as a verified event. */
+  const applyExamined = async (messageId: string, examined: Examination, flags: string[]): Promise<void> => {
     if (examined.kind === 'refused') {
       // Not ours to take (an id typed into the Web UI): recorded and ignored like any malformed signal.
       await apply({ type: 'malformed', signal: 'ipnMessage', issues: examined.detail });
@@ -233,13 +307,28 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
     const hasInput = () => inbox.length > 0;
     const woken = wake.afterMs === null ? (await condition(hasInput), true) : await condition(hasInput, wake.afterMs);
     if (!woken) {
-      if (wake.then === 'close') break; // idle, and nothing waits for a person or a deadline
-      inbox.push({ type: 'tick' });
+      // Idle, and nothing waits for a person or a deadline; a message still being verified keeps it open.
+      if (wake.then === 'close' && examining.size === 0) break;
+      if (wake.then === 'close') await condition(() => hasInput() || examining.size === 0);
+      else inbox.push({ type: 'tick' });
     }
     while (inbox.length > 0) {
       const item = inbox.shift()!;
       if (item.type === 'message') {
-        await takeMessage(item.messageId);
+        if (patched(VERIFY_BESIDE_QUEUE)) startExamining(item.messageId);
+        else await takeMessage(item.messageId);
+        continue;
+      }
+      if (item.type === 'failed') throw item.error;
+      if (item.type === 'examined') {
+        try {
+          await applyExamined(item.messageId, item.examined, item.flags);
+        } finally {
+          examining.delete(item.messageId);
+          const next = waiting.shift();
+          if (next !== undefined) startExamining(next);
+          publish(state, busy());
+        }
         continue;
       }
       const decision = await apply(item);
@@ -250,7 +339,12 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
     }
     if (workflowInfo().continueAsNewSuggested) {
       await condition(allHandlersFinished);
-      await continueAsNew<typeof paymentLifecycle>(input);
+      // Verifications under way start again in the next run (the postback is safe to repeat).
+      const examiningMessageIds = [...examining, ...waiting];
+      await continueAsNew<typeof paymentLifecycle>({
+        ...input,
+        ...(examiningMessageIds.length > 0 ? { examiningMessageIds } : {}),
+      });
     }
   }
   await condition(allHandlersFinished);
@@ -306,9 +400,9 @@ function flagsOf(s: PaymentState): string[] {
   return [...new Set([...(s.hold ? ['held', s.hold.reason] : []), ...s.attention, ...(s.payment?.flags ?? [])])];
 }
 
-/** Shows the state to ops: search attributes and the Web UI's current details. */
-function publish(s: PaymentState): void {
-  const flags = flagsOf(s);
+/** Shows the state to ops: search attributes (with `extra` flags) and the Web UI's current details. */
+function publish(s: PaymentState, extra: string[] = []): void {
+  const flags = [...new Set([...flagsOf(s), ...extra])];
   upsertSearchAttributes([
     { key: PaymentStatusKey, value: s.paymentStatus ?? s.phase },
     { key: FlagsKey, value: flags },
