@@ -16,8 +16,9 @@ import type { Integration } from '../src/domain/integration';
 import type { IpnSummary } from '../src/domain/ipn-summary';
 import type { LifecycleEvent } from '../src/domain/payment-state';
 import type { MessageOutcome, OperatorAction } from './types';
+import { underLock, type Lock } from './one-at-a-time';
 
-const { loadMessage, recordMessageOutcome, raiseAlert, audit } = proxyLocalActivities<Activities>({
+const local = proxyLocalActivities<Activities>({
   startToCloseTimeout: '30s',
   retry: { initialInterval: '200ms', maximumInterval: '30s' },
 });
@@ -56,9 +57,13 @@ export async function examineMessage(
     flags: string[];
     awaitOperator: (about: { integrationId: string; txnId?: string }) => Promise<ParkingDecision>;
     onParked?: () => void;
+    /** Taken around each local activity when the caller runs several examinations at once. */
+    localActivityLock?: Lock;
   },
 ): Promise<Examination> {
   const { flags } = opts;
+  const lock = opts.localActivityLock;
+  const { loadMessage, recordMessageOutcome, raiseAlert, audit } = lock ? underLock(local, lock) : local;
   const msg = opts.forWorkflow ? await loadMessage(messageId, opts.forWorkflow) : await loadMessage(messageId);
   if (msg.refusal) return { kind: 'refused', detail: msg.refusal };
   if (msg.duplicateOf) flags.push('duplicate');
@@ -72,7 +77,7 @@ export async function examineMessage(
 
   if (integration.verifyTransaction) {
     for (;;) {
-      const verdict = await verifyOrGiveUp(messageId, opts.verifyGiveUpSeconds);
+      const verdict = await verifyOrGiveUp(messageId, opts.verifyGiveUpSeconds, lock);
       if (verdict === 'VERIFIED') break;
       if (verdict === 'INVALID') {
         flags.push('invalid');
@@ -180,14 +185,18 @@ export function paymentEventOf(
  * a payment's genuine messages and decisions for as long (it was 15 s; the task's own heartbeat
  * lets input in after 8 s at most). A local activity's timeout is not part of the history.
  */
-async function verifyOrGiveUp(messageId: string, giveUpSeconds: number): Promise<'VERIFIED' | 'INVALID' | 'gave_up'> {
+async function verifyOrGiveUp(
+  messageId: string,
+  giveUpSeconds: number,
+  lock: Lock = (run) => run(),
+): Promise<'VERIFIED' | 'INVALID' | 'gave_up'> {
   if (patched(VERIFY_LOCALLY)) {
     const { verifyWithPayPal } = proxyLocalActivities<Activities>({
       startToCloseTimeout: '3s',
       retry: { maximumAttempts: 1 },
     });
     try {
-      return await verifyWithPayPal({ messageId });
+      return await lock(() => verifyWithPayPal({ messageId }));
     } catch (err) {
       if (!(err instanceof TemporalFailure) || err instanceof CancelledFailure) throw err;
     }

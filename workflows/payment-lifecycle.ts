@@ -37,6 +37,7 @@ import {
   type PaymentState,
 } from '../src/domain/payment-state';
 import { validatingHandlers, decideWithFacts, postingFact } from './decide-with-facts';
+import { oneAtATime, underLock } from './one-at-a-time';
 import { CustomerIdKey, FlagsKey, MessageRefSchema, PaymentStatusKey, type MessageRef } from '../src/domain/contracts';
 import { classify } from '../src/domain/classify';
 import type { PaymentLifecycleInput } from './types';
@@ -52,10 +53,16 @@ import {
 // Every step here is short database bookkeeping: local activities run inside the workflow task,
 // without a server round trip each (measured: see README, Benchmarks). Retries are unbounded:
 // a database that is down delays a payment, it never fails one.
-const act = proxyLocalActivities<Activities>({
-  startToCloseTimeout: '20s',
-  retry: { initialInterval: '200ms', maximumInterval: '30s' },
-});
+// One at a time (see one-at-a-time.ts): messages are verified beside the queue. Per execution: the
+// SDK evaluates this module for each workflow execution.
+const localActivityLock = oneAtATime();
+const act = underLock(
+  proxyLocalActivities<Activities>({
+    startToCloseTimeout: '20s',
+    retry: { initialInterval: '200ms', maximumInterval: '30s' },
+  }),
+  localActivityLock,
+);
 
 export const ipnMessageSignal = defineSignal<[MessageRef]>('ipnMessage');
 export const ipnEventSignal = defineSignal<[LifecycleEvent]>('ipnEvent');
@@ -212,6 +219,7 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
       forWorkflow: workflowInfo().workflowId,
       verifyGiveUpSeconds: input.verifyGiveUpSeconds ?? DEFAULT_VERIFY_GIVE_UP_SECONDS,
       flags,
+      localActivityLock,
       onParked: () => {
         parked = true;
         showFlags(state, ['processing', 'parked']);
@@ -243,6 +251,7 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
       forWorkflow: workflowInfo().workflowId,
       verifyGiveUpSeconds: input.verifyGiveUpSeconds ?? DEFAULT_VERIFY_GIVE_UP_SECONDS,
       flags,
+      localActivityLock,
       onParked: () => {
         parkedBeside++;
         showFlags(state, busy());
