@@ -17,6 +17,7 @@ beforeAll(async () => {
     IPN_RATE_LIMIT_WINDOW_SECONDS: String(WINDOW_SECONDS),
     HTTP_HEADERS_TIMEOUT_MS: '1000',
     HTTP_REQUEST_TIMEOUT_MS: '2000',
+    IPN_VERIFY_GIVE_UP_SECONDS: '3',
   });
   const integration = {
     name: 'Doors',
@@ -145,4 +146,40 @@ test('a burst from PayPal over the rate loses nothing: refused deliveries are re
   expect(new Set(stored.map((m) => m.txnId)).size).toBe(txns.length);
   const entries = await stack.db.models.LedgerEntry.find({ integrationId: SHOP, txnId: { $in: txns } }).lean();
   expect(entries).toHaveLength(txns.length);
+});
+
+test('two messages of one payment parked side by side: a decision goes to the message it names', async () => {
+  const txn = 'DOORS-PARK';
+  const base = sample('web_accept_completed_ipn_simulator_01');
+  const genuine = withFields(base, { txn_id: txn, payment_status: 'Pending', pending_reason: 'echeck' });
+  const forged = withFields(base, { txn_id: txn, mc_gross: '999.00' });
+  // PayPal's postback is down: both give up after IPN_VERIFY_GIVE_UP_SECONDS and park.
+  stack.sim.injectFaults(Array.from({ length: 200 }, () => ({ kind: 'status' as const, status: 503 as const })));
+  const ids: string[] = [];
+  for (const [raw, client] of [
+    [genuine, '192.0.2.20'],
+    [forged, '192.0.2.21'],
+  ] as const) {
+    expect((await rawRequest(postHead(`/ipn/${SHOP}`, client, raw.length), raw)).status).toBe(200);
+    ids.push(String((await stack.db.models.IpnMessage.findOne({ integrationId: SHOP }).sort({ _id: -1 }).lean())!._id));
+  }
+  const [genuineId, forgedId] = ids as [string, string];
+  const stateOf = async (id: string) => (await stack.db.models.IpnMessage.findById(id).lean())!.state;
+  await waitFor(
+    'both parked',
+    async () => (await stateOf(genuineId)) === 'parked' && (await stateOf(forgedId)) === 'parked',
+  );
+  stack.sim.clearFaults();
+
+  // Rejecting the forgery (named second) leaves the genuine message parked.
+  const decision = { operator: 'ops', reason: 'not from PayPal' };
+  expect((await stack.admin('POST', `/admin/messages/${forgedId}/reject`, decision)).status).toBe(202);
+  await waitFor('forgery rejected', async () => (await stateOf(forgedId)) === 'rejected_by_operator');
+  expect(await stateOf(genuineId)).toBe('parked');
+
+  // PayPal is back: the genuine one, retried by name, verifies and is applied.
+  stack.sim.registerMessage(genuine);
+  const retry = { operator: 'ops', reason: 'PayPal is back' };
+  expect((await stack.admin('POST', `/admin/messages/${genuineId}/retry`, retry)).status).toBe(202);
+  await waitFor('genuine applied', async () => (await stateOf(genuineId)).startsWith('applied:'));
 });

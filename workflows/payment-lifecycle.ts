@@ -46,6 +46,7 @@ import {
   paymentEventOf,
   rejectMessageSignal,
   retryVerificationSignal,
+  ParkingActionSchema,
   type Examination,
   type ParkingDecision,
 } from './examine-message';
@@ -117,7 +118,8 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
   // A message whose postback PayPal never answered waits here for a person; decisions arriving
   // when none waits are recorded and ignored like any malformed input.
   let parked = false;
-  let parkedBeside = 0;
+  // Beside the queue several may be parked at once: a decision naming one goes to it.
+  const parkedBeside = new Set<string>();
   const desk: ParkingDecision[] = [];
   // Messages being verified beside the queue (until their outcome is applied), and those waiting for a place.
   const examining = new Set<string>();
@@ -129,13 +131,21 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
     setHandler(
       signal,
       (payload: unknown) => {
-        const parsed = OperatorActionSchema.safeParse(payload);
-        if (parsed.success && (parked || parkedBeside > 0)) desk.push({ kind, action: parsed.data });
-        else
+        const parsed = ParkingActionSchema.safeParse(payload);
+        const named = parsed.success ? parsed.data.messageId : undefined;
+        const waits = parked || (named === undefined ? parkedBeside.size > 0 : parkedBeside.has(named));
+        if (parsed.success && waits) {
+          const { operator, reason } = parsed.data;
+          desk.push({ kind, action: { operator, reason }, ...(named === undefined ? {} : { messageId: named }) });
+        } else
           inbox.push({
             type: 'malformed',
             signal: signal.name,
-            issues: parsed.success ? 'no message of this payment is parked' : describeIssues(parsed.error),
+            issues: !parsed.success
+              ? describeIssues(parsed.error)
+              : named === undefined
+                ? 'no message of this payment is parked'
+                : `message ${named} of this payment is not parked`,
           });
       },
       { description: `Operator: ${kind} the verification of a parked message. ${operatorHelp}` },
@@ -187,7 +197,7 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
   // Verifications the previous run had not finished (see continueAsNew below) start again.
   for (const messageId of input.examiningMessageIds ?? []) inbox.push({ type: 'message', messageId });
   /** `processing` while a message is verified or applied (the backlog metric), `parked` while one waits. */
-  const busy = () => [...(examining.size > 0 ? ['processing'] : []), ...(parkedBeside > 0 ? ['parked'] : [])];
+  const busy = () => [...(examining.size > 0 ? ['processing'] : []), ...(parkedBeside.size > 0 ? ['parked'] : [])];
 
   /** One input through the rules; the state is shown and saved before any outcome is recorded. */
   const apply = async (item: PaymentInput, known: PaymentFacts = {}) => {
@@ -253,13 +263,15 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
       flags,
       localActivityLock,
       onParked: () => {
-        parkedBeside++;
+        parkedBeside.add(messageId);
         showFlags(state, busy());
       },
       awaitOperator: async () => {
-        await condition(() => desk.length > 0);
-        parkedBeside--;
-        return desk.shift()!;
+        // The oldest decision naming this message, or naming none.
+        const mine = () => desk.findIndex((d) => d.messageId === undefined || d.messageId === messageId);
+        await condition(() => mine() !== -1);
+        parkedBeside.delete(messageId);
+        return desk.splice(mine(), 1)[0]!;
       },
     }).then(
       (examined) => inbox.push({ type: 'examined', messageId, examined, flags }),

@@ -59,6 +59,7 @@ export async function processIpn(input: ProcessIpnInput): Promise<MessageOutcome
   setHandler(messageStateQuery, () => ({ stage, flags }));
   // Signals are input (the Web UI sends whatever is typed): validated here, a bad one recorded and ignored.
   const decision = (kind: 'retry' | 'reject', signal: string) => (payload: unknown) => {
+    // Its one message: a messageId, if named, is not needed (the admin API names it for payments).
     const parsed = OperatorActionSchema.safeParse(payload);
     if (parsed.success) operatorAction = { kind, action: parsed.data };
     else malformed.push({ signal, issues: describeIssues(parsed.error) });
