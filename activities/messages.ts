@@ -19,8 +19,6 @@ export interface LoadedMessage {
   integration: Integration | null;
   /** Without Mass Pay items, whatever the body (routeMasspayMessage reads them after verification). */
   summary: IpnSummary | null;
-  /** How many items a Mass Pay message numbers (absent from results recorded before it existed). */
-  masspayItemCount?: number;
   decodeError: string | null;
   duplicateOf: string | null;
   receivedAt: string;
@@ -89,10 +87,9 @@ export function createMessageActivities(deps: ActivityDeps) {
       }
       const integrationDoc = await Integrations.findById(msg.integrationId).lean();
       let summary: IpnSummary | null = null;
-      let masspayItemCount = 0;
       let decodeError: string | null = null;
       try {
-        ({ summary, masspayItemCount } = await readIpnHead(Buffer.from(msg.raw.buffer)));
+        summary = (await readIpnHead(Buffer.from(msg.raw.buffer))).summary;
       } catch (err) {
         decodeError = (err as Error).message;
       }
@@ -104,7 +101,6 @@ export function createMessageActivities(deps: ActivityDeps) {
       return {
         integration: integrationDoc ? toIntegration(integrationDoc) : null,
         summary,
-        masspayItemCount,
         decodeError,
         duplicateOf,
         receivedAt: msg.receivedAt.toISOString(),
