@@ -5,7 +5,10 @@ import type { IpnSummary } from '../src/domain/ipn-summary';
 import type { Integration } from '../src/domain/integration';
 import { LifecycleEventSchema, type LifecycleEvent } from '../src/domain/payment-state';
 import type { Proof } from '../src/domain/payment-decide';
-import { readIpn } from '../src/ipn/read';
+import { readIpnFull, readIpnHead } from '../src/ipn/read';
+import { receivedMasspayEvents } from '../src/domain/masspay-received';
+import { inParallel } from '../src/payouts/items-engine';
+import { createPayoutActivities } from './payouts';
 import { toIntegration } from '../src/integrations/store';
 import { ipnEventSignal } from '../workflows/payment-lifecycle';
 import { signalPayment } from '../src/ipn/payment-entity';
@@ -14,6 +17,7 @@ import type { MessageOutcomeRecord } from '../workflows/types';
 
 export interface LoadedMessage {
   integration: Integration | null;
+  /** Without Mass Pay items, whatever the body (routeMasspayMessage reads them after verification). */
   summary: IpnSummary | null;
   decodeError: string | null;
   duplicateOf: string | null;
@@ -25,8 +29,24 @@ export interface LoadedMessage {
 /** States in which a message still waits for the workflow it was dispatched to. */
 const TAKEABLE_STATES = ['received', 'dispatched', 'parked'];
 
-export function createMessageActivities({ db, client, config, logger }: ActivityDeps) {
+/** What routeMasspayMessage did, in counts and a few ids: bounded whatever the message. */
+export interface MasspayRouting {
+  items: number;
+  /** Items paid to us, each sent to its payment. */
+  received: number;
+  /** Our batches the other items belong to (at most MAX_LISTED). */
+  batchIds: string[];
+  unmatched: number;
+  unmatchedSample: string[];
+}
+
+const MAX_LISTED = 50;
+const SIGNALS_AT_ONCE = 16;
+
+export function createMessageActivities(deps: ActivityDeps) {
+  const { db, client, config, logger } = deps;
   const { IpnMessage, IpnClaim, Integration: Integrations } = db.models;
+  const payouts = createPayoutActivities(deps);
 
   /**
    * The first delivery of a (integration, txn, status) claims it; any later one is its duplicate.
@@ -69,7 +89,7 @@ export function createMessageActivities({ db, client, config, logger }: Activity
       let summary: IpnSummary | null = null;
       let decodeError: string | null = null;
       try {
-        summary = readIpn(Buffer.from(msg.raw.buffer)).summary;
+        summary = (await readIpnHead(Buffer.from(msg.raw.buffer))).summary;
       } catch (err) {
         decodeError = (err as Error).message;
       }
@@ -84,6 +104,57 @@ export function createMessageActivities({ db, client, config, logger }: Activity
         decodeError,
         duplicateOf,
         receivedAt: msg.receivedAt.toISOString(),
+      };
+    },
+
+    /**
+     * A verified Mass Pay message's items, read here from the stored bytes (never through a workflow:
+     * 5,000 items are over a megabyte): those paid to us are recorded on the message and go to their
+     * payments, the rest are matched to our batches (routeMasspay), whose workflows apply them in
+     * slices. Retried whole: recording and signalling again change nothing. The answer is counts.
+     */
+    async routeMasspayMessage({
+      messageId,
+      paymentIdleCloseSeconds,
+    }: {
+      messageId: string;
+      paymentIdleCloseSeconds: number;
+    }): Promise<MasspayRouting> {
+      const msg = await IpnMessage.findById(messageId, { raw: 1, integrationId: 1, receivedAt: 1 }).lean();
+      if (!msg) throw ApplicationFailure.nonRetryable(`IPN message ${messageId} not found`, 'MessageNotFound');
+      const integrationDoc = await Integrations.findById(msg.integrationId).lean();
+      if (!integrationDoc) throw ApplicationFailure.nonRetryable('the integration was deleted', 'IntegrationGone');
+      const integration = toIntegration(integrationDoc);
+      // The workflow verified these bytes after loadMessage read them alike: they decode.
+      const { summary } = await readIpnFull(Buffer.from(msg.raw.buffer));
+      const receivedAt = msg.receivedAt.toISOString();
+      const received = receivedMasspayEvents(summary, integration, { messageId, receivedAt });
+      if (received.events.length > 0) {
+        // Stored before any payment hears of them: a payment applies only an event its message backs.
+        await IpnMessage.updateOne({ _id: messageId }, { $set: { receivedEvents: received.events } });
+        const taskQueue = Context.current().info.taskQueue;
+        const settings = { ...config, PAYMENT_IDLE_CLOSE_SECONDS: paymentIdleCloseSeconds };
+        await inParallel(received.events, SIGNALS_AT_ONCE, async (event) => {
+          const to = { integrationId: event.integrationId, paymentTxnId: event.paymentTxnId, taskQueue };
+          await signalPayment(client, { ...to, config: settings }, ipnEventSignal, event);
+        });
+      }
+      const ours = new Set(received.received);
+      const items = summary.masspayItems.filter((item) => !ours.has(item));
+      const base = { items: summary.masspayItems.length, received: received.events.length };
+      if (items.length === 0) return { ...base, batchIds: [], unmatched: 0, unmatchedSample: [] };
+      const routed = await payouts.routeMasspay({
+        messageId,
+        integrationId: integration.id,
+        paymentStatus: summary.paymentStatus,
+        sandbox: summary.testIpn,
+        items,
+      });
+      return {
+        ...base,
+        batchIds: routed.batchIds.slice(0, MAX_LISTED),
+        unmatched: routed.unmatched.length,
+        unmatchedSample: routed.unmatched.slice(0, 5),
       };
     },
 

@@ -1,4 +1,4 @@
-import { ApplicationFailure } from '@temporalio/activity';
+import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { ActivityDeps } from '.';
 
 const USER_AGENT = 'ipnflow-ipn-verifier/0.1 (PayPal IPN listener; +https://developer.paypal.com/api/nvp-soap/ipn/)';
@@ -23,7 +23,8 @@ export function createVerifyActivities({ db, config }: ActivityDeps) {
           method: 'POST',
           headers: { 'content-type': 'application/x-www-form-urlencoded', 'user-agent': USER_AGENT },
           body: Buffer.concat([PREFIX, raw]),
-          signal: AbortSignal.timeout(30_000),
+          // Also given up when the attempt is (a local attempt timing out): no postback outlives its activity.
+          signal: AbortSignal.any([AbortSignal.timeout(30_000), Context.current().cancellationSignal]),
         });
       } catch (err) {
         throw ApplicationFailure.retryable(

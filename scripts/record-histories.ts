@@ -4,7 +4,9 @@
  * when an incompatible change is deliberate (and, once released, versioned with patched()).
  * Histories of an earlier shape stay beside them while such workflows may still be running:
  * `process-ipn-pending` and `payment-lifecycle-held-assigned` / `-pending-completed-refund-duplicate`
- * are payments from before they went straight to their entity (ipnEvent from processIpn).
+ * are payments from before they went straight to their entity (ipnEvent from processIpn), and
+ * `payment-lifecycle-direct-*` payments that verified their messages in their queue (before
+ * `verify-messages-beside-the-queue`). RECORD_HISTORIES_DIR writes elsewhere (to pick new files).
  *
  *   npx tsx scripts/record-histories.ts
  */
@@ -18,7 +20,7 @@ import { paymentWorkflowId } from '../src/domain/workflow-ids';
 import { createTestStack, sample, waitFor, withField, withFields, type TestStack } from '../test/support/stack';
 import { profileWorkflowId } from '../src/domain/profile';
 
-const OUT = path.resolve(__dirname, '../test/histories');
+const OUT = path.resolve(process.env.RECORD_HISTORIES_DIR ?? path.resolve(__dirname, '../test/histories'));
 
 async function save(stack: TestStack, name: string, workflowId: string) {
   const handle = stack.client.workflow.getHandle(workflowId);
@@ -92,7 +94,7 @@ async function main() {
     await waitFor('refund applied', async () => (await sandboxUsd()) === 734);
     // Payments go straight to their entity; a refund is checked by processIpn first.
     await save(stack, 'process-ipn-refund', await messageWorkflow(stack, 'REC1R', 'Refunded'));
-    await save(stack, 'payment-lifecycle-direct-pending-completed-refund-duplicate', paymentWorkflowId('shop', 'REC1'));
+    await save(stack, 'payment-lifecycle-beside-pending-completed-refund-duplicate', paymentWorkflowId('shop', 'REC1'));
 
     // 2. No customer matches: held, then an operator assigns one.
     const stranger = withField(
@@ -108,7 +110,7 @@ async function main() {
     await stack.client.workflow
       .getHandle(paymentWorkflowId('shop', 'REC2'))
       .signal('assignCustomer', { customerId: 'c1', operator: 'recorder', reason: 'replay fixture' });
-    await save(stack, 'payment-lifecycle-direct-held-assigned', paymentWorkflowId('shop', 'REC2'));
+    await save(stack, 'payment-lifecycle-beside-held-assigned', paymentWorkflowId('shop', 'REC2'));
 
     // 4. A recurring profile: created, then a cycle payment credited once (still running: it waits for more).
     const profile = (name: string, fields: Record<string, string>) =>
@@ -129,7 +131,7 @@ async function main() {
     const spoof = withField(base, 'txn_id', 'REC3');
     const res = await stack.postIpn('shop', spoof);
     if (res.status !== 200) throw new Error(`spoof POST answered ${res.status}`);
-    await save(stack, 'payment-lifecycle-direct-invalid', paymentWorkflowId('shop', 'REC3'));
+    await save(stack, 'payment-lifecycle-beside-invalid', paymentWorkflowId('shop', 'REC3'));
     const spoofedRefund = withFields(base, { txn_id: 'REC3R', parent_txn_id: 'REC3', payment_status: 'Refunded' });
     if ((await stack.postIpn('shop', spoofedRefund)).status !== 200) throw new Error('spoofed refund POST failed');
     await save(stack, 'process-ipn-invalid-refund', await messageWorkflow(stack, 'REC3R', 'Refunded'));
@@ -187,6 +189,24 @@ async function main() {
     stack.sim.nvp.releaseHeldIpns();
     await waitFor('credited', async () => (await stack.admin('GET', profilePath)).body?.creditedMinor === 5000);
     await saveRunning(stack, 'recurring-profile-bill-uncertain', profileWorkflowId('shop', owing));
+
+    // 6. A Mass Pay IPN (its items read in an activity): one item paid to us, one matching no batch.
+    const masspay = withFields(sample('masspay_processed_02'), {
+      receiver_email_1: 'seller%40paypalsandbox.com',
+      masspay_txn_id_1: 'REC5',
+      payer_email: 'buyer%40paypalsandbox.com',
+    });
+    await stack.sim.sendIpn({
+      listenerUrl: url,
+      body: Buffer.concat([
+        masspay,
+        Buffer.from('&status_2=Completed&unique_id_2=REC5B&mc_gross_2=1.00&mc_currency_2=USD'),
+      ]),
+    }).done;
+    const mp = await waitFor('masspay message', () =>
+      stack.db.models.IpnMessage.findOne({ txnType: 'masspay', workflowId: { $exists: true } }).lean(),
+    );
+    await save(stack, 'process-ipn-masspay', mp.workflowId!);
   } finally {
     await stack.close();
     await temporal.stop();

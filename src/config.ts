@@ -30,6 +30,18 @@ export const ConfigSchema = z.object({
   /** A Mass Pay IPN carries every item of its batch: about 625 KB for PayPal's 5,000-item maximum. */
   IPN_MAX_BODY_BYTES: positiveInt.max(4 * 1024 * 1024).default(1024 * 1024),
   /**
+   * Slow clients (a held-open connection costs a socket): the time allowed for a request's headers,
+   * and for the whole request, body included (PayPal sends at once; 1 MiB at 1 Mbit/s takes 8 s).
+   */
+  HTTP_HEADERS_TIMEOUT_MS: positiveInt.default(10_000),
+  HTTP_REQUEST_TIMEOUT_MS: positiveInt.default(20_000),
+  /**
+   * POST /ipn per client address (see ipn/rate-limit.ts): points per window, a request costing 1 plus
+   * 1 per 64 KiB it declares. Over it: 429 with Retry-After, nothing read or stored; PayPal resends.
+   */
+  IPN_RATE_LIMIT_POINTS: positiveInt.default(600),
+  IPN_RATE_LIMIT_WINDOW_SECONDS: positiveInt.default(10),
+  /**
    * Sandbox postback URL. Only tests and the dev stack point it at our simulator;
    * live postbacks always go to PayPal's own host, which no setting can change.
    */

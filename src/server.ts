@@ -1,4 +1,4 @@
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Client } from '@temporalio/client';
 import { loadConfig, type Config } from './config';
@@ -32,9 +32,21 @@ export async function serveApi(deps: {
   const dispatcher = new IpnDispatcher({ models: db.models, client, config, logger });
   const integrations = new IntakeIntegrations(db.models);
   const app = createApp({ db, client, config, logger, dispatcher, integrations });
-  const server = await new Promise<Server>((resolve, reject) => {
-    const s = app.listen(deps.port ?? config.PORT, deps.host ?? config.HOST, () => resolve(s));
-    s.once('error', reject);
+  // Errors after the answer (a client cut off by the timeouts below): logged, not printed by Koa to stderr.
+  app.on('error', (err: Error) => logger.debug({ err: err.message }, 'HTTP connection error'));
+  // Short limits for slow clients (Node's defaults: 60 s for headers, 5 min for a request), checked
+  // every second (Node checks every 30 s by default, which would stretch a 10 s limit to 40 s).
+  const server = createServer(
+    {
+      requestTimeout: config.HTTP_REQUEST_TIMEOUT_MS,
+      headersTimeout: Math.min(config.HTTP_HEADERS_TIMEOUT_MS, config.HTTP_REQUEST_TIMEOUT_MS),
+      connectionsCheckingInterval: 1_000,
+    },
+    app.callback(),
+  );
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(deps.port ?? config.PORT, deps.host ?? config.HOST, () => resolve());
   });
   dispatcher.start();
   const unregisterBacklog = registerBacklogMetrics({

@@ -15,21 +15,32 @@ import type { Route } from '../src/domain/classify';
 import type { Integration } from '../src/domain/integration';
 import type { IpnSummary } from '../src/domain/ipn-summary';
 import type { LifecycleEvent } from '../src/domain/payment-state';
+import { z } from 'zod';
+import { OperatorActionSchema } from '../src/domain/operator-actions';
 import type { MessageOutcome, OperatorAction } from './types';
+import { underLock, type Lock } from './one-at-a-time';
 
-const { loadMessage, recordMessageOutcome, raiseAlert, audit } = proxyLocalActivities<Activities>({
+const local = proxyLocalActivities<Activities>({
   startToCloseTimeout: '30s',
   retry: { initialInterval: '200ms', maximumInterval: '30s' },
 });
 
+/**
+ * A decision about a parked message. `messageId` names which one, where several may be parked (a
+ * payment verifies its messages side by side); without it, the one parked longest takes it.
+ */
+export const ParkingActionSchema = OperatorActionSchema.extend({ messageId: z.string().min(1).max(64).optional() });
+export type ParkingAction = z.infer<typeof ParkingActionSchema>;
+
 /** Operator: try the PayPal postback again for a parked message. */
-export const retryVerificationSignal = defineSignal<[OperatorAction]>('retryVerification');
+export const retryVerificationSignal = defineSignal<[ParkingAction]>('retryVerification');
 /** Operator: give up on a parked message. */
-export const rejectMessageSignal = defineSignal<[OperatorAction]>('rejectMessage');
+export const rejectMessageSignal = defineSignal<[ParkingAction]>('rejectMessage');
 
 export interface ParkingDecision {
   kind: 'retry' | 'reject';
   action: OperatorAction;
+  messageId?: string;
 }
 
 export type VerifiedMessage = LoadedMessage & { integration: Integration; summary: IpnSummary };
@@ -56,9 +67,13 @@ export async function examineMessage(
     flags: string[];
     awaitOperator: (about: { integrationId: string; txnId?: string }) => Promise<ParkingDecision>;
     onParked?: () => void;
+    /** Taken around each local activity when the caller runs several examinations at once. */
+    localActivityLock?: Lock;
   },
 ): Promise<Examination> {
   const { flags } = opts;
+  const lock = opts.localActivityLock;
+  const { loadMessage, recordMessageOutcome, raiseAlert, audit } = lock ? underLock(local, lock) : local;
   const msg = opts.forWorkflow ? await loadMessage(messageId, opts.forWorkflow) : await loadMessage(messageId);
   if (msg.refusal) return { kind: 'refused', detail: msg.refusal };
   if (msg.duplicateOf) flags.push('duplicate');
@@ -72,7 +87,7 @@ export async function examineMessage(
 
   if (integration.verifyTransaction) {
     for (;;) {
-      const verdict = await verifyOrGiveUp(messageId, opts.verifyGiveUpSeconds);
+      const verdict = await verifyOrGiveUp(messageId, opts.verifyGiveUpSeconds, lock);
       if (verdict === 'VERIFIED') break;
       if (verdict === 'INVALID') {
         flags.push('invalid');
@@ -174,15 +189,24 @@ export function paymentEventOf(
  * message (bench/trace-payment.ts: POST to credit about 230 ms to 135 ms at concurrency 4). When
  * that attempt fails (PayPal slow or down), the regular activity takes over with the whole retry
  * budget, durable across worker restarts. Histories from before this replay as they were recorded.
+ *
+ * The local attempt gets a few seconds only: while it runs, the workflow task stays open and the
+ * workflow takes no other input, so a postback PayPal leaves hanging (a forgery, say) would hold up
+ * a payment's genuine messages and decisions for as long (it was 15 s; the task's own heartbeat
+ * lets input in after 8 s at most). A local activity's timeout is not part of the history.
  */
-async function verifyOrGiveUp(messageId: string, giveUpSeconds: number): Promise<'VERIFIED' | 'INVALID' | 'gave_up'> {
+async function verifyOrGiveUp(
+  messageId: string,
+  giveUpSeconds: number,
+  lock: Lock = (run) => run(),
+): Promise<'VERIFIED' | 'INVALID' | 'gave_up'> {
   if (patched(VERIFY_LOCALLY)) {
     const { verifyWithPayPal } = proxyLocalActivities<Activities>({
-      startToCloseTimeout: '15s',
+      startToCloseTimeout: '3s',
       retry: { maximumAttempts: 1 },
     });
     try {
-      return await verifyWithPayPal({ messageId });
+      return await lock(() => verifyWithPayPal({ messageId }));
     } catch (err) {
       if (!(err instanceof TemporalFailure) || err instanceof CancelledFailure) throw err;
     }

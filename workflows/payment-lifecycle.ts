@@ -1,5 +1,6 @@
 import {
   allHandlersFinished,
+  CancelledFailure,
   condition,
   continueAsNew,
   defineQuery,
@@ -8,6 +9,7 @@ import {
   proxyLocalActivities,
   setCurrentDetails,
   setHandler,
+  TemporalFailure,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -36,6 +38,7 @@ import {
   type PaymentState,
 } from '../src/domain/payment-state';
 import { validatingHandlers, decideWithFacts, postingFact } from './decide-with-facts';
+import { oneAtATime, underLock } from './one-at-a-time';
 import { CustomerIdKey, FlagsKey, MessageRefSchema, PaymentStatusKey, type MessageRef } from '../src/domain/contracts';
 import { classify } from '../src/domain/classify';
 import type { PaymentLifecycleInput } from './types';
@@ -44,16 +47,24 @@ import {
   paymentEventOf,
   rejectMessageSignal,
   retryVerificationSignal,
+  ParkingActionSchema,
+  type Examination,
   type ParkingDecision,
 } from './examine-message';
 
 // Every step here is short database bookkeeping: local activities run inside the workflow task,
 // without a server round trip each (measured: see README, Benchmarks). Retries are unbounded:
 // a database that is down delays a payment, it never fails one.
-const act = proxyLocalActivities<Activities>({
-  startToCloseTimeout: '20s',
-  retry: { initialInterval: '200ms', maximumInterval: '30s' },
-});
+// One at a time (see one-at-a-time.ts): messages are verified beside the queue. Per execution: the
+// SDK evaluates this module for each workflow execution.
+const localActivityLock = oneAtATime();
+const act = underLock(
+  proxyLocalActivities<Activities>({
+    startToCloseTimeout: '20s',
+    retry: { initialInterval: '200ms', maximumInterval: '30s' },
+  }),
+  localActivityLock,
+);
 
 export const ipnMessageSignal = defineSignal<[MessageRef]>('ipnMessage');
 export const ipnEventSignal = defineSignal<[LifecycleEvent]>('ipnEvent');
@@ -67,8 +78,25 @@ export const paymentStateQuery = defineQuery<PaymentState>('state');
 const DEFAULT_ORPHAN_GRACE_SECONDS = 3 * 24 * 3600;
 const DEFAULT_VERIFY_GIVE_UP_SECONDS = 24 * 3600;
 
-/** What reaches the loop: the rules' inputs, and stored messages this workflow verifies itself. */
-type EntityInput = PaymentInput | { type: 'message'; messageId: string };
+/**
+ * Messages are verified beside the queue, several at once, and only a verified one enters it: a
+ * forged message naming this payment (INVALID, or a postback PayPal leaves unanswered for up to a
+ * day) never holds up its genuine messages or an operator's decision. Before this patch the loop
+ * verified each message in turn (histories from then replay so).
+ */
+const VERIFY_BESIDE_QUEUE = 'verify-messages-beside-the-queue';
+/** Messages verified at once; more wait for a free place (they hold up other verifications only). */
+const MAX_EXAMINING = 50;
+
+/**
+ * What reaches the loop: the rules' inputs, stored messages this workflow verifies itself, the
+ * outcome of a verification run beside the queue, and a failure of one (rethrown by the loop).
+ */
+type EntityInput =
+  | PaymentInput
+  | { type: 'message'; messageId: string }
+  | { type: 'examined'; messageId: string; examined: Examination; flags: string[] }
+  | { type: 'failed'; error: unknown };
 
 /**
  * The life of one PayPal transaction: every IPN about it and every operator decision, one at a
@@ -91,7 +119,12 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
   // A message whose postback PayPal never answered waits here for a person; decisions arriving
   // when none waits are recorded and ignored like any malformed input.
   let parked = false;
+  // Beside the queue several may be parked at once: a decision naming one goes to it.
+  const parkedBeside = new Set<string>();
   const desk: ParkingDecision[] = [];
+  // Messages being verified beside the queue (until their outcome is applied), and those waiting for a place.
+  const examining = new Set<string>();
+  const waiting: string[] = [];
   for (const [signal, kind] of [
     [retryVerificationSignal, 'retry'],
     [rejectMessageSignal, 'reject'],
@@ -99,13 +132,21 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
     setHandler(
       signal,
       (payload: unknown) => {
-        const parsed = OperatorActionSchema.safeParse(payload);
-        if (parsed.success && parked) desk.push({ kind, action: parsed.data });
-        else
+        const parsed = ParkingActionSchema.safeParse(payload);
+        const named = parsed.success ? parsed.data.messageId : undefined;
+        const waits = parked || (named === undefined ? parkedBeside.size > 0 : parkedBeside.has(named));
+        if (parsed.success && waits) {
+          const { operator, reason } = parsed.data;
+          desk.push({ kind, action: { operator, reason }, ...(named === undefined ? {} : { messageId: named }) });
+        } else
           inbox.push({
             type: 'malformed',
             signal: signal.name,
-            issues: parsed.success ? 'no message of this payment is parked' : describeIssues(parsed.error),
+            issues: !parsed.success
+              ? describeIssues(parsed.error)
+              : named === undefined
+                ? 'no message of this payment is parked'
+                : `message ${named} of this payment is not parked`,
           });
       },
       { description: `Operator: ${kind} the verification of a parked message. ${operatorHelp}` },
@@ -154,12 +195,16 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
     initialPaymentState(input.integrationId, input.paymentTxnId);
   setHandler(paymentStateQuery, () => state);
   const orphanGraceSeconds = input.orphanGraceSeconds ?? DEFAULT_ORPHAN_GRACE_SECONDS;
+  // Verifications the previous run had not finished (see continueAsNew below) start again.
+  for (const messageId of input.examiningMessageIds ?? []) inbox.push({ type: 'message', messageId });
+  /** `processing` while a message is verified or applied (the backlog metric), `parked` while one waits. */
+  const busy = () => [...(examining.size > 0 ? ['processing'] : []), ...(parkedBeside.size > 0 ? ['parked'] : [])];
 
   /** One input through the rules; the state is shown and saved before any outcome is recorded. */
   const apply = async (item: PaymentInput, known: PaymentFacts = {}) => {
     const decision = await decide(state, item, orphanGraceSeconds, known);
     state = decision.state;
-    publish(state);
+    publish(state, busy());
     await act.savePaymentState(state);
     return decision;
   };
@@ -185,6 +230,7 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
       forWorkflow: workflowInfo().workflowId,
       verifyGiveUpSeconds: input.verifyGiveUpSeconds ?? DEFAULT_VERIFY_GIVE_UP_SECONDS,
       flags,
+      localActivityLock,
       onParked: () => {
         parked = true;
         showFlags(state, ['processing', 'parked']);
@@ -195,6 +241,54 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
         return desk.shift()!;
       },
     });
+    await applyExamined(messageId, examined, flags);
+  };
+
+  /**
+   * Verification beside the queue: runs on its own (the loop goes on with other inputs) and hands
+   * its outcome to the loop, which applies outcomes one at a time, in the order they arrive.
+   */
+  const startExamining = (messageId: string): void => {
+    if (examining.has(messageId) || waiting.includes(messageId)) return; // dispatched twice (the relay)
+    if (state.history.some((h) => h.messageId === messageId)) return;
+    if (examining.size >= MAX_EXAMINING) {
+      waiting.push(messageId);
+      return;
+    }
+    examining.add(messageId);
+    showFlags(state, busy());
+    const flags: string[] = [];
+    examineMessage(messageId, {
+      forWorkflow: workflowInfo().workflowId,
+      verifyGiveUpSeconds: input.verifyGiveUpSeconds ?? DEFAULT_VERIFY_GIVE_UP_SECONDS,
+      flags,
+      localActivityLock,
+      onParked: () => {
+        parkedBeside.add(messageId);
+        showFlags(state, busy());
+      },
+      awaitOperator: async () => {
+        // The oldest decision naming this message, or naming none.
+        const mine = () => desk.findIndex((d) => d.messageId === undefined || d.messageId === messageId);
+        await condition(() => mine() !== -1);
+        parkedBeside.delete(messageId);
+        return desk.splice(mine(), 1)[0]!;
+      },
+    }).then(
+      (examined) => inbox.push({ type: 'examined', messageId, examined, flags }),
+      (error: unknown) => {
+        // An activity refused for good (a message id that names nothing): recorded and ignored like
+        // any malformed signal. Anything else is the loop's to throw, as when it verified in turn.
+        if (error instanceof TemporalFailure && !(error instanceof CancelledFailure)) {
+          const detail = `message ${messageId}: ${error.message}`.slice(0, 300);
+          inbox.push({ type: 'examined', messageId, examined: { kind: 'refused', detail }, flags });
+        } else inbox.push({ type: 'failed', error });
+      },
+    );
+  };
+
+  /** An examined message: recorded when it was refused or finished, else applied as a verified event. */
+  const applyExamined = async (messageId: string, examined: Examination, flags: string[]): Promise<void> => {
     if (examined.kind === 'refused') {
       // Not ours to take (an id typed into the Web UI): recorded and ignored like any malformed signal.
       await apply({ type: 'malformed', signal: 'ipnMessage', issues: examined.detail });
@@ -235,13 +329,28 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
     const hasInput = () => inbox.length > 0;
     const woken = wake.afterMs === null ? (await condition(hasInput), true) : await condition(hasInput, wake.afterMs);
     if (!woken) {
-      if (wake.then === 'close') break; // idle, and nothing waits for a person or a deadline
-      inbox.push({ type: 'tick' });
+      // Idle, and nothing waits for a person or a deadline; a message still being verified keeps it open.
+      if (wake.then === 'close' && examining.size === 0) break;
+      if (wake.then === 'close') await condition(() => hasInput() || examining.size === 0);
+      else inbox.push({ type: 'tick' });
     }
     while (inbox.length > 0) {
       const item = inbox.shift()!;
       if (item.type === 'message') {
-        await takeMessage(item.messageId);
+        if (patched(VERIFY_BESIDE_QUEUE)) startExamining(item.messageId);
+        else await takeMessage(item.messageId);
+        continue;
+      }
+      if (item.type === 'failed') throw item.error;
+      if (item.type === 'examined') {
+        try {
+          await applyExamined(item.messageId, item.examined, item.flags);
+        } finally {
+          examining.delete(item.messageId);
+          const next = waiting.shift();
+          if (next !== undefined) startExamining(next);
+          publish(state, busy());
+        }
         continue;
       }
       const decision = await apply(item);
@@ -252,7 +361,12 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
     }
     if (workflowInfo().continueAsNewSuggested) {
       await condition(allHandlersFinished);
-      await continueAsNew<typeof paymentLifecycle>(input);
+      // Verifications under way start again in the next run (the postback is safe to repeat).
+      const examiningMessageIds = [...examining, ...waiting];
+      await continueAsNew<typeof paymentLifecycle>({
+        ...input,
+        ...(examiningMessageIds.length > 0 ? { examiningMessageIds } : {}),
+      });
     }
   }
   await condition(allHandlersFinished);
@@ -311,9 +425,9 @@ function flagsOf(s: PaymentState): string[] {
   return [...new Set([...(s.hold ? ['held', s.hold.reason] : []), ...s.attention, ...(s.payment?.flags ?? [])])];
 }
 
-/** Shows the state to ops: search attributes and the Web UI's current details. */
-function publish(s: PaymentState): void {
-  const flags = flagsOf(s);
+/** Shows the state to ops: search attributes (with `extra` flags) and the Web UI's current details. */
+function publish(s: PaymentState, extra: string[] = []): void {
+  const flags = [...new Set([...flagsOf(s), ...extra])];
   upsertSearchAttributes([
     { key: PaymentStatusKey, value: s.paymentStatus ?? s.phase },
     { key: FlagsKey, value: flags },

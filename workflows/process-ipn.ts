@@ -1,6 +1,8 @@
 import {
   condition,
   defineQuery,
+  patched,
+  proxyActivities,
   proxyLocalActivities,
   setCurrentDetails,
   setHandler,
@@ -34,6 +36,15 @@ const { routeToProfile, profileOwningTxn, routeAdjustmentToProfile } = proxyLoca
   retry: { initialInterval: '200ms', maximumInterval: '30s' },
 });
 
+// A Mass Pay message's items (up to 5,000: over a megabyte) are read, matched and routed inside one
+// activity, after verification; the workflow sees counts. Decoding and matching take a second or two.
+const { routeMasspayMessage } = proxyActivities<Activities>({
+  startToCloseTimeout: '5m',
+  retry: { initialInterval: '1s', maximumInterval: '1m' },
+});
+/** Before this patch the workflow held the decoded items and routed them itself (histories before it replay so). */
+const MASSPAY_ITEMS_IN_ACTIVITY = 'masspay-items-in-activity';
+
 export const messageStateQuery = defineQuery<{ stage: string; flags: string[] }>('state');
 
 /**
@@ -48,6 +59,7 @@ export async function processIpn(input: ProcessIpnInput): Promise<MessageOutcome
   setHandler(messageStateQuery, () => ({ stage, flags }));
   // Signals are input (the Web UI sends whatever is typed): validated here, a bad one recorded and ignored.
   const decision = (kind: 'retry' | 'reject', signal: string) => (payload: unknown) => {
+    // Its one message: a messageId, if named, is not needed (the admin API names it for payments).
     const parsed = OperatorActionSchema.safeParse(payload);
     if (parsed.success) operatorAction = { kind, action: parsed.data };
     else malformed.push({ signal, issues: describeIssues(parsed.error) });
@@ -102,6 +114,23 @@ export async function processIpn(input: ProcessIpnInput): Promise<MessageOutcome
   const route = classify(summary);
   switch (route.kind) {
     case 'masspay': {
+      if (patched(MASSPAY_ITEMS_IN_ACTIVITY)) {
+        const routed = await routeMasspayMessage({
+          messageId: input.messageId,
+          paymentIdleCloseSeconds: input.paymentIdleCloseSeconds,
+        });
+        const receivedDetail = `${routed.received} item(s) paid to us`;
+        if (routed.received > 0 && routed.received === routed.items) return finish('masspay_received', receivedDetail);
+        if (routed.unmatched > 0 || routed.batchIds.length === 0) {
+          flags.push('held');
+          const detail =
+            `${routed.unmatched} of ${routed.items - routed.received} item(s) ` +
+            `match no batch: ${routed.unmatchedSample.join(', ')}`;
+          await raiseAlert({ kind: 'masspay_unmatched', messageId: input.messageId, detail });
+          return finish('masspay_unmatched', detail.slice(0, 500));
+        }
+        return finish('masspay_routed', `items of ${routed.batchIds.join(', ')}`.slice(0, 500));
+      }
       // Items paid to us are payments received (each to its payment entity); the rest are our payouts.
       const received = receivedMasspayEvents(summary, integration, {
         messageId: input.messageId,

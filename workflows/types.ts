@@ -15,4 +15,6 @@ export interface PaymentLifecycleInput {
   orphanGraceSeconds?: number;
   /** How long PayPal's postback is retried for a message this payment verifies before it is parked. */
   verifyGiveUpSeconds?: number;
+  /** Messages the previous run was still verifying when it continued as new: verified again. */
+  examiningMessageIds?: string[];
 }

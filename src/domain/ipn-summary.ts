@@ -78,7 +78,12 @@ type MasspayPrefix = keyof typeof MASSPAY_ITEM_FIELDS;
 // no leading zero, so "_01" cannot alias "_1".
 const MASSPAY_ITEM_KEY = new RegExp(`^(${Object.keys(MASSPAY_ITEM_FIELDS).join('|')})_([1-9][0-9]*)$`);
 
-export function summarizeIpn(fields: Fields): IpnSummary {
+/**
+ * With `items: false`, Mass Pay items are left out (`masspayItems` is empty): what workflows receive
+ * before verification, bounded whatever the body; the items are read inside activities (see
+ * countMasspayItems for their number).
+ */
+export function summarizeIpn(fields: Fields, { items = true }: { items?: boolean } = {}): IpnSummary {
   const txnType = field(fields, 'txn_type');
   return {
     txnType,
@@ -112,7 +117,7 @@ export function summarizeIpn(fields: Fields): IpnSummary {
     // PayPal pads some recurring values (period_type arrives as " Regular").
     profileStatus: trimmed(fields, 'profile_status'),
     paymentDate: field(fields, 'payment_date'),
-    masspayItems: isMasspay(fields, txnType) ? masspayItems(fields) : [],
+    masspayItems: items && isMasspay(Object.keys(fields), txnType) ? masspayItems(fields) : [],
   };
 }
 
@@ -121,8 +126,16 @@ export function summarizeIpn(fields: Fields): IpnSummary {
  * names Mass Pay uses, so items are only read from Mass Pay messages; a
  * `masspay_txn_id_x` field identifies one even if txn_type were missing.
  */
-function isMasspay(fields: Fields, txnType: string | null): boolean {
-  return txnType === 'masspay' || Object.keys(fields).some((key) => /^masspay_txn_id_[1-9][0-9]*$/.test(key));
+export function isMasspay(keys: readonly string[], txnType: string | null): boolean {
+  return txnType === 'masspay' || keys.some((key) => /^masspay_txn_id_[1-9][0-9]*$/.test(key));
+}
+
+/**
+ * The item a Mass Pay item key belongs to (`_x`, as written), or null for any other key: from the
+ * key alone, before any value is decoded. summarizeIpn never finds more items than such keys.
+ */
+export function masspayItemOf(key: string): string | null {
+  return MASSPAY_ITEM_KEY.exec(key)?.[2] ?? null;
 }
 
 function masspayItems(fields: Fields): MasspayItem[] {

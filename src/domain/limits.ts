@@ -51,3 +51,37 @@ export function idPartOrHash(value: string): string {
   for (let i = 0; i < value.length; i++) h = Math.imul(h ^ value.charCodeAt(i), 0x01000193);
   return `invalid-${(h >>> 0).toString(16).padStart(8, '0')}`;
 }
+
+/**
+ * The most items one Mass Pay IPN can carry. It reports every item of its batch, and a batch is at
+ * most PayPal's largest: an upload file takes up to 5,000 rows (Mass Payments guide), the MassPay
+ * NVP call 250 items (NVP reference). Beyond that it is no PayPal message: stored, flagged
+ * malformed, never applied.
+ */
+export const MASSPAY_MAX_ITEMS = 5_000;
+
+/**
+ * The most `&`-separated parts an IPN body may have. A Mass Pay item has at most 10 fields
+ * (masspay_txn_id, mc_gross, mc_fee, mc_currency, payment_gross, payment_fee, receiver_email,
+ * status, unique_id, reason_code: `_x` each), the message itself a few dozen; other messages
+ * (carts included) carry far fewer. Counted on the raw bytes before anything is decoded.
+ */
+export const IPN_MAX_FIELDS = MASSPAY_MAX_ITEMS * 10 + 500;
+
+/**
+ * The longest value a summary field (what workflows receive) may have. PayPal's longest documented
+ * IPN values are 255 characters (`custom`, `memo`); four times that is still no PayPal message,
+ * and keeps a forged body from putting a megabyte into a payment's history before verification.
+ */
+export const SUMMARY_VALUE_MAX_CHARS = 1_024;
+
+/** Why a summary cannot be acted on (null when it can): ids as above, and no value over the length cap. */
+export function summaryProblem(summary: IdFields & Record<string, unknown>): string | null {
+  const ids = idFieldsProblem(summary);
+  if (ids) return ids;
+  for (const [key, value] of Object.entries(summary)) {
+    if (typeof value === 'string' && value.length > SUMMARY_VALUE_MAX_CHARS)
+      return `${key} has ${value.length} characters: no PayPal value is longer than ${SUMMARY_VALUE_MAX_CHARS}`;
+  }
+  return null;
+}

@@ -13,7 +13,14 @@
 import iconv from 'iconv-lite';
 import { TextDecoder } from 'node:util';
 
-export type IpnDecodeFailure = 'empty' | 'unknown_charset' | 'bad_encoding' | 'not_form';
+export type IpnDecodeFailure =
+  | 'empty'
+  | 'unknown_charset'
+  | 'bad_encoding'
+  | 'not_form'
+  // Larger than any PayPal message (see read.ts and domain/limits.ts).
+  | 'too_many_fields'
+  | 'too_many_items';
 
 export class IpnDecodeError extends Error {
   readonly reason: IpnDecodeFailure;
@@ -43,6 +50,7 @@ export const DEFAULT_IPN_CHARSET = 'windows-1252';
 const KEY_PATTERN = /^[A-Za-z0-9_.\-[\]]+$/;
 const CHARSET_KEY = 'charset';
 const PERCENT = 0x25;
+const AMPERSAND = 0x26;
 const PLUS = 0x2b;
 const SPACE = 0x20;
 const HEX_DIGIT = /^[0-9A-Fa-f]{2}$/;
@@ -56,7 +64,7 @@ const ASCII_PROBE = Buffer.from(
 const asciiCompatible = new Map<string, boolean>();
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
-interface RawField {
+export interface RawField {
   /** Byte-for-byte text of the key and value (latin1: one char per byte). */
   key: string;
   value: string;
@@ -68,27 +76,93 @@ interface RawField {
  * decodeIpn rejected. Only reads the raw `charset` field, which is ASCII.
  */
 export function ipnCharset(raw: Buffer): string {
-  return findCharset(splitFields(raw)).charset;
+  return findCharset(runSteps(splitFields(raw))).charset;
 }
 
 export function decodeIpn(raw: Buffer): DecodedIpn {
-  const rawFields = splitFields(raw);
-  const { charset, declared } = findCharset(rawFields);
-  requireUsableCharset(charset);
+  return runSteps(decodeSteps(raw));
+}
 
-  // Keys passed KEY_PATTERN (plain ASCII, no escapes), so they need no decoding.
-  const pairs: Array<[string, string]> = rawFields.map(({ key, value }) => [
-    key,
-    decodeComponent(value, charset, `value of ${JSON.stringify(key)}`),
-  ]);
+/**
+ * Work done in steps, for large bodies: each `yield` is a point where the event loop may run.
+ * runSteps goes straight through; runYielding lets the event loop run every `sliceMs` of work, so
+ * a large body (a 5,000-item Mass Pay IPN, or a forged megabyte) never holds up other requests for
+ * long, and a small one runs in one slice, without yielding at all. Same results, same errors.
+ */
+export type Steps<T> = Generator<void, T, undefined>;
+
+export function runSteps<T>(steps: Steps<T>): T {
+  for (;;) {
+    const next = steps.next();
+    if (next.done) return next.value;
+  }
+}
+
+export async function runYielding<T>(steps: Steps<T>, sliceMs = 8): Promise<T> {
+  let sliceStart = performance.now();
+  for (;;) {
+    const next = steps.next();
+    if (next.done) return next.value;
+    if (performance.now() - sliceStart > sliceMs) {
+      await new Promise((resolve) => setImmediate(resolve));
+      sliceStart = performance.now();
+    }
+  }
+}
+
+/** Loop iterations between two yield points. */
+export const STEP = 256;
+
+/** decodeIpn in steps. */
+export function* decodeSteps(raw: Buffer): Steps<DecodedIpn> {
+  return yield* decodeSplitSteps(yield* splitIpnSteps(raw));
+}
+
+/** The raw `&`-separated fields (keys checked, values still encoded) and the charset they declare. */
+export interface SplitIpn {
+  fields: RawField[];
+  charset: string;
+  declared: boolean;
+}
+
+/** Splits the body and checks its keys and charset, decoding no value but `charset`: linear in the bytes. */
+export function* splitIpnSteps(raw: Buffer): Steps<SplitIpn> {
+  const fields = yield* splitFields(raw);
+  const { charset, declared } = findCharset(fields);
+  requireUsableCharset(charset);
+  return { fields, charset, declared };
+}
+
+/** Every value of a split body decoded, as decodeIpn does. */
+export function* decodeSplitSteps(split: SplitIpn): Steps<DecodedIpn> {
+  const { charset, declared } = split;
+  const pairs: Array<[string, string]> = [];
   const fields: Record<string, string> = Object.create(null) as Record<string, string>;
-  for (const [key, value] of pairs) {
-    fields[key] = value;
+  for (let i = 0; i < split.fields.length; i++) {
+    if (i % STEP === STEP - 1) yield;
+    const pair = decodeField(split.fields[i]!, charset);
+    pairs.push(pair);
+    fields[pair[0]] = pair[1];
   }
   return { charset, charsetDeclared: declared, pairs, fields };
 }
 
-function splitFields(raw: Buffer): RawField[] {
+/** One value of a split body, decoded as decodeIpn would (the key needs no decoding: KEY_PATTERN). */
+export function decodeField({ key, value }: RawField, charset: string): [string, string] {
+  return [key, decodeComponent(value, charset, `value of ${JSON.stringify(key)}`)];
+}
+
+/**
+ * How many `&`-separated parts the body has, counting no further than `max + 1`: one scan of the
+ * bytes (memchr), so a limit on the number of fields is checked before anything is split or decoded.
+ */
+export function countParts(raw: Buffer, max: number): number {
+  let parts = 1;
+  for (let at = raw.indexOf(AMPERSAND); at !== -1 && parts <= max; at = raw.indexOf(AMPERSAND, at + 1)) parts++;
+  return parts;
+}
+
+function* splitFields(raw: Buffer): Steps<RawField[]> {
   if (!Buffer.isBuffer(raw)) {
     throw new IpnDecodeError('not_form', `IPN body must be a Buffer of raw bytes, got ${typeof raw}`);
   }
@@ -101,9 +175,11 @@ function splitFields(raw: Buffer): RawField[] {
   }
   const fields: RawField[] = [];
   const segments = text.split('&');
-  segments.forEach((segment, index) => {
+  for (let index = 0; index < segments.length; index++) {
+    if (index % STEP === STEP - 1) yield;
+    const segment = segments[index]!;
     // Tolerated: a stray "&&" or trailing "&" carries no field.
-    if (segment === '') return;
+    if (segment === '') continue;
     const eq = segment.indexOf('=');
     const key = eq === -1 ? segment : segment.slice(0, eq);
     if (eq === -1 || !KEY_PATTERN.test(key)) {
@@ -114,7 +190,7 @@ function splitFields(raw: Buffer): RawField[] {
       );
     }
     fields.push({ key, value: segment.slice(eq + 1) });
-  });
+  }
   return fields;
 }
 

@@ -12,7 +12,7 @@ import { ipnWorkflowId, paymentWorkflowId } from '../domain/workflow-ids';
 import { directPaymentTxn } from '../domain/classify';
 import { ipnMessageSignal } from '../../workflows/payment-lifecycle';
 import { signalPayment } from './payment-entity';
-import { readIpn } from './read';
+import { readIpnHead } from './read';
 import { idPartOrHash, isIdPart, SUMMARY_MAX_CHARS } from '../domain/limits';
 import { alerts } from '../metrics';
 import { IntegrationIdKey, TxnIdKey } from '../domain/contracts';
@@ -162,7 +162,7 @@ export class IpnDispatcher {
           txnId: m.txnId ?? null,
           txnType: m.txnType ?? null,
           paymentStatus: m.paymentStatus ?? null,
-          paymentTxnId: directPaymentTxn(summaryOrNull(Buffer.from(m.raw.buffer))),
+          paymentTxnId: directPaymentTxn(await summaryOrNull(Buffer.from(m.raw.buffer))),
           workflowId: m.workflowId ?? null,
         });
         started++;
@@ -198,9 +198,9 @@ export class IpnDispatcher {
 }
 
 /** The same decision the request path made from these bytes at intake. */
-function summaryOrNull(raw: Buffer) {
+async function summaryOrNull(raw: Buffer) {
   try {
-    return readIpn(raw).summary;
+    return (await readIpnHead(raw)).summary;
   } catch {
     return null;
   }

@@ -1,7 +1,7 @@
 import { Types } from 'mongoose';
 import type { Models } from '../db/models';
 import { directPaymentTxn } from '../domain/classify';
-import { readIpn } from './read';
+import { readIpnHead } from './read';
 import { retryTransientStoreErrors } from '../db/transient';
 import { dispatchWorkflowId } from './dispatcher';
 
@@ -20,8 +20,9 @@ export interface StoredMessage {
 
 /**
  * Stores one delivery exactly as received, in a single insert (the durable point: only after it
- * may we answer 200). A few decoded fields ride along for search; a body we cannot decode, or
- * whose ids are no PayPal ids, is kept all the same without them, and its workflow flags it.
+ * may we answer 200). A few decoded fields ride along for search; a body we cannot decode, larger
+ * than any PayPal message (fields, Mass Pay items), or whose ids are no PayPal ids, is kept all the
+ * same without them, flagged malformed, and its workflow records it so without applying anything.
  *
  * The outbox entry goes in first, under the message's _id chosen here, and the message second:
  * with no multi-document transactions, that order alone guarantees that every stored message
@@ -52,7 +53,8 @@ export async function storeIpn(
   let decodeError: string | undefined;
   let paymentTxnId: string | null = null;
   try {
-    const { charset, summary: s } = readIpn(input.raw);
+    // Bounded and yielding (see readIpnHead): a large body never holds the event loop for long.
+    const { charset, summary: s } = await readIpnHead(input.raw);
     paymentTxnId = directPaymentTxn(s);
     const { txnId, txnType, paymentStatus, parentTxnId, testIpn, resend } = s;
     fields = { charset, txnId, txnType, paymentStatus, parentTxnId, testIpn, resend };

@@ -5,8 +5,8 @@
 import fc from 'fast-check';
 import iconv from 'iconv-lite';
 import { replaceField } from '../../src/cli/ipn';
-import { idFieldsProblem } from '../../src/domain/limits';
-import { summarizeIpn, type IpnSummary } from '../../src/domain/ipn-summary';
+import { IPN_MAX_FIELDS, MASSPAY_MAX_ITEMS, summaryProblem } from '../../src/domain/limits';
+import { masspayItemOf, summarizeIpn, type IpnSummary } from '../../src/domain/ipn-summary';
 import { IpnDecodeError, decodeIpn } from '../../src/ipn/decode';
 import { sample, sampleFiles } from './samples';
 import { KNOWN_PAYMENT_STATUSES } from '../../src/domain/classify';
@@ -549,11 +549,18 @@ export function check(ok: boolean, what: string, detail?: unknown): void {
 /** decodeIpn then summarizeIpn, or the documented IpnDecodeError; anything else thrown fails the property. */
 export function decodeOrReason(raw: Buffer): { summary: IpnSummary; charset: string } | { reason: string } {
   try {
+    // Larger than any PayPal message (src/ipn/read.ts): too many fields, or Mass Pay items by their keys.
+    if (Buffer.isBuffer(raw) && raw.toString('latin1').split('&').length > IPN_MAX_FIELDS)
+      return { reason: 'too_many_fields' };
     const decoded = decodeIpn(raw);
     check(Object.getPrototypeOf(decoded.fields) === null, 'decoded fields have a prototype');
+    const keys = decoded.pairs.map(([key]) => key);
+    const items = new Set(keys.map(masspayItemOf).filter((item) => item !== null));
+    const massPay = decoded.fields['txn_type'] === 'masspay' || keys.some((k) => /^masspay_txn_id_[1-9]/.test(k));
+    if (massPay && items.size > MASSPAY_MAX_ITEMS) return { reason: 'too_many_items' };
     const summary = summarizeIpn(decoded.fields);
-    // Intake (readIpn) also refuses ids no PayPal message has: such a body is stored as malformed.
-    if (idFieldsProblem(summary)) return { reason: 'not_paypal_ids' };
+    // Intake (readIpn) also refuses ids and values no PayPal message has: such a body is stored as malformed.
+    if (summaryProblem(summary)) return { reason: 'not_paypal_ids' };
     return { summary, charset: decoded.charset };
   } catch (err) {
     if (!(err instanceof IpnDecodeError)) throw err;

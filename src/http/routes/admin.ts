@@ -240,7 +240,8 @@ export function adminRoutes(deps: AppDeps): Router {
       // A payment's workflow outlives its messages: only a parked message takes a decision.
       if (msg.state !== 'parked') throw new HttpError(409, `message ${ctx.params.id!} is ${msg.state}, not parked`);
       try {
-        await client.workflow.getHandle(msg.workflowId).signal(signal, action);
+        // Named: a payment may have several messages parked at once.
+        await client.workflow.getHandle(msg.workflowId).signal(signal, { ...action, messageId: String(msg._id) });
       } catch (err) {
         // Its workflow already finished (e.g. a second click on retry): nothing is parked any more.
         throw new HttpError(409, `message workflow ${msg.workflowId} is not running: ${(err as Error).message}`);

@@ -4,21 +4,57 @@ import type { AppDeps } from '../app';
 import { storeIpn } from '../../ipn/intake';
 import { UndispatchableError } from '../../ipn/dispatcher';
 import { ipnReceived } from '../../metrics';
+import { clientKey, IpnRateLimit } from '../../ipn/rate-limit';
 
 /**
  * PayPal's door. The only promise it makes: answer an empty 200 once the raw bytes are stored,
  * and anything else (so PayPal resends) when they are not. All judgement happens in workflows.
+ *
+ * Cheap before it is generous: the media type, the client's rate and the integration are checked
+ * before a byte of the body is read, so a refusal costs no read (and the connection is closed, so
+ * Node does not drain an unread body either).
  */
 export function ipnRoutes({ db, dispatcher, config, logger, integrations }: AppDeps): Router {
   const router = new Router();
+  const rateLimit = new IpnRateLimit({
+    points: config.IPN_RATE_LIMIT_POINTS,
+    windowSeconds: config.IPN_RATE_LIMIT_WINDOW_SECONDS,
+    maxBodyBytes: config.IPN_MAX_BODY_BYTES,
+  });
   router.post('/ipn/:integrationId', async (ctx) => {
     const answer = (status: number, result: string, body = '') => {
       ctx.status = status;
       ctx.body = body;
       ipnReceived.inc({ result });
     };
+    const refuseUnread = (status: number, result: string, body: string) => {
+      ctx.set('Connection', 'close');
+      answer(status, result, body);
+    };
     if (!ctx.is('application/x-www-form-urlencoded'))
-      return answer(415, 'unsupported_media_type', 'IPN must be application/x-www-form-urlencoded');
+      return refuseUnread(415, 'unsupported_media_type', 'IPN must be application/x-www-form-urlencoded');
+    const declared = ctx.request.length ?? null;
+    const waitSeconds = await rateLimit.take(clientKey(ctx.request.ips, ctx.request.socket.remoteAddress), declared);
+    if (waitSeconds !== null) {
+      ctx.set('Retry-After', String(waitSeconds));
+      return refuseUnread(429, 'rate_limited', 'too many requests from this client; retry later');
+    }
+    if (declared !== null && declared > config.IPN_MAX_BODY_BYTES)
+      return refuseUnread(413, 'too_large', `IPN larger than ${config.IPN_MAX_BODY_BYTES} bytes`);
+    let integration;
+    try {
+      integration = await integrations.get(ctx.params.integrationId!);
+    } catch (err) {
+      logger.error(
+        { err: (err as Error).message, integrationId: ctx.params.integrationId },
+        'could not look up the integration; answering 503',
+      );
+      return refuseUnread(503, 'store_failed', 'temporarily unavailable');
+    }
+    if (!integration) {
+      logger.warn({ integrationId: ctx.params.integrationId, bytes: declared }, 'IPN for unknown integration');
+      return refuseUnread(404, 'unknown_integration', 'unknown integration');
+    }
     let raw: Buffer;
     try {
       raw = await getRawBody(ctx.req, {
@@ -28,16 +64,11 @@ export function ipnRoutes({ db, dispatcher, config, logger, integrations }: AppD
     } catch (err) {
       const e = err as { type?: string; status?: number };
       if (e.type === 'entity.too.large')
-        return answer(413, 'too_large', `IPN larger than ${config.IPN_MAX_BODY_BYTES} bytes`);
-      return answer(e.status ?? 400, 'unreadable', 'could not read body');
+        return refuseUnread(413, 'too_large', `IPN larger than ${config.IPN_MAX_BODY_BYTES} bytes`);
+      return refuseUnread(e.status ?? 400, 'unreadable', 'could not read body');
     }
     let stored;
     try {
-      const integration = await integrations.get(ctx.params.integrationId!);
-      if (!integration) {
-        logger.warn({ integrationId: ctx.params.integrationId, bytes: raw.length }, 'IPN for unknown integration');
-        return answer(404, 'unknown_integration', 'unknown integration');
-      }
       stored = await storeIpn(db.models, {
         integrationId: integration._id,
         raw,
