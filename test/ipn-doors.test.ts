@@ -131,19 +131,22 @@ test('a burst from PayPal over the rate loses nothing: refused deliveries are re
   );
   const outcomes = await Promise.all(deliveries.map((d) => d.done));
   expect(outcomes.every((o) => o.delivered)).toBe(true);
-  const statuses = deliveries.flatMap((d) => d.attempts.map((a) => a.status));
+  const attempts = deliveries.flatMap((d) => d.attempts);
+  const statuses = attempts.map((a) => a.status);
   expect(statuses.filter((s) => s === 429).length).toBeGreaterThanOrEqual(txns.length - POINTS);
-  expect(statuses.every((s) => s === 200 || s === 429)).toBe(true);
+  // 200 or 429, or (on a busy machine) an answer slower than the simulator waits: resent, as PayPal does.
+  expect(attempts.filter((a) => a.status !== 200 && a.status !== 429 && a.status !== undefined)).toEqual([]);
 
   await waitFor(
     'every payment credited',
     async () => (await balanceMinor(stack, 'c-doors', 'USD')) === before + 1234 * txns.length,
     60_000,
   );
-  // Stored once per delivery answered 200, never for a 429; each payment credited exactly once.
+  // Every payment stored, never for a 429 (only attempts that got no 429 may have been stored: a slow
+  // answer's resend is stored again); each payment credited exactly once.
   const stored = await stack.db.models.IpnMessage.find({ integrationId: SHOP, txnId: { $in: txns } }).lean();
-  expect(stored).toHaveLength(txns.length);
   expect(new Set(stored.map((m) => m.txnId)).size).toBe(txns.length);
+  expect(stored.length).toBeLessThanOrEqual(statuses.filter((s) => s !== 429).length);
   const entries = await stack.db.models.LedgerEntry.find({ integrationId: SHOP, txnId: { $in: txns } }).lean();
   expect(entries).toHaveLength(txns.length);
 });

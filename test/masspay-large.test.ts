@@ -150,7 +150,16 @@ test(`a ${COUNT}-item batch reconciles exactly from IPNs applied in slices; agai
   const sliceCalls = (history.events ?? []).filter(
     (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'applyMasspaySlice',
   );
-  expect(sliceCalls).toHaveLength(3 * Math.ceil(COUNT / SLICE_ITEMS));
+  const slicesOf = new Map<string, number[]>();
+  for (const e of sliceCalls) {
+    const data = e.activityTaskScheduledEventAttributes!.input!.payloads![0]!.data!;
+    const input = JSON.parse(Buffer.from(data).toString()) as { messageId: string; slice: number };
+    slicesOf.set(input.messageId, [...(slicesOf.get(input.messageId) ?? []), input.slice]);
+  }
+  // Three deliveries (a busy machine may make the simulator resend one more: applied alike, moving nothing).
+  expect(slicesOf.size).toBeGreaterThanOrEqual(3);
+  const perMessage = Array.from({ length: Math.ceil(COUNT / SLICE_ITEMS) }, (_, i) => i);
+  for (const slices of slicesOf.values()) expect(slices).toEqual(perMessage);
   expect(JSON.stringify(history).length).toBeLessThan(200_000);
   expect(await workflowTaskFailures(stack.client, payoutWorkflowId(id))).toEqual([]);
 }, 360_000);

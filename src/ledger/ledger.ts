@@ -254,11 +254,20 @@ export class Ledger {
     if (toSeq <= fromSeq) return;
     // By _id alone (FerretDB scans on any compound filter). Racing writers may leave the cache a
     // step behind; no harm: every reader walks the chain forward from it (catchUp) before use.
-    await this.models.Balance.updateOne(
-      { _id: accountId },
-      { $set: { seq: toSeq, balanceMinor, customerId, currency, mode } },
-      { upsert: true },
-    );
+    const write = () =>
+      this.models.Balance.updateOne(
+        { _id: accountId },
+        { $set: { seq: toSeq, balanceMinor, customerId, currency, mode } },
+        { upsert: true },
+      );
+    try {
+      await write();
+    } catch (err) {
+      // Two first upserts of one account race: the loser's insert hits the winner's _id (a reader
+      // catching up beside a writer answered 500 for it). The document exists now: update it.
+      if (!isDuplicateKey(err)) throw err;
+      await write();
+    }
   }
 }
 
