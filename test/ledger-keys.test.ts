@@ -78,3 +78,25 @@ test('debits that must stay covered: of two racing for one balance, exactly one 
   expect(await ledger.post(account('c2-c', -500))).toMatchObject({ applied: true, balanceAfterMinor: -100 });
   expect((await ledger.check()).problems).toEqual([]);
 });
+
+test("readers catching up beside an account's first postings never fail, and see a balance of the chain", async () => {
+  // Each account's first balance cache document is made by whoever gets there first: a reader's
+  // catch-up or the writer. Both upsert the same _id; the loser used to throw E11000 (a 500 to the API).
+  const accounts = Array.from({ length: 40 }, (_, i) => `race-${i}`);
+  await Promise.all(
+    accounts.map(async (customerId) => {
+      const write = async (n: number) =>
+        ledger.post({ ...posting(`${customerId}:${n}`, 100), customerId, idempotencyKey: `${customerId}:${n}` });
+      const read = () => ledger.balances(customerId, 'live');
+      const seen = await Promise.all([write(1), read(), read(), write(2), read()]);
+      for (const balances of [seen[1], seen[2], seen[4]] as Array<Awaited<ReturnType<typeof read>>>) {
+        expect([
+          [],
+          [{ currency: 'USD', balanceMinor: 100, seq: 1 }],
+          [{ currency: 'USD', balanceMinor: 200, seq: 2 }],
+        ]).toContainEqual(balances);
+      }
+      expect(await read()).toEqual([{ currency: 'USD', balanceMinor: 200, seq: 2 }]);
+    }),
+  );
+});
