@@ -1,6 +1,6 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import mongoose from 'mongoose';
-import type { ActivityDeps } from '.';
+import type { ActivityDeps } from './deps';
 import type { IpnSummary } from '../src/domain/ipn-summary';
 import type { Integration } from '../src/domain/integration';
 import { LifecycleEventSchema, type LifecycleEvent } from '../src/domain/payment-state';

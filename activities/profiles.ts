@@ -1,5 +1,5 @@
 import { ApplicationFailure } from '@temporalio/activity';
-import type { ActivityDeps } from '.';
+import type { ActivityDeps } from './deps';
 import { checkPayment } from '../src/domain/checks';
 import type { Proof } from '../src/domain/payment-decide';
 import { LifecycleEventSchema, type LifecycleEvent } from '../src/domain/payment-state';

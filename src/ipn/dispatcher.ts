@@ -8,7 +8,7 @@ import { Types } from 'mongoose';
 import type { Config } from '../config';
 import type { Models } from '../db/models';
 import type { Logger } from '../logger';
-import { ipnWorkflowId, paymentWorkflowId } from '../domain/workflow-ids';
+import { dispatchWorkflowId, type Dispatchable } from '../domain/workflow-ids';
 import { directPaymentTxn } from '../domain/classify';
 import { ipnMessageSignal } from '../../workflows/payment-lifecycle';
 import { signalPayment } from './payment-entity';
@@ -18,17 +18,6 @@ import { alerts } from '../metrics';
 import { IntegrationIdKey, TxnIdKey } from '../domain/contracts';
 import type { StoredMessage } from './intake';
 import { processIpn } from '../../workflows/process-ipn';
-
-type Dispatchable = Pick<StoredMessage, '_id' | 'integrationId' | 'txnId' | 'txnType' | 'paymentStatus'> & {
-  paymentTxnId?: string | null;
-};
-
-/** The one workflow a stored message is handed to: its payment's, or its own processIpn. */
-export function dispatchWorkflowId(msg: Dispatchable): string {
-  return msg.paymentTxnId
-    ? paymentWorkflowId(msg.integrationId, msg.paymentTxnId)
-    : ipnWorkflowId({ ...msg, messageId: msg._id });
-}
 
 /** Temporal refused this message's start for good; the message is set aside for a person. */
 export class UndispatchableError extends Error {

@@ -1,7 +1,7 @@
 import Router from '@koa/router';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { z } from 'zod';
-import type { AppDeps } from '../app';
+import type { AppDeps } from '../deps';
 import { HttpError } from '../errors';
 import { readJson } from '../json-body';
 import { ProfileStateSchema, ProfileStatusSchema, type ProfileState } from '../../domain/profile';
