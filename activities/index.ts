@@ -1,7 +1,4 @@
-import type { Client } from '@temporalio/client';
-import type { Config } from '../src/config';
-import type { Database } from '../src/db/connection';
-import type { Logger } from '../src/logger';
+import type { ActivityDeps } from './deps';
 import { createLedgerActivities } from './ledger';
 import { createMessageActivities } from './messages';
 import { createPaymentActivities } from './payments';
@@ -10,12 +7,7 @@ import { createPayoutActivities } from './payouts';
 import { createVerifyActivities } from './verify';
 import { createRetentionActivities } from './retention';
 
-export interface ActivityDeps {
-  db: Database;
-  client: Client;
-  config: Config;
-  logger: Logger;
-}
+export type { ActivityDeps };
 
 export function createActivities(deps: ActivityDeps) {
   return {

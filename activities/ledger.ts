@@ -1,5 +1,5 @@
 import { ApplicationFailure } from '@temporalio/activity';
-import type { ActivityDeps } from '.';
+import type { ActivityDeps } from './deps';
 import { Ledger, LedgerError, type PostingRequest, type PostingResult } from '../src/ledger/ledger';
 
 export function createLedgerActivities({ db, logger }: ActivityDeps) {

@@ -1,6 +1,6 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import mongoose from 'mongoose';
-import type { ActivityDeps } from '.';
+import type { ActivityDeps } from './deps';
 import type { IpnSummary } from '../src/domain/ipn-summary';
 import type { Integration } from '../src/domain/integration';
 import { LifecycleEventSchema, type LifecycleEvent } from '../src/domain/payment-state';
@@ -10,10 +10,10 @@ import { receivedMasspayEvents } from '../src/domain/masspay-received';
 import { inParallel } from '../src/payouts/items-engine';
 import { createPayoutActivities } from './payouts';
 import { toIntegration } from '../src/integrations/store';
-import { ipnEventSignal } from '../workflows/payment-lifecycle';
+import { ipnEventSignal } from '../src/contracts/payment-lifecycle';
 import { signalPayment } from '../src/ipn/payment-entity';
 import { alerts } from '../src/metrics';
-import type { MessageOutcomeRecord } from '../workflows/types';
+import type { MessageOutcomeRecord } from '../src/domain/payment-decide';
 
 export interface LoadedMessage {
   integration: Integration | null;

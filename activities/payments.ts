@@ -1,4 +1,4 @@
-import type { ActivityDeps } from '.';
+import type { ActivityDeps } from './deps';
 import { PaymentStateSchema, type PaymentState } from '../src/domain/payment-state';
 import { needsPerson } from '../src/domain/payment-decide';
 import { findCustomerForPayer } from '../src/customers/store';

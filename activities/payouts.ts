@@ -1,5 +1,5 @@
 import { Context } from '@temporalio/activity';
-import type { ActivityDeps } from '.';
+import type { ActivityDeps } from './deps';
 import type { Models } from '../src/db/models';
 import {
   batchNeedsPerson,
@@ -36,7 +36,7 @@ import {
   type SearchRow,
 } from '../src/payouts/nvp-masspay';
 import { callNvp, nvpUrl } from '../src/paypal/nvp-client';
-import { masspayBatch, masspayIpnSignal } from '../workflows/masspay-batch';
+import { MASSPAY_BATCH, masspayIpnSignal, type MasspayBatchWorkflow } from '../src/contracts/masspay-batch';
 
 const PAGE = 500;
 /** Reads or writes by _id in flight at once, per activity. */
@@ -505,7 +505,7 @@ export function createPayoutActivities({ db, client, config, logger }: ActivityD
       await models.IpnMessage.updateOne({ _id: m.messageId }, { $set: { routedEvent: routed } });
       const batchIds = Object.keys(routed.batches).sort();
       for (const batchId of batchIds) {
-        await client.workflow.signalWithStart(masspayBatch, {
+        await client.workflow.signalWithStart<MasspayBatchWorkflow, [{ messageId: string }]>(MASSPAY_BATCH, {
           workflowId: payoutWorkflowId(batchId),
           taskQueue: Context.current().info.taskQueue,
           args: [batchWorkflowInput(batchId, config)],

@@ -1,5 +1,5 @@
 import { ApplicationFailure } from '@temporalio/activity';
-import type { ActivityDeps } from '.';
+import type { ActivityDeps } from './deps';
 import { checkPayment } from '../src/domain/checks';
 import type { Proof } from '../src/domain/payment-decide';
 import { LifecycleEventSchema, type LifecycleEvent } from '../src/domain/payment-state';
@@ -17,7 +17,12 @@ import { readIpn } from '../src/ipn/read';
 import { toIntegration } from '../src/integrations/store';
 import { profileStartOptions } from '../src/recurring/start';
 import { callNvp, nvpCredentialNames, nvpCredentialsFromEnv, nvpUrl } from '../src/paypal/nvp-client';
-import { profileAdjustmentSignal, profileIpnSignal, recurringProfile } from '../workflows/recurring-profile';
+import {
+  profileAdjustmentSignal,
+  profileIpnSignal,
+  RECURRING_PROFILE,
+  type RecurringProfileWorkflow,
+} from '../src/contracts/recurring-profile';
 
 export function createProfileActivities({ db, client, config, logger }: ActivityDeps) {
   const { RecurringProfile, ProfileTxn, IpnMessage, Integration } = db.models;
@@ -98,7 +103,7 @@ export function createProfileActivities({ db, client, config, logger }: Activity
         },
       );
       const opts = start(integration.id, profileId);
-      await client.workflow.signalWithStart(recurringProfile, {
+      await client.workflow.signalWithStart<RecurringProfileWorkflow, [ProfileEvent]>(RECURRING_PROFILE, {
         ...opts,
         signal: profileIpnSignal,
         signalArgs: [event],
@@ -131,7 +136,7 @@ export function createProfileActivities({ db, client, config, logger }: Activity
       profileId: string;
     }): Promise<string> {
       const opts = start(event.integrationId, profileId);
-      await client.workflow.signalWithStart(recurringProfile, {
+      await client.workflow.signalWithStart<RecurringProfileWorkflow, [LifecycleEvent]>(RECURRING_PROFILE, {
         ...opts,
         signal: profileAdjustmentSignal,
         signalArgs: [event],

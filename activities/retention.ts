@@ -1,4 +1,4 @@
-import type { ActivityDeps } from '.';
+import type { ActivityDeps } from './deps';
 import { dropSettledRawBodies, type SweepResult } from '../src/retention/raw-bodies';
 
 export function createRetentionActivities({ db, config, logger }: ActivityDeps) {

@@ -1,5 +1,5 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import type { ActivityDeps } from '.';
+import type { ActivityDeps } from './deps';
 
 const USER_AGENT = 'ipnflow-ipn-verifier/0.1 (PayPal IPN listener; +https://developer.paypal.com/api/nvp-soap/ipn/)';
 const PREFIX = Buffer.from('cmd=_notify-validate&');

@@ -10,8 +10,8 @@
 import path from 'node:path';
 import os from 'node:os';
 import fs from 'node:fs';
-import { startTemporalServer } from '../src/dev/services/temporal-server';
-import { startMongoServer } from '../src/dev/services/mongo-server';
+import { startTemporalServer } from '../tools/dev/services/temporal-server';
+import { startMongoServer } from '../tools/dev/services/mongo-server';
 import { tsToMs } from '@temporalio/common/lib/time';
 import { payoutWorkflowId } from '../src/domain/contracts';
 import { createTestStack, waitFor, type TestStack } from '../test/support/stack';

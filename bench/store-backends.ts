@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import mongoose from 'mongoose';
-import { startMongoServer, type DbBackend } from '../src/dev/services/mongo-server';
+import { startMongoServer, type DbBackend } from '../tools/dev/services/mongo-server';
 
 type Doc = Record<string, unknown> & { _id: string };
 type Stats = { p50: number; p99: number; n: number; unit: 'ms' | 'ops/s' };

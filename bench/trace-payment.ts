@@ -4,8 +4,8 @@ import fs from 'node:fs';
  * another on the embedded servers, then prints, for the last one, every step from POST to credit
  * (workflow history events and the ledger entry) with its offset in ms.
  */
-import { startMongoServer } from '../src/dev/services/mongo-server';
-import { startTemporalServer } from '../src/dev/services/temporal-server';
+import { startMongoServer } from '../tools/dev/services/mongo-server';
+import { startTemporalServer } from '../tools/dev/services/temporal-server';
 import { createTestStack, sample, withField, type TestStack } from '../test/support/stack';
 import { accountIdOf } from '../src/ledger/ledger';
 import { CreditWatch } from './lib/credits';

@@ -15,8 +15,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
-import { startTemporalServer } from '../src/dev/services/temporal-server';
-import { startMongoServer } from '../src/dev/services/mongo-server';
+import { startTemporalServer } from '../tools/dev/services/temporal-server';
+import { startMongoServer } from '../tools/dev/services/mongo-server';
 import { payoutWorkflowId } from '../src/domain/contracts';
 import { createTestStack, waitFor, withFields, type TestStack } from '../test/support/stack';
 

@@ -7,7 +7,7 @@ export function redactUri(uri: string): string {
 
 /**
  * One JSON object per line on stdout: the production format, for whatever collects the logs. `npm start`
- * passes a pretty-printing `destination` (src/dev/pretty-log.ts); redaction happens before either.
+ * passes a pretty-printing `destination` (tools/dev/pretty-log.ts); redaction happens before either.
  */
 export function createLogger(level = process.env.LOG_LEVEL ?? 'info', destination?: DestinationStream) {
   return pino(

@@ -6,7 +6,7 @@ import { oneLineBundlerLogger } from '../src/temporal/bundle';
 /** `npm start`'s console: readable lines (pino-pretty) and webpack's report in one line; production stays JSON. */
 const script = (destination: string) => `
   const { createLogger } = require(${JSON.stringify(path.resolve(__dirname, '../src/logger'))});
-  const { devLogDestination } = require(${JSON.stringify(path.resolve(__dirname, '../src/dev/pretty-log'))});
+  const { devLogDestination } = require(${JSON.stringify(path.resolve(__dirname, '../tools/dev/pretty-log'))});
   createLogger('info', ${destination}).info(
     { url: 'http://localhost:3000', headers: { authorization: 'Bearer admin-secret' } },
     'API server listening',

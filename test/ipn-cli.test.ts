@@ -16,8 +16,8 @@ import {
   samplesDir,
   UsageError,
   type CliIo,
-} from '../src/cli/ipn';
-import { startPayPalSimulator } from '../src/paypal-sim';
+} from '../tools/cli/ipn';
+import { startPayPalSimulator } from '../tools/paypal-sim';
 import { SAMPLES_DIR, sample } from './support/samples';
 
 const REPO_ROOT = path.resolve(__dirname, '..');

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { Connection, Client } from '@temporalio/client';
-import { freePort } from '../src/dev/services/process';
+import { freePort } from '../tools/dev/services/process';
 import { paymentWorkflowId } from '../src/domain/workflow-ids';
 import { sample, waitFor, withField } from './support/stack';
 
@@ -34,7 +34,7 @@ function start(): ChildProcess {
   delete env.MONGODB_URI;
   delete env.ADMIN_TOKEN;
   delete env.IPNFLOW_DB_BACKEND; // the embedded default
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/dev/start.ts'], {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'tools/dev/start.ts'], {
     cwd: ROOT,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -113,7 +113,7 @@ test('serves the API and the Web UI, stops every child on Ctrl-C, and finds its 
   env.PAYPAL_SIM_PORT = String(ports.PAYPAL_SIM_PORT);
   const cli = await promisify(execFile)(
     process.execPath,
-    ['--import', 'tsx', 'src/cli/ipn.ts', 'send', path.join(dataDir, 'starttest1.ipn')],
+    ['--import', 'tsx', 'tools/cli/ipn.ts', 'send', path.join(dataDir, 'starttest1.ipn')],
     { cwd: ROOT, env, timeout: 60_000 },
   );
   expect(cli.stdout).toContain(

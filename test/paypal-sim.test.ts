@@ -9,7 +9,7 @@ import {
   startPayPalSimulator,
   withResendFlag,
   type PayPalSimulator,
-} from '../src/paypal-sim';
+} from '../tools/paypal-sim';
 import { sample } from './support/samples';
 
 const PREFIX = Buffer.from('cmd=_notify-validate&', 'latin1');

@@ -9,8 +9,8 @@ import {
   postgresRunAs,
   resolvePostgresBinaries,
   SYSTEM_CLUSTERS_DIR,
-} from '../src/dev/provision/postgres';
-import { startMongoServer } from '../src/dev/services/mongo-server';
+} from '../tools/dev/provision/postgres';
+import { startMongoServer } from '../tools/dev/services/mongo-server';
 
 /**
  * A clone under /root or in a `mktemp -d` folder (mode 700) is closed to the user PostgreSQL runs as

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort } from '../src/dev/services/process';
+import { freePort } from '../tools/dev/services/process';
 import { buildDockerfile, type Stage } from './support/dockerfile';
 import { createTestStack, deliverIpn, sample, waitFor, withField, type TestStack } from './support/stack';
 
@@ -123,6 +123,15 @@ test('the image holds dist/ with the prebuilt bundle and production dependencies
     false,
   ]);
   expect(fs.existsSync(path.join(app, 'src'))).toBe(false);
+  // Product code only: the dev stack, the PayPal simulator and the CLI live in tools/, outside the build.
+  expect(fs.readdirSync(path.join(app, 'dist')).sort()).toEqual([
+    'activities',
+    'src',
+    'workflow-bundle.js',
+    'workflows',
+  ]);
+  const dirs = fs.readdirSync(path.join(app, 'dist', 'src'), { recursive: true, encoding: 'utf8' });
+  expect(dirs.filter((d) => /(^|\/)(dev|paypal-sim|cli|tools)(\/|$)/.test(d))).toEqual([]);
 });
 
 test("the image's command serves /healthz and /readyz in production, logging JSON", async () => {

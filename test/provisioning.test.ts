@@ -1,13 +1,13 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { ProvisioningError } from '../src/dev/provision/errors';
-import { cachedTemporalCliPath, resolveTemporalCli, TEMPORAL_CLI_VERSION } from '../src/dev/provision/temporal-cli';
-import { cachedFerretDbPath, resolveMongoBinary } from '../src/dev/provision/ferretdb';
-import { startTemporalServer } from '../src/dev/services/temporal-server';
-import { startMongoServer } from '../src/dev/services/mongo-server';
-import { run } from '../src/dev/provision/exec';
-import { assertEnterable } from '../src/dev/provision/postgres';
+import { ProvisioningError } from '../tools/dev/provision/errors';
+import { cachedTemporalCliPath, resolveTemporalCli, TEMPORAL_CLI_VERSION } from '../tools/dev/provision/temporal-cli';
+import { cachedFerretDbPath, resolveMongoBinary } from '../tools/dev/provision/ferretdb';
+import { startTemporalServer } from '../tools/dev/services/temporal-server';
+import { startMongoServer } from '../tools/dev/services/mongo-server';
+import { run } from '../tools/dev/provision/exec';
+import { assertEnterable } from '../tools/dev/provision/postgres';
 import mongoose from 'mongoose';
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'ipnflow-prov-'));

@@ -1,6 +1,6 @@
 import { loadConfig } from '../src/config';
 import { connectDatabase, type Database } from '../src/db/connection';
-import { startMongoServer, type MongoServer } from '../src/dev/services/mongo-server';
+import { startMongoServer, type MongoServer } from '../tools/dev/services/mongo-server';
 import { serveApi, type ApiServer } from '../src/server';
 import { createLogger } from '../src/logger';
 import { connectTemporalClient } from '../src/temporal/client';

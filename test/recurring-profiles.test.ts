@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { formatPayPalDate } from '../src/domain/profile';
 import { profileWorkflowId } from '../src/domain/profile';
-import { SIM_SUBSCRIBER, type SimProfile } from '../src/paypal-sim/nvp';
+import { SIM_SUBSCRIBER, type SimProfile } from '../tools/paypal-sim/nvp';
 import { balanceMinor, createTestStack, deliverIpn, waitFor, withFields, type TestStack } from './support/stack';
 
 /**

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { formatPayPalDate, isApiManaged } from '../src/domain/profile';
-import type { SimProfile } from '../src/paypal-sim/nvp';
+import type { SimProfile } from '../tools/paypal-sim/nvp';
 import { balanceMinor, createTestStack, deliverIpn, waitFor, withFields, type TestStack } from './support/stack';
 
 /**

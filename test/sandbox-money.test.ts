@@ -5,7 +5,7 @@ import { LedgerError, type PostingRequest } from '../src/ledger/ledger';
 import { LIVE_ON_SANDBOX_RULE } from '../src/domain/payment-decide';
 import type { PaymentState } from '../src/domain/payment-state';
 import { paymentWorkflowId } from '../src/domain/workflow-ids';
-import { approveSignal } from '../workflows/payment-lifecycle';
+import { approveSignal } from '../src/contracts/payment-lifecycle';
 import { createTestStack, deliverIpn, sample, waitFor, withFields, type TestStack } from './support/stack';
 
 /**

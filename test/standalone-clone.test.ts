@@ -35,7 +35,7 @@ describe('a clone of the repository on its own', () => {
   it('lists every committed sample with `ipn samples`', () => {
     const env: NodeJS.ProcessEnv = { ...process.env, INIT_CWD: clone };
     delete env.IPNFLOW_SAMPLES_DIR;
-    const run = spawnSync(path.join(clone, 'node_modules', '.bin', 'tsx'), ['src/cli/ipn.ts', 'samples'], {
+    const run = spawnSync(path.join(clone, 'node_modules', '.bin', 'tsx'), ['tools/cli/ipn.ts', 'samples'], {
       cwd: clone,
       env,
       encoding: 'utf8',
@@ -55,7 +55,7 @@ describe('a clone of the repository on its own', () => {
     const files = execFileSync('git', ['ls-files', '-z'], { cwd: clone, encoding: 'utf8' })
       .split('\0')
       .filter((f) => f !== '' && !f.endsWith('.md'));
-    expect(files).toContain('src/cli/ipn.ts');
+    expect(files).toContain('tools/cli/ipn.ts');
     const offenders = files.filter((f) => OUTSIDE_PATH.test(readFileSync(path.join(clone, f), 'latin1')));
     expect(offenders).toEqual([]);
   });

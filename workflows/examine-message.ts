@@ -1,7 +1,6 @@
 import {
   ActivityFailure,
   CancelledFailure,
-  defineSignal,
   patched,
   proxyActivities,
   proxyLocalActivities,
@@ -15,27 +14,13 @@ import type { Route } from '../src/domain/classify';
 import type { Integration } from '../src/domain/integration';
 import type { IpnSummary } from '../src/domain/ipn-summary';
 import type { LifecycleEvent } from '../src/domain/payment-state';
-import { z } from 'zod';
-import { OperatorActionSchema } from '../src/domain/operator-actions';
-import type { MessageOutcome, OperatorAction } from './types';
+import type { MessageOutcome, OperatorAction } from '../src/domain/contracts';
 import { underLock, type Lock } from './one-at-a-time';
 
 const local = proxyLocalActivities<Activities>({
   startToCloseTimeout: '30s',
   retry: { initialInterval: '200ms', maximumInterval: '30s' },
 });
-
-/**
- * A decision about a parked message. `messageId` names which one, where several may be parked (a
- * payment verifies its messages side by side); without it, the one parked longest takes it.
- */
-export const ParkingActionSchema = OperatorActionSchema.extend({ messageId: z.string().min(1).max(64).optional() });
-export type ParkingAction = z.infer<typeof ParkingActionSchema>;
-
-/** Operator: try the PayPal postback again for a parked message. */
-export const retryVerificationSignal = defineSignal<[ParkingAction]>('retryVerification');
-/** Operator: give up on a parked message. */
-export const rejectMessageSignal = defineSignal<[ParkingAction]>('rejectMessage');
 
 export interface ParkingDecision {
   kind: 'retry' | 'reject';

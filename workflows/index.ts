@@ -2,7 +2,7 @@
  * The worker's entry. With the SDK's reusable V8 context, every workflow execution evaluates the
  * modules its entry imports, zod schemas included, so each workflow loads its own module when an
  * execution of it starts: a payment no longer pays for the Mass Pay and recurring-profile rules.
- * Clients import the workflow functions from their own modules (same names, so same types).
+ * The export names are the workflow types: clients start them by the names and types in src/contracts.
  */
 import type * as ProcessIpn from './process-ipn';
 import type * as PaymentLifecycle from './payment-lifecycle';

@@ -4,8 +4,6 @@ import {
   allHandlersFinished,
   condition,
   continueAsNew,
-  defineQuery,
-  defineSignal,
   patched,
   proxyActivities,
   proxyLocalActivities,
@@ -23,7 +21,6 @@ import {
   nextBatchDeadline,
   nextSendChunk,
   uncertainChunks,
-  type BatchDeadlines,
   type BatchEffect,
   type BatchFactNeed,
   type BatchFacts,
@@ -38,17 +35,25 @@ import {
   ResolveItemActionSchema,
   SendActionSchema,
   SubmittedActionSchema,
-  type ClearContradictionAction,
-  type PayoutAction,
   type PayoutBatchState,
   type PayoutContradiction,
-  type ResolveItemAction,
-  type SendAction,
-  type SubmittedAction,
 } from '../src/domain/masspay';
 import { describeMoney } from '../src/domain/money';
 import { PayoutStateKey, FlagsKey } from '../src/domain/contracts';
 import { validatingHandlers, decideWithFacts } from './decide-with-facts';
+import {
+  approvePayoutSignal,
+  cancelPayoutSignal,
+  clearPayoutContradictionSignal,
+  masspayIpnSignal,
+  payoutStateQuery,
+  reconcilePayoutSignal,
+  resolvePayoutItemSignal,
+  sendPayoutSignal,
+  stopWaitingPayoutSignal,
+  submittedPayoutSignal,
+  type MasspayBatchInput,
+} from '../src/contracts/masspay-batch';
 
 // Bookkeeping on the batch document: local activities (no server round trip each).
 const local = proxyLocalActivities<Activities>({
@@ -102,24 +107,7 @@ const reads = proxyActivities<Activities>({
 });
 const MAX_CONTRADICTIONS = 200;
 
-export interface MasspayBatchInput {
-  batchId: string;
-  /** A settled batch's workflow closes after this long idle; a late IPN or action restarts it. */
-  idleCloseSeconds: number;
-  deadlines: BatchDeadlines;
-}
-
 const MasspayIpnSchema = z.object({ messageId: z.string().min(1).max(64) });
-export const masspayIpnSignal = defineSignal<[{ messageId: string }]>('masspayIpn');
-export const approvePayoutSignal = defineSignal<[PayoutAction]>('approvePayout');
-export const submittedPayoutSignal = defineSignal<[SubmittedAction]>('payoutSubmitted');
-export const cancelPayoutSignal = defineSignal<[PayoutAction]>('cancelPayout');
-export const sendPayoutSignal = defineSignal<[SendAction]>('sendPayout');
-export const resolvePayoutItemSignal = defineSignal<[ResolveItemAction]>('resolvePayoutItem');
-export const stopWaitingPayoutSignal = defineSignal<[PayoutAction]>('stopWaitingPayout');
-export const reconcilePayoutSignal = defineSignal<[PayoutAction]>('reconcilePayout');
-export const clearPayoutContradictionSignal = defineSignal<[ClearContradictionAction]>('clearPayoutContradiction');
-export const payoutStateQuery = defineQuery<PayoutBatchState>('state');
 
 /**
  * One Mass Pay batch we send, from creation to PayPal's last word: reservations, approval,

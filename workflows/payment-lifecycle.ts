@@ -3,8 +3,6 @@ import {
   CancelledFailure,
   condition,
   continueAsNew,
-  defineQuery,
-  defineSignal,
   patched,
   proxyLocalActivities,
   setCurrentDetails,
@@ -15,13 +13,7 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { describeMoney } from '../src/domain/money';
-import {
-  AssignCustomerActionSchema,
-  describeIssues,
-  OperatorActionSchema,
-  type AssignCustomerAction,
-  type OperatorAction,
-} from '../src/domain/operator-actions';
+import { AssignCustomerActionSchema, describeIssues, OperatorActionSchema } from '../src/domain/operator-actions';
 import {
   decidePayment,
   LIVE_ON_SANDBOX_RULE,
@@ -31,26 +23,23 @@ import {
   type PaymentFacts,
   type PaymentInput,
 } from '../src/domain/payment-decide';
-import {
-  initialPaymentState,
-  LifecycleEventSchema,
-  type LifecycleEvent,
-  type PaymentState,
-} from '../src/domain/payment-state';
+import { initialPaymentState, LifecycleEventSchema, type PaymentState } from '../src/domain/payment-state';
 import { validatingHandlers, decideWithFacts, postingFact } from './decide-with-facts';
 import { oneAtATime, underLock } from './one-at-a-time';
-import { CustomerIdKey, FlagsKey, MessageRefSchema, PaymentStatusKey, type MessageRef } from '../src/domain/contracts';
+import { CustomerIdKey, FlagsKey, MessageRefSchema, PaymentStatusKey } from '../src/domain/contracts';
 import { classify } from '../src/domain/classify';
-import type { PaymentLifecycleInput } from './types';
+import { examineMessage, paymentEventOf, type Examination, type ParkingDecision } from './examine-message';
 import {
-  examineMessage,
-  paymentEventOf,
-  rejectMessageSignal,
-  retryVerificationSignal,
-  ParkingActionSchema,
-  type Examination,
-  type ParkingDecision,
-} from './examine-message';
+  acknowledgeSignal,
+  approveSignal,
+  assignCustomerSignal,
+  ipnEventSignal,
+  ipnMessageSignal,
+  paymentStateQuery,
+  rejectSignal,
+  type PaymentLifecycleInput,
+} from '../src/contracts/payment-lifecycle';
+import { ParkingActionSchema, rejectMessageSignal, retryVerificationSignal } from '../src/contracts/process-ipn';
 
 // Every step here is short database bookkeeping: local activities run inside the workflow task,
 // without a server round trip each (measured: see README, Benchmarks). Retries are unbounded:
@@ -65,14 +54,6 @@ const act = underLock(
   }),
   localActivityLock,
 );
-
-export const ipnMessageSignal = defineSignal<[MessageRef]>('ipnMessage');
-export const ipnEventSignal = defineSignal<[LifecycleEvent]>('ipnEvent');
-export const assignCustomerSignal = defineSignal<[AssignCustomerAction]>('assignCustomer');
-export const approveSignal = defineSignal<[OperatorAction]>('approve');
-export const rejectSignal = defineSignal<[OperatorAction]>('reject');
-export const acknowledgeSignal = defineSignal<[OperatorAction]>('acknowledge');
-export const paymentStateQuery = defineQuery<PaymentState>('state');
 
 /** For workflows started before the settings were passed in (their input lacks them). */
 const DEFAULT_ORPHAN_GRACE_SECONDS = 3 * 24 * 3600;

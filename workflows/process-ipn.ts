@@ -1,6 +1,5 @@
 import {
   condition,
-  defineQuery,
   patched,
   proxyActivities,
   proxyLocalActivities,
@@ -14,16 +13,14 @@ import { classify } from '../src/domain/classify';
 import { receivedMasspayEvents } from '../src/domain/masspay-received';
 import { describeIssues, OperatorActionSchema } from '../src/domain/operator-actions';
 import { FlagsKey } from '../src/domain/contracts';
-import type { MessageOutcome, ProcessIpnInput } from './types';
+import type { MessageOutcome } from '../src/domain/contracts';
+import { examineMessage, paymentEventOf, type ParkingDecision } from './examine-message';
 import {
-  examineMessage,
-  paymentEventOf,
+  messageStateQuery,
   rejectMessageSignal,
   retryVerificationSignal,
-  type ParkingDecision,
-} from './examine-message';
-
-export { rejectMessageSignal, retryVerificationSignal };
+  type ProcessIpnInput,
+} from '../src/contracts/process-ipn';
 
 // Bookkeeping runs as local activities (no server round trip each); only the postback to PayPal,
 // which may need hours of retries, is a regular activity.
@@ -44,8 +41,6 @@ const { routeMasspayMessage } = proxyActivities<Activities>({
 });
 /** Before this patch the workflow held the decoded items and routed them itself (histories before it replay so). */
 const MASSPAY_ITEMS_IN_ACTIVITY = 'masspay-items-in-activity';
-
-export const messageStateQuery = defineQuery<{ stage: string; flags: string[] }>('state');
 
 /**
  * One PayPal delivery: prove it came from PayPal, check it is ours, and hand it to the

@@ -1,5 +1,6 @@
 import { continueAsNew, proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import type { RawBodyRetentionInput, RawBodyRetentionResult } from '../src/contracts/raw-body-retention';
 
 // A step walks up to 5,000 messages without their bytes; a dead worker's step is retried elsewhere.
 const act = proxyActivities<Activities>({
@@ -15,9 +16,7 @@ const STEPS_PER_RUN = 200;
  * `_id` steps (see dropSettledRawBodies). Started daily by the `raw-body-retention` Schedule
  * (src/retention/schedule.ts), which skips a day while the last pass is still running.
  */
-export async function rawBodyRetention(
-  input: { after?: string | null; dropped?: number } = {},
-): Promise<{ dropped: number; stamped: number; scanned: number }> {
+export async function rawBodyRetention(input: RawBodyRetentionInput = {}): Promise<RawBodyRetentionResult> {
   let after = input.after ?? null;
   const total = { dropped: input.dropped ?? 0, stamped: 0, scanned: 0 };
   for (let step = 0; step < STEPS_PER_RUN; step++) {

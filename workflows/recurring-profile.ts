@@ -4,10 +4,7 @@ import {
   allHandlersFinished,
   condition,
   continueAsNew,
-  defineQuery,
   patched,
-  defineSignal,
-  defineUpdate,
   proxyActivities,
   proxyLocalActivities,
   setCurrentDetails,
@@ -20,14 +17,8 @@ import type { Activities } from '../activities';
 import { CustomerIdKey, FlagsKey, PaymentStatusKey } from '../src/domain/contracts';
 import { describeMoney } from '../src/domain/money';
 import { describeIssues } from '../src/domain/operator-actions';
-import { LifecycleEventSchema, type LifecycleEvent } from '../src/domain/payment-state';
-import {
-  initialProfileState,
-  isApiManaged,
-  ProfileEventSchema,
-  type ProfileEvent,
-  type ProfileState,
-} from '../src/domain/profile';
+import { LifecycleEventSchema } from '../src/domain/payment-state';
+import { initialProfileState, isApiManaged, ProfileEventSchema, type ProfileState } from '../src/domain/profile';
 import { PROFILE_OPERATOR_ACTIONS, type ProfileActionPath } from '../src/domain/profile-actions';
 import {
   decideProfile,
@@ -42,6 +33,14 @@ import {
   type ProfileRules,
 } from '../src/domain/profile-decide';
 import { decideWithFacts, postingFact } from './decide-with-facts';
+import {
+  PROFILE_ACTION_SIGNALS,
+  profileActionUpdate,
+  profileAdjustmentSignal,
+  profileIpnSignal,
+  profileStateQuery,
+  type RecurringProfileInput,
+} from '../src/contracts/recurring-profile';
 
 // Bookkeeping as local activities, as for payments; PayPal's API is a regular activity (slow, external).
 const act = proxyLocalActivities<Activities>({
@@ -65,35 +64,6 @@ const paypalOnce = proxyActivities<Activities>({
 /** Patches (see ProfileRules): histories decided before them replay with the rules they had. */
 const BILL_ONCE_PATCH = 'profile-bill-once';
 const NAMED_MATTERS_PATCH = 'profile-named-matters';
-
-export interface RecurringProfileInput {
-  integrationId: string;
-  profileId: string;
-  refreshSeconds: number;
-  outstandingAlertCycles: number;
-  /** A cancelled or expired profile with nothing for a person closes after this long idle. */
-  idleCloseSeconds: number;
-}
-
-export const profileIpnSignal = defineSignal<[ProfileEvent]>('profileIpn');
-export const profileAdjustmentSignal = defineSignal<[LifecycleEvent]>('profileAdjustment');
-export const profileStateQuery = defineQuery<ProfileState>('state');
-/** The admin API's way in: the same input as the signals, answered with what came of it. */
-export const profileActionUpdate = defineUpdate<ActionResult, [{ action: ProfileActionPath; body: unknown }]>(
-  'operatorAction',
-);
-
-/** One signal per operator action, for people using the Temporal Web UI. */
-export const PROFILE_ACTION_SIGNALS = {
-  'bill-outstanding': defineSignal<[unknown]>('billOutstanding'),
-  suspend: defineSignal<[unknown]>('suspend'),
-  reactivate: defineSignal<[unknown]>('reactivate'),
-  cancel: defineSignal<[unknown]>('cancel'),
-  refresh: defineSignal<[unknown]>('refresh'),
-  assign: defineSignal<[unknown]>('assignCustomer'),
-  approve: defineSignal<[unknown]>('approve'),
-  acknowledge: defineSignal<[unknown]>('acknowledge'),
-} as const satisfies Record<ProfileActionPath, unknown>;
 
 const TERMINAL = ['Cancelled', 'Expired'];
 const SIGNAL_EXTRA_FIELDS: Partial<Record<ProfileActionPath, string>> = {

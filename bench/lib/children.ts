@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { startProcess, waitUntil } from '../../src/dev/services/process';
+import { startProcess, waitUntil } from '../../tools/dev/services/process';
 
 /** What a worker process prints once it polls its task queue. */
 export const READY = 'BENCH_WORKER_READY';

@@ -27,3 +27,20 @@ export function ipnWorkflowId(m: {
   const what = parts.map(idPartOrHash).join(':');
   return `ipn:${m.integrationId}:${what}:${m.messageId}`;
 }
+
+/** The fields of a stored message that name the workflow it goes to. */
+export interface Dispatchable {
+  _id: string;
+  integrationId: string;
+  txnId: string | null;
+  txnType: string | null;
+  paymentStatus: string | null;
+  paymentTxnId?: string | null;
+}
+
+/** The one workflow a stored message is handed to: its payment's, or its own processIpn. */
+export function dispatchWorkflowId(msg: Dispatchable): string {
+  return msg.paymentTxnId
+    ? paymentWorkflowId(msg.integrationId, msg.paymentTxnId)
+    : ipnWorkflowId({ ...msg, messageId: msg._id });
+}

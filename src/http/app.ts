@@ -1,26 +1,14 @@
 import Koa from 'koa';
-import type { Client } from '@temporalio/client';
-import { requireAdminTokenConfig, type Config } from '../config';
-import type { Database } from '../db/connection';
-import type { Logger } from '../logger';
-import type { IpnDispatcher } from '../ipn/dispatcher';
-import type { IntakeIntegrations } from '../integrations/intake-cache';
+import { requireAdminTokenConfig } from '../config';
 import { httpDuration } from '../metrics';
 import { adminGuard } from './auth';
 import { errorHandler } from './errors';
 import { adminApiRoutes } from './routes/admin-api';
 import { healthRoutes } from './routes/health';
 import { ipnRoutes } from './routes/ipn';
+import type { AppDeps } from './deps';
 
-export interface AppDeps {
-  db: Database;
-  client: Client;
-  config: Config;
-  logger: Logger;
-  dispatcher: IpnDispatcher;
-  /** The IPN route's short-lived view of integrations; the admin API forgets what it saves. */
-  integrations: IntakeIntegrations;
-}
+export type { AppDeps };
 
 export function createApp(deps: AppDeps): Koa {
   const app = new Koa({ proxy: true });

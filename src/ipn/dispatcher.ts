@@ -8,27 +8,16 @@ import { Types } from 'mongoose';
 import type { Config } from '../config';
 import type { Models } from '../db/models';
 import type { Logger } from '../logger';
-import { ipnWorkflowId, paymentWorkflowId } from '../domain/workflow-ids';
+import { dispatchWorkflowId, type Dispatchable } from '../domain/workflow-ids';
 import { directPaymentTxn } from '../domain/classify';
-import { ipnMessageSignal } from '../../workflows/payment-lifecycle';
+import { ipnMessageSignal } from '../contracts/payment-lifecycle';
 import { signalPayment } from './payment-entity';
 import { readIpnHead } from './read';
 import { idPartOrHash, isIdPart, SUMMARY_MAX_CHARS } from '../domain/limits';
 import { alerts } from '../metrics';
 import { IntegrationIdKey, TxnIdKey } from '../domain/contracts';
 import type { StoredMessage } from './intake';
-import { processIpn } from '../../workflows/process-ipn';
-
-type Dispatchable = Pick<StoredMessage, '_id' | 'integrationId' | 'txnId' | 'txnType' | 'paymentStatus'> & {
-  paymentTxnId?: string | null;
-};
-
-/** The one workflow a stored message is handed to: its payment's, or its own processIpn. */
-export function dispatchWorkflowId(msg: Dispatchable): string {
-  return msg.paymentTxnId
-    ? paymentWorkflowId(msg.integrationId, msg.paymentTxnId)
-    : ipnWorkflowId({ ...msg, messageId: msg._id });
-}
+import { PROCESS_IPN, type ProcessIpnWorkflow } from '../contracts/process-ipn';
 
 /** Temporal refused this message's start for good; the message is set aside for a person. */
 export class UndispatchableError extends Error {
@@ -92,7 +81,7 @@ export class IpnDispatcher {
         const to = { ...msg, paymentTxnId: msg.paymentTxnId, taskQueue: config.TEMPORAL_TASK_QUEUE, config };
         await signalPayment(client, to, ipnMessageSignal, { messageId: msg._id });
       } else
-        await client.workflow.start(processIpn, {
+        await client.workflow.start<ProcessIpnWorkflow>(PROCESS_IPN, {
           taskQueue: config.TEMPORAL_TASK_QUEUE,
           workflowId,
           workflowIdReusePolicy: 'REJECT_DUPLICATE',

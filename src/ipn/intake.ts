@@ -3,7 +3,7 @@ import type { Models } from '../db/models';
 import { directPaymentTxn } from '../domain/classify';
 import { readIpnHead } from './read';
 import { retryTransientStoreErrors } from '../db/transient';
-import { dispatchWorkflowId } from './dispatcher';
+import { dispatchWorkflowId } from '../domain/workflow-ids';
 
 export interface StoredMessage {
   _id: string;

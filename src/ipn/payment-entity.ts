@@ -2,7 +2,7 @@ import type { Client, SignalDefinition } from '@temporalio/client';
 import type { Config } from '../config';
 import { IntegrationIdKey, TxnIdKey } from '../domain/contracts';
 import { paymentWorkflowId } from '../domain/workflow-ids';
-import { paymentLifecycle } from '../../workflows/payment-lifecycle';
+import { PAYMENT_LIFECYCLE, type PaymentLifecycleWorkflow } from '../contracts/payment-lifecycle';
 
 type EntitySettings = Pick<
   Config,
@@ -21,7 +21,7 @@ export async function signalPayment<Payload>(
 ): Promise<string> {
   const { integrationId, paymentTxnId, config } = to;
   const workflowId = paymentWorkflowId(integrationId, paymentTxnId);
-  await client.workflow.signalWithStart<typeof paymentLifecycle, [Payload]>(paymentLifecycle, {
+  await client.workflow.signalWithStart<PaymentLifecycleWorkflow, [Payload]>(PAYMENT_LIFECYCLE, {
     workflowId,
     taskQueue: to.taskQueue,
     args: [

@@ -1,7 +1,7 @@
 import type { Config } from '../config';
 import { IntegrationIdKey, TxnIdKey } from '../domain/contracts';
 import { profileWorkflowId } from '../domain/profile';
-import type { RecurringProfileInput } from '../../workflows/recurring-profile';
+import type { RecurringProfileInput } from '../contracts/recurring-profile';
 
 /** How a profile's workflow is started, wherever it is started from (an IPN, an operator's request). */
 export function profileStartOptions(config: Config, integrationId: string, profileId: string) {

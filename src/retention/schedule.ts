@@ -1,6 +1,6 @@
 import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, type Client } from '@temporalio/client';
 import type { Config } from '../config';
-import { rawBodyRetention } from '../../workflows/raw-body-retention';
+import { RAW_BODY_RETENTION } from '../contracts/raw-body-retention';
 
 /** One schedule per task queue: tests (and stacks sharing a Temporal server) each sweep their own store. */
 export const rawRetentionScheduleId = (config: Config) => `raw-body-retention:${config.TEMPORAL_TASK_QUEUE}`;
@@ -19,7 +19,7 @@ export async function ensureRawRetentionSchedule(client: Client, config: Config)
       spec: { intervals: [{ every: '1 day' }] },
       action: {
         type: 'startWorkflow',
-        workflowType: rawBodyRetention,
+        workflowType: RAW_BODY_RETENTION,
         workflowId: scheduleId,
         taskQueue: config.TEMPORAL_TASK_QUEUE,
         args: [{}],

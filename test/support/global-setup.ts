@@ -3,8 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { quietBundlerLogger, WORKFLOW_BUNDLE } from '../../src/temporal/bundle';
-import { startTemporalServer, type TemporalServer } from '../../src/dev/services/temporal-server';
-import { startMongoServer, type MongoServer } from '../../src/dev/services/mongo-server';
+import { startTemporalServer, type TemporalServer } from '../../tools/dev/services/temporal-server';
+import { startMongoServer, type MongoServer } from '../../tools/dev/services/mongo-server';
 
 declare global {
   var __IPNFLOW_STACK__: { temporal?: TemporalServer; mongo?: MongoServer; dir: string } | undefined;

@@ -4,7 +4,7 @@
  */
 import fc from 'fast-check';
 import iconv from 'iconv-lite';
-import { replaceField } from '../../src/cli/ipn';
+import { replaceField } from '../../tools/cli/ipn';
 import { IPN_MAX_FIELDS, MASSPAY_MAX_ITEMS, summaryProblem } from '../../src/domain/limits';
 import { masspayItemOf, summarizeIpn, type IpnSummary } from '../../src/domain/ipn-summary';
 import { IpnDecodeError, decodeIpn } from '../../src/ipn/decode';

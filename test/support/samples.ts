@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { listSamples, samplesDir } from '../../src/cli/ipn';
+import { listSamples, samplesDir } from '../../tools/cli/ipn';
 
 /** PayPal's sample IPN bodies (test/fixtures/ipn, or IPNFLOW_SAMPLES_DIR), found as the CLI finds them. */
 export const SAMPLES_DIR = samplesDir({ env: process.env, repoRoot: path.resolve(__dirname, '../..') });

@@ -5,11 +5,11 @@ import { loadConfig, type Config } from '../../src/config';
 import { connectDatabase, type Database } from '../../src/db/connection';
 import type { IpnDispatcher } from '../../src/ipn/dispatcher';
 import { serveApi } from '../../src/server';
-import { replaceField } from '../../src/cli/ipn';
+import { replaceField } from '../../tools/cli/ipn';
 import { createLogger } from '../../src/logger';
 import { connectTemporalClient } from '../../src/temporal/client';
 import { createWorker } from '../../src/temporal/worker';
-import { startPayPalSimulator, type PayPalSimulator } from '../../src/paypal-sim';
+import { startPayPalSimulator, type PayPalSimulator } from '../../tools/paypal-sim';
 import { Ledger } from '../../src/ledger/ledger';
 
 export interface TestStack {

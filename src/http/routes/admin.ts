@@ -1,5 +1,5 @@
 import Router from '@koa/router';
-import type { AppDeps } from '../app';
+import type { AppDeps } from '../deps';
 import { HttpError } from '../errors';
 import { readJson } from '../json-body';
 import { pageOf, sendPage } from '../paginate';
@@ -18,8 +18,8 @@ import {
   approveSignal,
   assignCustomerSignal,
   rejectSignal,
-} from '../../../workflows/payment-lifecycle';
-import { rejectMessageSignal, retryVerificationSignal } from '../../../workflows/examine-message';
+} from '../../contracts/payment-lifecycle';
+import { rejectMessageSignal, retryVerificationSignal } from '../../contracts/process-ipn';
 import { getIntegration, saveIntegration, toIntegration } from '../../integrations/store';
 import { saveCustomer } from '../../customers/store';
 import { Ledger, type MoneyMode } from '../../ledger/ledger';

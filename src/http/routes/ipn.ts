@@ -1,6 +1,6 @@
 import Router from '@koa/router';
 import getRawBody from 'raw-body';
-import type { AppDeps } from '../app';
+import type { AppDeps } from '../deps';
 import { storeIpn } from '../../ipn/intake';
 import { UndispatchableError } from '../../ipn/dispatcher';
 import { ipnReceived } from '../../metrics';

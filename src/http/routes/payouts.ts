@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import Router from '@koa/router';
 import type { SignalDefinition } from '@temporalio/client';
-import type { AppDeps } from '../app';
+import type { AppDeps } from '../deps';
 import { HttpError } from '../errors';
 import { readJson } from '../json-body';
 import {
@@ -38,13 +38,14 @@ import {
   approvePayoutSignal,
   cancelPayoutSignal,
   clearPayoutContradictionSignal,
-  masspayBatch,
   reconcilePayoutSignal,
   resolvePayoutItemSignal,
   sendPayoutSignal,
   stopWaitingPayoutSignal,
   submittedPayoutSignal,
-} from '../../../workflows/masspay-batch';
+  MASSPAY_BATCH,
+  type MasspayBatchWorkflow,
+} from '../../contracts/masspay-batch';
 
 /** Unique ids go to PayPal and come back in IPNs: short, no spaces, unambiguous to read aloud. */
 const ID_ALPHABET = 'ABCDEFGHJKLMNPQRSTUVWXYZ23456789';
@@ -217,7 +218,7 @@ export function payoutRoutes(deps: AppDeps): Router {
       },
     });
     // Stored first: should this start fail, any operator action starts the workflow (signalWithStart).
-    await client.workflow.start(masspayBatch, {
+    await client.workflow.start<MasspayBatchWorkflow>(MASSPAY_BATCH, {
       workflowId: payoutWorkflowId(batchId),
       taskQueue: config.TEMPORAL_TASK_QUEUE,
       args: [batchWorkflowInput(batchId, config)],
@@ -467,7 +468,7 @@ export function payoutRoutes(deps: AppDeps): Router {
       throw new HttpError(refusal.status, refusal.rule);
     }
     const workflowId = payoutWorkflowId(batch.id);
-    await client.workflow.signalWithStart<typeof masspayBatch, [Payload]>(masspayBatch, {
+    await client.workflow.signalWithStart<MasspayBatchWorkflow, [Payload]>(MASSPAY_BATCH, {
       workflowId,
       taskQueue: config.TEMPORAL_TASK_QUEUE,
       args: [batchWorkflowInput(batch.id, config)],

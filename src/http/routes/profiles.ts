@@ -1,14 +1,18 @@
 import Router from '@koa/router';
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import { z } from 'zod';
-import type { AppDeps } from '../app';
+import type { AppDeps } from '../deps';
 import { HttpError } from '../errors';
 import { readJson } from '../json-body';
 import { ProfileStateSchema, ProfileStatusSchema, type ProfileState } from '../../domain/profile';
 import { PROFILE_OPERATOR_ACTIONS, type ProfileActionPath } from '../../domain/profile-actions';
 import { refusalOf, type OperatorInput } from '../../domain/profile-decide';
 import { profileStartOptions } from '../../recurring/start';
-import { profileActionUpdate, recurringProfile } from '../../../workflows/recurring-profile';
+import {
+  profileActionUpdate,
+  RECURRING_PROFILE,
+  type RecurringProfileWorkflow,
+} from '../../contracts/recurring-profile';
 
 const ListQuerySchema = z.object({
   status: ProfileStatusSchema.optional(),
@@ -105,7 +109,7 @@ export function profileRoutes(deps: AppDeps): Router {
       }
       // A cancelled profile's workflow may have closed: the request starts it again.
       const opts = profileStartOptions(config, state.integrationId, state.profileId);
-      const handle = await client.workflow.start(recurringProfile, {
+      const handle = await client.workflow.start<RecurringProfileWorkflow>(RECURRING_PROFILE, {
         ...opts,
         workflowIdConflictPolicy: 'USE_EXISTING',
       });

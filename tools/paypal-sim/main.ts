@@ -1,6 +1,6 @@
 import { startPayPalSimulator } from './index';
 
-/** Standalone PayPal simulator: `tsx src/paypal-sim/main.ts` (PAYPAL_SIM_PORT, default 8787). */
+/** Standalone PayPal simulator: `tsx tools/paypal-sim/main.ts` (PAYPAL_SIM_PORT, default 8787). */
 async function main(): Promise<void> {
   const port = parseIntEnv('PAYPAL_SIM_PORT', 8787);
   const host = process.env.PAYPAL_SIM_HOST ?? '127.0.0.1';

@@ -92,7 +92,7 @@ export interface PayPalSimulator {
   clearFaults(): void;
   sendIpn(args: { listenerUrl: string; body: Buffer }): Delivery;
   close(): Promise<void>;
-  /** PayPal's NVP API for recurring profiles (src/paypal-sim/nvp.ts), at `nvpUrl`. */
+  /** PayPal's NVP API for recurring profiles (tools/paypal-sim/nvp.ts), at `nvpUrl`. */
   nvp: import('./nvp').NvpSimulator;
   readonly nvpUrl: string;
 }

@@ -21,7 +21,7 @@ export const DEFAULT_SIM_URL = 'http://127.0.0.1:8787';
 
 const Port = z.coerce.number().int().min(1).max(65535);
 
-/** Where `npm start` serves the API and runs the simulator, from the environment it reads (src/dev/start.ts). */
+/** Where `npm start` serves the API and runs the simulator, from the environment it reads (tools/dev/start.ts). */
 export function defaultUrls(env: NodeJS.ProcessEnv): { service: string; sim: string } {
   const port = (name: string, fallback: number) => {
     const given = env[name];

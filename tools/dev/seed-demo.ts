@@ -1,6 +1,6 @@
-import type { Models } from '../db/models';
-import { saveIntegration } from '../integrations/store';
-import { saveCustomer } from '../customers/store';
+import type { Models } from '../../src/db/models';
+import { saveIntegration } from '../../src/integrations/store';
+import { saveCustomer } from '../../src/customers/store';
 import { DEMO_NVP_ENV } from './demo-profile';
 
 /** The audit's actor for what `npm start` creates by itself. */

@@ -1,0 +1,12 @@
+import type { Client } from '@temporalio/client';
+import type { Config } from '../src/config';
+import type { Database } from '../src/db/connection';
+import type { Logger } from '../src/logger';
+
+/** What every activity factory gets; its own module so activity modules need not import the index. */
+export interface ActivityDeps {
+  db: Database;
+  client: Client;
+  config: Config;
+  logger: Logger;
+}
