@@ -1,7 +1,7 @@
 /**
  * `npm run bench`: ipnflow's throughput and latency, each next to an anchor measured in the same
  * run on the same servers, then a goal per line with PASS/FAIL. Prints numbers; asserts nothing
- * (it exits non-zero only when the run itself broke). Flags: see README, Benchmarks.
+ * (it exits non-zero only when the run itself broke). Flags: see docs/performance.md.
  *
  *   (1) bare Koa + one insertOne per POST         anchor for (2)
  *   (2) POST /ipn ack (integration ipnEnabled:false: store, 200, no workflow)

@@ -42,7 +42,7 @@ import {
 import { ParkingActionSchema, rejectMessageSignal, retryVerificationSignal } from '../src/contracts/process-ipn';
 
 // Every step here is short database bookkeeping: local activities run inside the workflow task,
-// without a server round trip each (measured: see README, Benchmarks). Retries are unbounded:
+// without a server round trip each (measured: see docs/performance.md). Retries are unbounded:
 // a database that is down delays a payment, it never fails one.
 // One at a time (see one-at-a-time.ts): messages are verified beside the queue. Per execution: the
 // SDK evaluates this module for each workflow execution.

@@ -12,7 +12,7 @@ import { bundleWorkflowCode } from '@temporalio/worker';
  * How the service's workflows are bundled, wherever a bundle is made (worker, build, tests, bench):
  * each workflow's module loads lazily (workflows/index.ts) and zod is evaluated once per worker
  * thread instead of once per execution (./workflow-preload.ts). Measured with
- * `npx tsx bench/trace-payment.ts 150 4`: see README, Benchmarks.
+ * `npx tsx bench/trace-payment.ts 150 4`: see docs/performance.md.
  */
 export const WORKFLOW_BUNDLE = {
   workflowsPath: require.resolve('../../workflows'),

@@ -30,7 +30,7 @@ export async function seedDemo(models: Models): Promise<{ integrationId: string;
     );
   }
   if (!(await models.Customer.exists({ _id: customerId }))) {
-    // Payouts go only to a customer's registered addresses: the README's Mass Pay demo pays these
+    // Payouts go only to a customer's registered addresses: the Mass Pay demo in docs/operating.md pays these
     // (the simulator completes, fails and leaves unclaimed a payment by its address).
     const payees = ['jane@example.com', 'fail-joe@example.com', 'unclaimed-ann@example.com'];
     const demoCustomer = { name: 'Demo VoIP customer', paypalEmails: ['buyer@paypalsandbox.com', ...payees] };

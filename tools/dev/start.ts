@@ -139,7 +139,7 @@ async function main() {
         `${pad}then open the Web UI, or GET ${base}/admin/customers/${seeded.customerId}`,
         `  Recurring demo    profile ${DEMO_PROFILE_ID} pays 29.95 USD every ${cycleSeconds} s: ` +
           `GET ${base}/admin/profiles/${DEMO_PROFILE_ID}`,
-        `  Mass Pay demo     POST ${base}/admin/payouts, approve, then /send: see README "Mass Pay payouts"`,
+        `  Mass Pay demo     POST ${base}/admin/payouts, approve, then /send: see docs/operating.md`,
         'Ctrl-C stops everything.',
       ].join('\n'),
     );
