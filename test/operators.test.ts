@@ -307,7 +307,8 @@ describe('signals sent straight to the workflow (as from the Temporal Web UI)', 
 
 describe('a dispute (new_case)', () => {
   test(
-    'flags the payment for an operator without moving ' + 'money; acknowledging closes it (approve is refused)',
+    'flags the payment for an operator without moving ' +
+      'money; acknowledging it by name closes it (approve and a blanket acknowledge are refused)',
     async () => {
       const before = await balanceMinor(stack, 'c-known', 'USD');
       // PayPal's new_case: the disputed payment's txn_id, a case id and type, no payment_status.
@@ -352,11 +353,16 @@ describe('a dispute (new_case)', () => {
       });
       expect(await queryState('OPS-RCV-OK')).toMatchObject({ attention: ['dispute:PP-D-1234'] });
 
+      // A dispute must be answered at PayPal: a blanket acknowledge does not close it, naming it does.
+      expect(
+        await stack.admin('POST', '/admin/payments/OPS-RCV-OK/acknowledge', { operator: 'dora', reason: 'all' }),
+      ).toMatchObject({ status: 409, body: { details: { rule: 'matter_needs_own_decision' } } });
       expect(
         (
           await stack.admin('POST', '/admin/payments/OPS-RCV-OK/acknowledge', {
             operator: 'dora',
             reason: 'evidence sent to PayPal',
+            matter: 'dispute:PP-D-1234',
           })
         ).status,
       ).toBe(202);
@@ -366,7 +372,7 @@ describe('a dispute (new_case)', () => {
         action: 'acknowledge',
         actor: 'dora',
         reason: 'evidence sent to PayPal',
-        details: { attention: ['dispute:PP-D-1234'] },
+        details: { closed: ['dispute:PP-D-1234'], open: [] },
       });
       // Nothing is left to acknowledge: a second click is refused, not silently accepted.
       expect(

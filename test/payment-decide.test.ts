@@ -9,6 +9,8 @@ import {
   type Posting,
 } from '../src/domain/payment-decide';
 import { initialPaymentState, type LifecycleEvent, type PaymentState } from '../src/domain/payment-state';
+import { acknowledgeMatters, type ClosingTable } from '../src/domain/matters';
+import { PAYMENT_MATTER_CLOSING } from '../src/domain/payment-matters';
 
 /**
  * The payment rules without Temporal: each table row runs inputs through `decidePayment`,
@@ -351,7 +353,7 @@ describe('operator decisions', () => {
       world,
       [
         { type: 'assign', action: { ...op, customerId: 'ghost' } },
-        { type: 'acknowledge', action: op },
+        { type: 'acknowledge', action: { ...op, matter: state.attention[0] } },
       ],
       state,
     ).state;
@@ -391,5 +393,116 @@ describe('what no rule foresaw', () => {
     expect(d.state.waiting).toBeNull();
     expect(d.outcome).toMatchObject({ outcome: 'internal_error' });
     expect(d.effects).toEqual([expect.objectContaining({ type: 'alert', kind: 'payment_internal_error' })]);
+  });
+});
+
+describe('acknowledge closes what it may, one contradiction at a time', () => {
+  const op = { operator: 'alice', reason: 'seen to' };
+  const table: ClosingTable = { info: 'notice', clash: 'decision', wait: 'reconcile', who: 'assign' };
+  test.each([
+    ['blanket: the notices only', ['info', 'clash:1', 'info:2'], undefined, { ok: true, closed: ['info', 'info:2'] }],
+    ['blanket with no notice: refused', ['clash:1'], undefined, { ok: false, rule: 'matter_needs_own_decision' }],
+    ['named decision: exactly that one', ['info', 'clash:1', 'clash:2'], 'clash:2', { ok: true, closed: ['clash:2'] }],
+    ['named notice: that one', ['info', 'clash:1'], 'info', { ok: true, closed: ['info'], open: ['clash:1'] }],
+    ['named but absent: refused', ['clash:1'], 'clash:9', { ok: false, rule: 'no_such_matter' }],
+    ['named prefix only: refused', ['clash:1'], 'clash', { ok: false, rule: 'no_such_matter' }],
+    ['unknown kind: a decision', ['later_kind:x'], undefined, { ok: false, rule: 'matter_needs_own_decision' }],
+    ['closed by evidence', ['wait'], 'wait', { ok: false, rule: 'closed_otherwise', closing: 'reconcile' }],
+    ['closed by assigning', ['who'], 'who', { ok: false, rule: 'closed_otherwise', closing: 'assign' }],
+    ['nothing waits', [], undefined, { ok: false, rule: 'nothing_to_acknowledge' }],
+  ] as const)('%s', (_what, attention, named, expected) => {
+    expect(acknowledgeMatters(table, attention, named, 'X')).toMatchObject(expected);
+  });
+
+  test('every matter the payment rules raise is in the table, and none is a notice', () => {
+    const world = newWorld();
+    world.unproven.add('UNPROVEN');
+    const unproven = { ...event('payment', 'Completed', 100), messageId: 'UNPROVEN' };
+    const foreign = { ...event('payment', 'Completed', 100), paymentTxnId: 'OTHER' };
+    const dispute = event('dispute', 'new_case', 0, { grossMinor: null, creditMinor: null });
+    const { state } = runAll(world, [ipn(unproven), ipn(foreign), ipn(dispute)]);
+    const kinds = [...state.attention.map((m) => m.split(':')[0]!), 'internal_error', 'adjustment_without_payment'];
+    expect(new Set(kinds)).toEqual(new Set(Object.keys(PAYMENT_MATTER_CLOSING)));
+    expect(Object.values(PAYMENT_MATTER_CLOSING)).not.toContain('notice');
+  });
+
+  const contradicted = () => {
+    const world = newWorld();
+    world.unproven.add('UNPROVEN');
+    // Pending: a second Completed would be a duplicate (its key is taken), never asked for proof.
+    const unproven = { ...event('payment', 'Pending', 100), messageId: 'UNPROVEN' };
+    const dispute = event('dispute', 'new_case', 0, { grossMinor: null, creditMinor: null, caseId: 'PP-D-1' });
+    const r = runAll(world, [ipn(event('payment', 'Completed', 1234)), ipn(unproven), ipn(dispute)]);
+    expect(r.state.attention).toEqual(['unproven_event:UNPROVEN', 'dispute:PP-D-1']);
+    return { world, state: r.state };
+  };
+
+  test('a blanket acknowledge is refused and audited, and closes nothing', () => {
+    const { world, state } = contradicted();
+    const why = refusalOf(state, { type: 'acknowledge', action: op });
+    expect(why).toMatch(/^matter_needs_own_decision: /);
+    const d = run(world, state, { type: 'acknowledge', action: op });
+    expect(d.state.attention).toEqual(state.attention);
+    expect(d.effects).toEqual([
+      expect.objectContaining({
+        type: 'audit',
+        action: 'acknowledge_refused',
+        details: { refused: why, rule: 'matter_needs_own_decision' },
+      }),
+    ]);
+  });
+
+  test('a named acknowledge closes that one matter; an unknown one is refused', () => {
+    const { world, state } = contradicted();
+    const named = run(world, state, { type: 'acknowledge', action: { ...op, matter: 'unproven_event:UNPROVEN' } });
+    expect(named.state.attention).toEqual(['dispute:PP-D-1']);
+    expect(named.effects).toEqual([
+      expect.objectContaining({
+        action: 'acknowledge',
+        details: { closed: ['unproven_event:UNPROVEN'], open: ['dispute:PP-D-1'] },
+      }),
+    ]);
+    const unknown = run(world, named.state, { type: 'acknowledge', action: { ...op, matter: 'unproven_event:X' } });
+    expect(unknown.state.attention).toEqual(['dispute:PP-D-1']);
+    expect(unknown.effects).toEqual([
+      expect.objectContaining({
+        action: 'acknowledge_refused',
+        details: expect.objectContaining({ rule: 'no_such_matter' }),
+      }),
+    ]);
+    expect(world.postings.size).toBe(1);
+  });
+
+  test('a refund waiting for its payment is not closed by a word; its payment closes it', () => {
+    const world = newWorld();
+    const refund = event('refund', 'Refunded', 300);
+    let { state } = runAll(world, [ipn(refund)]);
+    clock = Date.parse(refund.receivedAt) + 3600_000;
+    state = run(world, state, { type: 'tick' }).state;
+    expect(state.attention).toEqual(['adjustment_without_payment']);
+    const action = { ...op, matter: 'adjustment_without_payment' };
+    expect(refusalOf(state, { type: 'acknowledge', action })).toMatch(/^adjustment_waits_for_payment: /);
+    expect(run(world, state, { type: 'acknowledge', action }).state.attention).toEqual(['adjustment_without_payment']);
+  });
+
+  test('before the patch (a recorded history): a blanket acknowledge closed everything', () => {
+    const { state } = contradicted();
+    expect(
+      refusalOf(state, { type: 'acknowledge', action: op }, { refuseLiveOnSandbox: true, namedMatters: false }),
+    ).toBeNull();
+    const d = decidePayment(
+      state,
+      { type: 'acknowledge', action: op },
+      {},
+      {
+        now: new Date(clock).toISOString(),
+        orphanGraceSeconds: 3600,
+        namedMatters: false,
+      },
+    );
+    expect(d).toMatchObject({ kind: 'done', state: { attention: [] } });
+    expect(d.kind === 'done' && d.effects).toEqual([
+      expect.objectContaining({ action: 'acknowledge', details: { attention: state.attention } }),
+    ]);
   });
 });

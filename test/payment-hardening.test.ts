@@ -312,3 +312,63 @@ describe('operator decisions say what they decide', () => {
     expect((await entriesOf('HARD-NOHOLD')).map((e) => e.operator ?? null)).toEqual([null]);
   });
 });
+
+describe('acknowledge never clears a contradiction in bulk', () => {
+  test('a blanket acknowledge is refused (409, by rule); each matter closes by name; all audited', async () => {
+    expect((await deliverIpn(stack, SHOP, payment('HARD-ACK'))).state).toBe('applied:credited');
+    const dispute = payment('HARD-ACK', {
+      txn_type: 'new_case',
+      case_id: 'PP-D-ACK',
+      case_type: 'dispute',
+      payment_status: '',
+    });
+    expect((await deliverIpn(stack, SHOP, dispute)).state).toBe('applied:credited');
+    // A hand-made event (the Web UI): no verified message backs it, so it is a matter, not applied.
+    const forged = '0123456789abcdef0123acc0';
+    const completed = await storedEvent('HARD-ACK', 'Completed');
+    await handle('HARD-ACK').signal('ipnEvent', { ...completed, messageId: forged, paymentStatus: 'Reversed' });
+    const matters = [`dispute:PP-D-ACK`, `unproven_event:${forged}`];
+    await waitFor('both raised', async () => (await queryState('HARD-ACK')).attention.length === 2);
+    expect((await queryState('HARD-ACK')).attention).toEqual(matters);
+
+    const blanket = await stack.admin('POST', '/admin/payments/HARD-ACK/acknowledge', {
+      operator: 'dora',
+      reason: 'clear the lot',
+    });
+    expect(blanket).toMatchObject({ status: 409, body: { details: { rule: 'matter_needs_own_decision' } } });
+    const unknown = await stack.admin('POST', '/admin/payments/HARD-ACK/acknowledge', {
+      operator: 'dora',
+      reason: 'typo',
+      matter: 'unproven_event:nope',
+    });
+    expect(unknown).toMatchObject({ status: 409, body: { details: { rule: 'no_such_matter' } } });
+    // The Web UI has no API in front: the workflow refuses the same, audits it and changes nothing.
+    await handle('HARD-ACK').signal('acknowledge', { operator: 'eve', reason: 'via the UI' });
+    await waitFor('UI refusal audited', async () => (await audit('HARD-ACK')).length === 3);
+    expect((await queryState('HARD-ACK')).attention).toEqual(matters);
+    expect((await held()).find((p) => p.txnId === 'HARD-ACK')?.attention).toEqual(matters);
+
+    const named = await stack.admin('POST', '/admin/payments/HARD-ACK/acknowledge', {
+      operator: 'dora',
+      reason: 'a test event typed by hand; nothing to apply',
+      matter: `unproven_event:${forged}`,
+    });
+    expect(named.status).toBe(202);
+    await waitFor('only the dispute left', async () => {
+      const listed = (await held()).find((p) => p.txnId === 'HARD-ACK');
+      return listed?.attention.length === 1 && listed;
+    });
+    expect((await held()).find((p) => p.txnId === 'HARD-ACK')?.attention).toEqual(['dispute:PP-D-ACK']);
+    expect((await audit('HARD-ACK')).map((a) => [a.action, a.actor, a.details?.rule ?? null])).toEqual([
+      ['acknowledge_refused', 'dora', 'matter_needs_own_decision'],
+      ['acknowledge_refused', 'dora', 'no_such_matter'],
+      ['acknowledge_refused', 'eve', 'matter_needs_own_decision'],
+      ['acknowledge', 'dora', null],
+    ]);
+    expect((await audit('HARD-ACK')).at(-1)).toMatchObject({
+      details: { closed: [`unproven_event:${forged}`], open: ['dispute:PP-D-ACK'] },
+    });
+    expect((await entriesOf('HARD-ACK')).map((e) => e.amountMinor)).toEqual([1234]);
+    await expectRunningAndUnwedged('HARD-ACK');
+  });
+});

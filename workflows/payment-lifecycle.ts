@@ -13,7 +13,12 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { describeMoney } from '../src/domain/money';
-import { AssignCustomerActionSchema, describeIssues, OperatorActionSchema } from '../src/domain/operator-actions';
+import {
+  AcknowledgeActionSchema,
+  AssignCustomerActionSchema,
+  describeIssues,
+  OperatorActionSchema,
+} from '../src/domain/operator-actions';
 import {
   decidePayment,
   LIVE_ON_SANDBOX_RULE,
@@ -68,6 +73,8 @@ const DEFAULT_VERIFY_GIVE_UP_SECONDS = 24 * 3600;
 const VERIFY_BESIDE_QUEUE = 'verify-messages-beside-the-queue';
 /** Messages verified at once; more wait for a free place (they hold up other verifications only). */
 const MAX_EXAMINING = 50;
+/** An acknowledge closes one named matter, or the notices; before it, everything at once. */
+const NAMED_MATTERS_PATCH = 'payment-named-matters';
 
 /**
  * What reaches the loop: the rules' inputs, stored messages this workflow verifies itself, the
@@ -165,9 +172,11 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
   );
   setHandler(
     acknowledgeSignal,
-    accept('acknowledge', OperatorActionSchema, (action) => ({ type: 'acknowledge', action })),
+    accept('acknowledge', AcknowledgeActionSchema, (action) => ({ type: 'acknowledge', action })),
     {
-      description: `Operator: acknowledge disputes and alerts (moves no money). ${operatorHelp}`,
+      description:
+        'Operator: acknowledge one matter of `attention` by name (moves no money). ' +
+        'Input: {"operator": "...", "reason": "...", "matter": "<exact entry>"}',
     },
   );
 
@@ -359,12 +368,14 @@ function decide(state: PaymentState, item: PaymentInput, orphanGraceSeconds: num
   const undecidable: PaymentInput = { type: 'malformed', signal: item.type, issues: 'no decision after 500 facts' };
   // Asked only where it can matter (an approve), so histories without approves carry no marker.
   const refuseLiveOnSandbox = item.type === 'approve' ? patched(LIVE_ON_SANDBOX_RULE) : true;
+  const namedMatters = item.type === 'acknowledge' ? patched(NAMED_MATTERS_PATCH) : true;
   return decideWithFacts({
     rules: (facts: PaymentFacts, stuck) =>
       decidePayment(state, stuck ? undecidable : item, stuck ? {} : facts, {
         now: new Date().toISOString(),
         orphanGraceSeconds,
         refuseLiveOnSandbox,
+        namedMatters,
       }),
     fetch: fetchFact,
     run: (effect) => runEffect(effect, state),

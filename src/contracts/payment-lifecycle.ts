@@ -5,7 +5,7 @@
  */
 import { defineQuery, defineSignal } from '@temporalio/workflow';
 import type { MessageRef } from '../domain/contracts';
-import type { AssignCustomerAction, OperatorAction } from '../domain/operator-actions';
+import type { AcknowledgeAction, AssignCustomerAction, OperatorAction } from '../domain/operator-actions';
 import type { LifecycleEvent, PaymentState } from '../domain/payment-state';
 
 export const PAYMENT_LIFECYCLE = 'paymentLifecycle';
@@ -29,5 +29,5 @@ export const ipnEventSignal = defineSignal<[LifecycleEvent]>('ipnEvent');
 export const assignCustomerSignal = defineSignal<[AssignCustomerAction]>('assignCustomer');
 export const approveSignal = defineSignal<[OperatorAction]>('approve');
 export const rejectSignal = defineSignal<[OperatorAction]>('reject');
-export const acknowledgeSignal = defineSignal<[OperatorAction]>('acknowledge');
+export const acknowledgeSignal = defineSignal<[AcknowledgeAction]>('acknowledge');
 export const paymentStateQuery = defineQuery<PaymentState>('state');

@@ -14,15 +14,22 @@ export const AssignCustomerActionSchema = OperatorActionSchema.extend({ customer
 export type AssignCustomerAction = z.infer<typeof AssignCustomerActionSchema>;
 
 /**
+ * `matter` names the one matter to close (as listed in the payment's `attention`); without it only
+ * the notices are closed: a contradiction always needs its own decision (see payment-matters.ts).
+ */
+export const AcknowledgeActionSchema = OperatorActionSchema.extend({ matter: text(300).optional() });
+export type AcknowledgeAction = z.infer<typeof AcknowledgeActionSchema>;
+
+/**
  * The decisions, each about one kind of pending matter: `approve`/`reject` decide a hold (money
- * waits on them), `acknowledge` closes matters that only inform (disputes, alerts), `assign`
- * names the customer. A decision that matches nothing pending is refused and audited.
+ * waits on them), `acknowledge` closes matters a person has seen to (a dispute, an event not
+ * applied), `assign` names the customer. A decision that matches nothing pending is refused and audited.
  */
 export const PAYMENT_OPERATOR_ACTIONS = {
   assign: AssignCustomerActionSchema,
   approve: OperatorActionSchema,
   reject: OperatorActionSchema,
-  acknowledge: OperatorActionSchema,
+  acknowledge: AcknowledgeActionSchema,
 } as const;
 export type PaymentOperatorActionName = keyof typeof PAYMENT_OPERATOR_ACTIONS;
 

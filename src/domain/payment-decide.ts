@@ -1,5 +1,6 @@
 import { describeMoney, isSupportedCurrency } from './money';
-import type { AssignCustomerAction, OperatorAction } from './operator-actions';
+import type { AcknowledgeAction, AssignCustomerAction, OperatorAction } from './operator-actions';
+import { acknowledged, acknowledgeRefusal } from './payment-matters';
 import { INFORMATIONAL_FLAGS, type LifecycleEvent, type PaymentState } from './payment-state';
 import { clone, NeedFact, notApplied, pushBounded } from './rules-kit';
 
@@ -17,7 +18,8 @@ import { clone, NeedFact, notApplied, pushBounded } from './rules-kit';
 export type PaymentInput =
   | { type: 'ipn'; event: LifecycleEvent }
   | { type: 'assign'; action: AssignCustomerAction }
-  | { type: 'approve' | 'reject' | 'acknowledge'; action: OperatorAction }
+  | { type: 'approve' | 'reject'; action: OperatorAction }
+  | { type: 'acknowledge'; action: AcknowledgeAction }
   /** A signal whose payload failed its schema: recorded and ignored. */
   | { type: 'malformed'; signal: string; issues: string }
   /** Time passed (a timer fired): deadlines are looked at. */
@@ -90,6 +92,11 @@ export interface DecideContext {
    * Default true; false only where a workflow replays a history recorded before the rule.
    */
   refuseLiveOnSandbox?: boolean;
+  /**
+   * Whether an acknowledge closes only what it may (payment-matters.ts: a named matter, or the
+   * notices). Default true; false only where a workflow replays a history recorded before the rule.
+   */
+  namedMatters?: boolean;
 }
 
 /**
@@ -175,7 +182,7 @@ export function nextWake(
 export function refusalOf(
   s: PaymentState,
   input: Extract<PaymentInput, { action: unknown }>,
-  rules: { refuseLiveOnSandbox: boolean } = { refuseLiveOnSandbox: true },
+  rules: { refuseLiveOnSandbox: boolean; namedMatters?: boolean } = { refuseLiveOnSandbox: true },
 ): string | null {
   switch (input.type) {
     case 'approve': {
@@ -190,8 +197,11 @@ export function refusalOf(
     }
     case 'reject':
       return s.hold ? null : `nothing is held on ${s.txnId} to ${input.type}`;
-    case 'acknowledge':
-      return s.attention.length > 0 ? null : `nothing on ${s.txnId} waits for acknowledgement`;
+    case 'acknowledge': {
+      const refusal = acknowledgeRefusal(s, input.action.matter, rules.namedMatters ?? true);
+      if (refusal === null) return null;
+      return refusal.rule === 'nothing_to_acknowledge' ? refusal.detail : `${refusal.rule}: ${refusal.detail}`;
+    }
     case 'assign':
       // Who was credited is settled by the ledger entry; moving money between customers is not an assignment.
       return s.creditedMinor > 0 ? `${s.txnId} is already credited to ${s.customerId}` : null;
@@ -476,17 +486,22 @@ class Decider {
 
   /** Records and audits a refused decision; true when refused. */
   private refused(input: Extract<PaymentInput, { action: unknown }>, action: string): boolean {
-    const why = refusalOf(this.s, input, { refuseLiveOnSandbox: this.ctx.refuseLiveOnSandbox ?? true });
+    const namedMatters = this.ctx.namedMatters ?? true;
+    const why = refusalOf(this.s, input, { refuseLiveOnSandbox: this.ctx.refuseLiveOnSandbox ?? true, namedMatters });
     if (why === null) return false;
     const a = input.action;
     this.note(`${a.operator} tried to ${input.type}: refused, ${why}`);
     const customerId = input.type === 'assign' ? input.action.customerId : undefined;
+    const matterRule = input.type === 'acknowledge' && acknowledgeRefusal(this.s, input.action.matter, namedMatters);
     this.audit({
       actor: a.operator,
       action: `${action}_refused`,
       reason: a.reason,
       customerId,
-      details: { refused: why },
+      details:
+        matterRule && matterRule.rule !== 'nothing_to_acknowledge'
+          ? { refused: why, rule: matterRule.rule }
+          : { refused: why },
     });
     return true;
   }
@@ -562,19 +577,21 @@ class Decider {
     }
   }
 
-  private onAcknowledge(a: OperatorAction): void {
+  private onAcknowledge(a: AcknowledgeAction): void {
     const s = this.s;
     if (this.refused({ type: 'acknowledge', action: a }, 'acknowledge')) return;
+    const named = this.ctx.namedMatters ?? true;
+    const { closed, open } = acknowledged(s, a.matter, named);
     this.audit({
       actor: a.operator,
       action: 'acknowledge',
       reason: a.reason,
       customerId: s.customerId ?? undefined,
-      details: { attention: s.attention },
+      details: named ? { closed, open } : { attention: s.attention },
     });
-    this.note(`${a.operator} acknowledged ${s.attention.join(', ')}: ${a.reason}`);
-    // An orphaned refund is still waiting: acknowledging says a person knows, not that it is resolved.
-    s.attention = [];
+    this.note(`${a.operator} acknowledged ${closed.join(', ')}: ${a.reason}`);
+    // Before named matters, an orphaned refund was acknowledged too: it stays waiting (a person knows).
+    s.attention = open;
   }
 
   /** Retries whatever was held, now with the operator's decision in place. */

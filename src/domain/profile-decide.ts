@@ -20,7 +20,8 @@ import {
   type ProfileStatus,
   type Stamp,
 } from './profile';
-import { closingOf, matter } from './profile-matters';
+import { acknowledgeMatters } from './matters';
+import { matter, MATTER_CLOSING } from './profile-matters';
 import { clone, NeedFact, notApplied, pushBounded } from './rules-kit';
 
 /**
@@ -315,38 +316,21 @@ export function refusalOf(
       return s.payments.some((p) => p.held?.startsWith('checks_failed:'))
         ? null
         : refuse(409, 'nothing_held', `no payment of ${s.profileId} is held on failed checks`);
-    case 'acknowledge':
-      if (s.attention.length === 0)
-        return refuse(409, 'nothing_to_acknowledge', `nothing on ${s.profileId} waits for acknowledgement`);
-      return rules.namedMatters ? acknowledgeRefusal(s, input.action.matter, refuse) : null;
-  }
-}
-
-function acknowledgeRefusal(
-  s: ProfileState,
-  named: string | undefined,
-  refuse: (status: 409, rule: string, detail: string) => Extract<ActionResult, { ok: false }>,
-): Extract<ActionResult, { ok: false }> | null {
-  if (named === undefined) {
-    if (s.attention.some((m) => closingOf(m) === 'notice')) return null;
-    return refuse(
-      409,
-      'matter_needs_own_decision',
-      `what waits on ${s.profileId} (${s.attention.join(', ')}) is not a notice: acknowledge one by name ("matter")`,
-    );
-  }
-  if (!s.attention.includes(named)) return refuse(409, 'no_such_matter', `${s.profileId} has no matter ${named}`);
-  switch (closingOf(named)) {
-    case 'assign':
-      return refuse(409, 'assign_customer', 'payments wait for a customer: assign one, which closes this matter');
-    case 'reconcile':
-      return refuse(
-        409,
-        'bill_uncertain',
-        'an uncertain bill is closed by what PayPal did (its IPN, or its balance on refresh), not by acknowledgement',
-      );
-    default:
-      return null;
+    case 'acknowledge': {
+      const ack = acknowledgeMatters(MATTER_CLOSING, s.attention, input.action.matter, s.profileId);
+      if (ack.ok) return null;
+      if (ack.rule === 'nothing_to_acknowledge') return refuse(409, ack.rule, ack.detail);
+      if (!rules.namedMatters) return null;
+      if (ack.rule !== 'closed_otherwise') return refuse(409, ack.rule, ack.detail);
+      return ack.closing === 'assign'
+        ? refuse(409, 'assign_customer', 'payments wait for a customer: assign one, which closes this matter')
+        : refuse(
+            409,
+            'bill_uncertain',
+            'an uncertain bill is closed by what PayPal did (its IPN, or its balance on refresh), ' +
+              'not by acknowledgement',
+          );
+    }
   }
 }
 
@@ -891,13 +875,13 @@ class Decider {
 
   private acknowledge(a: AcknowledgeProfileAction): void {
     const s = this.s;
+    // Refused beforehand (refusalOf) when it would close nothing it may.
+    const ack = acknowledgeMatters(MATTER_CLOSING, s.attention, a.matter, s.profileId);
     const closes = (m: string) =>
       !this.rules.namedMatters
         ? // No customer stays a matter until one is assigned: acknowledging it would hide held money.
           !(m === ATTENTION.noCustomer && s.customerId === null)
-        : a.matter !== undefined
-          ? m === a.matter
-          : closingOf(m) === 'notice';
+        : ack.ok && ack.closed.includes(m);
     const closed = s.attention.filter(closes);
     s.attention = s.attention.filter((m) => !closes(m));
     this.audit({

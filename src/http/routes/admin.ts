@@ -12,6 +12,7 @@ import {
   type PaymentOperatorActionName,
 } from '../../domain/operator-actions';
 import { refusalOf } from '../../domain/payment-decide';
+import { acknowledgeRefusal } from '../../domain/payment-matters';
 import { PaymentStateSchema } from '../../domain/payment-state';
 import {
   acknowledgeSignal,
@@ -184,6 +185,11 @@ export function adminRoutes(deps: AppDeps): Router {
         ? refusalOf(state.data, { type: name, action } as Parameters<typeof refusalOf>[1])
         : null;
       if (refusal) {
+        // A matter's rule by name (an acknowledge closing what it may not), as the workflow audits it.
+        const named = 'matter' in action && typeof action.matter === 'string' ? action.matter : undefined;
+        const matterRule =
+          name === 'acknowledge' && state.success ? acknowledgeRefusal(state.data, named)?.rule : undefined;
+        const rule = matterRule === 'nothing_to_acknowledge' ? undefined : matterRule;
         await models.AuditEvent.create({
           at: new Date(),
           actor: action.operator,
@@ -192,9 +198,9 @@ export function adminRoutes(deps: AppDeps): Router {
           integrationId: payment.integrationId,
           txnId: payment.txnId,
           customerId,
-          details: { refused: refusal, via: 'admin_api' },
+          details: { refused: refusal, ...(rule ? { rule } : {}), via: 'admin_api' },
         });
-        throw new HttpError(409, refusal);
+        throw new HttpError(409, refusal, rule ? { rule } : undefined);
       }
       const workflowId = paymentWorkflowId(payment.integrationId, payment.txnId);
       try {
