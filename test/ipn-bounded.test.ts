@@ -212,8 +212,8 @@ describe('a Mass Pay message within the bounds', () => {
 
 describe('a forged message naming a real payment', () => {
   test(
-    'while its postback hangs, the genuine Completed is credited within seconds ' +
-      'and an operator decision is taken; the forgery ends INVALID, crediting nothing',
+    'while its postback hangs, the genuine Completed is credited and an operator decision is taken ' +
+      'before the forgery is verified; the forgery ends INVALID, crediting nothing',
     async () => {
       const txn = 'BND-REAL-1';
       const base = sample('web_accept_completed_ipn_simulator_01');
@@ -226,10 +226,10 @@ describe('a forged message naming a real payment', () => {
       const before = await balanceMinor(stack, 'c-bounded', 'USD');
 
       // A forgery for the same payment, whose postback PayPal leaves unanswered: the first attempt
-      // (a local activity) until it times out, the second for 8 s, before PayPal says INVALID.
+      // (a local activity) until it times out, the second for 30 s, before PayPal says INVALID.
       stack.sim.injectFaults([
         { kind: 'delay', ms: 60_000 },
-        { kind: 'delay', ms: 8_000 },
+        { kind: 'delay', ms: 30_000 },
       ]);
       const forged = withFields(base, { txn_id: txn, mc_gross: '999.00' });
       expect((await stack.postIpn(SHOP, forged)).status).toBe(200);
@@ -242,7 +242,8 @@ describe('a forged message naming a real payment', () => {
       await waitFor('genuine credited', async () => (await balanceMinor(stack, 'c-bounded', 'USD')) === before + 1234);
       const creditedAfterMs = Date.now() - started;
       process.stderr.write(`[ipn-bounded] genuine Completed credited ${creditedAfterMs} ms after delivery\n`);
-      expect(creditedAfterMs).toBeLessThan(5_000);
+      // Not a timing bound (a busy machine is slow): the proof is that the forgery is still being verified.
+      expect(creditedAfterMs).toBeLessThan(25_000);
 
       // An operator's decision is not held up either (here one the rules refuse, recorded at once).
       const handle = stack.client.workflow.getHandle(paymentWorkflowId(SHOP, txn));
@@ -270,7 +271,7 @@ describe('a forged message naming a real payment', () => {
       const bundle = { codePath: process.env.IPNFLOW_TEST_WORKFLOW_BUNDLE! };
       await Worker.runReplayHistory({ workflowBundle: bundle }, history, paymentWorkflowId(SHOP, txn));
     },
-    90_000,
+    120_000,
   );
 });
 
