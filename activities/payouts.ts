@@ -25,7 +25,7 @@ import {
 import type { MasspayItem } from '../src/domain/ipn-summary';
 import { isSupportedCurrency, parseAmount } from '../src/domain/money';
 import { PayoutBatchIdKey, IntegrationIdKey, payoutWorkflowId } from '../src/domain/contracts';
-import { Ledger, LedgerError, isDuplicateKey } from '../src/ledger/ledger';
+import { Ledger, LedgerError, isDuplicateKey, type MoneyMode } from '../src/ledger/ledger';
 import { inParallel, ItemsEngine, reportSlice, type ItemStore } from '../src/payouts/items-engine';
 import {
   masspayCall,
@@ -234,6 +234,16 @@ async function readMessageReports(
 
 export function createPayoutActivities({ db, client, config, logger }: ActivityDeps) {
   const { models } = db;
+  /** The NVP credentials a batch is sent and searched with: its integration's, read now, for the batch's mode. */
+  const batchCredentials = async (a: { batchId: string; integrationId: string; mode: MoneyMode }) => {
+    const integration = await models.Integration.findById(a.integrationId, { mode: 1, nvpCredentialsEnv: 1 }).lean();
+    const current = integration && {
+      id: a.integrationId,
+      mode: integration.mode,
+      nvpCredentialsEnv: integration.nvpCredentialsEnv,
+    };
+    return sendCredentials(current, { id: a.batchId, mode: a.mode }, process.env);
+  };
   /** One chunk's items, in batch order (by _id range and index). */
   const chunkItems = async <K extends keyof PayoutItem>(
     batchId: string,
@@ -353,19 +363,7 @@ export function createPayoutActivities({ db, client, config, logger }: ActivityD
       let call: ReturnType<typeof masspayCall>;
       let creds: ReturnType<typeof sendCredentials>;
       try {
-        const integration = await models.Integration.findById(a.integrationId, {
-          mode: 1,
-          nvpCredentialsEnv: 1,
-        }).lean();
-        creds = sendCredentials(
-          integration && {
-            id: a.integrationId,
-            mode: integration.mode,
-            nvpCredentialsEnv: integration.nvpCredentialsEnv,
-          },
-          { id: a.batchId, mode: a.mode },
-          process.env,
-        );
+        creds = await batchCredentials(a);
         if (!creds.ok) return { outcome: 'unsendable', message: creds.reason, calls: 0 };
         const docs = await chunkItems(a.batchId, a.chunk, [
           'receiverEmail',
@@ -433,19 +431,7 @@ export function createPayoutActivities({ db, client, config, logger }: ActivityD
         const result: ChunkReconciliation = { index: chunk.index, items: docs.length, reported, search: null };
         results.push(result);
         if (reported > 0 || !a.search) continue;
-        const integration = await models.Integration.findById(a.integrationId, {
-          mode: 1,
-          nvpCredentialsEnv: 1,
-        }).lean();
-        const creds = sendCredentials(
-          integration && {
-            id: a.integrationId,
-            mode: integration.mode,
-            nvpCredentialsEnv: integration.nvpCredentialsEnv,
-          },
-          { id: a.batchId, mode: a.mode },
-          process.env,
-        );
+        const creds = await batchCredentials(a);
         if (!creds.ok) {
           result.search = { inconclusive: creds.reason };
           continue;
