@@ -662,12 +662,52 @@ function print(r: {
     '    during (4) burst',
     perRep((x) => machine(x.burst.machine)),
   );
+  const cpuMs = (w: Watched<RunStats>) => (w.machine.oursCpuS * 1000) / Math.max(1, w.value.n);
+  const ms = (x: number) => fmt.ms(x);
+  headRow(
+    'bench CPU per item: (3) floor @ c4',
+    '',
+    perRep((x) => cpuMs(x.floor)),
+    ms,
+  );
+  headRow(
+    '    (4) payment @ c4, empty',
+    '',
+    perRep((x) => cpuMs(x.e2e.empty)),
+    ms,
+  );
+  headRow(
+    '    (4) payment @ c4, preloaded',
+    '',
+    perRep((x) => cpuMs(x.e2e.preloaded)),
+    ms,
+  );
+  headRow(
+    '    (3) floor burst',
+    '',
+    perRep((x) => cpuMs(x.floorBurst)),
+    ms,
+  );
+  headRow(
+    '    (4) payment burst',
+    '',
+    perRep((x) => cpuMs(x.burst)),
+    ms,
+  );
+  headRow(
+    '    floor / payment @ c4, empty',
+    '',
+    perRep((x) => cpuMs(x.floor) / cpuMs(x.e2e.empty)),
+    fmt.ratio,
+  );
   const floorSpread = spread(perRep((x) => x.floor.value.perS));
   out.push(table(['headline', 'N', ...reps.map((_, i) => `rep ${i + 1}`), 'min / median / max'], headRows));
   out.push(
     `the floor @ c${c} varied by ${(((floorSpread.max - floorSpread.min) / floorSpread.median) * 100).toFixed(0)}% ` +
       `of its median between repetitions ((max - min) / median); CPU cores of other processes = the machine's busy ` +
-      `cores (/proc/stat) minus the bench's own process tree's (/proc/<pid>/stat).`,
+      `cores (/proc/stat) minus the bench's own process tree's (/proc/<pid>/stat); CPU per item = the bench tree's ` +
+      `CPU seconds in the measurement / items (on ${os.cpus().length} saturated cores a rate is about ` +
+      `${os.cpus().length} s / CPU per item, so floor / payment CPU predicts the ratio under load).`,
   );
   out.push('');
 

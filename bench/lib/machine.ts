@@ -29,6 +29,12 @@ export interface MachineWindow {
   oursCores: number;
   /** Cores used by everything else: what another run on the machine took. */
   outsideCores: number;
+  /**
+   * CPU seconds the bench's processes spent in the window. Divided by the items measured, it is a
+   * cost that other load changes far less than it changes a rate: on 2 saturated cores, a rate is
+   * about 2 / (CPU seconds per item), whatever the latencies.
+   */
+  oursCpuS: number;
 }
 
 function readStat(): { busy: number; total: number } {
@@ -87,13 +93,15 @@ const USER_HZ = 100;
 export function windowOf(a: MachineSnapshot, b: MachineSnapshot): MachineWindow {
   const cores = os.cpus().length;
   const busyCores = ((b.busy - a.busy) / (b.total - a.total)) * cores;
-  const oursCores = (b.ours - a.ours) / USER_HZ / ((b.at - a.at) / 1000);
+  const oursCpuS = (b.ours - a.ours) / USER_HZ;
+  const oursCores = oursCpuS / ((b.at - a.at) / 1000);
   return {
     load1Start: a.load1,
     load1End: b.load1,
     busyCores,
     oursCores,
     outsideCores: Math.max(0, busyCores - oursCores),
+    oursCpuS,
   };
 }
 
