@@ -68,3 +68,11 @@ export async function closedLoop(
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
+
+/** Smallest, median (the middle one; the mean of the two middle ones for an even count) and largest. */
+export function spread(xs: number[]): { min: number; median: number; max: number } {
+  const s = xs.filter(Number.isFinite).sort((a, b) => a - b);
+  if (s.length === 0) return { min: NaN, median: NaN, max: NaN };
+  const mid = Math.floor(s.length / 2);
+  return { min: s[0]!, median: s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2, max: s.at(-1)! };
+}
