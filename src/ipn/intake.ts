@@ -78,7 +78,7 @@ export async function storeIpn(
   };
   const workflowId = state === 'received' ? dispatchWorkflowId(routing) : null;
   // Straight to the driver: PayPal's door skips mongoose's document machinery (casting, validation,
-  // hooks). test/fuzz-intake.test.ts checks every document built here against the mongoose schema.
+  // hooks). test/intake/fuzz-intake.test.ts checks every document built here against the mongoose schema.
   const doc = {
     _id,
     integrationId: input.integrationId,

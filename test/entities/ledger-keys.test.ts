@@ -1,0 +1,102 @@
+import crypto from 'node:crypto';
+import { connectDatabase, type Database } from '../../src/db/connection';
+import { Ledger, type PostingRequest } from '../../src/ledger/ledger';
+
+/**
+ * The posting path finds what it needs by _id only, and stays exactly-once when a writer died
+ * between the entry (the commit point) and its key document.
+ */
+let db: Database;
+let ledger: Ledger;
+const posting = (key: string, amountMinor = 500): PostingRequest => ({
+  customerId: 'c1',
+  currency: 'USD',
+  mode: 'live',
+  amountMinor,
+  idempotencyKey: key,
+  reason: 'manual',
+});
+
+beforeAll(async () => {
+  db = await connectDatabase(process.env.MONGODB_URI!, `test-ledger-${crypto.randomBytes(3).toString('hex')}`);
+  await db.models.LedgerEntry.init();
+  ledger = new Ledger(db.models);
+});
+afterAll(async () => {
+  await db.connection.dropDatabase().catch(() => {});
+  await db.close();
+});
+
+test('a key document points at its entry; posting again answers from it', async () => {
+  const first = await ledger.post(posting('k1'));
+  expect(first).toMatchObject({ entryId: 'c1:USD:1', seq: 1, balanceAfterMinor: 500, applied: true });
+  expect(await db.models.LedgerKey.findById('k1').lean()).toMatchObject({ entryId: 'c1:USD:1' });
+  expect(await ledger.post(posting('k1'))).toMatchObject({ entryId: 'c1:USD:1', applied: false });
+  await expect(ledger.post(posting('k1', 600))).rejects.toThrow(/idempotency key reused/);
+});
+
+test('an entry whose key document was never written (crash) is still found: no second movement', async () => {
+  await ledger.post(posting('k2', 250));
+  await db.models.LedgerKey.deleteOne({ _id: 'k2' });
+  const again = await ledger.post(posting('k2', 250));
+  expect(again).toMatchObject({ entryId: 'c1:USD:2', applied: false });
+  expect(await db.models.LedgerKey.findById('k2').lean()).toMatchObject({ entryId: 'c1:USD:2' });
+  expect(await db.models.LedgerEntry.countDocuments({ idempotencyKey: 'k2' })).toBe(1);
+  expect((await ledger.balances('c1', 'live'))[0]).toMatchObject({ balanceMinor: 750, seq: 2 });
+});
+
+test('concurrent postings of distinct keys form a gapless chain; of one key, one entry', async () => {
+  const keys = Array.from({ length: 12 }, (_, i) => `par-${i}`);
+  await Promise.all([...keys, ...keys].map((k) => ledger.post(posting(k, 1))));
+  const check = await ledger.check();
+  expect(check.problems).toEqual([]);
+  expect((await ledger.balances('c1', 'live'))[0]).toMatchObject({ balanceMinor: 762, seq: 14 });
+});
+
+test('debits that must stay covered: of two racing for one balance, exactly one passes', async () => {
+  const account = (key: string, amountMinor: number, mustStayCovered = false): PostingRequest => ({
+    customerId: 'c2',
+    currency: 'EUR',
+    mode: 'live',
+    amountMinor,
+    idempotencyKey: key,
+    reason: 'manual',
+    mustStayCovered,
+  });
+  await ledger.post(account('c2-topup', 1000));
+  const results = await Promise.allSettled([
+    ledger.post(account('c2-a', -600, true)),
+    ledger.post(account('c2-b', -600, true)),
+  ]);
+  expect(results.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
+  const refused = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+  expect(refused.reason.message).toMatch(/^insufficient balance/);
+  expect((await ledger.balances('c2', 'live'))[0]).toMatchObject({ balanceMinor: 400 });
+  // The one that passed is still idempotent; an uncovered debit without the flag is the caller's business.
+  const winner = results.findIndex((r) => r.status === 'fulfilled') === 0 ? 'c2-a' : 'c2-b';
+  expect(await ledger.post(account(winner, -600, true))).toMatchObject({ applied: false });
+  expect(await ledger.post(account('c2-c', -500))).toMatchObject({ applied: true, balanceAfterMinor: -100 });
+  expect((await ledger.check()).problems).toEqual([]);
+});
+
+test("readers catching up beside an account's first postings never fail, and see a balance of the chain", async () => {
+  // Each account's first balance cache document is made by whoever gets there first: a reader's
+  // catch-up or the writer. Both upsert the same _id; the loser used to throw E11000 (a 500 to the API).
+  const accounts = Array.from({ length: 40 }, (_, i) => `race-${i}`);
+  await Promise.all(
+    accounts.map(async (customerId) => {
+      const write = async (n: number) =>
+        ledger.post({ ...posting(`${customerId}:${n}`, 100), customerId, idempotencyKey: `${customerId}:${n}` });
+      const read = () => ledger.balances(customerId, 'live');
+      const seen = await Promise.all([write(1), read(), read(), write(2), read()]);
+      for (const balances of [seen[1], seen[2], seen[4]] as Array<Awaited<ReturnType<typeof read>>>) {
+        expect([
+          [],
+          [{ currency: 'USD', balanceMinor: 100, seq: 1 }],
+          [{ currency: 'USD', balanceMinor: 200, seq: 2 }],
+        ]).toContainEqual(balances);
+      }
+      expect(await read()).toEqual([{ currency: 'USD', balanceMinor: 200, seq: 2 }]);
+    }),
+  );
+});

@@ -1,0 +1,97 @@
+import * as workflows from '../../workflows';
+import type { paymentLifecycle } from '../../workflows/payment-lifecycle';
+import type { processIpn } from '../../workflows/process-ipn';
+import type { masspayBatch } from '../../workflows/masspay-batch';
+import type { recurringProfile } from '../../workflows/recurring-profile';
+import type { rawBodyRetention } from '../../workflows/raw-body-retention';
+import * as payment from '../../src/contracts/payment-lifecycle';
+import * as message from '../../src/contracts/process-ipn';
+import * as masspay from '../../src/contracts/masspay-batch';
+import * as profile from '../../src/contracts/recurring-profile';
+import * as retention from '../../src/contracts/raw-body-retention';
+
+/**
+ * Starters name a workflow by its contract's type name and type (no import of the workflow module,
+ * so no import cycle). Checked by tsc (npm test): each workflow is what its contract says it is.
+ */
+type Is<W, C> = W extends C ? true : false;
+const conforms: [
+  Is<typeof paymentLifecycle, payment.PaymentLifecycleWorkflow>,
+  Is<typeof processIpn, message.ProcessIpnWorkflow>,
+  Is<typeof masspayBatch, masspay.MasspayBatchWorkflow>,
+  Is<typeof recurringProfile, profile.RecurringProfileWorkflow>,
+  Is<typeof rawBodyRetention, retention.RawBodyRetentionWorkflow>,
+] = [true, true, true, true, true];
+
+/** Every signal, query and update a contract module exports, by export name → the name on the wire. */
+function wireNames(contract: Record<string, unknown>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [key, value] of Object.entries(contract)) {
+    const def = value as { type?: string; name?: string };
+    if (def && typeof def === 'object' && ['signal', 'query', 'update'].includes(def.type ?? ''))
+      out[key] = `${def.type}:${def.name}`;
+  }
+  return out;
+}
+
+describe('workflow contracts', () => {
+  it('name the workflow types the worker registers', () => {
+    expect(conforms.every(Boolean)).toBe(true);
+    const types = [
+      payment.PAYMENT_LIFECYCLE,
+      message.PROCESS_IPN,
+      masspay.MASSPAY_BATCH,
+      profile.RECURRING_PROFILE,
+      retention.RAW_BODY_RETENTION,
+    ];
+    // The names running workflows, Schedules and recorded histories carry.
+    expect(types).toEqual(['paymentLifecycle', 'processIpn', 'masspayBatch', 'recurringProfile', 'rawBodyRetention']);
+    expect(Object.keys(workflows).sort()).toEqual([...types].sort());
+    for (const t of types) expect(typeof (workflows as Record<string, unknown>)[t]).toBe('function');
+  });
+
+  it('keep the signal, query and update names of running workflows and recorded histories', () => {
+    expect(wireNames(payment)).toEqual({
+      ipnMessageSignal: 'signal:ipnMessage',
+      ipnEventSignal: 'signal:ipnEvent',
+      assignCustomerSignal: 'signal:assignCustomer',
+      approveSignal: 'signal:approve',
+      rejectSignal: 'signal:reject',
+      acknowledgeSignal: 'signal:acknowledge',
+      paymentStateQuery: 'query:state',
+    });
+    expect(wireNames(message)).toEqual({
+      messageStateQuery: 'query:state',
+      retryVerificationSignal: 'signal:retryVerification',
+      rejectMessageSignal: 'signal:rejectMessage',
+    });
+    expect(wireNames(masspay)).toEqual({
+      masspayIpnSignal: 'signal:masspayIpn',
+      approvePayoutSignal: 'signal:approvePayout',
+      submittedPayoutSignal: 'signal:payoutSubmitted',
+      cancelPayoutSignal: 'signal:cancelPayout',
+      sendPayoutSignal: 'signal:sendPayout',
+      resolvePayoutItemSignal: 'signal:resolvePayoutItem',
+      stopWaitingPayoutSignal: 'signal:stopWaitingPayout',
+      reconcilePayoutSignal: 'signal:reconcilePayout',
+      clearPayoutContradictionSignal: 'signal:clearPayoutContradiction',
+      payoutStateQuery: 'query:state',
+    });
+    expect(wireNames(profile)).toEqual({
+      profileIpnSignal: 'signal:profileIpn',
+      profileAdjustmentSignal: 'signal:profileAdjustment',
+      profileStateQuery: 'query:state',
+      profileActionUpdate: 'update:operatorAction',
+    });
+    expect(wireNames(profile.PROFILE_ACTION_SIGNALS)).toEqual({
+      'bill-outstanding': 'signal:billOutstanding',
+      suspend: 'signal:suspend',
+      reactivate: 'signal:reactivate',
+      cancel: 'signal:cancel',
+      refresh: 'signal:refresh',
+      assign: 'signal:assignCustomer',
+      approve: 'signal:approve',
+      acknowledge: 'signal:acknowledge',
+    });
+  });
+});
