@@ -169,12 +169,14 @@ test(
       expect.objectContaining({ state: 'Failed', reasonCode: '1001', released: true }),
     ]);
     expect(byCustomer('c-uncl')).toEqual([expect.objectContaining({ state: 'Returned', released: true })]);
-    // Unclaimed at Processed, Returned at Completed: PayPal's two IPNs for its call, in order.
+    // Unclaimed at Processed, Returned at Completed: PayPal's two IPNs for its call. On a busy machine
+    // the simulator's Completed may be applied first (PayPal promises no order either): Returned all
+    // the same, released once (above), and never Unclaimed after Returned.
     const unclaimed = byCustomer('c-uncl')[0]!.history.map((h) => h.what);
-    expect(unclaimed.findIndex((w) => /^Pending → Unclaimed/.test(w))).toBeGreaterThanOrEqual(0);
-    expect(unclaimed.findIndex((w) => /^Unclaimed → Returned/.test(w))).toBeGreaterThan(
-      unclaimed.findIndex((w) => /^Pending → Unclaimed/.test(w)),
-    );
+    const toUnclaimed = unclaimed.findIndex((w) => /→ Unclaimed/.test(w));
+    const toReturned = unclaimed.findIndex((w) => /→ Returned/.test(w));
+    expect(toReturned).toBeGreaterThanOrEqual(0);
+    expect(toUnclaimed < toReturned).toBe(true);
     expect([
       await balanceMinor(stack, 'c-many', 'USD'),
       await balanceMinor(stack, 'c-fail', 'USD'),
