@@ -29,7 +29,8 @@ const BUYER = 'buyer@paypalsandbox.com';
 const MAX_EVENT_PAYLOAD = 64 * 1024;
 
 beforeAll(async () => {
-  stack = await createTestStack('ipn-bounded');
+  // The forged-message test keeps a postback unanswered for 30 s: give up (park) only well after that.
+  stack = await createTestStack('ipn-bounded', { IPN_VERIFY_GIVE_UP_SECONDS: '120' });
   const integration = { name: 'Bounded', mode: 'sandbox', allowedCurrencies: ['USD'], receiverEmails: [SELLER] };
   expect(await stack.admin('PUT', `/admin/integrations/${SHOP}`, integration)).toMatchObject({ status: 200 });
   expect(await stack.admin('PUT', '/admin/customers/c-bounded', { name: 'B', paypalEmails: [BUYER] })).toMatchObject({
