@@ -95,6 +95,28 @@ async function main() {
       return { id, uniqueIds: (res.body.items as Array<{ uniqueId: string }>).map((i) => i.uniqueId) };
     };
 
+    /** PayPal's IPNs for an uploaded two-item batch: the first item Completed, the second as given. */
+    const uploadIpns = (up: { id: string; uniqueIds: string[] }, txnIds: [string, string]) => {
+      const base = fs.readFileSync(path.join(FIXTURES, 'masspay_processed_01.ipn'));
+      const ipn = (status: string, second: string) =>
+        withFields(base, {
+          payment_status: status,
+          unique_id_1: up.uniqueIds[0]!,
+          status_1: 'Completed',
+          mc_gross_1: '2.00',
+          masspay_txn_id_1: txnIds[0],
+          unique_id_2: up.uniqueIds[1]!,
+          status_2: second,
+          mc_gross_2: '3.00',
+          masspay_txn_id_2: txnIds[1],
+        });
+      const deliver = async (raw: Buffer, applied: number) => {
+        await stack.sim.sendIpn({ listenerUrl: `${stack.baseUrl}/ipn/rec`, body: raw }).done;
+        await waitFor('applied', async () => (await batch(up.id)).appliedMessages.length === applied);
+      };
+      return { ipn, deliver };
+    };
+
     // 1. Sent through the API; the first answer is lost, the retry is refused as a duplicate (8331).
     if (wanted.has('masspay-batch-api-lost-answer')) {
       const api = await create();
@@ -113,23 +135,7 @@ async function main() {
       await act(up.id, 'approve', { operator: 'Alice', note: 'checked' });
       await waitFor('approved', async () => (await batch(up.id)).state === 'approved');
       await act(up.id, 'submitted', { operator: 'bob', note: 'uploaded' });
-      const base = fs.readFileSync(path.join(FIXTURES, 'masspay_processed_01.ipn'));
-      const ipn = (status: string, second: string) =>
-        withFields(base, {
-          payment_status: status,
-          unique_id_1: up.uniqueIds[0]!,
-          status_1: 'Completed',
-          mc_gross_1: '2.00',
-          masspay_txn_id_1: 'RECTXN1',
-          unique_id_2: up.uniqueIds[1]!,
-          status_2: second,
-          mc_gross_2: '3.00',
-          masspay_txn_id_2: 'RECTXN2',
-        });
-      const deliver = async (raw: Buffer, applied: number) => {
-        await stack.sim.sendIpn({ listenerUrl: `${stack.baseUrl}/ipn/rec`, body: raw }).done;
-        await waitFor('applied', async () => (await batch(up.id)).appliedMessages.length === applied);
-      };
+      const { ipn, deliver } = uploadIpns(up, ['RECTXN1', 'RECTXN2']);
       await deliver(ipn('Processed', 'Unclaimed'), 1);
       await act(up.id, `items/${up.uniqueIds[1]}/resolve`, { operator: 'bob', note: 'gave up', state: 'Failed' });
       await waitFor('resolved', async () => (await batch(up.id)).counts.Failed === 1);
@@ -172,23 +178,7 @@ async function main() {
       await act(up.id, 'approve', { operator: 'carol', note: 'checked too' });
       await waitFor('approved', async () => (await batch(up.id)).state === 'approved');
       await act(up.id, 'submitted', { operator: 'bob', note: 'uploaded' });
-      const base = fs.readFileSync(path.join(FIXTURES, 'masspay_processed_01.ipn'));
-      const ipn = (status: string, second: string) =>
-        withFields(base, {
-          payment_status: status,
-          unique_id_1: up.uniqueIds[0]!,
-          status_1: 'Completed',
-          mc_gross_1: '2.00',
-          masspay_txn_id_1: 'RECTXN3',
-          unique_id_2: up.uniqueIds[1]!,
-          status_2: second,
-          mc_gross_2: '3.00',
-          masspay_txn_id_2: 'RECTXN4',
-        });
-      const deliver = async (raw: Buffer, applied: number) => {
-        await stack.sim.sendIpn({ listenerUrl: `${stack.baseUrl}/ipn/rec`, body: raw }).done;
-        await waitFor('applied', async () => (await batch(up.id)).appliedMessages.length === applied);
-      };
+      const { ipn, deliver } = uploadIpns(up, ['RECTXN3', 'RECTXN4']);
       await deliver(ipn('Processed', 'Unclaimed'), 1);
       const resolve = { note: 'gave up', state: 'Failed' };
       await act(up.id, `items/${up.uniqueIds[1]}/resolve`, { operator: 'bob', ...resolve });
