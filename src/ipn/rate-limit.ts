@@ -46,7 +46,8 @@ export class IpnRateLimit {
  */
 export function clientKey(forwardedFor: readonly string[], socketAddress: string | undefined): string {
   const address = (forwardedFor.at(-1) ?? socketAddress ?? 'unknown').trim().replace(/^::ffff:(?=\d+\.)/i, '');
-  return net.isIPv6(address.replace(/%.*$/, '')) ? ipv6Prefix64(address.replace(/%.*$/, '')) : address;
+  const unscoped = address.replace(/%.*$/, '');
+  return net.isIPv6(unscoped) ? ipv6Prefix64(unscoped) : address;
 }
 
 function ipv6Prefix64(address: string): string {
