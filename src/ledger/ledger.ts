@@ -198,10 +198,6 @@ export class Ledger {
   }
 
   /**
-   * The entry an idempotency key already moved money with, by _id twice (key document, then entry):
-   * the unique index on entries stays the guarantee, this is only the fast way to find the winner.
-   */
-  /**
    * The last line behind the rules: a sandbox integration (whose messages anyone can send, and
    * which may skip verification) moves no live money, in either direction. By _id, one read per
    * new entry. An integration switched to sandbox with live money in flight thus holds its later
@@ -218,6 +214,10 @@ export class Ledger {
     }
   }
 
+  /**
+   * The entry an idempotency key already moved money with, by _id twice (key document, then entry):
+   * the unique index on entries stays the guarantee, this is only the fast way to find the winner.
+   */
   private async postedUnder(key: string) {
     const known = await this.models.LedgerKey.findById(key).lean();
     return known ? this.models.LedgerEntry.findById(known.entryId).lean() : null;
