@@ -3,7 +3,7 @@
 # One image for both processes:
 #   API server:       node dist/src/server.js   (default command)
 #   Temporal worker:  node dist/src/worker.js
-# Configuration comes only from the environment (see src/config.ts).
+# Configuration comes only from the environment (see src/shared/config.ts).
 
 ARG NODE_IMAGE=node:20.19-bookworm-slim
 

@@ -1,7 +1,7 @@
 import type { Client } from '@temporalio/client';
-import type { Config } from '../src/config';
-import type { Database } from '../src/db/connection';
-import type { Logger } from '../src/logger';
+import type { Config } from '../src/shared/config';
+import type { Database } from '../src/shared/db/connection';
+import type { Logger } from '../src/shared/logger';
 
 /** What every activity factory gets; its own module so activity modules need not import the index. */
 export interface ActivityDeps {

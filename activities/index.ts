@@ -3,7 +3,7 @@ import { createLedgerActivities } from './ledger';
 import { createMessageActivities } from './messages';
 import { createPaymentActivities } from './payments';
 import { createProfileActivities } from './profiles';
-import { createPayoutActivities } from './payouts';
+import { createPayoutActivities } from './masspay';
 import { createVerifyActivities } from './verify';
 import { createRetentionActivities } from './retention';
 

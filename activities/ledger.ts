@@ -1,6 +1,6 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { ActivityDeps } from './deps';
-import { Ledger, LedgerError, type PostingRequest, type PostingResult } from '../src/ledger/ledger';
+import { Ledger, LedgerError, type PostingRequest, type PostingResult } from '../src/shared/ledger';
 
 export function createLedgerActivities({ db, logger }: ActivityDeps) {
   const ledger = new Ledger(db.models);

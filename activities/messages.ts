@@ -1,19 +1,19 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import mongoose from 'mongoose';
 import type { ActivityDeps } from './deps';
-import type { IpnSummary } from '../src/domain/ipn-summary';
-import type { Integration } from '../src/domain/integration';
-import { LifecycleEventSchema, type LifecycleEvent } from '../src/domain/payment-state';
-import type { Proof } from '../src/domain/payment-decide';
-import { readIpnFull, readIpnHead } from '../src/ipn/read';
-import { receivedMasspayEvents } from '../src/domain/masspay-received';
-import { inParallel } from '../src/payouts/items-engine';
-import { createPayoutActivities } from './payouts';
+import type { IpnSummary } from '../src/messages/summary';
+import type { Integration } from '../src/integrations/schema';
+import { LifecycleEventSchema, type LifecycleEvent } from '../src/payments/state';
+import type { Proof } from '../src/payments/rules';
+import { readIpnFull, readIpnHead } from '../src/messages/read';
+import { receivedMasspayEvents } from '../src/masspay/received';
+import { inParallel } from '../src/masspay/items-engine';
+import { createPayoutActivities } from './masspay';
 import { toIntegration } from '../src/integrations/store';
-import { ipnEventSignal } from '../src/contracts/payment-lifecycle';
-import { signalPayment } from '../src/ipn/payment-entity';
-import { alerts } from '../src/metrics';
-import type { MessageOutcomeRecord } from '../src/domain/payment-decide';
+import { ipnEventSignal } from '../src/payments/contract';
+import { signalPayment } from '../src/payments/entity';
+import { alerts } from '../src/shared/metrics';
+import type { MessageOutcomeRecord } from '../src/payments/rules';
 
 export interface LoadedMessage {
   integration: Integration | null;

@@ -1,6 +1,6 @@
 import type { ActivityDeps } from './deps';
-import { PaymentStateSchema, type PaymentState } from '../src/domain/payment-state';
-import { needsPerson } from '../src/domain/payment-decide';
+import { PaymentStateSchema, type PaymentState } from '../src/payments/state';
+import { needsPerson } from '../src/payments/rules';
 import { findCustomerForPayer } from '../src/customers/store';
 
 export function createPaymentActivities({ db }: ActivityDeps) {

@@ -1,8 +1,8 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { ActivityDeps } from './deps';
-import { checkPayment } from '../src/domain/checks';
-import type { Proof } from '../src/domain/payment-decide';
-import { LifecycleEventSchema, type LifecycleEvent } from '../src/domain/payment-state';
+import { checkPayment } from '../src/payments/checks';
+import type { Proof } from '../src/payments/rules';
+import { LifecycleEventSchema, type LifecycleEvent } from '../src/payments/state';
 import {
   PROFILE_MONEY_TXN_TYPES,
   ProfileEventSchema,
@@ -10,19 +10,19 @@ import {
   toProfileEvent,
   type ProfileEvent,
   type ProfileState,
-} from '../src/domain/profile';
-import { keepUsedFields, needsPerson, NVP_NOT_SENT, type NvpCall, type NvpOutcome } from '../src/domain/profile-decide';
-import { decodeIpn } from '../src/ipn/decode';
-import { readIpn } from '../src/ipn/read';
+} from '../src/profiles/state';
+import { keepUsedFields, needsPerson, NVP_NOT_SENT, type NvpCall, type NvpOutcome } from '../src/profiles/rules';
+import { decodeIpn } from '../src/messages/decode';
+import { readIpn } from '../src/messages/read';
 import { toIntegration } from '../src/integrations/store';
-import { profileStartOptions } from '../src/recurring/start';
-import { callNvp, nvpCredentialNames, nvpCredentialsFromEnv, nvpUrl } from '../src/paypal/nvp-client';
+import { profileStartOptions } from '../src/profiles/start';
+import { callNvp, nvpCredentialNames, nvpCredentialsFromEnv, nvpUrl } from '../src/shared/paypal/nvp-client';
 import {
   profileAdjustmentSignal,
   profileIpnSignal,
   RECURRING_PROFILE,
   type RecurringProfileWorkflow,
-} from '../src/contracts/recurring-profile';
+} from '../src/profiles/contract';
 
 export function createProfileActivities({ db, client, config, logger }: ActivityDeps) {
   const { RecurringProfile, ProfileTxn, IpnMessage, Integration } = db.models;

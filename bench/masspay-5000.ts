@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import { startTemporalServer } from '../tools/dev/services/temporal-server';
 import { startMongoServer } from '../tools/dev/services/mongo-server';
 import { tsToMs } from '@temporalio/common/lib/time';
-import { payoutWorkflowId } from '../src/domain/contracts';
+import { payoutWorkflowId } from '../src/shared/contract';
 import { createTestStack, waitFor, type TestStack } from '../test/support/stack';
 
 const CUSTOMERS = 50;

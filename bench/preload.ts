@@ -1,6 +1,6 @@
 import mongoose from 'mongoose';
-import type { Models } from '../src/db/models';
-import { accountIdOf } from '../src/ledger/ledger';
+import type { Models } from '../src/shared/db/models';
+import { accountIdOf } from '../src/shared/ledger';
 import { waitFor, withFields } from '../test/support/stack';
 
 type Doc = Record<string, unknown>;

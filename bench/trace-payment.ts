@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import { startMongoServer } from '../tools/dev/services/mongo-server';
 import { startTemporalServer } from '../tools/dev/services/temporal-server';
 import { createTestStack, sample, withField, type TestStack } from '../test/support/stack';
-import { accountIdOf } from '../src/ledger/ledger';
+import { accountIdOf } from '../src/shared/ledger';
 import { CreditWatch } from './lib/credits';
 import { nowMs } from './lib/load';
 

@@ -6,11 +6,11 @@
  */
 import { NativeConnection, Worker } from '@temporalio/worker';
 import mongoose from 'mongoose';
-import { loadConfig } from '../src/config';
-import { connectDatabase } from '../src/db/connection';
-import { createLogger } from '../src/logger';
-import { connectTemporalClient } from '../src/temporal/client';
-import { createWorker } from '../src/temporal/worker';
+import { loadConfig } from '../src/shared/config';
+import { connectDatabase } from '../src/shared/db/connection';
+import { createLogger } from '../src/shared/logger';
+import { connectTemporalClient } from '../src/shared/temporal/client';
+import { createWorker } from '../src/shared/temporal/worker';
 import { createFloorActivities } from './floor/activities';
 
 import { READY } from './lib/children';

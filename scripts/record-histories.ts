@@ -16,9 +16,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { startTemporalServer } from '../tools/dev/services/temporal-server';
 import { startMongoServer } from '../tools/dev/services/mongo-server';
-import { paymentWorkflowId } from '../src/domain/workflow-ids';
+import { paymentWorkflowId } from '../src/shared/ids';
 import { createTestStack, sample, waitFor, withField, withFields, type TestStack } from '../test/support/stack';
-import { profileWorkflowId } from '../src/domain/profile';
+import { profileWorkflowId } from '../src/profiles/state';
 
 const OUT = path.resolve(process.env.RECORD_HISTORIES_DIR ?? path.resolve(__dirname, '../test/histories'));
 

@@ -17,7 +17,7 @@ import path from 'node:path';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { startTemporalServer } from '../tools/dev/services/temporal-server';
 import { startMongoServer } from '../tools/dev/services/mongo-server';
-import { payoutWorkflowId } from '../src/domain/contracts';
+import { payoutWorkflowId } from '../src/shared/contract';
 import { createTestStack, waitFor, withFields, type TestStack } from '../test/support/stack';
 
 const OUT = path.resolve(__dirname, '../test/histories');

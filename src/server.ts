@@ -1,14 +1,14 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Client } from '@temporalio/client';
-import { loadConfig, type Config } from './config';
-import { connectDatabase, type Database } from './db/connection';
-import { createApp } from './http/app';
-import { IpnDispatcher } from './ipn/dispatcher';
+import { loadConfig, type Config } from './shared/config';
+import { connectDatabase, type Database } from './shared/db/connection';
+import { createApp } from './app';
+import { IpnDispatcher } from './messages/dispatcher';
 import { IntakeIntegrations } from './integrations/intake-cache';
-import { registerBacklogMetrics } from './ipn/backlog';
-import { createLogger, redactUri, type Logger } from './logger';
-import { connectTemporalClient } from './temporal/client';
+import { registerBacklogMetrics } from './messages/backlog';
+import { createLogger, redactUri, type Logger } from './shared/logger';
+import { connectTemporalClient } from './shared/temporal/client';
 
 export interface ApiServer {
   server: Server;

@@ -1,9 +1,9 @@
-import { loadConfig } from './config';
-import { connectDatabase } from './db/connection';
-import { createLogger } from './logger';
-import { connectTemporalClient } from './temporal/client';
-import { prebuiltBundle } from './temporal/bundle';
-import { createWorker } from './temporal/worker';
+import { loadConfig } from './shared/config';
+import { connectDatabase } from './shared/db/connection';
+import { createLogger } from './shared/logger';
+import { connectTemporalClient } from './shared/temporal/client';
+import { prebuiltBundle } from './shared/temporal/bundle';
+import { createWorker } from './shared/temporal/worker';
 import { ensureRawRetentionSchedule } from './retention/schedule';
 
 /** Production worker process: runs workflows and activities until SIGINT/SIGTERM. */

@@ -1,4 +1,4 @@
-import type { Models } from '../../src/db/models';
+import type { Models } from '../../src/shared/db/models';
 import { nowMs, sleep } from './load';
 
 /** How often the watch looks while no payment waits for a credit. */
@@ -6,7 +6,7 @@ const IDLE_POLL_MS = 100;
 
 /**
  * Notices credits to one ledger account by following its chain of entries, whose ids are
- * `${accountId}:${seq}` (src/ledger/ledger.ts): one lookup by `_id` per poll, plus one per entry
+ * `${accountId}:${seq}` (src/shared/ledger.ts): one lookup by `_id` per poll, plus one per entry
  * found. Only `_id` lookups, because any other filter may scan the collection (FerretDB pushes
  * little else down) and the watcher must not load the very database it measures.
  */

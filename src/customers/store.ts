@@ -1,8 +1,8 @@
 import { z } from 'zod';
-import type { Models } from '../db/models';
-import { isDuplicateKey } from '../ledger/ledger';
+import type { Models } from '../shared/db/models';
+import { isDuplicateKey } from '../shared/ledger';
 import { getIntegration } from '../integrations/store';
-import { CONFIG_AUDIT_ACTIONS, configChange } from '../domain/config-audit';
+import { CONFIG_AUDIT_ACTIONS, configChange } from '../shared/config-audit';
 
 export const CustomerInputSchema = z.object({
   name: z.string().trim().min(1),

@@ -1,4 +1,4 @@
-import type { Models } from '../db/models';
+import type { Models } from '../shared/db/models';
 
 type IntakeView = { _id: string; ipnEnabled: boolean; mode: 'live' | 'sandbox' };
 

@@ -1,6 +1,6 @@
-import type { IntegrationDoc, Models } from '../db/models';
-import { IntegrationInputSchema, type Integration } from '../domain/integration';
-import { CONFIG_AUDIT_ACTIONS, configChange } from '../domain/config-audit';
+import type { IntegrationDoc, Models } from '../shared/db/models';
+import { IntegrationInputSchema, type Integration } from './schema';
+import { CONFIG_AUDIT_ACTIONS, configChange } from '../shared/config-audit';
 
 export function toIntegration(doc: IntegrationDoc): Integration {
   return { id: doc._id, ...IntegrationInputSchema.parse(doc) };

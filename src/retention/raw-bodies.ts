@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import { Types } from 'mongoose';
-import type { Models } from '../db/models';
+import type { Models } from '../shared/db/models';
 
 /**
  * Outcomes after which a message's raw bytes have done their work: verified (or refused for good)

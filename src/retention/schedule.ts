@@ -1,6 +1,6 @@
 import { ScheduleAlreadyRunning, ScheduleOverlapPolicy, type Client } from '@temporalio/client';
-import type { Config } from '../config';
-import { RAW_BODY_RETENTION } from '../contracts/raw-body-retention';
+import type { Config } from '../shared/config';
+import { RAW_BODY_RETENTION } from './contract';
 
 /** One schedule per task queue: tests (and stacks sharing a Temporal server) each sweep their own store. */
 export const rawRetentionScheduleId = (config: Config) => `raw-body-retention:${config.TEMPORAL_TASK_QUEUE}`;

@@ -2,11 +2,11 @@ import http from 'node:http';
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import Koa from 'koa';
-import { adminApiRoutes } from '../../src/http/routes/admin-api';
-import { createLogger } from '../../src/logger';
+import { adminApiRoutes } from '../../src/shared/http/admin-api';
+import { createLogger } from '../../src/shared/logger';
 import { IntakeIntegrations } from '../../src/integrations/intake-cache';
-import { paymentWorkflowId } from '../../src/domain/workflow-ids';
-import type { PaymentState } from '../../src/domain/payment-state';
+import { paymentWorkflowId } from '../../src/shared/ids';
+import type { PaymentState } from '../../src/payments/state';
 import {
   balanceMinor,
   createTestStack,

@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import { Types } from 'mongoose';
 import { dropSettledRawBodies } from '../../src/retention/raw-bodies';
 import { ensureRawRetentionSchedule, rawRetentionScheduleId } from '../../src/retention/schedule';
-import { rawBodyRetention } from '../../workflows/raw-body-retention';
+import { rawBodyRetention } from '../../workflows/retention';
 import { createTestStack, deliverIpn, sample, withFields, type TestStack } from '../support/stack';
 
 /**

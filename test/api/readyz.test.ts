@@ -1,9 +1,9 @@
-import { loadConfig } from '../../src/config';
-import { connectDatabase, type Database } from '../../src/db/connection';
+import { loadConfig } from '../../src/shared/config';
+import { connectDatabase, type Database } from '../../src/shared/db/connection';
 import { startMongoServer, type MongoServer } from '../../tools/dev/services/mongo-server';
 import { serveApi, type ApiServer } from '../../src/server';
-import { createLogger } from '../../src/logger';
-import { connectTemporalClient } from '../../src/temporal/client';
+import { createLogger } from '../../src/shared/logger';
+import { connectTemporalClient } from '../../src/shared/temporal/client';
 import type { Client } from '@temporalio/client';
 import { sample, waitFor } from '../support/stack';
 

@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
-import { connectDatabase, type Database } from '../../src/db/connection';
-import { Ledger, type PostingRequest } from '../../src/ledger/ledger';
+import { connectDatabase, type Database } from '../../src/shared/db/connection';
+import { Ledger, type PostingRequest } from '../../src/shared/ledger';
 
 /**
  * The posting path finds what it needs by _id only, and stays exactly-once when a writer died

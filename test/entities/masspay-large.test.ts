@@ -1,7 +1,7 @@
-import { createPayoutActivities } from '../../activities/payouts';
-import { payoutWorkflowId } from '../../src/domain/contracts';
-import { createLogger } from '../../src/logger';
-import { SLICE_ITEMS } from '../../src/payouts/items-engine';
+import { createPayoutActivities } from '../../activities/masspay';
+import { payoutWorkflowId } from '../../src/shared/contract';
+import { createLogger } from '../../src/shared/logger';
+import { SLICE_ITEMS } from '../../src/masspay/items-engine';
 import { balanceMinor, createTestStack, deliverIpn, waitFor, type TestStack } from '../support/stack';
 import { workflowTaskFailures } from '../support/workflow-task-failures';
 

@@ -1,4 +1,4 @@
-import { payoutWorkflowId } from '../../src/domain/contracts';
+import { payoutWorkflowId } from '../../src/shared/contract';
 import { balanceMinor, createTestStack, deliverIpn, waitFor, type TestStack } from '../support/stack';
 import { workflowTaskFailures } from '../support/workflow-task-failures';
 

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { payoutWorkflowId } from '../../src/domain/contracts';
+import { payoutWorkflowId } from '../../src/shared/contract';
 import { balanceMinor, createTestStack, deliverIpn, waitFor, withFields, type TestStack } from '../support/stack';
 import { workflowTaskFailures } from '../support/workflow-task-failures';
 

@@ -1,5 +1,5 @@
-import { paymentWorkflowId } from '../../src/domain/workflow-ids';
-import type { PaymentState } from '../../src/domain/payment-state';
+import { paymentWorkflowId } from '../../src/shared/ids';
+import type { PaymentState } from '../../src/payments/state';
 import {
   balanceMinor,
   createTestStack,

@@ -1,9 +1,9 @@
 import { Context } from '@temporalio/activity';
 import type { WorkerOptions } from '@temporalio/worker';
-import { storeIpn } from '../../src/ipn/intake';
-import { paymentWorkflowId } from '../../src/domain/workflow-ids';
-import type { PaymentState } from '../../src/domain/payment-state';
-import type { PostingRequest, PostingResult } from '../../src/ledger/ledger';
+import { storeIpn } from '../../src/messages/intake';
+import { paymentWorkflowId } from '../../src/shared/ids';
+import type { PaymentState } from '../../src/payments/state';
+import type { PostingRequest, PostingResult } from '../../src/shared/ledger';
 import {
   balanceMinor,
   createTestStack,

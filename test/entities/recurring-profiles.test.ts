@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { formatPayPalDate } from '../../src/domain/profile';
-import { profileWorkflowId } from '../../src/domain/profile';
+import { formatPayPalDate } from '../../src/profiles/state';
+import { profileWorkflowId } from '../../src/profiles/state';
 import { SIM_SUBSCRIBER, type SimProfile } from '../../tools/paypal-sim/nvp';
 import { balanceMinor, createTestStack, deliverIpn, waitFor, withFields, type TestStack } from '../support/stack';
 

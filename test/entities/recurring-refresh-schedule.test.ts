@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { formatPayPalDate, isApiManaged } from '../../src/domain/profile';
+import { formatPayPalDate, isApiManaged } from '../../src/profiles/state';
 import type { SimProfile } from '../../tools/paypal-sim/nvp';
 import { balanceMinor, createTestStack, deliverIpn, waitFor, withFields, type TestStack } from '../support/stack';
 

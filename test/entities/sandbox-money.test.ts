@@ -1,11 +1,11 @@
 import type { ActivityDeps } from '../../activities';
 import { createPaymentActivities } from '../../activities/payments';
 import { saveIntegration } from '../../src/integrations/store';
-import { LedgerError, type PostingRequest } from '../../src/ledger/ledger';
-import { LIVE_ON_SANDBOX_RULE } from '../../src/domain/payment-decide';
-import type { PaymentState } from '../../src/domain/payment-state';
-import { paymentWorkflowId } from '../../src/domain/workflow-ids';
-import { approveSignal } from '../../src/contracts/payment-lifecycle';
+import { LedgerError, type PostingRequest } from '../../src/shared/ledger';
+import { LIVE_ON_SANDBOX_RULE } from '../../src/payments/rules';
+import type { PaymentState } from '../../src/payments/state';
+import { paymentWorkflowId } from '../../src/shared/ids';
+import { approveSignal } from '../../src/payments/contract';
 import { createTestStack, deliverIpn, sample, waitFor, withFields, type TestStack } from '../support/stack';
 
 /**

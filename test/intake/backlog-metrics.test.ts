@@ -1,4 +1,4 @@
-import { storeIpn } from '../../src/ipn/intake';
+import { storeIpn } from '../../src/messages/intake';
 import { createTestStack, sample, waitFor, withField, type TestStack } from '../support/stack';
 
 /** /metrics shows what is stored but not finished, and how old the oldest waiting message is. */

@@ -1,12 +1,12 @@
 import fc from 'fast-check';
 import mongoose from 'mongoose';
-import { bindModels, type Models } from '../../src/db/models';
-import { checkPayment } from '../../src/domain/checks';
-import { classify } from '../../src/domain/classify';
-import { IpnSummarySchema } from '../../src/domain/ipn-summary';
-import type { Integration } from '../../src/domain/integration';
-import { ipnCharset } from '../../src/ipn/decode';
-import { storeIpn } from '../../src/ipn/intake';
+import { bindModels, type Models } from '../../src/shared/db/models';
+import { checkPayment } from '../../src/payments/checks';
+import { classify } from '../../src/messages/classify';
+import { IpnSummarySchema } from '../../src/messages/summary';
+import type { Integration } from '../../src/integrations/schema';
+import { ipnCharset } from '../../src/messages/decode';
+import { storeIpn } from '../../src/messages/intake';
 import { buildBody, check, decodeOrReason, fuzzCaseArb, fuzzSeed, type FuzzCase } from '../support/ipn-fuzz';
 
 const SEED = fuzzSeed('fuzz-intake');

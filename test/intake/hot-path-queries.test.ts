@@ -1,7 +1,7 @@
 import { createMessageActivities } from '../../activities/messages';
-import { connectDatabase, type Database } from '../../src/db/connection';
-import { createLogger } from '../../src/logger';
-import { storeIpn } from '../../src/ipn/intake';
+import { connectDatabase, type Database } from '../../src/shared/db/connection';
+import { createLogger } from '../../src/shared/logger';
+import { storeIpn } from '../../src/messages/intake';
 import { createTestStack, sample, waitFor, withField, type TestStack } from '../support/stack';
 
 /**

@@ -1,7 +1,7 @@
-import { TxnIdKey, IntegrationIdKey } from '../../src/domain/contracts';
+import { TxnIdKey, IntegrationIdKey } from '../../src/shared/contract';
 import { createTestStack, sample, waitFor, withField, type TestStack } from '../support/stack';
 
-/** What an unverified body may put into workflow ids, search attributes and summaries (src/domain/limits.ts). */
+/** What an unverified body may put into workflow ids, search attributes and summaries (src/shared/limits.ts). */
 let stack: TestStack;
 beforeAll(async () => {
   stack = await createTestStack('limits');

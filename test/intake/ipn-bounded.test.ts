@@ -1,10 +1,10 @@
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Worker } from '@temporalio/worker';
-import type { PaymentState } from '../../src/domain/payment-state';
-import { paymentWorkflowId } from '../../src/domain/workflow-ids';
-import { IPN_MAX_FIELDS, MASSPAY_MAX_ITEMS } from '../../src/domain/limits';
-import { summarizeIpn } from '../../src/domain/ipn-summary';
-import { decodeIpn } from '../../src/ipn/decode';
+import type { PaymentState } from '../../src/payments/state';
+import { paymentWorkflowId } from '../../src/shared/ids';
+import { IPN_MAX_FIELDS, MASSPAY_MAX_ITEMS } from '../../src/shared/limits';
+import { summarizeIpn } from '../../src/messages/summary';
+import { decodeIpn } from '../../src/messages/decode';
 import {
   balanceMinor,
   createTestStack,

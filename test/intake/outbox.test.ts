@@ -1,12 +1,12 @@
 import { Client, Connection } from '@temporalio/client';
 import { Types } from 'mongoose';
-import { IpnDispatcher } from '../../src/ipn/dispatcher';
-import { storeIpn } from '../../src/ipn/intake';
-import { createLogger } from '../../src/logger';
-import { alerts } from '../../src/metrics';
+import { IpnDispatcher } from '../../src/messages/dispatcher';
+import { storeIpn } from '../../src/messages/intake';
+import { createLogger } from '../../src/shared/logger';
+import { alerts } from '../../src/shared/metrics';
 import { createTestStack, sample, waitFor, withField, type TestStack } from '../support/stack';
 
-/** The ipn_outbox contract (src/ipn/intake.ts, src/ipn/dispatcher.ts). */
+/** The ipn_outbox contract (src/messages/intake.ts, src/messages/dispatcher.ts). */
 let stack: TestStack;
 beforeAll(async () => {
   stack = await createTestStack('outbox');

@@ -1,5 +1,5 @@
 import mongoose from 'mongoose';
-import { isTransientStoreError, retryTransientStoreErrors, StoreBusyError } from '../../src/db/transient';
+import { isTransientStoreError, retryTransientStoreErrors, StoreBusyError } from '../../src/shared/db/transient';
 
 // What the driver got from FerretDB 1.24 on SQLite when the busy timeout ran out (seen with busy_timeout(1)).
 const busy = () =>

@@ -1,4 +1,4 @@
-import { ConfigError, loadConfig, requireAdminTokenConfig } from '../../src/config';
+import { ConfigError, loadConfig, requireAdminTokenConfig } from '../../src/shared/config';
 
 const valid = { MONGODB_URI: 'mongodb://127.0.0.1:27017', ADMIN_TOKEN: 'x'.repeat(32) };
 

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { DecodedIpn, IpnDecodeError, decodeIpn, ipnCharset } from '../../src/ipn/decode';
+import { DecodedIpn, IpnDecodeError, decodeIpn, ipnCharset } from '../../src/messages/decode';
 import { mulberry32 } from '../support/random';
 import { SAMPLES_DIR, sample, sampleFiles } from '../support/samples';
 

@@ -6,9 +6,9 @@ import {
   PAYMENT_TXN_TYPES,
   isPaymentTxnType,
   summarizeIpn,
-} from '../../src/domain/ipn-summary';
-import { parseAmount } from '../../src/domain/money';
-import { decodeIpn } from '../../src/ipn/decode';
+} from '../../src/messages/summary';
+import { parseAmount } from '../../src/shared/money';
+import { decodeIpn } from '../../src/messages/decode';
 import { SAMPLES_DIR, sampleFiles } from '../support/samples';
 
 function summarizeSample(name: string): IpnSummary {
@@ -441,7 +441,7 @@ describe('PAYMENT_TXN_TYPES', () => {
 
 describe('purity (ipn-summary.ts is bundled into Temporal workflows)', () => {
   it('imports only zod', () => {
-    const source = readFileSync(path.resolve(__dirname, '../../src/domain/ipn-summary.ts'), 'utf8');
+    const source = readFileSync(path.resolve(__dirname, '../../src/messages/summary.ts'), 'utf8');
     const imports = [...source.matchAll(/^import .* from '([^']+)';$/gm)].map((match) => match[1]);
     expect(imports).toEqual(['zod']);
     expect(source).not.toMatch(/\brequire\(|\bBuffer\b|node:/);

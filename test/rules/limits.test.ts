@@ -1,4 +1,4 @@
-import { ID_PART_MAX_CHARS, idFieldsProblem, idPartOrHash, isIdPart } from '../../src/domain/limits';
+import { ID_PART_MAX_CHARS, idFieldsProblem, idPartOrHash, isIdPart } from '../../src/shared/limits';
 
 const none = { txnId: null, parentTxnId: null, paymentStatus: null, txnType: null };
 

@@ -4,7 +4,7 @@ import path from 'node:path';
 /** Secrets never reach the logs, whatever object a careless line passes to the logger. */
 test('admin tokens, passwords and PayPal NVP credentials are redacted from log lines', () => {
   const script = `
-    const { createLogger } = require(${JSON.stringify(path.resolve(__dirname, '../../src/logger'))});
+    const { createLogger } = require(${JSON.stringify(path.resolve(__dirname, '../../src/shared/logger'))});
     createLogger('info').info({
       headers: { authorization: 'Bearer admin-secret' },
       req: { PWD: 'nvp-password', SIGNATURE: 'nvp-signature', USER: 'api_user' },

@@ -14,9 +14,9 @@ import {
   type BatchFacts,
   type BatchInput,
   type PayoutPosting,
-} from '../../src/domain/masspay-decide';
-import type { ItemCounts, MasspayItemReport, PayoutBatchState, PayoutItem } from '../../src/domain/masspay';
-import { ItemsEngine, type ItemStore } from '../../src/payouts/items-engine';
+} from '../../src/masspay/rules';
+import type { ItemCounts, MasspayItemReport, PayoutBatchState, PayoutItem } from '../../src/masspay/state';
+import { ItemsEngine, type ItemStore } from '../../src/masspay/items-engine';
 
 /**
  * The Mass Pay rules without Temporal or a database: items in a Map, a ledger that is idempotent by

@@ -1,6 +1,6 @@
-import { receivedMasspayEvents } from '../../src/domain/masspay-received';
-import { summarizeIpn } from '../../src/domain/ipn-summary';
-import { decodeIpn } from '../../src/ipn/decode';
+import { receivedMasspayEvents } from '../../src/masspay/received';
+import { summarizeIpn } from '../../src/messages/summary';
+import { decodeIpn } from '../../src/messages/decode';
 import { sample, withFields } from '../support/stack';
 
 /** Which Mass Pay items are payments to us, and the payment event each becomes. */

@@ -11,9 +11,9 @@ import {
   type ChunkReconciliation,
   type SendChunkOutcome,
   wentThroughApi,
-} from '../../src/domain/masspay-decide';
-import type { PayoutBatchState } from '../../src/domain/masspay';
-import { matchSearchRows, searchRows } from '../../src/payouts/nvp-masspay';
+} from '../../src/masspay/rules';
+import type { PayoutBatchState } from '../../src/masspay/state';
+import { matchSearchRows, searchRows } from '../../src/masspay/nvp';
 
 /** The rules of sending a batch through PayPal's API, chunk by chunk, with PayPal's answers scripted. */
 const deadlines = { processedWithinSeconds: 3600, completedWithinSeconds: 86400 };

@@ -7,7 +7,7 @@ import {
   formatMinor,
   isSupportedCurrency,
   parseAmount,
-} from '../../src/domain/money';
+} from '../../src/shared/money';
 import { mulberry32 } from '../support/random';
 
 const ALL_CURRENCIES = Object.keys(CURRENCY_EXPONENTS);
@@ -236,7 +236,7 @@ describe('round trip', () => {
 
 describe('purity (money.ts is bundled into Temporal workflows)', () => {
   // Comments are stripped: they may well explain why Buffer is not used.
-  const source = readFileSync(path.resolve(__dirname, '../../src/domain/money.ts'), 'utf8')
+  const source = readFileSync(path.resolve(__dirname, '../../src/shared/money.ts'), 'utf8')
     .replace(/\/\*[\s\S]*?\*\//g, '')
     .replace(/\/\/.*$/gm, '');
 

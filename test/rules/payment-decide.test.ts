@@ -7,10 +7,10 @@ import {
   type PaymentEffect,
   type PaymentInput,
   type Posting,
-} from '../../src/domain/payment-decide';
-import { initialPaymentState, type LifecycleEvent, type PaymentState } from '../../src/domain/payment-state';
-import { acknowledgeMatters, type ClosingTable } from '../../src/domain/matters';
-import { PAYMENT_MATTER_CLOSING } from '../../src/domain/payment-matters';
+} from '../../src/payments/rules';
+import { initialPaymentState, type LifecycleEvent, type PaymentState } from '../../src/payments/state';
+import { acknowledgeMatters, type ClosingTable } from '../../src/shared/matters';
+import { PAYMENT_MATTER_CLOSING } from '../../src/payments/matters';
 
 /**
  * The payment rules without Temporal: each table row runs inputs through `decidePayment`,

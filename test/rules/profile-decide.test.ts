@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Posting } from '../../src/domain/payment-decide';
+import type { Posting } from '../../src/payments/rules';
 import {
   decideProfile,
   keepUsedFields,
@@ -11,15 +11,15 @@ import {
   type ProfileEffect,
   type ProfileInput,
   type ProfileRules,
-} from '../../src/domain/profile-decide';
+} from '../../src/profiles/rules';
 import {
   formatPayPalDate,
   initialProfileState,
   parsePayPalDate,
   toProfileEvent,
   type ProfileState,
-} from '../../src/domain/profile';
-import { decodeIpn } from '../../src/ipn/decode';
+} from '../../src/profiles/state';
+import { decodeIpn } from '../../src/messages/decode';
 
 /**
  * The profile rules without Temporal: inputs run through `decideProfile`, facts answered by a small

@@ -1,14 +1,14 @@
 import * as workflows from '../../workflows';
-import type { paymentLifecycle } from '../../workflows/payment-lifecycle';
-import type { processIpn } from '../../workflows/process-ipn';
-import type { masspayBatch } from '../../workflows/masspay-batch';
-import type { recurringProfile } from '../../workflows/recurring-profile';
-import type { rawBodyRetention } from '../../workflows/raw-body-retention';
-import * as payment from '../../src/contracts/payment-lifecycle';
-import * as message from '../../src/contracts/process-ipn';
-import * as masspay from '../../src/contracts/masspay-batch';
-import * as profile from '../../src/contracts/recurring-profile';
-import * as retention from '../../src/contracts/raw-body-retention';
+import type { paymentLifecycle } from '../../workflows/payments';
+import type { processIpn } from '../../workflows/messages';
+import type { masspayBatch } from '../../workflows/masspay';
+import type { recurringProfile } from '../../workflows/profiles';
+import type { rawBodyRetention } from '../../workflows/retention';
+import * as payment from '../../src/payments/contract';
+import * as message from '../../src/messages/contract';
+import * as masspay from '../../src/masspay/contract';
+import * as profile from '../../src/profiles/contract';
+import * as retention from '../../src/retention/contract';
 
 /**
  * Starters name a workflow by its contract's type name and type (no import of the workflow module,

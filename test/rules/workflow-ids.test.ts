@@ -1,5 +1,5 @@
-import { IntegrationIdSchema } from '../../src/domain/integration';
-import { ipnWorkflowId, paymentWorkflowId } from '../../src/domain/workflow-ids';
+import { IntegrationIdSchema } from '../../src/integrations/schema';
+import { ipnWorkflowId, paymentWorkflowId } from '../../src/shared/ids';
 
 test('integration ids may contain "-", yet no two (integration, txn) pairs share a payment workflow id', () => {
   // Both integration ids are valid: with a "-" separator both pairs were `payment-acme-eu-X`.

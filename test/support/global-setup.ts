@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
-import { quietBundlerLogger, WORKFLOW_BUNDLE } from '../../src/temporal/bundle';
+import { quietBundlerLogger, WORKFLOW_BUNDLE } from '../../src/shared/temporal/bundle';
 import { startTemporalServer, type TemporalServer } from '../../tools/dev/services/temporal-server';
 import { startMongoServer, type MongoServer } from '../../tools/dev/services/mongo-server';
 

@@ -5,11 +5,11 @@
 import fc from 'fast-check';
 import iconv from 'iconv-lite';
 import { replaceField } from '../../tools/cli/ipn';
-import { IPN_MAX_FIELDS, MASSPAY_MAX_ITEMS, summaryProblem } from '../../src/domain/limits';
-import { masspayItemOf, summarizeIpn, type IpnSummary } from '../../src/domain/ipn-summary';
-import { IpnDecodeError, decodeIpn } from '../../src/ipn/decode';
+import { IPN_MAX_FIELDS, MASSPAY_MAX_ITEMS, summaryProblem } from '../../src/shared/limits';
+import { masspayItemOf, summarizeIpn, type IpnSummary } from '../../src/messages/summary';
+import { IpnDecodeError, decodeIpn } from '../../src/messages/decode';
 import { sample, sampleFiles } from './samples';
-import { KNOWN_PAYMENT_STATUSES } from '../../src/domain/classify';
+import { KNOWN_PAYMENT_STATUSES } from '../../src/messages/classify';
 
 /** One seed for every generator in a file: printed, and IPNFLOW_FUZZ_SEED replays a run. */
 export function fuzzSeed(file: string): number {
@@ -549,7 +549,7 @@ export function check(ok: boolean, what: string, detail?: unknown): void {
 /** decodeIpn then summarizeIpn, or the documented IpnDecodeError; anything else thrown fails the property. */
 export function decodeOrReason(raw: Buffer): { summary: IpnSummary; charset: string } | { reason: string } {
   try {
-    // Larger than any PayPal message (src/ipn/read.ts): too many fields, or Mass Pay items by their keys.
+    // Larger than any PayPal message (src/messages/read.ts): too many fields, or Mass Pay items by their keys.
     if (Buffer.isBuffer(raw) && raw.toString('latin1').split('&').length > IPN_MAX_FIELDS)
       return { reason: 'too_many_fields' };
     const decoded = decodeIpn(raw);

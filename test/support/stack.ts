@@ -1,16 +1,16 @@
 import crypto from 'node:crypto';
 import type { Client } from '@temporalio/client';
 import type { Worker, WorkerOptions } from '@temporalio/worker';
-import { loadConfig, type Config } from '../../src/config';
-import { connectDatabase, type Database } from '../../src/db/connection';
-import type { IpnDispatcher } from '../../src/ipn/dispatcher';
+import { loadConfig, type Config } from '../../src/shared/config';
+import { connectDatabase, type Database } from '../../src/shared/db/connection';
+import type { IpnDispatcher } from '../../src/messages/dispatcher';
 import { serveApi } from '../../src/server';
 import { replaceField } from '../../tools/cli/ipn';
-import { createLogger } from '../../src/logger';
-import { connectTemporalClient } from '../../src/temporal/client';
-import { createWorker } from '../../src/temporal/worker';
+import { createLogger } from '../../src/shared/logger';
+import { connectTemporalClient } from '../../src/shared/temporal/client';
+import { createWorker } from '../../src/shared/temporal/worker';
 import { startPayPalSimulator, type PayPalSimulator } from '../../tools/paypal-sim';
-import { Ledger } from '../../src/ledger/ledger';
+import { Ledger } from '../../src/shared/ledger';
 
 export interface TestStack {
   name: string;

@@ -1,11 +1,11 @@
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
-import { oneLineBundlerLogger } from '../../src/temporal/bundle';
+import { oneLineBundlerLogger } from '../../src/shared/temporal/bundle';
 
 /** `npm start`'s console: readable lines (pino-pretty) and webpack's report in one line; production stays JSON. */
 const script = (destination: string) => `
-  const { createLogger } = require(${JSON.stringify(path.resolve(__dirname, '../../src/logger'))});
+  const { createLogger } = require(${JSON.stringify(path.resolve(__dirname, '../../src/shared/logger'))});
   const { devLogDestination } = require(${JSON.stringify(path.resolve(__dirname, '../../tools/dev/pretty-log'))});
   createLogger('info', ${destination}).info(
     { url: 'http://localhost:3000', headers: { authorization: 'Bearer admin-secret' } },

@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
-import { ConfigSchema, loadConfig } from '../../src/config';
-import { SEARCH_ATTRIBUTES } from '../../src/domain/contracts';
+import { ConfigSchema, loadConfig } from '../../src/shared/config';
+import { SEARCH_ATTRIBUTES } from '../../src/shared/contract';
 
 /**
  * The compose file is configuration nobody runs in CI (no Docker engine there), so these checks

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { Connection, Client } from '@temporalio/client';
 import { freePort } from '../../tools/dev/services/process';
-import { paymentWorkflowId } from '../../src/domain/workflow-ids';
+import { paymentWorkflowId } from '../../src/shared/ids';
 import { sample, waitFor, withField } from '../support/stack';
 
 // `npm start` as a user runs it (one process: the launcher supervising every server), on free

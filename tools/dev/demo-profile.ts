@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { replaceField } from '../cli/ipn';
-import { formatPayPalDate } from '../../src/domain/profile';
+import { formatPayPalDate } from '../../src/profiles/state';
 import type { PayPalSimulator } from '../paypal-sim';
 
 export const DEMO_PROFILE_ID = 'I-DEMO00000001';

@@ -1,6 +1,6 @@
 import type { DestinationStream } from 'pino';
 import pretty from 'pino-pretty';
-import { ConfigError } from '../../src/config';
+import { ConfigError } from '../../src/shared/config';
 
 const FORMATS = ['pretty', 'json'] as const;
 type LogFormat = (typeof FORMATS)[number];

@@ -1,4 +1,4 @@
-import type { Models } from '../../src/db/models';
+import type { Models } from '../../src/shared/db/models';
 import { saveIntegration } from '../../src/integrations/store';
 import { saveCustomer } from '../../src/customers/store';
 import { DEMO_NVP_ENV } from './demo-profile';

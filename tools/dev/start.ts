@@ -1,13 +1,13 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { loadConfig, publicBaseUrl, ConfigError } from '../../src/config';
+import { loadConfig, publicBaseUrl, ConfigError } from '../../src/shared/config';
 import { ensureRawRetentionSchedule } from '../../src/retention/schedule';
-import { connectDatabase } from '../../src/db/connection';
+import { connectDatabase } from '../../src/shared/db/connection';
 import { serveApi } from '../../src/server';
-import { createLogger, redactUri } from '../../src/logger';
-import { connectTemporalClient } from '../../src/temporal/client';
-import { createWorker } from '../../src/temporal/worker';
+import { createLogger, redactUri } from '../../src/shared/logger';
+import { connectTemporalClient } from '../../src/shared/temporal/client';
+import { createWorker } from '../../src/shared/temporal/worker';
 import { startPayPalSimulator } from '../paypal-sim';
 import { startTemporalServer } from './services/temporal-server';
 import { startMongoServer, type DbBackend, type MongoServer } from './services/mongo-server';

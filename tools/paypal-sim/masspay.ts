@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { formatMinor, isSupportedCurrency, parseAmount } from '../../src/domain/money';
-import { formatPayPalDate } from '../../src/domain/profile';
+import { formatMinor, isSupportedCurrency, parseAmount } from '../../src/shared/money';
+import { formatPayPalDate } from '../../src/profiles/state';
 
 /** PayPal's per-call limit of the MassPay NVP API. */
 export const SIM_MASSPAY_MAX_ITEMS = 250;

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { formatMinor, parseAmount } from '../../src/domain/money';
-import { formatPayPalDate } from '../../src/domain/profile';
+import { formatMinor, parseAmount } from '../../src/shared/money';
+import { formatPayPalDate } from '../../src/profiles/state';
 import { readBody, sendText } from './http-util';
 import { MasspaySimulator } from './masspay';
 

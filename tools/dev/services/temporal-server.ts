@@ -2,7 +2,7 @@ import { Connection } from '@temporalio/client';
 import { ProvisioningError } from '../provision/errors';
 import { resolveTemporalCli, temporalAdvice } from '../provision/temporal-cli';
 import { toolCacheDir } from '../provision/cache';
-import { SEARCH_ATTRIBUTES } from '../../../src/domain/contracts';
+import { SEARCH_ATTRIBUTES } from '../../../src/shared/contract';
 import { freePort, startProcess, waitUntil } from './process';
 import path from 'node:path';
 

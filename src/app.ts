@@ -1,0 +1,38 @@
+import Koa from 'koa';
+import { requireAdminTokenConfig } from './shared/config';
+import { httpDuration } from './shared/metrics';
+import { adminGuard } from './shared/http/auth';
+import { errorHandler } from './shared/http/errors';
+import { adminApiRoutes } from './shared/http/admin-api';
+import { healthRoutes } from './shared/http/health';
+import { ipnRoutes } from './messages/routes';
+import type { AppDeps } from './shared/http/deps';
+
+export type { AppDeps };
+
+export function createApp(deps: AppDeps): Koa {
+  const app = new Koa({ proxy: true });
+  app.use(async (ctx, next) => {
+    const start = process.hrtime.bigint();
+    await next();
+    const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+    const route = (ctx as { _matchedRoute?: string })._matchedRoute ?? 'unmatched';
+    httpDuration.observe({ route: String(route), status: String(ctx.status) }, seconds);
+    // Method, path and status only: headers carry the admin token.
+    deps.logger.debug(
+      { method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(seconds * 1000) },
+      'http',
+    );
+  });
+  app.use(errorHandler(deps.logger));
+  // Twice: here, before routing, for every path the admin router matches (any method, so its 405s
+  // and Allow lists too) or that reads as /admin some other way; and as the admin router's own first
+  // middleware, for every request it hands to a handler.
+  const admin = adminApiRoutes(deps);
+  app.use(adminGuard(requireAdminTokenConfig(deps.config), admin));
+  const routers = [healthRoutes(deps), ipnRoutes(deps), admin];
+  for (const router of routers) {
+    app.use(router.routes()).use(router.allowedMethods());
+  }
+  return app;
+}

@@ -1,0 +1,276 @@
+import type { Models } from './db/models';
+
+/** Sandbox money (PayPal test messages) lives in accounts of its own, never summed with live money. */
+export type MoneyMode = 'live' | 'sandbox';
+
+export interface PostingRequest {
+  customerId: string;
+  currency: string;
+  mode: MoneyMode;
+  /** Signed integer minor units: positive credits, negative debits. */
+  amountMinor: number;
+  /** The same key always means the same movement: posting it again is a no-op. */
+  idempotencyKey: string;
+  reason: 'payment' | 'refund' | 'reversal' | 'canceled_reversal' | 'manual' | 'payout_reserve' | 'payout_release';
+  integrationId?: string;
+  txnId?: string;
+  parentTxnId?: string;
+  messageId?: string;
+  operator?: string;
+  note?: string;
+  /**
+   * A debit that must not take the balance below zero (a payout reservation). Checked against the
+   * head the entry is chained to, so concurrent debits of one account can never both pass.
+   */
+  mustStayCovered?: boolean;
+}
+
+export interface PostingResult {
+  entryId: string;
+  seq: number;
+  balanceAfterMinor: number;
+  /** False when the key had been posted before (a retry, a resend, a crash recovery). */
+  applied: boolean;
+}
+
+export class LedgerError extends Error {
+  constructor(
+    message: string,
+    readonly context: Record<string, unknown>,
+    /** Worth trying again (contention), as opposed to a movement the ledger will never accept. */
+    readonly transient = false,
+  ) {
+    super(`${message} ${JSON.stringify(context)}`);
+    this.name = 'LedgerError';
+  }
+}
+
+/** Live accounts keep the id they had before sandbox money was kept apart, so existing data stays valid. */
+export const accountIdOf = (customerId: string, currency: string, mode: MoneyMode) =>
+  mode === 'live' ? `${customerId}:${currency}` : `${customerId}:${currency}:sandbox`;
+
+/** Entries and balances written before modes existed are live: they all went to the live account ids. */
+const modeOf = (doc: { mode?: string | null }): MoneyMode => (doc.mode === 'sandbox' ? 'sandbox' : 'live');
+
+type Account = { accountId: string; customerId: string; currency: string; mode: MoneyMode };
+
+/**
+ * Append-only ledger without multi-document transactions (FerretDB has none).
+ *
+ * Entries of one account form a gapless chain: entry n+1 is written only after reading the
+ * account at n, and carries balanceAfter = balance(n) + amount. The entry insert is the commit
+ * point, guarded by unique keys: the entry _id `<account>:<seq>` serialises concurrent writers and
+ * idempotencyKey makes every movement happen at most once. The balance document is a cache of
+ * the chain's head; whoever reads it walks forward over entries written after it (a writer that
+ * died between the two writes, or lost a race to update it) first. So the balance always equals
+ * the ledger sum.
+ * Every read on the posting path is by _id (entry n is `<account>:<n>`; a key document maps an
+ * idempotency key to its entry), so posting costs the same however long the ledger grows.
+ */
+export class Ledger {
+  constructor(private readonly models: Models) {}
+
+  async post(req: PostingRequest): Promise<PostingResult> {
+    if (!Number.isSafeInteger(req.amountMinor) || req.amountMinor === 0) {
+      throw new LedgerError('amount must be a non-zero safe integer of minor units', {
+        key: req.idempotencyKey,
+        amountMinor: req.amountMinor,
+      });
+    }
+    // Checked, not defaulted: a caller that forgot the mode must not land in either account by accident.
+    if (req.mode !== 'live' && req.mode !== 'sandbox') {
+      throw new LedgerError('mode must be live or sandbox', { key: req.idempotencyKey, mode: req.mode });
+    }
+    const { customerId, currency, mode } = req;
+    const account = { accountId: accountIdOf(customerId, currency, mode), customerId, currency, mode };
+    const { accountId } = account;
+    let integrationChecked = false;
+    for (let attempt = 0; attempt < 100; attempt++) {
+      const existing = await this.postedUnder(req.idempotencyKey);
+      if (existing) {
+        if (existing.amountMinor !== req.amountMinor || existing.accountId !== accountId) {
+          throw new LedgerError('idempotency key reused for a different movement', {
+            key: req.idempotencyKey,
+            existing: { accountId: existing.accountId, amountMinor: existing.amountMinor },
+            requested: { accountId, amountMinor: req.amountMinor },
+          });
+        }
+        await this.catchUp(account);
+        return {
+          entryId: existing._id,
+          seq: existing.seq,
+          balanceAfterMinor: existing.balanceAfterMinor,
+          applied: false,
+        };
+      }
+      // After the key lookup: a movement made before the rule still answers as made.
+      if (!integrationChecked) await this.refuseLiveFromSandbox(req);
+      integrationChecked = true;
+      const head = await this.catchUp(account);
+      const seq = head.seq + 1;
+      const balanceAfterMinor = head.balanceMinor + req.amountMinor;
+      if (!Number.isSafeInteger(balanceAfterMinor))
+        throw new LedgerError('balance overflow', { accountId, balanceAfterMinor });
+      if (req.mustStayCovered && req.amountMinor < 0 && balanceAfterMinor < 0) {
+        const context = { accountId, balanceMinor: head.balanceMinor, amountMinor: req.amountMinor };
+        throw new LedgerError('insufficient balance', context);
+      }
+      const entryId = `${accountId}:${seq}`;
+      try {
+        await this.models.LedgerEntry.create({
+          _id: entryId,
+          accountId,
+          seq,
+          balanceAfterMinor,
+          kind: req.amountMinor > 0 ? 'credit' : 'debit',
+          createdAt: new Date(),
+          ...req,
+        });
+      } catch (err) {
+        if (!isDuplicateKey(err)) throw err;
+        // Lost the race for this seq (look again), or the key's entry exists without its key
+        // document (a writer died between the two inserts): find it the slow way, once.
+        if (await this.models.LedgerEntry.exists({ _id: entryId })) continue;
+        const orphan = await this.models.LedgerEntry.findOne({ idempotencyKey: req.idempotencyKey }).lean();
+        if (orphan) await this.rememberKey(req.idempotencyKey, orphan._id);
+        continue;
+      }
+      await this.rememberKey(req.idempotencyKey, entryId);
+      await this.advance(account, head.seq, seq, balanceAfterMinor);
+      return { entryId, seq, balanceAfterMinor, applied: true };
+    }
+    throw new LedgerError('too much contention posting to account', { accountId, key: req.idempotencyKey }, true);
+  }
+
+  /** A customer's balances in one money mode, each brought up to the head of its chain. */
+  async balances(
+    customerId: string,
+    mode: MoneyMode,
+  ): Promise<Array<{ currency: string; balanceMinor: number; seq: number }>> {
+    // Entries from before modes existed have no mode field: they are live.
+    const modeFilter = mode === 'live' ? { $ne: 'sandbox' } : 'sandbox';
+    const currencies = await this.models.LedgerEntry.distinct('currency', { customerId, mode: modeFilter });
+    const heads = await Promise.all(
+      currencies.map((currency) =>
+        this.catchUp({ accountId: accountIdOf(customerId, currency, mode), customerId, currency, mode }),
+      ),
+    );
+    return currencies
+      .map((currency, i) => ({ currency, balanceMinor: heads[i]!.balanceMinor, seq: heads[i]!.seq }))
+      .sort((a, b) => a.currency.localeCompare(b.currency));
+  }
+
+  async entries(customerId: string) {
+    const entries = await this.models.LedgerEntry.find({ customerId }).sort({ createdAt: 1, seq: 1 }).lean();
+    return entries.map((e) => ({ ...e, mode: modeOf(e) }));
+  }
+
+  /**
+   * Proves balance = sum of entries for every account, live and sandbox, that each entry's
+   * balanceAfter follows from its predecessor, and that no entry sits in an account of the other
+   * mode. Returns the accounts that disagree (empty when sound).
+   */
+  async check(): Promise<{ accounts: number; entries: number; problems: string[] }> {
+    const problems: string[] = [];
+    let entryCount = 0;
+    const accounts = await this.models.LedgerEntry.distinct('accountId');
+    for (const accountId of accounts) {
+      const entries = await this.models.LedgerEntry.find({ accountId }).sort({ seq: 1 }).lean();
+      entryCount += entries.length;
+      let sum = 0;
+      entries.forEach((e, i) => {
+        sum += e.amountMinor;
+        if (accountIdOf(e.customerId, e.currency, modeOf(e)) !== accountId) {
+          problems.push(`${accountId}: seq ${e.seq} is ${modeOf(e)} money in another account`);
+        }
+        if (e.seq !== i + 1) problems.push(`${accountId}: gap before seq ${e.seq}`);
+        if (e.balanceAfterMinor !== sum)
+          problems.push(`${accountId}: seq ${e.seq} says ${e.balanceAfterMinor}, sum is ${sum}`);
+      });
+      const first = entries[0];
+      const head = first
+        ? await this.catchUp({ accountId, customerId: first.customerId, currency: first.currency, mode: modeOf(first) })
+        : undefined;
+      if (head && head.balanceMinor !== sum)
+        problems.push(`${accountId}: balance ${head.balanceMinor} != ledger sum ${sum}`);
+    }
+    return { accounts: accounts.length, entries: entryCount, problems };
+  }
+
+  /**
+   * The last line behind the rules: a sandbox integration (whose messages anyone can send, and
+   * which may skip verification) moves no live money, in either direction. By _id, one read per
+   * new entry. An integration switched to sandbox with live money in flight thus holds its later
+   * live postings for a person (the callers hold on a refused posting) rather than guessing.
+   */
+  private async refuseLiveFromSandbox(req: PostingRequest): Promise<void> {
+    if (req.mode !== 'live' || !req.integrationId) return;
+    const integration = await this.models.Integration.findById(req.integrationId, { mode: 1 }).lean();
+    if (integration?.mode === 'sandbox') {
+      throw new LedgerError('live money from a sandbox integration', {
+        key: req.idempotencyKey,
+        integrationId: req.integrationId,
+      });
+    }
+  }
+
+  /**
+   * The entry an idempotency key already moved money with, by _id twice (key document, then entry):
+   * the unique index on entries stays the guarantee, this is only the fast way to find the winner.
+   */
+  private async postedUnder(key: string) {
+    const known = await this.models.LedgerKey.findById(key).lean();
+    return known ? this.models.LedgerEntry.findById(known.entryId).lean() : null;
+  }
+
+  private async rememberKey(key: string, entryId: string): Promise<void> {
+    try {
+      await this.models.LedgerKey.create({ _id: key, entryId });
+    } catch (err) {
+      if (!isDuplicateKey(err)) throw err;
+    }
+  }
+
+  /** Advances the cached balance over any entries a crashed writer left unapplied. */
+  private async catchUp(account: Account): Promise<{ seq: number; balanceMinor: number }> {
+    const { accountId } = account;
+    for (;;) {
+      const cached = await this.models.Balance.findById(accountId).lean();
+      let head = { seq: cached?.seq ?? 0, balanceMinor: cached?.balanceMinor ?? 0 };
+      const start = head.seq;
+      for (;;) {
+        const next = await this.models.LedgerEntry.findById(`${accountId}:${head.seq + 1}`).lean();
+        if (!next) break;
+        head = { seq: next.seq, balanceMinor: next.balanceAfterMinor };
+      }
+      if (head.seq === start) return head;
+      await this.advance(account, start, head.seq, head.balanceMinor);
+      // Re-read: a concurrent writer may have moved further than we saw.
+    }
+  }
+
+  private async advance(account: Account, fromSeq: number, toSeq: number, balanceMinor: number): Promise<void> {
+    const { accountId, customerId, currency, mode } = account;
+    if (toSeq <= fromSeq) return;
+    // By _id alone (FerretDB scans on any compound filter). Racing writers may leave the cache a
+    // step behind; no harm: every reader walks the chain forward from it (catchUp) before use.
+    const write = () =>
+      this.models.Balance.updateOne(
+        { _id: accountId },
+        { $set: { seq: toSeq, balanceMinor, customerId, currency, mode } },
+        { upsert: true },
+      );
+    try {
+      await write();
+    } catch (err) {
+      // Two first upserts of one account race: the loser's insert hits the winner's _id (a reader
+      // catching up beside a writer answered 500 for it). The document exists now: update it.
+      if (!isDuplicateKey(err)) throw err;
+      await write();
+    }
+  }
+}
+
+export function isDuplicateKey(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && (err as { code?: number }).code === 11000;
+}

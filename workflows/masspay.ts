@@ -1,0 +1,398 @@
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  patched,
+  proxyActivities,
+  proxyLocalActivities,
+  setCurrentDetails,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import { z } from 'zod';
+import type { Activities } from '../activities';
+import {
+  batchNeedsPerson,
+  batchSettled,
+  decideBatch,
+  nextBatchDeadline,
+  nextSendChunk,
+  uncertainChunks,
+  type BatchEffect,
+  type BatchFactNeed,
+  type BatchFacts,
+  type BatchInput,
+  type ChunkReconciliation,
+  type SendChunkOutcome,
+} from '../src/masspay/rules';
+import {
+  ClearContradictionActionSchema,
+  PayoutActionSchema,
+  PayoutBatchStateSchema,
+  ResolveItemActionSchema,
+  SendActionSchema,
+  SubmittedActionSchema,
+  type PayoutBatchState,
+  type PayoutContradiction,
+} from '../src/masspay/state';
+import { describeMoney } from '../src/shared/money';
+import { PayoutStateKey, FlagsKey } from '../src/shared/contract';
+import { validatingHandlers, decideWithFacts } from './shared/decide-with-facts';
+import {
+  approvePayoutSignal,
+  cancelPayoutSignal,
+  clearPayoutContradictionSignal,
+  masspayIpnSignal,
+  payoutStateQuery,
+  reconcilePayoutSignal,
+  resolvePayoutItemSignal,
+  sendPayoutSignal,
+  stopWaitingPayoutSignal,
+  submittedPayoutSignal,
+  type MasspayBatchInput,
+} from '../src/masspay/contract';
+
+// Bookkeeping on the batch document: local activities (no server round trip each).
+const local = proxyLocalActivities<Activities>({
+  startToCloseTimeout: '20s',
+  retry: { initialInterval: '200ms', maximumInterval: '30s' },
+});
+// Work on every item of a batch (up to 5,000 ledger postings) takes minutes, not milliseconds:
+// regular activities, heartbeating per page, retried without limit (a database that is down
+// delays a batch, it never fails one).
+const items = proxyActivities<Activities>({
+  startToCloseTimeout: '30m',
+  heartbeatTimeout: '2m',
+  retry: { initialInterval: '1s', maximumInterval: '1m' },
+});
+
+// A slice of a Mass Pay message (at most SLICE_ITEMS items, a second or two): its own activity, so
+// no single activity nears its timeout however large the message, and a finished slice is never redone.
+const slices = proxyActivities<Activities>({
+  startToCloseTimeout: '2m',
+  retry: { initialInterval: '1s', maximumInterval: '1m' },
+});
+const MAX_PROBLEMS = 50;
+
+/**
+ * The rules of issue 13 (names compared as identities, caps, contradictions that only their own
+ * decision clears, releases after a waiting period or by two operators, one MassPay attempt and
+ * reconciliation). Histories from before replay through the `legacy` branches.
+ */
+const GUARDED = 'masspay-guarded-payouts';
+
+// Before GUARDED: a call to PayPal's MassPay API retried after a lost answer, its safety resting on
+// PayPal refusing unique ids it already has (8331), which PayPal does not document.
+const SEND_ATTEMPTS = 4;
+const paypalRetried = proxyActivities<Activities>({
+  startToCloseTimeout: '90s',
+  retry: { initialInterval: '1s', backoffCoefficient: 4, maximumInterval: '1m', maximumAttempts: SEND_ATTEMPTS },
+});
+// A call to PayPal's MassPay API moves money and PayPal documents no idempotency for it: one
+// attempt. A lost answer makes the chunk uncertain; it is reconciled before anything is sent again.
+const paypalOnce = proxyActivities<Activities>({
+  startToCloseTimeout: '90s',
+  retry: { maximumAttempts: 1 },
+});
+// Reconciliation reads (the batch's items, PayPal's TransactionSearch): safe to retry, a few times;
+// after that the chunk stays held and a person asks again.
+const RECONCILE_ATTEMPTS = 5;
+const reads = proxyActivities<Activities>({
+  startToCloseTimeout: '30m',
+  heartbeatTimeout: '2m',
+  retry: { initialInterval: '2s', maximumInterval: '1m', maximumAttempts: RECONCILE_ATTEMPTS },
+});
+const MAX_CONTRADICTIONS = 200;
+
+const MasspayIpnSchema = z.object({ messageId: z.string().min(1).max(64) });
+
+/**
+ * One Mass Pay batch we send, from creation to PayPal's last word: reservations, approval,
+ * submission, every IPN about its items, deadlines and operator decisions, one at a time through
+ * `decideBatch`. Items live in MongoDB (`<batchId>:<uniqueId>`); this workflow holds the batch alone.
+ */
+export async function masspayBatch(input: MasspayBatchInput): Promise<PayoutBatchState> {
+  const inbox: BatchInput[] = [];
+  const accept = validatingHandlers<BatchInput>(inbox);
+  const help = 'Input: {"operator": "...", "note": "..."}';
+  setHandler(
+    masspayIpnSignal,
+    accept('masspayIpn', MasspayIpnSchema, (v) => ({ type: 'masspay', messageId: v.messageId })),
+    {
+      description:
+        'A verified Mass Pay IPN reporting items of this batch ' +
+        '(sent by processIpn; checked against the stored message).',
+    },
+  );
+  setHandler(
+    approvePayoutSignal,
+    accept('approvePayout', PayoutActionSchema, (action) => ({ type: 'approve', action })),
+    {
+      description:
+        'Operator (not the creator): approve the batch; a batch over a cap needs a second, distinct ' +
+        `approver. ${help}`,
+    },
+  );
+  setHandler(
+    submittedPayoutSignal,
+    accept('payoutSubmitted', SubmittedActionSchema, (action) => ({ type: 'submitted', action })),
+    {
+      description: `Operator: the batch was uploaded to PayPal (optional "submittedAt", ISO). ${help}`,
+    },
+  );
+  setHandler(
+    sendPayoutSignal,
+    accept('sendPayout', SendActionSchema, (action) => ({ type: 'send', action })),
+    {
+      description:
+        "Operator (not the creator): send an approved batch through PayPal's MassPay API (calls of at most " +
+        '250 items, each made once); ' +
+        `again after a halted send. ${help.slice(0, -1)}, "emailSubject": "..." (optional)}`,
+    },
+  );
+  setHandler(
+    cancelPayoutSignal,
+    accept('cancelPayout', PayoutActionSchema, (action) => ({ type: 'cancel', action })),
+    {
+      description: `Operator: cancel a batch not yet submitted; reservations are released. ${help}`,
+    },
+  );
+  setHandler(
+    resolvePayoutItemSignal,
+    accept('resolvePayoutItem', ResolveItemActionSchema, (action) => ({ type: 'resolve', action })),
+    {
+      description:
+        'Operator: settle one item as PayPal shows it; a release (Returned, Failed, Reversed, Blocked) ' +
+        'within the waiting period after submission is a request another operator confirms the same way. ' +
+        'Input: {"uniqueId", "state": "Completed|Returned|Failed|Reversed|Blocked", "operator", "note"}',
+    },
+  );
+  setHandler(
+    stopWaitingPayoutSignal,
+    accept('stopWaitingPayout', PayoutActionSchema, (action) => ({ type: 'stopWaiting', action })),
+    {
+      description:
+        'Operator: stop waiting for PayPal (deadlines) and close what asks for a person, except ' +
+        `contradictions, releases awaiting a second operator and unanswered calls. ${help}`,
+    },
+  );
+  setHandler(
+    reconcilePayoutSignal,
+    accept('reconcilePayout', PayoutActionSchema, (action) => ({ type: 'reconcile', action })),
+    {
+      description:
+        "Operator: settle the calls to PayPal whose answer was lost (their items' IPNs, else PayPal's " +
+        `TransactionSearch); a call is sent again only if none of its items is found. ${help}`,
+    },
+  );
+  setHandler(
+    clearPayoutContradictionSignal,
+    accept('clearPayoutContradiction', ClearContradictionActionSchema, (action) => ({
+      type: 'clearContradiction',
+      action,
+    })),
+    {
+      description:
+        'Operator: close one contradiction once the money is checked. Input: {"contradictionId", "operator", "note"}',
+    },
+  );
+
+  const loaded = await local.loadBatchState(input.batchId);
+  // A result recorded before fields were added lacks them: the schema's defaults fill them here too.
+  let state = loaded && PayoutBatchStateSchema.parse(loaded);
+  if (!state) {
+    // Started by hand (or for a batch that was never stored): nothing to run.
+    setCurrentDetails(`**no such batch** ${input.batchId}`);
+    await condition(allHandlersFinished);
+    throw ApplicationFailure.create({ nonRetryable: true, message: `no stored payout batch ${input.batchId}` });
+  }
+  setHandler(payoutStateQuery, () => state!);
+  publish(state);
+
+  for (;;) {
+    const legacy = !patched(GUARDED);
+    if (
+      !state.reserved &&
+      state.state === 'created' &&
+      !state.attention.includes('reservation_failed') &&
+      !inbox.some((i) => i.type === 'reserve')
+    ) {
+      inbox.unshift({ type: 'reserve' });
+    }
+    if (nextSendChunk(state) && !inbox.some((i) => i.type === 'sendChunk')) inbox.push({ type: 'sendChunk' });
+    const deadline = nextBatchDeadline(state, input.deadlines);
+    const untilDeadline = deadline === null ? null : Math.max(0, deadline - Date.now());
+    const idle = batchSettled(state, { legacy }) ? input.idleCloseSeconds * 1000 : null;
+    const wait = untilDeadline === null ? idle : idle === null ? untilDeadline : Math.min(idle, untilDeadline);
+    const woken =
+      wait === null ? (await condition(() => inbox.length > 0), true) : await condition(() => inbox.length > 0, wait);
+    if (!woken) {
+      if (deadline !== null && Date.now() >= deadline) inbox.push({ type: 'tick' });
+      else break;
+    }
+    while (inbox.length > 0) {
+      state = await decide(state, inbox.shift()!, input);
+      publish(state);
+      await local.saveBatchState(state);
+    }
+    if (workflowInfo().continueAsNewSuggested) {
+      await condition(allHandlersFinished);
+      await continueAsNew<typeof masspayBatch>(input);
+    }
+  }
+  await condition(allHandlersFinished);
+  return state;
+}
+
+async function decide(state: PayoutBatchState, item: BatchInput, input: MasspayBatchInput): Promise<PayoutBatchState> {
+  const undecidable: BatchInput = { type: 'malformed', signal: item.type, issues: 'no decision after 50 facts' };
+  const legacy = !patched(GUARDED);
+  const done = await decideWithFacts({
+    rules: (facts: BatchFacts, stuck) =>
+      decideBatch(state, stuck ? undecidable : item, stuck ? {} : facts, {
+        now: new Date().toISOString(),
+        deadlines: input.deadlines,
+        legacy,
+      }),
+    fetch: (need, facts) => fetchFact(need, facts, state, legacy),
+    run: (effect) => runEffect(effect, state),
+    facts: {},
+    maxRounds: 50,
+  });
+  return done.state;
+}
+
+async function runEffect(effect: BatchEffect, s: PayoutBatchState): Promise<void> {
+  if (effect.type === 'alert') await local.raiseAlert(effect);
+  else await local.audit({ ...effect, integrationId: s.integrationId, txnId: s.id });
+}
+
+async function fetchFact(need: BatchFactNeed, facts: BatchFacts, s: PayoutBatchState, legacy: boolean): Promise<void> {
+  switch (need.fact) {
+    case 'reserve':
+      facts.reserve = await items.reserveItems(s.id);
+      return;
+    case 'applyMessage': {
+      const message = { batchId: s.id, integrationId: s.integrationId, messageId: need.messageId };
+      // Batches that applied a message in one activity before slices replay as they ran.
+      facts.applyMessage = patched('masspay-message-slices')
+        ? await applyInSlices(message)
+        : await items.applyMasspayMessage(message);
+      return;
+    }
+    case 'applyAll':
+      facts.applyAll = await items.applyAllItems({
+        batchId: s.id,
+        to: need.to,
+        messageId: need.messageId,
+        operator: need.operator,
+      });
+      return;
+    case 'applyOne':
+      facts.applyOne = await items.applyOneItem({ batchId: s.id, action: need.action });
+      return;
+    case 'sendChunk':
+      facts.sendChunk = await sendChunk(need, s, legacy);
+      return;
+    case 'reconcile':
+      facts.reconcile = await reconcile(need, s);
+      return;
+  }
+}
+
+/** What PayPal shows of unanswered chunks; PayPal or the database out of reach: each chunk inconclusive. */
+async function reconcile(
+  need: Extract<BatchFactNeed, { fact: 'reconcile' }>,
+  s: PayoutBatchState,
+): Promise<ChunkReconciliation[]> {
+  try {
+    return await reads.reconcilePayoutChunks({
+      batchId: s.id,
+      integrationId: s.integrationId,
+      mode: s.mode,
+      currency: s.currency,
+      search: need.search,
+      chunks: need.chunks,
+    });
+  } catch (err) {
+    if (!(err instanceof ActivityFailure)) throw err;
+    const message = `reconciliation failed: ${(err.cause?.message ?? err.message).slice(0, 200)}`;
+    return need.chunks.map((c) => ({
+      index: c.index,
+      items: c.to - c.from,
+      reported: 0,
+      search: need.search ? { inconclusive: message } : null,
+    }));
+  }
+}
+
+/** A message's slices one after the other; the workflow keeps only their sums (counts, not items). */
+async function applyInSlices(message: {
+  batchId: string;
+  integrationId: string;
+  messageId: string;
+}): Promise<NonNullable<BatchFacts['applyMessage']>> {
+  const total = { moved: 0, ignored: 0, problems: [] as string[], contradictions: [] as PayoutContradiction[] };
+  for (let slice = 0; ; slice++) {
+    const r = await slices.applyMasspaySlice({ ...message, slice });
+    if (!r.ok) return r;
+    total.moved += r.moved;
+    total.ignored += r.ignored;
+    total.problems.push(...r.problems.slice(0, MAX_PROBLEMS - total.problems.length));
+    // Results recorded before contradictions carry none.
+    const found = r.contradictions ?? [];
+    total.contradictions.push(...found.slice(0, MAX_CONTRADICTIONS - total.contradictions.length));
+    if (r.counts) return { ok: true, paymentStatus: r.paymentStatus, counts: r.counts, ...total };
+  }
+}
+
+async function sendChunk(
+  need: Extract<BatchFactNeed, { fact: 'sendChunk' }>,
+  s: PayoutBatchState,
+  legacy: boolean,
+): Promise<SendChunkOutcome> {
+  try {
+    return await (legacy ? paypalRetried : paypalOnce).sendPayoutChunk({
+      batchId: s.id,
+      integrationId: s.integrationId,
+      mode: s.mode,
+      currency: s.currency,
+      channel: need.channel,
+      chunk: need.chunk,
+      emailSubject: need.emailSubject,
+    });
+  } catch (err) {
+    if (!(err instanceof ActivityFailure)) throw err;
+    // No answer (the worker died mid-call, a timeout): the attempt may have reached PayPal.
+    const message = (err.cause?.message ?? err.message).slice(0, 200);
+    return { outcome: 'unreachable', message, calls: legacy ? SEND_ATTEMPTS : 1 };
+  }
+}
+
+function publish(s: PayoutBatchState): void {
+  const matters = [
+    ...s.attention,
+    ...s.contradictions.map((c) => `contradiction:${c.code}`),
+    ...(s.pendingReleases.length ? ['release_awaits_second_operator'] : []),
+    ...(uncertainChunks(s).length ? ['call_unanswered'] : []),
+  ];
+  upsertSearchAttributes([
+    { key: PayoutStateKey, value: s.state },
+    { key: FlagsKey, value: batchNeedsPerson(s) ? ['held', ...new Set(matters)] : [] },
+  ]);
+  const counts = Object.entries(s.counts)
+    .filter(([, n]) => n > 0)
+    .map(([k, n]) => `${k} ${n}`)
+    .join(', ');
+  const attention = batchNeedsPerson(s)
+    ? `\n\nNEEDS A PERSON: ${[...new Set(matters)].join(', ')} (contradictions: \`clearPayoutContradiction\`; ` +
+      'unanswered calls: `reconcilePayout`; others: `stopWaitingPayout` once handled).'
+    : '';
+  setCurrentDetails(
+    `**${s.state}** — ${s.itemCount} item(s), ` +
+      `${describeMoney(s.totalMinor, s.currency)}${s.reserved ? ' reserved' : ''}; ${counts}${attention}`,
+  );
+}

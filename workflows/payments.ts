@@ -1,0 +1,437 @@
+import {
+  allHandlersFinished,
+  CancelledFailure,
+  condition,
+  continueAsNew,
+  patched,
+  proxyLocalActivities,
+  setCurrentDetails,
+  setHandler,
+  TemporalFailure,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { Activities } from '../activities';
+import { describeMoney } from '../src/shared/money';
+import {
+  AcknowledgeActionSchema,
+  AssignCustomerActionSchema,
+  describeIssues,
+  OperatorActionSchema,
+} from '../src/shared/operator-actions';
+import {
+  decidePayment,
+  LIVE_ON_SANDBOX_RULE,
+  nextWake,
+  type FactNeed,
+  type PaymentEffect,
+  type PaymentFacts,
+  type PaymentInput,
+} from '../src/payments/rules';
+import { initialPaymentState, LifecycleEventSchema, type PaymentState } from '../src/payments/state';
+import { validatingHandlers, decideWithFacts, postingFact } from './shared/decide-with-facts';
+import { oneAtATime, underLock } from './shared/one-at-a-time';
+import { CustomerIdKey, FlagsKey, MessageRefSchema, PaymentStatusKey } from '../src/shared/contract';
+import { classify } from '../src/messages/classify';
+import { examineMessage, paymentEventOf, type Examination, type ParkingDecision } from './shared/examine-message';
+import {
+  acknowledgeSignal,
+  approveSignal,
+  assignCustomerSignal,
+  ipnEventSignal,
+  ipnMessageSignal,
+  paymentStateQuery,
+  rejectSignal,
+  type PaymentLifecycleInput,
+} from '../src/payments/contract';
+import { ParkingActionSchema, rejectMessageSignal, retryVerificationSignal } from '../src/messages/contract';
+
+// Every step here is short database bookkeeping: local activities run inside the workflow task,
+// without a server round trip each (measured: see docs/performance.md). Retries are unbounded:
+// a database that is down delays a payment, it never fails one.
+// One at a time (see one-at-a-time.ts): messages are verified beside the queue. Per execution: the
+// SDK evaluates this module for each workflow execution.
+const localActivityLock = oneAtATime();
+const act = underLock(
+  proxyLocalActivities<Activities>({
+    startToCloseTimeout: '20s',
+    retry: { initialInterval: '200ms', maximumInterval: '30s' },
+  }),
+  localActivityLock,
+);
+
+/** For workflows started before the settings were passed in (their input lacks them). */
+const DEFAULT_ORPHAN_GRACE_SECONDS = 3 * 24 * 3600;
+const DEFAULT_VERIFY_GIVE_UP_SECONDS = 24 * 3600;
+
+/**
+ * Messages are verified beside the queue, several at once, and only a verified one enters it: a
+ * forged message naming this payment (INVALID, or a postback PayPal leaves unanswered for up to a
+ * day) never holds up its genuine messages or an operator's decision. Before this patch the loop
+ * verified each message in turn (histories from then replay so).
+ */
+const VERIFY_BESIDE_QUEUE = 'verify-messages-beside-the-queue';
+/** Messages verified at once; more wait for a free place (they hold up other verifications only). */
+const MAX_EXAMINING = 50;
+/** An acknowledge closes one named matter, or the notices; before it, everything at once. */
+const NAMED_MATTERS_PATCH = 'payment-named-matters';
+
+/**
+ * What reaches the loop: the rules' inputs, stored messages this workflow verifies itself, the
+ * outcome of a verification run beside the queue, and a failure of one (rethrown by the loop).
+ */
+type EntityInput =
+  | PaymentInput
+  | { type: 'message'; messageId: string }
+  | { type: 'examined'; messageId: string; examined: Examination; flags: string[] }
+  | { type: 'failed'; error: unknown };
+
+/**
+ * The life of one PayPal transaction: every IPN about it and every operator decision, one at a
+ * time, through the rules in `decidePayment`. This loop only validates what arrives, gathers the
+ * facts the rules ask for, saves the state and runs the effects. Money moves only through
+ * idempotent ledger postings keyed by PayPal transaction, so replays, retries and resends never
+ * move it twice.
+ */
+export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<PaymentState> {
+  const inbox: EntityInput[] = [];
+  // Handlers only validate and enqueue: whatever a person types into the Web UI is input, and a
+  // payload that fails its schema is recorded and ignored, never allowed to fail a workflow task.
+  const accept = validatingHandlers<EntityInput>(inbox);
+  const operatorHelp = 'Input: {"operator": "...", "reason": "..."}';
+  setHandler(
+    ipnMessageSignal,
+    accept('ipnMessage', MessageRefSchema, ({ messageId }) => ({ type: 'message', messageId })),
+    { description: 'A stored IPN about this transaction (sent by the dispatcher): verified with PayPal here.' },
+  );
+  // A message whose postback PayPal never answered waits here for a person; decisions arriving
+  // when none waits are recorded and ignored like any malformed input.
+  let parked = false;
+  // Beside the queue several may be parked at once: a decision naming one goes to it.
+  const parkedBeside = new Set<string>();
+  const desk: ParkingDecision[] = [];
+  // Messages being verified beside the queue (until their outcome is applied), and those waiting for a place.
+  const examining = new Set<string>();
+  const waiting: string[] = [];
+  for (const [signal, kind] of [
+    [retryVerificationSignal, 'retry'],
+    [rejectMessageSignal, 'reject'],
+  ] as const) {
+    setHandler(
+      signal,
+      (payload: unknown) => {
+        const parsed = ParkingActionSchema.safeParse(payload);
+        const named = parsed.success ? parsed.data.messageId : undefined;
+        const waits = parked || (named === undefined ? parkedBeside.size > 0 : parkedBeside.has(named));
+        if (parsed.success && waits) {
+          const { operator, reason } = parsed.data;
+          desk.push({ kind, action: { operator, reason }, ...(named === undefined ? {} : { messageId: named }) });
+        } else
+          inbox.push({
+            type: 'malformed',
+            signal: signal.name,
+            issues: !parsed.success
+              ? describeIssues(parsed.error)
+              : named === undefined
+                ? 'no message of this payment is parked'
+                : `message ${named} of this payment is not parked`,
+          });
+      },
+      { description: `Operator: ${kind} the verification of a parked message. ${operatorHelp}` },
+    );
+  }
+  setHandler(
+    ipnEventSignal,
+    accept('ipnEvent', LifecycleEventSchema, (event) => ({ type: 'ipn', event })),
+    {
+      description: 'A verified IPN for this transaction (sent by processIpn; checked against the stored message).',
+    },
+  );
+  setHandler(
+    assignCustomerSignal,
+    accept('assignCustomer', AssignCustomerActionSchema, (action) => ({ type: 'assign', action })),
+    {
+      description:
+        'Operator: credit this payment to a customer. Input: {"customerId": "...", "operator": "...", "reason": "..."}',
+    },
+  );
+  setHandler(
+    approveSignal,
+    accept('approve', OperatorActionSchema, (action) => ({ type: 'approve', action })),
+    {
+      description:
+        `Operator: approve what is held (failed checks, an ` + `over-limit refund) so money moves. ${operatorHelp}`,
+    },
+  );
+  setHandler(
+    rejectSignal,
+    accept('reject', OperatorActionSchema, (action) => ({ type: 'reject', action })),
+    {
+      description: `Operator: reject what is held; no money moves. ${operatorHelp}`,
+    },
+  );
+  setHandler(
+    acknowledgeSignal,
+    accept('acknowledge', AcknowledgeActionSchema, (action) => ({ type: 'acknowledge', action })),
+    {
+      description:
+        'Operator: acknowledge one matter of `attention` by name (moves no money). ' +
+        'Input: {"operator": "...", "reason": "...", "matter": "<exact entry>"}',
+    },
+  );
+
+  let state =
+    (await act.loadPaymentState({ integrationId: input.integrationId, txnId: input.paymentTxnId })) ??
+    initialPaymentState(input.integrationId, input.paymentTxnId);
+  setHandler(paymentStateQuery, () => state);
+  const orphanGraceSeconds = input.orphanGraceSeconds ?? DEFAULT_ORPHAN_GRACE_SECONDS;
+  // Verifications the previous run had not finished (see continueAsNew below) start again.
+  for (const messageId of input.examiningMessageIds ?? []) inbox.push({ type: 'message', messageId });
+  /** `processing` while a message is verified or applied (the backlog metric), `parked` while one waits. */
+  const busy = () => [...(examining.size > 0 ? ['processing'] : []), ...(parkedBeside.size > 0 ? ['parked'] : [])];
+
+  /** One input through the rules; the state is shown and saved before any outcome is recorded. */
+  const apply = async (item: PaymentInput, known: PaymentFacts = {}) => {
+    const decision = await decide(state, item, orphanGraceSeconds, known);
+    state = decision.state;
+    publish(state, busy());
+    await act.savePaymentState(state);
+    return decision;
+  };
+
+  /**
+   * A stored message, proven and checked here (examineMessage), then through the rules as a
+   * verified event. Its outcome and the event are recorded on the message in one write.
+   */
+  const takeMessage = async (messageId: string): Promise<void> => {
+    if (state.history.some((h) => h.messageId === messageId)) return; // dispatched twice (the relay)
+    // Counted as in-flight backlog on /metrics until its outcome is recorded (see ipn/backlog.ts).
+    showFlags(state, ['processing']);
+    try {
+      await examineAndApply(messageId);
+    } finally {
+      publish(state);
+    }
+  };
+
+  const examineAndApply = async (messageId: string): Promise<void> => {
+    const flags: string[] = [];
+    const examined = await examineMessage(messageId, {
+      forWorkflow: workflowInfo().workflowId,
+      verifyGiveUpSeconds: input.verifyGiveUpSeconds ?? DEFAULT_VERIFY_GIVE_UP_SECONDS,
+      flags,
+      localActivityLock,
+      onParked: () => {
+        parked = true;
+        showFlags(state, ['processing', 'parked']);
+      },
+      awaitOperator: async () => {
+        await condition(() => desk.length > 0);
+        parked = false;
+        return desk.shift()!;
+      },
+    });
+    await applyExamined(messageId, examined, flags);
+  };
+
+  /**
+   * Verification beside the queue: runs on its own (the loop goes on with other inputs) and hands
+   * its outcome to the loop, which applies outcomes one at a time, in the order they arrive.
+   */
+  const startExamining = (messageId: string): void => {
+    if (examining.has(messageId) || waiting.includes(messageId)) return; // dispatched twice (the relay)
+    if (state.history.some((h) => h.messageId === messageId)) return;
+    if (examining.size >= MAX_EXAMINING) {
+      waiting.push(messageId);
+      return;
+    }
+    examining.add(messageId);
+    showFlags(state, busy());
+    const flags: string[] = [];
+    examineMessage(messageId, {
+      forWorkflow: workflowInfo().workflowId,
+      verifyGiveUpSeconds: input.verifyGiveUpSeconds ?? DEFAULT_VERIFY_GIVE_UP_SECONDS,
+      flags,
+      localActivityLock,
+      onParked: () => {
+        parkedBeside.add(messageId);
+        showFlags(state, busy());
+      },
+      awaitOperator: async () => {
+        // The oldest decision naming this message, or naming none.
+        const mine = () => desk.findIndex((d) => d.messageId === undefined || d.messageId === messageId);
+        await condition(() => mine() !== -1);
+        parkedBeside.delete(messageId);
+        return desk.splice(mine(), 1)[0]!;
+      },
+    }).then(
+      (examined) => inbox.push({ type: 'examined', messageId, examined, flags }),
+      (error: unknown) => {
+        // An activity refused for good (a message id that names nothing): recorded and ignored like
+        // any malformed signal. Anything else is the loop's to throw, as when it verified in turn.
+        if (error instanceof TemporalFailure && !(error instanceof CancelledFailure)) {
+          const detail = `message ${messageId}: ${error.message}`.slice(0, 300);
+          inbox.push({ type: 'examined', messageId, examined: { kind: 'refused', detail }, flags });
+        } else inbox.push({ type: 'failed', error });
+      },
+    );
+  };
+
+  /** An examined message: recorded when it was refused or finished, else applied as a verified event. */
+  const applyExamined = async (messageId: string, examined: Examination, flags: string[]): Promise<void> => {
+    if (examined.kind === 'refused') {
+      // Not ours to take (an id typed into the Web UI): recorded and ignored like any malformed signal.
+      await apply({ type: 'malformed', signal: 'ipnMessage', issues: examined.detail });
+      return;
+    }
+    if (examined.kind === 'finished') {
+      await act.recordMessageOutcome({ messageId, outcome: examined.outcome, detail: examined.detail, flags });
+      return;
+    }
+    const route = classify(examined.msg.summary);
+    if (
+      route.kind !== 'payment' ||
+      route.paymentTxnId !== input.paymentTxnId ||
+      examined.msg.integration.id !== input.integrationId
+    ) {
+      // The dispatcher routes by the same rule from the same bytes: reaching here is a bug, shown to a person.
+      const detail = `dispatched to ${input.paymentTxnId} but routes as ${route.kind}`;
+      await act.raiseAlert({ kind: 'ipn_misrouted', messageId, detail });
+      await act.recordMessageOutcome({ messageId, outcome: 'unknown_alerted', detail, flags: [...flags, 'alert'] });
+      return;
+    }
+    const event = paymentEventOf(messageId, examined.msg, route);
+    // Proven here: this workflow loaded and verified the message the event comes from.
+    const decision = await apply({ type: 'ipn', event }, { proof: { ok: true } });
+    const outcome = decision.outcome ?? { messageId, outcome: 'routed', detail: `payment ${input.paymentTxnId}` };
+    const allFlags = [...flags, ...event.flags, ...(outcome.flags ?? []), ...(outcome.addFlags ?? [])];
+    await act.recordMessageOutcome({
+      messageId,
+      outcome: outcome.outcome,
+      detail: outcome.detail,
+      flags: [...new Set(allFlags)],
+      routedEvent: event,
+    });
+  };
+
+  for (;;) {
+    const wake = nextWake(state, Date.now(), input.idleCloseSeconds * 1000, orphanGraceSeconds);
+    const hasInput = () => inbox.length > 0;
+    const woken = wake.afterMs === null ? (await condition(hasInput), true) : await condition(hasInput, wake.afterMs);
+    if (!woken) {
+      // Idle, and nothing waits for a person or a deadline; a message still being verified keeps it open.
+      if (wake.then === 'close' && examining.size === 0) break;
+      if (wake.then === 'close') await condition(() => hasInput() || examining.size === 0);
+      else inbox.push({ type: 'tick' });
+    }
+    while (inbox.length > 0) {
+      const item = inbox.shift()!;
+      if (item.type === 'message') {
+        if (patched(VERIFY_BESIDE_QUEUE)) startExamining(item.messageId);
+        else await takeMessage(item.messageId);
+        continue;
+      }
+      if (item.type === 'failed') throw item.error;
+      if (item.type === 'examined') {
+        try {
+          await applyExamined(item.messageId, item.examined, item.flags);
+        } finally {
+          examining.delete(item.messageId);
+          const next = waiting.shift();
+          if (next !== undefined) startExamining(next);
+          publish(state, busy());
+        }
+        continue;
+      }
+      const decision = await apply(item);
+      // Only once the payment's state is saved: whoever reads the message then finds both agree.
+      // A Mass Pay IPN carries many items, each a payment of its own: its outcome is processIpn's to record.
+      const oneOfMany = item.type === 'ipn' && item.event.txnType === 'masspay';
+      if (decision.outcome && !oneOfMany) await act.recordMessageOutcome(decision.outcome);
+    }
+    if (workflowInfo().continueAsNewSuggested) {
+      await condition(allHandlersFinished);
+      // Verifications under way start again in the next run (the postback is safe to repeat).
+      const examiningMessageIds = [...examining, ...waiting];
+      await continueAsNew<typeof paymentLifecycle>({
+        ...input,
+        ...(examiningMessageIds.length > 0 ? { examiningMessageIds } : {}),
+      });
+    }
+  }
+  await condition(allHandlersFinished);
+  return state;
+}
+
+/** One input through the payment rules (see decideWithFacts for how facts and effects run). */
+function decide(state: PaymentState, item: PaymentInput, orphanGraceSeconds: number, known: PaymentFacts = {}) {
+  const undecidable: PaymentInput = { type: 'malformed', signal: item.type, issues: 'no decision after 500 facts' };
+  // Asked only where it can matter (an approve), so histories without approves carry no marker.
+  const refuseLiveOnSandbox = item.type === 'approve' ? patched(LIVE_ON_SANDBOX_RULE) : true;
+  const namedMatters = item.type === 'acknowledge' ? patched(NAMED_MATTERS_PATCH) : true;
+  return decideWithFacts({
+    rules: (facts: PaymentFacts, stuck) =>
+      decidePayment(state, stuck ? undecidable : item, stuck ? {} : facts, {
+        now: new Date().toISOString(),
+        orphanGraceSeconds,
+        refuseLiveOnSandbox,
+        namedMatters,
+      }),
+    fetch: fetchFact,
+    run: (effect) => runEffect(effect, state),
+    facts: { ...known },
+  });
+}
+
+async function runEffect(effect: PaymentEffect, s: PaymentState): Promise<void> {
+  if (effect.type === 'alert') await act.raiseAlert(effect);
+  else await act.audit({ ...effect, integrationId: s.integrationId, txnId: s.txnId });
+}
+
+async function fetchFact(need: FactNeed, facts: PaymentFacts): Promise<void> {
+  switch (need.fact) {
+    case 'proof':
+      facts.proof = await act.proveEvent(need.event);
+      return;
+    case 'customerExists':
+      facts.customerExists = await act.customerExists(need.customerId);
+      return;
+    case 'customerMatch':
+      facts.customerMatch = await act.matchCustomer(need);
+      return;
+    case 'posting':
+      facts.postings = {
+        ...facts.postings,
+        [need.posting.idempotencyKey]: await postingFact(() => act.postToLedger(need.posting)),
+      };
+      return;
+  }
+}
+
+function showFlags(s: PaymentState, extra: string[]): void {
+  upsertSearchAttributes([{ key: FlagsKey, value: [...new Set([...flagsOf(s), ...extra])] }]);
+}
+
+/** What the Web UI's IpnFlags search shows for this payment. */
+function flagsOf(s: PaymentState): string[] {
+  return [...new Set([...(s.hold ? ['held', s.hold.reason] : []), ...s.attention, ...(s.payment?.flags ?? [])])];
+}
+
+/** Shows the state to ops: search attributes (with `extra` flags) and the Web UI's current details. */
+function publish(s: PaymentState, extra: string[] = []): void {
+  const flags = [...new Set([...flagsOf(s), ...extra])];
+  upsertSearchAttributes([
+    { key: PaymentStatusKey, value: s.paymentStatus ?? s.phase },
+    { key: FlagsKey, value: flags },
+    ...(s.customerId ? [{ key: CustomerIdKey, value: s.customerId }] : []),
+  ]);
+  const money = s.currency
+    ? ` credited ${describeMoney(s.creditedMinor, s.currency)}, debited ${describeMoney(s.debitedMinor, s.currency)}`
+    : '';
+  const hold = s.hold ? `\n\nHELD: **${s.hold.reason}**. Signal \`assignCustomer\`, \`approve\` or \`reject\`.` : '';
+  const attention = s.attention.length ? `\n\nTo acknowledge: ${s.attention.join(', ')} (signal \`acknowledge\`).` : '';
+  setCurrentDetails(
+    `**${s.phase}** (${s.paymentStatus ?? 'no status yet'}), customer ` +
+      `${s.customerId ?? 'unknown'};${money}${hold}${attention}`,
+  );
+}

@@ -1,0 +1,212 @@
+import {
+  ActivityFailure,
+  CancelledFailure,
+  patched,
+  proxyActivities,
+  proxyLocalActivities,
+  setCurrentDetails,
+  TemporalFailure,
+} from '@temporalio/workflow';
+import type { Activities } from '../../activities';
+import type { LoadedMessage } from '../../activities/messages';
+import { checkPayment } from '../../src/payments/checks';
+import type { Route } from '../../src/messages/classify';
+import type { Integration } from '../../src/integrations/schema';
+import type { IpnSummary } from '../../src/messages/summary';
+import type { LifecycleEvent } from '../../src/payments/state';
+import type { MessageOutcome, OperatorAction } from '../../src/shared/contract';
+import { underLock, type Lock } from './one-at-a-time';
+
+const local = proxyLocalActivities<Activities>({
+  startToCloseTimeout: '30s',
+  retry: { initialInterval: '200ms', maximumInterval: '30s' },
+});
+
+export interface ParkingDecision {
+  kind: 'retry' | 'reject';
+  action: OperatorAction;
+  messageId?: string;
+}
+
+export type VerifiedMessage = LoadedMessage & { integration: Integration; summary: IpnSummary };
+
+export type Examination =
+  | { kind: 'refused'; detail: string }
+  | { kind: 'finished'; outcome: MessageOutcome; detail: string }
+  | { kind: 'verified'; msg: VerifiedMessage };
+
+/**
+ * What every stored message goes through before it may concern a payment, a profile or a batch:
+ * loaded (and claimed against duplicates), decoded, proven with PayPal's postback, and kept away
+ * from live money when it is a test message. When PayPal does not answer within the retry budget
+ * the message is parked until a person decides (`awaitOperator`, which the calling workflow feeds
+ * from its own signal handlers). `flags` collects what is worth showing on the message. A message
+ * the workflow may not take is `refused`, and nothing is written to it.
+ */
+export async function examineMessage(
+  messageId: string,
+  opts: {
+    /** Only a message dispatched to this workflow is taken (see loadMessage); processIpn owns its own. */
+    forWorkflow?: string;
+    verifyGiveUpSeconds: number;
+    flags: string[];
+    awaitOperator: (about: { integrationId: string; txnId?: string }) => Promise<ParkingDecision>;
+    onParked?: () => void;
+    /** Taken around each local activity when the caller runs several examinations at once. */
+    localActivityLock?: Lock;
+  },
+): Promise<Examination> {
+  const { flags } = opts;
+  const lock = opts.localActivityLock;
+  const { loadMessage, recordMessageOutcome, raiseAlert, audit } = lock ? underLock(local, lock) : local;
+  const msg = opts.forWorkflow ? await loadMessage(messageId, opts.forWorkflow) : await loadMessage(messageId);
+  if (msg.refusal) return { kind: 'refused', detail: msg.refusal };
+  if (msg.duplicateOf) flags.push('duplicate');
+  if (!msg.integration)
+    return { kind: 'finished', outcome: 'unknown_integration', detail: 'the integration was deleted after arrival' };
+  if (!msg.summary) {
+    flags.push('malformed');
+    return { kind: 'finished', outcome: 'malformed', detail: msg.decodeError ?? 'could not decode' };
+  }
+  const { integration, summary } = msg;
+
+  if (integration.verifyTransaction) {
+    for (;;) {
+      const verdict = await verifyOrGiveUp(messageId, opts.verifyGiveUpSeconds, lock);
+      if (verdict === 'VERIFIED') break;
+      if (verdict === 'INVALID') {
+        flags.push('invalid');
+        await raiseAlert({
+          kind: 'ipn_invalid',
+          messageId,
+          detail: 'PayPal answered INVALID to the postback: possible spoof',
+        });
+        return { kind: 'finished', outcome: 'invalid', detail: 'PayPal answered INVALID: not credited' };
+      }
+      flags.push('parked');
+      setCurrentDetails(
+        '**parked**: PayPal did not answer the postback in time. Signal `retryVerification` or `rejectMessage`.',
+      );
+      opts.onParked?.();
+      await recordMessageOutcome({
+        messageId,
+        outcome: 'parked',
+        detail: 'verification gave up; waiting for an operator',
+        flags,
+      });
+      const decided = await opts.awaitOperator({ integrationId: integration.id, txnId: summary.txnId ?? undefined });
+      await audit({
+        actor: decided.action.operator,
+        action: decided.kind === 'retry' ? 'retry_verification' : 'reject_message',
+        reason: decided.action.reason,
+        integrationId: integration.id,
+        txnId: summary.txnId ?? undefined,
+        details: { messageId },
+      });
+      flags.splice(flags.indexOf('parked'), 1);
+      if (decided.kind === 'reject')
+        return {
+          kind: 'finished',
+          outcome: 'rejected_by_operator',
+          detail: `${decided.action.operator}: ${decided.action.reason}`,
+        };
+    }
+  } else {
+    flags.push('unverified');
+  }
+
+  if (summary.testIpn && integration.mode === 'live') {
+    flags.push('sandbox_on_live');
+    return {
+      kind: 'finished',
+      outcome: 'sandbox_on_live',
+      detail: 'test_ipn=1 on a live integration never moves money',
+    };
+  }
+  return { kind: 'verified', msg: { ...msg, integration, summary } };
+}
+
+/**
+ * The event a verified payment or adjustment message means for its payment's lifecycle: amounts
+ * parsed with the currency's exponent, and the checks' flags (receiver, currency, type...) for the
+ * rules to hold on. Pure.
+ */
+export function paymentEventOf(
+  messageId: string,
+  msg: VerifiedMessage,
+  route: Extract<Route, { paymentTxnId: string }>,
+): LifecycleEvent {
+  const { summary, integration } = msg;
+  const checks = checkPayment(summary, integration, route.kind);
+  if (!integration.verifyTransaction) checks.flags.push('unverified');
+  const creditMinor =
+    checks.grossMinor === null
+      ? null
+      : checks.grossMinor - (integration.feePolicy === 'net' ? (checks.feeMinor ?? 0) : 0);
+  return {
+    messageId,
+    integrationId: integration.id,
+    kind: route.kind,
+    txnId: summary.txnId!,
+    paymentTxnId: route.paymentTxnId,
+    paymentStatus: summary.paymentStatus ?? 'new_case',
+    pendingReason: summary.pendingReason,
+    reasonCode: summary.reasonCode,
+    txnType: summary.txnType,
+    currency: summary.currency,
+    grossMinor: checks.grossMinor,
+    feeMinor: checks.feeMinor,
+    creditMinor,
+    payerEmail: summary.payerEmail,
+    custom: summary.custom,
+    caseId: summary.caseId,
+    flags: checks.flags,
+    receivedAt: msg.receivedAt,
+    sandbox: summary.testIpn,
+  };
+}
+
+/**
+ * VERIFIED or INVALID, or 'gave_up' once the retry budget (bounded in time) is spent.
+ *
+ * The first attempt is a local activity: PayPal answers a postback in well under a second, and
+ * running it inside the workflow task saves an activity dispatch and a second workflow task per
+ * message (bench/trace-payment.ts: POST to credit about 230 ms to 135 ms at concurrency 4). When
+ * that attempt fails (PayPal slow or down), the regular activity takes over with the whole retry
+ * budget, durable across worker restarts. Histories from before this replay as they were recorded.
+ *
+ * The local attempt gets a few seconds only: while it runs, the workflow task stays open and the
+ * workflow takes no other input, so a postback PayPal leaves hanging (a forgery, say) would hold up
+ * a payment's genuine messages and decisions for as long (it was 15 s; the task's own heartbeat
+ * lets input in after 8 s at most). A local activity's timeout is not part of the history.
+ */
+async function verifyOrGiveUp(
+  messageId: string,
+  giveUpSeconds: number,
+  lock: Lock = (run) => run(),
+): Promise<'VERIFIED' | 'INVALID' | 'gave_up'> {
+  if (patched(VERIFY_LOCALLY)) {
+    const { verifyWithPayPal } = proxyLocalActivities<Activities>({
+      startToCloseTimeout: '3s',
+      retry: { maximumAttempts: 1 },
+    });
+    try {
+      return await lock(() => verifyWithPayPal({ messageId }));
+    } catch (err) {
+      if (!(err instanceof TemporalFailure) || err instanceof CancelledFailure) throw err;
+    }
+  }
+  const { verifyWithPayPal } = proxyActivities<Activities>({
+    startToCloseTimeout: '45s',
+    scheduleToCloseTimeout: `${giveUpSeconds}s`,
+    retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '10m' },
+  });
+  try {
+    return await verifyWithPayPal({ messageId });
+  } catch (err) {
+    if (err instanceof ActivityFailure) return 'gave_up';
+    throw err;
+  }
+}
+
+const VERIFY_LOCALLY = 'verify-postback-as-local-activity';
