@@ -15,7 +15,7 @@ import { bundleWorkflowCode } from '@temporalio/worker';
  * `npx tsx bench/trace-payment.ts 150 4`: see docs/performance.md.
  */
 export const WORKFLOW_BUNDLE = {
-  workflowsPath: require.resolve('../../workflows'),
+  workflowsPath: require.resolve('../../../workflows'),
   preloadModules: [require.resolve('./workflow-preload')],
 };
 
