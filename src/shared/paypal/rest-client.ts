@@ -39,6 +39,8 @@ export class PayPalRestError extends Error {
     readonly details: { field?: string; issue?: string }[],
     readonly debugId: string | undefined,
     context: string,
+    /** PayPal's links (a duplicate batch answer links the batch it already has). */
+    readonly links: { href: string; rel?: string }[] = [],
   ) {
     super(`${context}: PayPal answered ${status} ${errorName}${debugId ? ` (debug_id ${debugId})` : ''}`);
     this.name = 'PayPalRestError';
@@ -109,16 +111,18 @@ export class PayPalRestClient {
       throw new PayPalRestError(res.status, 'NOT_JSON', [], undefined, context);
     }
     if (res.ok) return { status: res.status, body: body as T };
-    const err = (body ?? {}) as { name?: unknown; error?: unknown; details?: unknown; debug_id?: unknown };
+    const err = (body ?? {}) as {
+      name?: unknown;
+      error?: unknown;
+      details?: unknown;
+      debug_id?: unknown;
+      links?: unknown;
+    };
     const details = Array.isArray(err.details) ? (err.details as { field?: string; issue?: string }[]) : [];
+    const links = Array.isArray(err.links) ? (err.links as { href: string; rel?: string }[]) : [];
     const name = typeof err.name === 'string' ? err.name : typeof err.error === 'string' ? err.error : 'UNKNOWN';
-    throw new PayPalRestError(
-      res.status,
-      name,
-      details,
-      typeof err.debug_id === 'string' ? err.debug_id : undefined,
-      context,
-    );
+    const debugId = typeof err.debug_id === 'string' ? err.debug_id : undefined;
+    throw new PayPalRestError(res.status, name, details, debugId, context, links);
   }
 
   private currentToken(): Promise<CachedToken> {
