@@ -4,6 +4,7 @@ import { createMessageActivities } from './messages';
 import { createPaymentActivities } from './payments';
 import { createProfileActivities } from './profiles';
 import { createPayoutActivities } from './masspay';
+import { createMasspayRestActivities } from './masspay-rest';
 import { createVerifyActivities } from './verify';
 import { createRetentionActivities } from './retention';
 
@@ -17,6 +18,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createLedgerActivities(deps),
     ...createProfileActivities(deps),
     ...createPayoutActivities(deps),
+    ...createMasspayRestActivities(deps),
     ...createRetentionActivities(deps),
   };
 }

@@ -36,7 +36,12 @@ import {
   type SearchRow,
 } from '../src/masspay/nvp';
 import { callNvp, nvpUrl } from '../src/shared/paypal/nvp-client';
-import { MASSPAY_BATCH, masspayIpnSignal, type MasspayBatchWorkflow } from '../src/masspay/contract';
+import {
+  batchWorkflowInput,
+  MASSPAY_BATCH,
+  masspayIpnSignal,
+  type MasspayBatchWorkflow,
+} from '../src/masspay/contract';
 
 const PAGE = 500;
 /** Reads or writes by _id in flight at once, per activity. */
@@ -504,27 +509,6 @@ export function createPayoutActivities({ db, client, config, logger }: ActivityD
         });
       }
       return { batchIds, unmatched: routed.unmatched };
-    },
-  };
-}
-
-export function batchWorkflowInput(
-  batchId: string,
-  config: Pick<
-    ActivityDeps['config'],
-    | 'MASSPAY_PROCESSED_DEADLINE_SECONDS'
-    | 'MASSPAY_COMPLETED_DEADLINE_SECONDS'
-    | 'MASSPAY_RELEASE_WAIT_SECONDS'
-    | 'PAYMENT_IDLE_CLOSE_SECONDS'
-  >,
-) {
-  return {
-    batchId,
-    idleCloseSeconds: config.PAYMENT_IDLE_CLOSE_SECONDS,
-    deadlines: {
-      processedWithinSeconds: config.MASSPAY_PROCESSED_DEADLINE_SECONDS,
-      completedWithinSeconds: config.MASSPAY_COMPLETED_DEADLINE_SECONDS,
-      releaseAfterSeconds: config.MASSPAY_RELEASE_WAIT_SECONDS,
     },
   };
 }

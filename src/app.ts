@@ -6,6 +6,7 @@ import { errorHandler } from './shared/http/errors';
 import { adminApiRoutes } from './shared/http/admin-api';
 import { healthRoutes } from './shared/http/health';
 import { ipnRoutes } from './messages/routes';
+import { webhookRoutes } from './webhooks/routes';
 import type { AppDeps } from './shared/http/deps';
 
 export type { AppDeps };
@@ -30,7 +31,7 @@ export function createApp(deps: AppDeps): Koa {
   // middleware, for every request it hands to a handler.
   const admin = adminApiRoutes(deps);
   app.use(adminGuard(requireAdminTokenConfig(deps.config), admin));
-  const routers = [healthRoutes(deps), ipnRoutes(deps), admin];
+  const routers = [healthRoutes(deps), ipnRoutes(deps), webhookRoutes(deps), admin];
   for (const router of routers) {
     app.use(router.routes()).use(router.allowedMethods());
   }

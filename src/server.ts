@@ -6,6 +6,7 @@ import { connectDatabase, type Database } from './shared/db/connection';
 import { createApp } from './app';
 import { IpnDispatcher } from './messages/dispatcher';
 import { IntakeIntegrations } from './integrations/intake-cache';
+import { WebhookIntake } from './webhooks/intake';
 import { registerBacklogMetrics } from './messages/backlog';
 import { createLogger, redactUri, type Logger } from './shared/logger';
 import { connectTemporalClient } from './shared/temporal/client';
@@ -31,7 +32,8 @@ export async function serveApi(deps: {
   const { config, db, client, logger } = deps;
   const dispatcher = new IpnDispatcher({ models: db.models, client, config, logger });
   const integrations = new IntakeIntegrations(db.models);
-  const app = createApp({ db, client, config, logger, dispatcher, integrations });
+  const webhooks = new WebhookIntake({ models: db.models, client, config, logger });
+  const app = createApp({ db, client, config, logger, dispatcher, integrations, webhooks });
   // Errors after the answer (a client cut off by the timeouts below): logged, not printed by Koa to stderr.
   app.on('error', (err: Error) => logger.debug({ err: err.message }, 'HTTP connection error'));
   // Short limits for slow clients (Node's defaults: 60 s for headers, 5 min for a request), checked
@@ -49,6 +51,7 @@ export async function serveApi(deps: {
     server.listen(deps.port ?? config.PORT, deps.host ?? config.HOST, () => resolve());
   });
   dispatcher.start();
+  webhooks.start();
   const unregisterBacklog = registerBacklogMetrics({
     models: db.models,
     client,
@@ -67,6 +70,7 @@ export async function serveApi(deps: {
     async stop() {
       await new Promise((r) => server.close(r));
       await dispatcher.stop();
+      await webhooks.stop();
       unregisterBacklog();
     },
   };

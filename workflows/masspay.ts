@@ -29,6 +29,7 @@ import {
   type SendChunkOutcome,
 } from '../src/masspay/rules';
 import {
+  CancelUnclaimedActionSchema,
   ClearContradictionActionSchema,
   PayoutActionSchema,
   PayoutBatchStateSchema,
@@ -44,6 +45,8 @@ import { validatingHandlers, decideWithFacts } from './shared/decide-with-facts'
 import {
   approvePayoutSignal,
   cancelPayoutSignal,
+  cancelUnclaimedPayoutSignal,
+  payoutsWebhookSignal,
   clearPayoutContradictionSignal,
   masspayIpnSignal,
   payoutStateQuery,
@@ -106,6 +109,17 @@ const reads = proxyActivities<Activities>({
   retry: { initialInterval: '2s', maximumInterval: '1m', maximumAttempts: RECONCILE_ATTEMPTS },
 });
 const MAX_CONTRADICTIONS = 200;
+// A Payouts REST call carries its own idempotency (the sender_batch_id): tried again after a worker
+// died mid-call, PayPal answers that it has the batch and nothing is paid twice.
+const restSend = proxyActivities<Activities>({
+  startToCloseTimeout: '5m',
+  heartbeatTimeout: '1m',
+  retry: { initialInterval: '2s', maximumInterval: '1m', maximumAttempts: 5 },
+});
+/** PayPal's word on a Payouts batch is applied under these message ids (webhooks waiting, or a poll). */
+const REST_HOOKS = 'rest:hooks:';
+const REST_POLL = 'rest:poll:';
+const DEFAULT_REST_POLL_SECONDS = 30 * 60;
 
 const MasspayIpnSchema = z.object({ messageId: z.string().min(1).max(64) });
 
@@ -125,6 +139,26 @@ export async function masspayBatch(input: MasspayBatchInput): Promise<PayoutBatc
       description:
         'A verified Mass Pay IPN reporting items of this batch ' +
         '(sent by processIpn; checked against the stored message).',
+    },
+  );
+  setHandler(
+    payoutsWebhookSignal,
+    (raw: unknown) => {
+      // The payload says nothing we act on (the events are read from the store): any shape is fine.
+      void raw;
+      if (!inbox.some((i) => i.type === 'masspay' && i.messageId.startsWith(REST_HOOKS))) {
+        inbox.push({ type: 'masspay', messageId: `${REST_HOOKS}${new Date().toISOString()}` });
+      }
+    },
+    { description: 'Payouts webhooks for this batch are stored and verified: apply them (sent by the webhook door).' },
+  );
+  setHandler(
+    cancelUnclaimedPayoutSignal,
+    accept('cancelUnclaimedPayoutItem', CancelUnclaimedActionSchema, (action) => ({ type: 'cancelUnclaimed', action })),
+    {
+      description:
+        'Operator: ask PayPal to cancel one UNCLAIMED item of a batch sent through Payouts REST; its money ' +
+        'comes back once PayPal agrees. Input: {"uniqueId", "operator", "note"}',
     },
   );
   setHandler(
@@ -211,6 +245,8 @@ export async function masspayBatch(input: MasspayBatchInput): Promise<PayoutBatc
   }
   setHandler(payoutStateQuery, () => state!);
   publish(state);
+  // When PayPal was last asked about a Payouts batch (a new run asks after one interval).
+  let lastPoll = Date.now();
 
   for (;;) {
     const legacy = !patched(GUARDED);
@@ -223,14 +259,20 @@ export async function masspayBatch(input: MasspayBatchInput): Promise<PayoutBatc
       inbox.unshift({ type: 'reserve' });
     }
     if (nextSendChunk(state) && !inbox.some((i) => i.type === 'sendChunk')) inbox.push({ type: 'sendChunk' });
-    const deadline = nextBatchDeadline(state, input.deadlines);
+    const pollAt = restPollDue(state, lastPoll, input);
+    const batchDeadline = nextBatchDeadline(state, input.deadlines);
+    const deadline =
+      pollAt === null ? batchDeadline : batchDeadline === null ? pollAt : Math.min(pollAt, batchDeadline);
     const untilDeadline = deadline === null ? null : Math.max(0, deadline - Date.now());
     const idle = batchSettled(state, { legacy }) ? input.idleCloseSeconds * 1000 : null;
     const wait = untilDeadline === null ? idle : idle === null ? untilDeadline : Math.min(idle, untilDeadline);
     const woken =
       wait === null ? (await condition(() => inbox.length > 0), true) : await condition(() => inbox.length > 0, wait);
     if (!woken) {
-      if (deadline !== null && Date.now() >= deadline) inbox.push({ type: 'tick' });
+      if (pollAt !== null && Date.now() >= pollAt) {
+        lastPoll = Date.now();
+        inbox.push({ type: 'masspay', messageId: `${REST_POLL}${new Date().toISOString()}` });
+      } else if (deadline !== null && Date.now() >= deadline) inbox.push({ type: 'tick' });
       else break;
     }
     while (inbox.length > 0) {
@@ -276,6 +318,16 @@ async function fetchFact(need: BatchFactNeed, facts: BatchFacts, s: PayoutBatchS
       facts.reserve = await items.reserveItems(s.id);
       return;
     case 'applyMessage': {
+      if (need.messageId.startsWith(REST_HOOKS) || need.messageId.startsWith(REST_POLL)) {
+        facts.applyMessage = await items.applyRestUpdates({
+          batchId: s.id,
+          integrationId: s.integrationId,
+          mode: s.mode,
+          messageId: need.messageId,
+          poll: need.messageId.startsWith(REST_POLL),
+        });
+        return;
+      }
       const message = { batchId: s.id, integrationId: s.integrationId, messageId: need.messageId };
       // Batches that applied a message in one activity before slices replay as they ran.
       facts.applyMessage = patched('masspay-message-slices')
@@ -289,6 +341,15 @@ async function fetchFact(need: BatchFactNeed, facts: BatchFacts, s: PayoutBatchS
         to: need.to,
         messageId: need.messageId,
         operator: need.operator,
+      });
+      return;
+    case 'cancelUnclaimed':
+      facts.cancelUnclaimed = await items.cancelUnclaimedItem({
+        batchId: s.id,
+        integrationId: s.integrationId,
+        mode: s.mode,
+        uniqueId: need.uniqueId,
+        messageId: `rest:cancel:${need.uniqueId}:${new Date().toISOString()}`,
       });
       return;
     case 'applyOne':
@@ -354,6 +415,21 @@ async function sendChunk(
   s: PayoutBatchState,
   legacy: boolean,
 ): Promise<SendChunkOutcome> {
+  if (need.channel === 'rest') {
+    try {
+      return await restSend.sendRestPayout({
+        batchId: s.id,
+        integrationId: s.integrationId,
+        mode: s.mode,
+        currency: s.currency,
+        chunk: need.chunk,
+        emailSubject: need.emailSubject,
+      });
+    } catch (err) {
+      if (!(err instanceof ActivityFailure)) throw err;
+      return { outcome: 'unreachable', message: (err.cause?.message ?? err.message).slice(0, 200), calls: 1 };
+    }
+  }
   try {
     return await (legacy ? paypalRetried : paypalOnce).sendPayoutChunk({
       batchId: s.id,
@@ -370,6 +446,15 @@ async function sendChunk(
     const message = (err.cause?.message ?? err.message).slice(0, 200);
     return { outcome: 'unreachable', message, calls: legacy ? SEND_ATTEMPTS : 1 };
   }
+}
+
+/**
+ * When to ask PayPal about a batch sent through Payouts REST: while its items are not all final, one
+ * interval after the last ask. Webhooks usually come first; this is what completes a batch without them.
+ */
+function restPollDue(s: PayoutBatchState, lastPoll: number, input: MasspayBatchInput): number | null {
+  if (s.channel !== 'rest' || !(s.state === 'submitted' || s.state === 'processed')) return null;
+  return lastPoll + (input.restPollSeconds ?? DEFAULT_REST_POLL_SECONDS) * 1000;
 }
 
 function publish(s: PayoutBatchState): void {

@@ -49,6 +49,15 @@ export const IntegrationInputSchema = z
       .string()
       .regex(/^[A-Z][A-Z0-9_]{0,63}$/, 'an environment variable prefix: A-Z, 0-9 and _, starting with a letter')
       .optional(),
+    /**
+     * Where this integration's PayPal REST app credentials are: `<prefix>_CLIENT_ID`,
+     * `_CLIENT_SECRET` and `_WEBHOOK_ID` (the app's webhook, part of every webhook signature). With
+     * them, payouts go through Payouts REST by default. A reference, never the secret itself.
+     */
+    payoutsRestEnv: z
+      .string()
+      .regex(/^[A-Z][A-Z0-9_]{0,63}$/, 'an environment variable prefix: A-Z, 0-9 and _, starting with a letter')
+      .optional(),
     /** Absent: no caps. */
     payoutCaps: PayoutCapsSchema.optional(),
   })

@@ -3,8 +3,10 @@
  * signals and query. The names are recorded in running workflows and histories: never rename them.
  */
 import { defineQuery, defineSignal } from '@temporalio/workflow';
+import type { Config } from '../shared/config';
 import type { BatchDeadlines } from './rules';
 import type {
+  CancelUnclaimedAction,
   ClearContradictionAction,
   PayoutAction,
   PayoutBatchState,
@@ -20,6 +22,8 @@ export interface MasspayBatchInput {
   /** A settled batch's workflow closes after this long idle; a late IPN or action restarts it. */
   idleCloseSeconds: number;
   deadlines: BatchDeadlines;
+  /** Payouts REST: how often PayPal is asked for the batch's items until all are final (absent: 30 min). */
+  restPollSeconds?: number;
 }
 
 export type MasspayBatchWorkflow = (input: MasspayBatchInput) => Promise<PayoutBatchState>;
@@ -33,4 +37,34 @@ export const resolvePayoutItemSignal = defineSignal<[ResolveItemAction]>('resolv
 export const stopWaitingPayoutSignal = defineSignal<[PayoutAction]>('stopWaitingPayout');
 export const reconcilePayoutSignal = defineSignal<[PayoutAction]>('reconcilePayout');
 export const clearPayoutContradictionSignal = defineSignal<[ClearContradictionAction]>('clearPayoutContradiction');
+/**
+ * Verified Payouts webhook events wait for this batch (stored by the webhook door): apply them. No
+ * payload matters: the events are read from the store, in slices, never from a signal.
+ */
+export const payoutsWebhookSignal = defineSignal<[{ events?: number }]>('payoutsWebhook');
+export const cancelUnclaimedPayoutSignal = defineSignal<[CancelUnclaimedAction]>('cancelUnclaimedPayoutItem');
 export const payoutStateQuery = defineQuery<PayoutBatchState>('state');
+
+/** A batch workflow's input, from the configuration (the API, the activities and the webhook door start it). */
+export function batchWorkflowInput(
+  batchId: string,
+  config: Pick<
+    Config,
+    | 'MASSPAY_PROCESSED_DEADLINE_SECONDS'
+    | 'MASSPAY_COMPLETED_DEADLINE_SECONDS'
+    | 'MASSPAY_RELEASE_WAIT_SECONDS'
+    | 'PAYMENT_IDLE_CLOSE_SECONDS'
+    | 'PAYOUTS_POLL_SECONDS'
+  >,
+) {
+  return {
+    batchId,
+    idleCloseSeconds: config.PAYMENT_IDLE_CLOSE_SECONDS,
+    restPollSeconds: config.PAYOUTS_POLL_SECONDS,
+    deadlines: {
+      processedWithinSeconds: config.MASSPAY_PROCESSED_DEADLINE_SECONDS,
+      completedWithinSeconds: config.MASSPAY_COMPLETED_DEADLINE_SECONDS,
+      releaseAfterSeconds: config.MASSPAY_RELEASE_WAIT_SECONDS,
+    },
+  };
+}

@@ -12,6 +12,7 @@ import {
   PayoutItemSchema,
   ResolveItemActionSchema,
   SendActionSchema,
+  CancelUnclaimedActionSchema,
   SubmittedActionSchema,
   UNIQUE_ID_MAX_CHARS,
   payoutItemId,
@@ -33,7 +34,9 @@ import { IntegrationIdKey, PayoutBatchIdKey, PayoutStateKey, payoutWorkflowId } 
 import { getIntegration } from '../integrations/store';
 import { Ledger, isDuplicateKey } from '../shared/ledger';
 import { sendCredentials } from './nvp';
-import { batchRange, batchWorkflowInput } from '../../activities/masspay';
+import { batchRange } from '../../activities/masspay';
+import { batchWorkflowInput } from './contract';
+import { restCredentialNames, restCredentialsFromEnv } from '../shared/paypal/rest-client';
 import {
   approvePayoutSignal,
   cancelPayoutSignal,
@@ -41,6 +44,7 @@ import {
   reconcilePayoutSignal,
   resolvePayoutItemSignal,
   sendPayoutSignal,
+  cancelUnclaimedPayoutSignal,
   stopWaitingPayoutSignal,
   submittedPayoutSignal,
   MASSPAY_BATCH,
@@ -388,30 +392,46 @@ export function payoutRoutes(deps: AppDeps): Router {
       ctx.status = 202;
     });
   }
-  /** Sends an approved batch through PayPal's MassPay API with the integration's NVP credentials. */
+  /**
+   * Sends an approved batch through PayPal: Payouts REST (`"channel": "rest"`, the default when the
+   * integration names a REST app) or the MassPay NVP API (`"api"`) with the integration's credentials.
+   */
   router.post('/:id/send', async (ctx) => {
-    const action = SendActionSchema.parse(await readJson(ctx));
+    const asked = SendActionSchema.parse(await readJson(ctx));
     const batch = await loadBatch(ctx.params.id!);
+    const integration = await models.Integration.findById(batch.integrationId, {
+      mode: 1,
+      nvpCredentialsEnv: 1,
+      payoutsRestEnv: 1,
+    }).lean();
+    const channel = batch.send?.channel ?? asked.channel ?? (integration?.payoutsRestEnv ? 'rest' : 'api');
+    const action = { ...asked, channel };
     if (!batchRefusal(batch, { type: 'send', action })) {
-      const integration = await models.Integration.findById(batch.integrationId, {
-        mode: 1,
-        nvpCredentialsEnv: 1,
-      }).lean();
-      const ready = sendCredentials(
-        integration && {
-          id: batch.integrationId,
-          mode: integration.mode,
-          nvpCredentialsEnv: integration.nvpCredentialsEnv,
-        },
-        batch,
-        process.env,
-      );
+      const ready = sendReady(channel, integration, batch);
       if (!ready.ok) {
         await refusedAudit(batch, 'send', action, ready.reason);
         throw new HttpError(422, ready.reason);
       }
     }
-    ctx.body = await decideAndSignal(batch, { type: 'send', action }, sendPayoutSignal, action);
+    ctx.body = { ...(await decideAndSignal(batch, { type: 'send', action }, sendPayoutSignal, action)), channel };
+    ctx.status = 202;
+  });
+  /** Payouts REST: PayPal cancels an UNCLAIMED item and its money comes back (approver's decision). */
+  router.post('/:id/items/:uniqueId/cancel-unclaimed', async (ctx) => {
+    const body = (await readJson(ctx)) as Record<string, unknown>;
+    const action = CancelUnclaimedActionSchema.parse({
+      ...(body && typeof body === 'object' ? body : {}),
+      uniqueId: ctx.params.uniqueId,
+    });
+    const batch = await loadBatch(ctx.params.id!);
+    const item = await models.PayoutItem.findById(payoutItemId(batch.id, action.uniqueId), { state: 1 }).lean();
+    if (!item) throw new HttpError(404, `no item ${action.uniqueId} in ${batch.id}`);
+    if (item.state !== 'Unclaimed') {
+      const rule = `${action.uniqueId} is ${item.state}: only an Unclaimed item can be cancelled at PayPal`;
+      await refusedAudit(batch, 'cancelUnclaimed', action, rule);
+      throw new HttpError(409, rule);
+    }
+    ctx.body = await decideAndSignal(batch, { type: 'cancelUnclaimed', action }, cancelUnclaimedPayoutSignal, action);
     ctx.status = 202;
   });
   router.post('/:id/items/:uniqueId/resolve', async (ctx) => {
@@ -488,4 +508,36 @@ function searchAttributes(batchId: string, integrationId: string) {
     { key: IntegrationIdKey, value: integrationId },
     { key: PayoutStateKey, value: 'created' },
   ];
+}
+
+/** Whether the integration can send through `channel` now: its credentials are set, its mode is the batch's. */
+function sendReady(
+  channel: 'api' | 'rest',
+  integration: { mode: string; nvpCredentialsEnv?: string | null; payoutsRestEnv?: string | null } | null,
+  batch: PayoutBatchState,
+): { ok: true } | { ok: false; reason: string } {
+  if (channel === 'api') {
+    return sendCredentials(
+      integration && {
+        id: batch.integrationId,
+        mode: integration.mode as PayoutBatchState['mode'],
+        nvpCredentialsEnv: integration.nvpCredentialsEnv,
+      },
+      batch,
+      process.env,
+    );
+  }
+  if (!integration) return { ok: false, reason: `integration ${batch.integrationId} no longer exists` };
+  if (integration.mode !== batch.mode)
+    return {
+      ok: false,
+      reason: `integration ${batch.integrationId} is ${integration.mode} now; ${batch.id} is ${batch.mode}`,
+    };
+  if (!integration.payoutsRestEnv)
+    return { ok: false, reason: `integration ${batch.integrationId} names no REST app: set its payoutsRestEnv` };
+  if (!restCredentialsFromEnv(integration.payoutsRestEnv, process.env)) {
+    const names = restCredentialNames(integration.payoutsRestEnv);
+    return { ok: false, reason: `${names.clientId} / ${names.secret} are not set` };
+  }
+  return { ok: true };
 }

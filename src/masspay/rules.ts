@@ -15,6 +15,7 @@ import {
   type PayoutItem,
   type PendingRelease,
   type ResolveItemAction,
+  type CancelUnclaimedAction,
   type SendAction,
   type SendChannel,
   type SendChunk,
@@ -274,6 +275,8 @@ export type BatchInput =
   | { type: 'approve' | 'cancel' | 'stopWaiting'; action: PayoutAction }
   | { type: 'submitted'; action: SubmittedAction }
   | { type: 'resolve'; action: ResolveItemAction }
+  /** Payouts REST: ask PayPal to cancel an UNCLAIMED item; its money comes back once PayPal agrees. */
+  | { type: 'cancelUnclaimed'; action: CancelUnclaimedAction }
   | { type: 'send'; action: SendAction }
   /** Settle the chunks whose call went unanswered: their items' IPNs, else a search of PayPal's transactions. */
   | { type: 'reconcile'; action: PayoutAction }
@@ -290,6 +293,7 @@ export type BatchFactNeed =
   | { fact: 'applyMessage'; messageId: string }
   | { fact: 'applyAll'; to: 'Denied' | 'Cancelled'; messageId: string | null; operator: string | null }
   | { fact: 'applyOne'; action: ResolveItemAction }
+  | { fact: 'cancelUnclaimed'; uniqueId: string }
   | {
       fact: 'sendChunk';
       channel: SendChannel;
@@ -349,6 +353,7 @@ export interface BatchFacts {
   applyMessage?: { ok: false; reason: string } | (ItemsApplied & { ok: true; paymentStatus: string | null });
   applyAll?: ItemsApplied;
   applyOne?: { ok: false; reason: string } | (ItemsApplied & { ok: true });
+  cancelUnclaimed?: { ok: false; reason: string } | { ok: true; moved: number; counts: ItemCounts };
   sendChunk?: SendChunkOutcome;
   reconcile?: ChunkReconciliation[];
 }
@@ -433,13 +438,18 @@ export const uncertainChunks = (s: PayoutBatchState): SendChunk[] =>
  */
 export function wentThroughApi(s: PayoutBatchState): boolean {
   const inFlightOrAt = (c: SendChunk) => c.state === 'pending' || c.state === 'acked' || c.state === 'uncertain';
-  return s.channel === 'api' || (!!s.send && s.send.chunks.some(inFlightOrAt));
+  return sentByUs(s) || (!!s.send && s.send.chunks.some(inFlightOrAt));
+}
+
+/** The batch went out through one of our own API channels (MassPay NVP or Payouts REST), not an upload. */
+function sentByUs(s: PayoutBatchState): boolean {
+  return s.channel === 'api' || s.channel === 'rest';
 }
 
 /** An API send PayPal has nothing of (each call refused or reconciled as not found), no IPN: it may be cancelled. */
 function apiSendLeftNothing(s: PayoutBatchState): boolean {
   return (
-    s.channel === 'api' &&
+    sentByUs(s) &&
     s.state === 'submitted' &&
     s.appliedMessages.length === 0 &&
     !!s.send &&
@@ -520,7 +530,7 @@ export function batchRefusal(
           : conflict(`${s.id} is being sent through PayPal's API already`);
       }
       // Again after a halt: only chunks PayPal refused or reconciliation found unsent go out again.
-      if (s.send && s.channel === 'api' && SENT_STATES.includes(s.state)) return null;
+      if (s.send && sentByUs(s) && SENT_STATES.includes(s.state)) return null;
       return s.state === 'approved' ? null : conflict(`only an approved batch can be sent; ${s.id} is ${s.state}`);
     }
     case 'cancel':
@@ -546,6 +556,10 @@ export function batchRefusal(
         );
       return null;
     }
+    case 'cancelUnclaimed':
+      if (s.channel !== 'rest')
+        return conflict(`only items of a batch sent through Payouts REST can be cancelled at PayPal; ${s.id} was not`);
+      return SENT_STATES.includes(s.state) ? null : conflict(`${s.id} is ${s.state}: nothing to cancel at PayPal`);
     case 'stopWaiting':
       return s.attention.length > 0 || (!s.stoppedWaiting && (s.state === 'submitted' || s.state === 'processed'))
         ? null
@@ -808,7 +822,7 @@ class BatchDecider {
       case 'Processed':
         return this.advance('processed', messageId);
       case 'Completed':
-        if (s.channel === 'api' && (s.counts['Pending'] ?? 0) + (s.counts['Unclaimed'] ?? 0) > 0) {
+        if (sentByUs(s) && (s.counts['Pending'] ?? 0) + (s.counts['Unclaimed'] ?? 0) > 0) {
           // Each API call is its own payment at PayPal, completed on its own: the batch is complete
           // once every call's items are (a batch PayPal never finishes meets the Completed deadline).
           this.note('PayPal completed part of the batch (one API call); waiting for the rest', messageId);
@@ -967,7 +981,37 @@ class BatchDecider {
       case 'send':
         this.onSend(input.action);
         break;
+      case 'cancelUnclaimed': {
+        const r = this.need(this.facts.cancelUnclaimed, { fact: 'cancelUnclaimed', uniqueId: input.action.uniqueId });
+        details.uniqueId = input.action.uniqueId;
+        if (!r.ok) {
+          this.note(`${a.operator} asked PayPal to cancel ${input.action.uniqueId}: refused, ${r.reason}`);
+          this.audit({
+            actor: a.operator,
+            action: 'payout_cancelUnclaimed_refused',
+            reason: a.note,
+            details: { ...details, refused: r.reason },
+          });
+          return;
+        }
+        s.counts = r.counts;
+        this.note(
+          `${a.operator} cancelled unclaimed ${input.action.uniqueId} at PayPal (${r.moved} item(s) moved): ${a.note}`,
+        );
+        break;
+      }
       case 'reconcile': {
+        if (s.send?.channel === 'rest') {
+          // A Payouts call is sent again with the same sender_batch_id: PayPal creates nothing twice
+          // (it answers that it has that batch, and the send goes on from PayPal's copy).
+          for (const c of uncertainChunks(s)) {
+            c.state = 'pending';
+            this.unattend(`send_unanswered:${c.index}`);
+          }
+          this.note(`${a.operator} sends the unanswered Payouts call(s) again under their own ids: ${a.note}`);
+          details.chunks = s.send.chunks.map((c) => c.state);
+          break;
+        }
         const r = this.need(this.facts.reconcile, {
           fact: 'reconcile',
           search: true,
@@ -1051,11 +1095,13 @@ class BatchDecider {
   private onSend(action: SendAction): void {
     const s = this.s;
     const previous = s.send;
+    // Again after a halt: through the channel of the first send (its calls' ids are that channel's).
+    const channel = previous?.channel ?? action.channel ?? 'api';
     const chunks = previous
       ? previous.chunks.map((c) => (c.state === 'acked' ? c : { ...c, state: 'pending' as const, error: null }))
-      : planChunks(s.itemCount, SEND_CHANNEL_MAX_ITEMS.api);
+      : planChunks(s.itemCount, SEND_CHANNEL_MAX_ITEMS[channel]);
     s.send = {
-      channel: 'api',
+      channel,
       operator: action.operator,
       startedAt: this.ctx.now,
       emailSubject: action.emailSubject ?? previous?.emailSubject ?? `Payment ${s.id}`,
@@ -1064,8 +1110,9 @@ class BatchDecider {
     s.attention = s.attention.filter((m) => !SEND_MATTER.test(m));
     const left = chunks.filter((c) => c.state === 'pending').length;
     this.note(
-      `${action.operator} ${previous ? 'sends again' : 'sends'} the batch through PayPal's MassPay API ` +
-        `(${left} call(s) of at most ${SEND_CHANNEL_MAX_ITEMS.api} items): ${action.note}`,
+      `${action.operator} ${previous ? 'sends again' : 'sends'} the batch through PayPal's ` +
+        `${channel === 'rest' ? 'Payouts REST' : 'MassPay'} API ` +
+        `(${left} call(s) of at most ${SEND_CHANNEL_MAX_ITEMS[channel]} items): ${action.note}`,
     );
   }
 
@@ -1226,7 +1273,7 @@ class BatchDecider {
     const s = this.s;
     if (s.state !== 'approved') return;
     s.state = 'submitted';
-    s.channel = 'api';
+    s.channel = s.send?.channel ?? 'api';
     s.submittedAt = this.ctx.now;
     this.note(`submitted to PayPal through the API at ${s.submittedAt}`);
   }

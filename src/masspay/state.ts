@@ -61,16 +61,19 @@ export const MASSPAY_MAX_ITEMS = 5000;
 export const UNIQUE_ID_MAX_CHARS = 13;
 export const NVP_MAX_ITEMS_PER_CALL = 250;
 
+/** PayPal's Payouts REST API takes up to 15,000 items in one call (one `sender_batch_id`). */
+export const PAYOUTS_REST_MAX_ITEMS = 15_000;
+
 /**
  * How a batch reached PayPal: `upload` (an operator uploaded the file and said so), `api` (we sent
- * it through the MassPay NVP API). A later channel (Payouts REST) is one more value here, one more
- * entry in SEND_CHANNEL_MAX_ITEMS and one more branch in the send activity.
+ * it through the MassPay NVP API), `rest` (through Payouts REST: the channel PayPal still opens to
+ * new merchants; followed by signed webhooks and polling).
  */
-export const PAYOUT_CHANNELS = ['upload', 'api'] as const;
+export const PAYOUT_CHANNELS = ['upload', 'api', 'rest'] as const;
 export const PayoutChannelSchema = z.enum(PAYOUT_CHANNELS);
 export type PayoutChannel = z.infer<typeof PayoutChannelSchema>;
 /** The channels we send through ourselves, and how many items one call to PayPal may carry. */
-export const SEND_CHANNEL_MAX_ITEMS = { api: NVP_MAX_ITEMS_PER_CALL } as const;
+export const SEND_CHANNEL_MAX_ITEMS = { api: NVP_MAX_ITEMS_PER_CALL, rest: PAYOUTS_REST_MAX_ITEMS } as const;
 export type SendChannel = keyof typeof SEND_CHANNEL_MAX_ITEMS;
 /**
  * PayPal's answer to a MassPay call repeating a unique id it already has (the "duplicate" code of
@@ -109,8 +112,9 @@ export const SendChunkSchema = z.object({
 });
 export type SendChunk = z.infer<typeof SendChunkSchema>;
 
+export const SendChannelSchema = z.enum(['api', 'rest']);
 export const SendStateSchema = z.object({
-  channel: z.enum(['api']),
+  channel: SendChannelSchema,
   operator: z.string(),
   startedAt: z.string(),
   emailSubject: z.string(),
@@ -186,6 +190,8 @@ export const PayoutItemSchema = z.object({
   reserved: z.boolean(),
   released: z.boolean(),
   masspayTxnId: z.string().nullable(),
+  /** Payouts REST: PayPal's `payout_item_id` (what its cancel of an unclaimed item names). */
+  paypalItemId: z.string().optional(),
   feeMinor: z.number().int().nullable(),
   reasonCode: z.string().nullable(),
   /** Things a person should look at (an amount that differs from what we reserved, ...). */
@@ -281,8 +287,14 @@ export const PayoutActionSchema = z.object({ operator: operatorName, note: text(
 export type PayoutAction = z.infer<typeof PayoutActionSchema>;
 export const SubmittedActionSchema = PayoutActionSchema.extend({ submittedAt: z.iso.datetime().optional() });
 export type SubmittedAction = z.infer<typeof SubmittedActionSchema>;
-/** An operator sends an approved batch through PayPal's MassPay API (the subject payees' emails carry). */
-export const SendActionSchema = PayoutActionSchema.extend({ emailSubject: text(255).optional() });
+/**
+ * An operator sends an approved batch through PayPal's API (the subject payees' emails carry):
+ * `rest` (Payouts) or `api` (MassPay NVP); without a channel, MassPay NVP (what signals sent before).
+ */
+export const SendActionSchema = PayoutActionSchema.extend({
+  emailSubject: text(255).optional(),
+  channel: SendChannelSchema.optional(),
+});
 export type SendAction = z.infer<typeof SendActionSchema>;
 /** A person settles an item PayPal never reported (or reported wrongly), as if PayPal had said so. */
 export const ResolveItemActionSchema = PayoutActionSchema.extend({
@@ -290,6 +302,9 @@ export const ResolveItemActionSchema = PayoutActionSchema.extend({
   state: z.enum(['Completed', 'Returned', 'Failed', 'Reversed', 'Blocked']),
 });
 export type ResolveItemAction = z.infer<typeof ResolveItemActionSchema>;
+/** Payouts REST: an operator asks PayPal to cancel one UNCLAIMED item (it then comes back, Returned). */
+export const CancelUnclaimedActionSchema = PayoutActionSchema.extend({ uniqueId: text(UNIQUE_ID_MAX_CHARS) });
+export type CancelUnclaimedAction = z.infer<typeof CancelUnclaimedActionSchema>;
 /** A person's own decision on one contradiction, named by its id: nothing else clears it. */
 export const ClearContradictionActionSchema = PayoutActionSchema.extend({ contradictionId: text(200) });
 export type ClearContradictionAction = z.infer<typeof ClearContradictionActionSchema>;

@@ -57,6 +57,13 @@ export const ConfigSchema = z.object({
   ORPHAN_ADJUSTMENT_GRACE_SECONDS: positiveInt.default(3 * 24 * 3_600),
   /** PayPal's sandbox NVP endpoint; tests point it at the simulator. Live calls always go to PayPal's own host. */
   PAYPAL_SANDBOX_NVP_URL: z.url().default('https://api-3t.sandbox.paypal.com/nvp'),
+  /** PayPal's sandbox REST host (Payouts, OAuth2, webhook certificates); live always goes to PayPal's own host. */
+  PAYPAL_SANDBOX_REST_URL: z.url().default('https://api-m.sandbox.paypal.com'),
+  /**
+   * A batch sent through Payouts REST asks PayPal for its items this often until every item is final:
+   * the backstop for webhooks that never come.
+   */
+  PAYOUTS_POLL_SECONDS: positiveInt.default(30 * 60),
   /** How often a recurring profile asks PayPal for its details (GetRecurringPaymentsProfileDetails). */
   RECURRING_REFRESH_SECONDS: positiveInt.default(24 * 3_600),
   /** A profile whose outstanding balance exceeds this many cycles' amount is shown to a person. */

@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import Koa from 'koa';
 import { adminApiRoutes } from '../../src/shared/http/admin-api';
 import { createLogger } from '../../src/shared/logger';
+import { WebhookIntake } from '../../src/webhooks/intake';
 import { IntakeIntegrations } from '../../src/integrations/intake-cache';
 import { paymentWorkflowId } from '../../src/shared/ids';
 import type { PaymentState } from '../../src/payments/state';
@@ -70,8 +71,11 @@ function send(method: string, path: string, authorization?: string, body?: unkno
   });
 }
 
-const adminApi = () =>
-  adminApiRoutes({ ...stack, logger: createLogger('silent'), integrations: new IntakeIntegrations(stack.db.models) });
+const adminApi = () => {
+  const logger = createLogger('silent');
+  const webhooks = new WebhookIntake({ models: stack.db.models, client: stack.client, config: stack.config, logger });
+  return adminApiRoutes({ ...stack, logger, integrations: new IntakeIntegrations(stack.db.models), webhooks });
+};
 
 /** Each admin route (payouts and profiles too) as [methods, path with params filled in], from its layers. */
 function adminRouteList(): Array<{ methods: string[]; path: string }> {

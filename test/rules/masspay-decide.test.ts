@@ -219,7 +219,7 @@ class World {
       if (n.fact === 'reserve') facts.reserve = await this.engine.reserveAll(BATCH);
       else if (n.fact === 'applyAll') facts.applyAll = await this.engine.applyAll(BATCH, n.to, n, at);
       else if (n.fact === 'applyOne') facts.applyOne = await this.engine.applyOne(BATCH, n.action, at);
-      else if (n.fact === 'sendChunk' || n.fact === 'reconcile')
+      else if (n.fact === 'sendChunk' || n.fact === 'reconcile' || n.fact === 'cancelUnclaimed')
         throw new Error('no PayPal here (see masspay-send-decide.test.ts)');
       else {
         const m = this.messages.get(n.messageId);

@@ -51,6 +51,7 @@ export async function createTestStack(
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     PAYPAL_SANDBOX_VERIFY_URL: sim.verifyUrl,
     PAYPAL_SANDBOX_NVP_URL: sim.nvpUrl,
+    PAYPAL_SANDBOX_REST_URL: sim.url,
     OUTBOX_RELAY_INTERVAL_MS: '300',
     OUTBOX_RELAY_GRACE_MS: '1000',
     IPN_VERIFY_GIVE_UP_SECONDS: '20',

@@ -14,3 +14,22 @@ export function startDemoMasspay(sim: PayPalSimulator, listenerUrl: string, paye
     completedDelayMs: seconds('IPNFLOW_DEMO_MASSPAY_COMPLETED_SECONDS', 20),
   };
 }
+
+/** Where the demo integration's Payouts REST app is (its credentials are the simulator's). */
+export const DEMO_REST_ENV = 'IPNFLOW_DEMO_REST';
+
+/**
+ * Batches sent through Payouts REST under `npm start`: the simulator holds the demo integration's
+ * REST app, processes each batch a few seconds after it is created, and posts its signed webhooks
+ * to the demo integration's webhook door. The demo payees' fates match the Mass Pay demo's.
+ */
+export function startDemoPayoutsRest(sim: PayPalSimulator, webhookUrl: string): void {
+  const app = { clientId: 'ipnflow-demo-client', secret: 'ipnflow-demo-secret', webhookId: 'WH-IPNFLOW-DEMO' };
+  process.env[`${DEMO_REST_ENV}_CLIENT_ID`] = app.clientId;
+  process.env[`${DEMO_REST_ENV}_CLIENT_SECRET`] = app.secret;
+  process.env[`${DEMO_REST_ENV}_WEBHOOK_ID`] = app.webhookId;
+  sim.rest.addApp({ ...app, webhookUrl });
+  sim.rest.autoProcessMs = Number(process.env.IPNFLOW_DEMO_PAYOUTS_SECONDS || 5) * 1000;
+  sim.rest.payouts.setOutcome('fail-joe@example.com', { status: 'FAILED', error: 'RECEIVER_UNREGISTERED' });
+  sim.rest.payouts.setOutcome('unclaimed-ann@example.com', { status: 'UNCLAIMED' });
+}

@@ -2,6 +2,7 @@ import type { Models } from '../../src/shared/db/models';
 import { saveIntegration } from '../../src/integrations/store';
 import { saveCustomer } from '../../src/customers/store';
 import { DEMO_NVP_ENV } from './demo-profile';
+import { DEMO_REST_ENV } from './demo-masspay';
 
 /** The audit's actor for what `npm start` creates by itself. */
 const SEEDER = 'npm start (demo seed)';
@@ -25,6 +26,8 @@ export async function seedDemo(models: Models): Promise<{ integrationId: string;
         receiverEmails: ['seller@paypalsandbox.com'],
         // The demo recurring profile's operator actions go to the simulator with these (see demo-profile.ts).
         nvpCredentialsEnv: DEMO_NVP_ENV,
+        // Payouts go through Payouts REST by default (the simulator's app, see demo-masspay.ts).
+        payoutsRestEnv: DEMO_REST_ENV,
       },
       SEEDER,
     );

@@ -14,7 +14,7 @@ import { startMongoServer, type DbBackend, type MongoServer } from './services/m
 import { ProvisioningError } from './provision/errors';
 import { seedDemo } from './seed-demo';
 import { DEMO_PROFILE_ID, startDemoProfile } from './demo-profile';
-import { startDemoMasspay } from './demo-masspay';
+import { startDemoMasspay, startDemoPayoutsRest } from './demo-masspay';
 import { devLogDestination } from './pretty-log';
 
 const ROOT = path.resolve(__dirname, '../..');
@@ -87,6 +87,8 @@ async function main() {
       PAYPAL_SANDBOX_VERIFY_URL: process.env.PAYPAL_SANDBOX_VERIFY_URL || sim.verifyUrl,
       // Likewise the recurring-payments API (NVP) for sandbox integrations: the simulator answers.
       PAYPAL_SANDBOX_NVP_URL: process.env.PAYPAL_SANDBOX_NVP_URL || sim.nvpUrl,
+      // And Payouts REST (OAuth2, Payouts, the webhook signing certificate).
+      PAYPAL_SANDBOX_REST_URL: process.env.PAYPAL_SANDBOX_REST_URL || sim.url,
       // The dev stack seeds a sandbox integration; off by default anywhere but development and tests.
       ALLOW_SANDBOX_INTEGRATIONS: process.env.ALLOW_SANDBOX_INTEGRATIONS || 'true',
     });
@@ -114,6 +116,8 @@ async function main() {
     stops.push(async () => stopDemo());
     // Sent batches: the simulator answers the MassPay call with the same credentials, then its IPNs follow.
     startDemoMasspay(sim, `${api.url}/ipn/${seeded.integrationId}`, 'seller@paypalsandbox.com');
+    // Sent through Payouts REST (the demo integration's default): processed by the simulator, then its webhooks.
+    startDemoPayoutsRest(sim, `${api.url}/webhooks/paypal/${seeded.integrationId}`);
 
     const base = publicBaseUrl(config);
     const token = process.env.ADMIN_TOKEN ? '$ADMIN_TOKEN' : config.ADMIN_TOKEN;

@@ -7,6 +7,7 @@ import { HttpError, sendJson, sendText } from './http-util';
 import { handlePostback, VERIFY_PATH } from './postback';
 import { MessageRegistry } from './registry';
 import { NVP_PATH, NvpSimulator } from './nvp';
+import { RestSimulator } from './rest';
 import {
   DEFAULT_RESEND_SCHEDULE_MS,
   resolveAttemptTimeouts,
@@ -72,6 +73,7 @@ export async function startPayPalSimulator(opts: PayPalSimulatorOptions = {}): P
     },
     close: () => close(),
     nvp: undefined as unknown as NvpSimulator,
+    rest: new RestSimulator(() => baseUrl),
     get nvpUrl() {
       return `${baseUrl}${NVP_PATH}`;
     },
@@ -100,6 +102,7 @@ export async function startPayPalSimulator(opts: PayPalSimulatorOptions = {}): P
       await nvp.handle(req, res);
       return;
     }
+    if (path.startsWith('/v1/') && (await sim.rest.handle(req, res, path))) return;
     if (path.startsWith('/sim/')) {
       await control(req, res);
       return;

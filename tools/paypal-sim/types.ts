@@ -95,4 +95,6 @@ export interface PayPalSimulator {
   /** PayPal's NVP API for recurring profiles (tools/paypal-sim/nvp.ts), at `nvpUrl`. */
   nvp: import('./nvp').NvpSimulator;
   readonly nvpUrl: string;
+  /** PayPal's REST APIs (OAuth2, Payouts, signed webhooks), under `url` (tools/paypal-sim/rest). */
+  readonly rest: import('./rest').RestSimulator;
 }

@@ -1,5 +1,6 @@
 import mongoose, { Schema, type Connection, type InferSchemaType } from 'mongoose';
 import { bindPayoutModels } from '../../masspay/models';
+import { bindWebhookModels } from '../../webhooks/models';
 
 /**
  * One integration = one PayPal business account connection. Field validation lives in the
@@ -19,6 +20,7 @@ const integrationSchema = new Schema(
     feePolicy: { type: String, enum: ['gross', 'net'], required: true },
     matchBy: { type: [String], default: ['custom', 'email'] },
     nvpCredentialsEnv: String,
+    payoutsRestEnv: String,
     payoutCaps: Schema.Types.Mixed,
   },
   { timestamps: true, versionKey: false },
@@ -242,6 +244,7 @@ export function bindModels(conn: Connection) {
     RecurringProfile: conn.model('RecurringProfile', recurringProfileSchema, 'recurring_profiles'),
     ProfileTxn: conn.model('ProfileTxn', profileTxnSchema, 'profile_txns'),
     ...bindPayoutModels(conn),
+    ...bindWebhookModels(conn),
   };
 }
 

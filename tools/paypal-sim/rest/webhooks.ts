@@ -1,0 +1,106 @@
+import { randomUUID, sign } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { crc32 } from 'node:zlib';
+import type { SimRestApp } from './oauth';
+
+/**
+ * The simulator's own signing key and self-signed certificate (dev-only: generated with openssl for this
+ * simulator, trusted by nothing; production accepts certificates from PayPal's hosts only).
+ */
+const KEY_PEM = readFileSync(path.join(__dirname, 'sim-webhook-key.pem'), 'utf8');
+export const SIM_CERT_PEM = readFileSync(path.join(__dirname, 'sim-webhook-cert.pem'), 'utf8');
+export const SIM_CERT_PATH = '/v1/notifications/certs/CERT-360caa42-fca2a594-ipnflowsim';
+
+export interface WebhookEvent {
+  id: string;
+  event_version: '1.0';
+  create_time: string;
+  resource_type: string;
+  event_type: string;
+  summary: string;
+  resource: Record<string, unknown>;
+  links: { href: string; rel: string; method: string }[];
+}
+
+/** One POST of a webhook to the service, as recorded for tests. */
+export interface WebhookDelivery {
+  event: WebhookEvent;
+  body: string;
+  headers: Record<string, string>;
+  status?: number;
+  error?: string;
+}
+
+/** How the next deliveries misbehave: PayPal repeats, reorders, loses, and (in an attack) a forger signs badly. */
+export interface WebhookFaults {
+  /** Every event is posted twice. */
+  duplicate?: boolean;
+  /** Events of one batch are posted in reverse order. */
+  reverse?: boolean;
+  /** Nothing is posted: only polling can tell the service. */
+  none?: boolean;
+  /** The signature is made over other bytes. */
+  badSignature?: boolean;
+  /** The certificate URL points outside PayPal's hosts. */
+  foreignCertUrl?: string;
+}
+
+export function webhookEvent(eventType: string, resourceType: string, resource: Record<string, unknown>): WebhookEvent {
+  return {
+    id: `WH-${randomUUID().replace(/-/g, '').slice(0, 17).toUpperCase()}-${randomUUID().slice(0, 8).toUpperCase()}`,
+    event_version: '1.0',
+    create_time: new Date().toISOString(),
+    resource_type: resourceType,
+    event_type: eventType,
+    summary: `${eventType} (simulated)`,
+    resource,
+    links: [],
+  };
+}
+
+/** PayPal's transmission headers for one body: SHA256withRSA over id|time|webhook id|crc32(body). */
+export function signWebhook(
+  body: string,
+  webhookId: string,
+  certUrl: string,
+  faults: WebhookFaults = {},
+): Record<string, string> {
+  const transmissionId = randomUUID();
+  const time = new Date().toISOString();
+  const signedBody = faults.badSignature ? `${body} ` : body;
+  const message = `${transmissionId}|${time}|${webhookId}|${crc32(Buffer.from(signedBody, 'utf8')) >>> 0}`;
+  return {
+    'paypal-transmission-id': transmissionId,
+    'paypal-transmission-time': time,
+    'paypal-transmission-sig': sign('sha256', Buffer.from(message, 'utf8'), KEY_PEM).toString('base64'),
+    'paypal-cert-url': faults.foreignCertUrl ?? certUrl,
+    'paypal-auth-algo': 'SHA256withRSA',
+  };
+}
+
+/** Posts events to an app's webhook URL, one at a time, in the order given (after faults reshape it). */
+export async function deliverWebhooks(
+  app: SimRestApp,
+  events: WebhookEvent[],
+  certUrl: string,
+  faults: WebhookFaults,
+  record: (d: WebhookDelivery) => void,
+): Promise<void> {
+  if (!app.webhookUrl || !app.webhookId || faults.none) return;
+  const ordered = faults.reverse ? [...events].reverse() : events;
+  const posts = faults.duplicate ? ordered.flatMap((e) => [e, e]) : ordered;
+  for (const event of posts) {
+    const body = JSON.stringify(event);
+    const headers = { 'content-type': 'application/json', ...signWebhook(body, app.webhookId, certUrl, faults) };
+    const delivery: WebhookDelivery = { event, body, headers };
+    try {
+      const res = await fetch(app.webhookUrl, { method: 'POST', headers, body, signal: AbortSignal.timeout(20_000) });
+      delivery.status = res.status;
+      await res.arrayBuffer();
+    } catch (err) {
+      delivery.error = err instanceof Error ? err.message : String(err);
+    }
+    record(delivery);
+  }
+}
