@@ -6,19 +6,27 @@ import type { Integration } from '../src/integrations/schema';
 import { LifecycleEventSchema, type LifecycleEvent } from '../src/payments/state';
 import type { Proof } from '../src/payments/rules';
 import { readIpnFull, readIpnHead } from '../src/messages/read';
+import { RouteSchema, type Route } from '../src/messages/classify';
 import { receivedMasspayEvents } from '../src/masspay/received';
 import { inParallel } from '../src/masspay/items-engine';
 import { createPayoutActivities } from './masspay';
 import { toIntegration } from '../src/integrations/store';
 import { ipnEventSignal } from '../src/payments/contract';
 import { signalPayment } from '../src/payments/entity';
+import { paymentWorkflowId } from '../src/shared/ids';
 import { alerts } from '../src/shared/metrics';
+import { canonicalJson } from '../src/shared/canonical-json';
 import type { MessageOutcomeRecord } from '../src/payments/rules';
 
 export interface LoadedMessage {
   integration: Integration | null;
   /** Without Mass Pay items, whatever the body (routeMasspayMessage reads them after verification). */
   summary: IpnSummary | null;
+  /**
+   * Where intake's classification sent it (stored with the message): the workflow does not classify
+   * again. Null (absent in histories from before) for a message stored before routes were stored.
+   */
+  route?: Route | null;
   decodeError: string | null;
   duplicateOf: string | null;
   receivedAt: string;
@@ -83,7 +91,15 @@ export function createMessageActivities(deps: ActivityDeps) {
             : undefined;
       if (refusal) {
         const receivedAt = msg.receivedAt.toISOString();
-        return { integration: null, summary: null, decodeError: null, duplicateOf: null, receivedAt, refusal };
+        return {
+          integration: null,
+          summary: null,
+          route: null,
+          decodeError: null,
+          duplicateOf: null,
+          receivedAt,
+          refusal,
+        };
       }
       const integrationDoc = await Integrations.findById(msg.integrationId).lean();
       let summary: IpnSummary | null = null;
@@ -98,9 +114,11 @@ export function createMessageActivities(deps: ActivityDeps) {
       // First activity of its workflow, so nothing recorded an outcome yet: no need to filter on state.
       const set = { state: 'dispatched', ...(duplicateOf ? { duplicateOf } : {}) };
       await IpnMessage.updateOne({ _id: msg._id }, { $set: set });
+      const stored = RouteSchema.safeParse(msg.route);
       return {
         integration: integrationDoc ? toIntegration(integrationDoc) : null,
         summary,
+        route: summary && stored.success ? stored.data : null,
         decodeError,
         duplicateOf,
         receivedAt: msg.receivedAt.toISOString(),
@@ -135,7 +153,13 @@ export function createMessageActivities(deps: ActivityDeps) {
         const taskQueue = Context.current().info.taskQueue;
         const settings = { ...config, PAYMENT_IDLE_CLOSE_SECONDS: paymentIdleCloseSeconds };
         await inParallel(received.events, SIGNALS_AT_ONCE, async (event) => {
-          const to = { integrationId: event.integrationId, paymentTxnId: event.paymentTxnId, taskQueue };
+          const { integrationId, paymentTxnId } = event;
+          const to = {
+            workflowId: paymentWorkflowId(integrationId, paymentTxnId),
+            integrationId,
+            paymentTxnId,
+            taskQueue,
+          };
           await signalPayment(client, { ...to, config: settings }, ipnEventSignal, event);
         });
       }
@@ -214,6 +238,7 @@ export function createMessageActivities(deps: ActivityDeps) {
       return signalPayment(
         client,
         {
+          workflowId: paymentWorkflowId(event.integrationId, event.paymentTxnId),
           integrationId: event.integrationId,
           paymentTxnId: event.paymentTxnId,
           taskQueue: Context.current().info.taskQueue,
@@ -238,13 +263,4 @@ export function createMessageActivities(deps: ActivityDeps) {
       logger.warn({ alert: kind, messageId, detail }, `alert: ${kind}`);
     },
   };
-}
-
-/** JSON with sorted keys: the same event compares equal whatever order its fields were stored in. */
-function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b)))
-      : v,
-  );
 }

@@ -1,7 +1,6 @@
 import type { Client, SignalDefinition } from '@temporalio/client';
 import type { Config } from '../shared/config';
 import { IntegrationIdKey, TxnIdKey } from '../shared/contract';
-import { paymentWorkflowId } from '../shared/ids';
 import { PAYMENT_LIFECYCLE, type PaymentLifecycleWorkflow } from './contract';
 
 type EntitySettings = Pick<
@@ -10,17 +9,17 @@ type EntitySettings = Pick<
 >;
 
 /**
- * Signals one payment's lifecycle (a stored message to verify, or an event processIpn verified),
- * starting it when it is not running (never started, or closed after being idle).
+ * Signals one payment's lifecycle (a stored message to verify, or a Mass Pay item's verified event),
+ * starting it when it is not running (never started, or closed after being idle). The caller names
+ * the workflow (src/shared/ids.ts): intake for a message, paymentWorkflowId for an event.
  */
 export async function signalPayment<Payload>(
   client: Client,
-  to: { integrationId: string; paymentTxnId: string; taskQueue: string; config: EntitySettings },
+  to: { workflowId: string; integrationId: string; paymentTxnId: string; taskQueue: string; config: EntitySettings },
   signal: SignalDefinition<[Payload]>,
   payload: Payload,
 ): Promise<string> {
-  const { integrationId, paymentTxnId, config } = to;
-  const workflowId = paymentWorkflowId(integrationId, paymentTxnId);
+  const { workflowId, integrationId, paymentTxnId, config } = to;
   await client.workflow.signalWithStart<PaymentLifecycleWorkflow, [Payload]>(PAYMENT_LIFECYCLE, {
     workflowId,
     taskQueue: to.taskQueue,
