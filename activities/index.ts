@@ -4,7 +4,6 @@ import { createMessageActivities } from './messages';
 import { createPaymentActivities } from './payments';
 import { createProfileActivities } from './profiles';
 import { createPayoutActivities } from './masspay';
-import { createVerifyActivities } from './verify';
 import { createRetentionActivities } from './retention';
 
 export type { ActivityDeps };
@@ -12,7 +11,6 @@ export type { ActivityDeps };
 export function createActivities(deps: ActivityDeps) {
   return {
     ...createMessageActivities(deps),
-    ...createVerifyActivities(deps),
     ...createPaymentActivities(deps),
     ...createLedgerActivities(deps),
     ...createProfileActivities(deps),
