@@ -5,7 +5,6 @@ import { createPaymentActivities } from './payments';
 import { createProfileActivities } from './profiles';
 import { createPayoutActivities } from './masspay';
 import { createMasspayRestActivities } from './masspay-rest';
-import { createVerifyActivities } from './verify';
 import { createRetentionActivities } from './retention';
 
 export type { ActivityDeps };
@@ -13,7 +12,6 @@ export type { ActivityDeps };
 export function createActivities(deps: ActivityDeps) {
   return {
     ...createMessageActivities(deps),
-    ...createVerifyActivities(deps),
     ...createPaymentActivities(deps),
     ...createLedgerActivities(deps),
     ...createProfileActivities(deps),

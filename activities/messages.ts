@@ -6,19 +6,26 @@ import type { Integration } from '../src/integrations/schema';
 import { LifecycleEventSchema, type LifecycleEvent } from '../src/payments/state';
 import type { Proof } from '../src/payments/rules';
 import { readIpnFull, readIpnHead } from '../src/messages/read';
+import { RouteSchema, type Route } from '../src/messages/classify';
 import { receivedMasspayEvents } from '../src/masspay/received';
 import { inParallel } from '../src/masspay/items-engine';
 import { createPayoutActivities } from './masspay';
 import { toIntegration } from '../src/integrations/store';
-import { ipnEventSignal } from '../src/payments/contract';
-import { signalPayment } from '../src/payments/entity';
+import { ipnEventSignal, signalPayment } from '../src/payments/contract';
+import { paymentWorkflowId } from '../src/shared/ids';
 import { alerts } from '../src/shared/metrics';
+import { canonicalJson } from '../src/shared/canonical-json';
 import type { MessageOutcomeRecord } from '../src/payments/rules';
 
 export interface LoadedMessage {
   integration: Integration | null;
   /** Without Mass Pay items, whatever the body (routeMasspayMessage reads them after verification). */
   summary: IpnSummary | null;
+  /**
+   * Where intake's classification sent it (stored with the message): the workflow does not classify
+   * again. Null (absent in histories from before) for a message stored before routes were stored.
+   */
+  route?: Route | null;
   decodeError: string | null;
   duplicateOf: string | null;
   receivedAt: string;
@@ -39,6 +46,9 @@ export interface MasspayRouting {
   unmatched: number;
   unmatchedSample: string[];
 }
+
+const USER_AGENT = 'ipnflow-ipn-verifier/0.1 (PayPal IPN listener; +https://developer.paypal.com/api/nvp-soap/ipn/)';
+const PREFIX = Buffer.from('cmd=_notify-validate&');
 
 const MAX_LISTED = 50;
 const SIGNALS_AT_ONCE = 16;
@@ -67,6 +77,42 @@ export function createMessageActivities(deps: ActivityDeps) {
 
   return {
     /**
+     * PayPal's postback: the exact bytes we received, prefixed. Only an exact VERIFIED or INVALID
+     * is an answer; anything else (5xx, HTML error pages, "Fatal Failure", timeouts) is thrown so
+     * Temporal retries with backoff until the workflow's time bound.
+     */
+    async verifyWithPayPal({ messageId }: { messageId: string }): Promise<'VERIFIED' | 'INVALID'> {
+      const msg = await db.models.IpnMessage.findById(messageId, { raw: 1, testIpn: 1 }).lean();
+      if (!msg) throw ApplicationFailure.nonRetryable(`IPN message ${messageId} not found`, 'MessageNotFound');
+      const raw = Buffer.from(msg.raw.buffer);
+      // test_ipn picks the host: a sandbox message is only ever verifiable by the sandbox.
+      const url = msg.testIpn ? config.PAYPAL_SANDBOX_VERIFY_URL : config.paypalLiveVerifyUrl;
+      let res: Response;
+      try {
+        res = await fetch(url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', 'user-agent': USER_AGENT },
+          body: Buffer.concat([PREFIX, raw]),
+          // Also given up when the attempt is (a local attempt timing out): no postback outlives its activity.
+          signal: AbortSignal.any([AbortSignal.timeout(30_000), Context.current().cancellationSignal]),
+        });
+      } catch (err) {
+        throw ApplicationFailure.retryable(
+          `postback to ${url} failed: ${(err as Error).message}`,
+          'PostbackUnavailable',
+          { messageId },
+        );
+      }
+      const body = (await res.text().catch(() => '')).trim();
+      if (res.status === 200 && (body === 'VERIFIED' || body === 'INVALID')) return body;
+      throw ApplicationFailure.retryable(
+        `postback to ${url} answered ${res.status}: ${JSON.stringify(body.slice(0, 120))}`,
+        'PostbackUnclear',
+        { messageId },
+      );
+    },
+
+    /**
      * Decodes the stored raw bytes again: the stored bytes are the only truth (ids checked as at intake).
      * With `forWorkflow`, only the workflow the message was dispatched to may take it, and only while it
      * waits: anything else (a message id typed into the Web UI) is refused without writing a thing.
@@ -83,7 +129,15 @@ export function createMessageActivities(deps: ActivityDeps) {
             : undefined;
       if (refusal) {
         const receivedAt = msg.receivedAt.toISOString();
-        return { integration: null, summary: null, decodeError: null, duplicateOf: null, receivedAt, refusal };
+        return {
+          integration: null,
+          summary: null,
+          route: null,
+          decodeError: null,
+          duplicateOf: null,
+          receivedAt,
+          refusal,
+        };
       }
       const integrationDoc = await Integrations.findById(msg.integrationId).lean();
       let summary: IpnSummary | null = null;
@@ -98,9 +152,11 @@ export function createMessageActivities(deps: ActivityDeps) {
       // First activity of its workflow, so nothing recorded an outcome yet: no need to filter on state.
       const set = { state: 'dispatched', ...(duplicateOf ? { duplicateOf } : {}) };
       await IpnMessage.updateOne({ _id: msg._id }, { $set: set });
+      const stored = RouteSchema.safeParse(msg.route);
       return {
         integration: integrationDoc ? toIntegration(integrationDoc) : null,
         summary,
+        route: summary && stored.success ? stored.data : null,
         decodeError,
         duplicateOf,
         receivedAt: msg.receivedAt.toISOString(),
@@ -135,7 +191,13 @@ export function createMessageActivities(deps: ActivityDeps) {
         const taskQueue = Context.current().info.taskQueue;
         const settings = { ...config, PAYMENT_IDLE_CLOSE_SECONDS: paymentIdleCloseSeconds };
         await inParallel(received.events, SIGNALS_AT_ONCE, async (event) => {
-          const to = { integrationId: event.integrationId, paymentTxnId: event.paymentTxnId, taskQueue };
+          const { integrationId, paymentTxnId } = event;
+          const to = {
+            workflowId: paymentWorkflowId(integrationId, paymentTxnId),
+            integrationId,
+            paymentTxnId,
+            taskQueue,
+          };
           await signalPayment(client, { ...to, config: settings }, ipnEventSignal, event);
         });
       }
@@ -214,6 +276,7 @@ export function createMessageActivities(deps: ActivityDeps) {
       return signalPayment(
         client,
         {
+          workflowId: paymentWorkflowId(event.integrationId, event.paymentTxnId),
           integrationId: event.integrationId,
           paymentTxnId: event.paymentTxnId,
           taskQueue: Context.current().info.taskQueue,
@@ -238,13 +301,4 @@ export function createMessageActivities(deps: ActivityDeps) {
       logger.warn({ alert: kind, messageId, detail }, `alert: ${kind}`);
     },
   };
-}
-
-/** JSON with sorted keys: the same event compares equal whatever order its fields were stored in. */
-function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b)))
-      : v,
-  );
 }

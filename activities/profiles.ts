@@ -15,6 +15,7 @@ import { keepUsedFields, needsPerson, NVP_NOT_SENT, type NvpCall, type NvpOutcom
 import { decodeIpn } from '../src/messages/decode';
 import { readIpn } from '../src/messages/read';
 import { toIntegration } from '../src/integrations/store';
+import { canonicalJson } from '../src/shared/canonical-json';
 import { profileStartOptions } from '../src/profiles/start';
 import { callNvp, nvpCredentialNames, nvpCredentialsFromEnv, nvpUrl } from '../src/shared/paypal/nvp-client';
 import {
@@ -206,12 +207,4 @@ function neverLeft(err: unknown): boolean {
 
 function notSent(err: unknown): ApplicationFailure {
   return ApplicationFailure.retryable(err instanceof Error ? err.message : String(err), NVP_NOT_SENT);
-}
-
-function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b)))
-      : v,
-  );
 }

@@ -6,7 +6,9 @@
  * `process-ipn-pending` and `payment-lifecycle-held-assigned` / `-pending-completed-refund-duplicate`
  * are payments from before they went straight to their entity (ipnEvent from processIpn), and
  * `payment-lifecycle-direct-*` payments that verified their messages in their queue (before
- * `verify-messages-beside-the-queue`). RECORD_HISTORIES_DIR writes elsewhere (to pick new files).
+ * `verify-messages-beside-the-queue`), `process-ipn-refund` / `-invalid-refund` and
+ * `payment-lifecycle-beside-*` refunds checked by processIpn and sent on as `ipnEvent` (before
+ * `adjustments-through-the-payment-door`). RECORD_HISTORIES_DIR writes elsewhere (to pick new files).
  *
  *   npx tsx scripts/record-histories.ts
  */
@@ -92,9 +94,10 @@ async function main() {
     await stack.sim.sendIpn({ listenerUrl: url, body: completed }).done;
     const sandboxUsd = async () => (await stack.ledger.balances('c1', 'sandbox'))[0]?.balanceMinor;
     await waitFor('refund applied', async () => (await sandboxUsd()) === 734);
-    // Payments go straight to their entity; a refund is checked by processIpn first.
-    await save(stack, 'process-ipn-refund', await messageWorkflow(stack, 'REC1R', 'Refunded'));
-    await save(stack, 'payment-lifecycle-beside-pending-completed-refund-duplicate', paymentWorkflowId('shop', 'REC1'));
+    // One door: the refund goes to its payment's entity by message id, like the payment's own messages.
+    if ((await messageWorkflow(stack, 'REC1R', 'Refunded')) !== paymentWorkflowId('shop', 'REC1'))
+      throw new Error('the refund was not dispatched to its payment');
+    await save(stack, 'payment-lifecycle-door-pending-completed-refund-duplicate', paymentWorkflowId('shop', 'REC1'));
 
     // 2. No customer matches: held, then an operator assigns one.
     const stranger = withField(
@@ -126,6 +129,17 @@ async function main() {
     await stack.sim.sendIpn({ listenerUrl: url, body: cycle }).done;
     await waitFor('cycle payment credited', async () => (await sandboxUsd()) === beforeCycle + 2995);
     await saveRunning(stack, 'recurring-profile-created-paid', profileWorkflowId('shop', 'I-RECORDED0001'));
+    // Its refund comes to the payment's door, which hands it to the profile that credited the payment.
+    const cycleRefund = withFields(cycle, {
+      txn_id: 'REC4R',
+      parent_txn_id: 'REC4',
+      payment_status: 'Refunded',
+      mc_gross: '-5.00',
+      mc_fee: '-0.15',
+    });
+    await stack.sim.sendIpn({ listenerUrl: url, body: cycleRefund }).done;
+    await waitFor('cycle payment refunded', async () => (await sandboxUsd()) === beforeCycle + 2495);
+    await save(stack, 'payment-lifecycle-door-profile-refund', paymentWorkflowId('shop', 'REC4'));
 
     // 3. A message PayPal never sent: INVALID (a payment: its entity verifies it), and one that is no payment.
     const spoof = withField(base, 'txn_id', 'REC3');
@@ -134,7 +148,11 @@ async function main() {
     await save(stack, 'payment-lifecycle-beside-invalid', paymentWorkflowId('shop', 'REC3'));
     const spoofedRefund = withFields(base, { txn_id: 'REC3R', parent_txn_id: 'REC3', payment_status: 'Refunded' });
     if ((await stack.postIpn('shop', spoofedRefund)).status !== 200) throw new Error('spoofed refund POST failed');
-    await save(stack, 'process-ipn-invalid-refund', await messageWorkflow(stack, 'REC3R', 'Refunded'));
+    await waitFor('spoofed refund settled', async () => {
+      const m = await stack.db.models.IpnMessage.findOne({ txnId: 'REC3R' }).lean();
+      return m?.state === 'invalid';
+    });
+    await save(stack, 'payment-lifecycle-door-invalid-refund', paymentWorkflowId('shop', 'REC3'));
 
     // 5. A profile's BillOutstandingAmount whose answer is lost: held as uncertain, a second bill
     //    refused, a refresh finds PayPal's balance lower (carried out), the slow IPN credits once.

@@ -9,12 +9,11 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
-import { classify } from '../src/messages/classify';
 import { receivedMasspayEvents } from '../src/masspay/received';
 import { describeIssues, OperatorActionSchema } from '../src/shared/operator-actions';
 import { FlagsKey } from '../src/shared/contract';
 import type { MessageOutcome } from '../src/shared/contract';
-import { examineMessage, paymentEventOf, type ParkingDecision } from './shared/examine-message';
+import { examineMessage, paymentEventOf, routeOf, type ParkingDecision } from './shared/examine-message';
 import {
   messageStateQuery,
   rejectMessageSignal,
@@ -43,8 +42,11 @@ const { routeMasspayMessage } = proxyActivities<Activities>({
 const MASSPAY_ITEMS_IN_ACTIVITY = 'masspay-items-in-activity';
 
 /**
- * One PayPal delivery: prove it came from PayPal, check it is ours, and hand it to the
- * lifecycle of the payment it concerns. Nothing here moves money.
+ * One PayPal delivery that concerns no single payment: prove it came from PayPal, check it is ours,
+ * and hand it on to what it concerns: a Mass Pay message to its batches (and its items paid to us to
+ * their payments), a profile's message to its profile; one without money is recorded. Messages about
+ * one payment (refunds and disputes included) go to that payment's entity, which verifies them itself
+ * (workflows/payments.ts); runs started before that (see the end) still hand theirs on. No money moves here.
  */
 export async function processIpn(input: ProcessIpnInput): Promise<MessageOutcome> {
   let stage = 'loading';
@@ -106,7 +108,7 @@ export async function processIpn(input: ProcessIpnInput): Promise<MessageOutcome
   const msg = examined.msg;
   const { summary, integration } = msg;
 
-  const route = classify(summary);
+  const route = routeOf(msg);
   switch (route.kind) {
     case 'masspay': {
       if (patched(MASSPAY_ITEMS_IN_ACTIVITY)) {
@@ -178,6 +180,8 @@ export async function processIpn(input: ProcessIpnInput): Promise<MessageOutcome
       return finish('unknown_alerted', route.reason);
   }
 
+  // Runs started before payments and their adjustments went to the payment's entity by message id
+  // (intake names the payment's workflow for them now): the event goes on as it did then.
   const event = paymentEventOf(input.messageId, msg, route);
   flags.push(...event.flags.filter((f) => !flags.includes(f)));
   // The event is stored with the message: the payment applies only an event a verified message backs.

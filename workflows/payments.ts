@@ -32,8 +32,15 @@ import { initialPaymentState, LifecycleEventSchema, type PaymentState } from '..
 import { validatingHandlers, decideWithFacts, postingFact } from './shared/decide-with-facts';
 import { oneAtATime, underLock } from './shared/one-at-a-time';
 import { CustomerIdKey, FlagsKey, MessageRefSchema, PaymentStatusKey } from '../src/shared/contract';
-import { classify } from '../src/messages/classify';
-import { examineMessage, paymentEventOf, type Examination, type ParkingDecision } from './shared/examine-message';
+import type { PaymentRoute } from '../src/messages/classify';
+import {
+  examineMessage,
+  paymentEventOf,
+  routeOf,
+  type Examination,
+  type ParkingDecision,
+  type VerifiedMessage,
+} from './shared/examine-message';
 import {
   acknowledgeSignal,
   approveSignal,
@@ -75,6 +82,12 @@ const VERIFY_BESIDE_QUEUE = 'verify-messages-beside-the-queue';
 const MAX_EXAMINING = 50;
 /** An acknowledge closes one named matter, or the notices; before it, everything at once. */
 const NAMED_MATTERS_PATCH = 'payment-named-matters';
+/**
+ * One door per payment: refunds, reversals, canceled reversals and disputes come as stored messages
+ * (`ipnMessage`) too, verified here like the payment's own. Before this patch they came as events
+ * processIpn had verified (`ipnEvent`, still taken), and an adjustment message here was misrouted.
+ */
+const ONE_DOOR_PATCH = 'adjustments-through-the-payment-door';
 
 /**
  * What reaches the loop: the rules' inputs, stored messages this workflow verifies itself, the
@@ -102,7 +115,11 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
   setHandler(
     ipnMessageSignal,
     accept('ipnMessage', MessageRefSchema, ({ messageId }) => ({ type: 'message', messageId })),
-    { description: 'A stored IPN about this transaction (sent by the dispatcher): verified with PayPal here.' },
+    {
+      description:
+        'A stored IPN about this transaction, its own or one adjusting it (refund, reversal, dispute), ' +
+        'sent by the dispatcher: verified with PayPal here.',
+    },
   );
   // A message whose postback PayPal never answered waits here for a person; decisions arriving
   // when none waits are recorded and ignored like any malformed input.
@@ -144,7 +161,8 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
     ipnEventSignal,
     accept('ipnEvent', LifecycleEventSchema, (event) => ({ type: 'ipn', event })),
     {
-      description: 'A verified IPN for this transaction (sent by processIpn; checked against the stored message).',
+      description:
+        'A verified event for this transaction: a Mass Pay item paid to us (checked against its stored message).',
     },
   );
   setHandler(
@@ -288,18 +306,19 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
       await act.recordMessageOutcome({ messageId, outcome: examined.outcome, detail: examined.detail, flags });
       return;
     }
-    const route = classify(examined.msg.summary);
-    if (
-      route.kind !== 'payment' ||
-      route.paymentTxnId !== input.paymentTxnId ||
-      examined.msg.integration.id !== input.integrationId
-    ) {
-      // The dispatcher routes by the same rule from the same bytes: reaching here is a bug, shown to a person.
+    const route = routeOf(examined.msg);
+    const ours =
+      'paymentTxnId' in route &&
+      route.paymentTxnId === input.paymentTxnId &&
+      examined.msg.integration.id === input.integrationId;
+    if (!ours || (route.kind !== 'payment' && !patched(ONE_DOOR_PATCH))) {
+      // Intake named this workflow from the same route: reaching here is a bug, shown to a person.
       const detail = `dispatched to ${input.paymentTxnId} but routes as ${route.kind}`;
       await act.raiseAlert({ kind: 'ipn_misrouted', messageId, detail });
       await act.recordMessageOutcome({ messageId, outcome: 'unknown_alerted', detail, flags: [...flags, 'alert'] });
       return;
     }
+    if (route.kind !== 'payment' && (await forwardedToProfile(messageId, examined.msg, route, flags))) return;
     const event = paymentEventOf(messageId, examined.msg, route);
     // Proven here: this workflow loaded and verified the message the event comes from.
     const decision = await apply({ type: 'ipn', event }, { proof: { ok: true } });
@@ -312,6 +331,31 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
       flags: [...new Set(allFlags)],
       routedEvent: event,
     });
+  };
+
+  /**
+   * An adjustment of a recurring profile's cycle payment belongs to the profile that credited it (as
+   * when processIpn routed it): recorded on the message as the profile's to apply (the profile proves
+   * the event against it, proveProfileEvent) and sent there. This payment's state stays untouched.
+   */
+  const forwardedToProfile = async (
+    messageId: string,
+    msg: VerifiedMessage,
+    route: PaymentRoute,
+    flags: string[],
+  ): Promise<boolean> => {
+    const owner = await act.profileOwningTxn({ integrationId: input.integrationId, txnId: input.paymentTxnId });
+    if (!owner) return false;
+    const event = paymentEventOf(messageId, msg, route);
+    await act.recordMessageOutcome({
+      messageId,
+      outcome: 'routed',
+      detail: `${route.kind} of ${route.paymentTxnId}: recurring profile ${owner}`,
+      flags: [...new Set([...flags, ...event.flags])],
+      routedEvent: event,
+    });
+    await act.routeAdjustmentToProfile({ event, profileId: owner });
+    return true;
   };
 
   for (;;) {

@@ -1,6 +1,8 @@
+import { z } from 'zod';
 import type { IpnSummary } from './summary';
 import { isProfileTxnType, PAYMENT_TXN_TYPES } from './txn-types';
 import { isIdPart } from '../shared/limits';
+import { EventKindSchema } from '../shared/contract';
 
 export const KNOWN_PAYMENT_STATUSES = [
   'Canceled_Reversal',
@@ -17,13 +19,22 @@ export const KNOWN_PAYMENT_STATUSES = [
   'Declined',
 ] as const;
 
-export type Route =
-  | { kind: 'payment' | 'refund' | 'reversal' | 'canceled_reversal'; paymentTxnId: string }
-  | { kind: 'dispute'; paymentTxnId: string }
-  | { kind: 'masspay' }
-  | { kind: 'profile'; profileId: string }
-  | { kind: 'lifecycle'; reason: string }
-  | { kind: 'unknown'; reason: string };
+/**
+ * Where a message belongs, decided once at intake from its bytes and stored with it (`route`): the
+ * dispatcher, the relay and the workflow that takes the message read it there, never classify again.
+ */
+export const RouteSchema = z.discriminatedUnion('kind', [
+  // One payment's own message, or one that adjusts it (refund, reversal, canceled reversal, dispute).
+  z.object({ kind: EventKindSchema.exclude(['dispute']), paymentTxnId: z.string() }),
+  z.object({ kind: z.literal('dispute'), paymentTxnId: z.string() }),
+  z.object({ kind: z.literal('masspay') }),
+  z.object({ kind: z.literal('profile'), profileId: z.string() }),
+  z.object({ kind: z.literal('lifecycle'), reason: z.string() }),
+  z.object({ kind: z.literal('unknown'), reason: z.string() }),
+]);
+export type Route = z.infer<typeof RouteSchema>;
+/** A route to one payment's entity. */
+export type PaymentRoute = Extract<Route, { paymentTxnId: string }>;
 
 /**
  * Decides which business process a verified IPN belongs to. Direction comes from
@@ -90,13 +101,11 @@ function profileRoute(s: IpnSummary): Route | null {
 }
 
 /**
- * The payment a stored message goes straight to, or null when it needs processIpn first. A plain
- * payment (the hot path: most IPNs) is verified and checked inside its own entity workflow, one
- * workflow fewer per payment; adjustments (a recurring profile may own their payment), Mass Pay,
- * profiles and whatever does not decode keep the separate processIpn step.
+ * The payment entity a message goes to, or null when processIpn takes it. One door per payment:
+ * the payment's own messages and those adjusting it (refund, reversal, canceled reversal, dispute:
+ * by parent_txn_id) go to that payment's workflow, which verifies and checks them itself. Only what
+ * fans out (Mass Pay, profiles), carries no money, or cannot be classified keeps processIpn.
  */
-export function directPaymentTxn(s: IpnSummary | null): string | null {
-  if (!s) return null;
-  const route = classify(s);
-  return route.kind === 'payment' && isIdPart(route.paymentTxnId) ? route.paymentTxnId : null;
+export function paymentTxnOf(route: Route | null): string | null {
+  return route && 'paymentTxnId' in route && isIdPart(route.paymentTxnId) ? route.paymentTxnId : null;
 }

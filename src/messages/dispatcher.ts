@@ -9,9 +9,8 @@ import type { Config } from '../shared/config';
 import type { Models } from '../shared/db/models';
 import type { Logger } from '../shared/logger';
 import { dispatchWorkflowId, type Dispatchable } from '../shared/ids';
-import { directPaymentTxn } from './classify';
-import { ipnMessageSignal } from '../payments/contract';
-import { signalPayment } from '../payments/entity';
+import { classify, paymentTxnOf, RouteSchema, type Route } from './classify';
+import { ipnMessageSignal, signalPayment } from '../payments/contract';
 import { readIpnHead } from './read';
 import { idPartOrHash, isIdPart, SUMMARY_MAX_CHARS } from '../shared/limits';
 import { alerts } from '../shared/metrics';
@@ -51,11 +50,12 @@ const RELAY_BATCH = 200;
 const ORPHAN_ENTRY_MS = 10 * 60_000;
 
 /**
- * Starts exactly one processIpn workflow per stored message. The request path tries right after
- * answering PayPal; the relay sweeps up whatever it missed (a crash, Temporal briefly down) from
- * the ipn_outbox collection, whose entry a dispatch deletes last. Exactly once because the
- * workflow id derives from the message id and a closed id is never reused: starting twice yields
- * "already started", which counts as done. Every query goes by _id (or an _id range on the outbox).
+ * Hands each stored message to the one workflow intake named for it: its payment's entity (signal
+ * `ipnMessage` with start; the entity takes a message id once) or its own processIpn. The request
+ * path tries right after answering PayPal; the relay sweeps up whatever it missed (a crash, Temporal
+ * briefly down) from the ipn_outbox collection, whose entry a dispatch deletes last. processIpn runs
+ * exactly once because its id derives from the message id and a closed id is never reused: starting
+ * twice yields "already started", which counts as done. Every query goes by _id (or an _id range).
  */
 export class IpnDispatcher {
   private timer?: NodeJS.Timeout;
@@ -65,12 +65,12 @@ export class IpnDispatcher {
 
   async dispatch(msg: Dispatchable & Partial<Pick<StoredMessage, 'workflowId'>>): Promise<string> {
     const { client, config, models } = this.deps;
-    const workflowId = dispatchWorkflowId(msg);
+    // Named once, at intake; only a message stored before intake named it (the relay) is named here.
+    const workflowId = msg.workflowId ?? dispatchWorkflowId(msg);
     // Written before the start, never after: FerretDB v1 updates a document as a whole
     // (read-modify-write), so a write racing the workflow's own outcome writes could undo one.
-    // From the start on, the workflow is the message's only writer. Intake names it in the
-    // message's insert; only a message stored before that (the relay) may need it written here.
-    if (msg.workflowId !== workflowId) {
+    // From the start on, the workflow is the message's only writer.
+    if (!msg.workflowId) {
       const known = await models.IpnMessage.findById(msg._id, { workflowId: 1 }).lean();
       if (known?.workflowId !== workflowId)
         await models.IpnMessage.updateOne({ _id: msg._id }, { $set: { workflowId, dispatchedAt: new Date() } });
@@ -78,7 +78,13 @@ export class IpnDispatcher {
     try {
       if (msg.paymentTxnId) {
         // Its payment verifies and checks it; a second delivery of the same message id changes nothing there.
-        const to = { ...msg, paymentTxnId: msg.paymentTxnId, taskQueue: config.TEMPORAL_TASK_QUEUE, config };
+        const to = {
+          ...msg,
+          workflowId,
+          paymentTxnId: msg.paymentTxnId,
+          taskQueue: config.TEMPORAL_TASK_QUEUE,
+          config,
+        };
         await signalPayment(client, to, ipnMessageSignal, { messageId: msg._id });
       } else
         await client.workflow.start<ProcessIpnWorkflow>(PROCESS_IPN, {
@@ -131,7 +137,7 @@ export class IpnDispatcher {
       .lean();
     let started = 0;
     for (const { _id } of due) {
-      const fields = { integrationId: 1, txnId: 1, txnType: 1, paymentStatus: 1, state: 1, raw: 1, workflowId: 1 };
+      const fields = { integrationId: 1, txnId: 1, txnType: 1, paymentStatus: 1, state: 1, route: 1, workflowId: 1 };
       const m = await models.IpnMessage.findById(_id, fields).lean();
       if (!m) {
         // Its message insert may still be in flight; past ORPHAN_ENTRY_MS it failed for good.
@@ -145,14 +151,18 @@ export class IpnDispatcher {
         continue;
       }
       try {
+        const stored = RouteSchema.safeParse(m.route);
+        // Intake's decision, stored with the message; one stored by an older version is read again.
+        const to = stored.success
+          ? { paymentTxnId: paymentTxnOf(stored.data), workflowId: m.workflowId ?? null }
+          : await olderRouting(models, m);
         await this.dispatch({
           _id: String(m._id),
           integrationId: m.integrationId,
           txnId: m.txnId ?? null,
           txnType: m.txnType ?? null,
           paymentStatus: m.paymentStatus ?? null,
-          paymentTxnId: directPaymentTxn(await summaryOrNull(Buffer.from(m.raw.buffer))),
-          workflowId: m.workflowId ?? null,
+          ...to,
         });
         started++;
       } catch (err) {
@@ -186,14 +196,23 @@ export class IpnDispatcher {
   }
 }
 
-/** The same decision the request path made from these bytes at intake. */
-async function summaryOrNull(raw: Buffer) {
-  try {
-    return (await readIpnHead(raw)).summary;
-  } catch {
-    return null;
-  }
+/**
+ * A message stored before intake stored its route (an older version) goes where that version named
+ * it: its payment only for a payment (adjustments went to processIpn then, which still takes them),
+ * decided again from the same bytes. One stored before intake named any workflow is named now.
+ */
+async function olderRouting(
+  models: Models,
+  m: { _id: Types.ObjectId; workflowId?: string | null },
+): Promise<{ paymentTxnId: string | null; workflowId: string | null }> {
+  const doc = await models.IpnMessage.findById(m._id, { raw: 1 }).lean();
+  const route = doc ? await readIpnHead(Buffer.from(doc.raw.buffer)).then((h) => classify(h.summary), noRoute) : null;
+  if (!m.workflowId) return { paymentTxnId: paymentTxnOf(route), workflowId: null };
+  return { paymentTxnId: route?.kind === 'payment' ? paymentTxnOf(route) : null, workflowId: m.workflowId };
 }
+
+/** Bytes that do not decode have no route: processIpn records them malformed. */
+const noRoute = (): Route | null => null;
 
 /** One line for the Web UI's list; body values only as ids (see limits.ts), never raw. */
 function summaryOf(msg: Pick<StoredMessage, 'txnId' | 'txnType' | 'paymentStatus'>): string {

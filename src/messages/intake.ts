@@ -1,6 +1,6 @@
 import { Types } from 'mongoose';
 import type { Models } from '../shared/db/models';
-import { directPaymentTxn } from './classify';
+import { classify, paymentTxnOf, type Route } from './classify';
 import { readIpnHead } from './read';
 import { retryTransientStoreErrors } from '../shared/db/transient';
 import { dispatchWorkflowId } from '../shared/ids';
@@ -12,9 +12,11 @@ export interface StoredMessage {
   txnType: string | null;
   paymentStatus: string | null;
   state: 'received' | 'ignored';
-  /** Set when the message goes straight to its payment's workflow (see directPaymentTxn). */
+  /** Where it belongs (classify), decided here once and stored with it; null when it does not decode. */
+  route: Route | null;
+  /** Set when the message goes to its payment's workflow (see paymentTxnOf). */
   paymentTxnId: string | null;
-  /** The workflow it is dispatched to, named at intake (so dispatch writes nothing before starting it). */
+  /** The workflow it is dispatched to, named here once (so dispatch writes nothing before starting it). */
   workflowId: string | null;
 }
 
@@ -51,11 +53,12 @@ export async function storeIpn(
     resend: boolean;
   }> = {};
   let decodeError: string | undefined;
-  let paymentTxnId: string | null = null;
+  let route: Route | null = null;
   try {
     // Bounded and yielding (see readIpnHead): a large body never holds the event loop for long.
+    // The only decoding and classification of these bytes in this process.
     const { charset, summary: s } = await readIpnHead(input.raw);
-    paymentTxnId = directPaymentTxn(s);
+    route = classify(s);
     const { txnId, txnType, paymentStatus, parentTxnId, testIpn, resend } = s;
     fields = { charset, txnId, txnType, paymentStatus, parentTxnId, testIpn, resend };
   } catch (err) {
@@ -74,7 +77,7 @@ export async function storeIpn(
     txnId: fields.txnId ?? null,
     txnType: fields.txnType ?? null,
     paymentStatus: fields.paymentStatus ?? null,
-    paymentTxnId,
+    paymentTxnId: paymentTxnOf(route),
   };
   const workflowId = state === 'received' ? dispatchWorkflowId(routing) : null;
   // Straight to the driver: PayPal's door skips mongoose's document machinery (casting, validation,
@@ -85,6 +88,7 @@ export async function storeIpn(
     receivedAt: new Date(),
     raw: input.raw,
     ...definedOnly({ contentType: input.contentType, remoteAddress: input.remoteAddress, decodeError, ...fields }),
+    ...(route ? { route } : {}),
     ...(workflowId ? { workflowId } : {}),
     state,
     flags: [...(decodeError ? ['malformed'] : []), ...ignoredFor],
@@ -92,7 +96,7 @@ export async function storeIpn(
   if (state === 'received')
     await retryTransientStoreErrors('store outbox entry', () => models.IpnOutbox.collection.insertOne({ _id }));
   await retryTransientStoreErrors('store IPN', () => models.IpnMessage.collection.insertOne(doc));
-  return { ...routing, state, workflowId };
+  return { ...routing, route, state, workflowId };
 }
 
 /** The driver would store an undefined field as null; mongoose leaves it out, and so do we. */

@@ -1,6 +1,6 @@
 import type { Config } from '../shared/config';
 import { IntegrationIdKey, TxnIdKey } from '../shared/contract';
-import { profileWorkflowId } from './state';
+import { profileWorkflowId } from '../shared/ids';
 import type { RecurringProfileInput } from './contract';
 
 /** How a profile's workflow is started, wherever it is started from (an IPN, an operator's request). */

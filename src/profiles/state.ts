@@ -299,10 +299,8 @@ export function toProfileEvent(
   return { ...event, dedupeKey };
 }
 
-/** `profile:<integration>:<profileId>`, unambiguous for the same reason as payment ids (see workflow-ids.ts). */
-export function profileWorkflowId(integrationId: string, profileId: string): string {
-  return `profile:${integrationId}:${profileId}`;
-}
+/** Declared with the other workflow ids; re-exported for the profile's own modules. */
+export { profileWorkflowId } from '../shared/ids';
 
 /**
  * Whether PayPal's recurring-payments API (NVP) knows this profile: every `I-` id does (Express

@@ -6,7 +6,7 @@ import { z } from 'zod';
  * documents — declared once. Workflows, activities and routes import from here.
  */
 
-export { paymentWorkflowId, ipnWorkflowId } from './ids';
+export { paymentWorkflowId, ipnWorkflowId, payoutWorkflowId } from './ids';
 export {
   AssignCustomerActionSchema,
   OperatorActionSchema,
@@ -73,5 +73,3 @@ export const PaymentStatusKey = defineSearchAttributeKey('PaymentStatus', 'KEYWO
 export const FlagsKey = defineSearchAttributeKey('IpnFlags', 'KEYWORD_LIST');
 export const PayoutBatchIdKey = defineSearchAttributeKey('PayoutBatchId', 'KEYWORD');
 export const PayoutStateKey = defineSearchAttributeKey('PayoutState', 'KEYWORD');
-/** A Mass Pay batch's workflow: batch ids are ours (letters and digits). */
-export const payoutWorkflowId = (batchId: string) => `payout:${batchId}`;

@@ -1,6 +1,11 @@
 import { idPartOrHash } from './limits';
 
 /**
+ * Every workflow id, declared here and computed nowhere else. A message's workflow is named once, at
+ * intake (dispatchWorkflowId), stored with it, and read from there by the dispatcher and the workflow.
+ */
+
+/**
  * Workflow ids are `:`-separated because `:` cannot occur in an integration id (IntegrationIdSchema),
  * so the integration ends at the first `:` after the prefix and no two (integration, txn) pairs share
  * an id. Readable on purpose: ops paste a txn id into the Web UI's search and see every delivery of it.
@@ -28,6 +33,16 @@ export function ipnWorkflowId(m: {
   return `ipn:${m.integrationId}:${what}:${m.messageId}`;
 }
 
+/** `profile:<integration>:<profileId>`, unambiguous for the same reason as payment ids. */
+export function profileWorkflowId(integrationId: string, profileId: string): string {
+  return `profile:${integrationId}:${profileId}`;
+}
+
+/** A Mass Pay batch's workflow: batch ids are ours (letters and digits). The `payout:` prefix is recorded. */
+export function payoutWorkflowId(batchId: string): string {
+  return `payout:${batchId}`;
+}
+
 /** The fields of a stored message that name the workflow it goes to. */
 export interface Dispatchable {
   _id: string;
@@ -35,6 +50,7 @@ export interface Dispatchable {
   txnId: string | null;
   txnType: string | null;
   paymentStatus: string | null;
+  /** Its payment's txn when it goes to that payment's entity (classify.ts paymentTxnOf). */
   paymentTxnId?: string | null;
 }
 

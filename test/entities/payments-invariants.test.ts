@@ -240,6 +240,47 @@ describe('(c) statuses out of order', () => {
   });
 });
 
+describe('one door per payment', () => {
+  test('a refund, a reversal and a dispute reach their payment by message id, verified there', async () => {
+    const before = await balance();
+    expect((await deliverIpn(stack, SHOP, payment('DOOR-1', 'Completed', '20.00'))).state).toBe('applied:credited');
+    const dispute = withFields(payment('DOOR-1'), { txn_type: 'new_case', case_id: 'PP-D-DOOR', payment_status: '' });
+    const adjustments = [
+      refund('DOOR-1-R', 'DOOR-1', '5.00'),
+      reversal('DOOR-1-V', 'DOOR-1', 'Reversed'),
+      reversal('DOOR-1-C', 'DOOR-1', 'Canceled_Reversal'),
+      dispute,
+    ];
+    const messages = [];
+    for (const raw of adjustments) messages.push(await deliverIpn(stack, SHOP, raw));
+    expect(messages.map((m) => [m.state, m.workflowId])).toEqual(
+      adjustments.map(() => ['applied:credited', paymentWorkflowId(SHOP, 'DOOR-1')]),
+    );
+    // The entity heard of each as a stored message to verify (ipnMessage), never as an event (ipnEvent).
+    const history = await stack.client.workflow.getHandle(paymentWorkflowId(SHOP, 'DOOR-1')).fetchHistory();
+    const signals = (history.events ?? []).flatMap((e) => {
+      const signaled = e.workflowExecutionSignaledEventAttributes;
+      return signaled ? [signaled.signalName] : [];
+    });
+    expect(signals).toEqual(['ipnMessage', 'ipnMessage', 'ipnMessage', 'ipnMessage', 'ipnMessage']);
+    // Each verified with PayPal (the entity's postback of the exact bytes).
+    const verified = (raw: Buffer) =>
+      stack.sim.postbacks.some(
+        (p) => p.answer === 'VERIFIED' && p.body.equals(Buffer.concat([Buffer.from('cmd=_notify-validate&'), raw])),
+      );
+    expect(adjustments.map(verified)).toEqual(adjustments.map(() => true));
+    expect((await entriesUnder('DOOR-1')).map((e) => [e.txnId, e.amountMinor])).toEqual([
+      ['DOOR-1', 2000],
+      ['DOOR-1-R', -500],
+      ['DOOR-1-V', -1234],
+      ['DOOR-1-C', 1234],
+    ]);
+    expect(await queryState('DOOR-1')).toMatchObject({ attention: ['dispute:PP-D-DOOR'] });
+    expect(await balance()).toBe(before + 1500);
+    await expectLedgerSound();
+  });
+});
+
 describe('(d) a crash after the ledger write, before the activity reports', () => {
   test('the retried posting finds its own entry: one entry, the right balance', async () => {
     const txnId = 'INV-CRASH';

@@ -6,7 +6,15 @@ const DIR = path.join(__dirname, '..', 'histories');
 const files = fs.readdirSync(DIR).filter((f) => f.endsWith('.json'));
 
 test('recorded histories exist for the message workflow and the entities', () => {
-  for (const kind of ['process-ipn-', 'payment-lifecycle-', 'recurring-profile-', 'masspay-batch-']) {
+  // payment-lifecycle-door-: refunds, reversals and disputes through the payment's own door (ipnMessage).
+  const kinds = [
+    'process-ipn-',
+    'payment-lifecycle-',
+    'payment-lifecycle-door-',
+    'recurring-profile-',
+    'masspay-batch-',
+  ];
+  for (const kind of kinds) {
     expect([kind, files.some((f) => f.startsWith(kind))]).toEqual([kind, true]);
   }
 });

@@ -4,7 +4,8 @@ import { IpnDispatcher } from '../../src/messages/dispatcher';
 import { storeIpn } from '../../src/messages/intake';
 import { createLogger } from '../../src/shared/logger';
 import { alerts } from '../../src/shared/metrics';
-import { createTestStack, sample, waitFor, withField, type TestStack } from '../support/stack';
+import { ipnWorkflowId } from '../../src/shared/ids';
+import { createTestStack, sample, waitFor, withField, withFields, type TestStack } from '../support/stack';
 
 /** The ipn_outbox contract (src/messages/intake.ts, src/messages/dispatcher.ts). */
 let stack: TestStack;
@@ -72,6 +73,57 @@ test('an entry that outlived its dispatch is removed without starting anything',
   const after = await stack.db.models.IpnMessage.findById(doc._id).lean();
   expect(after).toMatchObject({ state: 'applied:credited' });
   expect(after!.workflowId).toBeUndefined();
+});
+
+const refundOf = (txnId: string, parent: string) =>
+  withFields(raw(txnId), { parent_txn_id: parent, payment_status: 'Refunded', mc_gross: '-1.00', txn_type: '' });
+/** Once its payment has applied it (a processIpn records `routed` on the way there). */
+const appliedMessage = (id: unknown) =>
+  waitFor('message applied', async () => {
+    const m = await stack.db.models.IpnMessage.findById(id).lean();
+    return m?.state.startsWith('applied:') ? m : undefined;
+  });
+
+test('intake routes a refund once, to its payment: the relay follows the stored route, not the bytes', async () => {
+  const stored = await storeIpn(stack.db.models, {
+    integrationId: 'shop',
+    raw: refundOf('OUT-R1', 'OUT-P1'),
+    ipnEnabled: true,
+  });
+  expect(stored).toMatchObject({
+    route: { kind: 'refund', paymentTxnId: 'OUT-P1' },
+    workflowId: 'payment:shop:OUT-P1',
+  });
+  // What the relay reads is the stored decision: pointed at another payment, it goes there.
+  const elsewhere = { route: { kind: 'refund', paymentTxnId: 'OUT-P9' }, workflowId: 'payment:shop:OUT-P9' };
+  await stack.db.models.IpnMessage.updateOne({ _id: stored._id }, { $set: elsewhere });
+  const settled = await appliedMessage(stored._id);
+  expect(settled).toMatchObject({ ...elsewhere, state: 'applied:awaiting_payment' });
+});
+
+test('a message stored by an older version (no route) goes where that version named it', async () => {
+  const base = { integrationId: 'shop', receivedAt: new Date(), state: 'received', flags: [] };
+  const named = ipnWorkflowId({
+    integrationId: 'shop',
+    messageId: 'older',
+    txnId: 'OUT-R2',
+    paymentStatus: 'Refunded',
+  });
+  const older = await stack.db.models.IpnMessage.create({
+    ...base,
+    raw: refundOf('OUT-R2', 'OUT-P2'),
+    workflowId: named,
+  });
+  const unnamed = await stack.db.models.IpnMessage.create({ ...base, raw: refundOf('OUT-R3', 'OUT-P3') });
+  await stack.db.models.IpnOutbox.create([{ _id: older._id }, { _id: unnamed._id }]);
+  // Named processIpn then: processIpn still takes it. Never named: today's rule, its payment's door.
+  expect(await appliedMessage(older._id)).toMatchObject({ workflowId: named, state: 'applied:awaiting_payment' });
+  const described = await stack.client.workflow.getHandle(named).describe();
+  expect(described.type).toBe('processIpn');
+  expect(await appliedMessage(unnamed._id)).toMatchObject({
+    workflowId: 'payment:shop:OUT-P3',
+    state: 'applied:awaiting_payment',
+  });
 });
 
 const undispatchableAlerts = async () =>

@@ -10,7 +10,7 @@ import {
 import type { Activities } from '../../activities';
 import type { LoadedMessage } from '../../activities/messages';
 import { checkPayment } from '../../src/payments/checks';
-import type { Route } from '../../src/messages/classify';
+import { classify, type PaymentRoute, type Route } from '../../src/messages/classify';
 import type { Integration } from '../../src/integrations/schema';
 import type { IpnSummary } from '../../src/messages/summary';
 import type { LifecycleEvent } from '../../src/payments/state';
@@ -127,15 +127,19 @@ export async function examineMessage(
 }
 
 /**
+ * Where the message goes, as intake classified it (stored with it). Classified here only when it was
+ * loaded without one: a message stored before intake stored routes, or a history recorded before.
+ */
+export function routeOf(msg: VerifiedMessage): Route {
+  return msg.route ?? classify(msg.summary);
+}
+
+/**
  * The event a verified payment or adjustment message means for its payment's lifecycle: amounts
  * parsed with the currency's exponent, and the checks' flags (receiver, currency, type...) for the
  * rules to hold on. Pure.
  */
-export function paymentEventOf(
-  messageId: string,
-  msg: VerifiedMessage,
-  route: Extract<Route, { paymentTxnId: string }>,
-): LifecycleEvent {
+export function paymentEventOf(messageId: string, msg: VerifiedMessage, route: PaymentRoute): LifecycleEvent {
   const { summary, integration } = msg;
   const checks = checkPayment(summary, integration, route.kind);
   if (!integration.verifyTransaction) checks.flags.push('unverified');

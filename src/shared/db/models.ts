@@ -61,10 +61,12 @@ const ipnMessageSchema = new Schema(
     state: { type: String, required: true },
     flags: { type: [String], default: [] },
     outcome: String,
+    /** Where it belongs (messages/classify.ts RouteSchema), decided once at intake from its bytes. */
+    route: Schema.Types.Mixed,
     workflowId: String,
     dispatchedAt: Date,
     duplicateOf: String,
-    /** The event processIpn derived after verifying this message: what the payment may apply. */
+    /** The event derived after verifying this message: what its payment (or profile) may apply. */
     routedEvent: Schema.Types.Mixed,
     /** A Mass Pay IPN's items paid to us, each an event its payment entity may apply. */
     receivedEvents: Schema.Types.Mixed,
