@@ -2,12 +2,40 @@ import type { Client, SignalDefinition } from '@temporalio/client';
 import type { Config } from '../shared/config';
 import { IntegrationIdKey, TxnIdKey } from '../shared/contract';
 import { paymentWorkflowId } from '../shared/ids';
-import { PAYMENT_LIFECYCLE, type PaymentLifecycleWorkflow } from './contract';
+import { PAYMENT_LIFECYCLE, type PaymentLifecycleInput, type PaymentLifecycleWorkflow } from './contract';
 
 type EntitySettings = Pick<
   Config,
   'PAYMENT_IDLE_CLOSE_SECONDS' | 'ORPHAN_ADJUSTMENT_GRACE_SECONDS' | 'IPN_VERIFY_GIVE_UP_SECONDS'
 >;
+
+/** How one payment's lifecycle is started, wherever it is started from (a message, an operator's decision). */
+export function paymentStartOptions(to: {
+  integrationId: string;
+  paymentTxnId: string;
+  taskQueue: string;
+  config: EntitySettings;
+}) {
+  const { integrationId, paymentTxnId, config } = to;
+  return {
+    workflowId: paymentWorkflowId(integrationId, paymentTxnId),
+    taskQueue: to.taskQueue,
+    args: [
+      {
+        integrationId,
+        paymentTxnId,
+        idleCloseSeconds: config.PAYMENT_IDLE_CLOSE_SECONDS,
+        orphanGraceSeconds: config.ORPHAN_ADJUSTMENT_GRACE_SECONDS,
+        verifyGiveUpSeconds: config.IPN_VERIFY_GIVE_UP_SECONDS,
+      },
+    ] as [PaymentLifecycleInput],
+    typedSearchAttributes: [
+      { key: IntegrationIdKey, value: integrationId },
+      { key: TxnIdKey, value: paymentTxnId },
+    ],
+    staticSummary: `PayPal txn ${paymentTxnId} (${integrationId})`,
+  };
+}
 
 /**
  * Signals one payment's lifecycle (a stored message to verify, or an event processIpn verified),
@@ -19,27 +47,11 @@ export async function signalPayment<Payload>(
   signal: SignalDefinition<[Payload]>,
   payload: Payload,
 ): Promise<string> {
-  const { integrationId, paymentTxnId, config } = to;
-  const workflowId = paymentWorkflowId(integrationId, paymentTxnId);
+  const options = paymentStartOptions(to);
   await client.workflow.signalWithStart<PaymentLifecycleWorkflow, [Payload]>(PAYMENT_LIFECYCLE, {
-    workflowId,
-    taskQueue: to.taskQueue,
-    args: [
-      {
-        integrationId,
-        paymentTxnId,
-        idleCloseSeconds: config.PAYMENT_IDLE_CLOSE_SECONDS,
-        orphanGraceSeconds: config.ORPHAN_ADJUSTMENT_GRACE_SECONDS,
-        verifyGiveUpSeconds: config.IPN_VERIFY_GIVE_UP_SECONDS,
-      },
-    ],
+    ...options,
     signal,
     signalArgs: [payload],
-    typedSearchAttributes: [
-      { key: IntegrationIdKey, value: integrationId },
-      { key: TxnIdKey, value: paymentTxnId },
-    ],
-    staticSummary: `PayPal txn ${paymentTxnId} (${integrationId})`,
   });
-  return workflowId;
+  return options.workflowId;
 }
