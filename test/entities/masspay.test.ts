@@ -133,80 +133,6 @@ beforeAll(async () => {
 });
 afterAll(() => stack?.close());
 
-describe('one operator convention: every decision answered once applied', () => {
-  test(
-    '/approve right after creating, then /submitted at once: both 200 with the applied state, no retry; ' +
-      'a refused decision is a 409 naming its rule and changes nothing; a malformed one a 400, not recorded',
-    async () => {
-      expect(
-        await stack.admin('PUT', '/admin/customers/c-conv', { name: 'c-conv', paypalEmails: ['c-conv@example.com'] }),
-      ).toMatchObject({ status: 200 });
-      await fund('c-conv', 1_000);
-      const created = await stack.admin('POST', '/admin/payouts', {
-        integrationId: SHOP,
-        currency: 'USD',
-        operator: 'alice',
-        items: [{ customerId: 'c-conv', amount: '2.50', receiverEmail: 'c-conv@example.com' }],
-      });
-      expect(created.status).toBe(201);
-      const id = created.body.id as string;
-      // No waiting for the reservation: the batch reserves first, then takes the approval.
-      const approved = await action(id, 'approve', { reason: 'checked the payees' });
-      expect(approved).toMatchObject({
-        status: 200,
-        body: {
-          applied: true,
-          detail: expect.stringMatching(/^approved by bob: checked the payees/),
-          state: { id, state: 'approved', reserved: true, approvedBy: 'bob' },
-          inFlight: [],
-        },
-      });
-      expect(await balanceMinor(stack, 'c-conv', 'USD')).toBe(1_000 - 250);
-      // At once, no retry: the approval is applied, so the upload is taken (`note` still read as the reason).
-      const submitted = await action(id, 'submitted', { operator: 'alice', note: 'uploaded on paypal.com' });
-      expect(submitted).toMatchObject({
-        status: 200,
-        body: { applied: true, state: { state: 'submitted', channel: 'upload' }, inFlight: [] },
-      });
-
-      const before = await getBatch(id);
-      const audited = async () => (await stack.admin('GET', `/admin/audit?txnId=${id}`)).body as Array<any>;
-      const auditsBefore = (await audited()).length;
-      const refused = await action(id, 'approve', { operator: 'carol' });
-      expect(refused).toMatchObject({
-        status: 409,
-        body: {
-          error: `only a created batch can be approved; ${id} is submitted`,
-          details: { rule: 'batch_state' },
-          state: { state: 'submitted' },
-        },
-      });
-      const after = await getBatch(id);
-      expect([after.state, after.approvedBy, after.approvals, after.counts, after.attention]).toEqual([
-        before.state,
-        before.approvedBy,
-        before.approvals,
-        before.counts,
-        before.attention,
-      ]);
-      expect(await balanceMinor(stack, 'c-conv', 'USD')).toBe(1_000 - 250);
-      const audits = await audited();
-      expect(audits).toHaveLength(auditsBefore + 1);
-      expect(audits.at(-1)).toMatchObject({
-        action: 'payout_approve_refused',
-        actor: 'carol',
-        details: { rule: 'batch_state' },
-      });
-
-      // Not the action's body: refused by the update's validator, before anything is recorded.
-      const malformed = await action(id, 'clear-contradiction', { contradictionId: '' });
-      expect(malformed).toMatchObject({ status: 400, body: { error: 'invalid request body' } });
-      expect(await audited()).toHaveLength(auditsBefore + 1);
-      expect((await getBatch(id)).history).toEqual(after.history);
-    },
-  );
-});
-
 describe('creating a batch', () => {
   test('bad input is a 400 naming the item and field; nothing is created', async () => {
     const base = { integrationId: SHOP, currency: 'USD', operator: 'alice' };
@@ -824,4 +750,78 @@ describe('contradictions are problems, never silence', () => {
     expect((await held()).map((h) => h._id)).toContain(b.id);
     expect(await balanceMinor(stack, 'c-twice', 'USD')).toBe(9_000);
   });
+});
+
+describe('one operator convention: every decision answered once applied', () => {
+  test(
+    '/approve right after creating, then /submitted at once: both 200 with the applied state, no retry; ' +
+      'a refused decision is a 409 naming its rule and changes nothing; a malformed one a 400, not recorded',
+    async () => {
+      expect(
+        await stack.admin('PUT', '/admin/customers/c-conv', { name: 'c-conv', paypalEmails: ['c-conv@example.com'] }),
+      ).toMatchObject({ status: 200 });
+      await fund('c-conv', 1_000);
+      const created = await stack.admin('POST', '/admin/payouts', {
+        integrationId: SHOP,
+        currency: 'USD',
+        operator: 'alice',
+        items: [{ customerId: 'c-conv', amount: '2.50', receiverEmail: 'c-conv@example.com' }],
+      });
+      expect(created.status).toBe(201);
+      const id = created.body.id as string;
+      // No waiting for the reservation: the batch reserves first, then takes the approval.
+      const approved = await action(id, 'approve', { reason: 'checked the payees' });
+      expect(approved).toMatchObject({
+        status: 200,
+        body: {
+          applied: true,
+          detail: expect.stringMatching(/^approved by bob: checked the payees/),
+          state: { id, state: 'approved', reserved: true, approvedBy: 'bob' },
+          inFlight: [],
+        },
+      });
+      expect(await balanceMinor(stack, 'c-conv', 'USD')).toBe(1_000 - 250);
+      // At once, no retry: the approval is applied, so the upload is taken (`note` still read as the reason).
+      const submitted = await action(id, 'submitted', { operator: 'alice', note: 'uploaded on paypal.com' });
+      expect(submitted).toMatchObject({
+        status: 200,
+        body: { applied: true, state: { state: 'submitted', channel: 'upload' }, inFlight: [] },
+      });
+
+      const before = await getBatch(id);
+      const audited = async () => (await stack.admin('GET', `/admin/audit?txnId=${id}`)).body as Array<any>;
+      const auditsBefore = (await audited()).length;
+      const refused = await action(id, 'approve', { operator: 'carol' });
+      expect(refused).toMatchObject({
+        status: 409,
+        body: {
+          error: `only a created batch can be approved; ${id} is submitted`,
+          details: { rule: 'batch_state' },
+          state: { state: 'submitted' },
+        },
+      });
+      const after = await getBatch(id);
+      expect([after.state, after.approvedBy, after.approvals, after.counts, after.attention]).toEqual([
+        before.state,
+        before.approvedBy,
+        before.approvals,
+        before.counts,
+        before.attention,
+      ]);
+      expect(await balanceMinor(stack, 'c-conv', 'USD')).toBe(1_000 - 250);
+      const audits = await audited();
+      expect(audits).toHaveLength(auditsBefore + 1);
+      expect(audits.at(-1)).toMatchObject({
+        action: 'payout_approve_refused',
+        actor: 'carol',
+        details: { rule: 'batch_state' },
+      });
+
+      // Not the action's body: refused by the update's validator, before anything is recorded.
+      const malformed = await action(id, 'clear-contradiction', { contradictionId: '' });
+      expect(malformed).toMatchObject({ status: 400, body: { error: 'invalid request body' } });
+      expect(await audited()).toHaveLength(auditsBefore + 1);
+      expect((await getBatch(id)).history).toEqual(after.history);
+    },
+  );
 });

@@ -153,7 +153,7 @@ test(
     // PayPal's side of the same profile, for the API calls.
     simProfile(id, { status: 'Suspended', outstandingMinor: 8985, failedPaymentCount: 2 });
     const reactivated = await act(id, 'reactivate');
-    expect(reactivated).toMatchObject({ status: 200, body: { accepted: true, paypal: { ack: 'Success' } } });
+    expect(reactivated).toMatchObject({ status: 200, body: { applied: true, paypal: { ack: 'Success' } } });
     p = await profile(id);
     expect(p).toMatchObject({ status: 'Active', attention: [], fields: { status: { source: 'api', by: 'alice' } } });
     expect(stack.sim.nvp.profiles.get(id)!.status).toBe('Active');
