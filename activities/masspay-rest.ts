@@ -13,13 +13,8 @@ import {
   type RestItemResource,
 } from '../src/masspay/rest';
 import type { MoneyMode } from '../src/shared/ledger';
-import {
-  PayPalRestError,
-  restClientFor,
-  restCredentialsFromEnv,
-  restUrl,
-  type PayPalRestClient,
-} from '../src/shared/paypal/rest-client';
+import { PayPalRestError, restClientFor, restUrl, type PayPalRestClient } from '../src/shared/paypal/rest-client';
+import { batchRestApp } from '../src/masspay/rest-app';
 
 /** Waiting webhook events applied per slice: one read of a bounded _id range, one set of item writes. */
 const EVENT_SLICE = 500;
@@ -55,20 +50,9 @@ export function createMasspayRestActivities({ db, config }: ActivityDeps) {
   async function clientFor(
     a: BatchRef,
   ): Promise<{ ok: true; client: PayPalRestClient } | { ok: false; reason: string }> {
-    const integration = await models.Integration.findById(a.integrationId, { mode: 1, payoutsRestEnv: 1 }).lean();
-    if (!integration) return { ok: false, reason: `integration ${a.integrationId} no longer exists` };
-    if (integration.mode !== a.mode) {
-      return {
-        ok: false,
-        reason: `integration ${a.integrationId} is ${integration.mode} now; batch ${a.batchId} is ${a.mode}`,
-      };
-    }
-    const prefix = integration.payoutsRestEnv;
-    if (!prefix)
-      return { ok: false, reason: `integration ${a.integrationId} names no REST app: set its payoutsRestEnv` };
-    const creds = restCredentialsFromEnv(prefix, process.env);
-    if (!creds) return { ok: false, reason: `${prefix}_CLIENT_ID / ${prefix}_CLIENT_SECRET are not set` };
-    return { ok: true, client: restClientFor(restUrl(a.mode, config.PAYPAL_SANDBOX_REST_URL), creds) };
+    const app = await batchRestApp(models, a);
+    if (!app.ok) return app;
+    return { ok: true, client: restClientFor(restUrl(a.mode, config.PAYPAL_SANDBOX_REST_URL), app.credentials) };
   }
 
   const heartbeat = (p: string) => Context.current().heartbeat(p);

@@ -12,6 +12,7 @@ import {
   MasspayRoutedSchema,
   PayoutBatchStateSchema,
   PayoutItemSchema,
+  ResolveItemActionSchema,
   payoutItemId,
   type ItemCounts,
   type MasspayItemReport,
@@ -36,6 +37,7 @@ import {
   type SearchRow,
 } from '../src/masspay/nvp';
 import { callNvp, nvpUrl } from '../src/shared/paypal/nvp-client';
+import { batchRestApp } from '../src/masspay/rest-app';
 import {
   batchWorkflowInput,
   MASSPAY_BATCH,
@@ -341,7 +343,34 @@ export function createPayoutActivities({ db, client, config, logger }: ActivityD
     },
 
     async applyOneItem({ batchId, action }: { batchId: string; action: ResolveItemAction }) {
-      return engine().applyOne(batchId, action, new Date().toISOString());
+      // Scheduled by a run from before `reason` (its action says `note`): read alike.
+      return engine().applyOne(batchId, ResolveItemActionSchema.parse(action), new Date().toISOString());
+    },
+
+    /**
+     * Whether the batch can be sent through PayPal's API now: its integration still in the batch's
+     * mode, with NVP credentials in the environment. Only the verdict leaves: never the credentials.
+     */
+    async payoutSendReadiness(a: {
+      batchId: string;
+      integrationId: string;
+      mode: MoneyMode;
+      channel?: SendChannel | null;
+    }): Promise<{ ok: true; channel: SendChannel } | { ok: false; reason: string }> {
+      const integration = await models.Integration.findById(a.integrationId, { payoutsRestEnv: 1 }).lean();
+      const channel = a.channel ?? (integration?.payoutsRestEnv ? 'rest' : 'api');
+      if (channel === 'rest') {
+        const ready = await batchRestApp(models, a);
+        return ready.ok ? { ok: true, channel } : { ok: false, reason: ready.reason };
+      }
+      const ready = await batchCredentials(a);
+      return ready.ok ? { ok: true, channel } : { ok: false, reason: ready.reason };
+    },
+
+    /** One item's stored state, by _id; null when the batch has no such item. */
+    async payoutItemState(a: { batchId: string; uniqueId: string }): Promise<PayoutItem['state'] | null> {
+      const item = await models.PayoutItem.findById(payoutItemId(a.batchId, a.uniqueId), { state: 1 }).lean();
+      return item ? PayoutItemSchema.shape.state.parse(item.state) : null;
     },
 
     /**

@@ -25,38 +25,28 @@ import {
   type BatchFactNeed,
   type BatchFacts,
   type BatchInput,
+  type BatchOperatorInput,
+  type BatchResult,
   type ChunkReconciliation,
   type SendChunkOutcome,
 } from '../src/masspay/rules';
-import {
-  CancelUnclaimedActionSchema,
-  ClearContradictionActionSchema,
-  PayoutActionSchema,
-  PayoutBatchStateSchema,
-  ResolveItemActionSchema,
-  SendActionSchema,
-  SubmittedActionSchema,
-  type PayoutBatchState,
-  type PayoutContradiction,
-} from '../src/masspay/state';
+import { PayoutBatchStateSchema, type PayoutBatchState, type PayoutContradiction } from '../src/masspay/state';
 import { describeMoney } from '../src/shared/money';
 import { PayoutStateKey, FlagsKey } from '../src/shared/contract';
 import { validatingHandlers, decideWithFacts } from './shared/decide-with-facts';
 import {
-  approvePayoutSignal,
-  cancelPayoutSignal,
-  cancelUnclaimedPayoutSignal,
-  payoutsWebhookSignal,
-  clearPayoutContradictionSignal,
+  MASSPAY_OPERATOR_ACTIONS,
+  masspayActionUpdate,
   masspayIpnSignal,
+  payoutsWebhookSignal,
   payoutStateQuery,
-  reconcilePayoutSignal,
-  resolvePayoutItemSignal,
-  sendPayoutSignal,
-  stopWaitingPayoutSignal,
-  submittedPayoutSignal,
+  type MasspayActionPath,
   type MasspayBatchInput,
 } from '../src/masspay/contract';
+import type { InFlight, OperatorAnswer } from '../src/shared/operator-actions';
+import { operatorDoors, parseAction } from './shared/operator-doors';
+
+type MasspayAnswer = OperatorAnswer<PayoutBatchState, BatchResult>;
 
 // Bookkeeping on the batch document: local activities (no server round trip each).
 const local = proxyLocalActivities<Activities>({
@@ -86,6 +76,40 @@ const MAX_PROBLEMS = 50;
  * reconciliation). Histories from before replay through the `legacy` branches.
  */
 const GUARDED = 'masspay-guarded-payouts';
+/**
+ * Operator actions answered by an update: a send without credentials and a resolution of an item
+ * that cannot move so are refused before anything changes (the admin API checked both before; a Web
+ * UI signal then held the send as send_not_possible). Histories from before replay without the checks.
+ */
+const OPERATOR_UPDATES = 'masspay-operator-updates';
+
+/** What the Web UI shows of each action's signal. */
+const SIGNAL_HELP: Record<MasspayActionPath, string> = {
+  approve:
+    'approve the batch (not its creator); a batch over a cap needs a second, distinct approver. ' +
+    'Input: {"operator": "...", "reason": "..."}',
+  submitted:
+    'the batch was uploaded to PayPal. Input: {"operator": "...", "reason": "...", "submittedAt": "<ISO, optional>"}',
+  send:
+    "send an approved batch through PayPal's MassPay API (not its creator; calls of at most 250 items, each " +
+    'made once); again after a halted send. Input: {"operator": "...", "reason": "...", "emailSubject": "..."}',
+  cancel: 'cancel a batch not yet submitted; reservations are released. Input: {"operator": "...", "reason": "..."}',
+  resolve:
+    'settle one item as PayPal shows it; a release (Returned, Failed, Reversed, Blocked) within the waiting ' +
+    'period after submission is a request another operator confirms the same way. ' +
+    'Input: {"uniqueId", "state": "Completed|Returned|Failed|Reversed|Blocked", "operator", "reason"}',
+  'stop-waiting':
+    'stop waiting for PayPal (deadlines) and close what asks for a person, except contradictions, releases ' +
+    'awaiting a second operator and unanswered calls. Input: {"operator": "...", "reason": "..."}',
+  reconcile:
+    "settle the calls to PayPal whose answer was lost (their items' IPNs, else PayPal's TransactionSearch); " +
+    'a call is sent again only if none of its items is found. Input: {"operator": "...", "reason": "..."}',
+  'clear-contradiction':
+    'close one contradiction once the money is checked. Input: {"contradictionId", "operator", "reason"}',
+  'cancel-unclaimed':
+    'ask PayPal to cancel one UNCLAIMED item of a batch sent through Payouts REST; its money comes back once ' +
+    'PayPal agrees. Input: {"uniqueId", "operator", "reason"}',
+};
 
 // Before GUARDED: a call to PayPal's MassPay API retried after a lost answer, its safety resting on
 // PayPal refusing unique ids it already has (8331), which PayPal does not document.
@@ -131,7 +155,6 @@ const MasspayIpnSchema = z.object({ messageId: z.string().min(1).max(64) });
 export async function masspayBatch(input: MasspayBatchInput): Promise<PayoutBatchState> {
   const inbox: BatchInput[] = [];
   const accept = validatingHandlers<BatchInput>(inbox);
-  const help = 'Input: {"operator": "...", "note": "..."}';
   setHandler(
     masspayIpnSignal,
     accept('masspayIpn', MasspayIpnSchema, (v) => ({ type: 'masspay', messageId: v.messageId })),
@@ -152,87 +175,28 @@ export async function masspayBatch(input: MasspayBatchInput): Promise<PayoutBatc
     },
     { description: 'Payouts webhooks for this batch are stored and verified: apply them (sent by the webhook door).' },
   );
-  setHandler(
-    cancelUnclaimedPayoutSignal,
-    accept('cancelUnclaimedPayoutItem', CancelUnclaimedActionSchema, (action) => ({ type: 'cancelUnclaimed', action })),
-    {
-      description:
-        'Operator: ask PayPal to cancel one UNCLAIMED item of a batch sent through Payouts REST; its money ' +
-        'comes back once PayPal agrees. Input: {"uniqueId", "operator", "note"}',
+  const doors = operatorDoors<BatchInput, MasspayAnswer>({
+    inbox,
+    parse: (action, body) => {
+      const spec = Object.hasOwn(MASSPAY_OPERATOR_ACTIONS, action)
+        ? MASSPAY_OPERATOR_ACTIONS[action as MasspayActionPath]
+        : undefined;
+      if (!spec) return { ok: false, issues: `unknown action ${String(action).slice(0, 40)}` };
+      return parseAction(spec.schema as z.ZodType<BatchOperatorInput['action']>, body, (action) => {
+        return { type: spec.type, action } as BatchOperatorInput;
+      });
     },
-  );
-  setHandler(
-    approvePayoutSignal,
-    accept('approvePayout', PayoutActionSchema, (action) => ({ type: 'approve', action })),
-    {
-      description:
-        'Operator (not the creator): approve the batch; a batch over a cap needs a second, distinct ' +
-        `approver. ${help}`,
-    },
-  );
-  setHandler(
-    submittedPayoutSignal,
-    accept('payoutSubmitted', SubmittedActionSchema, (action) => ({ type: 'submitted', action })),
-    {
-      description: `Operator: the batch was uploaded to PayPal (optional "submittedAt", ISO). ${help}`,
-    },
-  );
-  setHandler(
-    sendPayoutSignal,
-    accept('sendPayout', SendActionSchema, (action) => ({ type: 'send', action })),
-    {
-      description:
-        "Operator (not the creator): send an approved batch through PayPal's MassPay API (calls of at most " +
-        '250 items, each made once); ' +
-        `again after a halted send. ${help.slice(0, -1)}, "emailSubject": "..." (optional)}`,
-    },
-  );
-  setHandler(
-    cancelPayoutSignal,
-    accept('cancelPayout', PayoutActionSchema, (action) => ({ type: 'cancel', action })),
-    {
-      description: `Operator: cancel a batch not yet submitted; reservations are released. ${help}`,
-    },
-  );
-  setHandler(
-    resolvePayoutItemSignal,
-    accept('resolvePayoutItem', ResolveItemActionSchema, (action) => ({ type: 'resolve', action })),
-    {
-      description:
-        'Operator: settle one item as PayPal shows it; a release (Returned, Failed, Reversed, Blocked) ' +
-        'within the waiting period after submission is a request another operator confirms the same way. ' +
-        'Input: {"uniqueId", "state": "Completed|Returned|Failed|Reversed|Blocked", "operator", "note"}',
-    },
-  );
-  setHandler(
-    stopWaitingPayoutSignal,
-    accept('stopWaitingPayout', PayoutActionSchema, (action) => ({ type: 'stopWaiting', action })),
-    {
-      description:
-        'Operator: stop waiting for PayPal (deadlines) and close what asks for a person, except ' +
-        `contradictions, releases awaiting a second operator and unanswered calls. ${help}`,
-    },
-  );
-  setHandler(
-    reconcilePayoutSignal,
-    accept('reconcilePayout', PayoutActionSchema, (action) => ({ type: 'reconcile', action })),
-    {
-      description:
-        "Operator: settle the calls to PayPal whose answer was lost (their items' IPNs, else PayPal's " +
-        `TransactionSearch); a call is sent again only if none of its items is found. ${help}`,
-    },
-  );
-  setHandler(
-    clearPayoutContradictionSignal,
-    accept('clearPayoutContradiction', ClearContradictionActionSchema, (action) => ({
-      type: 'clearContradiction',
-      action,
-    })),
-    {
-      description:
-        'Operator: close one contradiction once the money is checked. Input: {"contradictionId", "operator", "note"}',
-    },
-  );
+    malformed: (signal, issues) => ({ type: 'malformed', signal, issues }),
+  });
+  for (const [path, spec] of Object.entries(MASSPAY_OPERATOR_ACTIONS)) {
+    setHandler(spec.signal, doors.signal(path, spec.signal.name), {
+      description: `Operator: ${SIGNAL_HELP[path as MasspayActionPath]}`,
+    });
+  }
+  setHandler(masspayActionUpdate, doors.update, {
+    validator: doors.validator,
+    description: 'The admin API: one operator action, answered with the applied state or the refusal.',
+  });
 
   const loaded = await local.loadBatchState(input.batchId);
   // A result recorded before fields were added lacks them: the schema's defaults fill them here too.
@@ -273,12 +237,21 @@ export async function masspayBatch(input: MasspayBatchInput): Promise<PayoutBatc
         lastPoll = Date.now();
         inbox.push({ type: 'masspay', messageId: `${REST_POLL}${new Date().toISOString()}` });
       } else if (deadline !== null && Date.now() >= deadline) inbox.push({ type: 'tick' });
-      else break;
+      // An action that came in as the idle wait ended is still answered (an update waits for it).
+      else if (inbox.length === 0) break;
     }
     while (inbox.length > 0) {
-      state = await decide(state, inbox.shift()!, input);
+      const item = inbox.shift()!;
+      const done = await decide(state, item, input);
+      state = done.state;
       publish(state);
       await local.saveBatchState(state);
+      const saved = state;
+      doors.answer(item, () => ({
+        result: done.result ?? { ok: false, status: 409, rule: 'internal_error', detail: 'no result' },
+        state: saved,
+        inFlight: inFlightOf(saved),
+      }));
     }
     if (workflowInfo().continueAsNewSuggested) {
       await condition(allHandlersFinished);
@@ -289,22 +262,34 @@ export async function masspayBatch(input: MasspayBatchInput): Promise<PayoutBatc
   return state;
 }
 
-async function decide(state: PayoutBatchState, item: BatchInput, input: MasspayBatchInput): Promise<PayoutBatchState> {
+/** What a decision left running after its answer: a send's calls to PayPal still to make. */
+function inFlightOf(s: PayoutBatchState): InFlight[] {
+  if (!nextSendChunk(s)) return [];
+  const pending = s.send!.chunks.filter((c) => c.state === 'pending').length;
+  const detail =
+    `${pending} call(s) to PayPal's MassPay API still to make, one after the other: ` +
+    'GET the batch for each outcome';
+  return [{ kind: 'paypal_calls', pending, detail }];
+}
+
+async function decide(state: PayoutBatchState, item: BatchInput, input: MasspayBatchInput) {
   const undecidable: BatchInput = { type: 'malformed', signal: item.type, issues: 'no decision after 50 facts' };
   const legacy = !patched(GUARDED);
-  const done = await decideWithFacts({
+  // Asked only where it matters (a send, a resolution), so other histories carry no marker.
+  const checkBeforeActing = item.type === 'send' || item.type === 'resolve' ? patched(OPERATOR_UPDATES) : true;
+  return decideWithFacts({
     rules: (facts: BatchFacts, stuck) =>
       decideBatch(state, stuck ? undecidable : item, stuck ? {} : facts, {
         now: new Date().toISOString(),
         deadlines: input.deadlines,
         legacy,
+        checkBeforeActing,
       }),
     fetch: (need, facts) => fetchFact(need, facts, state, legacy),
     run: (effect) => runEffect(effect, state),
     facts: {},
     maxRounds: 50,
   });
-  return done.state;
 }
 
 async function runEffect(effect: BatchEffect, s: PayoutBatchState): Promise<void> {
@@ -360,6 +345,17 @@ async function fetchFact(need: BatchFactNeed, facts: BatchFacts, s: PayoutBatchS
       return;
     case 'reconcile':
       facts.reconcile = await reconcile(need, s);
+      return;
+    case 'sendReady':
+      facts.sendReady = await local.payoutSendReadiness({
+        batchId: s.id,
+        integrationId: s.integrationId,
+        mode: s.mode,
+        channel: need.channel,
+      });
+      return;
+    case 'itemState':
+      facts.itemState = await local.payoutItemState({ batchId: s.id, uniqueId: need.uniqueId });
       return;
   }
 }

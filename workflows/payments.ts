@@ -13,11 +13,12 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import { describeMoney } from '../src/shared/money';
+import type { z } from 'zod';
 import {
-  AcknowledgeActionSchema,
-  AssignCustomerActionSchema,
   describeIssues,
-  OperatorActionSchema,
+  PAYMENT_OPERATOR_ACTIONS,
+  type OperatorAnswer,
+  type PaymentOperatorActionName,
 } from '../src/shared/operator-actions';
 import {
   decidePayment,
@@ -27,10 +28,12 @@ import {
   type PaymentEffect,
   type PaymentFacts,
   type PaymentInput,
+  type PaymentResult,
 } from '../src/payments/rules';
 import { initialPaymentState, LifecycleEventSchema, type PaymentState } from '../src/payments/state';
 import { validatingHandlers, decideWithFacts, postingFact } from './shared/decide-with-facts';
 import { oneAtATime, underLock } from './shared/one-at-a-time';
+import { operatorDoors, parseAction } from './shared/operator-doors';
 import { CustomerIdKey, FlagsKey, MessageRefSchema, PaymentStatusKey } from '../src/shared/contract';
 import type { PaymentRoute } from '../src/messages/classify';
 import {
@@ -47,6 +50,7 @@ import {
   assignCustomerSignal,
   ipnEventSignal,
   ipnMessageSignal,
+  paymentActionUpdate,
   paymentStateQuery,
   rejectSignal,
   type PaymentLifecycleInput,
@@ -89,6 +93,9 @@ const NAMED_MATTERS_PATCH = 'payment-named-matters';
  */
 const ONE_DOOR_PATCH = 'adjustments-through-the-payment-door';
 
+type PaymentAnswer = OperatorAnswer<PaymentState, PaymentResult>;
+type PaymentDecisionInput = Extract<PaymentInput, { action: unknown }>;
+
 /**
  * What reaches the loop: the rules' inputs, stored messages this workflow verifies itself, the
  * outcome of a verification run beside the queue, and a failure of one (rethrown by the loop).
@@ -111,7 +118,8 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
   // Handlers only validate and enqueue: whatever a person types into the Web UI is input, and a
   // payload that fails its schema is recorded and ignored, never allowed to fail a workflow task.
   const accept = validatingHandlers<EntityInput>(inbox);
-  const operatorHelp = 'Input: {"operator": "...", "reason": "..."}';
+  const operatorFields = '"operator": "...", "reason": "..."}';
+  const operatorHelp = `Input: {${operatorFields}`;
   setHandler(
     ipnMessageSignal,
     accept('ipnMessage', MessageRefSchema, ({ messageId }) => ({ type: 'message', messageId })),
@@ -165,38 +173,45 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
         'A verified event for this transaction: a Mass Pay item paid to us (checked against its stored message).',
     },
   );
-  setHandler(
-    assignCustomerSignal,
-    accept('assignCustomer', AssignCustomerActionSchema, (action) => ({ type: 'assign', action })),
-    {
-      description:
-        'Operator: credit this payment to a customer. Input: {"customerId": "...", "operator": "...", "reason": "..."}',
+  // Operator decisions: an update from the admin API, a signal from the Web UI; one parse, one queue.
+  const doors = operatorDoors<EntityInput, PaymentAnswer>({
+    inbox,
+    parse: (action, body) => {
+      const schema = Object.hasOwn(PAYMENT_OPERATOR_ACTIONS, action)
+        ? PAYMENT_OPERATOR_ACTIONS[action as PaymentOperatorActionName]
+        : undefined;
+      if (!schema) return { ok: false, issues: `unknown action ${String(action).slice(0, 40)}` };
+      return parseAction(schema as z.ZodType<PaymentDecisionInput['action']>, body, (decided) => {
+        return { type: action, action: decided } as PaymentDecisionInput;
+      });
     },
-  );
-  setHandler(
-    approveSignal,
-    accept('approve', OperatorActionSchema, (action) => ({ type: 'approve', action })),
-    {
-      description:
-        `Operator: approve what is held (failed checks, an ` + `over-limit refund) so money moves. ${operatorHelp}`,
-    },
-  );
-  setHandler(
-    rejectSignal,
-    accept('reject', OperatorActionSchema, (action) => ({ type: 'reject', action })),
-    {
-      description: `Operator: reject what is held; no money moves. ${operatorHelp}`,
-    },
-  );
-  setHandler(
-    acknowledgeSignal,
-    accept('acknowledge', AcknowledgeActionSchema, (action) => ({ type: 'acknowledge', action })),
-    {
-      description:
-        'Operator: acknowledge one matter of `attention` by name (moves no money). ' +
-        'Input: {"operator": "...", "reason": "...", "matter": "<exact entry>"}',
-    },
-  );
+    malformed: (signal, issues) => ({ type: 'malformed', signal, issues }),
+  });
+  for (const [action, signal, help] of [
+    [
+      'assign',
+      assignCustomerSignal,
+      'credit this payment to a customer. Input: {"customerId": "...", ' + operatorFields,
+    ],
+    [
+      'approve',
+      approveSignal,
+      `approve what is held (failed checks, an over-limit refund) so money moves. ${operatorHelp}`,
+    ],
+    ['reject', rejectSignal, `reject what is held; no money moves. ${operatorHelp}`],
+    [
+      'acknowledge',
+      acknowledgeSignal,
+      'acknowledge one matter of `attention` by name (moves no money). Input: {"matter": "<exact entry>", ' +
+        operatorFields,
+    ],
+  ] as const) {
+    setHandler(signal, doors.signal(action, signal.name), { description: `Operator: ${help}` });
+  }
+  setHandler(paymentActionUpdate, doors.update, {
+    validator: doors.validator,
+    description: 'The admin API: one operator decision, answered with the applied state or the refusal.',
+  });
 
   let state =
     (await act.loadPaymentState({ integrationId: input.integrationId, txnId: input.paymentTxnId })) ??
@@ -364,7 +379,8 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
     const woken = wake.afterMs === null ? (await condition(hasInput), true) : await condition(hasInput, wake.afterMs);
     if (!woken) {
       // Idle, and nothing waits for a person or a deadline; a message still being verified keeps it open.
-      if (wake.then === 'close' && examining.size === 0) break;
+      // An operator decision that came in as the idle wait ended is still answered (its update waits).
+      if (wake.then === 'close' && examining.size === 0 && inbox.length === 0) break;
       if (wake.then === 'close') await condition(() => hasInput() || examining.size === 0);
       else inbox.push({ type: 'tick' });
     }
@@ -388,6 +404,13 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
         continue;
       }
       const decision = await apply(item);
+      // Saved: the update waiting for this decision (if any) is answered with the payment as it now is.
+      const saved = state;
+      doors.answer(item, () => ({
+        result: decision.result ?? { ok: false, status: 409, rule: 'internal_error', detail: 'no result' },
+        state: saved,
+        inFlight: [],
+      }));
       // Only once the payment's state is saved: whoever reads the message then finds both agree.
       // A Mass Pay IPN carries many items, each a payment of its own: its outcome is processIpn's to record.
       const oneOfMany = item.type === 'ipn' && item.event.txnType === 'masspay';

@@ -33,6 +33,10 @@ import {
   type ProfileRules,
 } from '../src/profiles/rules';
 import { decideWithFacts, postingFact } from './shared/decide-with-facts';
+import { operatorDoors, parseAction, type Parsed } from './shared/operator-doors';
+import type { OperatorAnswer } from '../src/shared/operator-actions';
+
+type ProfileAnswer = OperatorAnswer<ProfileState, ActionResult>;
 import {
   PROFILE_ACTION_SIGNALS,
   profileActionUpdate,
@@ -72,13 +76,14 @@ const SIGNAL_EXTRA_FIELDS: Partial<Record<ProfileActionPath, string>> = {
   acknowledge: ', "matter": "one of attention (without it, only notices close)"',
 };
 
-function toOperatorInput(path: ProfileActionPath, body: unknown): OperatorInput | { issues: string } {
-  const spec = PROFILE_OPERATOR_ACTIONS[path];
-  if (!spec) return { issues: `unknown action ${String(path).slice(0, 40)}` };
-  const parsed = (spec.schema as z.ZodType).safeParse(body);
-  return parsed.success
-    ? ({ type: spec.type, action: parsed.data } as OperatorInput)
-    : { issues: describeIssues(parsed.error) };
+function toOperatorInput(path: string, body: unknown): Parsed<ProfileInput> {
+  const spec = Object.hasOwn(PROFILE_OPERATOR_ACTIONS, path)
+    ? PROFILE_OPERATOR_ACTIONS[path as ProfileActionPath]
+    : undefined;
+  if (!spec) return { ok: false, issues: `unknown action ${String(path).slice(0, 40)}` };
+  return parseAction(spec.schema as z.ZodType<OperatorInput['action']>, body, (action) => {
+    return { type: spec.type, action } as OperatorInput;
+  });
 }
 
 /**
@@ -86,9 +91,7 @@ function toOperatorInput(path: ProfileActionPath, body: unknown): OperatorInput 
  * their refunds, operator requests and PayPal's answers, one at a time through `decideProfile`.
  */
 export async function recurringProfile(input: RecurringProfileInput): Promise<ProfileState> {
-  const inbox: Array<{ input: ProfileInput; replyTo?: number }> = [];
-  const replies = new Map<number, ActionResult>();
-  let nextReply = 0;
+  const inbox: Array<{ input: ProfileInput }> = [];
   const accept =
     <T>(signal: string, schema: z.ZodType<T>, toInput: (v: T) => ProfileInput) =>
     (payload: unknown) => {
@@ -113,43 +116,25 @@ export async function recurringProfile(input: RecurringProfileInput): Promise<Pr
       description: 'A verified refund, reversal or dispute of one of this profile’s payments.',
     },
   );
+  // Operator actions: an update from the admin API, a signal from the Web UI; one parse, one queue.
+  const doors = operatorDoors<{ input: ProfileInput }, ProfileAnswer>({
+    inbox,
+    parse: (action, body) => {
+      const parsed = toOperatorInput(action, body);
+      return parsed.ok ? { ok: true, input: { input: parsed.input } } : parsed;
+    },
+    malformed: (signal, issues) => ({ input: { type: 'malformed', signal, issues } }),
+  });
   for (const [path, signal] of Object.entries(PROFILE_ACTION_SIGNALS) as Array<
     [ProfileActionPath, (typeof PROFILE_ACTION_SIGNALS)[ProfileActionPath]]
   >) {
-    setHandler(
-      signal,
-      (body: unknown) => {
-        const parsed = toOperatorInput(path, body);
-        inbox.push({
-          input: 'issues' in parsed ? { type: 'malformed', signal: signal.name, issues: parsed.issues } : parsed,
-        });
-      },
-      {
-        description:
-          `Operator: ${path}. Input: {"operator": "...", "note": "..."` + `${SIGNAL_EXTRA_FIELDS[path] ?? ''}}`,
-      },
-    );
+    setHandler(signal, doors.signal(path, signal.name), {
+      description:
+        `Operator: ${path}. Input: {"operator": "...", "reason": "..."` + `${SIGNAL_EXTRA_FIELDS[path] ?? ''}}`,
+    });
   }
-  setHandler(
-    profileActionUpdate,
-    async ({ action, body }) => {
-      const parsed = toOperatorInput(action, body);
-      if ('issues' in parsed) throw ApplicationFailure.nonRetryable(parsed.issues, 'InvalidAction');
-      const id = nextReply++;
-      inbox.push({ input: parsed, replyTo: id });
-      await condition(() => replies.has(id));
-      const reply = replies.get(id)!;
-      replies.delete(id);
-      return reply;
-    },
-    {
-      // Refused before it reaches history: a malformed request changes nothing and is not recorded.
-      validator: ({ action, body }) => {
-        const parsed = toOperatorInput(action, body);
-        if ('issues' in parsed) throw new Error(parsed.issues);
-      },
-    },
-  );
+  // Refused before it reaches history: a malformed request changes nothing and is not recorded.
+  setHandler(profileActionUpdate, doors.update, { validator: doors.validator });
 
   let state =
     (await act.loadProfileState({ integrationId: input.integrationId, profileId: input.profileId })) ??
@@ -171,8 +156,9 @@ export async function recurringProfile(input: RecurringProfileInput): Promise<Pr
     const woken =
       wait === null ? (await condition(() => inbox.length > 0), true) : await condition(() => inbox.length > 0, wait);
     if (!woken) {
-      if (untilRefresh === null) break; // idle and finished: a later IPN starts it again
-      inbox.push({ input: { type: 'scheduled_refresh' } });
+      // Idle and finished: a later IPN starts it again (an action that came in meanwhile is answered first).
+      if (untilRefresh === null && inbox.length === 0) break;
+      if (untilRefresh !== null) inbox.push({ input: { type: 'scheduled_refresh' } });
     }
     while (inbox.length > 0) {
       const item = inbox.shift()!;
@@ -181,12 +167,12 @@ export async function recurringProfile(input: RecurringProfileInput): Promise<Pr
       publish(state);
       await act.saveProfileState(state);
       if (decision.outcome) await act.recordMessageOutcome(decision.outcome);
-      if (item.replyTo !== undefined) {
-        replies.set(
-          item.replyTo,
-          decision.result ?? { ok: false, status: 409, rule: 'not_an_action', detail: 'no result' },
-        );
-      }
+      const saved = state;
+      doors.answer(item, () => ({
+        result: decision.result ?? { ok: false, status: 409, rule: 'not_an_action', detail: 'no result' },
+        state: saved,
+        inFlight: [],
+      }));
     }
     if (workflowInfo().continueAsNewSuggested) {
       await condition(allHandlersFinished);

@@ -1,26 +1,33 @@
 import Router from '@koa/router';
+import type { Context } from 'koa';
 import type { AppDeps } from '../shared/http/deps';
 import { HttpError } from '../shared/http/errors';
 import { readJson } from '../shared/http/json-body';
 import { pageOf, sendPage } from '../shared/http/paginate';
 import { IntegrationIdSchema, IntegrationInputSchema } from '../integrations/schema';
 import { formatMinor } from '../shared/money';
-import { paymentWorkflowId } from '../shared/ids';
 import {
   OperatorActionSchema,
   PAYMENT_OPERATOR_ACTIONS,
   type PaymentOperatorActionName,
 } from '../shared/operator-actions';
-import { refusalOf } from '../payments/rules';
-import { acknowledgeRefusal } from '../payments/matters';
-import { PaymentStateSchema } from '../payments/state';
-import { acknowledgeSignal, approveSignal, assignCustomerSignal, rejectSignal } from '../payments/contract';
+import { answerDecision, decideByUpdate } from '../shared/http/operator-update';
+import { PAYMENT_LIFECYCLE, paymentActionUpdate } from '../payments/contract';
+import { paymentStartOptions } from '../payments/contract';
 import { rejectMessageSignal, retryVerificationSignal } from '../messages/contract';
 import { getIntegration, saveIntegration, toIntegration } from '../integrations/store';
 import { saveCustomer } from '../customers/store';
 import { Ledger, type MoneyMode } from '../shared/ledger';
 import { publicBaseUrl } from '../shared/config';
 import { ConfigActorSchema, UNNAMED_ACTOR } from '../shared/config-audit';
+
+/**
+ * Who is acting: today the body's `operator` field, as typed. The one place the operators issue
+ * replaces with the authenticated identity.
+ */
+function actingOperator(_ctx: Context, body: unknown): unknown {
+  return body !== null && typeof body === 'object' ? (body as { operator?: unknown }).operator : undefined;
+}
 
 export function adminRoutes(deps: AppDeps): Router {
   const { db, client, config } = deps;
@@ -160,51 +167,27 @@ export function adminRoutes(deps: AppDeps): Router {
     ctx.body = await findPayment(ctx.params.txnId!, ctx.query.integrationId as string | undefined);
   });
 
-  // One route per operator decision; the workflow refuses the same things, for signals from the Web UI.
-  const signals = {
-    assign: assignCustomerSignal,
-    approve: approveSignal,
-    reject: rejectSignal,
-    acknowledge: acknowledgeSignal,
-  };
+  /**
+   * One route per operator decision, each the payment workflow's `operatorAction` update: answered
+   * once applied (its ledger posting included) with the payment's state, or refused naming the rule
+   * (see decideByUpdate). The Web UI's signals meet the same rules in the workflow.
+   */
   for (const name of Object.keys(PAYMENT_OPERATOR_ACTIONS) as PaymentOperatorActionName[]) {
     router.post(`/payments/:txnId/${name}`, async (ctx) => {
-      const action = PAYMENT_OPERATOR_ACTIONS[name].parse(await readJson(ctx));
+      const body = await readJson(ctx);
       const payment = await findPayment(ctx.params.txnId!, ctx.query.integrationId as string | undefined);
-      const customerId = 'customerId' in action ? action.customerId : undefined;
-      if (customerId !== undefined && !(await models.Customer.exists({ _id: customerId }))) {
-        throw new HttpError(404, `no customer ${customerId}`);
-      }
-      const state = PaymentStateSchema.safeParse(payment.snapshot);
-      const refusal = state.success
-        ? refusalOf(state.data, { type: name, action } as Parameters<typeof refusalOf>[1])
-        : null;
-      if (refusal) {
-        // A matter's rule by name (an acknowledge closing what it may not), as the workflow audits it.
-        const named = 'matter' in action && typeof action.matter === 'string' ? action.matter : undefined;
-        const matterRule =
-          name === 'acknowledge' && state.success ? acknowledgeRefusal(state.data, named)?.rule : undefined;
-        const rule = matterRule === 'nothing_to_acknowledge' ? undefined : matterRule;
-        await models.AuditEvent.create({
-          at: new Date(),
-          actor: action.operator,
-          action: `${name === 'assign' ? 'assign_customer' : name}_refused`,
-          reason: action.reason,
-          integrationId: payment.integrationId,
-          txnId: payment.txnId,
-          customerId,
-          details: { refused: refusal, ...(rule ? { rule } : {}), via: 'admin_api' },
-        });
-        throw new HttpError(409, refusal, rule ? { rule } : undefined);
-      }
-      const workflowId = paymentWorkflowId(payment.integrationId, payment.txnId);
-      try {
-        await client.workflow.getHandle(workflowId).signal(signals[name] as typeof approveSignal, action);
-      } catch (err) {
-        throw new HttpError(409, `payment workflow ${workflowId} is not running: ${(err as Error).message}`);
-      }
-      ctx.status = 202;
-      ctx.body = { workflowId, signal: signals[name].name, accepted: true };
+      const fields = body !== null && typeof body === 'object' && !Array.isArray(body) ? body : {};
+      const start = paymentStartOptions({
+        integrationId: payment.integrationId,
+        paymentTxnId: payment.txnId,
+        taskQueue: config.TEMPORAL_TASK_QUEUE,
+        config,
+      });
+      const answer = await decideByUpdate(client, { type: PAYMENT_LIFECYCLE, options: start }, paymentActionUpdate, {
+        action: name,
+        body: { ...fields, operator: actingOperator(ctx, body) },
+      });
+      answerDecision(ctx, answer, (s) => s);
     });
   }
 
@@ -233,7 +216,9 @@ export function adminRoutes(deps: AppDeps): Router {
     ['reject', rejectMessageSignal],
   ] as const) {
     router.post(`/messages/:id/${path}`, async (ctx) => {
-      const action = OperatorActionSchema.parse(await readJson(ctx));
+      const body = await readJson(ctx);
+      const fields = body !== null && typeof body === 'object' && !Array.isArray(body) ? body : {};
+      const action = OperatorActionSchema.parse({ ...fields, operator: actingOperator(ctx, body) });
       const msg = await models.IpnMessage.findById(ctx.params.id!, { workflowId: 1, state: 1 })
         .lean()
         .catch(() => null);

@@ -1,18 +1,25 @@
 /**
  * How the API, the activities and the workflow meet one Mass Pay batch: its type name, input,
- * signals and query. The names are recorded in running workflows and histories: never rename them.
+ * signals, update and query. The names are recorded in running workflows and histories: never rename them.
  */
-import { defineQuery, defineSignal } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { Config } from '../shared/config';
-import type { BatchDeadlines } from './rules';
-import type {
-  CancelUnclaimedAction,
-  ClearContradictionAction,
-  PayoutAction,
-  PayoutBatchState,
-  ResolveItemAction,
-  SendAction,
-  SubmittedAction,
+import type { OperatorAnswer, OperatorRequest } from '../shared/operator-actions';
+import type { BatchDeadlines, BatchResult } from './rules';
+import {
+  CancelUnclaimedActionSchema,
+  ClearContradictionActionSchema,
+  PayoutActionSchema,
+  ResolveItemActionSchema,
+  SendActionSchema,
+  SubmittedActionSchema,
+  type CancelUnclaimedAction,
+  type ClearContradictionAction,
+  type PayoutAction,
+  type PayoutBatchState,
+  type ResolveItemAction,
+  type SendAction,
+  type SubmittedAction,
 } from './state';
 
 export const MASSPAY_BATCH = 'masspayBatch';
@@ -68,3 +75,37 @@ export function batchWorkflowInput(
     },
   };
 }
+
+/**
+ * The operator actions, by the admin API's path segment: each one's input type and the signal the
+ * Web UI sends it by. Both doors take the same payload and meet the same rules.
+ */
+export const MASSPAY_OPERATOR_ACTIONS = {
+  approve: { type: 'approve', schema: PayoutActionSchema, signal: approvePayoutSignal },
+  submitted: { type: 'submitted', schema: SubmittedActionSchema, signal: submittedPayoutSignal },
+  send: { type: 'send', schema: SendActionSchema, signal: sendPayoutSignal },
+  cancel: { type: 'cancel', schema: PayoutActionSchema, signal: cancelPayoutSignal },
+  resolve: { type: 'resolve', schema: ResolveItemActionSchema, signal: resolvePayoutItemSignal },
+  'stop-waiting': { type: 'stopWaiting', schema: PayoutActionSchema, signal: stopWaitingPayoutSignal },
+  reconcile: { type: 'reconcile', schema: PayoutActionSchema, signal: reconcilePayoutSignal },
+  'clear-contradiction': {
+    type: 'clearContradiction',
+    schema: ClearContradictionActionSchema,
+    signal: clearPayoutContradictionSignal,
+  },
+  'cancel-unclaimed': {
+    type: 'cancelUnclaimed',
+    schema: CancelUnclaimedActionSchema,
+    signal: cancelUnclaimedPayoutSignal,
+  },
+} as const;
+export type MasspayActionPath = keyof typeof MASSPAY_OPERATOR_ACTIONS;
+
+/**
+ * The admin API's way in: the action, answered once it is applied (reservations released, items
+ * resolved, PayPal searched) with the batch's state, or refused with the rule that refused it.
+ */
+export const masspayActionUpdate = defineUpdate<
+  OperatorAnswer<PayoutBatchState, BatchResult>,
+  [OperatorRequest<MasspayActionPath>]
+>('operatorAction');

@@ -145,7 +145,7 @@ export class ItemsEngine {
   ): Promise<({ ok: true } & ItemsApplied) | { ok: false; reason: string }> {
     const item = (await this.store.get(batchId, [a.uniqueId])).get(a.uniqueId);
     if (!item) return { ok: false, reason: `no item ${a.uniqueId} in ${batchId}` };
-    const change: ItemChange = { source: 'operator', to: a.state, operator: a.operator, note: a.note };
+    const change: ItemChange = { source: 'operator', to: a.state, operator: a.operator, note: a.reason };
     const refused = decideItem(item, change, now);
     if (!refused.moved) return { ok: false, reason: `${a.uniqueId}: ${refused.ignored}` };
     const result = tally();

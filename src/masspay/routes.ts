@@ -1,55 +1,44 @@
 import crypto from 'node:crypto';
 import Router from '@koa/router';
-import type { SignalDefinition } from '@temporalio/client';
 import type { AppDeps } from '../shared/http/deps';
 import { HttpError } from '../shared/http/errors';
 import { readJson } from '../shared/http/json-body';
+import type { Context } from 'koa';
 import {
-  ClearContradictionActionSchema,
   CreatePayoutSchema,
-  PayoutActionSchema,
   PayoutBatchStateSchema,
   PayoutItemSchema,
-  ResolveItemActionSchema,
-  SendActionSchema,
-  CancelUnclaimedActionSchema,
-  SubmittedActionSchema,
   UNIQUE_ID_MAX_CHARS,
   payoutItemId,
   type CapExceeded,
   type PayoutBatchState,
   type PayoutItem,
 } from './state';
-import {
-  batchRefusal,
-  initialBatchState,
-  itemRefusal,
-  resolvePlan,
-  wentThroughApi,
-  type BatchOperatorInput,
-} from './rules';
+import { initialBatchState, wentThroughApi } from './rules';
 import type { Integration } from '../integrations/schema';
 import { describeMoney, formatMinor } from '../shared/money';
 import { IntegrationIdKey, PayoutBatchIdKey, PayoutStateKey, payoutWorkflowId } from '../shared/contract';
 import { getIntegration } from '../integrations/store';
 import { Ledger, isDuplicateKey } from '../shared/ledger';
-import { sendCredentials } from './nvp';
+import { answerDecision, decideByUpdate } from '../shared/http/operator-update';
 import { batchRange } from '../../activities/masspay';
-import { batchWorkflowInput } from './contract';
-import { restCredentialNames, restCredentialsFromEnv } from '../shared/paypal/rest-client';
 import {
-  approvePayoutSignal,
-  cancelPayoutSignal,
-  clearPayoutContradictionSignal,
-  reconcilePayoutSignal,
-  resolvePayoutItemSignal,
-  sendPayoutSignal,
-  cancelUnclaimedPayoutSignal,
-  stopWaitingPayoutSignal,
-  submittedPayoutSignal,
   MASSPAY_BATCH,
+  MASSPAY_OPERATOR_ACTIONS,
+  masspayActionUpdate,
+  type MasspayActionPath,
+  type MasspayBatchInput,
   type MasspayBatchWorkflow,
+  batchWorkflowInput,
 } from './contract';
+
+/**
+ * Who is acting on a batch: today the body's `operator` field, as typed. The one place the
+ * operators issue replaces with the authenticated identity.
+ */
+function actingOperator(_ctx: Context, body: unknown): unknown {
+  return body !== null && typeof body === 'object' ? (body as { operator?: unknown }).operator : undefined;
+}
 
 /** Unique ids go to PayPal and come back in IPNs: short, no spaces, unambiguous to read aloud. */
 const ID_ALPHABET = 'ABCDEFGHJKLMNPQRSTUVWXYZ23456789';
@@ -366,138 +355,45 @@ export function payoutRoutes(deps: AppDeps): Router {
       .join('');
   });
 
-  const actions = [
-    { path: 'approve', type: 'approve', schema: PayoutActionSchema, signal: approvePayoutSignal },
-    { path: 'submitted', type: 'submitted', schema: SubmittedActionSchema, signal: submittedPayoutSignal },
-    { path: 'cancel', type: 'cancel', schema: PayoutActionSchema, signal: cancelPayoutSignal },
-    { path: 'stop-waiting', type: 'stopWaiting', schema: PayoutActionSchema, signal: stopWaitingPayoutSignal },
-    { path: 'reconcile', type: 'reconcile', schema: PayoutActionSchema, signal: reconcilePayoutSignal },
-    {
-      path: 'clear-contradiction',
-      type: 'clearContradiction',
-      schema: ClearContradictionActionSchema,
-      signal: clearPayoutContradictionSignal,
-    },
-  ] as const;
-  for (const a of actions) {
-    router.post(`/:id/${a.path}`, async (ctx) => {
-      const action = a.schema.parse(await readJson(ctx));
-      const batch = await loadBatch(ctx.params.id!);
-      ctx.body = await decideAndSignal(
-        batch,
-        { type: a.type, action } as BatchOperatorInput,
-        a.signal as typeof approvePayoutSignal,
-        action,
-      );
-      ctx.status = 202;
-    });
-  }
   /**
-   * Sends an approved batch through PayPal: Payouts REST (`"channel": "rest"`, the default when the
-   * integration names a REST app) or the MassPay NVP API (`"api"`) with the integration's credentials.
+   * Every decision on a batch (approve, submitted, send, cancel, resolve, stop-waiting, reconcile,
+   * clear-contradiction) is the batch workflow's `operatorAction` update: answered once applied
+   * (reservations released, items resolved, PayPal searched), or refused naming the rule; see
+   * decideByUpdate. A send answers once its calls are planned: `inFlight` counts those still to make.
    */
-  router.post('/:id/send', async (ctx) => {
-    const asked = SendActionSchema.parse(await readJson(ctx));
-    const batch = await loadBatch(ctx.params.id!);
-    const integration = await models.Integration.findById(batch.integrationId, {
-      mode: 1,
-      nvpCredentialsEnv: 1,
-      payoutsRestEnv: 1,
-    }).lean();
-    const channel = batch.send?.channel ?? asked.channel ?? (integration?.payoutsRestEnv ? 'rest' : 'api');
-    const action = { ...asked, channel };
-    if (!batchRefusal(batch, { type: 'send', action })) {
-      const ready = sendReady(channel, integration, batch);
-      if (!ready.ok) {
-        await refusedAudit(batch, 'send', action, ready.reason);
-        throw new HttpError(422, ready.reason);
-      }
-    }
-    ctx.body = { ...(await decideAndSignal(batch, { type: 'send', action }, sendPayoutSignal, action)), channel };
-    ctx.status = 202;
-  });
-  /** Payouts REST: PayPal cancels an UNCLAIMED item and its money comes back (approver's decision). */
-  router.post('/:id/items/:uniqueId/cancel-unclaimed', async (ctx) => {
-    const body = (await readJson(ctx)) as Record<string, unknown>;
-    const action = CancelUnclaimedActionSchema.parse({
-      ...(body && typeof body === 'object' ? body : {}),
-      uniqueId: ctx.params.uniqueId,
-    });
-    const batch = await loadBatch(ctx.params.id!);
-    const item = await models.PayoutItem.findById(payoutItemId(batch.id, action.uniqueId), { state: 1 }).lean();
-    if (!item) throw new HttpError(404, `no item ${action.uniqueId} in ${batch.id}`);
-    if (item.state !== 'Unclaimed') {
-      const rule = `${action.uniqueId} is ${item.state}: only an Unclaimed item can be cancelled at PayPal`;
-      await refusedAudit(batch, 'cancelUnclaimed', action, rule);
-      throw new HttpError(409, rule);
-    }
-    ctx.body = await decideAndSignal(batch, { type: 'cancelUnclaimed', action }, cancelUnclaimedPayoutSignal, action);
-    ctx.status = 202;
-  });
-  router.post('/:id/items/:uniqueId/resolve', async (ctx) => {
-    const body = (await readJson(ctx)) as Record<string, unknown>;
-    const action = ResolveItemActionSchema.parse({
-      ...(body && typeof body === 'object' ? body : {}),
-      uniqueId: ctx.params.uniqueId,
-    });
-    const batch = await loadBatch(ctx.params.id!);
-    const item = await models.PayoutItem.findById(payoutItemId(batch.id, action.uniqueId), { state: 1 }).lean();
-    if (!item) throw new HttpError(404, `no item ${action.uniqueId} in ${batch.id}`);
-    const why = itemRefusal(item.state as PayoutItem['state'], action.state);
-    if (why) {
-      await refusedAudit(batch, 'resolve', action, `${action.uniqueId}: ${why}`);
-      throw new HttpError(409, `${action.uniqueId}: ${why}`);
-    }
-    const plan = resolvePlan(batch, action, {
-      now: new Date().toISOString(),
-      deadlines: batchWorkflowInput(batch.id, config).deadlines,
-    });
-    const signalled = await decideAndSignal(batch, { type: 'resolve', action }, resolvePayoutItemSignal, action);
-    // Before the waiting period a release is a request: another operator resolving the same way confirms it.
-    ctx.body = plan.kind === 'propose' ? { ...signalled, needsSecondOperator: true, until: plan.until } : signalled;
-    ctx.status = 202;
-  });
-
-  async function refusedAudit(
-    batch: PayoutBatchState,
-    type: string,
-    action: { operator: string; note: string },
-    rule: string,
-  ) {
-    await models.AuditEvent.create({
-      at: new Date(),
-      actor: action.operator,
-      action: `payout_${type}_refused`,
-      reason: action.note,
-      integrationId: batch.integrationId,
-      txnId: batch.id,
-      details: { refused: rule, via: 'admin_api' },
+  for (const path of Object.keys(MASSPAY_OPERATOR_ACTIONS) as MasspayActionPath[]) {
+    // Actions on one item name it in the path: /items/<uniqueId>/resolve, /items/<uniqueId>/cancel-unclaimed.
+    const onItem = path === 'resolve' || path === 'cancel-unclaimed';
+    const route = onItem ? `/:id/items/:uniqueId/${path}` : `/:id/${path}`;
+    router.post(route, async (ctx) => {
+      const body = await readJson(ctx);
+      const batch = await loadBatch(ctx.params.id!);
+      const fields = body !== null && typeof body === 'object' && !Array.isArray(body) ? body : {};
+      const request = {
+        ...fields,
+        operator: actingOperator(ctx, body),
+        ...(onItem ? { uniqueId: ctx.params.uniqueId } : {}),
+      };
+      const answer = await decideByUpdate(client, startBatch(batch), masspayActionUpdate, {
+        action: path,
+        body: request,
+      });
+      const proposed = answer.result.ok ? answer.result.needsSecondOperator : undefined;
+      // Before the waiting period a release is a request: another operator resolving the same way confirms it.
+      answerDecision(ctx, answer, (s) => s, proposed ? { needsSecondOperator: true, until: proposed.until } : {});
     });
   }
 
-  /** The workflow refuses the same things (for signals from the Web UI); here refusals answer at once. */
-  async function decideAndSignal<Payload>(
-    batch: PayoutBatchState,
-    input: BatchOperatorInput,
-    signal: SignalDefinition<[Payload]>,
-    payload: Payload,
-  ) {
-    const refusal = batchRefusal(batch, input);
-    if (refusal) {
-      await refusedAudit(batch, input.type, input.action, refusal.rule);
-      throw new HttpError(refusal.status, refusal.rule);
-    }
-    const workflowId = payoutWorkflowId(batch.id);
-    await client.workflow.signalWithStart<MasspayBatchWorkflow, [Payload]>(MASSPAY_BATCH, {
-      workflowId,
+  /** How a batch's workflow is started when an action finds it closed (settled and idle) or never started. */
+  const startBatch = (batch: PayoutBatchState) => ({
+    type: MASSPAY_BATCH,
+    options: {
+      workflowId: payoutWorkflowId(batch.id),
       taskQueue: config.TEMPORAL_TASK_QUEUE,
-      args: [batchWorkflowInput(batch.id, config)],
-      signal,
-      signalArgs: [payload],
+      args: [batchWorkflowInput(batch.id, config)] as [MasspayBatchInput],
       typedSearchAttributes: searchAttributes(batch.id, batch.integrationId),
-    });
-    return { workflowId, signal: signal.name, accepted: true };
-  }
+    },
+  });
 
   return router;
 }
@@ -508,36 +404,4 @@ function searchAttributes(batchId: string, integrationId: string) {
     { key: IntegrationIdKey, value: integrationId },
     { key: PayoutStateKey, value: 'created' },
   ];
-}
-
-/** Whether the integration can send through `channel` now: its credentials are set, its mode is the batch's. */
-function sendReady(
-  channel: 'api' | 'rest',
-  integration: { mode: string; nvpCredentialsEnv?: string | null; payoutsRestEnv?: string | null } | null,
-  batch: PayoutBatchState,
-): { ok: true } | { ok: false; reason: string } {
-  if (channel === 'api') {
-    return sendCredentials(
-      integration && {
-        id: batch.integrationId,
-        mode: integration.mode as PayoutBatchState['mode'],
-        nvpCredentialsEnv: integration.nvpCredentialsEnv,
-      },
-      batch,
-      process.env,
-    );
-  }
-  if (!integration) return { ok: false, reason: `integration ${batch.integrationId} no longer exists` };
-  if (integration.mode !== batch.mode)
-    return {
-      ok: false,
-      reason: `integration ${batch.integrationId} is ${integration.mode} now; ${batch.id} is ${batch.mode}`,
-    };
-  if (!integration.payoutsRestEnv)
-    return { ok: false, reason: `integration ${batch.integrationId} names no REST app: set its payoutsRestEnv` };
-  if (!restCredentialsFromEnv(integration.payoutsRestEnv, process.env)) {
-    const names = restCredentialNames(integration.payoutsRestEnv);
-    return { ok: false, reason: `${names.clientId} / ${names.secret} are not set` };
-  }
-  return { ok: true };
 }

@@ -22,7 +22,7 @@ import {
   type SendState,
   type SubmittedAction,
 } from './state';
-import { sameOperator } from '../shared/operator-actions';
+import { sameOperator, type Refusal } from '../shared/operator-actions';
 import { clone, NeedFact, pushBounded } from '../shared/rules-kit';
 
 /**
@@ -304,7 +304,15 @@ export type BatchFactNeed =
    * What PayPal shows of these chunks' items: their IPNs (items PayPal reported), and with `search`
    * its transactions to each payee since `since` (TransactionSearch).
    */
-  | { fact: 'reconcile'; search: boolean; chunks: ChunkToReconcile[] };
+  | { fact: 'reconcile'; search: boolean; chunks: ChunkToReconcile[] }
+  /**
+   * Whether the batch can be sent now through `channel` (its integration's mode and credentials, never
+   * the credentials themselves); without a channel, the integration's default (Payouts REST when it
+   * names a REST app, else MassPay NVP), which the answer names.
+   */
+  | { fact: 'sendReady'; channel: SendChannel | null }
+  /** An item's stored state (null: no such item in the batch). */
+  | { fact: 'itemState'; uniqueId: string };
 
 export interface ChunkToReconcile {
   index: number;
@@ -356,6 +364,8 @@ export interface BatchFacts {
   cancelUnclaimed?: { ok: false; reason: string } | { ok: true; moved: number; counts: ItemCounts };
   sendChunk?: SendChunkOutcome;
   reconcile?: ChunkReconciliation[];
+  sendReady?: { ok: true; channel?: SendChannel } | { ok: false; reason: string };
+  itemState?: ItemState | null;
 }
 
 export type BatchEffect =
@@ -364,7 +374,8 @@ export type BatchEffect =
 
 export type BatchDecision =
   | { kind: 'need'; need: BatchFactNeed; effects: BatchEffect[] }
-  | { kind: 'done'; state: PayoutBatchState; effects: BatchEffect[] };
+  /** `result`: what an operator's action came to (null for any other input). */
+  | { kind: 'done'; state: PayoutBatchState; effects: BatchEffect[]; result: BatchResult | null };
 
 export interface BatchDeadlines {
   /** Submitted and no Processed within this: a person is asked. */
@@ -389,6 +400,12 @@ export interface BatchContext {
    * names compared as typed, no caps, stopWaiting closing everything, items released at once.
    */
   legacy?: boolean;
+  /**
+   * A send is refused when it cannot be sent (credentials, the integration's mode), and a resolution
+   * when its item cannot move so, before anything changes: what the admin API checked before its
+   * operator actions became updates. False for histories recorded before patched('masspay-operator-updates').
+   */
+  checkBeforeActing?: boolean;
 }
 
 const HISTORY_LIMIT = 100;
@@ -465,14 +482,37 @@ export function nextSendChunk(s: PayoutBatchState): SendChunk | null {
 
 const SEND_MATTER = /^(send_|duplicate_unique_ids:|reconcile_)/;
 
-export interface Refusal {
-  /** 409: not now (the batch's state); 422: never for this operator (a rule about who). */
-  status: 409 | 422;
-  rule: string;
-}
+/**
+ * The rules an operator's action on a batch can be refused by (the `rule` of a Refusal). Four-eyes
+ * rules answer 422 (never for this operator), the others 409 (not now).
+ */
+export type BatchRefusalRule =
+  | 'batch_state'
+  | 'not_reserved'
+  | 'four_eyes_creator'
+  | 'four_eyes_second_approver'
+  | 'four_eyes_release'
+  | 'open_contradictions'
+  | 'unanswered_calls'
+  | 'sent_through_api'
+  | 'not_sent_through_rest'
+  | 'paypal_refused'
+  | 'reached_paypal'
+  | 'send_not_possible'
+  | 'nothing_to_stop'
+  | 'nothing_to_reconcile'
+  | 'no_such_contradiction'
+  | 'no_such_item'
+  | 'item_state'
+  | 'internal_error';
+export type BatchRefusal = Refusal<BatchRefusalRule>;
+/** What a batch's operator action came to: a proposed release waits for a second operator (until when). */
+export type BatchResult =
+  { ok: true; detail: string; needsSecondOperator?: { until: string | null } } | ({ ok: false } & BatchRefusal);
 
 /**
- * Why an operator's action is refused now, or null. The admin API asks the same before signalling.
+ * Why an operator's action is refused now, or null. The workflow asks it for the update and the
+ * signal alike, on the batch as it is when the action's turn comes.
  *
  * Who may do what (four eyes; names compared as identities, see operatorIdentity):
  * - approve: never the creator; over a cap, two approvals by two different operators, neither the creator;
@@ -485,40 +525,55 @@ export function batchRefusal(
   s: PayoutBatchState,
   input: BatchOperatorInput,
   opts: { legacy?: boolean } = {},
-): Refusal | null {
+): BatchRefusal | null {
   const legacy = opts.legacy === true;
-  const conflict = (rule: string): Refusal => ({ status: 409, rule });
-  const fourEyes = (rule: string): Refusal => ({ status: 422, rule: `four eyes: ${rule}` });
+  const conflict = (rule: BatchRefusalRule, detail: string): BatchRefusal => ({ status: 409, rule, detail });
+  const fourEyes = (rule: BatchRefusalRule, detail: string): BatchRefusal => ({
+    status: 422,
+    rule,
+    detail: `four eyes: ${detail}`,
+  });
   const same = (a: string, b: string) => (legacy ? a === b : sameOperator(a, b));
   const operator = input.action.operator;
   const blocked = () =>
     conflict(
+      'open_contradictions',
       `${s.id} has open contradiction(s) (${s.contradictions.map((c) => c.id).join(', ')}): ` +
         'each needs its own decision (clear-contradiction) first',
     );
   switch (input.type) {
     case 'approve':
-      if (s.state !== 'created') return conflict(`only a created batch can be approved; ${s.id} is ${s.state}`);
-      if (!s.reserved) return conflict(`${s.id}'s reservations are not all posted yet`);
+      if (s.state !== 'created')
+        return conflict('batch_state', `only a created batch can be approved; ${s.id} is ${s.state}`);
+      if (!s.reserved) return conflict('not_reserved', `${s.id}'s reservations are not all posted yet`);
       if (same(operator, s.createdBy))
-        return fourEyes(`${s.id} was created by ${s.createdBy}, another operator must approve it`);
+        return fourEyes('four_eyes_creator', `${s.id} was created by ${s.createdBy}, another operator must approve it`);
       if (!legacy) {
         const earlier = s.approvals.find((a) => same(a.operator, operator));
         if (earlier)
-          return fourEyes(`${s.id} is over ${capsText(s)} and needs a second approver other than ${earlier.operator}`);
+          return fourEyes(
+            'four_eyes_second_approver',
+            `${s.id} is over ${capsText(s)} and needs a second approver other than ${earlier.operator}`,
+          );
       }
       return null;
     case 'submitted':
       if (sendReachedPayPal(s.send))
-        return conflict(`${s.id} is being sent through PayPal's API: PayPal has (or may have) some of its items`);
-      return s.state === 'approved' ? null : conflict(`only an approved batch can be submitted; ${s.id} is ${s.state}`);
+        return conflict(
+          'sent_through_api',
+          `${s.id} is being sent through PayPal's API: PayPal has (or may have) some of its items`,
+        );
+      return s.state === 'approved'
+        ? null
+        : conflict('batch_state', `only an approved batch can be submitted; ${s.id} is ${s.state}`);
     case 'send': {
       if (!legacy && same(operator, s.createdBy))
-        return fourEyes(`${s.id} was created by ${s.createdBy}, another operator must send it`);
+        return fourEyes('four_eyes_creator', `${s.id} was created by ${s.createdBy}, another operator must send it`);
       if (!legacy && s.contradictions.length > 0) return blocked();
       const unsure = legacy ? [] : uncertainChunks(s);
       if (unsure.length > 0) {
         return conflict(
+          'unanswered_calls',
           `${s.id}: call(s) ${unsure.map((c) => c.index + 1).join(', ')} went unanswered and PayPal may have ` +
             `them: reconcile first (POST /admin/payouts/${s.id}/reconcile); a call is sent again only once ` +
             'reconciliation found none of its items at PayPal',
@@ -526,17 +581,20 @@ export function batchRefusal(
       }
       if (s.send && !sendHalted(s.send)) {
         return s.send.chunks.every((c) => c.state === 'acked')
-          ? conflict(`${s.id} was sent through PayPal's API already`)
-          : conflict(`${s.id} is being sent through PayPal's API already`);
+          ? conflict('sent_through_api', `${s.id} was sent through PayPal's API already`)
+          : conflict('sent_through_api', `${s.id} is being sent through PayPal's API already`);
       }
       // Again after a halt: only chunks PayPal refused or reconciliation found unsent go out again.
       if (s.send && sentByUs(s) && SENT_STATES.includes(s.state)) return null;
-      return s.state === 'approved' ? null : conflict(`only an approved batch can be sent; ${s.id} is ${s.state}`);
+      return s.state === 'approved'
+        ? null
+        : conflict('batch_state', `only an approved batch can be sent; ${s.id} is ${s.state}`);
     }
     case 'cancel':
       if (!legacy && s.contradictions.length > 0) return blocked();
       if (sendReachedPayPal(s.send)) {
         return conflict(
+          'reached_paypal',
           legacy
             ? `${s.id}: a call to PayPal went unanswered, PayPal may be paying its items; ` +
                 'send again to find out (a repeated call pays nothing twice) or resolve the items'
@@ -545,36 +603,46 @@ export function batchRefusal(
       }
       if (s.state === 'created' || s.state === 'approved') return null;
       if (!legacy && apiSendLeftNothing(s)) return null;
-      return conflict(`only a batch not yet submitted to PayPal can be cancelled; ${s.id} is ${s.state}`);
+      return conflict(
+        'batch_state',
+        `only a batch not yet submitted to PayPal can be cancelled; ${s.id} is ${s.state}`,
+      );
     case 'resolve': {
       if (!SENT_STATES.includes(s.state))
-        return conflict(`only items of a batch sent to PayPal can be resolved; ${s.id} is ${s.state}`);
+        return conflict('batch_state', `only items of a batch sent to PayPal can be resolved; ${s.id} is ${s.state}`);
       const asked = legacy ? undefined : pendingReleaseOf(s, input.action);
       if (asked && same(asked.operator, operator))
         return fourEyes(
+          'four_eyes_release',
           `${asked.operator} asked for this release of ${asked.uniqueId}; another operator must confirm it`,
         );
       return null;
     }
     case 'cancelUnclaimed':
-      if (s.channel !== 'rest')
-        return conflict(`only items of a batch sent through Payouts REST can be cancelled at PayPal; ${s.id} was not`);
-      return SENT_STATES.includes(s.state) ? null : conflict(`${s.id} is ${s.state}: nothing to cancel at PayPal`);
+      if (s.channel !== 'rest') {
+        const detail = `only items of a batch sent through Payouts REST can be cancelled at PayPal; ${s.id} was not`;
+        return conflict('not_sent_through_rest', detail);
+      }
+      return SENT_STATES.includes(s.state)
+        ? null
+        : conflict('batch_state', `${s.id} is ${s.state}: nothing to cancel at PayPal`);
     case 'stopWaiting':
       return s.attention.length > 0 || (!s.stoppedWaiting && (s.state === 'submitted' || s.state === 'processed'))
         ? null
         : conflict(
+            'nothing_to_stop',
             `${s.id} is not waiting for PayPal and nothing on it needs a person` +
               (s.contradictions.length > 0 ? ' but its contradictions, each cleared by its own decision' : ''),
           );
     case 'reconcile':
       return uncertainChunks(s).length > 0
         ? null
-        : conflict(`${s.id} has no call to PayPal whose answer was lost: nothing to reconcile`);
+        : conflict('nothing_to_reconcile', `${s.id} has no call to PayPal whose answer was lost: nothing to reconcile`);
     case 'clearContradiction':
       return s.contradictions.some((c) => c.id === input.action.contradictionId)
         ? null
         : conflict(
+            'no_such_contradiction',
             `${s.id} has no open contradiction ${input.action.contradictionId}` +
               (s.contradictions.length ? ` (open: ${s.contradictions.map((c) => c.id).join(', ')})` : ''),
           );
@@ -690,7 +758,7 @@ export function decideBatch(
   const d = new BatchDecider(clone(state), facts, ctx);
   try {
     d.apply(input);
-    return { kind: 'done', state: d.s, effects: d.effects };
+    return { kind: 'done', state: d.s, effects: d.effects, result: 'action' in input ? d.result : null };
   } catch (err) {
     if (err instanceof NeedFact) return { kind: 'need', need: err.need, effects: d.effects };
     const s = clone(state);
@@ -701,12 +769,15 @@ export function decideBatch(
       kind: 'done',
       state: s,
       effects: [{ type: 'alert', kind: 'payout_internal_error', messageId: null, detail: `${s.id}: ${detail}` }],
+      result: 'action' in input ? { ok: false, status: 409, rule: 'internal_error', detail } : null,
     };
   }
 }
 
 class BatchDecider {
   readonly effects: BatchEffect[] = [];
+  /** An operator action's outcome; set by refuse() or once the action is applied. */
+  result: BatchResult = { ok: false, status: 409, rule: 'internal_error', detail: 'no decision' };
 
   private readonly legacy: boolean;
 
@@ -914,24 +985,15 @@ class BatchDecider {
   private onOperator(input: BatchOperatorInput): void {
     const s = this.s;
     const a = input.action;
-    const refusal = batchRefusal(s, input, { legacy: this.legacy });
-    if (refusal) {
-      this.note(`${a.operator} tried to ${input.type}: refused, ${refusal.rule}`);
-      this.audit({
-        actor: a.operator,
-        action: `payout_${input.type}_refused`,
-        reason: a.note,
-        details: { refused: refusal.rule },
-      });
-      return;
-    }
+    const refusal = batchRefusal(s, input, { legacy: this.legacy }) ?? this.refusalByFacts(input);
+    if (refusal) return this.refuse(input, refusal);
     const details: Record<string, unknown> = { batchId: s.id };
     switch (input.type) {
       case 'approve':
         if (this.legacy) {
           s.approvedBy = a.operator;
           s.state = 'approved';
-          this.note(`approved by ${a.operator}: ${a.note}`);
+          this.note(`approved by ${a.operator}: ${a.reason}`);
           break;
         }
         s.approvals.push({ operator: a.operator, at: this.ctx.now });
@@ -939,7 +1001,7 @@ class BatchDecider {
         if (s.approvals.length < s.requiredApprovals) {
           this.note(
             `first approval, by ${a.operator}: ${s.id} is over ${capsText(s)}, ` +
-              `a second operator (not ${s.createdBy}, not ${a.operator}) must approve it too: ${a.note}`,
+              `a second operator (not ${s.createdBy}, not ${a.operator}) must approve it too: ${a.reason}`,
           );
           break;
         }
@@ -948,7 +1010,7 @@ class BatchDecider {
         this.note(
           `approved by ${a.operator}` +
             (s.approvals.length > 1 ? ` (second approval, after ${s.approvals[0]!.operator})` : '') +
-            `: ${a.note}`,
+            `: ${a.reason}`,
         );
         break;
       case 'submitted':
@@ -958,7 +1020,7 @@ class BatchDecider {
         // An API send that never reached PayPal is abandoned for the upload.
         s.send = null;
         s.attention = s.attention.filter((m) => !SEND_MATTER.test(m));
-        this.note(`${a.operator} submitted the batch to PayPal at ${s.submittedAt}: ${a.note}`);
+        this.note(`${a.operator} submitted the batch to PayPal at ${s.submittedAt}: ${a.reason}`);
         break;
       case 'cancel': {
         const r = this.need(this.facts.applyAll, {
@@ -971,11 +1033,11 @@ class BatchDecider {
         s.state = 'cancelled';
         // Nothing of it is at PayPal (else cancel is refused): what its send left asks nobody now.
         if (!this.legacy) s.attention = s.attention.filter((m) => !SEND_MATTER.test(m));
-        this.note(`cancelled by ${a.operator}: ${a.note}; ${r.moved} reservation(s) released`);
+        this.note(`cancelled by ${a.operator}: ${a.reason}; ${r.moved} reservation(s) released`);
         break;
       }
       case 'resolve':
-        if (!this.onResolve(input.action)) return;
+        if (!this.onResolve(input)) return;
         Object.assign(details, { uniqueId: input.action.uniqueId, to: input.action.state });
         break;
       case 'send':
@@ -989,14 +1051,15 @@ class BatchDecider {
           this.audit({
             actor: a.operator,
             action: 'payout_cancelUnclaimed_refused',
-            reason: a.note,
-            details: { ...details, refused: r.reason },
+            reason: a.reason,
+            details: { ...details, refused: r.reason, rule: 'paypal_refused' },
           });
+          this.result = { ok: false, status: 409, rule: 'paypal_refused', detail: r.reason };
           return;
         }
         s.counts = r.counts;
         this.note(
-          `${a.operator} cancelled unclaimed ${input.action.uniqueId} at PayPal (${r.moved} item(s) moved): ${a.note}`,
+          `${a.operator} cancelled unclaimed ${input.action.uniqueId} at PayPal (${r.moved} item(s) moved): ${a.reason}`,
         );
         break;
       }
@@ -1008,7 +1071,7 @@ class BatchDecider {
             c.state = 'pending';
             this.unattend(`send_unanswered:${c.index}`);
           }
-          this.note(`${a.operator} sends the unanswered Payouts call(s) again under their own ids: ${a.note}`);
+          this.note(`${a.operator} sends the unanswered Payouts call(s) again under their own ids: ${a.reason}`);
           details.chunks = s.send.chunks.map((c) => c.state);
           break;
         }
@@ -1017,7 +1080,7 @@ class BatchDecider {
           search: true,
           chunks: uncertainChunks(s).map((c) => this.toReconcile(c)),
         });
-        this.note(`${a.operator} reconciles the unanswered call(s) with PayPal: ${a.note}`);
+        this.note(`${a.operator} reconciles the unanswered call(s) with PayPal: ${a.reason}`);
         this.applyReconciliation(r, a.operator);
         details.chunks = s.send!.chunks.map((c) => c.state);
         break;
@@ -1026,7 +1089,7 @@ class BatchDecider {
         const c = s.contradictions.find((x) => x.id === input.action.contradictionId)!;
         s.contradictions = s.contradictions.filter((x) => x.id !== c.id);
         pushBounded(s.clearedContradictions, c.id, CLEARED_LIMIT);
-        this.note(`${a.operator} cleared the contradiction ${c.id}: ${a.note}`);
+        this.note(`${a.operator} cleared the contradiction ${c.id}: ${a.reason}`);
         details.contradiction = c;
         break;
       }
@@ -1036,7 +1099,7 @@ class BatchDecider {
         const closed = this.legacy ? s.attention : s.attention.filter((m) => !/^send_unanswered:/.test(m));
         this.note(
           `${a.operator} stopped waiting for ` +
-            `PayPal${closed.length ? ` and closed ${closed.join(', ')}` : ''}: ${a.note}`,
+            `PayPal${closed.length ? ` and closed ${closed.join(', ')}` : ''}: ${a.reason}`,
         );
         s.stoppedWaiting = true;
         s.attention = s.attention.filter((m) => !closed.includes(m));
@@ -1044,12 +1107,65 @@ class BatchDecider {
       }
     }
     details.state = s.state;
-    this.audit({ actor: a.operator, action: `payout_${input.type}`, reason: a.note, details });
+    this.audit({ actor: a.operator, action: `payout_${input.type}`, reason: a.reason, details });
+    this.result = { ok: true, detail: s.history.at(-1)?.what ?? input.type };
+  }
+
+  /**
+   * What only I/O can tell refuses an action before anything changes: a send without credentials
+   * (or for an integration now in another mode), a resolution of an item that is not there or cannot
+   * move so. Asked only where the rules since patched('masspay-operator-updates') apply.
+   */
+  private refusalByFacts(input: BatchOperatorInput): BatchRefusal | null {
+    if (this.legacy || !this.ctx.checkBeforeActing) return null;
+    if (input.type === 'send') {
+      const channel = this.s.send?.channel ?? input.action.channel ?? null;
+      const ready = this.need(this.facts.sendReady, { fact: 'sendReady', channel });
+      return ready.ok ? null : { status: 422, rule: 'send_not_possible', detail: ready.reason };
+    }
+    if (input.type === 'cancelUnclaimed') {
+      const { uniqueId } = input.action;
+      const current = this.need(this.facts.itemState, { fact: 'itemState', uniqueId });
+      if (current === null) return { status: 422, rule: 'no_such_item', detail: `no item ${uniqueId} in ${this.s.id}` };
+      return current === 'Unclaimed'
+        ? null
+        : {
+            status: 409,
+            rule: 'item_state',
+            detail: `${uniqueId} is ${current}: only an Unclaimed item can be cancelled`,
+          };
+    }
+    if (input.type === 'resolve') {
+      const { uniqueId, state } = input.action;
+      const current = this.need(this.facts.itemState, { fact: 'itemState', uniqueId });
+      if (current === null) return { status: 422, rule: 'no_such_item', detail: `no item ${uniqueId} in ${this.s.id}` };
+      const why = itemRefusal(current, state);
+      return why ? { status: 409, rule: 'item_state', detail: `${uniqueId}: ${why}` } : null;
+    }
+    return null;
+  }
+
+  /** A refused action: noted and audited, nothing else changes. */
+  private refuse(input: BatchOperatorInput, refusal: BatchRefusal): void {
+    const a = input.action;
+    this.note(`${a.operator} tried to ${input.type}: refused, ${refusal.detail}`);
+    this.audit({
+      actor: a.operator,
+      action: `payout_${input.type}_refused`,
+      reason: a.reason,
+      details: {
+        refused: refusal.detail,
+        rule: refusal.rule,
+        ...(input.type === 'resolve' ? { uniqueId: input.action.uniqueId } : {}),
+      },
+    });
+    this.result = { ok: false, ...refusal };
   }
 
   /** Applies or proposes a resolution (see resolvePlan); false when refused (audited here). */
-  private onResolve(action: ResolveItemAction): boolean {
+  private onResolve(input: Extract<BatchOperatorInput, { type: 'resolve' }>): boolean {
     const s = this.s;
+    const action = input.action;
     const plan = resolvePlan(s, action, this.ctx);
     if (plan.kind === 'propose') {
       s.pendingReleases = s.pendingReleases.filter((p) => p.uniqueId !== action.uniqueId);
@@ -1057,37 +1173,32 @@ class BatchDecider {
         uniqueId: action.uniqueId,
         state: action.state as PendingRelease['state'],
         operator: action.operator,
-        note: action.note,
+        note: action.reason,
         at: this.ctx.now,
       });
       this.note(
         `${action.operator} asks to resolve ${action.uniqueId} as ${action.state} (its money comes back) ` +
           `${plan.until ? `before the waiting period ends (${plan.until})` : 'early'}: ` +
-          `another operator must confirm it: ${action.note}`,
+          `another operator must confirm it: ${action.reason}`,
       );
       this.audit({
         actor: action.operator,
         action: 'payout_resolve_proposed',
-        reason: action.note,
+        reason: action.reason,
         details: { batchId: s.id, uniqueId: action.uniqueId, to: action.state, until: plan.until },
       });
+      this.result = { ok: true, detail: s.history.at(-1)!.what, needsSecondOperator: { until: plan.until } };
       return false;
     }
     const r = this.need(this.facts.applyOne, { fact: 'applyOne', action });
     s.pendingReleases = s.pendingReleases.filter((p) => p.uniqueId !== action.uniqueId);
     if (!r.ok) {
-      this.note(`${action.operator} tried to resolve ${action.uniqueId}: refused, ${r.reason}`);
-      this.audit({
-        actor: action.operator,
-        action: 'payout_resolve_refused',
-        reason: action.note,
-        details: { uniqueId: action.uniqueId, refused: r.reason },
-      });
+      this.refuse(input, { status: 409, rule: 'item_state', detail: r.reason });
       return false;
     }
     s.counts = r.counts;
     const confirms = plan.confirms ? ` (confirming ${plan.confirms.operator}'s request)` : '';
-    this.note(`${action.operator} resolved ${action.uniqueId} as ${action.state}${confirms}: ${action.note}`);
+    this.note(`${action.operator} resolved ${action.uniqueId} as ${action.state}${confirms}: ${action.reason}`);
     if ((s.counts['Pending'] ?? 0) + (s.counts['Unclaimed'] ?? 0) === 0) this.unattend('items_open_after_completed');
     return true;
   }
@@ -1096,7 +1207,8 @@ class BatchDecider {
     const s = this.s;
     const previous = s.send;
     // Again after a halt: through the channel of the first send (its calls' ids are that channel's).
-    const channel = previous?.channel ?? action.channel ?? 'api';
+    const ready = this.facts.sendReady;
+    const channel = previous?.channel ?? action.channel ?? (ready?.ok ? ready.channel : undefined) ?? 'api';
     const chunks = previous
       ? previous.chunks.map((c) => (c.state === 'acked' ? c : { ...c, state: 'pending' as const, error: null }))
       : planChunks(s.itemCount, SEND_CHANNEL_MAX_ITEMS[channel]);
@@ -1112,7 +1224,7 @@ class BatchDecider {
     this.note(
       `${action.operator} ${previous ? 'sends again' : 'sends'} the batch through PayPal's ` +
         `${channel === 'rest' ? 'Payouts REST' : 'MassPay'} API ` +
-        `(${left} call(s) of at most ${SEND_CHANNEL_MAX_ITEMS[channel]} items): ${action.note}`,
+        `(${left} call(s) of at most ${SEND_CHANNEL_MAX_ITEMS[channel]} items): ${action.reason}`,
     );
   }
 

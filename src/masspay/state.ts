@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { isSupportedCurrency, parseAmount } from '../shared/money';
-import { operatorIdentity } from '../shared/operator-actions';
+import { IdentifiedOperatorNameSchema, operatorActionSchema } from '../shared/operator-actions';
 
 /**
  * Mass Pay batches we send (money out of customers' balances to their PayPal accounts), as stored
@@ -280,33 +280,46 @@ const noteText = z
   .refine((s) => !/[\t\r\n\u0000]/.test(s), 'must not contain tabs, line breaks or NUL');
 
 /** An operator's name: it must say who, once case, accents, punctuation and invisible characters are gone. */
-const operatorName = text(100).refine((n) => operatorIdentity(n) !== '', 'must contain letters or digits');
+const operatorName = IdentifiedOperatorNameSchema;
 
-/** An operator's decision on a batch: who, and why. */
-export const PayoutActionSchema = z.object({ operator: operatorName, note: text(2000) });
+/** An operator's decision on a batch: who (a name four eyes can compare), and why (`reason`; `note` read as it). */
+export const PayoutActionSchema = operatorActionSchema({}, IdentifiedOperatorNameSchema);
 export type PayoutAction = z.infer<typeof PayoutActionSchema>;
-export const SubmittedActionSchema = PayoutActionSchema.extend({ submittedAt: z.iso.datetime().optional() });
+export const SubmittedActionSchema = operatorActionSchema(
+  { submittedAt: z.iso.datetime().optional() },
+  IdentifiedOperatorNameSchema,
+);
 export type SubmittedAction = z.infer<typeof SubmittedActionSchema>;
 /**
  * An operator sends an approved batch through PayPal's API (the subject payees' emails carry):
- * `rest` (Payouts) or `api` (MassPay NVP); without a channel, MassPay NVP (what signals sent before).
+ * `rest` (Payouts) or `api` (MassPay NVP); without a channel, Payouts when the integration names a
+ * REST app, else MassPay NVP.
  */
-export const SendActionSchema = PayoutActionSchema.extend({
-  emailSubject: text(255).optional(),
-  channel: SendChannelSchema.optional(),
-});
+export const SendActionSchema = operatorActionSchema(
+  { emailSubject: text(255).optional(), channel: SendChannelSchema.optional() },
+  IdentifiedOperatorNameSchema,
+);
 export type SendAction = z.infer<typeof SendActionSchema>;
 /** A person settles an item PayPal never reported (or reported wrongly), as if PayPal had said so. */
-export const ResolveItemActionSchema = PayoutActionSchema.extend({
-  uniqueId: text(UNIQUE_ID_MAX_CHARS),
-  state: z.enum(['Completed', 'Returned', 'Failed', 'Reversed', 'Blocked']),
-});
+export const ResolveItemActionSchema = operatorActionSchema(
+  {
+    uniqueId: text(UNIQUE_ID_MAX_CHARS),
+    state: z.enum(['Completed', 'Returned', 'Failed', 'Reversed', 'Blocked']),
+  },
+  IdentifiedOperatorNameSchema,
+);
 export type ResolveItemAction = z.infer<typeof ResolveItemActionSchema>;
 /** Payouts REST: an operator asks PayPal to cancel one UNCLAIMED item (it then comes back, Returned). */
-export const CancelUnclaimedActionSchema = PayoutActionSchema.extend({ uniqueId: text(UNIQUE_ID_MAX_CHARS) });
+export const CancelUnclaimedActionSchema = operatorActionSchema(
+  { uniqueId: text(UNIQUE_ID_MAX_CHARS) },
+  IdentifiedOperatorNameSchema,
+);
 export type CancelUnclaimedAction = z.infer<typeof CancelUnclaimedActionSchema>;
 /** A person's own decision on one contradiction, named by its id: nothing else clears it. */
-export const ClearContradictionActionSchema = PayoutActionSchema.extend({ contradictionId: text(200) });
+export const ClearContradictionActionSchema = operatorActionSchema(
+  { contradictionId: text(200) },
+  IdentifiedOperatorNameSchema,
+);
 export type ClearContradictionAction = z.infer<typeof ClearContradictionActionSchema>;
 
 /** The admin API's batch request, before the amounts are read (that needs the currency). */

@@ -1,15 +1,24 @@
 /**
  * How the API, the activities and the workflow meet one payment's lifecycle: its type name, input,
- * signals and query, and how it is started (signalPayment). The names are recorded in running
- * workflows and histories: never rename them.
+ * signals, update and query, and how it is started (paymentStartOptions, signalPayment). The names
+ * are recorded in running workflows and histories: never rename them.
  * Starters name the workflow by this type (no import of the workflow module, hence no import cycle).
  */
 import type { Client, SignalDefinition } from '@temporalio/client';
-import { defineQuery, defineSignal } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { Config } from '../shared/config';
 import { IntegrationIdKey, TxnIdKey } from '../shared/contract';
+import { paymentWorkflowId } from '../shared/ids';
 import type { MessageRef } from '../shared/contract';
-import type { AcknowledgeAction, AssignCustomerAction, OperatorAction } from '../shared/operator-actions';
+import type {
+  AcknowledgeAction,
+  AssignCustomerAction,
+  OperatorAction,
+  OperatorAnswer,
+  OperatorRequest,
+  PaymentOperatorActionName,
+} from '../shared/operator-actions';
+import type { PaymentResult } from './rules';
 import type { LifecycleEvent, PaymentState } from './state';
 
 export const PAYMENT_LIFECYCLE = 'paymentLifecycle';
@@ -42,19 +51,20 @@ type EntitySettings = Pick<
 >;
 
 /**
- * Signals one payment's lifecycle (a stored message to verify, or a Mass Pay item's verified event),
- * starting it when it is not running (never started, or closed after being idle). The caller names
- * the workflow (src/shared/ids.ts): intake for a message, paymentWorkflowId for an event.
+ * How one payment's lifecycle is started, wherever it is started from (a message, an operator's
+ * decision). The workflow id is the caller's when it has one (intake names a message's workflow,
+ * src/shared/ids.ts), else the payment's.
  */
-export async function signalPayment<Payload>(
-  client: Client,
-  to: { workflowId: string; integrationId: string; paymentTxnId: string; taskQueue: string; config: EntitySettings },
-  signal: SignalDefinition<[Payload]>,
-  payload: Payload,
-): Promise<string> {
-  const { workflowId, integrationId, paymentTxnId, config } = to;
-  await client.workflow.signalWithStart<PaymentLifecycleWorkflow, [Payload]>(PAYMENT_LIFECYCLE, {
-    workflowId,
+export function paymentStartOptions(to: {
+  workflowId?: string;
+  integrationId: string;
+  paymentTxnId: string;
+  taskQueue: string;
+  config: EntitySettings;
+}) {
+  const { integrationId, paymentTxnId, config } = to;
+  return {
+    workflowId: to.workflowId ?? paymentWorkflowId(integrationId, paymentTxnId),
     taskQueue: to.taskQueue,
     args: [
       {
@@ -64,14 +74,40 @@ export async function signalPayment<Payload>(
         orphanGraceSeconds: config.ORPHAN_ADJUSTMENT_GRACE_SECONDS,
         verifyGiveUpSeconds: config.IPN_VERIFY_GIVE_UP_SECONDS,
       },
-    ],
-    signal,
-    signalArgs: [payload],
+    ] as [PaymentLifecycleInput],
     typedSearchAttributes: [
       { key: IntegrationIdKey, value: integrationId },
       { key: TxnIdKey, value: paymentTxnId },
     ],
     staticSummary: `PayPal txn ${paymentTxnId} (${integrationId})`,
-  });
-  return workflowId;
+  };
 }
+
+/**
+ * Signals one payment's lifecycle (a stored message to verify, or a Mass Pay item's verified event),
+ * starting it when it is not running (never started, or closed after being idle).
+ */
+export async function signalPayment<Payload>(
+  client: Client,
+  to: { workflowId: string; integrationId: string; paymentTxnId: string; taskQueue: string; config: EntitySettings },
+  signal: SignalDefinition<[Payload]>,
+  payload: Payload,
+): Promise<string> {
+  const options = paymentStartOptions(to);
+  await client.workflow.signalWithStart<PaymentLifecycleWorkflow, [Payload]>(PAYMENT_LIFECYCLE, {
+    ...options,
+    signal,
+    signalArgs: [payload],
+  });
+  return options.workflowId;
+}
+
+/**
+ * The admin API's way in: one operator decision (assign, approve, reject, acknowledge), answered
+ * once applied (the ledger posting it leads to included) with the payment's state, or refused with
+ * the rule that refused it. The Web UI's signals above take the same payloads and meet the same rules.
+ */
+export const paymentActionUpdate = defineUpdate<
+  OperatorAnswer<PaymentState, PaymentResult>,
+  [OperatorRequest<PaymentOperatorActionName>]
+>('operatorAction');

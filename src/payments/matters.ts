@@ -1,4 +1,4 @@
-import { acknowledgeMatters, type ClosingTable } from '../shared/matters';
+import { acknowledgeMatters, type AcknowledgeRefusal, type ClosingTable } from '../shared/matters';
 
 /**
  * What a person must look at on a payment (its `attention`), and how each kind is closed (the
@@ -29,10 +29,13 @@ export const PAYMENT_MATTER_CLOSING = {
 } as const satisfies ClosingTable;
 
 /** Refusal rule: a refund waiting for its payment is closed by the payment arriving. */
-export const ADJUSTMENT_WAITS_RULE = 'adjustment_waits_for_payment';
+export const ADJUSTMENT_WAITS_RULE = 'adjustment_waits_for_payment' as const;
+
+/** The rules an acknowledge is refused by (the shared ones, and the payment's own). */
+export type MatterRule = Exclude<AcknowledgeRefusal['rule'], 'closed_otherwise'> | typeof ADJUSTMENT_WAITS_RULE;
 
 export interface MatterRefusal {
-  rule: string;
+  rule: MatterRule;
   detail: string;
 }
 

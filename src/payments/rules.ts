@@ -1,6 +1,12 @@
 import { describeMoney, isSupportedCurrency } from '../shared/money';
-import type { AcknowledgeAction, AssignCustomerAction, OperatorAction } from '../shared/operator-actions';
-import { acknowledged, acknowledgeRefusal } from './matters';
+import type {
+  AcknowledgeAction,
+  AssignCustomerAction,
+  DecisionResult,
+  OperatorAction,
+  Refusal,
+} from '../shared/operator-actions';
+import { acknowledged, acknowledgeRefusal, type MatterRule } from './matters';
 import { INFORMATIONAL_FLAGS, type LifecycleEvent, type PaymentState } from './state';
 import { clone, NeedFact, notApplied, pushBounded } from '../shared/rules-kit';
 
@@ -77,10 +83,28 @@ export interface MessageOutcomeRecord {
   addFlags?: string[];
 }
 
+/** The rules an operator's decision on a payment can be refused by (the `rule` of a Refusal). */
+export type PaymentRefusalRule =
+  | 'nothing_held'
+  | typeof LIVE_ON_SANDBOX_RULE
+  | 'already_credited'
+  | 'unknown_customer'
+  | MatterRule
+  | 'internal_error';
+export type PaymentRefusal = Refusal<PaymentRefusalRule>;
+export type PaymentResult = DecisionResult<PaymentRefusalRule>;
+
 export type PaymentDecision =
   /** `effects` so far run before the fact is fetched: an audit precedes the posting it leads to. */
   | { kind: 'need'; need: FactNeed; effects: PaymentEffect[] }
-  | { kind: 'done'; state: PaymentState; effects: PaymentEffect[]; outcome: MessageOutcomeRecord | null };
+  /** `result`: what an operator's decision came to (null for any other input). */
+  | {
+      kind: 'done';
+      state: PaymentState;
+      effects: PaymentEffect[];
+      outcome: MessageOutcomeRecord | null;
+      result: PaymentResult | null;
+    };
 
 export interface DecideContext {
   /** Workflow time, ISO. */
@@ -139,6 +163,7 @@ export function decidePayment(
       state: s,
       effects: [{ type: 'alert', kind: 'payment_internal_error', messageId, detail: `${s.txnId}: ${detail}` }],
       outcome: messageId ? { messageId, outcome: 'internal_error', detail, addFlags: ['alert'] } : null,
+      result: 'action' in input ? { ok: false, status: 409, rule: 'internal_error', detail } : null,
     };
   }
 }
@@ -176,35 +201,41 @@ export function nextWake(
 }
 
 /**
- * Why an operator's decision would be refused now, or null when it matches something pending.
- * The admin API asks the same question before signalling, so both paths refuse alike.
+ * Why an operator's decision is refused now, or null when it matches something pending. The
+ * workflow asks it for the update and the signal alike, on the payment as it is when the decision's
+ * turn comes. (Assigning a customer that does not exist is refused too, once the rules asked.)
  */
 export function refusalOf(
   s: PaymentState,
   input: Extract<PaymentInput, { action: unknown }>,
   rules: { refuseLiveOnSandbox: boolean; namedMatters?: boolean } = { refuseLiveOnSandbox: true },
-): string | null {
+): PaymentRefusal | null {
+  const conflict = (rule: PaymentRefusalRule, detail: string): PaymentRefusal => ({ status: 409, rule, detail });
   switch (input.type) {
     case 'approve': {
-      if (!s.hold) return `nothing is held on ${s.txnId} to approve`;
+      if (!s.hold) return conflict('nothing_held', `nothing is held on ${s.txnId} to approve`);
       const held = s.hold.on === 'payment' ? s.payment : s.waiting[0];
       if (rules.refuseLiveOnSandbox && held?.flags.includes('live_message_on_sandbox'))
-        return (
-          `${LIVE_ON_SANDBOX_RULE}: ${held.txnId} came without test_ipn to a sandbox integration, ` +
-          'which never posts live money; reject it (a real live payment belongs to a live integration)'
-        );
+        return {
+          status: 422,
+          rule: LIVE_ON_SANDBOX_RULE,
+          detail:
+            `${held.txnId} came without test_ipn to a sandbox integration, ` +
+            'which never posts live money; reject it (a real live payment belongs to a live integration)',
+        };
       return null;
     }
     case 'reject':
-      return s.hold ? null : `nothing is held on ${s.txnId} to ${input.type}`;
+      return s.hold ? null : conflict('nothing_held', `nothing is held on ${s.txnId} to ${input.type}`);
     case 'acknowledge': {
       const refusal = acknowledgeRefusal(s, input.action.matter, rules.namedMatters ?? true);
-      if (refusal === null) return null;
-      return refusal.rule === 'nothing_to_acknowledge' ? refusal.detail : `${refusal.rule}: ${refusal.detail}`;
+      return refusal === null ? null : conflict(refusal.rule, refusal.detail);
     }
     case 'assign':
       // Who was credited is settled by the ledger entry; moving money between customers is not an assignment.
-      return s.creditedMinor > 0 ? `${s.txnId} is already credited to ${s.customerId}` : null;
+      return s.creditedMinor > 0
+        ? conflict('already_credited', `${s.txnId} is already credited to ${s.customerId}`)
+        : null;
   }
 }
 
@@ -217,9 +248,18 @@ class Decider {
     private readonly ctx: DecideContext,
   ) {}
 
+  /** An operator decision's outcome; set by refused() or once the decision is applied. */
+  private result: PaymentResult | null = null;
+
   run(input: PaymentInput): PaymentDecision {
     const outcome = this.apply(input);
-    return { kind: 'done', state: this.s, effects: this.effects, outcome };
+    const result = 'action' in input ? (this.result ?? this.applied(input.type)) : null;
+    return { kind: 'done', state: this.s, effects: this.effects, outcome, result };
+  }
+
+  /** An applied decision's answer: what the payment's history now says of it. */
+  private applied(type: string): PaymentResult {
+    return { ok: true, detail: this.s.history.at(-1)?.what ?? type };
   }
 
   private apply(input: PaymentInput): MessageOutcomeRecord | null {
@@ -490,19 +530,16 @@ class Decider {
     const why = refusalOf(this.s, input, { refuseLiveOnSandbox: this.ctx.refuseLiveOnSandbox ?? true, namedMatters });
     if (why === null) return false;
     const a = input.action;
-    this.note(`${a.operator} tried to ${input.type}: refused, ${why}`);
+    this.note(`${a.operator} tried to ${input.type}: refused, ${why.detail}`);
     const customerId = input.type === 'assign' ? input.action.customerId : undefined;
-    const matterRule = input.type === 'acknowledge' && acknowledgeRefusal(this.s, input.action.matter, namedMatters);
     this.audit({
       actor: a.operator,
       action: `${action}_refused`,
       reason: a.reason,
       customerId,
-      details:
-        matterRule && matterRule.rule !== 'nothing_to_acknowledge'
-          ? { refused: why, rule: matterRule.rule }
-          : { refused: why },
+      details: { refused: why.detail, rule: why.rule },
     });
+    this.result = { ok: false, ...why };
     return true;
   }
 
@@ -517,8 +554,9 @@ class Decider {
         action: 'assign_customer_refused',
         reason: a.reason,
         customerId: a.customerId,
-        details: { hold: s.hold?.reason ?? null, refused: 'no such customer' },
+        details: { hold: s.hold?.reason ?? null, refused: 'no such customer', rule: 'unknown_customer' },
       });
+      this.result = { ok: false, status: 422, rule: 'unknown_customer', detail: `no customer ${a.customerId}` };
       return;
     }
     this.audit({

@@ -1,17 +1,18 @@
 import { z } from 'zod';
+import { operatorActionSchema } from '../shared/operator-actions';
 
 /**
  * What an operator may ask of a recurring profile, from the admin API or the Temporal Web UI. One
- * schema per action, used by both: the API answers 400 on a bad body, the workflow records and
- * ignores a bad signal.
+ * schema per action (the shared operator action: `operator` and `reason`, `note` read as `reason`),
+ * used by both: the update's validator refuses a bad body (400), the workflow records and ignores a bad signal.
  */
 const text = (max: number) => z.string().trim().min(1).max(max);
 
-export const ProfileActionSchema = z.object({ operator: text(100), note: text(2000) });
+export const ProfileActionSchema = operatorActionSchema();
 export type ProfileAction = z.infer<typeof ProfileActionSchema>;
 
 /** `amount` is PayPal's AMT: a decimal string in the profile's currency; absent bills the whole balance. */
-export const BillOutstandingActionSchema = ProfileActionSchema.extend({
+export const BillOutstandingActionSchema = operatorActionSchema({
   amount: z
     .string()
     .trim()
@@ -20,14 +21,14 @@ export const BillOutstandingActionSchema = ProfileActionSchema.extend({
 });
 export type BillOutstandingAction = z.infer<typeof BillOutstandingActionSchema>;
 
-export const AssignProfileActionSchema = ProfileActionSchema.extend({ customerId: text(64) });
+export const AssignProfileActionSchema = operatorActionSchema({ customerId: text(64) });
 export type AssignProfileAction = z.infer<typeof AssignProfileActionSchema>;
 
 /**
  * `matter` names the one matter to close (as listed in the profile's `attention`); without it only
  * the notices are closed: a contradiction always needs its own decision.
  */
-export const AcknowledgeProfileActionSchema = ProfileActionSchema.extend({ matter: text(300).optional() });
+export const AcknowledgeProfileActionSchema = operatorActionSchema({ matter: text(300).optional() });
 export type AcknowledgeProfileAction = z.infer<typeof AcknowledgeProfileActionSchema>;
 
 /** API path segment → input type and schema. PayPal calls: bill, suspend, reactivate, cancel, refresh. */

@@ -7,6 +7,7 @@ import type { LifecycleEvent } from '../payments/state';
 import type { ProfileEvent, ProfileState } from './state';
 import type { ProfileActionPath } from './actions';
 import type { ActionResult } from './rules';
+import type { OperatorAnswer, OperatorRequest } from '../shared/operator-actions';
 
 export const RECURRING_PROFILE = 'recurringProfile';
 
@@ -24,10 +25,15 @@ export type RecurringProfileWorkflow = (input: RecurringProfileInput) => Promise
 export const profileIpnSignal = defineSignal<[ProfileEvent]>('profileIpn');
 export const profileAdjustmentSignal = defineSignal<[LifecycleEvent]>('profileAdjustment');
 export const profileStateQuery = defineQuery<ProfileState>('state');
-/** The admin API's way in: the same input as the signals, answered with what came of it. */
-export const profileActionUpdate = defineUpdate<ActionResult, [{ action: ProfileActionPath; body: unknown }]>(
-  'operatorAction',
-);
+/**
+ * The admin API's way in: the same input as the signals, answered once applied (PayPal's answer and
+ * any ledger posting included) with the profile's state, or refused with the rule that refused it.
+ * Histories recorded before the answer carried the state hold the bare result: replays ignore it.
+ */
+export const profileActionUpdate = defineUpdate<
+  OperatorAnswer<ProfileState, ActionResult>,
+  [OperatorRequest<ProfileActionPath>]
+>('operatorAction');
 
 /** One signal per operator action, for people using the Temporal Web UI. */
 export const PROFILE_ACTION_SIGNALS = {

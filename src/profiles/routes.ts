@@ -1,14 +1,22 @@
 import Router from '@koa/router';
-import { WorkflowUpdateFailedError } from '@temporalio/client';
+import type { Context } from 'koa';
 import { z } from 'zod';
 import type { AppDeps } from '../shared/http/deps';
 import { HttpError } from '../shared/http/errors';
 import { readJson } from '../shared/http/json-body';
 import { ProfileStateSchema, ProfileStatusSchema, type ProfileState } from './state';
 import { PROFILE_OPERATOR_ACTIONS, type ProfileActionPath } from './actions';
-import { refusalOf, type OperatorInput } from './rules';
+import { answerDecision, decideByUpdate } from '../shared/http/operator-update';
 import { profileStartOptions } from './start';
-import { profileActionUpdate, RECURRING_PROFILE, type RecurringProfileWorkflow } from './contract';
+import { profileActionUpdate, RECURRING_PROFILE } from './contract';
+
+/**
+ * Who is acting: today the body's `operator` field, as typed. The one place the operators issue
+ * replaces with the authenticated identity.
+ */
+function actingOperator(_ctx: Context, body: unknown): unknown {
+  return body !== null && typeof body === 'object' ? (body as { operator?: unknown }).operator : undefined;
+}
 
 const ListQuerySchema = z.object({
   status: ProfileStatusSchema.optional(),
@@ -48,7 +56,7 @@ function view(s: ProfileState) {
 /** Recurring profiles: read them, and ask PayPal (through the profile's workflow) to change them. */
 export function profileRoutes(deps: AppDeps): Router {
   const { db, client, config } = deps;
-  const { RecurringProfile, AuditEvent } = db.models;
+  const { RecurringProfile } = db.models;
   const router = new Router({ prefix: '/admin', sensitive: true });
 
   const findProfile = async (profileId: string, integrationId?: string): Promise<ProfileState> => {
@@ -83,54 +91,24 @@ export function profileRoutes(deps: AppDeps): Router {
     ctx.body = { items, next: docs.length === q.limit ? docs.at(-1)!._id : null };
   });
 
+  /**
+   * Every request to a profile (bill, suspend, reactivate, cancel, refresh, assign, approve,
+   * acknowledge) is the profile workflow's `operatorAction` update, started again if the profile's
+   * workflow closed: answered once applied (PayPal's answer included: `paypal`) with the profile's
+   * state, or refused naming the rule (see decideByUpdate). A refusal by PayPal itself is a 502.
+   */
   for (const path of Object.keys(PROFILE_OPERATOR_ACTIONS) as ProfileActionPath[]) {
     router.post(`/profiles/:id/${path}`, async (ctx) => {
-      const spec = PROFILE_OPERATOR_ACTIONS[path];
       const body = await readJson(ctx);
-      const action = (spec.schema as z.ZodType).parse(body) as OperatorInput['action'];
       const state = await findProfile(ctx.params.id!, integrationOf(ctx.query.integrationId));
-      const refusal = refusalOf(state, { type: spec.type, action } as OperatorInput, new Date().toISOString());
-      if (refusal) {
-        // The workflow refuses the same on a signal; here it costs no workflow task.
-        await AuditEvent.create({
-          at: new Date(),
-          actor: action.operator,
-          action: `profile_${spec.type}_refused`,
-          reason: action.note,
-          integrationId: state.integrationId,
-          txnId: state.profileId,
-          details: { rule: refusal.rule, refused: refusal.detail, via: 'admin_api' },
-        });
-        throw new HttpError(refusal.status, `${refusal.rule}: ${refusal.detail}`, { rule: refusal.rule });
-      }
-      // A cancelled profile's workflow may have closed: the request starts it again.
-      const opts = profileStartOptions(config, state.integrationId, state.profileId);
-      const handle = await client.workflow.start<RecurringProfileWorkflow>(RECURRING_PROFILE, {
-        ...opts,
-        workflowIdConflictPolicy: 'USE_EXISTING',
-      });
-      let result;
-      try {
-        result = await handle.executeUpdate(profileActionUpdate, { args: [{ action: path, body }] });
-      } catch (err) {
-        if (err instanceof WorkflowUpdateFailedError)
-          throw new HttpError(400, `refused by the profile: ${err.cause?.message ?? err.message}`);
-        throw err;
-      }
-      if (!result.ok) {
-        throw new HttpError(result.status, `${result.rule}: ${result.detail}`, {
-          rule: result.rule,
-          ...(result.paypal ? { paypal: result.paypal } : {}),
-        });
-      }
-      ctx.status = 202;
-      ctx.body = {
-        workflowId: opts.workflowId,
+      const fields = body !== null && typeof body === 'object' && !Array.isArray(body) ? body : {};
+      const start = profileStartOptions(config, state.integrationId, state.profileId);
+      const answer = await decideByUpdate(client, { type: RECURRING_PROFILE, options: start }, profileActionUpdate, {
         action: path,
-        accepted: true,
-        detail: result.detail,
-        paypal: result.paypal ?? null,
-      };
+        body: { ...fields, operator: actingOperator(ctx, body) },
+      });
+      const paypal = answer.result.paypal;
+      answerDecision(ctx, answer, view, paypal ? { paypal } : {});
     });
   }
   return router;

@@ -637,7 +637,7 @@ class Decider {
       integrationId: s.integrationId,
       txnId: p.txnId,
       messageId: p.messageId,
-      ...(by ? { operator: by.operator, note: by.note } : {}),
+      ...(by ? { operator: by.operator, note: by.reason } : {}),
     });
     if (!posted.ok) {
       this.note('workflow', `the ledger refused crediting ${p.txnId}: ${posted.reason.slice(0, 300)}`, p.messageId);
@@ -788,7 +788,7 @@ class Decider {
       this.audit({
         actor: a.operator,
         action: `${auditAction}_refused`,
-        reason: a.note,
+        reason: a.reason,
         details: { rule: refusal.rule, refused: refusal.detail },
       });
       return;
@@ -809,7 +809,7 @@ class Decider {
           this.audit({
             actor: a.operator,
             action: 'profile_assign_refused',
-            reason: a.note,
+            reason: a.reason,
             details: { refused: 'no such customer' },
           });
           return;
@@ -817,13 +817,13 @@ class Decider {
         this.audit({
           actor: a.operator,
           action: 'profile_assign',
-          reason: a.note,
+          reason: a.reason,
           customerId: input.action.customerId,
         });
         s.customerId = input.action.customerId;
         s.fields.customerId = { source: 'api', at: this.ctx.now, dated: false, by: a.operator };
         s.attention = s.attention.filter((x) => x !== ATTENTION.noCustomer);
-        this.note('operator', `${a.operator} assigned customer ${s.customerId}: ${a.note}`);
+        this.note('operator', `${a.operator} assigned customer ${s.customerId}: ${a.reason}`);
         this.releaseHeld(a);
         this.result = { ok: true, detail: `assigned to ${s.customerId}` };
         return;
@@ -832,11 +832,11 @@ class Decider {
         this.audit({
           actor: a.operator,
           action: 'profile_approve',
-          reason: a.note,
+          reason: a.reason,
           customerId: s.customerId ?? undefined,
         });
         for (const p of s.payments) if (p.held?.startsWith('checks_failed:')) s.approvedFlags.push(...p.flags);
-        this.note('operator', `${a.operator} approved held payments: ${a.note}`);
+        this.note('operator', `${a.operator} approved held payments: ${a.reason}`);
         this.releaseHeld(a);
         this.result = { ok: true, detail: 'approved' };
         return;
@@ -853,7 +853,7 @@ class Decider {
           this.audit({
             actor: a.operator,
             action: auditAction,
-            reason: a.note,
+            reason: a.reason,
             details: { result: 'already cancelled' },
           });
           return;
@@ -882,10 +882,10 @@ class Decider {
     this.audit({
       actor: a.operator,
       action: 'profile_acknowledge',
-      reason: a.note,
+      reason: a.reason,
       details: { closed, open: s.attention },
     });
-    this.note('operator', `${a.operator} acknowledged ${closed.join(', ')}: ${a.note}`);
+    this.note('operator', `${a.operator} acknowledged ${closed.join(', ')}: ${a.reason}`);
     const open = s.attention.length ? `; still open: ${s.attention.join(', ')}` : '';
     this.result = {
       ok: true,
@@ -913,11 +913,11 @@ class Decider {
     this.audit({
       actor: a.operator,
       action: `profile_${type}`,
-      reason: a.note,
+      reason: a.reason,
       customerId: this.s.customerId ?? undefined,
       details: auditedCall(call, answer),
     });
-    this.note('api', `${a.operator} asked to ${type} (${a.note}): PayPal answered ${shown}`);
+    this.note('api', `${a.operator} asked to ${type} (${a.reason}): PayPal answered ${shown}`);
     if (answer.ack === 'Success') return true;
     this.result =
       answer.ack === 'Failure'
@@ -935,7 +935,7 @@ class Decider {
   private manage(type: 'cancel' | 'suspend' | 'reactivate', action: string, to: ProfileStatus, a: ProfileAction): void {
     const call: NvpCall = {
       method: 'ManageRecurringPaymentsProfileStatus',
-      params: { PROFILEID: this.s.profileId, ACTION: action, NOTE: a.note },
+      params: { PROFILEID: this.s.profileId, ACTION: action, NOTE: a.reason },
     };
     const answer = this.callPayPal(call);
     if (!this.answered(type, a, call, answer)) {
@@ -954,7 +954,7 @@ class Decider {
   private bill(a: BillOutstandingAction): void {
     const st = this.s;
     const amount = billAmount(st, a)!;
-    const params: Record<string, string> = { PROFILEID: st.profileId, NOTE: a.note };
+    const params: Record<string, string> = { PROFILEID: st.profileId, NOTE: a.reason };
     if (a.amount !== undefined) params.AMT = formatMinor(amount, st.currency!);
     const call: NvpCall = { method: 'BillOutstandingAmount', params };
     const answer = this.callPayPal(call);
@@ -1059,7 +1059,7 @@ class Decider {
     const st = this.s;
     const call: NvpCall = { method: 'GetRecurringPaymentsProfileDetails', params: { PROFILEID: st.profileId } };
     const answer = this.callPayPal(call);
-    const who = a ?? { operator: 'schedule', note: 'scheduled refresh' };
+    const who = a ?? { operator: 'schedule', reason: 'scheduled refresh' };
     st.lastRefreshAt = this.ctx.now;
     if (!this.answered('refresh', who, call, answer)) {
       if (!a)

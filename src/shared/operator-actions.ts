@@ -1,23 +1,56 @@
 import { z } from 'zod';
 
 /**
- * What an operator may send a payment, from the admin API or straight from the Temporal Web UI.
- * One schema per action, used by both: the API answers 400 on a bad body, a workflow handler
- * records and ignores it (a signal typed by hand must never wedge a payment).
+ * What an operator sends an entity (a payment, a recurring profile, a Mass Pay batch, a parked
+ * message), from the admin API or straight from the Temporal Web UI: who acts (`operator`) and why
+ * (`reason`). One schema builder for every feature, used by both doors: the API answers 400 on a bad
+ * body, a workflow handler records and ignores it (a signal typed by hand must never wedge an entity).
  */
 const text = (max: number) => z.string().trim().min(1).max(max);
 
-export const OperatorActionSchema = z.object({ operator: text(100), reason: text(2000) });
+/** Any name typed by hand (payments, profiles, parked messages). */
+export const OperatorNameSchema = text(100);
+/**
+ * A name that must say who once case, accents, punctuation and invisible characters are gone
+ * (see operatorIdentity): where four eyes compare names (Mass Pay).
+ */
+export const IdentifiedOperatorNameSchema = text(100).refine(
+  (n) => operatorIdentity(n) !== '',
+  'must contain letters or digits',
+);
+export const ReasonSchema = text(2000);
+
+/**
+ * Profiles and Mass Pay called the reason `note` until the operator actions were made one: a body
+ * (or a Web UI signal, or a signal recorded in a running workflow's history) that still says `note`
+ * is read as `reason`. When both are given, `reason` wins.
+ */
+export function noteAsReason(input: unknown): unknown {
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) return input;
+  const { note, ...rest } = input as Record<string, unknown>;
+  if (note === undefined || 'reason' in rest) return input;
+  return { ...rest, reason: note };
+}
+
+/** The operator-action schema, with the action's own fields (`extra`). */
+export function operatorActionSchema<Extra extends z.ZodRawShape = Record<never, never>>(
+  extra: Extra = {} as Extra,
+  operator: z.ZodType<string> = OperatorNameSchema,
+) {
+  return z.preprocess(noteAsReason, z.object({ operator, reason: ReasonSchema }).extend(extra));
+}
+
+export const OperatorActionSchema = operatorActionSchema();
 export type OperatorAction = z.infer<typeof OperatorActionSchema>;
 
-export const AssignCustomerActionSchema = OperatorActionSchema.extend({ customerId: text(64) });
+export const AssignCustomerActionSchema = operatorActionSchema({ customerId: text(64) });
 export type AssignCustomerAction = z.infer<typeof AssignCustomerActionSchema>;
 
 /**
  * `matter` names the one matter to close (as listed in the payment's `attention`); without it only
  * the notices are closed: a contradiction always needs its own decision (see payment-matters.ts).
  */
-export const AcknowledgeActionSchema = OperatorActionSchema.extend({ matter: text(300).optional() });
+export const AcknowledgeActionSchema = operatorActionSchema({ matter: text(300).optional() });
 export type AcknowledgeAction = z.infer<typeof AcknowledgeActionSchema>;
 
 /**
@@ -32,6 +65,52 @@ export const PAYMENT_OPERATOR_ACTIONS = {
   acknowledge: AcknowledgeActionSchema,
 } as const;
 export type PaymentOperatorActionName = keyof typeof PAYMENT_OPERATOR_ACTIONS;
+
+/**
+ * Why a decision was refused, as the rules say it: `rule` is the rule's code (what a script or a
+ * test reads), `detail` the sentence for a person. 409: not now (the entity's state); 422: never
+ * like this (who asks, what is named). Nothing changed but a note and an audit entry.
+ */
+export interface Refusal<Rule extends string = string> {
+  status: 409 | 422;
+  rule: Rule;
+  detail: string;
+}
+
+/** What a decision came to, as the entity's rules decided it. */
+export type DecisionResult<Rule extends string = string> =
+  { ok: true; detail: string } | ({ ok: false } & Refusal<Rule>);
+
+/**
+ * What the admin API sends an entity's `operatorAction` update: the action's name and its body as
+ * received (validated by the update's validator with the same schema a signal's payload meets).
+ */
+export interface OperatorRequest<Action extends string = string> {
+  action: Action;
+  body: unknown;
+}
+
+/**
+ * What an entity answers an operator's update with, once the decision is applied (its ledger
+ * postings, reservations and PayPal calls done) and the state saved: the result, the state as it
+ * now is, and what the decision set going that is still running (e.g. the calls of a Mass Pay send).
+ */
+export interface OperatorAnswer<State, Result = DecisionResult> {
+  result: Result;
+  state: State;
+  inFlight: InFlight[];
+}
+
+/** Work a decision started that continues after the answer (shown to the caller, never hidden). */
+export interface InFlight {
+  /** What runs: `paypal_calls` (a Mass Pay send's calls still to make). */
+  kind: 'paypal_calls';
+  pending: number;
+  detail: string;
+}
+
+/** The failure type an update's validator refuses a malformed request with (the API answers 400). */
+export const INVALID_ACTION = 'InvalidAction';
 
 /** The part of a zod failure worth recording: where and what, never the whole (possibly huge) input. */
 export function describeIssues(error: z.ZodError): string {

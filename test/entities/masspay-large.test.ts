@@ -102,13 +102,15 @@ test(`a ${COUNT}-item batch reconciles exactly from IPNs applied in slices; agai
   // 600 reservations take a few seconds alone, far longer while a 2-core machine runs other suites.
   await waitFor('reserved', async () => (await batch()).reserved, 120_000);
   expect(await balances()).toEqual(expectedBalances(() => 'Pending'));
-  expect(await stack.admin('POST', `/admin/payouts/${id}/approve`, { operator: 'bob', note: 'ok' })).toMatchObject({
-    status: 202,
+  expect(await stack.admin('POST', `/admin/payouts/${id}/approve`, { operator: 'bob', reason: 'ok' })).toMatchObject({
+    status: 200,
+    body: { state: { state: 'approved' } },
   });
-  await waitFor('approved', async () => (await batch()).state === 'approved');
-  const submitted = { operator: 'alice', note: 'uploaded' };
-  expect(await stack.admin('POST', `/admin/payouts/${id}/submitted`, submitted)).toMatchObject({ status: 202 });
-  await waitFor('submitted', async () => (await batch()).state === 'submitted');
+  const submitted = { operator: 'alice', reason: 'uploaded' };
+  expect(await stack.admin('POST', `/admin/payouts/${id}/submitted`, submitted)).toMatchObject({
+    status: 200,
+    body: { state: { state: 'submitted' } },
+  });
 
   const apply = async (raw: Buffer, applied: number) => {
     const msg = await deliverIpn(stack, SHOP, raw);

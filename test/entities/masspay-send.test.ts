@@ -74,9 +74,7 @@ async function approvedBatch(
   });
   expect(res.status).toBe(201);
   const id = res.body.id as string;
-  await waitFor('reserved', async () => (await getBatch(id)).reserved, LONG);
-  expect(await action(id, 'approve')).toMatchObject({ status: 202 });
-  await waitFor('approved', async () => (await getBatch(id)).state === 'approved');
+  expect(await action(id, 'approve')).toMatchObject({ status: 200, body: { state: { state: 'approved' } } });
   return res.body as { id: string; items: Array<{ uniqueId: string }> };
 }
 
@@ -138,7 +136,7 @@ test(
     const b = await approvedBatch(SHOP, items);
     expect(await balanceMinor(stack, 'c-many', 'USD')).toBe(50_000 - 25_800);
     expect(await action(b.id, 'send', { operator: 'carol', emailSubject: 'Your March payout' })).toMatchObject({
-      status: 202,
+      status: 200,
     });
     const done = await waitFor(
       'completed',
@@ -209,7 +207,7 @@ test("an answer lost on its way back: never called again; PayPal's IPNs for its 
   ]);
   const ids = b.items.map((i) => i.uniqueId);
   stack.sim.nvp.faults.push({ kind: 'lost_answer' });
-  expect(await action(b.id, 'send', { operator: 'carol' })).toMatchObject({ status: 202 });
+  expect(await action(b.id, 'send', { operator: 'carol' })).toMatchObject({ status: 200 });
   const done = await waitFor(
     'completed',
     async () => {
@@ -254,7 +252,7 @@ describe('an unanswered MassPay call with no IPN: held until reconciled, never s
       { customerId, amount: '7.00', receiverEmail: `${customerId}@example.com` },
     ]);
     stack.sim.nvp.faults.push({ kind: fault });
-    expect(await action(b.id, 'send', { operator: 'carol' })).toMatchObject({ status: 202 });
+    expect(await action(b.id, 'send', { operator: 'carol' })).toMatchObject({ status: 200 });
     const held = await waitFor('held', async () => {
       const x = await getBatch(b.id);
       return x.send?.chunks[0]?.state === 'uncertain' && x;
@@ -274,7 +272,7 @@ describe('an unanswered MassPay call with no IPN: held until reconciled, never s
       body: { error: expect.stringMatching(/went unanswered .*reconcile first/) },
     });
     expect(await stack.admin('GET', `/admin/payouts/${id}/masspay-file`)).toMatchObject({ status: 409 });
-    expect(await action(id, 'stop-waiting', { operator: 'dave' })).toMatchObject({ status: 202 });
+    expect(await action(id, 'stop-waiting', { operator: 'dave' })).toMatchObject({ status: 200 });
     await waitFor('stopped', async () => (await getBatch(id)).history.some((h) => /stopped waiting/.test(h.what)));
     expect(await getBatch(id)).toMatchObject({ attention: ['send_unanswered:0'] });
     expect(await heldIds()).toContain(id);
@@ -285,7 +283,7 @@ describe('an unanswered MassPay call with no IPN: held until reconciled, never s
     );
     expect(callsFor(ids).map((c) => [c.method, c.answer.ACK, c.answerLost])).toEqual([['MassPay', 'Success', true]]);
 
-    expect(await action(id, 'reconcile', { operator: 'dave' })).toMatchObject({ status: 202 });
+    expect(await action(id, 'reconcile', { operator: 'dave' })).toMatchObject({ status: 200 });
     const reconciled = await waitFor('reconciled', async () => {
       const x = await getBatch(id);
       return x.send!.chunks[0]!.state === 'acked' && x;
@@ -331,7 +329,7 @@ describe('an unanswered MassPay call with no IPN: held until reconciled, never s
   test('PayPal never had it: a search finds nothing, and only then may another operator send it again', async () => {
     const { id, ids } = await unanswered('c-gone', 'unavailable');
     expect(callsFor(ids).map((c) => [c.method, c.answer.ACK ?? null, c.answerLost])).toEqual([['MassPay', null, true]]);
-    expect(await action(id, 'reconcile', { operator: 'dave' })).toMatchObject({ status: 202 });
+    expect(await action(id, 'reconcile', { operator: 'dave' })).toMatchObject({ status: 200 });
     const reconciled = await waitFor('reconciled', async () => {
       const x = await getBatch(id);
       return x.send!.chunks[0]!.state === 'not_found' && x;
@@ -345,7 +343,7 @@ describe('an unanswered MassPay call with no IPN: held until reconciled, never s
     });
     stack.sim.nvp.masspay.settings.listenerUrl = listenerUrl;
     expect(await action(id, 'send', { operator: 'carol', note: 'PayPal has none of it' })).toMatchObject({
-      status: 202,
+      status: 200,
     });
     const done = await waitFor(
       'completed',
@@ -367,14 +365,18 @@ describe('an unanswered MassPay call with no IPN: held until reconciled, never s
   });
 });
 
-test('no credentials, or a batch whose integration changed mode: a clear 422, or a hold, never a crash', async () => {
+test('no credentials, or an integration that changed mode: a clear 422 by either door, never a crash', async () => {
   await fund('c-cred', 3_000);
   const one = (integrationId: string) =>
     approvedBatch(integrationId, [{ customerId: 'c-cred', amount: '1.00', receiverEmail: 'c-cred@example.com' }]);
   const nocreds = await one('mps-nocreds');
   expect(await action(nocreds.id, 'send')).toMatchObject({
     status: 422,
-    body: { error: 'integration mps-nocreds names no NVP credentials: set its nvpCredentialsEnv' },
+    body: {
+      error: 'integration mps-nocreds names no NVP credentials: set its nvpCredentialsEnv',
+      details: { rule: 'send_not_possible' },
+      state: { state: 'approved', send: null },
+    },
   });
   const noenv = await one('mps-noenv');
   expect(await action(noenv.id, 'send')).toMatchObject({
@@ -394,26 +396,22 @@ test('no credentials, or a batch whose integration changed mode: a clear 422, or
     status: 422,
     body: { error: expect.stringMatching(/reserved sandbox money but integration mps-mode is now live/) },
   });
-  expect(await action(moved.id, 'submitted')).toMatchObject({ status: 202 });
+  expect(await action(moved.id, 'submitted')).toMatchObject({ status: 200 });
   await waitFor('uploaded', async () => (await getBatch(moved.id)).channel === 'upload');
 
-  // From the Web UI, past the API's check: the batch is held for a person, nothing reaches PayPal.
+  // From the Web UI: the same rule in the workflow refuses the signal, records it, and changes nothing.
   const handle = stack.client.workflow.getHandle(payoutWorkflowId(nocreds.id));
   await handle.signal('sendPayout', { operator: 'carol' });
   await handle.signal('sendPayout', { operator: 'carol', note: 'from the Web UI' });
-  const held = await waitFor('held', async () => {
+  const refused = await waitFor('refused', async () => {
     const x = await getBatch(nocreds.id);
-    return x.attention.length > 0 && x;
+    return x.history.some((h) => /carol tried to send: refused, .*names no NVP credentials/.test(h.what)) && x;
   });
-  expect(held).toMatchObject({ state: 'approved', channel: null, attention: ['send_not_possible'] });
-  expect(held.history.map((h) => h.what).join('\n')).toMatch(/ignored a malformed sendPayout signal/);
-  expect(held.history.map((h) => h.what).join('\n')).toMatch(/names no NVP credentials/);
-  const list = (await stack.admin('GET', '/admin/held')).body;
-  expect(list.payoutBatches.map((p: { _id: string }) => p._id)).toContain(nocreds.id);
+  expect(refused).toMatchObject({ state: 'approved', channel: null, send: null, attention: [] });
+  expect(refused.history.map((h) => h.what).join('\n')).toMatch(/ignored a malformed sendPayout signal/);
   expect(callsFor(nocreds.items.map((i) => i.uniqueId))).toEqual([]);
   // Nothing reached PayPal: the batch may still be cancelled, and its money comes back.
-  expect(await action(nocreds.id, 'cancel')).toMatchObject({ status: 202 });
-  await waitFor('cancelled', async () => (await getBatch(nocreds.id)).state === 'cancelled');
+  expect(await action(nocreds.id, 'cancel')).toMatchObject({ status: 200, body: { state: { state: 'cancelled' } } });
   expect(await balanceMinor(stack, 'c-cred', 'USD')).toBe(3_000 - 200);
   for (const id of [nocreds.id, noenv.id, moved.id])
     expect(await workflowTaskFailures(stack.client, payoutWorkflowId(id))).toEqual([]);

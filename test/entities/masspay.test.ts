@@ -40,6 +40,7 @@ const getBatch = async (id: string) => {
     approvals: Array<{ operator: string }>;
     contradictions: Array<Record<string, unknown>>;
     pendingReleases: unknown[];
+    history: Array<{ what: string }>;
     items: Item[];
   };
 };
@@ -68,11 +69,15 @@ async function sentBatch(items: Array<{ customerId: string; amount: string; rece
   });
   expect(res.status).toBe(201);
   const id = res.body.id as string;
-  await waitFor('reserved', async () => (await getBatch(id)).reserved);
-  expect(await action(id, 'approve')).toMatchObject({ status: 202 });
-  await waitFor('approved', async () => (await getBatch(id)).state === 'approved');
-  expect(await action(id, 'submitted', { operator: 'alice' })).toMatchObject({ status: 202 });
-  await waitFor('submitted', async () => (await getBatch(id)).state === 'submitted');
+  // Approved as soon as created: the batch reserves first, then answers the approval (no polling).
+  expect(await action(id, 'approve')).toMatchObject({
+    status: 200,
+    body: { state: { state: 'approved', reserved: true } },
+  });
+  expect(await action(id, 'submitted', { operator: 'alice' })).toMatchObject({
+    status: 200,
+    body: { applied: true, state: { state: 'submitted' }, inFlight: [] },
+  });
   return res.body as { id: string; items: Array<{ uniqueId: string; amountMinor: number }> };
 }
 
@@ -249,7 +254,7 @@ describe('creating a batch', () => {
       status: 409,
       body: { error: expect.stringMatching(/only an approved batch/) },
     });
-    expect(await action(id, 'cancel', { operator: 'carol' })).toMatchObject({ status: 202 });
+    expect(await action(id, 'cancel', { operator: 'carol' })).toMatchObject({ status: 200 });
     await waitFor('cancelled', async () => (await getBatch(id)).state === 'cancelled');
     expect(await getBatch(id)).toMatchObject({ counts: { Cancelled: 2 } });
     expect(await balanceMinor(stack, 'c-g', 'USD')).toBe(10_000);
@@ -472,7 +477,7 @@ describe('PayPal reports the items', () => {
     });
     const held = (await stack.admin('GET', '/admin/held')).body;
     expect(held.payoutBatches.map((p: { _id: string }) => p._id)).toContain(b.id);
-    expect(await action(b.id, 'stop-waiting', { operator: 'carol' })).toMatchObject({ status: 202 });
+    expect(await action(b.id, 'stop-waiting', { operator: 'carol' })).toMatchObject({ status: 200 });
     await waitFor('cleared', async () => (await getBatch(b.id)).attention.length === 0);
     expect(await workflowTaskFailures(stack.client, payoutWorkflowId(b.id))).toEqual([]);
   });
@@ -571,7 +576,7 @@ describe('payees are registered; four eyes by identity; caps need a second appro
       ),
     );
     expect(await getBatch(id)).toMatchObject({ state: 'created', approvedBy: null });
-    expect(await action(id, 'approve')).toMatchObject({ status: 202 });
+    expect(await action(id, 'approve')).toMatchObject({ status: 200 });
     await waitFor('approved', async () => (await getBatch(id)).state === 'approved');
     expect(await getBatch(id)).toMatchObject({ approvedBy: 'bob' });
     expect(await balanceMinor(stack, 'c-eyes', 'USD')).toBe(7_500);
@@ -603,7 +608,7 @@ describe('payees are registered; four eyes by identity; caps need a second appro
       requiredApprovals: 2,
       capsExceeded: [{ cap: 'per_batch', currency: 'USD', capMinor: 5_000, totalMinor: 6_000 }],
     });
-    expect(await action(big.id, 'approve', { operator: 'bob' })).toMatchObject({ status: 202 });
+    expect(await action(big.id, 'approve', { operator: 'bob' })).toMatchObject({ status: 200 });
     await waitFor('first approval', async () => (await getBatch(big.id)).approvals.length === 1);
     expect(await getBatch(big.id)).toMatchObject({ state: 'created', approvedBy: null });
     for (const operator of ['Bob.', 'alice'])
@@ -611,7 +616,7 @@ describe('payees are registered; four eyes by identity; caps need a second appro
         status: 422,
         body: { error: expect.stringMatching(/^four eyes/) },
       });
-    expect(await action(big.id, 'approve', { operator: 'carol' })).toMatchObject({ status: 202 });
+    expect(await action(big.id, 'approve', { operator: 'carol' })).toMatchObject({ status: 200 });
     await waitFor('approved', async () => (await getBatch(big.id)).state === 'approved');
     expect(await getBatch(big.id)).toMatchObject({
       approvedBy: 'carol',
@@ -624,7 +629,7 @@ describe('payees are registered; four eyes by identity; caps need a second appro
       requiredApprovals: 2,
       capsExceeded: [{ cap: 'per_day', currency: 'USD', capMinor: 8_000, totalMinor: 9_000 }],
     });
-    expect(await action(second.id, 'approve', { operator: 'bob' })).toMatchObject({ status: 202 });
+    expect(await action(second.id, 'approve', { operator: 'bob' })).toMatchObject({ status: 200 });
     await waitFor('first approval', async () => (await getBatch(second.id)).approvals.length === 1);
     expect((await getBatch(second.id)).state).toBe('created');
     expect(await balanceMinor(stack, 'c-cap', 'USD')).toBe(20_000 - 9_000);
@@ -664,7 +669,7 @@ describe('contradictions are problems, never silence', () => {
       // Within the waiting period a release is a request: the money stays reserved.
       const resolve = (operator: string) =>
         stack.admin('POST', `/admin/payouts/${b.id}/items/${uA}/resolve`, { operator, note: 'gone', state: 'Failed' });
-      expect(await resolve('carol')).toMatchObject({ status: 202, body: { needsSecondOperator: true } });
+      expect(await resolve('carol')).toMatchObject({ status: 200, body: { needsSecondOperator: true } });
       await waitFor('requested', async () => (await getBatch(b.id)).pendingReleases.length === 1);
       expect(await balanceMinor(stack, 'c-con', 'USD')).toBe(10_000 - 1_500);
       for (const same of ['carol', 'Carol.'])
@@ -672,7 +677,7 @@ describe('contradictions are problems, never silence', () => {
           status: 422,
           body: { error: expect.stringMatching(/^four eyes/) },
         });
-      expect(await resolve('dave')).toMatchObject({ status: 202 });
+      expect(await resolve('dave')).toMatchObject({ status: 200 });
       await waitFor('released', async () => itemOf(await getBatch(b.id), uA).state === 'Failed');
       expect(await balanceMinor(stack, 'c-con', 'USD')).toBe(10_000 - 500);
 
@@ -718,7 +723,7 @@ describe('contradictions are problems, never silence', () => {
       const clear = (contradictionId: string) =>
         action(b.id, 'clear-contradiction', { operator: 'carol', note: 'debited by hand', contradictionId });
       expect(await clear(`state_contradicts_final:${uB}:Completed`)).toMatchObject({ status: 409 });
-      expect(await clear(contradiction.id)).toMatchObject({ status: 202 });
+      expect(await clear(contradiction.id)).toMatchObject({ status: 200 });
       await waitFor('cleared', async () => (await getBatch(b.id)).contradictions.length === 0);
       expect((await held()).map((h) => h._id)).not.toContain(b.id);
       expect(await audit(b.id)).toContain('payout_clearContradiction:carol');
@@ -745,4 +750,78 @@ describe('contradictions are problems, never silence', () => {
     expect((await held()).map((h) => h._id)).toContain(b.id);
     expect(await balanceMinor(stack, 'c-twice', 'USD')).toBe(9_000);
   });
+});
+
+describe('one operator convention: every decision answered once applied', () => {
+  test(
+    '/approve right after creating, then /submitted at once: both 200 with the applied state, no retry; ' +
+      'a refused decision is a 409 naming its rule and changes nothing; a malformed one a 400, not recorded',
+    async () => {
+      expect(
+        await stack.admin('PUT', '/admin/customers/c-conv', { name: 'c-conv', paypalEmails: ['c-conv@example.com'] }),
+      ).toMatchObject({ status: 200 });
+      await fund('c-conv', 1_000);
+      const created = await stack.admin('POST', '/admin/payouts', {
+        integrationId: SHOP,
+        currency: 'USD',
+        operator: 'alice',
+        items: [{ customerId: 'c-conv', amount: '2.50', receiverEmail: 'c-conv@example.com' }],
+      });
+      expect(created.status).toBe(201);
+      const id = created.body.id as string;
+      // No waiting for the reservation: the batch reserves first, then takes the approval.
+      const approved = await action(id, 'approve', { reason: 'checked the payees' });
+      expect(approved).toMatchObject({
+        status: 200,
+        body: {
+          applied: true,
+          detail: expect.stringMatching(/^approved by bob: checked the payees/),
+          state: { id, state: 'approved', reserved: true, approvedBy: 'bob' },
+          inFlight: [],
+        },
+      });
+      expect(await balanceMinor(stack, 'c-conv', 'USD')).toBe(1_000 - 250);
+      // At once, no retry: the approval is applied, so the upload is taken (`note` still read as the reason).
+      const submitted = await action(id, 'submitted', { operator: 'alice', note: 'uploaded on paypal.com' });
+      expect(submitted).toMatchObject({
+        status: 200,
+        body: { applied: true, state: { state: 'submitted', channel: 'upload' }, inFlight: [] },
+      });
+
+      const before = await getBatch(id);
+      const audited = async () => (await stack.admin('GET', `/admin/audit?txnId=${id}`)).body as Array<any>;
+      const auditsBefore = (await audited()).length;
+      const refused = await action(id, 'approve', { operator: 'carol' });
+      expect(refused).toMatchObject({
+        status: 409,
+        body: {
+          error: `only a created batch can be approved; ${id} is submitted`,
+          details: { rule: 'batch_state' },
+          state: { state: 'submitted' },
+        },
+      });
+      const after = await getBatch(id);
+      expect([after.state, after.approvedBy, after.approvals, after.counts, after.attention]).toEqual([
+        before.state,
+        before.approvedBy,
+        before.approvals,
+        before.counts,
+        before.attention,
+      ]);
+      expect(await balanceMinor(stack, 'c-conv', 'USD')).toBe(1_000 - 250);
+      const audits = await audited();
+      expect(audits).toHaveLength(auditsBefore + 1);
+      expect(audits.at(-1)).toMatchObject({
+        action: 'payout_approve_refused',
+        actor: 'carol',
+        details: { rule: 'batch_state' },
+      });
+
+      // Not the action's body: refused by the update's validator, before anything is recorded.
+      const malformed = await action(id, 'clear-contradiction', { contradictionId: '' });
+      expect(malformed).toMatchObject({ status: 400, body: { error: 'invalid request body' } });
+      expect(await audited()).toHaveLength(auditsBefore + 1);
+      expect((await getBatch(id)).history).toEqual(after.history);
+    },
+  );
 });

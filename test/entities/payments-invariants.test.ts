@@ -373,8 +373,8 @@ describe('(e) refunds never exceed the original', () => {
           reason: 'PayPal refunded more than we credited',
         })
       ).status,
-    ).toBe(202);
-    await waitFor('capped refund', async () => (await queryState('INV-PART')).debitedMinor === 2000);
+    ).toBe(200);
+    expect(await queryState('INV-PART')).toMatchObject({ debitedMinor: 2000 });
     expect((await entriesUnder('INV-PART')).map((e) => [e.txnId, e.amountMinor, e.operator ?? null])).toEqual([
       ['INV-PART', 2000, null],
       ['INV-PART-R1', -500, null],
@@ -402,8 +402,8 @@ describe('(e) refunds never exceed the original', () => {
           reason: 'refund from our other address',
         })
       ).status,
-    ).toBe(202);
-    await waitFor('flagged refund applied', async () => (await queryState('INV-ARM')).debitedMinor === 500);
+    ).toBe(200);
+    expect(await queryState('INV-ARM')).toMatchObject({ debitedMinor: 500 });
 
     // 20.00 against the 15.00 left: a new decision for a person, not silently capped.
     expect((await deliverIpn(stack, SHOP, refund('INV-ARM-R2', 'INV-ARM', '20.00'))).state).toBe('applied:credited');

@@ -153,12 +153,12 @@ test(
     // PayPal's side of the same profile, for the API calls.
     simProfile(id, { status: 'Suspended', outstandingMinor: 8985, failedPaymentCount: 2 });
     const reactivated = await act(id, 'reactivate');
-    expect(reactivated).toMatchObject({ status: 202, body: { accepted: true, paypal: { ack: 'Success' } } });
+    expect(reactivated).toMatchObject({ status: 200, body: { applied: true, paypal: { ack: 'Success' } } });
     p = await profile(id);
     expect(p).toMatchObject({ status: 'Active', attention: [], fields: { status: { source: 'api', by: 'alice' } } });
     expect(stack.sim.nvp.profiles.get(id)!.status).toBe('Active');
 
-    expect(await act(id, 'bill-outstanding', { amount: '50.00' })).toMatchObject({ status: 202 });
+    expect(await act(id, 'bill-outstanding', { amount: '50.00' })).toMatchObject({ status: 200 });
     // A second bill before the first one's IPN is refused as PayPal would (11577) — unless the IPN already came.
     p = await waitFor('outstanding payment credited', async () => {
       const x = await profile(id);
@@ -167,12 +167,12 @@ test(
     expect(p).toMatchObject({ outstandingMinor: 3985, status: 'Active' });
     expect(await usd()).toBe(start + 7995);
 
-    expect(await act(id, 'cancel')).toMatchObject({ status: 202 });
+    expect(await act(id, 'cancel')).toMatchObject({ status: 200 });
     expect(await profile(id)).toMatchObject({ status: 'Cancelled', outstandingMinor: 3985, creditedMinor: 7995 });
     expect(stack.sim.nvp.profiles.get(id)!.status).toBe('Cancelled');
     // Cancelling again is what was asked: success, no call.
     const calls = stack.sim.nvp.calls.length;
-    expect(await act(id, 'cancel')).toMatchObject({ status: 202, body: { detail: `${id} is already cancelled` } });
+    expect(await act(id, 'cancel')).toMatchObject({ status: 200, body: { detail: `${id} is already cancelled` } });
     expect(stack.sim.nvp.calls.length).toBe(calls);
     const actions = (await audit(id)).map((a) => [a.action, a.actor, a.details?.paypal?.ack ?? null]);
     expect(actions).toEqual([
@@ -276,7 +276,7 @@ test('an unmatched profile is held, then assigned: what waited is credited once'
   );
   expect(held.attention).toEqual(['no_customer_match', 'STRANGER-TX-1:no_customer_match']);
   expect(await act(id, 'assign', { customerId: 'nobody' })).toMatchObject({ status: 422 });
-  expect(await act(id, 'assign', { customerId: 'c-late' })).toMatchObject({ status: 202 });
+  expect(await act(id, 'assign', { customerId: 'c-late' })).toMatchObject({ status: 200 });
   expect(await profile(id)).toMatchObject({
     customerId: 'c-late',
     creditedMinor: 2995,
@@ -413,7 +413,7 @@ describe('operator actions on profiles in other states: refused before PayPal is
     await deliverIpn(stack, SHOP, lifecycle(id, 'recurring_payment_profile_cancel', 'Cancelled'));
     expect(await profile(id)).toMatchObject({ status: 'Cancelled' });
     const calls = stack.sim.nvp.calls.length;
-    expect(await act(id, 'cancel')).toMatchObject({ status: 202, body: { detail: `${id} is already cancelled` } });
+    expect(await act(id, 'cancel')).toMatchObject({ status: 200, body: { detail: `${id} is already cancelled` } });
     expect(stack.sim.nvp.calls.length).toBe(calls);
     await refusedWithoutCall(id, 'suspend', {}, '11557');
   });
@@ -440,7 +440,7 @@ test('drift: PayPal changed the profile behind our back; a refresh catches it', 
   await deliverIpn(stack, SHOP, created(id));
   simProfile(id, { status: 'Suspended', outstandingMinor: 5990, failedPaymentCount: 2, nextBillingDate: null });
   expect(await act(id, 'refresh')).toMatchObject({
-    status: 202,
+    status: 200,
     body: { detail: expect.stringMatching(/^updated: status Suspended/) },
   });
   expect(await profile(id)).toMatchObject({
@@ -452,11 +452,11 @@ test('drift: PayPal changed the profile behind our back; a refresh catches it', 
   });
   expect((await profile(id)).history.at(-1).what).toMatch(/^PayPal's view differed: status Active/);
   // Nothing changed since: a second refresh reports no change.
-  expect(await act(id, 'refresh')).toMatchObject({ status: 202, body: { detail: 'no change' } });
+  expect(await act(id, 'refresh')).toMatchObject({ status: 200, body: { detail: 'no change' } });
   // A bill whose collection fails: PayPal's IPN says so; no money, the balance stays, another bill may follow.
   stack.sim.nvp.profiles.get(id)!.failNextBill = true;
   const before = await usd();
-  expect(await act(id, 'bill-outstanding')).toMatchObject({ status: 202, body: { paypal: { ack: 'Success' } } });
+  expect(await act(id, 'bill-outstanding')).toMatchObject({ status: 200, body: { paypal: { ack: 'Success' } } });
   const p = await waitFor('bill result', async () => {
     const x = await profile(id);
     return (
@@ -513,7 +513,7 @@ test('a lost answer to BillOutstandingAmount: held, never sent again; PayPal’s
 
   // PayPal's balance fell below what it was when the bill went: it was carried out.
   await waitFor('PayPal collected', async () => stack.sim.nvp.profiles.get(id)!.outstandingMinor === 990);
-  expect(await act(id, 'refresh')).toMatchObject({ status: 202 });
+  expect(await act(id, 'refresh')).toMatchObject({ status: 200 });
   expect(await profile(id)).toMatchObject({ billUncertain: null, attention: [], outstandingMinor: 990 });
   // The same bill again is now PayPal's 11576 (more than is owed), refused before any call.
   expect(await act(id, 'bill-outstanding', { amount: '50.00' })).toMatchObject({
@@ -543,7 +543,7 @@ test('a refresh keeps the subscriber’s name and address out of the audit log a
   await deliverIpn(stack, SHOP, created(id));
   simProfile(id, { outstandingMinor: 2995 });
   const res = await act(id, 'refresh');
-  expect(res).toMatchObject({ status: 202, body: { paypal: { ack: 'Success' } } });
+  expect(res).toMatchObject({ status: 200, body: { paypal: { ack: 'Success' } } });
   // PayPal did send them.
   expect(stack.sim.nvp.calls.at(-1)!.answer).toMatchObject({
     SUBSCRIBERNAME: SIM_SUBSCRIBER.name,
@@ -589,14 +589,14 @@ test('a payment dated after the cancellation is a contradiction: only a decision
   expect(held.attention).toEqual(['outstanding_over_threshold', ...contradictions]);
 
   // A blanket acknowledge closes the notice only; then it is refused, naming the rule.
-  expect(await act(id, 'acknowledge')).toMatchObject({ status: 202 });
+  expect(await act(id, 'acknowledge')).toMatchObject({ status: 200 });
   const open: string[] = (await profile(id)).attention;
   expect(open).toEqual(contradictions);
   expect(await act(id, 'acknowledge')).toMatchObject({
     status: 409,
     body: { details: { rule: 'matter_needs_own_decision' } },
   });
-  for (const matter of open) expect(await act(id, 'acknowledge', { matter })).toMatchObject({ status: 202 });
+  for (const matter of open) expect(await act(id, 'acknowledge', { matter })).toMatchObject({ status: 200 });
   expect(await profile(id)).toMatchObject({ attention: [] });
   const closed = (await audit(id)).filter((a) => a.action === 'profile_acknowledge').map((a) => a.details.closed);
   expect(closed).toEqual([['outstanding_over_threshold'], [open[0]], [open[1]]]);

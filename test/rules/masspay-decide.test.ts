@@ -165,6 +165,8 @@ class World {
   messages = new Map<string, { paymentStatus: string; reports: MasspayItemReport[] }>();
   refuse = new Set<string>();
   effects: BatchEffect[] = [];
+  /** The checks since patched("masspay-operator-updates"): an item's state asked before a resolution. */
+  checks = true;
   state: PayoutBatchState;
   engine: ItemsEngine;
 
@@ -211,7 +213,7 @@ class World {
     const facts: BatchFacts = {};
     let effectsRun = 0;
     for (let round = 0; round < 20; round++) {
-      const d = decideBatch(this.state, input, facts, { now: at, deadlines });
+      const d = decideBatch(this.state, input, facts, { now: at, deadlines, checkBeforeActing: this.checks });
       this.effects.push(...d.effects.slice(effectsRun));
       effectsRun = d.effects.length;
       if (d.kind === 'done') return (this.state = d.state);
@@ -219,7 +221,13 @@ class World {
       if (n.fact === 'reserve') facts.reserve = await this.engine.reserveAll(BATCH);
       else if (n.fact === 'applyAll') facts.applyAll = await this.engine.applyAll(BATCH, n.to, n, at);
       else if (n.fact === 'applyOne') facts.applyOne = await this.engine.applyOne(BATCH, n.action, at);
-      else if (n.fact === 'sendChunk' || n.fact === 'reconcile' || n.fact === 'cancelUnclaimed')
+      else if (n.fact === 'itemState') facts.itemState = this.items.get(n.uniqueId)?.state ?? null;
+      else if (
+        n.fact === 'sendChunk' ||
+        n.fact === 'reconcile' ||
+        n.fact === 'sendReady' ||
+        n.fact === 'cancelUnclaimed'
+      )
         throw new Error('no PayPal here (see masspay-send-decide.test.ts)');
       else {
         const m = this.messages.get(n.messageId);
@@ -243,12 +251,12 @@ class World {
   /** Created, reserved, approved by bob, submitted. */
   async sent(): Promise<PayoutBatchState> {
     await this.run({ type: 'reserve' });
-    await this.run({ type: 'approve', action: { operator: 'bob', note: 'ok' } });
-    return this.run({ type: 'submitted', action: { operator: 'alice', note: 'uploaded' } });
+    await this.run({ type: 'approve', action: { operator: 'bob', reason: 'ok' } });
+    return this.run({ type: 'submitted', action: { operator: 'alice', reason: 'uploaded' } });
   }
 }
 
-const op = (operator: string, note = 'because') => ({ operator, note });
+const op = (operator: string, reason = 'because') => ({ operator, reason });
 
 describe('batches', () => {
   test('reservation, four eyes, submission, then Processed and Completed: exact balances throughout', async () => {
@@ -258,7 +266,8 @@ describe('batches', () => {
     expect([w.balance('c1'), w.balance('c2')]).toEqual([-1250, -500]);
     expect(batchRefusal(w.state, { type: 'approve', action: op('alice') })).toMatchObject({
       status: 422,
-      rule: expect.stringMatching(/four eyes/),
+      rule: 'four_eyes_creator',
+      detail: expect.stringMatching(/four eyes/),
     });
     expect(batchRefusal(w.state, { type: 'submitted', action: op('alice') })).toMatchObject({ status: 409 });
     await w.run({ type: 'approve', action: op('alice') });
@@ -382,7 +391,8 @@ describe('batches', () => {
     await sent.sent();
     expect(batchRefusal(sent.state, { type: 'cancel', action: op('alice') })).toMatchObject({
       status: 409,
-      rule: expect.stringMatching(/not yet submitted/),
+      rule: 'batch_state',
+      detail: expect.stringMatching(/not yet submitted/),
     });
   });
 
@@ -444,7 +454,8 @@ describe('four eyes: names compared as identities; caps need a second approver',
       await w.run({ type: 'reserve' });
       expect(batchRefusal(w.state, { type: 'approve', action: op(name) })).toMatchObject({
         status: 422,
-        rule: expect.stringMatching(/^four eyes: /),
+        rule: 'four_eyes_creator',
+        detail: expect.stringMatching(/^four eyes: /),
       });
       await w.run({ type: 'approve', action: op(name) });
       expect(w.state).toMatchObject({ state: 'created', approvedBy: null, approvals: [] });
@@ -515,7 +526,8 @@ describe('contradictions are blocking problems, never silence', () => {
     expect(w.state).toMatchObject({ attention: [], contradictions: [contradiction] });
     expect(batchRefusal(w.state, { type: 'stopWaiting', action: op('carol') })).toMatchObject({
       status: 409,
-      rule: expect.stringMatching(/contradictions, each cleared by its own decision/),
+      rule: 'nothing_to_stop',
+      detail: expect.stringMatching(/contradictions, each cleared by its own decision/),
     });
     const wrong = { ...op('carol'), contradictionId: 'state_contradicts_final:B:Completed' };
     expect(batchRefusal(w.state, { type: 'clearContradiction', action: wrong })?.status).toBe(409);

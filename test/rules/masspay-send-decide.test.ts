@@ -18,7 +18,7 @@ import { matchSearchRows, searchRows } from '../../src/masspay/nvp';
 /** The rules of sending a batch through PayPal's API, chunk by chunk, with PayPal's answers scripted. */
 const deadlines = { processedWithinSeconds: 3600, completedWithinSeconds: 86400 };
 const NOW = '2026-03-01T00:00:00.000Z';
-const action = { operator: 'carol', note: 'pay them' };
+const action = { operator: 'carol', reason: 'pay them' };
 
 function batch(itemCount: number, over: Partial<PayoutBatchState> = {}): PayoutBatchState {
   return {
@@ -179,7 +179,8 @@ describe('what each answer does to the chunk and the batch', () => {
     expect(batchRefusal(first.state, { type: 'submitted', action })).toMatchObject({ status: 409 });
     expect(batchRefusal(first.state, { type: 'send', action: { ...action, operator: 'dave' } })).toMatchObject({
       status: 409,
-      rule: expect.stringMatching(/call\(s\) 2 went unanswered .*reconcile first/),
+      rule: 'unanswered_calls',
+      detail: expect.stringMatching(/call\(s\) 2 went unanswered .*reconcile first/),
     });
     // stopWaiting does not close it either.
     const stopped = run(first.state, { type: 'stopWaiting', action }).state;
@@ -260,7 +261,8 @@ describe('who may send, and when', () => {
   test.each(['alice', 'Alice', 'alice.', 'alice\u200b'])('%j created the batch: may not send it', (name) => {
     expect(batchRefusal(batch(3), { type: 'send', action: { ...action, operator: name } })).toMatchObject({
       status: 422,
-      rule: expect.stringMatching(/^four eyes: PBSEND was created by alice, another operator must send it/),
+      rule: 'four_eyes_creator',
+      detail: expect.stringMatching(/^four eyes: PBSEND was created by alice, another operator must send it/),
     });
   });
   test.each<[string, PayoutBatchState, number | null]>([

@@ -315,17 +315,19 @@ describe('operator decisions', () => {
   });
 
   test.each([
-    ['approve', 'nothing is held on P1 to approve'],
-    ['reject', 'nothing is held on P1 to reject'],
-    ['acknowledge', 'nothing on P1 waits for acknowledgement'],
-  ] as const)('%s with nothing pending is refused and audited', (type, why) => {
+    ['approve', 'nothing_held', 'nothing is held on P1 to approve'],
+    ['reject', 'nothing_held', 'nothing is held on P1 to reject'],
+    ['acknowledge', 'nothing_to_acknowledge', 'nothing on P1 waits for acknowledgement'],
+  ] as const)('%s with nothing pending is refused (%s) and audited', (type, rule, why) => {
     const world = newWorld();
     const { state } = runAll(world, [ipn(event('payment', 'Completed', 1234))]);
-    expect(refusalOf(state, { type, action: op })).toBe(why);
+    expect(refusalOf(state, { type, action: op })).toEqual({ status: 409, rule, detail: why });
     const d = run(world, state, { type, action: op });
     expect(d.effects).toEqual([
-      expect.objectContaining({ type: 'audit', action: `${type}_refused`, details: { refused: why } }),
+      expect.objectContaining({ type: 'audit', action: `${type}_refused`, details: { refused: why, rule } }),
     ]);
+    // The answer an update gets: the typed refusal; the money is as it was.
+    expect(d.result).toEqual({ ok: false, status: 409, rule, detail: why });
     expect(d.state.creditedMinor).toBe(1234);
   });
 
@@ -335,7 +337,11 @@ describe('operator decisions', () => {
     const { state } = runAll(world, [ipn(flagged)]);
     expect(state.hold).toMatchObject({ reason: 'checks_failed:live_message_on_sandbox' });
     const why = refusalOf(state, { type: 'approve', action: op });
-    expect(why).toMatch(/^sandbox_integration_live_money: P1 came without test_ipn/);
+    expect(why).toMatchObject({
+      status: 422,
+      rule: 'sandbox_integration_live_money',
+      detail: expect.stringMatching(/^P1 came without test_ipn/),
+    });
     const approved = runAll(world, [{ type: 'approve', action: op }], state).state;
     expect(approved).toMatchObject({ phase: 'held', creditedMinor: 0, approvedFlags: [] });
     const assigned = runAll(world, [{ type: 'assign', action: { ...op, customerId: 'c2' } }], approved).state;
@@ -440,14 +446,14 @@ describe('acknowledge closes what it may, one contradiction at a time', () => {
   test('a blanket acknowledge is refused and audited, and closes nothing', () => {
     const { world, state } = contradicted();
     const why = refusalOf(state, { type: 'acknowledge', action: op });
-    expect(why).toMatch(/^matter_needs_own_decision: /);
+    expect(why).toMatchObject({ rule: 'matter_needs_own_decision', detail: expect.stringMatching(/is not a notice/) });
     const d = run(world, state, { type: 'acknowledge', action: op });
     expect(d.state.attention).toEqual(state.attention);
     expect(d.effects).toEqual([
       expect.objectContaining({
         type: 'audit',
         action: 'acknowledge_refused',
-        details: { refused: why, rule: 'matter_needs_own_decision' },
+        details: { refused: why!.detail, rule: 'matter_needs_own_decision' },
       }),
     ]);
   });
@@ -481,7 +487,7 @@ describe('acknowledge closes what it may, one contradiction at a time', () => {
     state = run(world, state, { type: 'tick' }).state;
     expect(state.attention).toEqual(['adjustment_without_payment']);
     const action = { ...op, matter: 'adjustment_without_payment' };
-    expect(refusalOf(state, { type: 'acknowledge', action })).toMatch(/^adjustment_waits_for_payment: /);
+    expect(refusalOf(state, { type: 'acknowledge', action })).toMatchObject({ rule: 'adjustment_waits_for_payment' });
     expect(run(world, state, { type: 'acknowledge', action }).state.attention).toEqual(['adjustment_without_payment']);
   });
 

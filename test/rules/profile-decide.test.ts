@@ -152,7 +152,7 @@ const suspended = (d: number, outstanding = '89.85') =>
     { outstanding_balance: outstanding, initial_payment_amount: '0.00' },
     d,
   );
-const op = { operator: 'alice', note: 'customer asked' };
+const op = { operator: 'alice', reason: 'customer asked' };
 const credits = (w: World) => [...w.postings.values()].map((p) => [p.idempotencyKey, p.amountMinor, p.customerId]);
 
 describe('dates', () => {

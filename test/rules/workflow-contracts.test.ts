@@ -59,6 +59,7 @@ describe('workflow contracts', () => {
       rejectSignal: 'signal:reject',
       acknowledgeSignal: 'signal:acknowledge',
       paymentStateQuery: 'query:state',
+      paymentActionUpdate: 'update:operatorAction',
     });
     expect(wireNames(message)).toEqual({
       messageStateQuery: 'query:state',
@@ -76,6 +77,7 @@ describe('workflow contracts', () => {
       reconcilePayoutSignal: 'signal:reconcilePayout',
       clearPayoutContradictionSignal: 'signal:clearPayoutContradiction',
       payoutStateQuery: 'query:state',
+      masspayActionUpdate: 'update:operatorAction',
     });
     expect(wireNames(profile)).toEqual({
       profileIpnSignal: 'signal:profileIpn',
