@@ -1059,7 +1059,8 @@ class BatchDecider {
         }
         s.counts = r.counts;
         this.note(
-          `${a.operator} cancelled unclaimed ${input.action.uniqueId} at PayPal (${r.moved} item(s) moved): ${a.reason}`,
+          `${a.operator} cancelled unclaimed ${input.action.uniqueId} at PayPal ` +
+            `(${r.moved} item(s) moved): ${a.reason}`,
         );
         break;
       }
