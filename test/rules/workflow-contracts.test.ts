@@ -76,6 +76,8 @@ describe('workflow contracts', () => {
       stopWaitingPayoutSignal: 'signal:stopWaitingPayout',
       reconcilePayoutSignal: 'signal:reconcilePayout',
       clearPayoutContradictionSignal: 'signal:clearPayoutContradiction',
+      payoutsWebhookSignal: 'signal:payoutsWebhook',
+      cancelUnclaimedPayoutSignal: 'signal:cancelUnclaimedPayoutItem',
       payoutStateQuery: 'query:state',
       masspayActionUpdate: 'update:operatorAction',
     });
