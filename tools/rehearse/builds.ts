@@ -39,7 +39,7 @@ export async function buildPatched(into: string): Promise<Build> {
     fs.cpSync(path.join(ROOT, entry), path.join(into, entry), { recursive: true });
   }
   fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(into, 'node_modules'));
-  const file = findFile(path.join(into, 'workflows'), 'export async function paymentLifecycle(');
+  const file = findFile(path.join(into, 'workflows'), 'export async function paymentLifecycle(input');
   const anchor = 'const item = inbox.shift()!;';
   const source = fs.readFileSync(file, 'utf8');
   if (!source.includes(anchor) || !/\bpatched,/.test(source)) {

@@ -6,7 +6,7 @@
  * restarted one at a time, then the workers are rolled to a second build carrying a `patched()` change. Then the
  * ledger is read: nothing lost, nothing doubled. Then the same measurement on the real server (2+2) and on the dev
  * server with one process (`npm start`), and the workflow floor on each. Exits non-zero on any loss or double.
- * Flags: --rate <payments/s> (default 3), --n <payments per measured run> (default 100).
+ * Flags: --rate <payments/s> (default 3), --n <payments per measured run> (default 100), --no-build.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -108,8 +108,15 @@ async function main(): Promise<void> {
 
   try {
     say('building: npm run build, then a patched copy for the rolling deploy');
-    const buildA = await buildCheckout();
-    const buildB = await buildPatched(path.join(runDir, 'build-b'));
+    // --no-build (for working on the rehearsal itself): the dist/ already there, and the last run's patched build.
+    const reuse = process.argv.includes('--no-build');
+    const lastB = path.join(os.tmpdir(), 'ipnflow-rehearse-build-b');
+    const buildA = reuse ? { label: 'A (checkout)', dir: ROOT, ...distOf(ROOT) } : await buildCheckout();
+    if (!reuse || !fs.existsSync(lastB)) {
+      fs.rmSync(lastB, { recursive: true, force: true });
+      await buildPatched(lastB);
+    }
+    const buildB: Build = { label: 'B (patched)', dir: lastB, ...distOf(lastB) };
 
     say('starting PostgreSQL x2 (Temporal, FerretDB), FerretDB, the real Temporal server');
     const pgTemporal = await postgresCluster('postgres-temporal', path.join(runDir, 'pg-temporal'), logDir);
@@ -315,6 +322,11 @@ async function main(): Promise<void> {
     await stopAll();
   }
 }
+
+const distOf = (dir: string) => ({
+  server: path.join(dir, 'dist', 'src', 'server.js'),
+  worker: path.join(dir, 'dist', 'src', 'worker.js'),
+});
 
 const hex = (n: number) => crypto.randomBytes(n).toString('hex');
 

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
 import { startPostgres } from '../dev/services/postgres-server';
@@ -121,16 +122,17 @@ export async function realTemporal(opts: {
         throw new Error(`temporal-sql-tool --db ${db} ${step.join(' ')}:\n${tail(r.stderr + r.stdout)}`);
     }
   }
+  // Below 32768: the cluster_membership table keeps ports as smallint, and ephemeral ports are above it.
   const ports = {
-    FRONTEND_PORT: await freePort(),
-    FRONTEND_HTTP_PORT: await freePort(),
-    FRONTEND_MEMBERSHIP_PORT: await freePort(),
-    HISTORY_PORT: await freePort(),
-    HISTORY_MEMBERSHIP_PORT: await freePort(),
-    MATCHING_PORT: await freePort(),
-    MATCHING_MEMBERSHIP_PORT: await freePort(),
-    WORKER_PORT: await freePort(),
-    WORKER_MEMBERSHIP_PORT: await freePort(),
+    FRONTEND_PORT: await lowPort(),
+    FRONTEND_HTTP_PORT: await lowPort(),
+    FRONTEND_MEMBERSHIP_PORT: await lowPort(),
+    HISTORY_PORT: await lowPort(),
+    HISTORY_MEMBERSHIP_PORT: await lowPort(),
+    MATCHING_PORT: await lowPort(),
+    MATCHING_MEMBERSHIP_PORT: await lowPort(),
+    WORKER_PORT: await lowPort(),
+    WORKER_MEMBERSHIP_PORT: await lowPort(),
   };
   const configDir = path.join(opts.runDir, 'temporal-config');
   fs.mkdirSync(configDir, { recursive: true });
@@ -172,6 +174,24 @@ export async function realTemporal(opts: {
     stop: async () => proc?.stop(),
   };
   return server;
+}
+
+const taken = new Set<number>();
+/** A free port in 20000-32767, none handed out twice in this run. */
+async function lowPort(): Promise<number> {
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * 12_768);
+    if (taken.has(port)) continue;
+    const free = await new Promise<boolean>((resolve) => {
+      const srv = net.createServer();
+      srv.once('error', () => resolve(false));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+    });
+    if (free) {
+      taken.add(port);
+      return port;
+    }
+  }
 }
 
 async function waitForNamespace(address: string, namespace: string, abort: () => string | undefined) {
@@ -257,7 +277,7 @@ export async function loadBalancer(backends: () => string[]): Promise<{
           try {
             const r = await fetch(`${urls[i]}${req.url}`, {
               method: req.method,
-              headers: { 'content-type': req.headers['content-type'] ?? 'application/octet-stream' },
+              headers: forwardable(req.headers),
               body: req.method === 'GET' || req.method === 'HEAD' ? undefined : body,
               signal: AbortSignal.timeout(30_000),
             });
@@ -288,4 +308,14 @@ export async function loadBalancer(backends: () => string[]): Promise<{
         server.close(() => r());
       }),
   };
+}
+
+/** The request's headers minus those that describe this hop's connection. */
+function forwardable(headers: http.IncomingHttpHeaders): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers)) {
+    if (['host', 'connection', 'content-length', 'transfer-encoding', 'keep-alive'].includes(k)) continue;
+    if (typeof v === 'string') out[k] = v;
+  }
+  return out;
 }
