@@ -292,6 +292,8 @@ async function main(): Promise<void> {
       label: 'real',
       logDir,
     });
+    // The dev side gets the machine to itself (but for FerretDB and the simulator, which both sides use).
+    for (const p of [...apis, ...workers, temporal, pgTemporal]) await p.stop();
     say('the same on the dev server with one process (npm start: API and worker in one process)');
     const dev = await devSide({ sim, mongoUri: ferret.uri, runDir, logDir, tag, measuredN, floorBundle });
 
@@ -442,9 +444,9 @@ function render(r: {
     ]),
     ['requests answered by api-1 / api-2', `${r.apiAnswers.join(' / ')} (${r.lbRetried} retried on the other API)`],
     ['workflows scanned / carrying the roll patch', `${v.workflows} / ${v.rolledWorkflows}`],
-    ['lost', String(v.lost.length)],
-    ['doubled', String(v.doubled.length)],
-    ['other problems', String(v.problems.length)],
+    ['lost', `${v.lost.length} (payments, refunds, cycles, batch items)`],
+    ['doubled', `${v.doubled.length} (idem)`],
+    ['other problems', `${v.problems.length} (ledger check, /admin/held, WorkflowTaskFailed, unanswered)`],
   ];
   const lat = (s: RunStats) => `${fmt.ms(s.p50)} / ${fmt.ms(s.p99)}`;
   const side: string[][] = [

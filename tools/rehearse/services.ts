@@ -44,6 +44,7 @@ export async function postgresCluster(
   const user = postgresRunAs();
   const bin = user ? binariesFor(user, resolvePostgresBinaries()) : resolvePostgresBinaries();
   const port = await freePort();
+  const log = fs.createWriteStream(logFile, { flags: 'a' });
   let proc: ManagedProcess | undefined;
   return {
     name,
@@ -54,7 +55,11 @@ export async function postgresCluster(
       const args = ['-D', clusterDir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1'];
       args.push('-c', 'unix_socket_directories=', '-c', 'plan_cache_mode=force_custom_plan');
       args.push('-c', 'log_min_error_statement=panic', '-c', 'max_connections=200');
-      const p = startProcess(name, bin.postgres, args, { logFile, uid: user?.uid, gid: user?.gid });
+      // Our own log stream, open for the whole run: after a SIGKILL the postmaster's children still hold its pipes
+      // and write to them, and startProcess's log file is closed at the postmaster's exit (write after end).
+      const p = startProcess(name, bin.postgres, args, { uid: user?.uid, gid: user?.gid });
+      p.child.stdout?.on('data', (d: Buffer) => log.write(d));
+      p.child.stderr?.on('data', (d: Buffer) => log.write(d));
       proc = p;
       await waitUntil(name, async () => p.output().includes('database system is ready to accept connections'), {
         timeoutMs: 120_000,
@@ -63,7 +68,10 @@ export async function postgresCluster(
       });
     },
     kill: () => proc?.child.kill('SIGKILL'),
-    stop: async () => proc?.stop(),
+    stop: async () => {
+      await proc?.stop();
+      log.end();
+    },
   };
 }
 
