@@ -115,18 +115,12 @@ export async function verify(opts: {
       const failed = e.workflowTaskFailedEventAttributes;
       if (failed) v.problems.push(`WorkflowTaskFailed in ${wf.workflowId}: ${failed.failure?.message ?? ''}`);
       const marker = e.markerRecordedEventAttributes;
-      if (marker && JSON.stringify(marker.details ?? {}, bytesAsText).includes(ROLL_PATCH_ID)) rolled = true;
+      // A patch marker (`core_patch`) carries {"id": ..., "deprecated": ...} as a payload under `patch-data`.
+      const payloads = Object.values(marker?.details ?? {}).flatMap((p) => p.payloads ?? []);
+      if (payloads.some((p) => p.data && Buffer.from(p.data).toString('utf8').includes(ROLL_PATCH_ID))) rolled = true;
     }
     if (rolled) v.rolledWorkflows++;
   }
   if (v.rolledWorkflows === 0) v.problems.push(`no workflow history carries the patch ${ROLL_PATCH_ID}: did B run?`);
   return v;
-}
-
-/** For JSON.stringify: payload bytes (a Buffer's toJSON, or a plain Uint8Array) as text, so a search can see them. */
-function bytesAsText(_key: string, value: unknown): unknown {
-  if (value instanceof Uint8Array) return Buffer.from(value).toString('utf8');
-  const b = value as { type?: string; data?: number[] } | null;
-  if (b && b.type === 'Buffer' && Array.isArray(b.data)) return Buffer.from(b.data).toString('utf8');
-  return value;
 }

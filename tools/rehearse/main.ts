@@ -249,6 +249,20 @@ async function main(): Promise<void> {
     const loadS = (nowMs() - loadStart) / 1000;
     say(`load stopped: ${load.offered} payments offered in ${load.seconds.toFixed(0)} s; draining`);
     await traffic.drain(300_000);
+    // An answered refund is debited a moment later (drain waits for its 200, not its entry).
+    const refunds = traffic.payments.flatMap((p) => (p.refund?.answered ? [[p.txnId, p.refund.txnId]] : []));
+    await waitFor(
+      'refunds debited',
+      async () => {
+        const rows = await db
+          .collection('ledger_entries')
+          .find({ reason: 'refund' }, { projection: { txnId: 1, parentTxnId: 1 } })
+          .toArray();
+        const seen = new Set(rows.flatMap((e) => [e.txnId as string, e.parentTxnId as string]));
+        return refunds.every(([parent, refund]) => seen.has(refund!) || seen.has(parent!));
+      },
+      300_000,
+    ).catch((err: Error) => say(err.message));
     await profile.delivered();
     await waitFor(
       'Mass Pay batch completed',
