@@ -100,6 +100,7 @@ async function main(): Promise<void> {
   const logDir = path.join(runDir, 'logs');
   fs.mkdirSync(logDir);
   const stops: Array<() => Promise<unknown>> = [];
+  const cleanUp: Array<() => void> = [];
   const stopAll = async () => {
     for (const stop of stops.reverse()) await stop().catch(() => {});
   };
@@ -329,13 +330,23 @@ async function main(): Promise<void> {
     console.log(report);
     fs.writeFileSync(path.join(runDir, 'report.txt'), `${report}\n`);
     say(`report also in ${path.join(runDir, 'report.txt')}`);
-    process.exitCode = verdict.lost.length + verdict.doubled.length + verdict.problems.length > 0 ? 1 : 0;
+    const failed = verdict.lost.length + verdict.doubled.length + verdict.problems.length > 0;
+    process.exitCode = failed ? 1 : 0;
+    // The data (three databases) goes once the run passed; the logs and the report stay.
+    if (!failed) cleanUp.push(() => removeData(runDir));
   } catch (err) {
     console.error(err instanceof Error ? err.stack : err);
     say(`failed; logs in ${logDir}`);
     process.exitCode = 1;
   } finally {
     await stopAll();
+    for (const clean of cleanUp) clean();
+  }
+}
+
+function removeData(runDir: string): void {
+  for (const dir of ['pg-temporal', 'pg-ferretdb', 'ferretdb-state', 'npm-start-data']) {
+    fs.rmSync(path.join(runDir, dir), { recursive: true, force: true });
   }
 }
 
