@@ -46,14 +46,9 @@ export async function buildPatched(into: string): Promise<Build> {
     throw new Error(`${file}: no \`${anchor}\` (or no patched import) to put the rehearsal's patch after`);
   }
   fs.writeFileSync(file, source.replace(anchor, `${anchor}\n        patched(${JSON.stringify(ROLL_PATCH_ID)});`));
-  const tsc = path.join(ROOT, 'node_modules', '.bin', 'tsc');
-  for (const [cmd, args] of [
-    [tsc, ['-p', 'tsconfig.build.json']],
-    [process.execPath, ['dist/src/temporal/bundle.js']],
-  ] as const) {
-    const r = await run(cmd, [...args], { env: process.env, cwd: into });
-    if (r.code !== 0) throw new Error(`building the patched copy: ${cmd} failed:\n${tail(r.stderr + r.stdout)}`);
-  }
+  // The copy's own `npm run build`, whatever it does (where the bundler lives moves with the sources).
+  const r = await run('npm', ['run', 'build', '--silent'], { env: process.env, cwd: into });
+  if (r.code !== 0) throw new Error(`building the patched copy failed (exit ${r.code}):\n${tail(r.stderr + r.stdout)}`);
   return buildOf('B (patched)', into);
 }
 

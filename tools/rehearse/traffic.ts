@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type mongoose from 'mongoose';
-import type { Models } from '../../src/db/models';
 import type { PayPalSimulator } from '../paypal-sim';
 import { replaceField } from '../cli/ipn';
 import { CreditWatch } from '../../bench/lib/credits';
@@ -105,7 +104,10 @@ export class Traffic {
     db: mongoose.mongo.Db,
     private readonly tag: string,
   ) {
-    const models = { LedgerEntry: { collection: db.collection('ledger_entries') } } as unknown as Models;
+    // CreditWatch reads only LedgerEntry.collection: the driver's collection, without the service's models.
+    const models = { LedgerEntry: { collection: db.collection('ledger_entries') } } as unknown as ConstructorParameters<
+      typeof CreditWatch
+    >[0];
     for (const c of [...LOAD_CUSTOMERS, PAYEE]) this.watches.set(c, new CreditWatch(models, `${c}:USD:sandbox`, 50));
   }
 
