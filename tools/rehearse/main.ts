@@ -19,7 +19,7 @@ import { fmt, table } from '../../bench/lib/table';
 import { startPayPalSimulator, type PayPalSimulator } from '../paypal-sim';
 import { freePort, startProcess, waitUntil } from '../dev/services/process';
 import { startTemporalServer } from '../dev/services/temporal-server';
-import { SEARCH_ATTRIBUTES } from '../../src/domain/contracts';
+import { SEARCH_ATTRIBUTES } from '../../src/shared/contract';
 import { buildCheckout, buildPatched, ROOT, type Build } from './builds';
 import { bundleFloor, CONCURRENCY, measureFloor } from './compare';
 import { verify, type Verdict } from './checks';

@@ -17,7 +17,7 @@ export function withFields(raw: Buffer, fields: Record<string, string>): Buffer 
   );
 }
 
-/** PayPal's date format (`HH:MM:SS Mon DD, YYYY PST`, PDT from March to October, as src/domain/profile.ts reads it). */
+/** PayPal's date format (`HH:MM:SS Mon DD, YYYY PST`, PDT from March to October, as src/profiles/state.ts reads it). */
 function paypalDate(d: Date): string {
   const pdt = d.getUTCMonth() >= 2 && d.getUTCMonth() <= 9;
   const local = new Date(d.getTime() - (pdt ? 7 : 8) * 3600_000);
