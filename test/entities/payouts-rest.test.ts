@@ -1,5 +1,5 @@
 import { payoutWorkflowId } from '../../src/shared/contract';
-import { balanceMinor, createTestStack, waitFor, type TestStack } from '../support/stack';
+import { balanceMinor, createTestStack, deliverIpn, waitFor, type TestStack } from '../support/stack';
 import { workflowTaskFailures } from '../support/workflow-task-failures';
 
 /**
@@ -257,6 +257,57 @@ describe('Payouts REST', () => {
       await stack.sim.rest.settled();
       await new Promise((r) => setTimeout(r, 1_500));
       expect(await balanceMinor(stack, c, 'USD')).toBe(8_000);
+    },
+    LONG,
+  );
+  it(
+    'a Mass Pay IPN for the same items (PayPal may send both) reconciles them without a second release',
+    async () => {
+      const [paid, failed] = [await customer(6_000), await customer(6_000)];
+      stack.sim.rest.payouts.setOutcome(`${failed}@example.com`, { status: 'FAILED', error: 'RECEIVER_UNREGISTERED' });
+      const { id, uniqueIds } = await sentBatch([
+        { id: paid, amount: '10.00' },
+        { id: failed, amount: '20.00' },
+      ]);
+      const ppBatch = stack.sim.rest.payouts.batches.get(await paypalBatchOf(id))!;
+      await stack.sim.rest.process(ppBatch.payoutBatchId);
+      await waitFor('completed by webhooks', async () => (await getBatch(id)).state === 'completed', LONG);
+      const releasesBefore = await stack.db.models.LedgerEntry.countDocuments({ reason: 'payout_release' });
+      const item = (i: number, status: string) => {
+        const x = i + 1;
+        const txn = ppBatch.items[i]!.transactionId ?? `T${uniqueIds[i]}`;
+        const gross = ppBatch.items[i]!.value;
+        return (
+          `&unique_id_${x}=${uniqueIds[i]}&status_${x}=${status}&mc_gross_${x}=${gross}` +
+          `&mc_currency_${x}=USD&masspay_txn_id_${x}=${txn}`
+        );
+      };
+      const raw = Buffer.from(
+        'txn_type=masspay&payment_status=Completed&test_ipn=1&charset=windows-1252' +
+          '&payer_email=payouts%40rest.example.com&verify_sign=x' +
+          item(0, 'Completed') +
+          item(1, 'Failed'),
+        'latin1',
+      );
+      const msg = await deliverIpn(stack, SHOP, raw);
+      expect(msg.state).toBe('masspay_routed');
+      await waitFor(
+        'IPN applied',
+        async () => {
+          const doc = await stack.db.models.PayoutBatch.findById(id, { 'snapshot.appliedMessages': 1 }).lean();
+          return ((doc?.snapshot as { appliedMessages?: string[] }).appliedMessages ?? []).includes(String(msg._id));
+        },
+        LONG,
+      );
+      const batch = await getBatch(id);
+      expect(batch.items.map((i) => [i.state, i.released])).toEqual([
+        ['Completed', false],
+        ['Failed', true],
+      ]);
+      expect(batch.contradictions).toEqual([]);
+      expect(await stack.db.models.LedgerEntry.countDocuments({ reason: 'payout_release' })).toBe(releasesBefore);
+      expect(await balanceMinor(stack, paid, 'USD')).toBe(5_000);
+      expect(await balanceMinor(stack, failed, 'USD')).toBe(6_000);
     },
     LONG,
   );
