@@ -1,9 +1,9 @@
 import Koa from 'koa';
-import { requireAdminTokenConfig } from './shared/config';
 import { httpDuration } from './shared/metrics';
 import { adminGuard } from './shared/http/auth';
 import { errorHandler } from './shared/http/errors';
 import { adminApiRoutes } from './shared/http/admin-api';
+import { AdminAuth } from './shared/http/operator-auth';
 import { healthRoutes } from './shared/http/health';
 import { ipnRoutes } from './messages/routes';
 import type { AppDeps } from './shared/http/deps';
@@ -28,8 +28,9 @@ export function createApp(deps: AppDeps): Koa {
   // Twice: here, before routing, for every path the admin router matches (any method, so its 405s
   // and Allow lists too) or that reads as /admin some other way; and as the admin router's own first
   // middleware, for every request it hands to a handler.
-  const admin = adminApiRoutes(deps);
-  app.use(adminGuard(requireAdminTokenConfig(deps.config), admin));
+  const auth = new AdminAuth(deps);
+  const admin = adminApiRoutes(deps, auth);
+  app.use(adminGuard(auth, admin));
   const routers = [healthRoutes(deps), ipnRoutes(deps), admin];
   for (const router of routers) {
     app.use(router.routes()).use(router.allowedMethods());

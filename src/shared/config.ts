@@ -21,11 +21,28 @@ export const ConfigSchema = z.object({
   MONGODB_URI: z.string().regex(/^mongodb(\+srv)?:\/\//, 'expected a mongodb:// or mongodb+srv:// URI'),
   /** Database name when the URI names none. */
   MONGODB_DB: z.string().min(1).default('ipnflow'),
-  /** Required by the API server (admin routes); the worker never sees it. */
+  /**
+   * Break-glass only: whoever holds it may manage operators and read, never decide about money. Every
+   * other admin request is an operator's own key (see src/operators). Optional; the worker never sees it.
+   */
   ADMIN_TOKEN: z
     .string()
     .min(24, 'must be at least 24 characters (generate one with `openssl rand -hex 32`)')
     .optional(),
+  /**
+   * The key that encrypts every operator's TOTP secret at rest (AES-256-GCM): 32 bytes as 64 hex
+   * characters or base64. Required by the API server and the operator CLI; the worker never sees it.
+   */
+  OPERATOR_SECRETS_KEY: z
+    .string()
+    .refine((v) => secretKeyBytes(v) !== null, 'must be 32 bytes: 64 hex characters or base64 (openssl rand -hex 32)')
+    .optional(),
+  /** Failed second-factor codes in a row that lock an operator's decisions, and for how long. */
+  OPERATOR_OTP_MAX_FAILURES: positiveInt.default(5),
+  OPERATOR_OTP_LOCK_SECONDS: positiveInt.default(15 * 60),
+  /** Failed admin API keys per client address per window; over it, 429 until the window ends. */
+  ADMIN_KEY_FAILURE_POINTS: positiveInt.default(10),
+  ADMIN_KEY_FAILURE_WINDOW_SECONDS: positiveInt.default(60),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** A Mass Pay IPN carries every item of its batch: about 625 KB for PayPal's 5,000-item maximum. */
   IPN_MAX_BODY_BYTES: positiveInt.max(4 * 1024 * 1024).default(1024 * 1024),
@@ -89,6 +106,15 @@ export type Config = Omit<z.infer<typeof ConfigSchema>, 'ALLOW_SANDBOX_INTEGRATI
   paypalLiveVerifyUrl: string;
 };
 
+/** Never echoed back in a configuration error, even malformed. */
+const SECRET_VARIABLES = ['ADMIN_TOKEN', 'MONGODB_URI', 'OPERATOR_SECRETS_KEY'];
+
+/** A 32-byte key written as 64 hex characters or as base64, or null. */
+export function secretKeyBytes(text: string): Buffer | null {
+  const bytes = /^[0-9a-f]{64}$/i.test(text) ? Buffer.from(text, 'hex') : Buffer.from(text, 'base64');
+  return bytes.length === 32 ? bytes : null;
+}
+
 export class ConfigError extends Error {
   constructor(readonly problems: Array<{ variable: string; message: string }>) {
     super(`Invalid configuration:\n${problems.map((p) => `  ${p.variable}: ${p.message}`).join('\n')}`);
@@ -111,9 +137,7 @@ export function loadConfig(
         const given = input[variable];
         // Never echo a secret back, even a malformed one.
         const shown =
-          variable === 'ADMIN_TOKEN' || variable === 'MONGODB_URI' || given === undefined
-            ? ''
-            : ` (got ${JSON.stringify(given)})`;
+          SECRET_VARIABLES.includes(variable) || given === undefined ? '' : ` (got ${JSON.stringify(given)})`;
         return { variable, message: `${given === undefined ? 'is required' : issue.message}${shown}` };
       }),
     );
@@ -133,6 +157,19 @@ export function requireAdminTokenConfig(config: Config): string {
       },
     ]);
   return config.ADMIN_TOKEN;
+}
+
+/** The key for operators' TOTP secrets, for processes that serve the admin API or manage operators. */
+export function requireOperatorSecretsKey(config: Config): Buffer {
+  const key = config.OPERATOR_SECRETS_KEY ? secretKeyBytes(config.OPERATOR_SECRETS_KEY) : null;
+  if (!key)
+    throw new ConfigError([
+      {
+        variable: 'OPERATOR_SECRETS_KEY',
+        message: 'is required to serve the admin API (32 bytes, e.g. `openssl rand -hex 32`)',
+      },
+    ]);
+  return key;
 }
 
 export function publicBaseUrl(config: Config): string {

@@ -1,5 +1,6 @@
 import mongoose, { Schema, type Connection, type InferSchemaType } from 'mongoose';
 import { bindPayoutModels } from '../../masspay/models';
+import { bindOperatorModels } from '../../operators/models';
 
 /**
  * One integration = one PayPal business account connection. Field validation lives in the
@@ -242,6 +243,7 @@ export function bindModels(conn: Connection) {
     RecurringProfile: conn.model('RecurringProfile', recurringProfileSchema, 'recurring_profiles'),
     ProfileTxn: conn.model('ProfileTxn', profileTxnSchema, 'profile_txns'),
     ...bindPayoutModels(conn),
+    ...bindOperatorModels(conn),
   };
 }
 
