@@ -115,10 +115,11 @@ export class OperatorStore {
   }
 
   async disable(id: string, by: string): Promise<OperatorDoc | null> {
+    // No projection: FerretDB's findAndModify has none (the view below shows no secret anyway).
     const doc = await this.models.Operator.findOneAndUpdate(
       { _id: id },
       { $set: { status: 'disabled' } },
-      { new: true, projection: { apiKeyHash: 0, totpSealed: 0 } },
+      { new: true },
     ).lean();
     if (doc) await this.audit(by, OPERATOR_AUDIT.disabled, id, {});
     return doc;
@@ -217,7 +218,7 @@ export class OperatorStore {
     const doc = await this.models.Operator.findOneAndUpdate(
       { _id: id },
       { $inc: { otpFailures: 1 } },
-      { new: true, projection: { otpFailures: 1 } },
+      { new: true },
     ).lean();
     if (!doc || (doc.otpFailures ?? 0) < this.opts.maxFailures) return { ok: false, why };
     const lockedUntil = new Date(Date.now() + this.opts.lockSeconds * 1000);
