@@ -147,18 +147,6 @@ export function loadConfig(
   return { ...parsed.data, ALLOW_SANDBOX_INTEGRATIONS: allowSandbox, paypalLiveVerifyUrl: LIVE_VERIFY_URL };
 }
 
-/** The admin token, for processes that serve admin routes: fails fast, naming the variable, when absent. */
-export function requireAdminTokenConfig(config: Config): string {
-  if (!config.ADMIN_TOKEN)
-    throw new ConfigError([
-      {
-        variable: 'ADMIN_TOKEN',
-        message: 'is required to serve the admin API (at least 24 characters, e.g. `openssl rand -hex 32`)',
-      },
-    ]);
-  return config.ADMIN_TOKEN;
-}
-
 /** The key for operators' TOTP secrets, for processes that serve the admin API or manage operators. */
 export function requireOperatorSecretsKey(config: Config): Buffer {
   const key = config.OPERATOR_SECRETS_KEY ? secretKeyBytes(config.OPERATOR_SECRETS_KEY) : null;
