@@ -4,6 +4,7 @@ import { adminGuard } from './shared/http/auth';
 import { errorHandler } from './shared/http/errors';
 import { adminApiRoutes } from './shared/http/admin-api';
 import { AdminAuth } from './shared/http/operator-auth';
+import { codecRoutes } from './shared/temporal/codec-server';
 import { healthRoutes } from './shared/http/health';
 import { ipnRoutes } from './messages/routes';
 import type { AppDeps } from './shared/http/deps';
@@ -18,11 +19,9 @@ export function createApp(deps: AppDeps): Koa {
     const seconds = Number(process.hrtime.bigint() - start) / 1e9;
     const route = (ctx as { _matchedRoute?: string })._matchedRoute ?? 'unmatched';
     httpDuration.observe({ route: String(route), status: String(ctx.status) }, seconds);
-    // Method, path and status only: headers carry the admin token.
-    deps.logger.debug(
-      { method: ctx.method, path: ctx.path, status: ctx.status, ms: Math.round(seconds * 1000) },
-      'http',
-    );
+    // Method, path and status only: headers carry the admin token (and a codec endpoint's path an API key).
+    const path = ctx.path.startsWith('/codec/') ? '/codec/…' : ctx.path;
+    deps.logger.debug({ method: ctx.method, path, status: ctx.status, ms: Math.round(seconds * 1000) }, 'http');
   });
   app.use(errorHandler(deps.logger));
   // Twice: here, before routing, for every path the admin router matches (any method, so its 405s
@@ -31,7 +30,8 @@ export function createApp(deps: AppDeps): Koa {
   const auth = new AdminAuth(deps);
   const admin = adminApiRoutes(deps, auth);
   app.use(adminGuard(auth, admin));
-  const routers = [healthRoutes(deps), ipnRoutes(deps), admin];
+  const codec = codecRoutes(deps.config, async (key) => (await auth.operators.authenticate(key)) !== null);
+  const routers = [healthRoutes(deps), ipnRoutes(deps), codec, admin];
   for (const router of routers) {
     app.use(router.routes()).use(router.allowedMethods());
   }

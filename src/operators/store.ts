@@ -39,8 +39,8 @@ export interface OperatorStoreOptions {
 }
 
 const hashSecret = (secret: string) => crypto.createHash('sha256').update(secret, 'utf8').digest('hex');
-const newKey = (id: string) => {
-  const secret = crypto.randomBytes(32).toString('base64url');
+const newKey = (id: string, given?: string) => {
+  const secret = given ?? crypto.randomBytes(32).toString('base64url');
   return { apiKey: `${KEY_PREFIX}.${id}.${secret}`, apiKeyHash: hashSecret(secret) };
 };
 
@@ -79,11 +79,12 @@ export class OperatorStore {
     private readonly opts: OperatorStoreOptions,
   ) {}
 
-  async create(input: CreateOperator, by: string): Promise<OperatorCredentials> {
+  /** `keySecret`: the dev stack's own choice of a key's random part (npm start needs one before the API runs). */
+  async create(input: CreateOperator, by: string, keySecret?: string): Promise<OperatorCredentials> {
     const id = operatorIdOf(input.name);
     OperatorIdSchema.parse(id);
     const secret = newTotpSecret();
-    const { apiKey, apiKeyHash } = newKey(id);
+    const { apiKey, apiKeyHash } = newKey(id, keySecret);
     try {
       await this.models.Operator.create({
         _id: id,

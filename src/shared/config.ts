@@ -37,6 +37,19 @@ export const ConfigSchema = z.object({
     .string()
     .refine((v) => secretKeyBytes(v) !== null, 'must be 32 bytes: 64 hex characters or base64 (openssl rand -hex 32)')
     .optional(),
+  /**
+   * Workflow histories encrypted (AES-256-GCM payload codec): `<id>:<64 hex>[,<id>:<64 hex>…]`, every key
+   * that may have written a payload; TEMPORAL_CODEC_KEY_ID is the one new payloads use (default: the first).
+   * Rotation: add a key, switch the id, keep the old one while histories written with it are retained.
+   * API and worker need the same keys. Unset: payloads are plain (histories before the codec read either way).
+   */
+  TEMPORAL_CODEC_KEYS: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]{1,40}:[0-9a-fA-F]{64}(,[A-Za-z0-9_.-]{1,40}:[0-9a-fA-F]{64})*$/, 'expected <id>:<64 hex>,…')
+    .optional(),
+  TEMPORAL_CODEC_KEY_ID: z.string().min(1).max(40).optional(),
+  /** Origins (comma-separated) of Temporal Web UIs allowed to call the codec server (/codec) from a browser. */
+  TEMPORAL_UI_ORIGINS: z.string().optional(),
   /** Failed second-factor codes in a row that lock an operator's decisions, and for how long. */
   OPERATOR_OTP_MAX_FAILURES: positiveInt.default(5),
   OPERATOR_OTP_LOCK_SECONDS: positiveInt.default(15 * 60),
@@ -107,7 +120,7 @@ export type Config = Omit<z.infer<typeof ConfigSchema>, 'ALLOW_SANDBOX_INTEGRATI
 };
 
 /** Never echoed back in a configuration error, even malformed. */
-const SECRET_VARIABLES = ['ADMIN_TOKEN', 'MONGODB_URI', 'OPERATOR_SECRETS_KEY'];
+const SECRET_VARIABLES = ['ADMIN_TOKEN', 'MONGODB_URI', 'OPERATOR_SECRETS_KEY', 'TEMPORAL_CODEC_KEYS'];
 
 /** A 32-byte key written as 64 hex characters or as base64, or null. */
 export function secretKeyBytes(text: string): Buffer | null {

@@ -11,6 +11,10 @@ export const DEMO_OPERATORS: ReadonlyArray<{ name: string; role: OperatorRole }>
   { name: 'bob', role: 'approver' },
 ];
 
+/** The viewer whose key the dev Web UI's codec endpoint carries. */
+export const WEB_UI_OPERATOR = 'web-ui';
+export const webUiKey = (secret: string) => `ipk.${WEB_UI_OPERATOR}.${secret}`;
+
 const keysFile = () => path.join(DEV_DATA_DIR, 'dev-operator-keys.json');
 
 /**
@@ -18,7 +22,7 @@ const keysFile = () => path.join(DEV_DATA_DIR, 'dev-operator-keys.json');
  * `npm start` can print them: a development convenience only; a real install shows a key once.
  * Their codes come from `npm run operator -- code <name>` (or an authenticator app and the TOTP URI).
  */
-export async function seedOperators(store: OperatorStore): Promise<Record<string, string>> {
+export async function seedOperators(store: OperatorStore, webUiKeySecret: string): Promise<Record<string, string>> {
   const file = keysFile();
   const keys: Record<string, string> = fs.existsSync(file) ? JSON.parse(fs.readFileSync(file, 'utf8')) : {};
   for (const { name, role } of DEMO_OPERATORS) {
@@ -30,5 +34,8 @@ export async function seedOperators(store: OperatorStore): Promise<Record<string
     keys[name] = created!.apiKey!;
   }
   fs.writeFileSync(file, `${JSON.stringify(keys, null, 2)}\n`, { mode: 0o600 });
+  // The Web UI's codec endpoint carries this viewer's key (chosen before the API ran: see start.ts).
+  if (!(await store.get(WEB_UI_OPERATOR)))
+    await store.create({ name: WEB_UI_OPERATOR, role: 'viewer' }, 'npm start (demo seed)', webUiKeySecret);
   return keys;
 }

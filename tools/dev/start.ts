@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadConfig, publicBaseUrl, ConfigError } from '../../src/shared/config';
@@ -15,8 +16,8 @@ import { seedDemo } from './seed-demo';
 import { DEMO_PROFILE_ID, startDemoProfile } from './demo-profile';
 import { startDemoMasspay } from './demo-masspay';
 import { devLogDestination } from './pretty-log';
-import { devAdminToken, devOperatorSecretsKey } from './dev-secrets';
-import { seedOperators } from './seed-operators';
+import { devAdminToken, devOperatorSecretsKey, devSecret } from './dev-secrets';
+import { seedOperators, webUiKey } from './seed-operators';
 import { OperatorStore } from '../../src/operators/store';
 import { requireOperatorSecretsKey } from '../../src/shared/config';
 
@@ -51,6 +52,11 @@ async function main() {
     const sim = await startPayPalSimulator({ port: devPort('PAYPAL_SIM_PORT', 8787) });
     stops.push(() => sim.close());
 
+    // Workflow histories are encrypted (TEMPORAL_CODEC_KEYS); the dev Web UI decodes them through our codec
+    // server, its endpoint carrying a viewer's key chosen here (the operator is seeded once the API runs).
+    const codecKey = devSecret('temporal-codec-key', () => crypto.randomBytes(32).toString('hex')).value;
+    const webUiSecret = devSecret('web-ui-key', () => crypto.randomBytes(32).toString('base64url')).value;
+    const apiPort = Number(process.env.PORT || 3000);
     let temporalAddress = process.env.TEMPORAL_ADDRESS;
     let uiUrl: string | undefined;
     if (!temporalAddress) {
@@ -60,6 +66,7 @@ async function main() {
         uiPort: devPort('TEMPORAL_UI_PORT', 8233),
         dbFile: path.join(DATA, 'temporal.db'),
         logFile: path.join(DATA, 'temporal.log'),
+        uiCodecEndpoint: `http://localhost:${apiPort}/codec/${webUiKey(webUiSecret)}`,
         log: say,
       });
       stops.push(() => temporal.stop());
@@ -87,6 +94,8 @@ async function main() {
       MONGODB_URI: mongoUri,
       ADMIN_TOKEN: process.env.ADMIN_TOKEN || devAdminToken().value,
       OPERATOR_SECRETS_KEY: process.env.OPERATOR_SECRETS_KEY || devOperatorSecretsKey().value,
+      TEMPORAL_CODEC_KEYS: process.env.TEMPORAL_CODEC_KEYS || `dev:${codecKey}`,
+      TEMPORAL_UI_ORIGINS: process.env.TEMPORAL_UI_ORIGINS || `http://localhost:${devPort('TEMPORAL_UI_PORT', 8233)}`,
       // Sandbox postbacks go to our simulator in dev; live ones can only ever go to PayPal.
       PAYPAL_SANDBOX_VERIFY_URL: process.env.PAYPAL_SANDBOX_VERIFY_URL || sim.verifyUrl,
       // Likewise the recurring-payments API (NVP) for sandbox integrations: the simulator answers.
@@ -119,6 +128,7 @@ async function main() {
         maxFailures: config.OPERATOR_OTP_MAX_FAILURES,
         lockSeconds: config.OPERATOR_OTP_LOCK_SECONDS,
       }),
+      webUiSecret,
     );
     const cycleSeconds = Number(process.env.IPNFLOW_DEMO_CYCLE_SECONDS || 60);
     const stopDemo = startDemoProfile(sim, `${api.url}/ipn/${seeded.integrationId}`, cycleSeconds);
