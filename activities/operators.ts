@@ -31,6 +31,7 @@ export function createOperatorActivities(deps: ActivityDeps) {
       secretsKey: requireOperatorSecretsKey(deps.config),
       maxFailures: deps.config.OPERATOR_OTP_MAX_FAILURES,
       lockSeconds: deps.config.OPERATOR_OTP_LOCK_SECONDS,
+      period: deps.config.OPERATOR_TOTP_PERIOD_SECONDS,
     }));
   return {
     async checkOperatorProof(raw: unknown): Promise<OperatorProofOutcome> {

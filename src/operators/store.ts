@@ -36,6 +36,8 @@ export interface OperatorStoreOptions {
   secretsKey: Buffer;
   maxFailures: number;
   lockSeconds: number;
+  /** TOTP step, seconds: 30 (what authenticator apps use) except in tests (OPERATOR_TOTP_PERIOD_SECONDS). */
+  period?: number;
 }
 
 const hashSecret = (secret: string) => crypto.createHash('sha256').update(secret, 'utf8').digest('hex');
@@ -101,7 +103,7 @@ export class OperatorStore {
       throw err;
     }
     await this.audit(by, OPERATOR_AUDIT.created, id, { role: input.role, name: input.name });
-    return { id, name: input.name, role: input.role, apiKey, totpUri: totpUri(secret, id) };
+    return { id, name: input.name, role: input.role, apiKey, totpUri: totpUri(secret, id, this.opts.period) };
   }
 
   async list(after?: string, limit = 200): Promise<OperatorDoc[]> {
@@ -146,7 +148,7 @@ export class OperatorStore {
       {
         $set: {
           totpSealed: seal(this.opts.secretsKey, secret, id),
-          lastOtpStep: currentStep() + 1,
+          lastOtpStep: currentStep(Date.now(), this.opts.period) + 1,
           otpFailures: 0,
           lockedUntil: null,
         },
@@ -155,7 +157,7 @@ export class OperatorStore {
     ).lean();
     if (!doc) return null;
     await this.audit(by, OPERATOR_AUDIT.totpReset, id, {});
-    return { id, name: doc.name, role: doc.role as OperatorRole, totpUri: totpUri(secret, id) };
+    return { id, name: doc.name, role: doc.role as OperatorRole, totpUri: totpUri(secret, id, this.opts.period) };
   }
 
   /** The operator an API key belongs to, if the key is current and the operator active. */
@@ -197,10 +199,10 @@ export class OperatorStore {
     if (!/^\d{6}$/.test(code)) return this.failed(id, 'malformed');
     const secret = open(this.opts.secretsKey, doc.totpSealed, id);
     const last = doc.lastOtpStep ?? 0;
-    const step = verifiedStep(secret, code, last, now.getTime());
+    const step = verifiedStep(secret, code, last, now.getTime(), this.opts.period);
     if (step === null) {
       // Valid but for a step already used: a replay, told apart for the audit only.
-      const replay = last > 0 && verifiedStep(secret, code, 0, now.getTime()) !== null;
+      const replay = last > 0 && verifiedStep(secret, code, 0, now.getTime(), this.opts.period) !== null;
       return this.failed(id, replay ? 'replayed' : 'wrong_or_expired');
     }
     const taken = await this.models.Operator.updateOne(

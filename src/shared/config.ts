@@ -50,6 +50,11 @@ export const ConfigSchema = z.object({
   TEMPORAL_CODEC_KEY_ID: z.string().min(1).max(40).optional(),
   /** Origins (comma-separated) of Temporal Web UIs allowed to call the codec server (/codec) from a browser. */
   TEMPORAL_UI_ORIGINS: z.string().optional(),
+  /**
+   * The TOTP step in seconds. Leave it at 30: authenticator apps use 30 whatever the URI says. The test
+   * stack shortens it so one test operator can decide more than three times in 30 s.
+   */
+  OPERATOR_TOTP_PERIOD_SECONDS: positiveInt.max(60).default(30),
   /** Failed second-factor codes in a row that lock an operator's decisions, and for how long. */
   OPERATOR_OTP_MAX_FAILURES: positiveInt.default(5),
   OPERATOR_OTP_LOCK_SECONDS: positiveInt.default(15 * 60),

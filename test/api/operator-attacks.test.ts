@@ -23,7 +23,11 @@ const approveHeld = (as: string, otp?: string | null, body: Record<string, unkno
   stack.admin('POST', `/admin/payments/${HELD}/approve`, { reason: 'looks fine', ...body }, { as, otp });
 
 beforeAll(async () => {
-  stack = await createTestStack('operator-attacks', { OPERATOR_OTP_LOCK_SECONDS: String(LOCK_SECONDS) });
+  stack = await createTestStack('operator-attacks', {
+    OPERATOR_OTP_LOCK_SECONDS: String(LOCK_SECONDS),
+    // Real 30 s steps: this file tells expired codes from replayed ones.
+    OPERATOR_TOTP_PERIOD_SECONDS: '30',
+  });
   expect(
     await stack.admin('PUT', `/admin/integrations/${SHOP}`, {
       name: 'Attacked shop',

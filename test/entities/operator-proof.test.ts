@@ -10,7 +10,7 @@ import { createTestStack, type TestStack } from '../support/stack';
 let stack: TestStack;
 let check: ReturnType<typeof createActivities>['checkOperatorProof'];
 beforeAll(async () => {
-  stack = await createTestStack('operator-proof');
+  stack = await createTestStack('operator-proof', { OPERATOR_TOTP_PERIOD_SECONDS: '30' });
   check = createActivities({ ...stack, logger: createLogger('silent') }).checkOperatorProof;
 });
 afterAll(() => stack?.close());

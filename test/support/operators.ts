@@ -21,7 +21,8 @@ export const testOperatorId = (name: string) => operatorIdOf(operatorIdentity(na
 /**
  * Operators for tests, created through the real API with the break-glass token, as a fresh install
  * would. `code(op)` gives a code for a step this operator has not used yet: the server takes each
- * step once, so an operator can decide about three times per 30 s; the helper waits when it must.
+ * step once, so an operator decides about once per step; the helper waits when it must. The test stack
+ * shortens the step to 2 s (OPERATOR_TOTP_PERIOD_SECONDS) so a test of many decisions does not wait 30 s.
  */
 export class TestOperators {
   private readonly known = new Map<string, Promise<TestOperator>>();
@@ -29,6 +30,8 @@ export class TestOperators {
   constructor(
     private readonly baseUrl: string,
     private readonly breakGlassToken: string,
+    /** The stack's OPERATOR_TOTP_PERIOD_SECONDS. */
+    private readonly period = TOTP_PERIOD_SECONDS,
   ) {}
 
   /** The operator with this id, created (with `role`) on first use. */
@@ -56,18 +59,19 @@ export class TestOperators {
 
   /** A code for a step after the last one used, waiting for the clock when the window is spent. */
   async code(op: TestOperator): Promise<string> {
+    const period = this.period;
     for (;;) {
       const now = Date.now();
-      const cur = currentStep(now);
-      const intoStep = (now / 1000) % TOTP_PERIOD_SECONDS;
+      const cur = currentStep(now, period);
+      const intoStep = (now / 1000) % period;
       // The previous step only while it cannot slip out of the ±1 window before the server checks it.
-      const earliest = intoStep < TOTP_PERIOD_SECONDS - 5 ? cur - 1 : cur;
+      const earliest = period >= 10 && intoStep < period - 5 ? cur - 1 : cur;
       const step = Math.max(op.lastStep + 1, earliest);
       if (step <= cur + 1) {
         op.lastStep = step;
-        return codeAtStep(op.secret, step);
+        return codeAtStep(op.secret, step, period);
       }
-      await sleep((TOTP_PERIOD_SECONDS - intoStep) * 1000 + 50);
+      await sleep((period - intoStep) * 1000 + 50);
     }
   }
 }

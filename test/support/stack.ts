@@ -69,6 +69,8 @@ export async function createTestStack(
     OPERATOR_SECRETS_KEY: crypto.randomBytes(32).toString('hex'),
     // Test files send many wrong keys from 127.0.0.1 on purpose: only the limit's own test lowers this.
     ADMIN_KEY_FAILURE_POINTS: '1000000',
+    // One step per decision per operator: 2 s steps keep tests of many decisions fast (30 s elsewhere).
+    OPERATOR_TOTP_PERIOD_SECONDS: '2',
     PORT: '3000',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     PAYPAL_SANDBOX_VERIFY_URL: sim.verifyUrl,
@@ -100,7 +102,7 @@ export async function createTestStack(
     dispatcher,
     baseUrl,
     adminToken,
-    operators: new TestOperators(baseUrl, adminToken),
+    operators: new TestOperators(baseUrl, adminToken, config.OPERATOR_TOTP_PERIOD_SECONDS),
     async startWorker(opts = {}) {
       await stack.stopWorker();
       const { worker, connection } = await createWorker({

@@ -4,7 +4,7 @@ import { createTestStack, type TestStack } from '../support/stack';
 /** `npm run operator`: the first admin of a fresh install, without ADMIN_TOKEN; dev-only codes. */
 let stack: TestStack;
 beforeAll(async () => {
-  stack = await createTestStack('operator-cli');
+  stack = await createTestStack('operator-cli', { OPERATOR_TOTP_PERIOD_SECONDS: '30' });
 });
 afterAll(() => stack?.close());
 

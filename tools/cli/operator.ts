@@ -15,7 +15,7 @@ import { connectDatabase } from '../../src/shared/db/connection';
 import { CreateOperatorSchema, OperatorIdSchema, operatorIdOf } from '../../src/operators/contract';
 import { OperatorStore, operatorView } from '../../src/operators/store';
 import { open } from '../../src/operators/secret-box';
-import { codeAtStep, currentStep, TOTP_PERIOD_SECONDS } from '../../src/operators/totp';
+import { codeAtStep, currentStep } from '../../src/operators/totp';
 import { devMongoUri, devOperatorSecretsKey } from '../dev/dev-secrets';
 
 const USAGE = 'usage: npm run operator -- add <name> --role <viewer|operator|approver|admin> | list | code <name>';
@@ -42,6 +42,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     secretsKey,
     maxFailures: config.OPERATOR_OTP_MAX_FAILURES,
     lockSeconds: config.OPERATOR_OTP_LOCK_SECONDS,
+    period: config.OPERATOR_TOTP_PERIOD_SECONDS,
   });
   try {
     if (command === 'add' && name) {
@@ -71,10 +72,11 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
         console.error(`no operator ${id}`);
         return 1;
       }
-      const step = currentStep();
-      const left = TOTP_PERIOD_SECONDS - Math.floor((Date.now() / 1000) % TOTP_PERIOD_SECONDS);
-      console.log(codeAtStep(open(secretsKey, doc.totpSealed, id), step));
-      console.error(`(valid about ${left + TOTP_PERIOD_SECONDS} s; each code is accepted once)`);
+      const period = config.OPERATOR_TOTP_PERIOD_SECONDS;
+      const step = currentStep(Date.now(), period);
+      const left = period - Math.floor((Date.now() / 1000) % period);
+      console.log(codeAtStep(open(secretsKey, doc.totpSealed, id), step, period));
+      console.error(`(valid about ${left + period} s; each code is accepted once)`);
       return 0;
     }
     console.error(USAGE);

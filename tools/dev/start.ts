@@ -127,6 +127,7 @@ async function main() {
         secretsKey: requireOperatorSecretsKey(config),
         maxFailures: config.OPERATOR_OTP_MAX_FAILURES,
         lockSeconds: config.OPERATOR_OTP_LOCK_SECONDS,
+        period: config.OPERATOR_TOTP_PERIOD_SECONDS,
       }),
       webUiSecret,
     );

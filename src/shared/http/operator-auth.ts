@@ -29,6 +29,7 @@ export class AdminAuth {
       secretsKey: requireOperatorSecretsKey(config),
       maxFailures: config.OPERATOR_OTP_MAX_FAILURES,
       lockSeconds: config.OPERATOR_OTP_LOCK_SECONDS,
+      period: config.OPERATOR_TOTP_PERIOD_SECONDS,
     });
     this.maxFailures = config.ADMIN_KEY_FAILURE_POINTS;
     this.failures = new RateLimiterMemory({
