@@ -6,6 +6,7 @@ import { createProfileActivities } from './profiles';
 import { createPayoutActivities } from './masspay';
 import { createMasspayRestActivities } from './masspay-rest';
 import { createRetentionActivities } from './retention';
+import { createOperatorActivities } from './operators';
 
 export type { ActivityDeps };
 
@@ -18,6 +19,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createPayoutActivities(deps),
     ...createMasspayRestActivities(deps),
     ...createRetentionActivities(deps),
+    ...createOperatorActivities(deps),
   };
 }
 

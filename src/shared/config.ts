@@ -21,11 +21,46 @@ export const ConfigSchema = z.object({
   MONGODB_URI: z.string().regex(/^mongodb(\+srv)?:\/\//, 'expected a mongodb:// or mongodb+srv:// URI'),
   /** Database name when the URI names none. */
   MONGODB_DB: z.string().min(1).default('ipnflow'),
-  /** Required by the API server (admin routes); the worker never sees it. */
+  /**
+   * Break-glass only: whoever holds it may manage operators and read, never decide about money. Every
+   * other admin request is an operator's own key (see src/operators). Optional; the worker never sees it.
+   */
   ADMIN_TOKEN: z
     .string()
     .min(24, 'must be at least 24 characters (generate one with `openssl rand -hex 32`)')
     .optional(),
+  /**
+   * The key that encrypts every operator's TOTP secret at rest (AES-256-GCM): 32 bytes as 64 hex
+   * characters or base64. Required by the API server and the operator CLI; the worker never sees it.
+   */
+  OPERATOR_SECRETS_KEY: z
+    .string()
+    .refine((v) => secretKeyBytes(v) !== null, 'must be 32 bytes: 64 hex characters or base64 (openssl rand -hex 32)')
+    .optional(),
+  /**
+   * Workflow histories encrypted (AES-256-GCM payload codec): `<id>:<64 hex>[,<id>:<64 hex>…]`, every key
+   * that may have written a payload; TEMPORAL_CODEC_KEY_ID is the one new payloads use (default: the first).
+   * Rotation: add a key, switch the id, keep the old one while histories written with it are retained.
+   * API and worker need the same keys. Unset: payloads are plain (histories before the codec read either way).
+   */
+  TEMPORAL_CODEC_KEYS: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]{1,40}:[0-9a-fA-F]{64}(,[A-Za-z0-9_.-]{1,40}:[0-9a-fA-F]{64})*$/, 'expected <id>:<64 hex>,…')
+    .optional(),
+  TEMPORAL_CODEC_KEY_ID: z.string().min(1).max(40).optional(),
+  /** Origins (comma-separated) of Temporal Web UIs allowed to call the codec server (/codec) from a browser. */
+  TEMPORAL_UI_ORIGINS: z.string().optional(),
+  /**
+   * The TOTP step in seconds. Leave it at 30: authenticator apps use 30 whatever the URI says. The test
+   * stack shortens it so one test operator can decide more than three times in 30 s.
+   */
+  OPERATOR_TOTP_PERIOD_SECONDS: positiveInt.max(60).default(30),
+  /** Failed second-factor codes in a row that lock an operator's decisions, and for how long. */
+  OPERATOR_OTP_MAX_FAILURES: positiveInt.default(5),
+  OPERATOR_OTP_LOCK_SECONDS: positiveInt.default(15 * 60),
+  /** Failed admin API keys per client address per window; over it, 429 until the window ends. */
+  ADMIN_KEY_FAILURE_POINTS: positiveInt.default(10),
+  ADMIN_KEY_FAILURE_WINDOW_SECONDS: positiveInt.default(60),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** A Mass Pay IPN carries every item of its batch: about 625 KB for PayPal's 5,000-item maximum. */
   IPN_MAX_BODY_BYTES: positiveInt.max(4 * 1024 * 1024).default(1024 * 1024),
@@ -96,6 +131,15 @@ export type Config = Omit<z.infer<typeof ConfigSchema>, 'ALLOW_SANDBOX_INTEGRATI
   paypalLiveVerifyUrl: string;
 };
 
+/** Never echoed back in a configuration error, even malformed. */
+const SECRET_VARIABLES = ['ADMIN_TOKEN', 'MONGODB_URI', 'OPERATOR_SECRETS_KEY', 'TEMPORAL_CODEC_KEYS'];
+
+/** A 32-byte key written as 64 hex characters or as base64, or null. */
+export function secretKeyBytes(text: string): Buffer | null {
+  const bytes = /^[0-9a-f]{64}$/i.test(text) ? Buffer.from(text, 'hex') : Buffer.from(text, 'base64');
+  return bytes.length === 32 ? bytes : null;
+}
+
 export class ConfigError extends Error {
   constructor(readonly problems: Array<{ variable: string; message: string }>) {
     super(`Invalid configuration:\n${problems.map((p) => `  ${p.variable}: ${p.message}`).join('\n')}`);
@@ -118,9 +162,7 @@ export function loadConfig(
         const given = input[variable];
         // Never echo a secret back, even a malformed one.
         const shown =
-          variable === 'ADMIN_TOKEN' || variable === 'MONGODB_URI' || given === undefined
-            ? ''
-            : ` (got ${JSON.stringify(given)})`;
+          SECRET_VARIABLES.includes(variable) || given === undefined ? '' : ` (got ${JSON.stringify(given)})`;
         return { variable, message: `${given === undefined ? 'is required' : issue.message}${shown}` };
       }),
     );
@@ -130,16 +172,17 @@ export function loadConfig(
   return { ...parsed.data, ALLOW_SANDBOX_INTEGRATIONS: allowSandbox, paypalLiveVerifyUrl: LIVE_VERIFY_URL };
 }
 
-/** The admin token, for processes that serve admin routes: fails fast, naming the variable, when absent. */
-export function requireAdminTokenConfig(config: Config): string {
-  if (!config.ADMIN_TOKEN)
+/** The key for operators' TOTP secrets, for processes that serve the admin API or manage operators. */
+export function requireOperatorSecretsKey(config: Config): Buffer {
+  const key = config.OPERATOR_SECRETS_KEY ? secretKeyBytes(config.OPERATOR_SECRETS_KEY) : null;
+  if (!key)
     throw new ConfigError([
       {
-        variable: 'ADMIN_TOKEN',
-        message: 'is required to serve the admin API (at least 24 characters, e.g. `openssl rand -hex 32`)',
+        variable: 'OPERATOR_SECRETS_KEY',
+        message: 'is required to serve the admin API (32 bytes, e.g. `openssl rand -hex 32`)',
       },
     ]);
-  return config.ADMIN_TOKEN;
+  return key;
 }
 
 export function publicBaseUrl(config: Config): string {

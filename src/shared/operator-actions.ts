@@ -128,8 +128,10 @@ export function describeIssues(error: z.ZodError): string {
  * format characters (\p{Cf}: zero-width spaces and joiners, bidi marks, soft hyphens) are dropped;
  * accents (combining marks after decomposition) are dropped (`José` is `Jose`); case is folded fully
  * (upper then lower: `ß` is `ss`); punctuation, symbols and whitespace are ignored. Erring towards
- * "the same person" only ever refuses more. Until the operators issue brings authenticated
- * identities, this is all a name can say.
+ * "the same person" only ever refuses more. Through the admin API the name is the authenticated
+ * operator id (readJson binds it to the caller's key, see src/shared/http/json-body.ts), so the
+ * four-eyes rules compare identities; the folding still guards names typed into the Web UI and
+ * histories recorded before operators existed.
  */
 export function operatorIdentity(name: string): string {
   return name

@@ -176,8 +176,9 @@ test('no admin route answers, in any spelling or method, without the right token
   expect(await stack.db.models.Customer.findById('c-auth').lean()).toMatchObject({
     name: 'Would be credited by a bypass',
   });
-  // Only beforeAll's own configuration changes are audited.
+  // Only beforeAll's own changes are audited (its admin operator, then the configuration it made).
   expect((await stack.db.models.AuditEvent.find({}).sort({ _id: 1 }).lean()).map((e) => e.action)).toEqual([
+    'operator_created',
     'integration_created',
     'customer_created',
   ]);
@@ -206,9 +207,13 @@ test('with the right token every route answers, and only by its own spelling', a
   expect((await send('PUT', '/ADMIN/integrations/auth-upper', bearer, BODY)).status).toBe(404);
   expect(await stack.db.models.Integration.exists({ _id: 'auth-upper' })).toBeNull();
 
-  expect((await send('PUT', '/admin/integrations/auth-ok', bearer, BODY)).status).toBe(200);
+  // The break-glass token reads, but configuration and money take an operator's own key.
+  expect((await send('PUT', '/admin/integrations/auth-ok', bearer, BODY)).status).toBe(403);
+  const admin = `Bearer ${(await stack.operators.get('test-admin', 'admin')).apiKey}`;
+  const { operator: _, ...asAdmin } = BODY;
+  expect((await send('PUT', '/admin/integrations/auth-ok', admin, asAdmin)).status).toBe(200);
   expect(await stack.db.models.Integration.findById('auth-ok').lean()).toMatchObject({ name: 'Mallory' });
-  const assign = await send('POST', `/admin/payments/${HELD_TXN}/assign`, bearer, {
+  const assign = await stack.admin('POST', `/admin/payments/${HELD_TXN}/assign`, {
     customerId: 'c-auth',
     operator: 'alice',
     reason: 'payer confirmed',

@@ -41,7 +41,7 @@ describe('configuration changes are audited', () => {
     expect(await stack.admin('PUT', `/admin/integrations/${INT}`, edit)).toMatchObject({ status: 200 });
     // The same body again changes nothing: nothing to audit.
     expect(await stack.admin('PUT', `/admin/integrations/${INT}`, edit)).toMatchObject({ status: 200 });
-    // Without an operator the entry still says a change was made, by whoever holds the token.
+    // Without an operator field the entry names the operator whose key made the change (the helper's admin).
     expect(
       await stack.admin('PUT', `/admin/integrations/${INT}`, { ...edit, operator: undefined, name: 'Renamed' }),
     ).toMatchObject({ status: 200 });
@@ -65,7 +65,7 @@ describe('configuration changes are audited', () => {
       },
     });
     expect(entries[2]).toMatchObject({
-      actor: 'unnamed (admin token)',
+      actor: 'testadmin',
       details: { changed: ['name'], before: { name: 'Config shop' }, after: { name: 'Renamed' } },
     });
     // Readable through the admin API too.

@@ -20,6 +20,7 @@ beforeAll(async () => {
     MONGODB_URI: mongo.uri,
     MONGODB_DB: 'readyz',
     ADMIN_TOKEN: 'r'.repeat(32),
+    OPERATOR_SECRETS_KEY: 'ab'.repeat(32),
     LOG_LEVEL: 'silent',
     TEMPORAL_TASK_QUEUE: 'readyz',
   });

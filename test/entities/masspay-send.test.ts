@@ -61,7 +61,10 @@ async function fund(customerId: string, amountMinor: number, paypalEmails = [`${
   });
 }
 
-/** Created by alice, reserved, approved by bob: ready to send. */
+/**
+ * Created by alice, reserved, approved by erin: ready to send (bob, who sends most, keeps his codes:
+ * each operator's TOTP step is taken once, about three decisions per 30 s).
+ */
 async function approvedBatch(
   integrationId: string,
   items: Array<{ customerId: string; amount: string; receiverEmail: string }>,
@@ -74,7 +77,10 @@ async function approvedBatch(
   });
   expect(res.status).toBe(201);
   const id = res.body.id as string;
-  expect(await action(id, 'approve')).toMatchObject({ status: 200, body: { state: { state: 'approved' } } });
+  expect(await action(id, 'approve', { operator: 'erin' })).toMatchObject({
+    status: 200,
+    body: { state: { state: 'approved' } },
+  });
   return res.body as { id: string; items: Array<{ uniqueId: string }> };
 }
 
@@ -415,4 +421,5 @@ test('no credentials, or an integration that changed mode: a clear 422 by either
   expect(await balanceMinor(stack, 'c-cred', 'USD')).toBe(3_000 - 200);
   for (const id of [nocreds.id, noenv.id, moved.id])
     expect(await workflowTaskFailures(stack.client, payoutWorkflowId(id))).toEqual([]);
-});
+  // Seven decisions by bob and erin: one wait for a fresh TOTP step at most.
+}, 120_000);

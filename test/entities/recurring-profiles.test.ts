@@ -316,8 +316,9 @@ describe('operator actions: our rules, then PayPal’s answers', () => {
   });
 
   test('a malformed request is 400 and changes nothing', async () => {
+    // Who acts comes from the key now (no operator field is fine); a decision without its note is malformed.
     expect(
-      await stack.admin('POST', `/admin/profiles/${id}/suspend?integrationId=${SHOP}`, { note: 'no operator' }),
+      await stack.admin('POST', `/admin/profiles/${id}/suspend?integrationId=${SHOP}`, { reason: 'no note' }),
     ).toMatchObject({ status: 400 });
     expect(
       await stack.admin('POST', `/admin/profiles/${id}/bill-outstanding?integrationId=${SHOP}`, {

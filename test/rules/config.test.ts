@@ -1,4 +1,4 @@
-import { ConfigError, loadConfig, requireAdminTokenConfig } from '../../src/shared/config';
+import { ConfigError, loadConfig, requireOperatorSecretsKey } from '../../src/shared/config';
 
 const valid = { MONGODB_URI: 'mongodb://127.0.0.1:27017', ADMIN_TOKEN: 'x'.repeat(32) };
 
@@ -49,12 +49,23 @@ test('every problem is reported at once, and the message lists them', () => {
   expect(err?.message).toMatch(/MONGODB_URI: is required/);
 });
 
-test('the worker needs no admin token; serving the admin API does, and says so', () => {
+test('the worker needs no operator key; serving the admin API does, and says so', () => {
   const { ADMIN_TOKEN: _, ...workerEnv } = valid;
   const config = loadConfig(workerEnv);
   expect(config.ADMIN_TOKEN).toBeUndefined();
-  expect(() => requireAdminTokenConfig(config)).toThrow(/ADMIN_TOKEN: is required to serve the admin API/);
-  expect(requireAdminTokenConfig(loadConfig(valid))).toBe(valid.ADMIN_TOKEN);
+  expect(() => requireOperatorSecretsKey(config)).toThrow(/OPERATOR_SECRETS_KEY: is required to serve the admin API/);
+  const hex = 'ab'.repeat(32);
+  expect(requireOperatorSecretsKey(loadConfig({ ...workerEnv, OPERATOR_SECRETS_KEY: hex }))).toEqual(
+    Buffer.from(hex, 'hex'),
+  );
+  const b64 = Buffer.alloc(32, 7).toString('base64');
+  expect(requireOperatorSecretsKey(loadConfig({ ...workerEnv, OPERATOR_SECRETS_KEY: b64 }))).toEqual(
+    Buffer.alloc(32, 7),
+  );
+  // A short key is refused, and never echoed.
+  const [problem] = problemsOf({ ...valid, OPERATOR_SECRETS_KEY: 'cd'.repeat(16) });
+  expect(problem).toEqual({ variable: 'OPERATOR_SECRETS_KEY', message: expect.stringContaining('32 bytes') });
+  expect(JSON.stringify(problem)).not.toContain('cd'.repeat(16));
 });
 
 test('secrets are never echoed back, even when malformed', () => {

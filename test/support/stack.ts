@@ -11,6 +11,7 @@ import { connectTemporalClient } from '../../src/shared/temporal/client';
 import { createWorker } from '../../src/shared/temporal/worker';
 import { startPayPalSimulator, type PayPalSimulator } from '../../tools/paypal-sim';
 import { Ledger } from '../../src/shared/ledger';
+import { routeNeeds, TestOperators } from './operators';
 
 export interface TestStack {
   name: string;
@@ -21,14 +22,32 @@ export interface TestStack {
   ledger: Ledger;
   dispatcher: IpnDispatcher;
   baseUrl: string;
+  /** The break-glass ADMIN_TOKEN: manages operators and reads, no money decisions. */
   adminToken: string;
+  /** Operators created through the API, with their keys and codes. */
+  operators: TestOperators;
   worker?: Worker;
   /** Starts (or restarts) this file's worker. */
   startWorker(opts?: { interceptors?: WorkerOptions['interceptors'] }): Promise<void>;
   stopWorker(): Promise<void>;
-  admin(method: string, urlPath: string, body?: unknown): Promise<{ status: number; body: any }>;
+  /**
+   * An admin request as an operator: `opts.as`, else the body's `operator` (created as an approver on
+   * first use), else a default operator with the role the route needs; with a fresh code where the
+   * route decides money. `opts.otp` sends that code instead (null: none); `opts.token` that bearer.
+   */
+  admin(method: string, urlPath: string, body?: unknown, opts?: AdminRequestOptions): Promise<AdminAnswer>;
   postIpn(integrationId: string, raw: Buffer, contentType?: string): Promise<Response>;
   close(): Promise<void>;
+}
+
+export interface AdminRequestOptions {
+  as?: string;
+  otp?: string | null;
+  token?: string;
+}
+export interface AdminAnswer {
+  status: number;
+  body: any;
 }
 
 /**
@@ -47,6 +66,11 @@ export async function createTestStack(
     MONGODB_DB: `test-${suffix}`.replace(/[^a-zA-Z0-9_-]/g, '_'),
     TEMPORAL_TASK_QUEUE: `test-${suffix}`,
     ADMIN_TOKEN: adminToken,
+    OPERATOR_SECRETS_KEY: crypto.randomBytes(32).toString('hex'),
+    // Test files send many wrong keys from 127.0.0.1 on purpose: only the limit's own test lowers this.
+    ADMIN_KEY_FAILURE_POINTS: '1000000',
+    // One step per decision per operator: 2 s steps keep tests of many decisions fast (30 s elsewhere).
+    OPERATOR_TOTP_PERIOD_SECONDS: '2',
     PORT: '3000',
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     PAYPAL_SANDBOX_VERIFY_URL: sim.verifyUrl,
@@ -79,6 +103,7 @@ export async function createTestStack(
     dispatcher,
     baseUrl,
     adminToken,
+    operators: new TestOperators(baseUrl, adminToken, config.OPERATOR_TOTP_PERIOD_SECONDS),
     async startWorker(opts = {}) {
       await stack.stopWorker();
       const { worker, connection } = await createWorker({
@@ -100,13 +125,26 @@ export async function createTestStack(
       await r.done;
       await r.close();
     },
-    async admin(method, urlPath, body) {
+    async admin(method, urlPath, body, opts = {}) {
+      const headers: Record<string, string> = body === undefined ? {} : { 'content-type': 'application/json' };
+      if (opts.token !== undefined) {
+        headers.authorization = `Bearer ${opts.token}`;
+        if (typeof opts.otp === 'string') headers['x-operator-otp'] = opts.otp;
+      } else {
+        const needs = routeNeeds(method, urlPath);
+        const named = (body as { operator?: unknown } | undefined)?.operator;
+        const name = opts.as ?? (typeof named === 'string' ? named : undefined);
+        const op = await stack.operators.get(
+          name ?? (needs.role === 'admin' ? 'test-admin' : 'test-approver'),
+          needs.role === 'admin' ? 'admin' : 'approver',
+        );
+        headers.authorization = `Bearer ${op.apiKey}`;
+        const otp = opts.otp === undefined ? (needs.otp ? await stack.operators.code(op) : null) : opts.otp;
+        if (otp !== null) headers['x-operator-otp'] = otp;
+      }
       const res = await fetch(`${baseUrl}${urlPath}`, {
         method,
-        headers: {
-          authorization: `Bearer ${adminToken}`,
-          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-        },
+        headers,
         body: body === undefined ? undefined : JSON.stringify(body),
       });
       const text = await res.text();

@@ -62,7 +62,9 @@ export function interpolate(text: string, env: Env, required: (name: string, mes
   return out;
 }
 
-const dummyFor = (name: string) => `dummy-${name}-0123456789abcdef0123456789abcdef`;
+const dummyFor = (name: string) =>
+  // A key must be a key: 32 bytes in hex.
+  name === 'OPERATOR_SECRETS_KEY' ? 'ab'.repeat(32) : `dummy-${name}-0123456789abcdef0123456789abcdef`;
 const resolve = (text: string) => interpolate(text, {}, dummyFor);
 
 interface Service {
@@ -195,9 +197,11 @@ describe('docker-compose.yml', () => {
     expect(config.MONGODB_URI).toMatch(/^mongodb:\/\//);
   });
 
-  it('gives ADMIN_TOKEN to the API only, as a required host variable, never a literal', () => {
-    expect(rawEnvironment(api).ADMIN_TOKEN).toMatch(/^\$\{ADMIN_TOKEN:\?[^}]+\}$/);
+  it('gives OPERATOR_SECRETS_KEY (required) and the break-glass ADMIN_TOKEN (optional) to the API only', () => {
+    expect(rawEnvironment(api).OPERATOR_SECRETS_KEY).toMatch(/^\$\{OPERATOR_SECRETS_KEY:\?[^}]+\}$/);
+    expect(rawEnvironment(api).ADMIN_TOKEN).toBe('${ADMIN_TOKEN:-}');
     expect(rawEnvironment(worker).ADMIN_TOKEN).toBeUndefined();
+    expect(rawEnvironment(worker).OPERATOR_SECRETS_KEY).toBeUndefined();
   });
 
   it('api and worker agree on Temporal and MongoDB', () => {

@@ -136,7 +136,7 @@ test('the image holds dist/ with the prebuilt bundle and production dependencies
 
 test("the image's command serves /healthz and /readyz in production, logging JSON", async () => {
   const port = await freePort();
-  const api = run(image.cmd!, { ...connections(), PORT: String(port), ADMIN_TOKEN: 'a'.repeat(32) });
+  const api = run(image.cmd!, { ...connections(), PORT: String(port), OPERATOR_SECRETS_KEY: 'a'.repeat(64) });
   const listening = await logged(api, 'API server listening');
   expect(listening.url).toBe(`http://localhost:${port}`);
   expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);

@@ -16,6 +16,10 @@ import { seedDemo } from './seed-demo';
 import { DEMO_PROFILE_ID, startDemoProfile } from './demo-profile';
 import { startDemoMasspay, startDemoPayoutsRest } from './demo-masspay';
 import { devLogDestination } from './pretty-log';
+import { devAdminToken, devOperatorSecretsKey, devSecret } from './dev-secrets';
+import { seedOperators, webUiKey } from './seed-operators';
+import { OperatorStore } from '../../src/operators/store';
+import { requireOperatorSecretsKey } from '../../src/shared/config';
 
 const ROOT = path.resolve(__dirname, '../..');
 const DATA = path.resolve(process.env.IPNFLOW_DATA_DIR || path.join(ROOT, '.data'));
@@ -48,6 +52,11 @@ async function main() {
     const sim = await startPayPalSimulator({ port: devPort('PAYPAL_SIM_PORT', 8787) });
     stops.push(() => sim.close());
 
+    // Workflow histories are encrypted (TEMPORAL_CODEC_KEYS); the dev Web UI decodes them through our codec
+    // server, its endpoint carrying a viewer's key chosen here (the operator is seeded once the API runs).
+    const codecKey = devSecret('temporal-codec-key', () => crypto.randomBytes(32).toString('hex')).value;
+    const webUiSecret = devSecret('web-ui-key', () => crypto.randomBytes(32).toString('base64url')).value;
+    const apiPort = Number(process.env.PORT || 3000);
     let temporalAddress = process.env.TEMPORAL_ADDRESS;
     let uiUrl: string | undefined;
     if (!temporalAddress) {
@@ -57,6 +66,7 @@ async function main() {
         uiPort: devPort('TEMPORAL_UI_PORT', 8233),
         dbFile: path.join(DATA, 'temporal.db'),
         logFile: path.join(DATA, 'temporal.log'),
+        uiCodecEndpoint: `http://localhost:${apiPort}/codec/${webUiKey(webUiSecret)}`,
         log: say,
       });
       stops.push(() => temporal.stop());
@@ -82,7 +92,10 @@ async function main() {
     const config = loadConfig(process.env, {
       TEMPORAL_ADDRESS: temporalAddress,
       MONGODB_URI: mongoUri,
-      ADMIN_TOKEN: process.env.ADMIN_TOKEN || devAdminToken(),
+      ADMIN_TOKEN: process.env.ADMIN_TOKEN || devAdminToken().value,
+      OPERATOR_SECRETS_KEY: process.env.OPERATOR_SECRETS_KEY || devOperatorSecretsKey().value,
+      TEMPORAL_CODEC_KEYS: process.env.TEMPORAL_CODEC_KEYS || `dev:${codecKey}`,
+      TEMPORAL_UI_ORIGINS: process.env.TEMPORAL_UI_ORIGINS || `http://localhost:${devPort('TEMPORAL_UI_PORT', 8233)}`,
       // Sandbox postbacks go to our simulator in dev; live ones can only ever go to PayPal.
       PAYPAL_SANDBOX_VERIFY_URL: process.env.PAYPAL_SANDBOX_VERIFY_URL || sim.verifyUrl,
       // Likewise the recurring-payments API (NVP) for sandbox integrations: the simulator answers.
@@ -111,6 +124,15 @@ async function main() {
     const api = await serveApi({ config, db, client, logger });
     stops.push(() => api.stop());
     const seeded = await seedDemo(db.models);
+    const operatorKeys = await seedOperators(
+      new OperatorStore(db.models, {
+        secretsKey: requireOperatorSecretsKey(config),
+        maxFailures: config.OPERATOR_OTP_MAX_FAILURES,
+        lockSeconds: config.OPERATOR_OTP_LOCK_SECONDS,
+        period: config.OPERATOR_TOTP_PERIOD_SECONDS,
+      }),
+      webUiSecret,
+    );
     const cycleSeconds = Number(process.env.IPNFLOW_DEMO_CYCLE_SECONDS || 60);
     const stopDemo = startDemoProfile(sim, `${api.url}/ipn/${seeded.integrationId}`, cycleSeconds);
     stops.push(async () => stopDemo());
@@ -120,10 +142,9 @@ async function main() {
     startDemoPayoutsRest(sim, `${api.url}/webhooks/paypal/${seeded.integrationId}`);
 
     const base = publicBaseUrl(config);
-    const token = process.env.ADMIN_TOKEN ? '$ADMIN_TOKEN' : config.ADMIN_TOKEN;
     const tokenNote = process.env.ADMIN_TOKEN
-      ? '(your ADMIN_TOKEN)'
-      : `(token generated into ${tokenFile()}; set ADMIN_TOKEN to choose one)`;
+      ? 'break-glass: your ADMIN_TOKEN (reads and manages operators only)'
+      : `break-glass token in ${devAdminToken().file} (reads and manages operators only)`;
     const temporalAt = `${config.TEMPORAL_ADDRESS}, namespace ${config.TEMPORAL_NAMESPACE}`;
     const pad = ' '.repeat(20);
     console.log(
@@ -135,7 +156,10 @@ async function main() {
         `  Temporal          ${temporalAt}, task queue ${config.TEMPORAL_TASK_QUEUE}`,
         `  MongoDB           ${redactUri(config.MONGODB_URI)} (database ${config.MONGODB_DB}; ${store})`,
         `  PayPal simulator  ${sim.url}  (sandbox postbacks are verified here)`,
-        `  Admin API         curl -H "Authorization: Bearer ${token}" ${base}/admin/held`,
+        `  Admin API         curl -H "Authorization: Bearer $KEY" ${base}/admin/held   with one of:`,
+        ...Object.entries(operatorKeys).map(([name, key]) => `${pad}${name.padEnd(6)} ${key}`),
+        `${pad}(admin: operators and configuration; alice: operator; bob: approver)`,
+        `${pad}money decisions add -H "X-Operator-OTP: $(npm run -s operator -- code bob)"`,
         `${pad}${tokenNote}`,
         `  Demo              integration "${seeded.integrationId}", customer "${seeded.customerId}" ` +
           '(buyer@paypalsandbox.com):',
@@ -162,15 +186,5 @@ const STORE_NAMES: Record<MongoServer['kind'] | DbBackend, string> = {
   postgres: 'PostgreSQL',
   sqlite: 'SQLite',
 };
-
-const tokenFile = () => path.join(DATA, 'admin-token');
-
-/** A token generated once per checkout and kept in .data/ (git-ignored), so restarts keep it. */
-function devAdminToken(): string {
-  if (fs.existsSync(tokenFile())) return fs.readFileSync(tokenFile(), 'utf8').trim();
-  const token = crypto.randomBytes(24).toString('hex');
-  fs.writeFileSync(tokenFile(), `${token}\n`, { mode: 0o600 });
-  return token;
-}
 
 void main();

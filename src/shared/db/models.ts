@@ -1,6 +1,7 @@
 import mongoose, { Schema, type Connection, type InferSchemaType } from 'mongoose';
 import { bindPayoutModels } from '../../masspay/models';
 import { bindWebhookModels } from '../../webhooks/models';
+import { bindOperatorModels } from '../../operators/models';
 
 /**
  * One integration = one PayPal business account connection. Field validation lives in the
@@ -247,6 +248,7 @@ export function bindModels(conn: Connection) {
     ProfileTxn: conn.model('ProfileTxn', profileTxnSchema, 'profile_txns'),
     ...bindPayoutModels(conn),
     ...bindWebhookModels(conn),
+    ...bindOperatorModels(conn),
   };
 }
 

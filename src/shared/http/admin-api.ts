@@ -1,19 +1,26 @@
 import Router from '@koa/router';
 import type { AppDeps } from './deps';
-import { requireAdminTokenConfig } from '../config';
 import { adminRouteGuard } from './auth';
+import { AdminAuth } from './operator-auth';
 import { adminRoutes } from '../../admin/routes';
 import { payoutRoutes } from '../../masspay/routes';
 import { profileRoutes } from '../../profiles/routes';
+import { operatorRoutes } from '../../operators/routes';
 
 /**
- * Every admin route in one router, its token check first: a route added to any of these routers is
- * behind the gate without anyone remembering to put it there. No prefix of its own: each nested
- * router keeps its /admin… prefix, so the routes are spelt exactly as before.
+ * Every admin route in one router, its key, role and second-factor check first: a route added to any
+ * of these routers is behind the gate without anyone remembering to put it there (and refused until
+ * route-policy.ts names its role). No prefix of its own: each nested router keeps its /admin… prefix.
  */
-export function adminApiRoutes(deps: AppDeps): Router {
+export function adminApiRoutes(deps: AppDeps, auth = new AdminAuth(deps)): Router {
   const router = new Router({ sensitive: true });
-  router.use(adminRouteGuard(requireAdminTokenConfig(deps.config), router));
-  for (const nested of [adminRoutes(deps), profileRoutes(deps), payoutRoutes(deps)]) router.use(nested.routes());
+  router.use(adminRouteGuard(auth, router));
+  const nestedRouters = [
+    adminRoutes(deps),
+    profileRoutes(deps),
+    payoutRoutes(deps),
+    operatorRoutes(deps, auth.operators),
+  ];
+  for (const nested of nestedRouters) router.use(nested.routes());
   return router;
 }

@@ -1,23 +1,6 @@
-import crypto from 'node:crypto';
 import type Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
-
-/** Bearer-token check in constant time (hashing first makes lengths equal too). */
-export function requireAdminToken(token: string): Middleware {
-  const expected = crypto.createHash('sha256').update(token).digest();
-  return async (ctx, next) => {
-    const header = ctx.get('authorization');
-    const given = header.startsWith('Bearer ') ? header.slice(7) : '';
-    const digest = crypto.createHash('sha256').update(given).digest();
-    if (!given || !crypto.timingSafeEqual(digest, expected)) {
-      ctx.status = 401;
-      ctx.set('WWW-Authenticate', 'Bearer realm="ipnflow-admin"');
-      ctx.body = { error: 'admin routes need Authorization: Bearer <ADMIN_TOKEN>' };
-      return;
-    }
-    await next();
-  };
-}
+import type { AdminAuth } from './operator-auth';
 
 /** Percent-decodes until stable, byte by byte, so a malformed escape cannot throw and double encoding counts too. */
 function decodeFully(text: string): string {
@@ -89,10 +72,10 @@ function matchedRoutes(router: Router, ctx: Context) {
 /**
  * Before any routing: the token for every request the admin router would match by path (whatever
  * the method, so its 405 and Allow list too) and for anything that reads as /admin some other way;
- * then, with the token, 400 for a path that spells a separator or dot segment in disguise.
+ * then, with a key, 400 for a path that spells a separator or dot segment in disguise.
  */
-export function adminGuard(token: string, adminRouter: Router): Middleware {
-  const check = requireAdminToken(token);
+export function adminGuard(auth: AdminAuth, adminRouter: Router): Middleware {
+  const check = auth.authenticate();
   return (ctx, next) => {
     if (matchedRoutes(adminRouter, ctx).length === 0 && !isAdminPath(ctx.path)) return next();
     return check(ctx, async () => {
@@ -108,17 +91,21 @@ export function adminGuard(token: string, adminRouter: Router): Middleware {
  * handler, so no handler is reached without the token or with a disguised parameter, even where the
  * app-level guard is missing. Parameters are read with the router's own decoding.
  */
-export function adminRouteGuard(token: string, adminRouter: Router): Middleware {
-  const check = requireAdminToken(token);
+export function adminRouteGuard(auth: AdminAuth, adminRouter: Router): Middleware {
+  const check = auth.authenticate();
+  const authorize = auth.authorize();
   return (ctx, next) =>
     check(ctx, async () => {
-      for (const layer of matchedRoutes(adminRouter, ctx)) {
+      const layers = matchedRoutes(adminRouter, ctx);
+      for (const layer of layers) {
         const params = layer.params(ctx.path, layer.captures(ctx.path));
         for (const [name, value] of Object.entries(params)) {
           const why = unsafeSegment(String(value));
           if (why) return refuse(ctx, `${why} (in :${name})`);
         }
       }
-      await next();
+      // The route this request reaches: its role and second factor (see route-policy.ts).
+      const route = layers.find((layer) => layer.methods.includes(ctx.method));
+      await authorize(ctx, route ? String(route.path) : null, next);
     });
 }

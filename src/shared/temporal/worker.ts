@@ -6,6 +6,7 @@ import type { Database } from '../db/connection';
 import type { Logger } from '../logger';
 import { oneLineBundlerLogger, prebuiltBundle, WORKFLOW_BUNDLE } from './bundle';
 import { installTemporalRuntime } from './runtime';
+import { dataConverterFor } from './codec';
 
 export interface WorkerDeps {
   config: Config;
@@ -37,6 +38,7 @@ export async function createWorker(deps: WorkerDeps): Promise<{ worker: Worker; 
     workflowBundle: await workflowBundle(deps.workflowBundlePath ?? prebuiltBundle(), deps.logger),
     activities: createActivities({ db: deps.db, client: deps.client, config: deps.config, logger: deps.logger }),
     interceptors: deps.interceptors,
+    dataConverter: dataConverterFor(deps.config),
   });
   return { worker, connection };
 }

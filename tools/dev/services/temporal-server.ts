@@ -19,6 +19,8 @@ export interface TemporalServerOptions {
   port?: number;
   /** Web UI port; omit with headless. */
   uiPort?: number;
+  /** The codec server the Web UI decodes payloads with (`--ui-codec-endpoint`). */
+  uiCodecEndpoint?: string;
   headless?: boolean;
   /** SQLite file for a persistent dev server; in memory when omitted. */
   dbFile?: string;
@@ -63,6 +65,7 @@ export async function startTemporalServer(opts: TemporalServerOptions = {}): Pro
   ];
   if (opts.headless) args.push('--headless');
   else args.push('--ui-port', String(opts.uiPort ?? port + 1000));
+  if (!opts.headless && opts.uiCodecEndpoint) args.push('--ui-codec-endpoint', opts.uiCodecEndpoint);
   if (opts.dbFile) args.push('--db-filename', opts.dbFile);
   for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${name}=${type}`);
 
