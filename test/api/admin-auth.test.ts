@@ -3,12 +3,17 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import Koa from 'koa';
 import { adminApiRoutes } from '../../src/shared/http/admin-api';
-import { createLogger } from '../../src/shared/logger';
-import { WebhookIntake } from '../../src/webhooks/intake';
-import { IntakeIntegrations } from '../../src/integrations/intake-cache';
 import { paymentWorkflowId } from '../../src/shared/ids';
 import type { PaymentState } from '../../src/payments/state';
-import { balanceMinor, createTestStack, deliverIpn, sample, withFields, type TestStack } from '../support/stack';
+import {
+  appDepsOf,
+  balanceMinor,
+  createTestStack,
+  deliverIpn,
+  sample,
+  withFields,
+  type TestStack,
+} from '../support/stack';
 
 /**
  * Every admin route needs the token, however the path is spelled: letter case, trailing or
@@ -63,11 +68,7 @@ function send(method: string, path: string, authorization?: string, body?: unkno
   });
 }
 
-const adminApi = () => {
-  const logger = createLogger('silent');
-  const webhooks = new WebhookIntake({ models: stack.db.models, client: stack.client, config: stack.config, logger });
-  return adminApiRoutes({ ...stack, logger, integrations: new IntakeIntegrations(stack.db.models), webhooks });
-};
+const adminApi = () => adminApiRoutes(appDepsOf(stack));
 
 /** Each admin route (payouts and profiles too) as [methods, path with params filled in], from its layers. */
 function adminRouteList(): Array<{ methods: string[]; path: string }> {

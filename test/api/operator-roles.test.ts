@@ -1,9 +1,7 @@
 import { adminApiRoutes } from '../../src/shared/http/admin-api';
 import { ADMIN_ROUTE_POLICY } from '../../src/shared/http/route-policy';
 import { OPERATOR_ROLES, roleAllows, type OperatorRole } from '../../src/operators/contract';
-import { createLogger } from '../../src/shared/logger';
-import { IntakeIntegrations } from '../../src/integrations/intake-cache';
-import { createTestStack, type TestStack } from '../support/stack';
+import { appDepsOf, createTestStack, type TestStack } from '../support/stack';
 
 /**
  * Every admin route × every role, read from the admin router itself (a route added later is walked
@@ -16,7 +14,7 @@ beforeAll(async () => {
 afterAll(() => stack?.close());
 
 const routes = () =>
-  adminApiRoutes({ ...stack, logger: createLogger('silent'), integrations: new IntakeIntegrations(stack.db.models) })
+  adminApiRoutes(appDepsOf(stack))
     .stack.filter((layer) => layer.methods.length > 0)
     .flatMap((layer) => layer.methods.filter((m) => m !== 'HEAD').map((method) => `${method} ${String(layer.path)}`));
 

@@ -11,6 +11,9 @@ import { connectTemporalClient } from '../../src/shared/temporal/client';
 import { createWorker } from '../../src/shared/temporal/worker';
 import { startPayPalSimulator, type PayPalSimulator } from '../../tools/paypal-sim';
 import { Ledger } from '../../src/shared/ledger';
+import { WebhookIntake } from '../../src/webhooks/intake';
+import { IntakeIntegrations } from '../../src/integrations/intake-cache';
+import type { AppDeps } from '../../src/shared/http/deps';
 import { routeNeeds, TestOperators } from './operators';
 
 export interface TestStack {
@@ -258,4 +261,11 @@ export async function balanceMinor(
     balanceMinor: number;
   }>;
   return balances.find((b) => b.currency === currency)?.balanceMinor ?? 0;
+}
+
+/** The app's dependencies on a test stack's connections, for tests that build routers themselves. */
+export function appDepsOf(stack: TestStack): AppDeps {
+  const logger = createLogger('silent');
+  const webhooks = new WebhookIntake({ models: stack.db.models, client: stack.client, config: stack.config, logger });
+  return { ...stack, logger, integrations: new IntakeIntegrations(stack.db.models), webhooks };
 }

@@ -149,6 +149,8 @@ async function main(): Promise<void> {
     const common: NodeJS.ProcessEnv = {
       ...process.env,
       NODE_ENV: 'production',
+      // Operators' TOTP secrets are encrypted under this key (the API refuses to serve without one).
+      OPERATOR_SECRETS_KEY: hex(32),
       TEMPORAL_ADDRESS: temporal.address,
       TEMPORAL_NAMESPACE: 'default',
       TEMPORAL_TASK_QUEUE: 'ipnflow',

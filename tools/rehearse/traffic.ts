@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { routeNeeds, TestOperators } from '../../test/support/operators';
 import path from 'node:path';
 import type mongoose from 'mongoose';
 import type { PayPalSimulator } from '../paypal-sim';
@@ -38,14 +39,27 @@ export const REFUND_MINOR = 100;
 const CYCLE_MINOR = 2995;
 
 /** Admin calls through the load balancer, as an operator's would go. */
+/**
+ * The admin API as the rehearsal's people use it: reads with the break-glass token; every other route
+ * as a named operator (created on first use through the API, as a fresh install would), with a
+ * current code where the route decides money (src/shared/http/route-policy.ts).
+ */
 export function adminClient(base: string, token: string) {
+  const operators = new TestOperators(base, token);
   return async (method: string, urlPath: string, body?: unknown): Promise<{ status: number; body: any }> => {
+    const needs = routeNeeds(method, urlPath);
+    const headers: Record<string, string> = body === undefined ? {} : { 'content-type': 'application/json' };
+    if (needs.role === 'viewer' && !needs.otp) headers.authorization = `Bearer ${token}`;
+    else {
+      const named = (body as { operator?: unknown } | undefined)?.operator;
+      const name = typeof named === 'string' ? named : needs.role === 'admin' ? 'reh-admin' : 'reh-approver';
+      const op = await operators.get(name, needs.role === 'admin' ? 'admin' : 'approver');
+      headers.authorization = `Bearer ${op.apiKey}`;
+      if (needs.otp) headers['x-operator-otp'] = await operators.code(op);
+    }
     const res = await fetch(`${base}${urlPath}`, {
       method,
-      headers: {
-        authorization: `Bearer ${token}`,
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      },
+      headers,
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     const text = await res.text();
