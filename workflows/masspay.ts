@@ -187,6 +187,8 @@ export async function masspayBatch(input: MasspayBatchInput): Promise<PayoutBatc
       });
     },
     malformed: (signal, issues) => ({ type: 'malformed', signal, issues }),
+    // Every batch decision from the Web UI carries a proof, but asking PayPal what it has (reconcile).
+    proofNeeded: (action) => (action === 'reconcile' ? null : 'approver'),
   });
   for (const [path, spec] of Object.entries(MASSPAY_OPERATOR_ACTIONS)) {
     setHandler(spec.signal, doors.signal(path, spec.signal.name), {

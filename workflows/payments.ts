@@ -186,6 +186,8 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
       });
     },
     malformed: (signal, issues) => ({ type: 'malformed', signal, issues }),
+    // Money decisions from the Web UI carry a proof (acknowledging a matter moves no money).
+    proofNeeded: (action) => (action === 'assign' ? 'operator' : action === 'acknowledge' ? null : 'approver'),
   });
   for (const [action, signal, help] of [
     [

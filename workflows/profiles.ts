@@ -124,6 +124,9 @@ export async function recurringProfile(input: RecurringProfileInput): Promise<Pr
       return parsed.ok ? { ok: true, input: { input: parsed.input } } : parsed;
     },
     malformed: (signal, issues) => ({ input: { type: 'malformed', signal, issues } }),
+    // Money decisions from the Web UI carry a proof (a refresh or an acknowledgement moves no money).
+    proofNeeded: (action) =>
+      action === 'refresh' || action === 'acknowledge' ? null : action === 'assign' ? 'operator' : 'approver',
   });
   for (const [path, signal] of Object.entries(PROFILE_ACTION_SIGNALS) as Array<
     [ProfileActionPath, (typeof PROFILE_ACTION_SIGNALS)[ProfileActionPath]]

@@ -283,7 +283,9 @@ describe('an unanswered MassPay call with no IPN: held until reconciled, never s
     expect(await getBatch(id)).toMatchObject({ attention: ['send_unanswered:0'] });
     expect(await heldIds()).toContain(id);
     // From the Web UI too: the workflow refuses the re-send.
-    await stack.client.workflow.getHandle(payoutWorkflowId(id)).signal('sendPayout', { operator: 'dave', note: 'go' });
+    await stack.client.workflow
+      .getHandle(payoutWorkflowId(id))
+      .signal('sendPayout', { ...(await stack.operators.proof('dave')), note: 'go' });
     await waitFor('refused', async () =>
       (await getBatch(id)).history.some((h) => /dave tried to send: refused/.test(h.what)),
     );
@@ -408,7 +410,9 @@ test('no credentials, or an integration that changed mode: a clear 422 by either
   // From the Web UI: the same rule in the workflow refuses the signal, records it, and changes nothing.
   const handle = stack.client.workflow.getHandle(payoutWorkflowId(nocreds.id));
   await handle.signal('sendPayout', { operator: 'carol' });
-  await handle.signal('sendPayout', { operator: 'carol', note: 'from the Web UI' });
+  // Without a code: refused as an unproven decision, the batch is not sent.
+  await handle.signal('sendPayout', { operator: 'carol', note: 'no code' });
+  await handle.signal('sendPayout', { ...(await stack.operators.proof('carol')), note: 'from the Web UI' });
   const refused = await waitFor('refused', async () => {
     const x = await getBatch(nocreds.id);
     return x.history.some((h) => /carol tried to send: refused, .*names no NVP credentials/.test(h.what)) && x;

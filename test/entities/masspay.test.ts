@@ -570,10 +570,10 @@ describe('payees are registered; four eyes by identity; caps need a second appro
     // From the Web UI, past the API: the workflow refuses the same.
     await stack.client.workflow
       .getHandle(payoutWorkflowId(id))
-      .signal('approvePayout', { operator: 'alice.', note: 'x' });
+      .signal('approvePayout', { ...(await stack.operators.proof('alice')), note: 'x' });
     await waitFor('refused in the workflow', async () =>
       (await stack.admin('GET', `/admin/audit?txnId=${id}`)).body.some(
-        (a: { action: string; actor: string }) => a.action === 'payout_approve_refused' && a.actor === 'alice.',
+        (a: { action: string; actor: string }) => a.action === 'payout_approve_refused' && a.actor === 'alice',
       ),
     );
     expect(await getBatch(id)).toMatchObject({ state: 'created', approvedBy: null });
@@ -714,7 +714,7 @@ describe('contradictions are problems, never silence', () => {
       });
       await stack.client.workflow
         .getHandle(payoutWorkflowId(b.id))
-        .signal('stopWaitingPayout', { operator: 'eve', note: 'make it go away' });
+        .signal('stopWaitingPayout', { ...(await stack.operators.proof('eve')), note: 'make it go away' });
       await waitFor('refused in the workflow', async () =>
         (await audit(b.id)).includes('payout_stopWaiting_refused:eve'),
       );

@@ -116,7 +116,7 @@ describe('a payer who matches no customer', () => {
       // The Web UI reaches the workflow by a signal: the workflow refuses and audits it the same way.
       await stack.client.workflow
         .getHandle(paymentWorkflowId(OPS, 'OPS-NOMATCH'))
-        .signal('assignCustomer', { customerId: 'c-ghost', operator: 'alice', reason: 'typo' });
+        .signal('assignCustomer', { customerId: 'c-ghost', ...(await stack.operators.proof('alice')), reason: 'typo' });
       const refused = await waitFor('refusal audited', async () => {
         const found = (await audit('OPS-NOMATCH')).filter((a) => a.action === 'assign_customer_refused');
         return found.length === 2 && found[1];
@@ -278,12 +278,21 @@ describe('signals sent straight to the workflow (as from the Temporal Web UI)', 
     const assignedBefore = await balanceMinor(stack, 'c-assigned', 'USD');
     const knownBefore = await balanceMinor(stack, 'c-known', 'USD');
 
+    // Without a proof (the operator's id and a current code) a Web UI decision is recorded and refused.
+    await handle('OPS-UI-APPROVE').signal('approve', { operator: 'carol', reason: 'no code' });
+    await waitFor('refused without a proof', async () =>
+      (await queryState('OPS-UI-APPROVE')).history.some((h) => /no valid operator proof \(missing\)/.test(h.what)),
+    );
+    expect((await queryState('OPS-UI-APPROVE')).phase).toBe('held');
     await handle('OPS-UI-ASSIGN').signal('assignCustomer', {
       customerId: 'c-assigned',
-      operator: 'carol',
+      ...(await stack.operators.proof('carol')),
       reason: 'from the Web UI',
     });
-    await handle('OPS-UI-APPROVE').signal('approve', { operator: 'carol', reason: 'from the Web UI' });
+    await handle('OPS-UI-APPROVE').signal('approve', {
+      ...(await stack.operators.proof('carol')),
+      reason: 'from the Web UI',
+    });
     await waitFor(
       'both credited',
       async () =>

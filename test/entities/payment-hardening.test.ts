@@ -92,7 +92,7 @@ describe('signals are input', () => {
 
     await handle('HARD-SIG').signal('assignCustomer', {
       customerId: 'c-hard',
-      operator: 'alice',
+      ...(await stack.operators.proof('alice')),
       reason: 'payer confirmed',
     });
     await waitFor('credited', async () => (await queryState('HARD-SIG')).phase === 'credited');
@@ -306,7 +306,10 @@ describe('operator decisions say what they decide', () => {
       ['assign_customer_refused', 'mallory'],
     ]);
     // The same from the Web UI: refused inside the workflow, audited, no operator on any entry.
-    await handle('HARD-NOHOLD').signal('approve', { operator: 'mallory', reason: 'via the UI' });
+    await handle('HARD-NOHOLD').signal('approve', {
+      ...(await stack.operators.proof('mallory')),
+      reason: 'via the UI',
+    });
     await waitFor('refusal audited', async () => (await audit('HARD-NOHOLD')).length === 4);
     expect((await audit('HARD-NOHOLD')).at(-1)).toMatchObject({ action: 'approve_refused', reason: 'via the UI' });
     expect((await entriesOf('HARD-NOHOLD')).map((e) => e.operator ?? null)).toEqual([null]);

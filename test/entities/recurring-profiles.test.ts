@@ -316,9 +316,9 @@ describe('operator actions: our rules, then PayPal’s answers', () => {
   });
 
   test('a malformed request is 400 and changes nothing', async () => {
-    // Who acts comes from the key now (no operator field is fine); a decision without its note is malformed.
+    // Who acts comes from the key now (no operator field is fine); a decision without its reason is malformed.
     expect(
-      await stack.admin('POST', `/admin/profiles/${id}/suspend?integrationId=${SHOP}`, { reason: 'no note' }),
+      await stack.admin('POST', `/admin/profiles/${id}/suspend?integrationId=${SHOP}`, { comment: 'no reason' }),
     ).toMatchObject({ status: 400 });
     expect(
       await stack.admin('POST', `/admin/profiles/${id}/bill-outstanding?integrationId=${SHOP}`, {

@@ -80,7 +80,7 @@ describe('sandbox and live money for the same customer and currency', () => {
     });
     // The Web UI's signal reaches the workflow without the API: it refuses alike.
     const handle = stack.client.workflow.getHandle(paymentWorkflowId('sbx-unverified', 'LIVE-1'));
-    await handle.signal(approveSignal, { operator: 'bob', reason: 'approved from the Web UI' });
+    await handle.signal(approveSignal, { ...(await stack.operators.proof('bob')), reason: 'approved from the Web UI' });
     await waitFor('refusal in the audit', () =>
       stack.db.models.AuditEvent.findOne({ txnId: 'LIVE-1', actor: 'bob', action: 'approve_refused' }).lean(),
     );

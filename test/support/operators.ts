@@ -57,6 +57,12 @@ export class TestOperators {
     return { id: body.id, role, apiKey: body.apiKey, secret: secretOf(body.totpUri), lastStep: 0 };
   }
 
+  /** What a Web UI signal deciding money carries: the operator's id and a current code (created on first use). */
+  async proof(name: string, role: OperatorRole = 'approver'): Promise<{ operator: string; otp: string }> {
+    const op = await this.get(name, role);
+    return { operator: op.id, otp: await this.code(op) };
+  }
+
   /** A code for a step after the last one used, waiting for the clock when the window is spent. */
   async code(op: TestOperator): Promise<string> {
     const period = this.period;

@@ -1,6 +1,19 @@
-import { ApplicationFailure, condition } from '@temporalio/workflow';
+import { ApplicationFailure, condition, patched, proxyLocalActivities, workflowInfo } from '@temporalio/workflow';
 import type { z } from 'zod';
+import type { Activities } from '../../activities';
+import type { OperatorRole } from '../../src/operators/contract';
 import { describeIssues, INVALID_ACTION, type OperatorRequest } from '../../src/shared/operator-actions';
+
+/**
+ * Since this patch a money-deciding signal (the Temporal Web UI's door) acts only with a proof: the
+ * operator's id and a current code, checked like the admin API's (once-only, lockout). Histories
+ * from before replay without it.
+ */
+const SIGNAL_PROOF = 'web-ui-signals-carry-proof';
+const proofs = proxyLocalActivities<Activities>({
+  startToCloseTimeout: '10s',
+  retry: { initialInterval: '200ms', maximumAttempts: 3 },
+});
 
 /** An operator action's body read as the entity's input, or why it cannot be. */
 export type Parsed<Input> = { ok: true; input: Input } | { ok: false; issues: string };
@@ -33,6 +46,8 @@ export function operatorDoors<Input extends object, Answer>(opts: {
   inbox: Input[];
   parse: (action: string, body: unknown) => Parsed<Input>;
   malformed: (signal: string, issues: string) => Input;
+  /** The role a signalled action needs a proof for (null: it decides no money, no proof asked). */
+  proofNeeded?: (action: string) => OperatorRole | null;
 }) {
   const waiting = new Map<Input, number>();
   const answers = new Map<number, Answer>();
@@ -40,12 +55,28 @@ export function operatorDoors<Input extends object, Answer>(opts: {
   const invalid = (issues: string) =>
     ApplicationFailure.create({ type: INVALID_ACTION, message: issues, nonRetryable: true, details: [issues] });
   return {
-    /** A Web UI signal's handler for `action`. */
+    /**
+     * A Web UI signal's handler for `action`. A money decision is queued only with a valid proof
+     * (`{"operator": "<operator id>", "otp": "<current code>", …}`); without one it is recorded as a
+     * refused (malformed) input and changes nothing. The check never fails the workflow task.
+     */
     signal:
       (action: string, signalName: string) =>
-      (payload: unknown): void => {
+      async (payload: unknown): Promise<void> => {
         const parsed = opts.parse(action, payload);
-        opts.inbox.push(parsed.ok ? parsed.input : opts.malformed(signalName, parsed.issues));
+        if (!parsed.ok) {
+          opts.inbox.push(opts.malformed(signalName, parsed.issues));
+          return;
+        }
+        const needs = opts.proofNeeded?.(action) ?? null;
+        if (needs !== null && patched(SIGNAL_PROOF)) {
+          const refusal = await proofRefusal(payload, needs, signalName);
+          if (refusal !== null) {
+            opts.inbox.push(opts.malformed(signalName, refusal));
+            return;
+          }
+        }
+        opts.inbox.push(parsed.input);
       },
     /** The update's handler: queued, answered by the loop (see `answer`). */
     update: async (req: OperatorRequest): Promise<Answer> => {
@@ -73,4 +104,21 @@ export function operatorDoors<Input extends object, Answer>(opts: {
       answers.set(id, make());
     },
   };
+}
+
+/** Why a signal's proof is refused, or null when it holds (the operator's id, a current code, the role). */
+async function proofRefusal(payload: unknown, needs: OperatorRole, decision: string): Promise<string | null> {
+  const p = (payload ?? {}) as { operator?: unknown; otp?: unknown };
+  try {
+    const outcome = await proofs.checkOperatorProof({
+      operator: typeof p.operator === 'string' ? p.operator.slice(0, 100) : '',
+      otp: typeof p.otp === 'string' ? p.otp.slice(0, 20) : undefined,
+      needs,
+      workflowId: workflowInfo().workflowId,
+      decision,
+    });
+    return outcome.ok ? null : `refused: no valid operator proof (${outcome.why}); send {"operator": id, "otp": code}`;
+  } catch {
+    return 'refused: the operator proof could not be checked now; send the decision again';
+  }
 }
