@@ -31,7 +31,7 @@ export const ConfigSchema = z.object({
     .optional(),
   /**
    * The key that encrypts every operator's TOTP secret at rest (AES-256-GCM): 32 bytes as 64 hex
-   * characters or base64. Required by the API server and the operator CLI; the worker never sees it.
+   * characters or base64. Required by the API server, the operator CLI and the worker (Web UI decisions carry codes).
    */
   OPERATOR_SECRETS_KEY: z
     .string()
