@@ -17,6 +17,8 @@ import { bundleWorkflowCode } from '@temporalio/worker';
 export const WORKFLOW_BUNDLE = {
   workflowsPath: require.resolve('../../../workflows'),
   preloadModules: [require.resolve('./workflow-preload')],
+  // Workflows' failures carry their messages encoded (encrypted when the codec is on): ./failure-converter.ts.
+  failureConverterPath: require.resolve('./failure-converter'),
 };
 
 const quiet = () => {};

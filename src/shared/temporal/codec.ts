@@ -87,5 +87,7 @@ export class AesGcmCodec implements PayloadCodec {
 /** The data converter for clients and workers: the codec when keys are configured, else Temporal's default. */
 export function dataConverterFor(config: { TEMPORAL_CODEC_KEYS?: string; TEMPORAL_CODEC_KEY_ID?: string }) {
   const keys = parseCodecKeys(config.TEMPORAL_CODEC_KEYS, config.TEMPORAL_CODEC_KEY_ID);
-  return keys ? { payloadCodecs: [new AesGcmCodec(keys)] } : undefined;
+  return keys
+    ? { payloadCodecs: [new AesGcmCodec(keys)], failureConverterPath: require.resolve('./failure-converter') }
+    : undefined;
 }
