@@ -289,6 +289,8 @@ describe('signals sent straight to the workflow (as from the Temporal Web UI)', 
       ...(await stack.operators.proof('carol')),
       reason: 'from the Web UI',
     });
+    // One code per step and operator, taken in order: carol's next code only once the first was used.
+    await waitFor('assigned', async () => (await queryState('OPS-UI-ASSIGN')).phase === 'credited');
     await handle('OPS-UI-APPROVE').signal('approve', {
       ...(await stack.operators.proof('carol')),
       reason: 'from the Web UI',
