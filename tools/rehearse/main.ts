@@ -520,4 +520,6 @@ function render(r: {
   return out.join('\n');
 }
 
-void main();
+// The run is over once main returns (report written, processes stopped, data removed): a handle some
+// library left open must not keep the command waiting.
+void main().then(() => process.exit());
