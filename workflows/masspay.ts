@@ -413,36 +413,23 @@ async function sendChunk(
   s: PayoutBatchState,
   legacy: boolean,
 ): Promise<SendChunkOutcome> {
-  if (need.channel === 'rest') {
-    try {
-      return await restSend.sendRestPayout({
-        batchId: s.id,
-        integrationId: s.integrationId,
-        mode: s.mode,
-        currency: s.currency,
-        chunk: need.chunk,
-        emailSubject: need.emailSubject,
-      });
-    } catch (err) {
-      if (!(err instanceof ActivityFailure)) throw err;
-      return { outcome: 'unreachable', message: (err.cause?.message ?? err.message).slice(0, 200), calls: 1 };
-    }
-  }
+  const call = { batchId: s.id, integrationId: s.integrationId, mode: s.mode, currency: s.currency };
+  const { chunk, emailSubject } = need;
   try {
-    return await (legacy ? paypalRetried : paypalOnce).sendPayoutChunk({
-      batchId: s.id,
-      integrationId: s.integrationId,
-      mode: s.mode,
-      currency: s.currency,
-      channel: need.channel,
-      chunk: need.chunk,
-      emailSubject: need.emailSubject,
-    });
+    // Payouts REST retries under its own sender_batch_id; a MassPay call is made once (legacy: retried).
+    return need.channel === 'rest'
+      ? await restSend.sendRestPayout({ ...call, chunk, emailSubject })
+      : await (legacy ? paypalRetried : paypalOnce).sendPayoutChunk({
+          ...call,
+          channel: need.channel,
+          chunk,
+          emailSubject,
+        });
   } catch (err) {
     if (!(err instanceof ActivityFailure)) throw err;
     // No answer (the worker died mid-call, a timeout): the attempt may have reached PayPal.
     const message = (err.cause?.message ?? err.message).slice(0, 200);
-    return { outcome: 'unreachable', message, calls: legacy ? SEND_ATTEMPTS : 1 };
+    return { outcome: 'unreachable', message, calls: need.channel === 'api' && legacy ? SEND_ATTEMPTS : 1 };
   }
 }
 
