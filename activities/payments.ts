@@ -42,6 +42,7 @@ export function createPaymentActivities({ db }: ActivityDeps) {
             creditedMinor: state.creditedMinor,
             debitedMinor: state.debitedMinor,
             holdReason: state.hold?.reason ?? null,
+            holdCause: state.hold?.cause ?? null,
             needsOperator: needsPerson(state),
             attention: state.attention,
             flags: [...new Set([...(state.payment?.flags ?? []), ...state.attention])],

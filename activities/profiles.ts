@@ -53,6 +53,9 @@ export function createProfileActivities({ db, client, config, logger }: Activity
             customerId: state.customerId,
             needsOperator: needsPerson(state),
             attention: [...state.attention, ...state.payments.filter((p) => p.held).map((p) => `${p.txnId}:${p.held}`)],
+            holds: state.payments
+              .filter((p) => p.holdCause !== null)
+              .map((p) => ({ txnId: p.txnId, reason: p.held, cause: p.holdCause })),
             snapshot: state,
           },
         },

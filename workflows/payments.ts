@@ -30,7 +30,12 @@ import {
   type PaymentInput,
   type PaymentResult,
 } from '../src/payments/rules';
-import { initialPaymentState, LifecycleEventSchema, type PaymentState } from '../src/payments/state';
+import {
+  initialPaymentState,
+  LifecycleEventSchema,
+  upgradePaymentState,
+  type PaymentState,
+} from '../src/payments/state';
 import { validatingHandlers, decideWithFacts, postingFact } from './shared/decide-with-facts';
 import { oneAtATime, underLock } from './shared/one-at-a-time';
 import { operatorDoors, parseAction } from './shared/operator-doors';
@@ -215,9 +220,8 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
     description: 'The admin API: one operator decision, answered with the applied state or the refusal.',
   });
 
-  let state =
-    (await act.loadPaymentState({ integrationId: input.integrationId, txnId: input.paymentTxnId })) ??
-    initialPaymentState(input.integrationId, input.paymentTxnId);
+  const loaded = await act.loadPaymentState({ integrationId: input.integrationId, txnId: input.paymentTxnId });
+  let state = loaded ? upgradePaymentState(loaded) : initialPaymentState(input.integrationId, input.paymentTxnId);
   setHandler(paymentStateQuery, () => state);
   const orphanGraceSeconds = input.orphanGraceSeconds ?? DEFAULT_ORPHAN_GRACE_SECONDS;
   // Verifications the previous run had not finished (see continueAsNew below) start again.

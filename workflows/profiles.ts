@@ -18,7 +18,13 @@ import { CustomerIdKey, FlagsKey, PaymentStatusKey } from '../src/shared/contrac
 import { describeMoney } from '../src/shared/money';
 import { describeIssues } from '../src/shared/operator-actions';
 import { LifecycleEventSchema } from '../src/payments/state';
-import { initialProfileState, isApiManaged, ProfileEventSchema, type ProfileState } from '../src/profiles/state';
+import {
+  initialProfileState,
+  isApiManaged,
+  ProfileEventSchema,
+  upgradeProfileState,
+  type ProfileState,
+} from '../src/profiles/state';
 import { PROFILE_OPERATOR_ACTIONS, type ProfileActionPath } from '../src/profiles/actions';
 import {
   decideProfile,
@@ -139,9 +145,8 @@ export async function recurringProfile(input: RecurringProfileInput): Promise<Pr
   // Refused before it reaches history: a malformed request changes nothing and is not recorded.
   setHandler(profileActionUpdate, doors.update, { validator: doors.validator });
 
-  let state =
-    (await act.loadProfileState({ integrationId: input.integrationId, profileId: input.profileId })) ??
-    initialProfileState(input.integrationId, input.profileId);
+  const loaded = await act.loadProfileState({ integrationId: input.integrationId, profileId: input.profileId });
+  let state = loaded ? upgradeProfileState(loaded) : initialProfileState(input.integrationId, input.profileId);
   setHandler(profileStateQuery, () => state);
   publish(state);
   const refreshBase = Date.now();

@@ -1,4 +1,4 @@
-import { acknowledgeMatters, type AcknowledgeRefusal, type ClosingTable } from '../shared/matters';
+import { acknowledgeMatters, matter, type AcknowledgeRefusal, type ClosingTable } from '../shared/matters';
 
 /**
  * What a person must look at on a payment (its `attention`), and how each kind is closed (the
@@ -27,6 +27,12 @@ export const PAYMENT_MATTER_CLOSING = {
    */
   adjustment_without_payment: 'reconcile',
 } as const satisfies ClosingTable;
+export type PaymentMatterKind = keyof typeof PAYMENT_MATTER_CLOSING;
+
+/** A payment matter's name (`dispute:<case id>`), of a kind the table knows. */
+export function paymentMatter(kind: PaymentMatterKind, ref?: string): string {
+  return matter(kind, ref);
+}
 
 /** Refusal rule: a refund waiting for its payment is closed by the payment arriving. */
 export const ADJUSTMENT_WAITS_RULE = 'adjustment_waits_for_payment' as const;

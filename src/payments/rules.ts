@@ -6,9 +6,10 @@ import type {
   OperatorAction,
   Refusal,
 } from '../shared/operator-actions';
-import { acknowledged, acknowledgeRefusal, type MatterRule } from './matters';
+import { acknowledged, acknowledgeRefusal, paymentMatter, type MatterRule } from './matters';
 import { INFORMATIONAL_FLAGS, type LifecycleEvent, type PaymentState } from './state';
 import { clone, NeedFact, notApplied, pushBounded } from '../shared/rules-kit';
+import { capsOnApprove, holdFor, type PaymentHoldReason } from './hold';
 
 /**
  * The rules of one PayPal transaction's life, as a pure function: given the state and one input,
@@ -135,7 +136,8 @@ export const LIVE_ON_SANDBOX_RULE = 'sandbox_integration_live_money';
 
 const NO_MONEY_STATUSES = ['Denied', 'Failed', 'Expired', 'Voided', 'Declined'];
 const HISTORY_LIMIT = 100;
-export const ORPHAN_ATTENTION = 'adjustment_without_payment';
+const INTERNAL_ERROR = paymentMatter('internal_error');
+export const ORPHAN_ATTENTION = paymentMatter('adjustment_without_payment');
 
 /**
  * Never throws: an unexpected error (a bug, an input no rule foresaw) leaves the state as it was,
@@ -156,7 +158,7 @@ export function decidePayment(
     const s = clone(state);
     const messageId = input.type === 'ipn' ? input.event.messageId : null;
     const detail = `${input.type}: ${err instanceof Error ? err.message : String(err)}`.slice(0, 300);
-    if (!s.attention.includes('internal_error')) s.attention.push('internal_error');
+    if (!s.attention.includes(INTERNAL_ERROR)) s.attention.push(INTERNAL_ERROR);
     pushHistory(s, { at: ctx.now, messageId, what: `could not decide (${detail}); waiting for a person` });
     return {
       kind: 'done',
@@ -310,7 +312,7 @@ class Decider {
     const s = this.s;
     if (e.integrationId !== s.integrationId || e.paymentTxnId !== s.txnId) {
       // Another payment's event: applying it here would move money on the wrong transaction.
-      this.attend(`foreign_event:${e.messageId}`);
+      this.attend(paymentMatter('foreign_event', e.messageId));
       this.note(`refused an event for ${e.integrationId}/${e.paymentTxnId}: not this payment`, e.messageId);
       this.alert(
         'payment_foreign_event',
@@ -328,7 +330,7 @@ class Decider {
     // typed into the Web UI) proves nothing and is shown to a person instead.
     const proof = this.need(this.facts.proof, { fact: 'proof', event: e });
     if (!proof.ok) {
-      this.attend(`unproven_event:${e.messageId}`);
+      this.attend(paymentMatter('unproven_event', e.messageId));
       this.note(`ignored an event that no verified message backs: ${proof.reason}`, e.messageId);
       this.alert('payment_unproven_event', e.messageId, `${s.txnId}: ${proof.reason}`);
       return notApplied.unproven(e.messageId, proof.reason);
@@ -339,7 +341,7 @@ class Decider {
         this.onPaymentStatus(e);
         break;
       case 'dispute':
-        this.attend(`dispute:${(e.caseId ?? 'no-case-id').slice(0, 64)}`);
+        this.attend(paymentMatter('dispute', (e.caseId ?? 'no-case-id').slice(0, 64)));
         this.note(`dispute opened (${e.caseId ?? 'no case id'})`, e.messageId);
         this.alert('dispute_opened', e.messageId, `dispute on ${s.txnId}`);
         break;
@@ -395,9 +397,9 @@ class Decider {
     const s = this.s;
     const p = s.payment!;
     const blocking = this.blockingFlags(p);
-    if (blocking.length > 0) return this.holdOn('payment', `checks_failed:${blocking.join(',')}`, p.messageId);
+    if (blocking.length > 0) return this.holdOn('payment', { code: 'checks_failed', flags: blocking }, p.messageId);
     if (p.creditMinor === null || p.creditMinor <= 0 || !p.currency || !isSupportedCurrency(p.currency)) {
-      return this.holdOn('payment', 'amount_unusable', p.messageId);
+      return this.holdOn('payment', { code: 'amount_unusable' }, p.messageId);
     }
     const customerId =
       s.customerId ??
@@ -407,7 +409,7 @@ class Decider {
         custom: p.custom,
         payerEmail: p.payerEmail,
       });
-    if (!customerId) return this.holdOn('payment', 'no_customer_match', p.messageId);
+    if (!customerId) return this.holdOn('payment', { code: 'no_customer_match' }, p.messageId);
     const posted = this.post({
       customerId,
       currency: p.currency,
@@ -436,12 +438,12 @@ class Decider {
     while (s.phase === 'credited' && s.hold === null && s.waiting.length > 0) {
       const e = s.waiting[0]!;
       if (this.blockingFlags(e).length > 0 || e.creditMinor === null || e.creditMinor <= 0) {
-        return this.holdOn('adjustment', `adjustment_checks_failed:${e.txnId}`, e.messageId);
+        return this.holdOn('adjustment', { code: 'adjustment_checks_failed', txnId: e.txnId }, e.messageId);
       }
       if (e.currency !== s.currency)
-        return this.holdOn('adjustment', `adjustment_currency_mismatch:${e.txnId}`, e.messageId);
+        return this.holdOn('adjustment', { code: 'adjustment_currency_mismatch', txnId: e.txnId }, e.messageId);
       if (e.sandbox !== s.payment?.sandbox)
-        return this.holdOn('adjustment', `adjustment_mode_mismatch:${e.txnId}`, e.messageId);
+        return this.holdOn('adjustment', { code: 'adjustment_mode_mismatch', txnId: e.txnId }, e.messageId);
       let amount = e.creditMinor;
       if (e.kind === 'canceled_reversal') {
         const outstanding = s.reversedMinor;
@@ -460,7 +462,8 @@ class Decider {
       } else {
         const remaining = s.creditedMinor - s.debitedMinor;
         if (amount > remaining) {
-          if (!s.capApproved) return this.holdOn('adjustment', `${e.kind}_exceeds_original:${e.txnId}`, e.messageId);
+          const code = e.kind === 'reversal' ? 'reversal_exceeds_original' : 'refund_exceeds_original';
+          if (!s.capApproved) return this.holdOn('adjustment', { code, txnId: e.txnId }, e.messageId);
           amount = remaining;
         }
         if (amount > 0) {
@@ -499,13 +502,15 @@ class Decider {
 
   private ledgerConflict(on: 'payment' | 'adjustment', reason: string, messageId: string): void {
     this.note(`the ledger refused the posting: ${reason.slice(0, 300)}`, messageId);
-    this.holdOn(on, 'ledger_conflict', messageId);
+    this.holdOn(on, { code: 'ledger_conflict' }, messageId);
   }
 
-  private holdOn(on: 'payment' | 'adjustment', reason: string, messageId: string): void {
+  private holdOn(on: 'payment' | 'adjustment', cause: PaymentHoldReason, messageId: string): void {
     const s = this.s;
+    const hold = holdFor(cause, on, messageId, this.ctx.now);
+    const reason = hold.reason;
     if (s.hold?.reason === reason) return;
-    s.hold = { reason, on, messageId, since: this.ctx.now };
+    s.hold = hold;
     if (on === 'payment') s.phase = 'held';
     this.note(`held: ${reason}`, messageId);
     this.alert('payment_held', messageId, `${s.txnId}: ${reason}`);
@@ -588,7 +593,7 @@ class Decider {
       s.approvedFlags.push(...(s.waiting[0]?.flags ?? []));
       // Capping is approved only by approving an over-limit hold, and used up by the adjustment
       // held; approving a flagged one must not silently cap a later refund.
-      s.capApproved = /_exceeds_original:/.test(hold.reason);
+      s.capApproved = capsOnApprove(hold.cause);
     }
     this.resume(a);
   }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { PaymentEventSchema } from './event';
+import { PaymentHoldSchema } from './hold';
 
 export const LifecycleEventSchema = PaymentEventSchema.extend({ creditMinor: z.number().int().nullable() });
 
@@ -18,14 +19,7 @@ export const PaymentStateSchema = z.object({
   creditedMinor: z.number().int(),
   debitedMinor: z.number().int(),
   reversedMinor: z.number().int(),
-  hold: z
-    .object({
-      reason: z.string(),
-      on: z.enum(['payment', 'adjustment']),
-      messageId: z.string(),
-      since: z.string(),
-    })
-    .nullable(),
+  hold: PaymentHoldSchema.nullable(),
   /** Check flags an operator approved: they no longer hold the payment. */
   approvedFlags: z.array(z.string()),
   /** An operator approved applying an over-limit adjustment capped at what remains. */
@@ -39,6 +33,16 @@ export const PaymentStateSchema = z.object({
 });
 export type PaymentState = z.infer<typeof PaymentStateSchema>;
 export type LifecycleEvent = z.infer<typeof LifecycleEventSchema>;
+
+/**
+ * A state as the workflow loaded it (the activity's answer, which its history records), read again:
+ * a history recorded before the hold reasons were typed answers with a hold without its `cause`.
+ * What the schema refuses (nothing an activity loaded should) is used as it came.
+ */
+export function upgradePaymentState(loaded: PaymentState): PaymentState {
+  const read = PaymentStateSchema.safeParse(loaded);
+  return read.success ? read.data : loaded;
+}
 
 export function initialPaymentState(integrationId: string, txnId: string): PaymentState {
   return {

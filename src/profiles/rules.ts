@@ -11,11 +11,13 @@ import {
   type FieldSource,
   type ProfileEvent,
   type ProfileField,
+  type ProfileHoldReason,
   type ProfileState,
   type ProfileStatus,
   type Stamp,
 } from './state';
 import { acknowledgeMatters } from '../shared/matters';
+import { reasonText } from '../shared/hold-reasons';
 import { matter, MATTER_CLOSING } from './matters';
 import { clone, NeedFact, notApplied, pushBounded } from '../shared/rules-kit';
 
@@ -308,7 +310,7 @@ export function refusalOf(
           )
         : null;
     case 'approve':
-      return s.payments.some((p) => p.held?.startsWith('checks_failed:'))
+      return s.payments.some((p) => p.holdCause?.code === 'checks_failed')
         ? null
         : refuse(409, 'nothing_held', `no payment of ${s.profileId} is held on failed checks`);
     case 'acknowledge': {
@@ -584,6 +586,7 @@ class Decider {
       creditedMinor: 0,
       debitedMinor: 0,
       held: null,
+      holdCause: null,
     };
     if (p) Object.assign(p, fresh);
     else {
@@ -619,13 +622,13 @@ class Decider {
   private credit(p: CyclePayment, by: ProfileAction | null): void {
     const s = this.s;
     const blocking = this.blockingFlags(p.flags);
-    if (blocking.length > 0) return this.hold(p, `checks_failed:${blocking.join(',')}`);
+    if (blocking.length > 0) return this.hold(p, { code: 'checks_failed', flags: blocking });
     if (p.creditMinor === null || p.creditMinor <= 0 || !p.currency || !isSupportedCurrency(p.currency))
-      return this.hold(p, 'amount_unusable');
+      return this.hold(p, { code: 'amount_unusable' });
     const customerId = s.customerId ?? this.match();
     if (!customerId) {
       this.attend(ATTENTION.noCustomer);
-      return this.hold(p, 'no_customer_match');
+      return this.hold(p, { code: 'no_customer_match' });
     }
     const posted = this.post({
       customerId,
@@ -641,7 +644,7 @@ class Decider {
     });
     if (!posted.ok) {
       this.note('workflow', `the ledger refused crediting ${p.txnId}: ${posted.reason.slice(0, 300)}`, p.messageId);
-      return this.hold(p, 'ledger_conflict');
+      return this.hold(p, { code: 'ledger_conflict' });
     }
     if (s.customerId === null) {
       s.customerId = customerId;
@@ -649,6 +652,7 @@ class Decider {
     }
     p.creditedMinor = p.creditMinor;
     p.held = null;
+    p.holdCause = null;
     s.creditedMinor += p.creditMinor;
     this.note(
       'workflow',
@@ -684,9 +688,11 @@ class Decider {
     this.alert('profile_held', messageId, `${s.profileId}: no customer matches`);
   }
 
-  private hold(p: CyclePayment, reason: string): void {
+  private hold(p: CyclePayment, cause: ProfileHoldReason): void {
+    const reason = reasonText(cause);
     if (p.held === reason) return;
     p.held = reason;
+    p.holdCause = cause;
     this.note('workflow', `${p.txnId} held: ${reason}`, p.messageId);
     this.alert('profile_payment_held', p.messageId, `${this.s.profileId}/${p.txnId}: ${reason}`);
   }
@@ -835,7 +841,7 @@ class Decider {
           reason: a.reason,
           customerId: s.customerId ?? undefined,
         });
-        for (const p of s.payments) if (p.held?.startsWith('checks_failed:')) s.approvedFlags.push(...p.flags);
+        for (const p of s.payments) if (p.holdCause?.code === 'checks_failed') s.approvedFlags.push(...p.flags);
         this.note('operator', `${a.operator} approved held payments: ${a.reason}`);
         this.releaseHeld(a);
         this.result = { ok: true, detail: 'approved' };

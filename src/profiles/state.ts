@@ -1,5 +1,13 @@
 import { z } from 'zod';
 import { isSupportedCurrency, parseAmount } from '../shared/money';
+import {
+  AmountUnusableSchema,
+  ChecksFailedSchema,
+  LedgerConflictSchema,
+  NoCustomerMatchSchema,
+  parseReasonText,
+  UnrecognizedReasonSchema,
+} from '../shared/hold-reasons';
 
 /**
  * A PayPal recurring payments profile (or a Standard subscription, keyed by subscr_id): the
@@ -74,7 +82,21 @@ export const PROFILE_FIELDS = [
 ] as const;
 export type ProfileField = (typeof PROFILE_FIELDS)[number];
 
-export const CyclePaymentSchema = z.object({
+/** Why a cycle payment is not credited yet (see shared/hold-reasons.ts). */
+export const ProfileHoldReasonSchema = z.discriminatedUnion('code', [
+  ChecksFailedSchema,
+  AmountUnusableSchema,
+  NoCustomerMatchSchema,
+  LedgerConflictSchema,
+  UnrecognizedReasonSchema,
+]);
+export type ProfileHoldReason = z.infer<typeof ProfileHoldReasonSchema>;
+
+export function parseProfileHoldReason(text: string): ProfileHoldReason {
+  return parseReasonText(ProfileHoldReasonSchema, text);
+}
+
+const CyclePaymentFieldsSchema = z.object({
   txnId: z.string(),
   txnType: z.string(),
   paymentStatus: z.string(),
@@ -87,10 +109,20 @@ export const CyclePaymentSchema = z.object({
   at: z.string(),
   creditedMinor: z.number().int(),
   debitedMinor: z.number().int(),
-  /** Why it is not credited yet (no customer, failed checks, ledger conflict), or null. */
+  /** Why it is not credited yet, or null: the text form of `holdCause` (what the admin API and history show). */
   held: z.string().nullable(),
+  holdCause: ProfileHoldReasonSchema.nullable(),
 });
-export type CyclePayment = z.infer<typeof CyclePaymentSchema>;
+/**
+ * A cycle payment as saved. Snapshots and running workflows from before the reasons were typed carry
+ * the text alone (`held`): its `holdCause` is read back from it.
+ */
+export const CyclePaymentSchema = z.preprocess((saved) => {
+  if (saved === null || typeof saved !== 'object' || 'holdCause' in saved) return saved;
+  const { held } = saved as { held?: unknown };
+  return { ...saved, holdCause: typeof held === 'string' ? parseProfileHoldReason(held) : null };
+}, CyclePaymentFieldsSchema);
+export type CyclePayment = z.infer<typeof CyclePaymentFieldsSchema>;
 
 export const BillUncertainSchema = z.object({
   amountMinor: z.number().int(),
@@ -141,6 +173,16 @@ export const ProfileStateSchema = z.object({
   ),
 });
 export type ProfileState = z.infer<typeof ProfileStateSchema>;
+
+/**
+ * A state as the workflow loaded it (the activity's answer, which its history records), read again:
+ * a history recorded before the hold reasons were typed answers with cycle payments without
+ * `holdCause`. What the schema refuses (nothing an activity loaded should) is used as it came.
+ */
+export function upgradeProfileState(loaded: ProfileState): ProfileState {
+  const read = ProfileStateSchema.safeParse(loaded);
+  return read.success ? read.data : loaded;
+}
 
 export function initialProfileState(integrationId: string, profileId: string): ProfileState {
   return {

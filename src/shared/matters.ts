@@ -12,13 +12,23 @@
 export type MatterClosing = 'notice' | 'decision' | 'assign' | 'reconcile';
 export type ClosingTable = Readonly<Record<string, MatterClosing>>;
 
+/**
+ * A matter's name, as listed in `attention` and typed back by an operator to acknowledge it: the
+ * name is the handle, so it stays text; code builds it here and reads it with `parseMatter`.
+ */
 export function matter<K extends string>(kind: K, ref?: string): string {
   return ref === undefined ? kind : `${kind}:${ref}`;
 }
 
+/** A matter's name read back: its kind, and the message, txn or case id it is about (null if none). */
+export function parseMatter(name: string): { kind: string; ref: string | null } {
+  const at = name.indexOf(':');
+  return at < 0 ? { kind: name, ref: null } : { kind: name.slice(0, at), ref: name.slice(at + 1) };
+}
+
 /** How a matter is closed; an unknown kind (from an older version) needs its own decision. */
 export function closingOf(table: ClosingTable, m: string): MatterClosing {
-  const kind = m.split(':', 1)[0]!;
+  const { kind } = parseMatter(m);
   return Object.hasOwn(table, kind) ? table[kind]! : 'decision';
 }
 

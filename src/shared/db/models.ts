@@ -122,7 +122,9 @@ const paymentSchema = new Schema(
     grossMinor: Number,
     creditedMinor: { type: Number, default: 0 },
     debitedMinor: { type: Number, default: 0 },
+    /** The hold's reason as text (`checks_failed:receiver_mismatch`); `holdCause` is the same as a typed value. */
     holdReason: String,
+    holdCause: Schema.Types.Mixed,
     flags: { type: [String], default: [] },
     payerEmail: String,
     needsOperator: { type: Boolean, default: false },
@@ -208,6 +210,8 @@ const recurringProfileSchema = new Schema(
     customerId: String,
     needsOperator: { type: Boolean, default: false },
     attention: { type: [String], default: [] },
+    /** Cycle payments waiting for a person: `{ txnId, reason (text), cause (typed) }`. */
+    holds: { type: [Schema.Types.Mixed], default: [] },
     snapshot: Schema.Types.Mixed,
   },
   { timestamps: true, versionKey: false },
