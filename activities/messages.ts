@@ -15,7 +15,7 @@ import { ipnEventSignal, signalPayment } from '../src/payments/contract';
 import { paymentWorkflowId } from '../src/shared/ids';
 import { alerts } from '../src/shared/metrics';
 import { canonicalJson } from '../src/shared/canonical-json';
-import type { MessageOutcomeRecord } from '../src/payments/rules';
+import type { MessageOutcomeRecord, MessageState } from '../src/messages/state';
 
 export interface LoadedMessage {
   integration: Integration | null;
@@ -34,7 +34,7 @@ export interface LoadedMessage {
 }
 
 /** States in which a message still waits for the workflow it was dispatched to. */
-const TAKEABLE_STATES = ['received', 'dispatched', 'parked'];
+const TAKEABLE_STATES: readonly string[] = ['received', 'dispatched', 'parked'] satisfies MessageState[];
 
 /** What routeMasspayMessage did, in counts and a few ids: bounded whatever the message. */
 export interface MasspayRouting {
@@ -150,7 +150,7 @@ export function createMessageActivities(deps: ActivityDeps) {
       const claimKey = summary?.txnId ? `${msg.integrationId}:${summary.txnId}:${summary.paymentStatus ?? ''}` : null;
       const duplicateOf = claimKey ? await claimDelivery(claimKey, messageId) : null;
       // First activity of its workflow, so nothing recorded an outcome yet: no need to filter on state.
-      const set = { state: 'dispatched', ...(duplicateOf ? { duplicateOf } : {}) };
+      const set = { state: 'dispatched' satisfies MessageState, ...(duplicateOf ? { duplicateOf } : {}) };
       await IpnMessage.updateOne({ _id: msg._id }, { $set: set });
       const stored = RouteSchema.safeParse(msg.route);
       return {

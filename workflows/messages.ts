@@ -12,7 +12,7 @@ import type { Activities } from '../activities';
 import { receivedMasspayEvents } from '../src/masspay/received';
 import { describeIssues, OperatorActionSchema } from '../src/shared/operator-actions';
 import { FlagsKey } from '../src/shared/contract';
-import type { MessageOutcome } from '../src/shared/contract';
+import type { MessageOutcome } from '../src/messages/state';
 import { examineMessage, paymentEventOf, routeOf, type ParkingDecision } from './shared/examine-message';
 import {
   messageStateQuery,

@@ -6,7 +6,7 @@
 import { defineQuery, defineSignal } from '@temporalio/workflow';
 import { z } from 'zod';
 import { operatorActionSchema } from '../shared/operator-actions';
-import type { MessageOutcome } from '../shared/contract';
+import type { MessageOutcome } from './state';
 
 export const PROCESS_IPN = 'processIpn';
 

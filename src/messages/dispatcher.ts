@@ -17,6 +17,7 @@ import { alerts } from '../shared/metrics';
 import { IntegrationIdKey, TxnIdKey } from '../shared/contract';
 import type { StoredMessage } from './intake';
 import { PROCESS_IPN, type ProcessIpnWorkflow } from './contract';
+import type { MessageState } from './state';
 
 /** Temporal refused this message's start for good; the message is set aside for a person. */
 export class UndispatchableError extends Error {
@@ -118,7 +119,10 @@ export class IpnDispatcher {
     const { models, logger } = this.deps;
     await models.IpnMessage.updateOne(
       { _id: messageId },
-      { $set: { state: 'undispatchable', outcome: reason }, $addToSet: { flags: 'undispatchable' } },
+      {
+        $set: { state: 'undispatchable' satisfies MessageState, outcome: reason },
+        $addToSet: { flags: 'undispatchable' },
+      },
     );
     await models.IpnOutbox.deleteOne({ _id: messageId });
     alerts.inc({ kind: 'ipn_undispatchable' });

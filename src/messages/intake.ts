@@ -4,6 +4,7 @@ import { classify, paymentTxnOf, type Route } from './classify';
 import { readIpnHead } from './read';
 import { retryTransientStoreErrors } from '../shared/db/transient';
 import { dispatchWorkflowId } from '../shared/ids';
+import type { MessageState } from './state';
 
 export interface StoredMessage {
   _id: string;
@@ -11,7 +12,7 @@ export interface StoredMessage {
   txnId: string | null;
   txnType: string | null;
   paymentStatus: string | null;
-  state: 'received' | 'ignored';
+  state: Extract<MessageState, 'received' | 'ignored'>;
   /** Where it belongs (classify), decided here once and stored with it; null when it does not decode. */
   route: Route | null;
   /** Set when the message goes to its payment's workflow (see paymentTxnOf). */

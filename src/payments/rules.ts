@@ -9,6 +9,7 @@ import type {
 import { acknowledged, acknowledgeRefusal, paymentMatter, type MatterRule } from './matters';
 import { INFORMATIONAL_FLAGS, type LifecycleEvent, type PaymentState } from './state';
 import { clone, NeedFact, notApplied, pushBounded } from '../shared/rules-kit';
+import type { MessageOutcomeRecord } from '../messages/state';
 import { capsOnApprove, holdFor, type PaymentHoldReason } from './hold';
 
 /**
@@ -74,15 +75,6 @@ export type PaymentEffect =
       customerId?: string;
       details?: Record<string, unknown>;
     };
-
-/** What a workflow records on a stored message: `flags` replaces its flags, `addFlags` adds to them. */
-export interface MessageOutcomeRecord {
-  messageId: string;
-  outcome: string;
-  detail: string;
-  flags?: string[];
-  addFlags?: string[];
-}
 
 /** The rules an operator's decision on a payment can be refused by (the `rule` of a Refusal). */
 export type PaymentRefusalRule =

@@ -1,5 +1,6 @@
 import { describeMoney, formatMinor, isSupportedCurrency, parseAmount } from '../shared/money';
-import type { Posting, PostingOutcome, Proof, MessageOutcomeRecord } from '../payments/rules';
+import type { Posting, PostingOutcome, Proof } from '../payments/rules';
+import type { MessageOutcomeRecord } from '../messages/state';
 import type { LifecycleEvent } from '../payments/state';
 import { INFORMATIONAL_FLAGS } from '../payments/state';
 import type { AcknowledgeProfileAction, AssignProfileAction, BillOutstandingAction, ProfileAction } from './actions';

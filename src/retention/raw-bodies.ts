@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import { Types } from 'mongoose';
 import type { Models } from '../shared/db/models';
+import type { MessageState } from '../messages/state';
 
 /**
  * Outcomes after which a message's raw bytes have done their work: verified (or refused for good)
@@ -23,7 +24,7 @@ export const SETTLED_STATES = [
   'sandbox_on_live',
   'unproven',
   'refused_foreign',
-] as const;
+] as const satisfies readonly MessageState[];
 const settled = new Set<string>(SETTLED_STATES);
 
 export interface SweepResult {

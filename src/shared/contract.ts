@@ -20,35 +20,9 @@ export {
 export const EventKindSchema = z.enum(['payment', 'refund', 'reversal', 'canceled_reversal', 'dispute']);
 export type EventKind = z.infer<typeof EventKindSchema>;
 
-/**
- * Where a stored message stands. The intake and relay set the first ones; processIpn records how it
- * ended when no payment takes it; a payment records `applied:<phase>` (or why it did not apply it).
- */
-export const MessageOutcomeSchema = z.enum([
-  'malformed',
-  'unknown_integration',
-  'invalid',
-  'sandbox_on_live',
-  'parked',
-  'rejected_by_operator',
-  'masspay_notification',
-  'recorded_no_money',
-  'unknown_alerted',
-  'routed',
-  /** A verified Mass Pay IPN delivered to the batches whose items it reports. */
-  'masspay_routed',
-  /** A Mass Pay IPN reporting items no batch of ours has: held for a person (GET /admin/held). */
-  'masspay_unmatched',
-  /** Every item of a Mass Pay IPN was paid to us: each went to its payment entity. */
-  'masspay_received',
-]);
-export type MessageOutcome = z.infer<typeof MessageOutcomeSchema>;
 /** A stored message handed to its payment's workflow, which verifies and checks it itself. */
 export const MessageRefSchema = z.object({ messageId: z.string().regex(/^[0-9a-f]{24}$/, 'a stored message id') });
 export type MessageRef = z.infer<typeof MessageRefSchema>;
-export const MESSAGE_INTAKE_STATES = ['received', 'ignored', 'dispatched', 'undispatchable'] as const;
-/** What a payment records on a message it was given (besides `applied:<phase>`). */
-export const PAYMENT_MESSAGE_OUTCOMES = ['duplicate', 'unproven', 'refused_foreign', 'internal_error'] as const;
 
 /**
  * Custom search attributes ops use to find a payment in the Web UI

@@ -19,23 +19,26 @@ export function pushBounded<T>(history: T[], entry: T, limit: number): void {
   if (history.length > limit) history.splice(0, history.length - limit);
 }
 
-/** What an entity records on a message it did not apply: the same three answers for every entity. */
+/**
+ * What an entity records on a message it did not apply: the same three answers for every entity
+ * (outcomes of messages/state.ts MessageStateSchema).
+ */
 export const notApplied = {
   duplicate: (messageId: string, key: string) => ({
     messageId,
-    outcome: 'duplicate',
+    outcome: 'duplicate' as const,
     detail: `${key} was already applied`,
     addFlags: ['duplicate'],
   }),
   unproven: (messageId: string, reason: string) => ({
     messageId,
-    outcome: 'unproven',
+    outcome: 'unproven' as const,
     detail: reason,
     addFlags: ['alert'],
   }),
   foreign: (messageId: string, detail: string) => ({
     messageId,
-    outcome: 'refused_foreign',
+    outcome: 'refused_foreign' as const,
     detail,
     addFlags: ['alert'],
   }),

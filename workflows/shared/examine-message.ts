@@ -14,7 +14,8 @@ import { classify, type PaymentRoute, type Route } from '../../src/messages/clas
 import type { Integration } from '../../src/integrations/schema';
 import type { IpnSummary } from '../../src/messages/summary';
 import type { LifecycleEvent } from '../../src/payments/state';
-import type { MessageOutcome, OperatorAction } from '../../src/shared/contract';
+import type { OperatorAction } from '../../src/shared/contract';
+import type { MessageOutcome } from '../../src/messages/state';
 import { underLock, type Lock } from './one-at-a-time';
 
 const local = proxyLocalActivities<Activities>({

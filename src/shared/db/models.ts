@@ -58,7 +58,7 @@ const ipnMessageSchema = new Schema(
     paymentStatus: String,
     testIpn: Boolean,
     resend: Boolean,
-    /** received → dispatched → one of the outcomes the workflow records. */
+    /** received → dispatched → one of the outcomes the workflow records (messages/state.ts MessageState). */
     state: { type: String, required: true },
     flags: { type: [String], default: [] },
     outcome: String,
