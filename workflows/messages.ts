@@ -14,6 +14,7 @@ import { describeIssues, OperatorActionSchema } from '../src/shared/operator-act
 import { FlagsKey } from '../src/shared/contract';
 import type { MessageOutcome } from '../src/messages/state';
 import { examineMessage, paymentEventOf, routeOf, type ParkingDecision } from './shared/examine-message';
+import { masspayRouting, messageLocal } from './shared/activity-options';
 import {
   messageStateQuery,
   rejectMessageSignal,
@@ -23,21 +24,13 @@ import {
 
 // Bookkeeping runs as local activities (no server round trip each); only the postback to PayPal,
 // which may need hours of retries, is a regular activity.
-const { recordMessageOutcome, routeToPayment, routeMasspay, raiseAlert, audit } = proxyLocalActivities<Activities>({
-  startToCloseTimeout: '30s',
-  retry: { initialInterval: '200ms', maximumInterval: '30s' },
-});
-const { routeToProfile, profileOwningTxn, routeAdjustmentToProfile } = proxyLocalActivities<Activities>({
-  startToCloseTimeout: '30s',
-  retry: { initialInterval: '200ms', maximumInterval: '30s' },
-});
+const { recordMessageOutcome, routeToPayment, routeMasspay, raiseAlert, audit } =
+  proxyLocalActivities<Activities>(messageLocal);
+const { routeToProfile, profileOwningTxn, routeAdjustmentToProfile } = proxyLocalActivities<Activities>(messageLocal);
 
 // A Mass Pay message's items (up to 5,000: over a megabyte) are read, matched and routed inside one
 // activity, after verification; the workflow sees counts. Decoding and matching take a second or two.
-const { routeMasspayMessage } = proxyActivities<Activities>({
-  startToCloseTimeout: '5m',
-  retry: { initialInterval: '1s', maximumInterval: '1m' },
-});
+const { routeMasspayMessage } = proxyActivities<Activities>(masspayRouting);
 /** Before this patch the workflow held the decoded items and routed them itself (histories before it replay so). */
 const MASSPAY_ITEMS_IN_ACTIVITY = 'masspay-items-in-activity';
 

@@ -38,6 +38,7 @@ import {
 } from '../src/payments/state';
 import { validatingHandlers, decideWithFacts, postingFact } from './shared/decide-with-facts';
 import { oneAtATime, underLock } from './shared/one-at-a-time';
+import { quickLocal } from './shared/activity-options';
 import { operatorDoors, parseAction } from './shared/operator-doors';
 import { CustomerIdKey, FlagsKey, MessageRefSchema, PaymentStatusKey } from '../src/shared/contract';
 import type { PaymentRoute } from '../src/messages/classify';
@@ -68,13 +69,7 @@ import { ParkingActionSchema, rejectMessageSignal, retryVerificationSignal } fro
 // One at a time (see one-at-a-time.ts): messages are verified beside the queue. Per execution: the
 // SDK evaluates this module for each workflow execution.
 const localActivityLock = oneAtATime();
-const act = underLock(
-  proxyLocalActivities<Activities>({
-    startToCloseTimeout: '20s',
-    retry: { initialInterval: '200ms', maximumInterval: '30s' },
-  }),
-  localActivityLock,
-);
+const act = underLock(proxyLocalActivities<Activities>(quickLocal), localActivityLock);
 
 /** For workflows started before the settings were passed in (their input lacks them). */
 const DEFAULT_ORPHAN_GRACE_SECONDS = 3 * 24 * 3600;

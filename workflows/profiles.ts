@@ -51,26 +51,18 @@ import {
   profileStateQuery,
   type RecurringProfileInput,
 } from '../src/profiles/contract';
+import { oncePayPal, paypalCall, quickLocal } from './shared/activity-options';
 
 // Bookkeeping as local activities, as for payments; PayPal's API is a regular activity (slow, external).
-const act = proxyLocalActivities<Activities>({
-  startToCloseTimeout: '20s',
-  retry: { initialInterval: '200ms', maximumInterval: '30s' },
-});
+const act = proxyLocalActivities<Activities>(quickLocal);
 // A few tries for the calls that move no money: repeating GetRecurringPaymentsProfileDetails reads
 // again, and repeating ManageRecurringPaymentsProfileStatus asks for the status PayPal already set
 // (at worst a refusal such as 11557, which changes nothing and is reported as such). An operator
 // waits on the answer, hence few.
-const paypal = proxyActivities<Activities>({
-  startToCloseTimeout: '45s',
-  retry: { initialInterval: '1s', maximumAttempts: 3 },
-});
+const paypal = proxyActivities<Activities>(paypalCall);
 // BillOutstandingAmount moves money and PayPal documents no idempotency for it: one attempt. A
 // failure after it may have been sent is `Unknown` (the rules hold the bill as uncertain).
-const paypalOnce = proxyActivities<Activities>({
-  startToCloseTimeout: '45s',
-  retry: { maximumAttempts: 1 },
-});
+const paypalOnce = proxyActivities<Activities>(oncePayPal);
 /** Patches (see ProfileRules): histories decided before them replay with the rules they had. */
 const BILL_ONCE_PATCH = 'profile-bill-once';
 const NAMED_MATTERS_PATCH = 'profile-named-matters';

@@ -1,12 +1,10 @@
 import { continueAsNew, proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities';
 import type { RawBodyRetentionInput, RawBodyRetentionResult } from '../src/retention/contract';
+import { storeSweep } from './shared/activity-options';
 
-// A step walks up to 5,000 messages without their bytes; a dead worker's step is retried elsewhere.
-const act = proxyActivities<Activities>({
-  startToCloseTimeout: '10m',
-  retry: { initialInterval: '5s', maximumInterval: '5m' },
-});
+// A step walks up to 5,000 messages without their bytes.
+const act = proxyActivities<Activities>(storeSweep);
 
 /** Steps per run before continuing as new: keeps the history short on a large store. */
 const STEPS_PER_RUN = 200;

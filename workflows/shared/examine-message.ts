@@ -17,11 +17,9 @@ import type { LifecycleEvent } from '../../src/payments/state';
 import type { OperatorAction } from '../../src/shared/contract';
 import type { MessageOutcome } from '../../src/messages/state';
 import { underLock, type Lock } from './one-at-a-time';
+import { messageLocal, postbackLocalTry, postbackUntil } from './activity-options';
 
-const local = proxyLocalActivities<Activities>({
-  startToCloseTimeout: '30s',
-  retry: { initialInterval: '200ms', maximumInterval: '30s' },
-});
+const local = proxyLocalActivities<Activities>(messageLocal);
 
 export interface ParkingDecision {
   kind: 'retry' | 'reject';
@@ -191,21 +189,14 @@ async function verifyOrGiveUp(
   lock: Lock = (run) => run(),
 ): Promise<'VERIFIED' | 'INVALID' | 'gave_up'> {
   if (patched(VERIFY_LOCALLY)) {
-    const { verifyWithPayPal } = proxyLocalActivities<Activities>({
-      startToCloseTimeout: '3s',
-      retry: { maximumAttempts: 1 },
-    });
+    const { verifyWithPayPal } = proxyLocalActivities<Activities>(postbackLocalTry);
     try {
       return await lock(() => verifyWithPayPal({ messageId }));
     } catch (err) {
       if (!(err instanceof TemporalFailure) || err instanceof CancelledFailure) throw err;
     }
   }
-  const { verifyWithPayPal } = proxyActivities<Activities>({
-    startToCloseTimeout: '45s',
-    scheduleToCloseTimeout: `${giveUpSeconds}s`,
-    retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '10m' },
-  });
+  const { verifyWithPayPal } = proxyActivities<Activities>(postbackUntil(giveUpSeconds));
   try {
     return await verifyWithPayPal({ messageId });
   } catch (err) {

@@ -3,6 +3,7 @@ import type { z } from 'zod';
 import type { Activities } from '../../activities';
 import type { OperatorRole } from '../../src/operators/contract';
 import { describeIssues, INVALID_ACTION, type OperatorRequest } from '../../src/shared/operator-actions';
+import { proofLocal } from './activity-options';
 
 /**
  * Since this patch a money-deciding signal (the Temporal Web UI's door) acts only with a proof: the
@@ -10,10 +11,7 @@ import { describeIssues, INVALID_ACTION, type OperatorRequest } from '../../src/
  * from before replay without it.
  */
 const SIGNAL_PROOF = 'web-ui-signals-carry-proof';
-const proofs = proxyLocalActivities<Activities>({
-  startToCloseTimeout: '10s',
-  retry: { initialInterval: '200ms', maximumAttempts: 3 },
-});
+const proofs = proxyLocalActivities<Activities>(proofLocal);
 
 /** An operator action's body read as the entity's input, or why it cannot be. */
 export type Parsed<Input> = { ok: true; input: Input } | { ok: false; issues: string };
