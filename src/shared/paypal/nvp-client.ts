@@ -1,4 +1,4 @@
-import type { NvpCall, NvpOutcome } from '../../profiles/rules';
+import type { NvpCall, NvpOutcome } from '../../profiles/nvp-calls';
 
 /** PayPal's API signature credentials for one integration. Never logged, never put in a workflow payload. */
 export interface NvpCredentials {
