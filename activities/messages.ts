@@ -4,7 +4,7 @@ import type { ActivityDeps } from './deps';
 import type { IpnSummary } from '../src/messages/summary';
 import type { Integration } from '../src/integrations/schema';
 import { LifecycleEventSchema, type LifecycleEvent } from '../src/payments/state';
-import type { Proof } from '../src/payments/rules';
+import type { Proof } from '../src/shared/rules-kit';
 import { readIpnFull, readIpnHead } from '../src/messages/read';
 import { RouteSchema, type Route } from '../src/messages/classify';
 import { receivedMasspayEvents } from '../src/masspay/received';

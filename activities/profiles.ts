@@ -1,7 +1,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { ActivityDeps } from './deps';
 import { checkPayment } from '../src/payments/checks';
-import type { Proof } from '../src/payments/rules';
+import type { Proof } from '../src/shared/rules-kit';
 import { LifecycleEventSchema, type LifecycleEvent } from '../src/payments/state';
 import {
   PROFILE_MONEY_TXN_TYPES,

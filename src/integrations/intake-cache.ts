@@ -1,6 +1,7 @@
 import type { Models } from '../shared/db/models';
+import type { MoneyMode } from '../shared/ledger';
 
-type IntakeView = { _id: string; ipnEnabled: boolean; mode: 'live' | 'sandbox' };
+type IntakeView = { _id: string; ipnEnabled: boolean; mode: MoneyMode };
 
 /**
  * What the IPN route needs of an integration, kept for a couple of seconds: PayPal's door should

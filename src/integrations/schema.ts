@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { isSupportedCurrency } from '../shared/money';
+import { MoneyModeSchema } from '../shared/money-mode';
 import { PAYMENT_TXN_TYPES } from '../messages/summary';
 
 const lowerEmail = z.email().transform((e) => e.toLowerCase());
@@ -24,7 +25,7 @@ export type PayoutCaps = z.infer<typeof PayoutCapsSchema>;
 export const IntegrationInputSchema = z
   .object({
     name: z.string().trim().min(1),
-    mode: z.enum(['live', 'sandbox']),
+    mode: MoneyModeSchema,
     ipnEnabled: z.boolean().default(true),
     /** Postback verification; may be switched off only for sandbox integrations. */
     verifyTransaction: z.boolean().default(true),

@@ -1,4 +1,5 @@
 import { describeMoney, isSupportedCurrency } from '../shared/money';
+import { moneyModeOf } from '../shared/money-mode';
 import type {
   AcknowledgeAction,
   AssignCustomerAction,
@@ -10,6 +11,8 @@ import { acknowledged, acknowledgeRefusal, paymentMatter, type MatterRule } from
 import { INFORMATIONAL_FLAGS, type LifecycleEvent, type PaymentState } from './state';
 import { clone, NeedFact, notApplied, pushBounded } from '../shared/rules-kit';
 import type { MessageOutcomeRecord } from '../messages/state';
+import type { MoneyMode, Posting, PostingOutcome } from '../shared/ledger';
+import type { Proof } from '../shared/rules-kit';
 import { capsOnApprove, holdFor, type PaymentHoldReason } from './hold';
 
 /**
@@ -32,25 +35,6 @@ export type PaymentInput =
   | { type: 'malformed'; signal: string; issues: string }
   /** Time passed (a timer fired): deadlines are looked at. */
   | { type: 'tick' };
-
-export interface Posting {
-  customerId: string;
-  currency: string;
-  /** Signed integer minor units: positive credits, negative debits. */
-  amountMinor: number;
-  idempotencyKey: string;
-  reason: 'payment' | 'refund' | 'reversal' | 'canceled_reversal';
-  mode: 'live' | 'sandbox';
-  integrationId: string;
-  txnId: string;
-  parentTxnId?: string;
-  messageId: string;
-  operator?: string;
-  note?: string;
-}
-
-export type PostingOutcome = { ok: true } | { ok: false; reason: string };
-export type Proof = { ok: true } | { ok: false; reason: string };
 
 export type FactNeed =
   | { fact: 'proof'; event: LifecycleEvent }
@@ -380,8 +364,8 @@ class Decider {
     return e.flags.filter((f) => !INFORMATIONAL_FLAGS.includes(f) && !this.s.approvedFlags.includes(f));
   }
 
-  private modeOf(e: LifecycleEvent): 'live' | 'sandbox' {
-    return e.sandbox ? 'sandbox' : 'live';
+  private modeOf(e: LifecycleEvent): MoneyMode {
+    return moneyModeOf(e.sandbox);
   }
 
   /** Credits the payment once; holds it instead when a check failed or no customer matches. */

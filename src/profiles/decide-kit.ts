@@ -1,5 +1,6 @@
 import type { MessageOutcomeRecord } from '../messages/state';
-import type { Posting, PostingOutcome, Proof } from '../payments/rules';
+import type { Posting, PostingOutcome } from '../shared/ledger';
+import type { Proof } from '../shared/rules-kit';
 import type { LifecycleEvent } from '../payments/state';
 import { pushBounded, NeedFact } from '../shared/rules-kit';
 import type { AcknowledgeProfileAction, AssignProfileAction, BillOutstandingAction, ProfileAction } from './actions';

@@ -1,8 +1,9 @@
 import { describeMoney, isSupportedCurrency } from '../shared/money';
+import { moneyModeOf } from '../shared/money-mode';
 import { reasonText } from '../shared/hold-reasons';
 import { notApplied } from '../shared/rules-kit';
 import type { MessageOutcomeRecord } from '../messages/state';
-import type { Posting, PostingOutcome } from '../payments/rules';
+import type { Posting, PostingOutcome } from '../shared/ledger';
 import { INFORMATIONAL_FLAGS, type LifecycleEvent } from '../payments/state';
 import type { ProfileAction } from './actions';
 import { ATTENTION, type ProfileStep } from './decide-kit';
@@ -89,7 +90,7 @@ function credit(d: ProfileStep, p: CyclePayment, by: ProfileAction | null): void
     amountMinor: p.creditMinor,
     idempotencyKey: `credit:${s.integrationId}:${p.txnId}`,
     reason: 'payment',
-    mode: p.sandbox ? 'sandbox' : 'live',
+    mode: moneyModeOf(p.sandbox),
     integrationId: s.integrationId,
     txnId: p.txnId,
     messageId: p.messageId,
@@ -213,7 +214,7 @@ function postAdjustment(d: ProfileStep, e: LifecycleEvent, p: CyclePayment, amou
     amountMinor,
     idempotencyKey: `${e.kind}:${s.integrationId}:${e.txnId}:${e.paymentStatus}`,
     reason,
-    mode: p.sandbox ? 'sandbox' : 'live',
+    mode: moneyModeOf(p.sandbox),
     integrationId: s.integrationId,
     txnId: e.txnId,
     parentTxnId: p.txnId,

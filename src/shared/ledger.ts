@@ -1,7 +1,8 @@
 import type { Models } from './db/models';
 
-/** Sandbox money (PayPal test messages) lives in accounts of its own, never summed with live money. */
-export type MoneyMode = 'live' | 'sandbox';
+import type { MoneyMode } from './money-mode';
+
+export type { MoneyMode };
 
 export interface PostingRequest {
   customerId: string;
@@ -24,6 +25,21 @@ export interface PostingRequest {
    */
   mustStayCovered?: boolean;
 }
+
+/**
+ * A posting an entity's rules ask for (a payment, a recurring profile): the ledger's request about
+ * one PayPal transaction, named by the message that moved it. The rules ask for it as a fact
+ * (shared/rules-kit.ts) and hold on a refusal.
+ */
+export interface Posting extends PostingRequest {
+  reason: 'payment' | 'refund' | 'reversal' | 'canceled_reversal';
+  integrationId: string;
+  txnId: string;
+  messageId: string;
+}
+
+/** What became of a posting the rules asked for: posted (or posted before), or refused and why. */
+export type PostingOutcome = { ok: true } | { ok: false; reason: string };
 
 export interface PostingResult {
   entryId: string;

@@ -3,6 +3,9 @@
  * and name a missing fact, a deep copy to decide on, and a bounded history.
  */
 
+/** Whether a stored, verified message backs an event (the fact every entity asks before applying one). */
+export type Proof = { ok: true } | { ok: false; reason: string };
+
 /** Thrown inside the rules when a fact is missing; the rules' entry point turns it into a `need`. */
 export class NeedFact<Need> {
   constructor(readonly need: Need) {}

@@ -6,8 +6,8 @@ import {
   refusalOf,
   type PaymentEffect,
   type PaymentInput,
-  type Posting,
 } from '../../src/payments/rules';
+import type { Posting } from '../../src/shared/ledger';
 import { initialPaymentState, type LifecycleEvent, type PaymentState } from '../../src/payments/state';
 import { acknowledgeMatters, type ClosingTable } from '../../src/shared/matters';
 import { PAYMENT_MATTER_CLOSING } from '../../src/payments/matters';

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Posting } from '../../src/payments/rules';
+import type { Posting } from '../../src/shared/ledger';
 import {
   decideProfile,
   keepUsedFields,

@@ -2,6 +2,7 @@ import mongoose, { Schema, type Connection, type InferSchemaType } from 'mongoos
 import { bindPayoutModels } from '../../masspay/models';
 import { bindWebhookModels } from '../../webhooks/models';
 import { bindOperatorModels } from '../../operators/models';
+import { MoneyModeSchema } from '../money-mode';
 
 /**
  * One integration = one PayPal business account connection. Field validation lives in the
@@ -11,7 +12,7 @@ const integrationSchema = new Schema(
   {
     _id: { type: String, required: true },
     name: { type: String, required: true },
-    mode: { type: String, enum: ['live', 'sandbox'], required: true },
+    mode: { type: String, enum: MoneyModeSchema.options, required: true },
     ipnEnabled: { type: Boolean, required: true },
     verifyTransaction: { type: Boolean, required: true },
     allowedTxnTypes: { type: [String], default: [] },
@@ -145,7 +146,7 @@ const ledgerEntrySchema = new Schema(
     customerId: { type: String, required: true },
     currency: { type: String, required: true },
     /** Absent on entries from before modes existed: those are live. */
-    mode: { type: String, enum: ['live', 'sandbox'] },
+    mode: { type: String, enum: MoneyModeSchema.options },
     seq: { type: Number, required: true },
     amountMinor: { type: Number, required: true },
     balanceAfterMinor: { type: Number, required: true },
@@ -177,7 +178,7 @@ const balanceSchema = new Schema(
     _id: { type: String, required: true },
     customerId: { type: String, required: true },
     currency: { type: String, required: true },
-    mode: { type: String, enum: ['live', 'sandbox'] },
+    mode: { type: String, enum: MoneyModeSchema.options },
     balanceMinor: { type: Number, required: true },
     seq: { type: Number, required: true },
   },

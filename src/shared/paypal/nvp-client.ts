@@ -1,4 +1,5 @@
 import type { NvpCall, NvpOutcome } from '../../profiles/nvp-calls';
+import type { MoneyMode } from '../ledger';
 
 /** PayPal's API signature credentials for one integration. Never logged, never put in a workflow payload. */
 export interface NvpCredentials {
@@ -23,7 +24,7 @@ export function nvpCredentialsFromEnv(prefix: string, env: NodeJS.ProcessEnv): N
   return u && p && s ? { username: u, password: p, signature: s } : null;
 }
 
-export function nvpUrl(mode: 'live' | 'sandbox', sandboxUrl: string): string {
+export function nvpUrl(mode: MoneyMode, sandboxUrl: string): string {
   return mode === 'live' ? LIVE_NVP_URL : sandboxUrl;
 }
 
