@@ -2,6 +2,7 @@ import type { ActivityDeps } from './deps';
 import { PaymentStateSchema, type PaymentState } from '../src/payments/state';
 import { needsPerson } from '../src/payments/rules';
 import { findCustomerForPayer } from '../src/customers/store';
+import { paymentDocId } from '../src/shared/ids';
 
 export function createPaymentActivities({ db }: ActivityDeps) {
   const { Payment, AuditEvent, Customer, IpnMessage } = db.models;
@@ -14,7 +15,7 @@ export function createPaymentActivities({ db }: ActivityDeps) {
       txnId: string;
     }): Promise<PaymentState | null> {
       type Saved = { snapshot?: { payment?: { sandbox?: unknown } } };
-      const doc = await Payment.findById(`${integrationId}:${txnId}`, { snapshot: 1 }).lean<Saved>();
+      const doc = await Payment.findById(paymentDocId(integrationId, txnId), { snapshot: 1 }).lean<Saved>();
       if (!doc?.snapshot) return null;
       const state = PaymentStateSchema.parse(doc.snapshot);
       // Saved before events carried their money mode. The schema's default (live) keeps money
@@ -29,7 +30,7 @@ export function createPaymentActivities({ db }: ActivityDeps) {
     /** The whole state for resuming, plus flat fields for the admin API's queries. */
     async savePaymentState(state: PaymentState): Promise<void> {
       await Payment.updateOne(
-        { _id: `${state.integrationId}:${state.txnId}` },
+        { _id: paymentDocId(state.integrationId, state.txnId) },
         {
           $set: {
             integrationId: state.integrationId,

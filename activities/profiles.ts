@@ -17,6 +17,7 @@ import { readIpn } from '../src/messages/read';
 import { toIntegration } from '../src/integrations/store';
 import { canonicalJson } from '../src/shared/canonical-json';
 import { profileStartOptions } from '../src/profiles/start';
+import { profileDocId, profileTxnDocId } from '../src/shared/ids';
 import { callNvp, nvpCredentialNames, nvpCredentialsFromEnv, nvpUrl } from '../src/shared/paypal/nvp-client';
 import {
   profileAdjustmentSignal,
@@ -38,13 +39,13 @@ export function createProfileActivities({ db, client, config, logger }: Activity
       integrationId: string;
       profileId: string;
     }): Promise<ProfileState | null> {
-      const doc = await RecurringProfile.findById(`${integrationId}:${profileId}`, { snapshot: 1 }).lean();
+      const doc = await RecurringProfile.findById(profileDocId(integrationId, profileId), { snapshot: 1 }).lean();
       return doc?.snapshot ? ProfileStateSchema.parse(doc.snapshot) : null;
     },
 
     async saveProfileState(state: ProfileState): Promise<void> {
       await RecurringProfile.updateOne(
-        { _id: `${state.integrationId}:${state.profileId}` },
+        { _id: profileDocId(state.integrationId, state.profileId) },
         {
           $set: {
             integrationId: state.integrationId,
@@ -117,7 +118,7 @@ export function createProfileActivities({ db, client, config, logger }: Activity
 
     /** The profile that owns a cycle payment (its refunds go there), by _id. */
     async profileOwningTxn({ integrationId, txnId }: { integrationId: string; txnId: string }): Promise<string | null> {
-      return (await ProfileTxn.findById(`${integrationId}:${txnId}`).lean())?.profileId ?? null;
+      return (await ProfileTxn.findById(profileTxnDocId(integrationId, txnId)).lean())?.profileId ?? null;
     },
 
     async claimProfileTxn({
@@ -129,7 +130,11 @@ export function createProfileActivities({ db, client, config, logger }: Activity
       txnId: string;
       profileId: string;
     }): Promise<void> {
-      await ProfileTxn.updateOne({ _id: `${integrationId}:${txnId}` }, { $set: { profileId } }, { upsert: true });
+      await ProfileTxn.updateOne(
+        { _id: profileTxnDocId(integrationId, txnId) },
+        { $set: { profileId } },
+        { upsert: true },
+      );
     },
 
     async routeAdjustmentToProfile({

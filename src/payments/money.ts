@@ -1,6 +1,7 @@
 import { describeMoney, isSupportedCurrency } from '../shared/money';
 import { moneyModeOf } from '../shared/money-mode';
 import type { Posting, PostingOutcome } from '../shared/ledger';
+import { adjustmentKey, creditKey } from '../shared/ids';
 import type { OperatorAction } from '../shared/operator-actions';
 import { ORPHAN_ATTENTION, type PaymentStep } from './decide-kit';
 import { holdFor, type PaymentHoldReason } from './hold';
@@ -43,7 +44,7 @@ export function credit(d: PaymentStep, by: OperatorAction | null): void {
     customerId,
     currency: p.currency,
     amountMinor: p.creditMinor,
-    idempotencyKey: `credit:${s.integrationId}:${s.txnId}`,
+    idempotencyKey: creditKey(s.integrationId, s.txnId),
     reason: 'payment',
     mode: moneyModeOf(p.sandbox),
     integrationId: s.integrationId,
@@ -123,7 +124,7 @@ function postAdjustment(
     customerId: s.customerId!,
     currency: s.currency!,
     amountMinor,
-    idempotencyKey: `${e.kind}:${s.integrationId}:${e.txnId}:${e.paymentStatus}`,
+    idempotencyKey: adjustmentKey(e.kind, s.integrationId, e.txnId, e.paymentStatus),
     reason,
     mode: moneyModeOf(e.sandbox),
     integrationId: s.integrationId,

@@ -4,6 +4,7 @@ import { reasonText } from '../shared/hold-reasons';
 import { notApplied } from '../shared/rules-kit';
 import type { MessageOutcomeRecord } from '../messages/state';
 import type { Posting, PostingOutcome } from '../shared/ledger';
+import { adjustmentKey, creditKey } from '../shared/ids';
 import { INFORMATIONAL_FLAGS, type LifecycleEvent } from '../payments/state';
 import type { ProfileAction } from './actions';
 import { ATTENTION, type ProfileStep } from './decide-kit';
@@ -88,7 +89,7 @@ function credit(d: ProfileStep, p: CyclePayment, by: ProfileAction | null): void
     customerId,
     currency: p.currency,
     amountMinor: p.creditMinor,
-    idempotencyKey: `credit:${s.integrationId}:${p.txnId}`,
+    idempotencyKey: creditKey(s.integrationId, p.txnId),
     reason: 'payment',
     mode: moneyModeOf(p.sandbox),
     integrationId: s.integrationId,
@@ -212,7 +213,7 @@ function postAdjustment(d: ProfileStep, e: LifecycleEvent, p: CyclePayment, amou
     customerId: s.customerId!,
     currency: p.currency!,
     amountMinor,
-    idempotencyKey: `${e.kind}:${s.integrationId}:${e.txnId}:${e.paymentStatus}`,
+    idempotencyKey: adjustmentKey(e.kind, s.integrationId, e.txnId, e.paymentStatus),
     reason,
     mode: moneyModeOf(p.sandbox),
     integrationId: s.integrationId,

@@ -9,6 +9,7 @@ import { PROFILE_OPERATOR_ACTIONS, type ProfileActionPath } from './actions';
 import { answerDecision, decideByUpdate } from '../shared/http/operator-update';
 import { profileStartOptions } from './start';
 import { profileActionUpdate, RECURRING_PROFILE } from './contract';
+import { profileDocId } from '../shared/ids';
 
 /**
  * Who is acting: today the body's `operator` field, as typed. The one place the operators issue
@@ -61,7 +62,7 @@ export function profileRoutes(deps: AppDeps): Router {
 
   const findProfile = async (profileId: string, integrationId?: string): Promise<ProfileState> => {
     const docs = integrationId
-      ? [await RecurringProfile.findById(`${integrationId}:${profileId}`).lean()].filter((d) => d !== null)
+      ? [await RecurringProfile.findById(profileDocId(integrationId, profileId)).lean()].filter((d) => d !== null)
       : await RecurringProfile.find({ profileId }).limit(2).lean();
     if (docs.length === 0) throw new HttpError(404, `no recurring profile ${profileId}`);
     if (docs.length > 1)

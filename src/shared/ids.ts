@@ -1,7 +1,8 @@
 import { idPartOrHash } from './limits';
 
 /**
- * Every workflow id, declared here and computed nowhere else. A message's workflow is named once, at
+ * Every workflow id, document id and ledger idempotency key of payments and profiles, declared here
+ * and computed nowhere else (Mass Pay's batch and item keys live with Mass Pay). A message's workflow is named once, at
  * intake (dispatchWorkflowId), stored with it, and read from there by the dispatcher and the workflow.
  */
 
@@ -41,6 +42,35 @@ export function profileWorkflowId(integrationId: string, profileId: string): str
 /** A Mass Pay batch's workflow: batch ids are ours (letters and digits). The `payout:` prefix is recorded. */
 export function payoutWorkflowId(batchId: string): string {
   return `payout:${batchId}`;
+}
+
+/** A payment's document (`payments` collection): its state for resuming and flat fields for the admin API. */
+export function paymentDocId(integrationId: string, txnId: string): string {
+  return `${integrationId}:${txnId}`;
+}
+
+/** A recurring profile's document (`recurringprofiles`). */
+export function profileDocId(integrationId: string, profileId: string): string {
+  return `${integrationId}:${profileId}`;
+}
+
+/** A cycle payment's owner (`profiletxns`): refunds and reversals of that txn are routed to its profile. */
+export function profileTxnDocId(integrationId: string, txnId: string): string {
+  return `${integrationId}:${txnId}`;
+}
+
+/**
+ * The ledger key crediting a PayPal payment. The same for a payment entity and a recurring profile:
+ * whichever credits a txn, a copy that reached the other can never credit it twice. Recorded in the
+ * ledger: never change its form.
+ */
+export function creditKey(integrationId: string, txnId: string): string {
+  return `credit:${integrationId}:${txnId}`;
+}
+
+/** The ledger key of a refund, reversal or cancellation (its own txn and status), shared the same way. */
+export function adjustmentKey(kind: string, integrationId: string, txnId: string, paymentStatus: string): string {
+  return `${kind}:${integrationId}:${txnId}:${paymentStatus}`;
 }
 
 /** The fields of a stored message that name the workflow it goes to. */
