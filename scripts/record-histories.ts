@@ -8,7 +8,8 @@
  * `payment-lifecycle-direct-*` payments that verified their messages in their queue (before
  * `verify-messages-beside-the-queue`), `process-ipn-refund` / `-invalid-refund` and
  * `payment-lifecycle-beside-*` refunds checked by processIpn and sent on as `ipnEvent` (before
- * `adjustments-through-the-payment-door`). RECORD_HISTORIES_DIR writes elsewhere (to pick new files).
+ * `adjustments-through-the-payment-door`). `payment-lifecycle-door-over-limit-refund-approved` was recorded
+ * after hold reasons became typed values. RECORD_HISTORIES_DIR writes elsewhere (to pick new files).
  *
  *   npx tsx scripts/record-histories.ts
  */
@@ -110,10 +111,34 @@ async function main() {
       'held',
       async () => (await stack.db.models.Payment.findById('shop:REC2').lean())?.holdReason === 'no_customer_match',
     );
-    await stack.client.workflow
-      .getHandle(paymentWorkflowId('shop', 'REC2'))
-      .signal('assignCustomer', { customerId: 'c1', operator: 'recorder', reason: 'replay fixture' });
+    await stack.client.workflow.getHandle(paymentWorkflowId('shop', 'REC2')).signal('assignCustomer', {
+      customerId: 'c1',
+      ...(await stack.operators.proof('recorder')),
+      reason: 'replay fixture',
+    });
     await save(stack, 'payment-lifecycle-beside-held-assigned', paymentWorkflowId('shop', 'REC2'));
+
+    // 2b. A refund larger than what remains credited: held with a typed reason, then an operator
+    //     approves capping it (the admin API's Update). Recorded after hold reasons became typed values.
+    await stack.sim.sendIpn({ listenerUrl: url, body: withField(base, 'txn_id', 'REC6') }).done;
+    const overRefund = withFields(base, {
+      txn_id: 'REC6R',
+      parent_txn_id: 'REC6',
+      payment_status: 'Refunded',
+      mc_gross: '-500.00',
+    });
+    await stack.sim.sendIpn({ listenerUrl: url, body: overRefund }).done;
+    await waitFor(
+      'over-limit refund held',
+      async () =>
+        (await stack.db.models.Payment.findById('shop:REC6').lean())?.holdReason === 'refund_exceeds_original:REC6R',
+    );
+    const approved = await stack.admin('POST', '/admin/payments/REC6/approve?integrationId=shop', {
+      operator: 'recorder',
+      reason: 'replay fixture',
+    });
+    if (approved.status !== 200) throw new Error(`approve answered ${approved.status}`);
+    await save(stack, 'payment-lifecycle-door-over-limit-refund-approved', paymentWorkflowId('shop', 'REC6'));
 
     // 4. A recurring profile: created, then a cycle payment credited once (still running: it waits for more).
     const profile = (name: string, fields: Record<string, string>) =>
@@ -203,7 +228,7 @@ async function main() {
       .signal('billOutstanding', { operator: 'recorder', note: 'again', amount: '50.00' });
     await waitFor('PayPal collected', async () => stack.sim.nvp.profiles.get(owing)!.outstandingMinor === 990);
     const refreshed = await profileAction('refresh');
-    if (refreshed.status !== 202) throw new Error(`refresh answered ${refreshed.status}`);
+    if (refreshed.status !== 200) throw new Error(`refresh answered ${refreshed.status}`);
     stack.sim.nvp.releaseHeldIpns();
     await waitFor('credited', async () => (await stack.admin('GET', profilePath)).body?.creditedMinor === 5000);
     await saveRunning(stack, 'recurring-profile-bill-uncertain', profileWorkflowId('shop', owing));
