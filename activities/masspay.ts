@@ -116,6 +116,12 @@ export function mongoItemStore(models: Models, heartbeat: (progress: string) => 
         await Items.replaceOne({ _id }, { _id, ...item }, { upsert: true });
       });
     },
+    async postMany(postings) {
+      const results = await ledger.postMany(postings);
+      return results.map((r) =>
+        r instanceof LedgerError ? { ok: false as const, reason: r.message.slice(0, 300) } : { ok: true as const },
+      );
+    },
     async post(posting) {
       try {
         await ledger.post(posting);

@@ -8,6 +8,7 @@ import {
   CreatePayoutSchema,
   PayoutBatchStateSchema,
   PayoutItemSchema,
+  MASSPAY_MAX_ITEMS,
   UNIQUE_ID_MAX_CHARS,
   payoutItemId,
   type CapExceeded,
@@ -15,6 +16,7 @@ import {
   type PayoutItem,
 } from './state';
 import { initialBatchState, wentThroughApi } from './rules';
+import { refusedState, reserveAtCreation, reservedState } from './reserve-at-creation';
 import type { Integration } from '../integrations/schema';
 import { describeMoney, formatMinor } from '../shared/money';
 import { IntegrationIdKey, PayoutBatchIdKey, PayoutStateKey, payoutWorkflowId } from '../shared/contract';
@@ -47,6 +49,8 @@ const randomId = (length: number) => Array.from(crypto.randomBytes(length), (b) 
 const batchIdPrefix = (ms: number) => `PB${ms.toString(36).toUpperCase()}`;
 const newBatchId = () => `${batchIdPrefix(Date.now())}${randomId(6)}`;
 const DAY_MS = 86_400_000;
+/** A full batch (PAYOUT_BATCH_MAX_ITEMS) of items of up to ~1 KB each. */
+const CREATE_MAX_BODY = '32mb';
 
 const itemView = (i: PayoutItem) => ({
   uniqueId: i.uniqueId,
@@ -78,8 +82,8 @@ export function payoutRoutes(deps: AppDeps): Router {
       .sort((a, b) => a.index - b.index);
 
   router.post('/', async (ctx) => {
-    // 5,000 items of up to ~1 KB each (notes included).
-    const req = CreatePayoutSchema.parse(await readJson(ctx, '8mb'));
+    // PAYOUT_BATCH_MAX_ITEMS items of up to ~1 KB each (notes included).
+    const req = CreatePayoutSchema.parse(await readJson(ctx, CREATE_MAX_BODY));
     const integration = await getIntegration(models, req.integrationId);
     if (!integration) throw new HttpError(404, `no integration ${req.integrationId}`);
     if (!(integration.allowedCurrencies as string[]).includes(req.currency)) {
@@ -127,7 +131,7 @@ export function payoutRoutes(deps: AppDeps): Router {
           409,
           `items[${i}].amount: ${describeMoney(item.amountMinor, req.currency)} is beyond ` +
             `${item.customerId}'s ${mode} balance left for this batch (${has}); nothing was reserved`,
-          { item: i, field: 'amount' },
+          { item: i, field: 'amount', customerIds: [item.customerId] },
         );
       }
       available.set(item.customerId, left);
@@ -196,6 +200,32 @@ export function payoutRoutes(deps: AppDeps): Router {
         await models.PayoutBatch.updateOne({ _id: batchId }, { $set: { snapshot: state } });
       }
     }
+    // Answered only once every reservation is posted: a payee another batch got to first is a 409
+    // naming them, with whatever was posted for this batch released again (nothing stays reserved).
+    const at = new Date().toISOString();
+    const reservation = await reserveAtCreation(models, items, { operator: req.operator, now: at });
+    const settled = reservation.ok ? reservedState(state, at) : refusedState(state, reservation.short, at);
+    await models.PayoutBatch.updateOne({ _id: batchId }, { $set: { state: settled.state, snapshot: settled } });
+    if (!reservation.ok) {
+      await models.AuditEvent.create({
+        at: new Date(),
+        actor: req.operator,
+        action: 'payout_create_refused',
+        reason: req.note,
+        integrationId: integration.id,
+        txnId: batchId,
+        details: { short: reservation.short },
+      });
+      const named = reservation.short
+        .map((p) => `${p.customerId} (${describeMoney(p.askedMinor, req.currency)} asked)`)
+        .join(', ');
+      throw new HttpError(
+        409,
+        `the ${mode} balance of ${named} no longer covers this batch (another batch reserved it first); ` +
+          'nothing was reserved',
+        { field: 'amount', customerIds: reservation.short.map((p) => p.customerId), batchId },
+      );
+    }
     await models.AuditEvent.create({
       at: new Date(),
       actor: req.operator,
@@ -221,7 +251,8 @@ export function payoutRoutes(deps: AppDeps): Router {
     ctx.status = 201;
     ctx.body = {
       id: batchId,
-      state: state.state,
+      state: settled.state,
+      reserved: settled.reserved,
       requiredApprovals: state.requiredApprovals,
       capsExceeded: state.capsExceeded,
       items: items.map(itemView),
@@ -341,6 +372,13 @@ export function payoutRoutes(deps: AppDeps): Router {
     if (wentThroughApi(batch)) {
       // Uploading what the API sent (or may have sent) could pay every item twice.
       throw new HttpError(409, `${batch.id} went through PayPal's API: its upload file is not available`);
+    }
+    if (batch.itemCount > MASSPAY_MAX_ITEMS) {
+      throw new HttpError(
+        409,
+        `${batch.id} has ${batch.itemCount} items: Mass Pay's upload file takes at most ` +
+          `${MASSPAY_MAX_ITEMS}; send it through Payouts REST`,
+      );
     }
     const items = await loadItems(batch.id);
     // PayPal's upload format: receiver, amount, currency, unique id, note; tab-delimited, one currency.
