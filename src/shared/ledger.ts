@@ -271,6 +271,12 @@ export class Ledger {
     return results as Array<PostingResult | LedgerError>;
   }
 
+  /** One account's balance, brought up to the head of its chain: by _id alone (no scan of the customer's entries). */
+  async balanceOf(customerId: string, currency: string, mode: MoneyMode): Promise<number> {
+    return (await this.catchUp({ accountId: accountIdOf(customerId, currency, mode), customerId, currency, mode }))
+      .balanceMinor;
+  }
+
   /** A customer's balances in one money mode, each brought up to the head of its chain. */
   async balances(
     customerId: string,

@@ -30,6 +30,18 @@ const EnvelopeSchema = z.object({
   resource: z.record(z.string(), z.unknown()),
 });
 
+/** A stored message as the door wrote it (or as the relay reads it back). */
+export interface Stored {
+  _id: Types.ObjectId;
+  integrationId: string;
+  raw: Buffer | { buffer: ArrayBufferLike };
+  headers: Record<string, string>;
+  state: string;
+}
+type IntegrationView = { mode: string; payoutsRestEnv?: string | null };
+/** How long an integration's mode and REST app are trusted here, as the IPN door does (IntakeIntegrations). */
+const INTEGRATION_TTL_MS = 2_000;
+
 /** Stored messages older than this and still `received` are processed by the relay (the answer's work was cut). */
 const RELAY_GRACE_MS = 5_000;
 /** The relay looks this far back by _id (an ObjectId carries its time): bounded, by _id. */
@@ -46,41 +58,47 @@ export class WebhookIntake {
   private readonly certs = createCertCache();
   private readonly pokes = new Map<string, NodeJS.Timeout>();
   private relay: NodeJS.Timeout | undefined;
+  private readonly integrations = new Map<string, { view: IntegrationView; until: number }>();
+  private readonly batches = new Map<string, string>();
   private cursor: Types.ObjectId | undefined;
 
   constructor(private readonly deps: { models: Models; client: Client; config: Config; logger: Logger }) {}
 
   /** The raw POST, stored before anything is judged: the durable point of the door. */
-  async store(integrationId: string, raw: Buffer, headers: Record<string, string | undefined>): Promise<string> {
+  async store(integrationId: string, raw: Buffer, headers: Record<string, string | undefined>): Promise<Stored> {
     const kept = Object.fromEntries(
       [...SIGNATURE_HEADERS, 'content-type']
         .filter((h) => headers[h])
         .map((h) => [h, String(headers[h]).slice(0, 2000)]),
     );
-    const doc = await this.deps.models.WebhookMessage.create({
+    const _id = new Types.ObjectId();
+    await this.deps.models.WebhookMessage.collection.insertOne({
+      _id,
       integrationId,
       receivedAt: new Date(),
       raw,
       headers: kept,
       state: 'received',
     });
-    return String(doc._id);
+    return { _id, integrationId, raw, headers: kept, state: 'received' };
   }
 
-  async process(messageId: string): Promise<void> {
+  /**
+   * Judges one stored message (once: only a `received` one). The door hands over what it just stored,
+   * so the hot path reads nothing back; the relay reads it by _id.
+   */
+  async process(stored: Stored | string): Promise<void> {
     const { models } = this.deps;
-    const message = await models.WebhookMessage.findById(messageId).lean();
+    const message = typeof stored === 'string' ? await models.WebhookMessage.findById(stored).lean<Stored>() : stored;
     if (!message || message.state !== 'received') return;
+    const messageId = String(message._id);
     const settle = (state: 'applied' | 'ignored' | 'refused', extra: Record<string, unknown> = {}) =>
       models.WebhookMessage.updateOne({ _id: message._id, state: 'received' }, { $set: { state, ...extra } });
-    const integration = await models.Integration.findById(message.integrationId, {
-      mode: 1,
-      payoutsRestEnv: 1,
-    }).lean();
+    const integration = await this.integration(message.integrationId);
     if (!integration)
       return void (await settle('refused', { outcome: { code: 'malformed', issue: 'no integration' } }));
     const creds = integration.payoutsRestEnv ? restCredentialsFromEnv(integration.payoutsRestEnv, process.env) : null;
-    const raw = Buffer.from(message.raw.buffer);
+    const raw = Buffer.isBuffer(message.raw) ? message.raw : Buffer.from(message.raw.buffer);
     const verdict = await verifyWebhookSignature({
       rawBody: raw,
       headers: message.headers as Record<string, string | undefined>,
@@ -104,8 +122,7 @@ export class WebhookIntake {
     const meta = { eventId: envelope.id, eventType: envelope.event_type };
     const routed = this.route(envelope);
     if ('outcome' in routed) return void (await settle('ignored', { ...meta, outcome: routed.outcome }));
-    const batch = await models.PayoutBatch.findById(routed.batchId, { integrationId: 1 }).lean();
-    if (!batch || batch.integrationId !== message.integrationId) {
+    if ((await this.batchIntegration(routed.batchId)) !== message.integrationId) {
       const outcome: WebhookOutcome = { code: 'unknown_batch', senderBatchId: routed.senderBatchId };
       return void (await settle('ignored', { ...meta, outcome }));
     }
@@ -125,6 +142,28 @@ export class WebhookIntake {
     }
     await settle('applied', meta);
     this.poke(routed.batchId, message.integrationId);
+  }
+
+  /** An integration's mode and REST app, kept INTEGRATION_TTL_MS (a change applies within seconds). */
+  private async integration(id: string) {
+    const hit = this.integrations.get(id);
+    if (hit && hit.until > Date.now()) return hit.view;
+    const view = await this.deps.models.Integration.findById(id, { mode: 1, payoutsRestEnv: 1 }).lean();
+    if (!view) return null;
+    if (this.integrations.size > 1_000) this.integrations.clear();
+    this.integrations.set(id, { view, until: Date.now() + INTEGRATION_TTL_MS });
+    return view;
+  }
+
+  /** Which integration a batch belongs to: fixed at its creation, so remembered (bounded). */
+  private async batchIntegration(batchId: string): Promise<string | null> {
+    const known = this.batches.get(batchId);
+    if (known) return known;
+    const batch = await this.deps.models.PayoutBatch.findById(batchId, { integrationId: 1 }).lean();
+    if (!batch) return null;
+    if (this.batches.size > 10_000) this.batches.clear();
+    this.batches.set(batchId, batch.integrationId);
+    return batch.integrationId;
   }
 
   private route(envelope: z.infer<typeof EnvelopeSchema>) {

@@ -1,6 +1,7 @@
 import Router from '@koa/router';
 import getRawBody from 'raw-body';
 import type { AppDeps } from '../shared/http/deps';
+import type { Stored } from './intake';
 
 /** PayPal's webhook bodies are small JSON documents; a Payouts item event is about 2 KB. */
 const WEBHOOK_MAX_BYTES = 64 * 1024;
@@ -36,9 +37,9 @@ export function webhookRoutes({ integrations, webhooks, logger }: AppDeps): Rout
       ctx.body = { error: 'could not read the body' };
       return;
     }
-    let id: string;
+    let stored: Stored;
     try {
-      id = await webhooks.store(integration._id, raw, ctx.headers as Record<string, string | undefined>);
+      stored = await webhooks.store(integration._id, raw, ctx.headers as Record<string, string | undefined>);
     } catch (err) {
       // Not stored means not received: PayPal sends it again (up to 25 times over 3 days).
       logger.error({ err: (err as Error).message, integrationId: integration._id }, 'could not store webhook; 503');
@@ -49,8 +50,9 @@ export function webhookRoutes({ integrations, webhooks, logger }: AppDeps): Rout
     ctx.status = 200;
     ctx.body = '';
     setImmediate(() =>
-      webhooks.process(id).catch((err: unknown) => {
-        logger.warn({ err: (err as Error).message, messageId: id }, 'webhook processing failed; the relay retries');
+      webhooks.process(stored).catch((err: unknown) => {
+        const messageId = String(stored._id);
+        logger.warn({ err: (err as Error).message, messageId }, 'webhook processing failed; the relay retries');
       }),
     );
   });

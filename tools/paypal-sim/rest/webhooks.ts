@@ -30,6 +30,8 @@ export interface WebhookDelivery {
   headers: Record<string, string>;
   status?: number;
   error?: string;
+  /** When its POST started (ms since the epoch). */
+  sentAt?: number;
 }
 
 /** How the next deliveries misbehave: PayPal repeats, reorders, loses, and (in an attack) a forger signs badly. */
@@ -44,6 +46,11 @@ export interface WebhookFaults {
   badSignature?: boolean;
   /** The certificate URL points outside PayPal's hosts. */
   foreignCertUrl?: string;
+  /**
+   * POSTs in flight at once (PayPal delivers a large batch's events side by side; default 1, in
+   * order). Above 1 the order is no longer the given one, as with PayPal.
+   */
+  concurrency?: number;
 }
 
 export function webhookEvent(eventType: string, resourceType: string, resource: Record<string, unknown>): WebhookEvent {
@@ -87,15 +94,32 @@ export async function deliverWebhooks(
   faults: WebhookFaults,
   record: (d: WebhookDelivery) => void,
 ): Promise<void> {
-  if (!app.webhookUrl || !app.webhookId || faults.none) return;
+  const { webhookUrl, webhookId } = app;
+  if (!webhookUrl || !webhookId || faults.none) return;
   const ordered = faults.reverse ? [...events].reverse() : events;
   const posts = faults.duplicate ? ordered.flatMap((e) => [e, e]) : ordered;
-  for (const event of posts) {
+  // Signed before the first POST (PayPal signs on its own machines): a bench times our door, not
+  // the simulator's RSA signatures.
+  const signed = posts.map((event) => {
     const body = JSON.stringify(event);
-    const headers = { 'content-type': 'application/json', ...signWebhook(body, app.webhookId, certUrl, faults) };
-    const delivery: WebhookDelivery = { event, body, headers };
+    const headers = { 'content-type': 'application/json', ...signWebhook(body, webhookId, certUrl, faults) };
+    return { event, body, headers };
+  });
+  let next = 0;
+  const lane = async () => {
+    while (next < signed.length) await post(signed[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(faults.concurrency ?? 1, signed.length)) }, lane));
+
+  async function post(this: void, delivery: WebhookDelivery): Promise<void> {
+    delivery.sentAt = Date.now();
     try {
-      const res = await fetch(app.webhookUrl, { method: 'POST', headers, body, signal: AbortSignal.timeout(20_000) });
+      const res = await fetch(webhookUrl!, {
+        method: 'POST',
+        headers: delivery.headers,
+        body: delivery.body,
+        signal: AbortSignal.timeout(20_000),
+      });
       delivery.status = res.status;
       await res.arrayBuffer();
     } catch (err) {
