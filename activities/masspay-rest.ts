@@ -16,8 +16,11 @@ import type { MoneyMode } from '../src/shared/ledger';
 import { PayPalRestError, restClientFor, restUrl, type PayPalRestClient } from '../src/shared/paypal/rest-client';
 import { batchRestApp } from '../src/masspay/rest-app';
 
-/** Waiting webhook events applied per slice: one read of a bounded _id range, one set of item writes. */
-const EVENT_SLICE = 500;
+/**
+ * Waiting webhook events applied per slice: one read of a bounded _id range, one set of item writes.
+ * Large, so a 15,000-item batch's webhooks are a few slices (each reads the batch's items once).
+ */
+const EVENT_SLICE = 5_000;
 /** PayPal's largest page of a batch's items. */
 const PAGE_SIZE = 1000;
 /** Sends of one call: a lost answer or PayPal's 5xx is retried under the same sender_batch_id. */

@@ -191,6 +191,11 @@ async function main() {
     );
     const appliedS = (Date.now() - firstPost) / 1000;
     const refused = deliveries.filter((d) => d.status !== 200).length;
+    const retried = deliveries.filter((d) => (d.attempts ?? 1) > 1);
+    if (retried.length > 0) {
+      const first = retried.slice(0, 3).map((d) => `${d.status ?? ''} ${d.error ?? ''}`.trim());
+      console.log(`${retried.length} webhook(s) needed more than one POST (first: ${first.join('; ')})`);
+    }
     console.log(
       `${posted} webhooks POSTed in ${postedS.toFixed(1)} s (${refused} not answered 200); ` +
         `every item applied: ${verdict(appliedS, TARGETS.webhooksS)}`,

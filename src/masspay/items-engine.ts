@@ -65,20 +65,26 @@ const tally = (): Tally => ({ moved: 0, ignored: 0, problems: [], contradictions
 export class ItemsEngine {
   constructor(private readonly store: ItemStore) {}
 
-  /** Posts every item's reservation (debit) not yet posted. */
+  /**
+   * Posts every open item's reservation (debit), and sets each item's `reserved` to what the ledger
+   * did. Items stored claiming `reserved` (a creation that died before answering) are posted again
+   * too: the same key moves nothing twice, and a refused one loses its claim.
+   */
   async reserveAll(batchId: string): Promise<ItemsApplied & { failures: string[] }> {
     const failures: string[] = [];
     let moved = 0;
     await this.store.forEach(batchId, async (page) => {
-      const open = page.filter((item) => !item.reserved && !RELEASING_STATES.includes(item.state));
+      const open = page.filter((item) => !RELEASING_STATES.includes(item.state));
       const decided = open.map((item) => ({ item, postings: [reservationPosting(item)], changed: true }));
       await this.postAll(decided, (d, _posting, reason) => {
         failures.push(`${d.item.uniqueId}: ${reason}`.slice(0, 300));
         d.changed = false;
       });
-      const reserved = decided.filter((d) => d.changed).map((d) => ({ ...d.item, reserved: true }));
-      await this.store.save(reserved);
-      moved += reserved.length;
+      const settled = decided
+        .filter((d) => d.item.reserved !== d.changed)
+        .map((d) => ({ ...d.item, reserved: d.changed }));
+      await this.store.save(settled);
+      moved += settled.filter((i) => i.reserved).length;
     });
     return { counts: await this.store.counts(batchId), moved, ignored: 0, problems: [], contradictions: [], failures };
   }

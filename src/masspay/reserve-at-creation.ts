@@ -1,7 +1,7 @@
 import type { Models } from '../shared/db/models';
-import { Ledger, LedgerError } from '../shared/ledger';
+import { Ledger, LedgerError, type AccountHead } from '../shared/ledger';
 import { describeMoney } from '../shared/money';
-import { batchRange, mongoItemStore } from '../../activities/masspay';
+import { mongoItemStore } from '../../activities/masspay';
 import { ItemsEngine } from './items-engine';
 import { reservationPosting } from './rules';
 import type { PayoutBatchState, PayoutItem } from './state';
@@ -17,30 +17,30 @@ export type CreationReservation = { ok: true } | { ok: false; short: ShortPayee[
 
 /**
  * Creating a batch answers only once its reservations are posted: every item's reservation goes into
- * the ledger here, before the answer (the ledger's per-account chain refuses a debit the balance no
- * longer covers, so two batches created at once cannot both take one balance). If any is refused,
- * the ones that were posted are released under their usual idempotent keys (the items are cancelled
- * through the item rules, which release exactly the reserved ones) and nothing stays reserved.
+ * the ledger here, before the answer, in a few bulk writes (the ledger's per-account chain refuses a
+ * debit the balance no longer covers, so two batches created at once cannot both take one balance).
+ * If any is refused, that item's claim is withdrawn and the others are released under their usual
+ * idempotent keys (the items are cancelled through the item rules, which release exactly the reserved
+ * ones): nothing stays reserved.
  *
- * A crash between the postings and the items' `reserved` flags leaves a `created` batch whose
- * workflow, on its first action, reserves again by the same keys (posting nothing twice).
+ * The items are stored claiming `reserved` before this runs (rewriting 15,000 documents after would
+ * cost more than all the postings). A crash in between leaves a `created` batch that is not
+ * `reserved`: its workflow's reserve step posts every item's reservation again under the same keys
+ * (nothing twice) and sets each claim to what the ledger did, before anything else may touch an item.
  */
 export async function reserveAtCreation(
   models: Models,
   items: PayoutItem[],
-  by: { operator: string; now: string },
+  by: { operator: string; now: string; heads?: ReadonlyMap<string, AccountHead> },
 ): Promise<CreationReservation> {
   const batchId = items[0]?.batchId;
   if (!batchId) return { ok: true };
-  const results = await new Ledger(models).postMany(items.map(reservationPosting));
+  const results = await new Ledger(models).postMany(items.map(reservationPosting), by.heads);
   const refused = items.filter((_, i) => results[i] instanceof LedgerError);
-  if (refused.length === 0) {
-    // One statement over the batch's bounded _id range, not one write per item.
-    await models.PayoutItem.updateMany(batchRange(batchId), { $set: { reserved: true } });
-    return { ok: true };
-  }
+  // The items were stored claiming their reservation: nothing more to write when every one is posted.
+  if (refused.length === 0) return { ok: true };
   const store = mongoItemStore(models);
-  await store.save(items.filter((_, i) => !(results[i] instanceof LedgerError)).map((i) => ({ ...i, reserved: true })));
+  await store.save(refused.map((i) => ({ ...i, reserved: false })));
   await new ItemsEngine(store).applyAll(batchId, 'Cancelled', { messageId: null, operator: by.operator }, by.now);
   const short = new Map<string, number>();
   for (const item of refused) short.set(item.customerId, (short.get(item.customerId) ?? 0) + item.amountMinor);

@@ -22,7 +22,7 @@ import type { Integration } from '../integrations/schema';
 import { describeMoney, formatMinor } from '../shared/money';
 import { IntegrationIdKey, PayoutBatchIdKey, PayoutStateKey, payoutWorkflowId } from '../shared/contract';
 import { getIntegration } from '../integrations/store';
-import { Ledger, isDuplicateKey } from '../shared/ledger';
+import { Ledger, accountIdOf, isDuplicateKey, type AccountHead } from '../shared/ledger';
 import { answerDecision, decideByUpdate } from '../shared/http/operator-update';
 import { batchRange } from '../../activities/masspay';
 import {
@@ -101,13 +101,16 @@ export function payoutRoutes(deps: AppDeps): Router {
     // of theirs, in order; nothing is stored (nor reserved) before.
     const available = new Map<string, number>();
     const registered = new Map<string, Set<string>>();
+    const heads = new Map<string, AccountHead>();
     // Every payee's addresses and balance read up front, several at once, by _id (a batch of 15,000
     // items may name thousands of payees); the checks below then go in item order.
     await inParallel([...new Set(req.items.map((i) => i.customerId))], PAYEES_AT_ONCE, async (customerId) => {
       const customer = await models.Customer.findById(customerId, { paypalEmails: 1 }).lean();
       if (!customer) return;
       registered.set(customerId, new Set(customer.paypalEmails.map((e) => e.trim().toLowerCase())));
-      available.set(customerId, await ledger.balanceOf(customerId, req.currency, mode));
+      const head = await ledger.head(customerId, req.currency, mode);
+      heads.set(accountIdOf(customerId, req.currency, mode), head);
+      available.set(customerId, head.balanceMinor);
     });
     for (const [i, item] of req.items.entries()) {
       if (!registered.has(item.customerId)) {
@@ -153,7 +156,10 @@ export function payoutRoutes(deps: AppDeps): Router {
       amountMinor: item.amountMinor,
       note: item.note ?? null,
       state: 'Pending',
-      reserved: false,
+      // Claimed before its reservation is posted (below, before the answer); should this process
+      // die in between, the batch is not `reserved` and its workflow's reserve step settles the
+      // flag item by item (see reserveAtCreation).
+      reserved: true,
       released: false,
       masspayTxnId: null,
       feeMinor: null,
@@ -205,7 +211,7 @@ export function payoutRoutes(deps: AppDeps): Router {
     // Answered only once every reservation is posted: a payee another batch got to first is a 409
     // naming them, with whatever was posted for this batch released again (nothing stays reserved).
     const at = new Date().toISOString();
-    const reservation = await reserveAtCreation(models, items, { operator: req.operator, now: at });
+    const reservation = await reserveAtCreation(models, items, { operator: req.operator, now: at, heads });
     const settled = reservation.ok ? reservedState(state, at) : refusedState(state, reservation.short, at);
     await models.PayoutBatch.updateOne({ _id: batchId }, { $set: { state: settled.state, snapshot: settled } });
     if (!reservation.ok) {

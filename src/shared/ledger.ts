@@ -53,6 +53,7 @@ export const accountIdOf = (customerId: string, currency: string, mode: MoneyMod
 const modeOf = (doc: { mode?: string | null }): MoneyMode => (doc.mode === 'sandbox' ? 'sandbox' : 'live');
 
 type Account = { accountId: string; customerId: string; currency: string; mode: MoneyMode };
+export type AccountHead = { seq: number; balanceMinor: number };
 
 /**
  * Append-only ledger without multi-document transactions (FerretDB has none).
@@ -152,7 +153,14 @@ export class Ledger {
    * A refused movement (a covered balance would go below zero, a rule) answers as `post` would, in
    * the request's place; the others still move. Same keys, same results: safe to retry whole.
    */
-  async postMany(reqs: PostingRequest[]): Promise<Array<PostingResult | LedgerError>> {
+  async postMany(
+    reqs: PostingRequest[],
+    /**
+     * Heads the caller read a moment ago, by account id: not read again. One that moved since only
+     * costs its account the careful path (its first entry meets an existing seq).
+     */
+    known: ReadonlyMap<string, AccountHead> = new Map(),
+  ): Promise<Array<PostingResult | LedgerError>> {
     const results: Array<PostingResult | LedgerError | undefined> = new Array(reqs.length);
     // The sandbox rule (refuseLiveFromSandbox), read once per integration rather than once per entry.
     const sandboxed = new Set<string>();
@@ -182,7 +190,7 @@ export class Ledger {
       chains.set(accountId, chain);
     });
     await limited([...chains.values()], AT_ONCE, async (c) => {
-      c.head = await this.catchUp(c.account);
+      c.head = known.get(c.account.accountId) ?? (await this.catchUp(c.account));
       c.start = c.head.seq;
     });
     // Every account's next entry, layer after layer, while its chain holds.
@@ -271,10 +279,12 @@ export class Ledger {
     return results as Array<PostingResult | LedgerError>;
   }
 
-  /** One account's balance, brought up to the head of its chain: by _id alone (no scan of the customer's entries). */
-  async balanceOf(customerId: string, currency: string, mode: MoneyMode): Promise<number> {
-    return (await this.catchUp({ accountId: accountIdOf(customerId, currency, mode), customerId, currency, mode }))
-      .balanceMinor;
+  /**
+   * One account's head (its last seq and balance), brought up to the end of its chain: by _id alone
+   * (no scan of the customer's entries). Handed back to `postMany`, it saves reading it again.
+   */
+  async head(customerId: string, currency: string, mode: MoneyMode): Promise<AccountHead> {
+    return this.catchUp({ accountId: accountIdOf(customerId, currency, mode), customerId, currency, mode });
   }
 
   /** A customer's balances in one money mode, each brought up to the head of its chain. */

@@ -30,8 +30,10 @@ export interface WebhookDelivery {
   headers: Record<string, string>;
   status?: number;
   error?: string;
-  /** When its POST started (ms since the epoch). */
+  /** When its first POST started (ms since the epoch). */
   sentAt?: number;
+  /** POSTs made: more than one when an answer was not 2xx (PayPal posts again). */
+  attempts?: number;
 }
 
 /** How the next deliveries misbehave: PayPal repeats, reorders, loses, and (in an attack) a forger signs badly. */
@@ -86,6 +88,9 @@ export function signWebhook(
   };
 }
 
+/** POSTs of one event before the simulator gives up on it (PayPal keeps trying for three days). */
+const DELIVERY_ATTEMPTS = 4;
+
 /** Posts events to an app's webhook URL, one at a time, in the order given (after faults reshape it). */
 export async function deliverWebhooks(
   app: SimRestApp,
@@ -113,17 +118,24 @@ export async function deliverWebhooks(
 
   async function post(this: void, delivery: WebhookDelivery): Promise<void> {
     delivery.sentAt = Date.now();
-    try {
-      const res = await fetch(webhookUrl!, {
-        method: 'POST',
-        headers: delivery.headers,
-        body: delivery.body,
-        signal: AbortSignal.timeout(20_000),
-      });
-      delivery.status = res.status;
-      await res.arrayBuffer();
-    } catch (err) {
-      delivery.error = err instanceof Error ? err.message : String(err);
+    // PayPal posts again whatever was not answered 2xx (for days); here a few times, soon after.
+    for (let attempt = 1; attempt <= DELIVERY_ATTEMPTS; attempt++) {
+      delivery.attempts = attempt;
+      delete delivery.error;
+      try {
+        const res = await fetch(webhookUrl!, {
+          method: 'POST',
+          headers: delivery.headers,
+          body: delivery.body,
+          signal: AbortSignal.timeout(20_000),
+        });
+        delivery.status = res.status;
+        await res.arrayBuffer();
+      } catch (err) {
+        delivery.error = err instanceof Error ? err.message : String(err);
+      }
+      if (delivery.status !== undefined && delivery.status >= 200 && delivery.status < 300) break;
+      if (attempt < DELIVERY_ATTEMPTS) await new Promise((r) => setTimeout(r, 200 * attempt));
     }
     record(delivery);
   }
