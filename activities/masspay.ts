@@ -400,7 +400,7 @@ export function createPayoutActivities({ db, client, config, logger }: ActivityD
     async sendPayoutChunk(a: {
       batchId: string;
       integrationId: string;
-      mode: 'live' | 'sandbox';
+      mode: MoneyMode;
       currency: string;
       channel: SendChannel;
       chunk: { index: number; from: number; to: number };
@@ -469,7 +469,7 @@ export function createPayoutActivities({ db, client, config, logger }: ActivityD
     async reconcilePayoutChunks(a: {
       batchId: string;
       integrationId: string;
-      mode: 'live' | 'sandbox';
+      mode: MoneyMode;
       currency: string;
       search: boolean;
       chunks: ChunkToReconcile[];

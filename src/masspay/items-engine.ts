@@ -1,11 +1,5 @@
-import {
-  appliedBefore,
-  decideItem,
-  reservationPosting,
-  type ItemChange,
-  type ItemsApplied,
-  type PayoutPosting,
-} from './rules';
+import { appliedBefore, decideItem, reservationPosting, type ItemChange, type ItemsApplied } from './rules';
+import type { PostingRequest } from '../shared/ledger';
 import {
   RELEASING_STATES,
   type ItemCounts,
@@ -32,12 +26,12 @@ export interface ItemStore {
   counts(batchId: string): Promise<ItemCounts>;
   /** Saves items, each at most once in the list. */
   save(items: PayoutItem[]): Promise<void>;
-  post(posting: PayoutPosting): Promise<{ ok: true } | { ok: false; reason: string }>;
+  post(posting: PostingRequest): Promise<{ ok: true } | { ok: false; reason: string }>;
   /**
    * Many postings, each account's in the order given, in a few round trips (a 15,000-item batch's
    * reservations); one verdict per posting. Optional: a store without it posts one by one.
    */
-  postMany?(postings: PayoutPosting[]): Promise<Array<{ ok: true } | { ok: false; reason: string }>>;
+  postMany?(postings: PostingRequest[]): Promise<Array<{ ok: true } | { ok: false; reason: string }>>;
 }
 
 /** Accounts posted to at once: one account's postings go one after the other (its chain serialises them). */
@@ -54,7 +48,7 @@ export async function inParallel<T>(items: T[], limit: number, fn: (item: T) => 
 /** One item's change within a set: the item as decided, and the money it moves (posted before saving). */
 interface Decided {
   item: PayoutItem;
-  postings: PayoutPosting[];
+  postings: PostingRequest[];
   /** Worth writing: the state, a fact or a note changed (a mere repeat of what the item says is not). */
   changed: boolean;
 }
@@ -210,9 +204,9 @@ export class ItemsEngine {
    */
   private async postAll(
     decided: Decided[],
-    refused: (d: Decided, posting: PayoutPosting, reason: string) => void,
+    refused: (d: Decided, posting: PostingRequest, reason: string) => void,
   ): Promise<void> {
-    const byAccount = new Map<string, Array<[Decided, PayoutPosting]>>();
+    const byAccount = new Map<string, Array<[Decided, PostingRequest]>>();
     for (const d of decided) {
       for (const p of d.postings) {
         const account = JSON.stringify([p.customerId, p.currency, p.mode]);

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import type { Config } from '../shared/config';
 import type { Models } from '../shared/db/models';
 import type { Logger } from '../shared/logger';
-import { isDuplicateKey } from '../shared/ledger';
+import { isDuplicateKey, type MoneyMode } from '../shared/ledger';
 import { restCredentialsFromEnv } from '../shared/paypal/rest-client';
 import { IntegrationIdKey, PayoutBatchIdKey, payoutWorkflowId } from '../shared/contract';
 import {
@@ -137,7 +137,7 @@ export class WebhookIntake {
       rawBody: raw,
       headers: message.headers as Record<string, string | undefined>,
       webhookId: creds?.webhookId,
-      mode: integration.mode as 'live' | 'sandbox',
+      mode: integration.mode as MoneyMode,
       production: this.deps.config.NODE_ENV === 'production',
       sandboxRestUrl: this.deps.config.PAYPAL_SANDBOX_REST_URL,
       certs,
