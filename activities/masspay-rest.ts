@@ -97,6 +97,19 @@ export function createMasspayRestActivities({ db, config }: ActivityDeps) {
     return (chunks ?? []).map((c) => c.correlationId).filter((id): id is string => !!id);
   }
 
+  /**
+   * Item events alone say nothing of the batch: the batch stands where it is (a poke whose events an
+   * earlier run already applied is no news, not an unknown status for a person). Only a batch that
+   * PayPal is processing or has completed stands; any other is left to the rules (null).
+   */
+  async function standing(batchId: string, seen: Totals): Promise<'Processed' | 'Completed' | null> {
+    const doc = await models.PayoutBatch.findById(batchId, { state: 1 }).lean();
+    if (doc?.state === 'completed') return 'Completed';
+    if (doc?.state === 'processed') return 'Processed';
+    // Submitted: an item report is PayPal processing the batch.
+    return doc?.state === 'submitted' && seen.moved + seen.ignored > 0 ? 'Processed' : null;
+  }
+
   async function applyReports(batchId: string, reports: MasspayItemReport[], messageId: string, total: Totals) {
     if (reports.length === 0) return;
     const r = await engine().applySlice(batchId, reports, messageId, new Date().toISOString());
@@ -203,7 +216,7 @@ export function createMasspayRestActivities({ db, config }: ActivityDeps) {
       const statuses = batchStatuses.map((s) => restBatchStatus(s, open)).filter((s) => s !== null);
       const paymentStatus = statuses.includes('Denied')
         ? 'Denied'
-        : (statuses.at(-1) ?? (open === 0 && total.moved > 0 ? 'Completed' : null));
+        : (statuses.at(-1) ?? (open === 0 && total.moved > 0 ? 'Completed' : await standing(a.batchId, total)));
       return { ok: true, paymentStatus, counts, ...total };
     },
 
