@@ -16,8 +16,11 @@ import type { MoneyMode } from '../src/shared/ledger';
 import { PayPalRestError, restClientFor, restUrl, type PayPalRestClient } from '../src/shared/paypal/rest-client';
 import { batchRestApp } from '../src/masspay/rest-app';
 
-/** Waiting webhook events applied per slice: one read of a bounded _id range, one set of item writes. */
-const EVENT_SLICE = 500;
+/**
+ * Waiting webhook events applied per slice: one read of a bounded _id range, one set of item writes.
+ * Large, so a 15,000-item batch's webhooks are a few slices (each reads the batch's items once).
+ */
+const EVENT_SLICE = 5_000;
 /** PayPal's largest page of a batch's items. */
 const PAGE_SIZE = 1000;
 /** Sends of one call: a lost answer or PayPal's 5xx is retried under the same sender_batch_id. */
@@ -92,6 +95,19 @@ export function createMasspayRestActivities({ db, config }: ActivityDeps) {
     const chunks = (doc?.snapshot as { send?: { chunks?: { correlationId?: string | null }[] } } | undefined)?.send
       ?.chunks;
     return (chunks ?? []).map((c) => c.correlationId).filter((id): id is string => !!id);
+  }
+
+  /**
+   * Item events alone say nothing of the batch: the batch stands where it is (a poke whose events an
+   * earlier run already applied is no news, not an unknown status for a person). Only a batch that
+   * PayPal is processing or has completed stands; any other is left to the rules (null).
+   */
+  async function standing(batchId: string, seen: Totals): Promise<'Processed' | 'Completed' | null> {
+    const doc = await models.PayoutBatch.findById(batchId, { state: 1 }).lean();
+    if (doc?.state === 'completed') return 'Completed';
+    if (doc?.state === 'processed') return 'Processed';
+    // Submitted: an item report is PayPal processing the batch.
+    return doc?.state === 'submitted' && seen.moved + seen.ignored > 0 ? 'Processed' : null;
   }
 
   async function applyReports(batchId: string, reports: MasspayItemReport[], messageId: string, total: Totals) {
@@ -200,7 +216,7 @@ export function createMasspayRestActivities({ db, config }: ActivityDeps) {
       const statuses = batchStatuses.map((s) => restBatchStatus(s, open)).filter((s) => s !== null);
       const paymentStatus = statuses.includes('Denied')
         ? 'Denied'
-        : (statuses.at(-1) ?? (open === 0 && total.moved > 0 ? 'Completed' : null));
+        : (statuses.at(-1) ?? (open === 0 && total.moved > 0 ? 'Completed' : await standing(a.batchId, total)));
       return { ok: true, paymentStatus, counts, ...total };
     },
 

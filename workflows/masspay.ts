@@ -83,6 +83,9 @@ const GUARDED = 'masspay-guarded-payouts';
  */
 const OPERATOR_UPDATES = 'masspay-operator-updates';
 
+/** Continue-as-new waits for what arrived while the run's handlers finished (see the loop). */
+const CONTINUE_KEEPS_INBOX = 'masspay-continue-keeps-inbox';
+
 /** What the Web UI shows of each action's signal. */
 const SIGNAL_HELP: Record<MasspayActionPath, string> = {
   approve:
@@ -257,6 +260,10 @@ export async function masspayBatch(input: MasspayBatchInput): Promise<PayoutBatc
     }
     if (workflowInfo().continueAsNewSuggested) {
       await condition(allHandlersFinished);
+      // A signal that came in while the handlers finished (an IPN, webhooks waiting) would end with
+      // this run: it is decided first, and the next turn continues as new. Runs from before never
+      // had one waiting there, so they replay as they ran.
+      if (inbox.length > 0 && patched(CONTINUE_KEEPS_INBOX)) continue;
       await continueAsNew<typeof masspayBatch>(input);
     }
   }

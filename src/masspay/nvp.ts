@@ -1,5 +1,6 @@
 import { formatMinor, parseAmount } from '../shared/money';
 import type { PayoutItem } from './state';
+import type { MoneyMode } from '../shared/ledger';
 import { nvpCredentialNames, nvpCredentialsFromEnv, type NvpCredentials } from '../shared/paypal/nvp-client';
 
 /**
@@ -31,8 +32,8 @@ export function masspayCall(
  * admin API answers 422 with the reason; the send activity holds the batch with it.
  */
 export function sendCredentials(
-  integration: { id: string; mode: 'live' | 'sandbox'; nvpCredentialsEnv?: string | null } | null,
-  batch: { id: string; mode: 'live' | 'sandbox' },
+  integration: { id: string; mode: MoneyMode; nvpCredentialsEnv?: string | null } | null,
+  batch: { id: string; mode: MoneyMode },
   env: NodeJS.ProcessEnv,
 ): { ok: true; credentials: NvpCredentials } | { ok: false; reason: string } {
   if (!integration) return { ok: false, reason: `the batch's integration is gone` };

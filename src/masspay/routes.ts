@@ -8,6 +8,7 @@ import {
   CreatePayoutSchema,
   PayoutBatchStateSchema,
   PayoutItemSchema,
+  MASSPAY_MAX_ITEMS,
   UNIQUE_ID_MAX_CHARS,
   payoutItemId,
   type CapExceeded,
@@ -15,11 +16,13 @@ import {
   type PayoutItem,
 } from './state';
 import { initialBatchState, wentThroughApi } from './rules';
+import { refusedState, reserveAtCreation, reservedState } from './reserve-at-creation';
+import { inParallel } from './items-engine';
 import type { Integration } from '../integrations/schema';
 import { describeMoney, formatMinor } from '../shared/money';
 import { IntegrationIdKey, PayoutBatchIdKey, PayoutStateKey, payoutWorkflowId } from '../shared/contract';
 import { getIntegration } from '../integrations/store';
-import { Ledger, isDuplicateKey } from '../shared/ledger';
+import { Ledger, accountIdOf, isDuplicateKey, type AccountHead } from '../shared/ledger';
 import { answerDecision, decideByUpdate } from '../shared/http/operator-update';
 import { batchRange } from '../../activities/masspay';
 import {
@@ -47,6 +50,10 @@ const randomId = (length: number) => Array.from(crypto.randomBytes(length), (b) 
 const batchIdPrefix = (ms: number) => `PB${ms.toString(36).toUpperCase()}`;
 const newBatchId = () => `${batchIdPrefix(Date.now())}${randomId(6)}`;
 const DAY_MS = 86_400_000;
+/** A full batch (PAYOUT_BATCH_MAX_ITEMS) of items of up to ~1 KB each. */
+const CREATE_MAX_BODY = '32mb';
+/** Payees read at once while a batch is checked. */
+const PAYEES_AT_ONCE = 16;
 
 const itemView = (i: PayoutItem) => ({
   uniqueId: i.uniqueId,
@@ -78,8 +85,8 @@ export function payoutRoutes(deps: AppDeps): Router {
       .sort((a, b) => a.index - b.index);
 
   router.post('/', async (ctx) => {
-    // 5,000 items of up to ~1 KB each (notes included).
-    const req = CreatePayoutSchema.parse(await readJson(ctx, '8mb'));
+    // PAYOUT_BATCH_MAX_ITEMS items of up to ~1 KB each (notes included).
+    const req = CreatePayoutSchema.parse(await readJson(ctx, CREATE_MAX_BODY));
     const integration = await getIntegration(models, req.integrationId);
     if (!integration) throw new HttpError(404, `no integration ${req.integrationId}`);
     if (!(integration.allowedCurrencies as string[]).includes(req.currency)) {
@@ -94,16 +101,23 @@ export function payoutRoutes(deps: AppDeps): Router {
     // of theirs, in order; nothing is stored (nor reserved) before.
     const available = new Map<string, number>();
     const registered = new Map<string, Set<string>>();
+    const heads = new Map<string, AccountHead>();
+    // Every payee's addresses and balance read up front, several at once, by _id (a batch of 15,000
+    // items may name thousands of payees); the checks below then go in item order.
+    await inParallel([...new Set(req.items.map((i) => i.customerId))], PAYEES_AT_ONCE, async (customerId) => {
+      const customer = await models.Customer.findById(customerId, { paypalEmails: 1 }).lean();
+      if (!customer) return;
+      registered.set(customerId, new Set(customer.paypalEmails.map((e) => e.trim().toLowerCase())));
+      const head = await ledger.head(customerId, req.currency, mode);
+      heads.set(accountIdOf(customerId, req.currency, mode), head);
+      available.set(customerId, head.balanceMinor);
+    });
     for (const [i, item] of req.items.entries()) {
       if (!registered.has(item.customerId)) {
-        const customer = await models.Customer.findById(item.customerId, { paypalEmails: 1 }).lean();
-        if (!customer) {
-          throw new HttpError(400, `items[${i}].customerId: no customer ${item.customerId}`, {
-            item: i,
-            field: 'customerId',
-          });
-        }
-        registered.set(item.customerId, new Set(customer.paypalEmails.map((e) => e.trim().toLowerCase())));
+        throw new HttpError(400, `items[${i}].customerId: no customer ${item.customerId}`, {
+          item: i,
+          field: 'customerId',
+        });
       }
       if (!registered.get(item.customerId)!.has(item.receiverEmail.trim().toLowerCase())) {
         // Money out goes only where the customer's own PayPal addresses are: a payout cannot be
@@ -115,11 +129,6 @@ export function payoutRoutes(deps: AppDeps): Router {
           { item: i, field: 'receiverEmail' },
         );
       }
-      if (!available.has(item.customerId)) {
-        const balance =
-          (await ledger.balances(item.customerId, mode)).find((b) => b.currency === req.currency)?.balanceMinor ?? 0;
-        available.set(item.customerId, balance);
-      }
       const left = available.get(item.customerId)! - item.amountMinor;
       if (left < 0) {
         const has = describeMoney(available.get(item.customerId)!, req.currency);
@@ -127,7 +136,7 @@ export function payoutRoutes(deps: AppDeps): Router {
           409,
           `items[${i}].amount: ${describeMoney(item.amountMinor, req.currency)} is beyond ` +
             `${item.customerId}'s ${mode} balance left for this batch (${has}); nothing was reserved`,
-          { item: i, field: 'amount' },
+          { item: i, field: 'amount', customerIds: [item.customerId] },
         );
       }
       available.set(item.customerId, left);
@@ -147,7 +156,10 @@ export function payoutRoutes(deps: AppDeps): Router {
       amountMinor: item.amountMinor,
       note: item.note ?? null,
       state: 'Pending',
-      reserved: false,
+      // Claimed before its reservation is posted (below, before the answer); should this process
+      // die in between, the batch is not `reserved` and its workflow's reserve step settles the
+      // flag item by item (see reserveAtCreation).
+      reserved: true,
       released: false,
       masspayTxnId: null,
       feeMinor: null,
@@ -196,6 +208,32 @@ export function payoutRoutes(deps: AppDeps): Router {
         await models.PayoutBatch.updateOne({ _id: batchId }, { $set: { snapshot: state } });
       }
     }
+    // Answered only once every reservation is posted: a payee another batch got to first is a 409
+    // naming them, with whatever was posted for this batch released again (nothing stays reserved).
+    const at = new Date().toISOString();
+    const reservation = await reserveAtCreation(models, items, { operator: req.operator, now: at, heads });
+    const settled = reservation.ok ? reservedState(state, at) : refusedState(state, reservation.short, at);
+    await models.PayoutBatch.updateOne({ _id: batchId }, { $set: { state: settled.state, snapshot: settled } });
+    if (!reservation.ok) {
+      await models.AuditEvent.create({
+        at: new Date(),
+        actor: req.operator,
+        action: 'payout_create_refused',
+        reason: req.note,
+        integrationId: integration.id,
+        txnId: batchId,
+        details: { short: reservation.short },
+      });
+      const named = reservation.short
+        .map((p) => `${p.customerId} (${describeMoney(p.askedMinor, req.currency)} asked)`)
+        .join(', ');
+      throw new HttpError(
+        409,
+        `the ${mode} balance of ${named} no longer covers this batch (another batch reserved it first); ` +
+          'nothing was reserved',
+        { field: 'amount', customerIds: reservation.short.map((p) => p.customerId), batchId },
+      );
+    }
     await models.AuditEvent.create({
       at: new Date(),
       actor: req.operator,
@@ -221,7 +259,8 @@ export function payoutRoutes(deps: AppDeps): Router {
     ctx.status = 201;
     ctx.body = {
       id: batchId,
-      state: state.state,
+      state: settled.state,
+      reserved: settled.reserved,
       requiredApprovals: state.requiredApprovals,
       capsExceeded: state.capsExceeded,
       items: items.map(itemView),
@@ -341,6 +380,13 @@ export function payoutRoutes(deps: AppDeps): Router {
     if (wentThroughApi(batch)) {
       // Uploading what the API sent (or may have sent) could pay every item twice.
       throw new HttpError(409, `${batch.id} went through PayPal's API: its upload file is not available`);
+    }
+    if (batch.itemCount > MASSPAY_MAX_ITEMS) {
+      throw new HttpError(
+        409,
+        `${batch.id} has ${batch.itemCount} items: Mass Pay's upload file takes at most ` +
+          `${MASSPAY_MAX_ITEMS}; send it through Payouts REST`,
+      );
     }
     const items = await loadItems(batch.id);
     // PayPal's upload format: receiver, amount, currency, unique id, note; tab-delimited, one currency.

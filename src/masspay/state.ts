@@ -63,6 +63,12 @@ export const NVP_MAX_ITEMS_PER_CALL = 250;
 
 /** PayPal's Payouts REST API takes up to 15,000 items in one call (one `sender_batch_id`). */
 export const PAYOUTS_REST_MAX_ITEMS = 15_000;
+/**
+ * Items one batch of ours may hold: two Payouts calls' worth (a batch above 15,000 is split, each part
+ * its own `sender_batch_id`), 120 MassPay NVP calls of 250. Mass Pay's upload file stays at PayPal's
+ * MASSPAY_MAX_ITEMS (its download refuses a larger batch).
+ */
+export const PAYOUT_BATCH_MAX_ITEMS = 2 * PAYOUTS_REST_MAX_ITEMS;
 
 /**
  * How a batch reached PayPal: `upload` (an operator uploaded the file and said so), `api` (we sent
@@ -341,7 +347,7 @@ export const CreatePayoutRequestSchema = z.object({
       }),
     )
     .min(1)
-    .max(MASSPAY_MAX_ITEMS, `Mass Pay takes at most ${MASSPAY_MAX_ITEMS} items per batch`),
+    .max(PAYOUT_BATCH_MAX_ITEMS, `a payout batch takes at most ${PAYOUT_BATCH_MAX_ITEMS} items`),
 });
 /** The request with every amount read in the batch's currency: each bad one named by item and field. */
 export const CreatePayoutSchema = CreatePayoutRequestSchema.transform((req, ctx) => {

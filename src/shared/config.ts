@@ -99,6 +99,13 @@ export const ConfigSchema = z.object({
    * the backstop for webhooks that never come.
    */
   PAYOUTS_POLL_SECONDS: positiveInt.default(30 * 60),
+  /**
+   * The webhook door answers 429 to a client once it made this many POSTs the door refused unstored
+   * (unknown integration, too large, not JSON) within the window; webhooks it can store never count
+   * (see src/webhooks/door-limit.ts).
+   */
+  WEBHOOK_REFUSED_POINTS: positiveInt.default(30),
+  WEBHOOK_REFUSED_WINDOW_SECONDS: positiveInt.default(60),
   /** How often a recurring profile asks PayPal for its details (GetRecurringPaymentsProfileDetails). */
   RECURRING_REFRESH_SECONDS: positiveInt.default(24 * 3_600),
   /** A profile whose outstanding balance exceeds this many cycles' amount is shown to a person. */

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import type { Config } from '../shared/config';
 import type { Models } from '../shared/db/models';
 import type { Logger } from '../shared/logger';
-import { isDuplicateKey } from '../shared/ledger';
+import { isDuplicateKey, type MoneyMode } from '../shared/ledger';
 import { restCredentialsFromEnv } from '../shared/paypal/rest-client';
 import { IntegrationIdKey, PayoutBatchIdKey, payoutWorkflowId } from '../shared/contract';
 import {
@@ -14,7 +14,14 @@ import {
   type MasspayBatchWorkflow,
 } from '../masspay/contract';
 import { BATCH_EVENTS, isItemEvent, parseSenderBatchId, restItemReport, RestItemResourceSchema } from '../masspay/rest';
-import { createCertCache, SIGNATURE_HEADERS, verifyWebhookSignature, type SignatureRefusal } from './signature';
+import {
+  createCertCache,
+  SIGNATURE_HEADERS,
+  verifyWebhookSignature,
+  type CertCache,
+  type SignatureRefusal,
+} from './signature';
+import { duplicateOf, GroupWriter, type Judged, type Stored } from './group-writer';
 
 /** What became of a webhook that is not applied: typed, stored on its message, shown to a person. */
 export type WebhookOutcome =
@@ -29,6 +36,13 @@ const EnvelopeSchema = z.object({
   event_type: z.string().min(1).max(100),
   resource: z.record(z.string(), z.unknown()),
 });
+
+export type { Stored } from './group-writer';
+/** What the offline judge says of a certificate it has not fetched yet: judged after storing instead. */
+const NOT_CACHED = 'certificate not fetched yet';
+type IntegrationView = { mode: string; payoutsRestEnv?: string | null };
+/** How long an integration's mode and REST app are trusted here, as the IPN door does (IntakeIntegrations). */
+const INTEGRATION_TTL_MS = 2_000;
 
 /** Stored messages older than this and still `received` are processed by the relay (the answer's work was cut). */
 const RELAY_GRACE_MS = 5_000;
@@ -46,85 +60,143 @@ export class WebhookIntake {
   private readonly certs = createCertCache();
   private readonly pokes = new Map<string, NodeJS.Timeout>();
   private relay: NodeJS.Timeout | undefined;
+  private readonly integrations = new Map<string, { view: IntegrationView; until: number }>();
+  private readonly batches = new Map<string, string>();
+  private readonly writer: GroupWriter;
   private cursor: Types.ObjectId | undefined;
 
-  constructor(private readonly deps: { models: Models; client: Client; config: Config; logger: Logger }) {}
+  constructor(private readonly deps: { models: Models; client: Client; config: Config; logger: Logger }) {
+    this.writer = new GroupWriter(deps.models);
+  }
 
-  /** The raw POST, stored before anything is judged: the durable point of the door. */
-  async store(integrationId: string, raw: Buffer, headers: Record<string, string | undefined>): Promise<string> {
+  /**
+   * The door: resolves once the POST (raw bytes and transmission headers) is stored, then the door
+   * answers 200. What can be judged from memory (the integration and its certificate already known:
+   * every webhook after the first) is judged first and stored with its verdict, many POSTs in one
+   * write (see GroupWriter); anything else (a certificate still to fetch) is stored as `received`
+   * and judged after the answer. Judging changes nothing by itself: nothing is applied or dropped
+   * before it is stored, and a store that fails answers 503 (PayPal sends it again).
+   */
+  async receive(integrationId: string, raw: Buffer, headers: Record<string, string | undefined>): Promise<void> {
     const kept = Object.fromEntries(
       [...SIGNATURE_HEADERS, 'content-type']
         .filter((h) => headers[h])
         .map((h) => [h, String(headers[h]).slice(0, 2000)]),
     );
-    const doc = await this.deps.models.WebhookMessage.create({
-      integrationId,
-      receivedAt: new Date(),
-      raw,
-      headers: kept,
-      state: 'received',
-    });
-    return String(doc._id);
+    const message: Stored = { _id: new Types.ObjectId(), integrationId, raw, headers: kept, state: 'received' };
+    const judged = await this.judge(message, { offline: true });
+    if (!judged) {
+      await this.deps.models.WebhookMessage.collection.insertOne({ ...message, receivedAt: new Date() });
+      setImmediate(() =>
+        this.process(message).catch((err: unknown) => {
+          const messageId = String(message._id);
+          this.deps.logger.warn({ err: (err as Error).message, messageId }, 'webhook processing failed; relay retries');
+        }),
+      );
+      return;
+    }
+    const written = await this.writer.write({ message, judged });
+    if (written.state === 'applied' && judged.batchId) this.poke(judged.batchId, integrationId);
   }
 
-  async process(messageId: string): Promise<void> {
+  /** Judges one stored `received` message (the relay's path, and the door's when it could not judge first). */
+  async process(stored: Stored | string): Promise<void> {
     const { models } = this.deps;
-    const message = await models.WebhookMessage.findById(messageId).lean();
+    const message = typeof stored === 'string' ? await models.WebhookMessage.findById(stored).lean<Stored>() : stored;
     if (!message || message.state !== 'received') return;
-    const settle = (state: 'applied' | 'ignored' | 'refused', extra: Record<string, unknown> = {}) =>
-      models.WebhookMessage.updateOne({ _id: message._id, state: 'received' }, { $set: { state, ...extra } });
-    const integration = await models.Integration.findById(message.integrationId, {
-      mode: 1,
-      payoutsRestEnv: 1,
-    }).lean();
-    if (!integration)
-      return void (await settle('refused', { outcome: { code: 'malformed', issue: 'no integration' } }));
+    let judged = (await this.judge(message, { offline: false }))!;
+    if (judged.event) {
+      try {
+        await models.PayoutEvent.create(judged.event);
+      } catch (err) {
+        if (!isDuplicateKey(err)) throw err;
+        judged = duplicateOf(judged);
+      }
+    }
+    await models.WebhookMessage.updateOne(
+      { _id: message._id, state: 'received' },
+      { $set: { state: judged.state, ...judged.extra } },
+    );
+    if (judged.state === 'applied' && judged.batchId) this.poke(judged.batchId, message.integrationId);
+  }
+
+  /**
+   * What a message is: refused (signature, shape), ignored (not ours, unknown batch) or an event to
+   * apply, without writing anything. `offline`: null instead of fetching a certificate.
+   */
+  private async judge(message: Stored, opts: { offline: boolean }): Promise<Judged | null> {
+    const refused = (extra: Record<string, unknown>): Judged => ({ state: 'refused', extra });
+    const integration = await this.integration(message.integrationId);
+    if (!integration) return refused({ outcome: { code: 'malformed', issue: 'no integration' } });
     const creds = integration.payoutsRestEnv ? restCredentialsFromEnv(integration.payoutsRestEnv, process.env) : null;
-    const raw = Buffer.from(message.raw.buffer);
+    const raw = Buffer.isBuffer(message.raw) ? message.raw : Buffer.from(message.raw.buffer);
+    const certs: CertCache = opts.offline
+      ? { get: (url) => (this.certs.cached?.(url) ? this.certs.get(url) : Promise.reject(new Error(NOT_CACHED))) }
+      : this.certs;
     const verdict = await verifyWebhookSignature({
       rawBody: raw,
       headers: message.headers as Record<string, string | undefined>,
       webhookId: creds?.webhookId,
-      mode: integration.mode as 'live' | 'sandbox',
+      mode: integration.mode as MoneyMode,
       production: this.deps.config.NODE_ENV === 'production',
       sandboxRestUrl: this.deps.config.PAYPAL_SANDBOX_REST_URL,
-      certs: this.certs,
+      certs,
     });
     if (!verdict.ok) {
-      this.deps.logger.warn({ messageId, refusal: verdict.refusal.code }, 'webhook signature refused; not applied');
-      return void (await settle('refused', { outcome: { code: 'signature', refusal: verdict.refusal } }));
+      const { refusal } = verdict;
+      if (opts.offline && refusal.code === 'cert_unavailable' && refusal.error === NOT_CACHED) return null;
+      const messageId = String(message._id);
+      this.deps.logger.warn({ messageId, refusal: refusal.code }, 'webhook signature refused; not applied');
+      return refused({ outcome: { code: 'signature', refusal } });
     }
     let envelope: z.infer<typeof EnvelopeSchema>;
     try {
       envelope = EnvelopeSchema.parse(JSON.parse(raw.toString('utf8')));
     } catch (err) {
-      const issue = (err as Error).message.slice(0, 200);
-      return void (await settle('refused', { outcome: { code: 'malformed', issue } }));
+      return refused({ outcome: { code: 'malformed', issue: (err as Error).message.slice(0, 200) } });
     }
     const meta = { eventId: envelope.id, eventType: envelope.event_type };
     const routed = this.route(envelope);
-    if ('outcome' in routed) return void (await settle('ignored', { ...meta, outcome: routed.outcome }));
-    const batch = await models.PayoutBatch.findById(routed.batchId, { integrationId: 1 }).lean();
-    if (!batch || batch.integrationId !== message.integrationId) {
+    if ('outcome' in routed) return { state: 'ignored', extra: { ...meta, outcome: routed.outcome } };
+    if ((await this.batchIntegration(routed.batchId)) !== message.integrationId) {
       const outcome: WebhookOutcome = { code: 'unknown_batch', senderBatchId: routed.senderBatchId };
-      return void (await settle('ignored', { ...meta, outcome }));
+      return { state: 'ignored', extra: { ...meta, outcome } };
     }
-    try {
-      await models.PayoutEvent.create({
+    return {
+      state: 'applied',
+      extra: meta,
+      batchId: routed.batchId,
+      event: {
         _id: `${routed.batchId}:${envelope.id}`,
         batchId: routed.batchId,
         eventType: envelope.event_type,
-        messageId,
+        messageId: String(message._id),
         report: routed.report,
         batchStatus: routed.batchStatus,
-      });
-    } catch (err) {
-      if (!isDuplicateKey(err)) throw err;
-      const outcome: WebhookOutcome = { code: 'duplicate', eventId: envelope.id };
-      return void (await settle('ignored', { ...meta, outcome }));
-    }
-    await settle('applied', meta);
-    this.poke(routed.batchId, message.integrationId);
+      },
+    };
+  }
+
+  /** An integration's mode and REST app, kept INTEGRATION_TTL_MS (a change applies within seconds). */
+  private async integration(id: string) {
+    const hit = this.integrations.get(id);
+    if (hit && hit.until > Date.now()) return hit.view;
+    const view = await this.deps.models.Integration.findById(id, { mode: 1, payoutsRestEnv: 1 }).lean();
+    if (!view) return null;
+    if (this.integrations.size > 1_000) this.integrations.clear();
+    this.integrations.set(id, { view, until: Date.now() + INTEGRATION_TTL_MS });
+    return view;
+  }
+
+  /** Which integration a batch belongs to: fixed at its creation, so remembered (bounded). */
+  private async batchIntegration(batchId: string): Promise<string | null> {
+    const known = this.batches.get(batchId);
+    if (known) return known;
+    const batch = await this.deps.models.PayoutBatch.findById(batchId, { integrationId: 1 }).lean();
+    if (!batch) return null;
+    if (this.batches.size > 10_000) this.batches.clear();
+    this.batches.set(batchId, batch.integrationId);
+    return batch.integrationId;
   }
 
   private route(envelope: z.infer<typeof EnvelopeSchema>) {

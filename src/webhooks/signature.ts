@@ -52,21 +52,28 @@ export function certUrlAllowed(
 
 export interface CertCache {
   get(certUrl: string): Promise<X509Certificate>;
+  /** Whether this URL's certificate is fetched and ready (get answers without the network). */
+  cached?(certUrl: string): boolean;
 }
 
 /** Fetches each allowed certificate once per process (PayPal rotates them rarely; a new URL is a new entry). */
 export function createCertCache(fetchText: (url: string) => Promise<string> = defaultFetchText): CertCache {
   const cache = new Map<string, Promise<X509Certificate>>();
+  const ready = new Set<string>();
   return {
     get(certUrl) {
       let entry = cache.get(certUrl);
       if (!entry) {
         entry = fetchText(certUrl).then((pem) => new X509Certificate(pem));
         cache.set(certUrl, entry);
-        entry.catch(() => cache.delete(certUrl));
+        entry.then(
+          () => ready.add(certUrl),
+          () => cache.delete(certUrl),
+        );
       }
       return entry;
     },
+    cached: (certUrl) => ready.has(certUrl),
   };
 }
 

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { payoutWorkflowId } from '../../src/shared/contract';
+import { PAYOUT_BATCH_MAX_ITEMS } from '../../src/masspay/state';
 import { balanceMinor, createTestStack, deliverIpn, waitFor, withFields, type TestStack } from '../support/stack';
 import { workflowTaskFailures } from '../support/workflow-task-failures';
 
@@ -25,6 +26,8 @@ type Item = {
   reasonCode: string | null;
   contradictions: unknown[];
   history: Array<{ what: string }>;
+  reserved: boolean;
+  released: boolean;
 };
 const getBatch = async (id: string) => {
   const res = await stack.admin('GET', `/admin/payouts/${id}`);
@@ -168,7 +171,8 @@ describe('creating a batch', () => {
       [
         {
           ...base,
-          items: Array.from({ length: 5001 }, () => ({
+          // One over our cap (two Payouts calls' worth): PayPal's 5,000 is the upload file's alone now.
+          items: Array.from({ length: PAYOUT_BATCH_MAX_ITEMS + 1 }, () => ({
             customerId: 'c-a',
             receiverEmail: 'a@example.com',
             amount: '0.01',
@@ -315,28 +319,63 @@ describe('mass payments we receive', () => {
 });
 
 describe('two batches created at the same moment for one payee', () => {
-  test('both pass the API check, but the ledger lets only what the balance covers be reserved', async () => {
-    const customer = 'c-race';
-    const registered = { name: customer, paypalEmails: ['race@example.com'] };
-    expect(await stack.admin('PUT', `/admin/customers/${customer}`, registered)).toMatchObject({ status: 200 });
-    await fund(customer, 10_000);
-    const create = () =>
-      stack.admin('POST', '/admin/payouts', {
-        integrationId: SHOP,
-        currency: 'USD',
-        operator: 'alice',
-        items: [{ customerId: customer, receiverEmail: 'race@example.com', amount: '60.00' }],
-      });
-    const [a, b] = await Promise.all([create(), create()]);
-    expect([a.status, b.status]).toEqual([201, 201]);
-    const settled = await waitFor('both batches decided their reservation', async () => {
-      const batches = await Promise.all([getBatch(a.body.id), getBatch(b.body.id)]);
-      return batches.every((x) => x.reserved || x.attention.includes('reservation_failed')) && batches;
-    });
-    expect(settled.map((x) => x.reserved).sort()).toEqual([false, true]);
-    expect(await balanceMinor(stack, customer, 'USD')).toBe(4_000);
-    expect(await stack.admin('GET', '/admin/ledger/check')).toMatchObject({ status: 200, body: { ok: true } });
-  });
+  test(
+    'both pass the API check; the ledger lets one reserve, the other answers 409 naming the payee, ' +
+      'nothing reserved for it; approve right after 201 applies',
+    async () => {
+      const customer = 'c-race';
+      const other = 'c-race-other';
+      for (const [id, email] of [
+        [customer, 'race@example.com'],
+        [other, 'race-other@example.com'],
+      ] as const) {
+        expect(await stack.admin('PUT', `/admin/customers/${id}`, { name: id, paypalEmails: [email] })).toMatchObject({
+          status: 200,
+        });
+      }
+      await fund(customer, 10_000);
+      await fund(other, 10_000);
+      // The second batch also pays another payee first: if it loses, that reservation is released again.
+      const create = (items: Array<{ customerId: string; receiverEmail: string; amount: string }>) =>
+        stack.admin('POST', '/admin/payouts', { integrationId: SHOP, currency: 'USD', operator: 'alice', items });
+      const [a, b] = await Promise.all([
+        create([{ customerId: customer, receiverEmail: 'race@example.com', amount: '60.00' }]),
+        create([
+          { customerId: other, receiverEmail: 'race-other@example.com', amount: '10.00' },
+          { customerId: customer, receiverEmail: 'race@example.com', amount: '60.00' },
+        ]),
+      ]);
+      expect([a.status, b.status].sort()).toEqual([201, 409]);
+      const [won, lost] = a.status === 201 ? [a, b] : [b, a];
+      expect(won.body).toMatchObject({ state: 'created', reserved: true });
+      // Refused by the API's check, or (both passed it) by the ledger: either way the payee is named.
+      expect(lost.body.error).toMatch(/c-race\b.*nothing was reserved/);
+      expect(lost.body.details).toMatchObject({ customerIds: [customer] });
+      // Created means reserved: an approval right away is applied, never a 409 for an internal race.
+      expect(
+        await stack.admin('POST', `/admin/payouts/${won.body.id}/approve`, { operator: 'bob', reason: 'ok' }),
+      ).toMatchObject({ status: 200, body: { state: { state: 'approved', reserved: true } } });
+      expect(await balanceMinor(stack, customer, 'USD')).toBe(4_000);
+      expect(await balanceMinor(stack, other, 'USD')).toBe(won === b ? 9_000 : 10_000);
+      // Whatever the refused batch posted (if it got that far) was released: the payouts' movements
+      // of both payees add up to the winning batch's reservations alone.
+      const moved = await stack.db.models.LedgerEntry.find({
+        customerId: { $in: [customer, other] },
+        reason: { $in: ['payout_reserve', 'payout_release'] },
+      }).lean();
+      expect(moved.reduce((sum, e) => sum + e.amountMinor, 0)).toBe(won === b ? -7_000 : -6_000);
+      expect(moved.filter((e) => e.idempotencyKey.includes(won.body.id)).map((e) => e.amountMinor)).toEqual(
+        won === b ? [-1_000, -6_000] : [-6_000],
+      );
+      if (lost.body.details.batchId) {
+        // Refused after it was stored: kept, cancelled, for the record.
+        const refused = await getBatch(lost.body.details.batchId);
+        expect(refused).toMatchObject({ state: 'cancelled', reserved: false });
+        expect(refused.items.every((i) => i.state === 'Cancelled' && i.reserved === i.released)).toBe(true);
+      }
+      expect(await stack.admin('GET', '/admin/ledger/check')).toMatchObject({ status: 200, body: { ok: true } });
+    },
+  );
 });
 
 describe('PayPal reports the items', () => {

@@ -1,4 +1,6 @@
 import { payoutWorkflowId } from '../../src/shared/contract';
+import { initialBatchState } from '../../src/masspay/rules';
+import { payoutItemId, type PayoutItem } from '../../src/masspay/state';
 import { balanceMinor, createTestStack, deliverIpn, waitFor, type TestStack } from '../support/stack';
 import { workflowTaskFailures } from '../support/workflow-task-failures';
 
@@ -308,6 +310,119 @@ describe('Payouts REST', () => {
       expect(await stack.db.models.LedgerEntry.countDocuments({ reason: 'payout_release' })).toBe(releasesBefore);
       expect(await balanceMinor(stack, paid, 'USD')).toBe(5_000);
       expect(await balanceMinor(stack, failed, 'USD')).toBe(6_000);
+    },
+    LONG,
+  );
+});
+
+describe('creation answers once reserved', () => {
+  it(
+    'two batches for one payee whose balance covers one: the second is a 409 naming the payee, nothing reserved',
+    async () => {
+      const [payee, other] = [await customer(5_000), await customer(5_000)];
+      const first = await stack.admin('POST', '/admin/payouts', {
+        integrationId: SHOP,
+        currency: 'USD',
+        operator: 'alice',
+        items: [{ customerId: payee, receiverEmail: `${payee}@example.com`, amount: '40.00' }],
+      });
+      expect(first).toMatchObject({ status: 201, body: { state: 'created', reserved: true } });
+      expect(await balanceMinor(stack, payee, 'USD')).toBe(1_000);
+      const second = await stack.admin('POST', '/admin/payouts', {
+        integrationId: SHOP,
+        currency: 'USD',
+        operator: 'alice',
+        items: [
+          { customerId: other, receiverEmail: `${other}@example.com`, amount: '10.00' },
+          { customerId: payee, receiverEmail: `${payee}@example.com`, amount: '20.00' },
+        ],
+      });
+      expect(second.status).toBe(409);
+      expect(second.body.error).toContain(payee);
+      expect(second.body.details).toMatchObject({ customerIds: [payee] });
+      expect(await balanceMinor(stack, payee, 'USD')).toBe(1_000);
+      expect(await balanceMinor(stack, other, 'USD')).toBe(5_000);
+      // Approved right after its 201: applied, no 409 for a reservation still under way.
+      expect(await action(first.body.id, 'approve')).toMatchObject({
+        status: 200,
+        body: { state: { reserved: true } },
+      });
+    },
+    LONG,
+  );
+
+  it(
+    'a creation that died between storing and reserving: the workflow reserves by the same keys, ' +
+      'withdraws the claim it cannot post, and a cancel releases only what was reserved',
+    async () => {
+      const [covered, short] = [await customer(5_000), await customer(1_000)];
+      // What the route had stored when it died: the batch (not reserved) and its items claiming it.
+      const batchId = `PBCRASH${funded}`;
+      const now = new Date().toISOString();
+      const item = (index: number, customerId: string, amountMinor: number): PayoutItem => ({
+        batchId,
+        uniqueId: `CRASH${funded}X${index}`,
+        index,
+        integrationId: SHOP,
+        customerId,
+        receiverEmail: `${customerId}@example.com`,
+        currency: 'USD',
+        mode: 'sandbox',
+        amountMinor,
+        note: null,
+        state: 'Pending',
+        reserved: true,
+        released: false,
+        masspayTxnId: null,
+        feeMinor: null,
+        reasonCode: null,
+        problems: [],
+        contradictions: [],
+        history: [],
+      });
+      const items = [item(0, covered, 3_000), item(1, short, 2_000)];
+      await stack.db.models.PayoutItem.insertMany(items.map((i) => ({ _id: payoutItemId(batchId, i.uniqueId), ...i })));
+      const snapshot = initialBatchState({
+        id: batchId,
+        integrationId: SHOP,
+        currency: 'USD',
+        mode: 'sandbox',
+        createdBy: 'alice',
+        createdAt: now,
+        note: null,
+        itemCount: 2,
+        totalMinor: 5_000,
+      });
+      await stack.db.models.PayoutBatch.create({
+        _id: batchId,
+        integrationId: SHOP,
+        state: 'created',
+        currency: 'USD',
+        itemCount: 2,
+        totalMinor: 5_000,
+        createdBy: 'alice',
+        snapshot,
+      });
+      // The first action starts the workflow, which reserves before anything else.
+      const approve = await action(batchId, 'approve');
+      expect(approve).toMatchObject({ status: 409, body: { details: { rule: 'not_reserved' } } });
+      let batch = await getBatch(batchId);
+      expect(batch.attention).toContain('reservation_failed');
+      expect(batch.items.map((i) => [i.customerId, (i as { reserved?: boolean }).reserved])).toEqual([
+        [covered, true],
+        [short, false],
+      ]);
+      expect(await balanceMinor(stack, covered, 'USD')).toBe(2_000);
+      expect(await balanceMinor(stack, short, 'USD')).toBe(1_000);
+      expect(await action(batchId, 'cancel')).toMatchObject({ status: 200, body: { state: { state: 'cancelled' } } });
+      batch = await getBatch(batchId);
+      expect(batch.items.map((i) => [i.state, i.released])).toEqual([
+        ['Cancelled', true],
+        ['Cancelled', false],
+      ]);
+      expect(await balanceMinor(stack, covered, 'USD')).toBe(5_000);
+      expect(await balanceMinor(stack, short, 'USD')).toBe(1_000);
+      expect(await stack.admin('GET', '/admin/ledger/check')).toMatchObject({ status: 200, body: { ok: true } });
     },
     LONG,
   );

@@ -13,8 +13,8 @@ import {
   type BatchEffect,
   type BatchFacts,
   type BatchInput,
-  type PayoutPosting,
 } from '../../src/masspay/rules';
+import type { PostingRequest } from '../../src/shared/ledger';
 import type { ItemCounts, MasspayItemReport, PayoutBatchState, PayoutItem } from '../../src/masspay/state';
 import { ItemsEngine, type ItemStore } from '../../src/masspay/items-engine';
 
@@ -65,7 +65,7 @@ const report = (uniqueId: string, status: string, over: Partial<MasspayItemRepor
 /** Runs statuses through decideItem in order: the final item and every posting made. */
 function runItem(statuses: string[], start = newItem('U1', 1000)) {
   let item = start;
-  const postings: PayoutPosting[] = [];
+  const postings: PostingRequest[] = [];
   for (const s of statuses) {
     const d = decideItem(item, { source: 'paypal', report: report(item.uniqueId, s), messageId: `m-${s}` }, now());
     item = d.item;
@@ -161,7 +161,7 @@ describe('items move only forward', () => {
 /** A batch with its items, messages and ledger in memory, driven through decideBatch like the workflow does. */
 class World {
   items = new Map<string, PayoutItem>();
-  ledger = new Map<string, PayoutPosting>();
+  ledger = new Map<string, PostingRequest>();
   messages = new Map<string, { paymentStatus: string; reports: MasspayItemReport[] }>();
   refuse = new Set<string>();
   effects: BatchEffect[] = [];

@@ -14,6 +14,8 @@ import {
 } from '../../src/masspay/rules';
 import type { PayoutBatchState } from '../../src/masspay/state';
 import { matchSearchRows, searchRows } from '../../src/masspay/nvp';
+import { parseSenderBatchId, senderBatchId } from '../../src/masspay/rest';
+import { PAYOUT_BATCH_MAX_ITEMS } from '../../src/masspay/state';
 
 /** The rules of sending a batch through PayPal's API, chunk by chunk, with PayPal's answers scripted. */
 const deadlines = { processedWithinSeconds: 3600, completedWithinSeconds: 86400 };
@@ -122,6 +124,40 @@ test.each([
   expect(state.send!.chunks.every((c) => c.state === 'acked' && c.correlationId === 'c0ffee')).toBe(true);
   // The Processed deadline runs from the send, as after an upload.
   expect(nextBatchDeadline(state, deadlines)).toBe(Date.parse(NOW) + 3600_000);
+});
+
+test.each([
+  [15_000, [[0, 15_000]]],
+  [
+    15_001,
+    [
+      [0, 15_000],
+      [15_000, 15_001],
+    ],
+  ],
+  [
+    PAYOUT_BATCH_MAX_ITEMS,
+    [
+      [0, 15_000],
+      [15_000, 30_000],
+    ],
+  ],
+])('Payouts REST: %i items go out in calls of at most 15,000, each its own sender_batch_id', (n, ranges) => {
+  const s = run(
+    batch(n),
+    { type: 'send', action: { ...action, channel: 'rest' } },
+    [],
+    {},
+    {
+      sendReady: { ok: true, channel: 'rest' },
+    },
+  ).state;
+  expect(s.send!.channel).toBe('rest');
+  expect(s.send!.chunks.map((c) => [c.from, c.to])).toEqual(ranges);
+  // Derived from the batch and the call alone: a retry after a lost answer names the same PayPal batch.
+  const ids = s.send!.chunks.map((c) => senderBatchId(s.id, c.index));
+  expect(ids).toEqual(ranges.map((_, i) => `PBSEND:${i}`));
+  expect(ids.map((id) => parseSenderBatchId(id))).toEqual(ranges.map((_, i) => ({ batchId: 'PBSEND', callIndex: i })));
 });
 
 describe('what each answer does to the chunk and the batch', () => {

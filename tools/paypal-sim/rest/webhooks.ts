@@ -30,6 +30,10 @@ export interface WebhookDelivery {
   headers: Record<string, string>;
   status?: number;
   error?: string;
+  /** When its first POST started (ms since the epoch). */
+  sentAt?: number;
+  /** POSTs made: more than one when an answer was not 2xx (PayPal posts again). */
+  attempts?: number;
 }
 
 /** How the next deliveries misbehave: PayPal repeats, reorders, loses, and (in an attack) a forger signs badly. */
@@ -44,6 +48,11 @@ export interface WebhookFaults {
   badSignature?: boolean;
   /** The certificate URL points outside PayPal's hosts. */
   foreignCertUrl?: string;
+  /**
+   * POSTs in flight at once (PayPal delivers a large batch's events side by side; default 1, in
+   * order). Above 1 the order is no longer the given one, as with PayPal.
+   */
+  concurrency?: number;
 }
 
 export function webhookEvent(eventType: string, resourceType: string, resource: Record<string, unknown>): WebhookEvent {
@@ -79,6 +88,9 @@ export function signWebhook(
   };
 }
 
+/** POSTs of one event before the simulator gives up on it (PayPal keeps trying for three days). */
+const DELIVERY_ATTEMPTS = 4;
+
 /** Posts events to an app's webhook URL, one at a time, in the order given (after faults reshape it). */
 export async function deliverWebhooks(
   app: SimRestApp,
@@ -87,19 +99,43 @@ export async function deliverWebhooks(
   faults: WebhookFaults,
   record: (d: WebhookDelivery) => void,
 ): Promise<void> {
-  if (!app.webhookUrl || !app.webhookId || faults.none) return;
+  const { webhookUrl, webhookId } = app;
+  if (!webhookUrl || !webhookId || faults.none) return;
   const ordered = faults.reverse ? [...events].reverse() : events;
   const posts = faults.duplicate ? ordered.flatMap((e) => [e, e]) : ordered;
-  for (const event of posts) {
+  // Signed before the first POST (PayPal signs on its own machines): a bench times our door, not
+  // the simulator's RSA signatures.
+  const signed = posts.map((event) => {
     const body = JSON.stringify(event);
-    const headers = { 'content-type': 'application/json', ...signWebhook(body, app.webhookId, certUrl, faults) };
-    const delivery: WebhookDelivery = { event, body, headers };
-    try {
-      const res = await fetch(app.webhookUrl, { method: 'POST', headers, body, signal: AbortSignal.timeout(20_000) });
-      delivery.status = res.status;
-      await res.arrayBuffer();
-    } catch (err) {
-      delivery.error = err instanceof Error ? err.message : String(err);
+    const headers = { 'content-type': 'application/json', ...signWebhook(body, webhookId, certUrl, faults) };
+    return { event, body, headers };
+  });
+  let next = 0;
+  const lane = async () => {
+    while (next < signed.length) await post(signed[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(faults.concurrency ?? 1, signed.length)) }, lane));
+
+  async function post(this: void, delivery: WebhookDelivery): Promise<void> {
+    delivery.sentAt = Date.now();
+    // PayPal posts again whatever was not answered 2xx (for days); here a few times, soon after.
+    for (let attempt = 1; attempt <= DELIVERY_ATTEMPTS; attempt++) {
+      delivery.attempts = attempt;
+      delete delivery.error;
+      try {
+        const res = await fetch(webhookUrl!, {
+          method: 'POST',
+          headers: delivery.headers,
+          body: delivery.body,
+          signal: AbortSignal.timeout(20_000),
+        });
+        delivery.status = res.status;
+        await res.arrayBuffer();
+      } catch (err) {
+        delivery.error = err instanceof Error ? err.message : String(err);
+      }
+      if (delivery.status !== undefined && delivery.status >= 200 && delivery.status < 300) break;
+      if (attempt < DELIVERY_ATTEMPTS) await new Promise((r) => setTimeout(r, 200 * attempt));
     }
     record(delivery);
   }
