@@ -1,4 +1,4 @@
-import type { Client } from '@temporalio/client';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { Types } from 'mongoose';
 import { z } from 'zod';
 import type { Config } from '../shared/config';
@@ -14,6 +14,8 @@ import {
   type MasspayBatchWorkflow,
 } from '../masspay/contract';
 import { BATCH_EVENTS, isItemEvent, parseSenderBatchId, restItemReport, RestItemResourceSchema } from '../masspay/rest';
+import { paypalNoticeSignal, TopupIdSchema } from '../topups/contract';
+import { topupWorkflowId } from '../shared/ids';
 import { createCertCache, SIGNATURE_HEADERS, verifyWebhookSignature, type SignatureRefusal } from './signature';
 
 /** What became of a webhook that is not applied: typed, stored on its message, shown to a person. */
@@ -22,7 +24,12 @@ export type WebhookOutcome =
   | { code: 'malformed'; issue: string }
   | { code: 'unknown_batch'; senderBatchId: string }
   | { code: 'not_ours'; eventType: string }
-  | { code: 'duplicate'; eventId: string };
+  | { code: 'duplicate'; eventId: string }
+  /** A capture event whose custom_id names no top-up of this integration (a checkout not made here). */
+  | { code: 'unknown_topup'; customId: string };
+
+/** Orders v2 capture events: they go to the top-up named by the capture's custom_id (src/topups). */
+const CAPTURE_EVENTS = ['PAYMENT.CAPTURE.COMPLETED', 'PAYMENT.CAPTURE.PENDING', 'PAYMENT.CAPTURE.DENIED'];
 
 const EnvelopeSchema = z.object({
   id: z.string().min(1).max(100),
@@ -102,6 +109,10 @@ export class WebhookIntake {
       return void (await settle('refused', { outcome: { code: 'malformed', issue } }));
     }
     const meta = { eventId: envelope.id, eventType: envelope.event_type };
+    if (CAPTURE_EVENTS.includes(envelope.event_type)) {
+      const outcome = await this.captureEvent(message.integrationId, envelope.resource);
+      return void (await settle(outcome ? 'ignored' : 'applied', { ...meta, ...(outcome ? { outcome } : {}) }));
+    }
     const routed = this.route(envelope);
     if ('outcome' in routed) return void (await settle('ignored', { ...meta, outcome: routed.outcome }));
     const batch = await models.PayoutBatch.findById(routed.batchId, { integrationId: 1 }).lean();
@@ -149,6 +160,28 @@ export class WebhookIntake {
       return { ...parsed, senderBatchId: sender, report: null, batchStatus: header.data.batch_status };
     }
     return { outcome: { code: 'not_ours', eventType: type.slice(0, 100) } as const };
+  }
+
+  /**
+   * A capture changed at PayPal: its top-up is told, and asks PayPal itself (the event only says
+   * where to look: a forged or replayed one moves nothing). Its capture id is the payment entity's
+   * key too: whichever of this, the IPN and the return page gets there first credits it, once.
+   */
+  private async captureEvent(integrationId: string, resource: Record<string, unknown>): Promise<WebhookOutcome | null> {
+    const customId = typeof resource.custom_id === 'string' ? resource.custom_id : '';
+    const id = TopupIdSchema.safeParse(customId);
+    const topup = id.success ? await this.deps.models.Topup.findById(id.data, { integrationId: 1 }).lean() : null;
+    if (!topup || topup.integrationId !== integrationId)
+      return { code: 'unknown_topup', customId: customId.slice(0, 64) };
+    try {
+      await this.deps.client.workflow
+        .getHandle(topupWorkflowId(topup._id))
+        .signal(paypalNoticeSignal, { source: 'webhook' });
+    } catch (err) {
+      // A finished top-up has nothing left to learn: credited, or ended where no money can move.
+      if (!(err instanceof WorkflowNotFoundError)) throw err;
+    }
+    return null;
   }
 
   /** At most one signal per batch per POKE_EVERY_MS: 15,000 item events are a few dozen signals. */

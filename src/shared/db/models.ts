@@ -2,6 +2,7 @@ import mongoose, { Schema, type Connection, type InferSchemaType } from 'mongoos
 import { bindPayoutModels } from '../../masspay/models';
 import { bindWebhookModels } from '../../webhooks/models';
 import { bindOperatorModels } from '../../operators/models';
+import { bindTopupModels } from '../../topups/models';
 
 /**
  * One integration = one PayPal business account connection. Field validation lives in the
@@ -23,6 +24,7 @@ const integrationSchema = new Schema(
     nvpCredentialsEnv: String,
     payoutsRestEnv: String,
     payoutCaps: Schema.Types.Mixed,
+    topups: Schema.Types.Mixed,
   },
   { timestamps: true, versionKey: false },
 );
@@ -249,6 +251,7 @@ export function bindModels(conn: Connection) {
     ...bindPayoutModels(conn),
     ...bindWebhookModels(conn),
     ...bindOperatorModels(conn),
+    ...bindTopupModels(conn),
   };
 }
 
