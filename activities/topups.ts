@@ -3,30 +3,40 @@ import type { ActivityDeps } from './deps';
 import { getIntegration } from '../src/integrations/store';
 import { checkoutGateway, CheckoutRefused } from '../src/topups/paypal';
 import { TopupStateSchema, type PayPalView, type TopupState } from '../src/topups/state';
+import type { Integration } from '../src/integrations/schema';
+
+type TopupRef = Pick<TopupState, 'id' | 'integrationId' | 'api' | 'paypalRef' | 'amountMinor' | 'currency'>;
+const INTEGRATION_TTL_MS = 2_000;
 
 /**
- * A top-up's I/O: its saved state, and PayPal (capture, read back). Everything a call needs is read
- * here by the top-up's id, so no PayPal reference, payer id or credential travels in the workflow's
- * history. A transport failure or PayPal's 5xx is thrown for Temporal to retry (the capture with the
- * same request id); a refusal for good is thrown non-retryable.
+ * A top-up's I/O: its saved state, and PayPal (capture, read back). A call gets PayPal's ids and the
+ * amounts from the workflow; credentials are read here from the environment (never in a history),
+ * and no payer data is kept anywhere. A transport failure or PayPal's 5xx is thrown for Temporal to
+ * retry (the capture with the same request id); a refusal for good is thrown non-retryable.
  */
 export function createTopupActivities({ db, config }: ActivityDeps) {
   const { Topup } = db.models;
 
-  async function refOf(topupId: string) {
-    const doc = await Topup.findById(topupId).lean();
-    if (!doc?.paypalRef) throw ApplicationFailure.nonRetryable(`no top-up ${topupId} with a PayPal order`, 'NoTopup');
-    const integration = await getIntegration(db.models, doc.integrationId);
-    if (!integration) throw ApplicationFailure.nonRetryable(`no integration ${doc.integrationId}`, 'NoTopup');
-    const gateway = checkoutGateway(config, integration);
-    const ref = {
-      topupId,
-      api: doc.api as 'orders' | 'express',
-      paypalRef: doc.paypalRef,
-      amountMinor: doc.amountMinor,
-      currency: doc.currency,
+  // The integration a call goes through, kept for a couple of seconds: one read per burst of calls,
+  // not per call; a change of credentials or receivers applies within the TTL.
+  const integrations = new Map<string, { integration: Integration; until: number }>();
+  async function integrationOf(id: string): Promise<Integration> {
+    const hit = integrations.get(id);
+    if (hit && hit.until > Date.now()) return hit.integration;
+    const integration = await getIntegration(db.models, id);
+    if (!integration) throw ApplicationFailure.nonRetryable(`no integration ${id}`, 'NoTopup');
+    if (integrations.size > 1_000) integrations.clear();
+    integrations.set(id, { integration, until: Date.now() + INTEGRATION_TTL_MS });
+    return integration;
+  }
+
+  /** What PayPal is asked about: from the top-up's state (PayPal's ids and amounts, no secret, no payer data). */
+  async function refOf(t: TopupRef) {
+    const gateway = checkoutGateway(config, await integrationOf(t.integrationId));
+    return {
+      gateway,
+      ref: { topupId: t.id, api: t.api, paypalRef: t.paypalRef, amountMinor: t.amountMinor, currency: t.currency },
     };
-    return { gateway, ref };
   }
 
   const refusedForGood = async <T>(call: () => Promise<T>): Promise<T> => {
@@ -59,13 +69,13 @@ export function createTopupActivities({ db, config }: ActivityDeps) {
       );
     },
 
-    async captureTopup(topupId: string): Promise<PayPalView> {
-      const { gateway, ref } = await refOf(topupId);
+    async captureTopup(topup: TopupRef): Promise<PayPalView> {
+      const { gateway, ref } = await refOf(topup);
       return refusedForGood(() => gateway.capture(ref));
     },
 
-    async readTopup(topupId: string): Promise<PayPalView> {
-      const { gateway, ref } = await refOf(topupId);
+    async readTopup(topup: TopupRef): Promise<PayPalView> {
+      const { gateway, ref } = await refOf(topup);
       return refusedForGood(() => gateway.read(ref));
     },
   };

@@ -170,9 +170,13 @@ export class WebhookIntake {
   private async captureEvent(integrationId: string, resource: Record<string, unknown>): Promise<WebhookOutcome | null> {
     const customId = typeof resource.custom_id === 'string' ? resource.custom_id : '';
     const id = TopupIdSchema.safeParse(customId);
-    const topup = id.success ? await this.deps.models.Topup.findById(id.data, { integrationId: 1 }).lean() : null;
+    const topup = id.success
+      ? await this.deps.models.Topup.findById(id.data, { integrationId: 1, phase: 1 }).lean()
+      : null;
     if (!topup || topup.integrationId !== integrationId)
       return { code: 'unknown_topup', customId: customId.slice(0, 64) };
+    // Credited already (the return got there first): nothing to learn, no workflow task spent on it.
+    if (topup.phase === 'credited') return null;
     try {
       await this.deps.client.workflow
         .getHandle(topupWorkflowId(topup._id))
