@@ -30,6 +30,9 @@ const topupSchema = new Schema(
   { timestamps: true, versionKey: false },
 );
 
+/** /admin/held lists held top-ups. */
+topupSchema.index({ phase: 1 });
+
 export function bindTopupModels(conn: Connection) {
   return { Topup: conn.model('Topup', topupSchema, 'topups') };
 }

@@ -259,6 +259,33 @@ describe('top-ups through Orders v2', () => {
   );
 
   it(
+    'PayPal reports another payee than the integration: held for a person in /admin/held, nothing credited',
+    async () => {
+      const customer = await newCustomer(stack);
+      const t = await create(customer, '25.00');
+      const app = stack.sim.rest.oauth.app('TopupShopClient')!;
+      const merchant = app.merchantEmail;
+      app.merchantEmail = 'someone-else@example.com';
+      try {
+        await follow(await buyerAt(stack, t.approveUrl, 'approve'));
+      } finally {
+        app.merchantEmail = merchant;
+      }
+      expect(await getTopup(stack, t.id)).toMatchObject({ state: 'held', reason: 'payee_mismatch', credit: null });
+      const held = await stack.admin('GET', '/admin/held');
+      expect(held.body.topups.map((h: { _id: string }) => h._id)).toContain(t.id);
+      // Its IPN (to another receiver) is held by the payment entity too: no money moved.
+      const captureId = (await getTopup(stack, t.id)).paypal.captureId!;
+      await waitFor(
+        'the IPN held',
+        async () => (await stack.db.models.Payment.findById(`${SHOP}:${captureId}`).lean())?.state === 'held',
+      );
+      expect(await entriesOf(stack, customer)).toEqual([]);
+    },
+    LONG,
+  );
+
+  it(
     'never approved: expired after its window, visibly; nothing captured or credited',
     async () => {
       const customer = await newCustomer(stack);
