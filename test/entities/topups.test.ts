@@ -252,6 +252,11 @@ describe('top-ups through Orders v2', () => {
       await follow(`${stack.baseUrl}/topup/return?topup=${t.id}&token=${orderId}&PayerID=X`);
       expect(await getTopup(stack, t.id)).toMatchObject({ state: 'cancelled', credit: null });
       expect(paypalCaptured(orderId)).toBe(0);
+      // Once its workflow is gone (closed after its linger; here: terminated), a return reads what it ended as.
+      await stack.client.workflow.getHandle(topupWorkflowId(t.id)).terminate('test: closed');
+      const afterClose = await follow(`${stack.baseUrl}/topup/return?topup=${t.id}&token=${orderId}&PayerID=X`);
+      expect([afterClose.status, afterClose.location]).toEqual([303, `${PORTAL}/topped-up?topup=${t.id}`]);
+      expect(await getTopup(stack, t.id)).toMatchObject({ state: 'cancelled', credit: null });
       expect(await entriesOf(stack, customer)).toEqual([]);
       expect(await balanceMinor(stack, customer, 'USD')).toBe(0);
     },
