@@ -57,8 +57,22 @@ export function creditKeyOf(integrationId: string, captureId: string): string {
   return `credit:${integrationId}:${captureId}`;
 }
 
-/** Never throws on an input it did not foresee: it records it and changes nothing. */
+/**
+ * Never throws: an unexpected error (a bug, an answer no rule foresaw) leaves the state as it was,
+ * records why and raises an alert; a workflow task that threw would retry forever and wedge the top-up.
+ */
 export function decideTopup(state: TopupState, input: TopupInput, now: string): TopupDecision {
+  try {
+    return decide(state, input, now);
+  } catch (err) {
+    const s: TopupState = clone(state);
+    const detail = `${input.type}: ${err instanceof Error ? err.message : String(err)}`.slice(0, 300);
+    pushBounded(s.history, { at: now, what: `could not decide (${detail})` }, HISTORY_LIMIT);
+    return { state: s, effects: [{ type: 'alert', kind: 'topup_internal_error', detail: `${s.id}: ${detail}` }] };
+  }
+}
+
+function decide(state: TopupState, input: TopupInput, now: string): TopupDecision {
   const s: TopupState = clone(state);
   const effects: TopupEffect[] = [];
   const note = (what: string) => pushBounded(s.history, { at: now, what }, HISTORY_LIMIT);

@@ -159,6 +159,14 @@ describe('decideTopup', () => {
     expect([late.state.phase, late.effects]).toEqual(['credited', []]);
   });
 
+  it('an answer no rule foresaw: recorded with an alert, the state otherwise as it was', () => {
+    const weird = { type: 'paypal', via: 'read', view: null } as unknown as TopupInput;
+    const d = decideTopup(at('pending'), weird, NOW);
+    expect(d.state.phase).toBe('pending');
+    expect(d.state.history.at(-1)!.what).toMatch(/^could not decide \(paypal: /);
+    expect(d.effects).toEqual([expect.objectContaining({ type: 'alert', kind: 'topup_internal_error' })]);
+  });
+
   it('never changes the state it was given', () => {
     const s = at('created');
     const copy = JSON.parse(JSON.stringify(s));
