@@ -7,6 +7,7 @@ import { createPayoutActivities } from './masspay';
 import { createMasspayRestActivities } from './masspay-rest';
 import { createRetentionActivities } from './retention';
 import { createOperatorActivities } from './operators';
+import { createTopupActivities } from './topups';
 
 export type { ActivityDeps };
 
@@ -20,6 +21,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createMasspayRestActivities(deps),
     ...createRetentionActivities(deps),
     ...createOperatorActivities(deps),
+    ...createTopupActivities(deps),
   };
 }
 

@@ -3,6 +3,7 @@ import { PaymentStateSchema, type PaymentState } from '../src/payments/state';
 import { needsPerson } from '../src/payments/rules';
 import { findCustomerForPayer } from '../src/customers/store';
 import { paymentDocId } from '../src/shared/ids';
+import { TopupIdSchema } from '../src/topups/contract';
 
 export function createPaymentActivities({ db }: ActivityDeps) {
   const { Payment, AuditEvent, Customer, IpnMessage } = db.models;
@@ -64,6 +65,12 @@ export function createPaymentActivities({ db }: ActivityDeps) {
       custom: string | null;
       payerEmail: string | null;
     }): Promise<string | null> {
+      // A top-up's capture (its IPN's custom is the top-up id, ours and unambiguous): the top-up's
+      // customer, whatever matchBy says, so this credit and the top-up's share one key, account and amount.
+      if (custom && TopupIdSchema.safeParse(custom).success) {
+        const topup = await db.models.Topup.findById(custom, { integrationId: 1, customerId: 1 }).lean();
+        if (topup?.integrationId === integrationId) return topup.customerId;
+      }
       return findCustomerForPayer(db.models, integrationId, { custom, payerEmail });
     },
 

@@ -42,3 +42,29 @@ if (installed !== wanted) {
   }
   fs.writeFileSync(stamp, `${wanted}\n`);
 }
+
+// The hosted top-up page is tested in a real headless Chromium (playwright-core drives it). It comes
+// from Debian's own package, never a download from elsewhere: a fresh machine (CI, a new clone as
+// root) gets it here; a machine that already has it does nothing. Not root or no apt: say so, do not fail
+// `npm start` (only the browser tests need it, and they say what is missing).
+const CHROMIUM = process.env.IPNFLOW_CHROMIUM ?? '/usr/bin/chromium';
+if (!fs.existsSync(CHROMIUM)) {
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  const hasApt = fs.existsSync('/usr/bin/apt-get');
+  if (isRoot && hasApt) {
+    console.log('[ipnflow] installing Debian chromium for the browser tests (apt-get)...');
+    try {
+      const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+      execSync('apt-get update -qq', { stdio: 'inherit', env });
+      execSync('apt-get install -y -qq --no-install-recommends chromium', { stdio: 'inherit', env });
+    } catch (err) {
+      console.error(
+        `[ipnflow] apt-get install chromium failed (${err.status ?? err.message}); browser tests will fail.`,
+      );
+    }
+  } else {
+    console.warn(
+      `[ipnflow] ${CHROMIUM} is missing: install Debian's chromium (apt-get install chromium) for the browser tests.`,
+    );
+  }
+}

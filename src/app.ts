@@ -8,6 +8,7 @@ import { codecRoutes } from './shared/temporal/codec-server';
 import { healthRoutes } from './shared/http/health';
 import { ipnRoutes } from './messages/routes';
 import { webhookRoutes } from './webhooks/routes';
+import { topupPageRoutes } from './topups/page';
 import type { AppDeps } from './shared/http/deps';
 
 export type { AppDeps };
@@ -32,7 +33,7 @@ export function createApp(deps: AppDeps): Koa {
   const admin = adminApiRoutes(deps, auth);
   app.use(adminGuard(auth, admin));
   const codec = codecRoutes(deps.config, async (key) => (await auth.operators.authenticate(key)) !== null);
-  const routers = [healthRoutes(deps), ipnRoutes(deps), webhookRoutes(deps), codec, admin];
+  const routers = [healthRoutes(deps), ipnRoutes(deps), webhookRoutes(deps), topupPageRoutes(deps), codec, admin];
   for (const router of routers) {
     app.use(router.routes()).use(router.allowedMethods());
   }

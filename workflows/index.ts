@@ -9,6 +9,7 @@ import type * as PaymentLifecycle from './payments';
 import type * as RecurringProfile from './profiles';
 import type * as MasspayBatch from './masspay';
 import type * as RawBodyRetention from './retention';
+import type * as Topup from './topups';
 
 export async function processIpn(...args: Parameters<typeof ProcessIpn.processIpn>) {
   return (await import(/* webpackMode: "eager" */ './messages')).processIpn(...args);
@@ -28,4 +29,8 @@ export async function masspayBatch(...args: Parameters<typeof MasspayBatch.massp
 
 export async function rawBodyRetention(...args: Parameters<typeof RawBodyRetention.rawBodyRetention>) {
   return (await import(/* webpackMode: "eager" */ './retention')).rawBodyRetention(...args);
+}
+
+export async function topup(...args: Parameters<typeof Topup.topup>) {
+  return (await import(/* webpackMode: "eager" */ './topups')).topup(...args);
 }

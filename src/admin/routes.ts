@@ -113,7 +113,7 @@ export function adminRoutes(deps: AppDeps): Router {
     const { limit } = pageOf(ctx, 500);
     const byUpdate = { updatedAt: 1 } as const;
     const byReceipt = { receivedAt: 1 } as const;
-    const [payments, profiles, payoutBatches, parked, undispatchable, masspayUnmatched] = await Promise.all([
+    const [payments, profiles, payoutBatches, parked, undispatchable, masspayUnmatched, topups] = await Promise.all([
       models.Payment.find({ needsOperator: true }, { snapshot: 0 })
         .sort(byUpdate)
         .limit(limit + 1)
@@ -138,6 +138,11 @@ export function adminRoutes(deps: AppDeps): Router {
         .sort(byReceipt)
         .limit(limit + 1)
         .lean(),
+      // A capture PayPal reported other than asked (amount, payee) or the ledger refused: not credited.
+      models.Topup.find({ phase: 'held' }, { snapshot: 0 })
+        .sort(byUpdate)
+        .limit(limit + 1)
+        .lean(),
     ]);
     const lists = {
       payments,
@@ -146,6 +151,7 @@ export function adminRoutes(deps: AppDeps): Router {
       parkedMessages: parked,
       undispatchableMessages: undispatchable,
       masspayUnmatchedMessages: masspayUnmatched,
+      topups,
     };
     const truncated = Object.entries(lists)
       .filter(([, rows]) => rows.length > limit)

@@ -21,6 +21,36 @@ export const PayoutCapsSchema = z.object({
 });
 export type PayoutCaps = z.infer<typeof PayoutCapsSchema>;
 
+/**
+ * Customer top-ups through PayPal Checkout (src/topups): which currencies, the least and most one
+ * top-up may be, the amounts the hosted page offers, and which API (`orders`: Orders v2 with the REST
+ * app in payoutsRestEnv; `express`: Express Checkout over NVP with nvpCredentialsEnv; default: orders
+ * when a REST app is named). Absent: this integration takes no top-ups.
+ */
+export const TopupLimitsSchema = z
+  .object({
+    currencies: z.array(z.string().refine(isSupportedCurrency, 'not a PayPal currency')).min(1),
+    minMinor: minorPerCurrency,
+    maxMinor: minorPerCurrency,
+    /** The hosted page's amount buttons, per currency (within min..max). */
+    choicesMinor: z.record(z.string(), z.array(z.number().int().positive()).max(8)).default({}),
+    api: z.enum(['orders', 'express']).optional(),
+  })
+  .refine((t) => t.currencies.every((c) => t.minMinor[c] !== undefined && t.maxMinor[c] !== undefined), {
+    path: ['minMinor'],
+    message: 'every top-up currency needs a minMinor and a maxMinor',
+  })
+  .refine((t) => t.currencies.every((c) => t.minMinor[c]! <= t.maxMinor[c]!), {
+    path: ['maxMinor'],
+    message: 'maxMinor must not be below minMinor',
+  });
+export type TopupLimits = z.infer<typeof TopupLimitsSchema>;
+
+/** The API an integration's top-ups go through: as configured, else Orders v2 when it has a REST app. */
+export function topupApiOf(i: { topups?: { api?: 'orders' | 'express' }; payoutsRestEnv?: string }) {
+  return i.topups?.api ?? (i.payoutsRestEnv ? 'orders' : 'express');
+}
+
 /** What an operator configures for one PayPal business account (the admin API's PUT body). */
 export const IntegrationInputSchema = z
   .object({
@@ -61,10 +91,19 @@ export const IntegrationInputSchema = z
       .optional(),
     /** Absent: no caps. */
     payoutCaps: PayoutCapsSchema.optional(),
+    topups: TopupLimitsSchema.optional(),
   })
   .refine((i) => i.verifyTransaction || i.mode === 'sandbox', {
     path: ['verifyTransaction'],
     message: 'can be false only in sandbox mode',
+  })
+  .refine((i) => !i.topups || i.topups.currencies.every((c) => i.allowedCurrencies.includes(c)), {
+    path: ['topups', 'currencies'],
+    message: 'top-up currencies must be among allowedCurrencies (the capture comes back as a payment IPN)',
+  })
+  .refine((i) => !i.topups || (topupApiOf(i) === 'express' ? !!i.nvpCredentialsEnv : !!i.payoutsRestEnv), {
+    path: ['topups', 'api'],
+    message: 'orders needs payoutsRestEnv (the REST app); express needs nvpCredentialsEnv',
   })
   .refine((i) => i.receiverEmails.length + i.receiverIds.length > 0, {
     path: ['receiverEmails'],

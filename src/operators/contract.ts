@@ -3,9 +3,11 @@ import { z } from 'zod';
 /**
  * Roles, from least to most: `viewer` reads; `operator` also creates batches, assigns customers and
  * acknowledges; `approver` also decides money (holds, payouts, profiles, parked messages). `admin`
- * manages operators and configuration and reads, but decides no money by that role alone.
+ * manages operators and configuration and reads, but decides no money by that role alone. `portal`
+ * is a customer portal's service account: it creates and reads top-ups (and their hosted page
+ * links), nothing else; operators from `operator` up may do the same.
  */
-export const OPERATOR_ROLES = ['viewer', 'operator', 'approver', 'admin'] as const;
+export const OPERATOR_ROLES = ['viewer', 'operator', 'approver', 'admin', 'portal'] as const;
 export const OperatorRoleSchema = z.enum(OPERATOR_ROLES);
 export type OperatorRole = z.infer<typeof OperatorRoleSchema>;
 
@@ -14,6 +16,8 @@ const CHAIN: readonly OperatorRole[] = ['viewer', 'operator', 'approver'];
 
 /** Whether `role` may use a route that needs `needed`. */
 export function roleAllows(role: OperatorRole, needed: OperatorRole): boolean {
+  if (role === 'portal') return needed === 'portal';
+  if (needed === 'portal') return CHAIN.indexOf(role) >= CHAIN.indexOf('operator');
   if (needed === 'viewer') return true;
   if (needed === 'admin' || role === 'admin') return role === needed;
   return CHAIN.indexOf(role) >= CHAIN.indexOf(needed);

@@ -121,6 +121,25 @@ export const ConfigSchema = z.object({
   RAW_BODY_RETENTION_DAYS: positiveInt.default(400),
   /** Before this long after submission, resolving a Mass Pay item to a releasing state needs a second operator. */
   MASSPAY_RELEASE_WAIT_SECONDS: positiveInt.default(7 * 24 * 3_600),
+  /**
+   * Where a sandbox Express Checkout buyer is sent to approve (`?cmd=_express-checkout&token=EC-…`);
+   * tests point it at the simulator. Live always goes to www.paypal.com.
+   */
+  PAYPAL_SANDBOX_WEBSCR_URL: z.url().default('https://www.sandbox.paypal.com/cgi-bin/webscr'),
+  /** A top-up whose buyer never approved is given up after this long (PayPal's EC token lives 3 h). */
+  TOPUP_EXPIRY_SECONDS: positiveInt.max(3 * 3_600).default(3_600),
+  /** While the buyer is away or a capture is pending, a top-up asks PayPal this often. */
+  TOPUP_POLL_SECONDS: positiveInt.default(60),
+  /** How long a hosted top-up page link works. */
+  TOPUP_LINK_TTL_SECONDS: positiveInt.default(24 * 3_600),
+  /**
+   * The key signing hosted top-up links and their forms' CSRF tokens (32 bytes, hex or base64).
+   * Unset: derived from OPERATOR_SECRETS_KEY (HKDF, its own label), so a deployment needs no new secret.
+   */
+  TOPUP_LINK_KEY: z
+    .string()
+    .refine((v) => secretKeyBytes(v) !== null, 'must be 32 bytes: 64 hex characters or base64 (openssl rand -hex 32)')
+    .optional(),
   /** Only to choose ALLOW_SANDBOX_INTEGRATIONS' default (the Dockerfile sets production). */
   NODE_ENV: z.string().optional(),
   /**
@@ -139,7 +158,13 @@ export type Config = Omit<z.infer<typeof ConfigSchema>, 'ALLOW_SANDBOX_INTEGRATI
 };
 
 /** Never echoed back in a configuration error, even malformed. */
-const SECRET_VARIABLES = ['ADMIN_TOKEN', 'MONGODB_URI', 'OPERATOR_SECRETS_KEY', 'TEMPORAL_CODEC_KEYS'];
+const SECRET_VARIABLES = [
+  'ADMIN_TOKEN',
+  'MONGODB_URI',
+  'OPERATOR_SECRETS_KEY',
+  'TEMPORAL_CODEC_KEYS',
+  'TOPUP_LINK_KEY',
+];
 
 /** A 32-byte key written as 64 hex characters or as base64, or null. */
 export function secretKeyBytes(text: string): Buffer | null {

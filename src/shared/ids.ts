@@ -90,3 +90,8 @@ export function dispatchWorkflowId(msg: Dispatchable): string {
     ? paymentWorkflowId(msg.integrationId, msg.paymentTxnId)
     : ipnWorkflowId({ ...msg, messageId: msg._id });
 }
+
+/** One top-up's workflow (`topup:<id>`): top-up ids are ours (`tu_` + letters and digits). */
+export function topupWorkflowId(topupId: string): string {
+  return `topup:${topupId}`;
+}

@@ -17,6 +17,8 @@ export interface Judged {
   extra: Record<string, unknown>;
   batchId?: string;
   event?: PayoutEventDoc;
+  /** A capture event's top-up, told once the webhook is stored (a credited one is not). */
+  topupId?: string;
 }
 
 /** A stored message as the door writes it (or as the relay reads it back). */

@@ -1,4 +1,4 @@
-import type { Client } from '@temporalio/client';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { Types } from 'mongoose';
 import { z } from 'zod';
 import type { Config } from '../shared/config';
@@ -22,6 +22,8 @@ import {
   type SignatureRefusal,
 } from './signature';
 import { duplicateOf, GroupWriter, type Judged, type Stored } from './group-writer';
+import { paypalNoticeSignal, TopupIdSchema } from '../topups/contract';
+import { topupWorkflowId } from '../shared/ids';
 
 /** What became of a webhook that is not applied: typed, stored on its message, shown to a person. */
 export type WebhookOutcome =
@@ -29,7 +31,12 @@ export type WebhookOutcome =
   | { code: 'malformed'; issue: string }
   | { code: 'unknown_batch'; senderBatchId: string }
   | { code: 'not_ours'; eventType: string }
-  | { code: 'duplicate'; eventId: string };
+  | { code: 'duplicate'; eventId: string }
+  /** A capture event whose custom_id names no top-up of this integration (a checkout not made here). */
+  | { code: 'unknown_topup'; customId: string };
+
+/** Orders v2 capture events: they go to the top-up named by the capture's custom_id (src/topups). */
+const CAPTURE_EVENTS = ['PAYMENT.CAPTURE.COMPLETED', 'PAYMENT.CAPTURE.PENDING', 'PAYMENT.CAPTURE.DENIED'];
 
 const EnvelopeSchema = z.object({
   id: z.string().min(1).max(100),
@@ -97,6 +104,7 @@ export class WebhookIntake {
     }
     const written = await this.writer.write({ message, judged });
     if (written.state === 'applied' && judged.batchId) this.poke(judged.batchId, integrationId);
+    if (written.state === 'applied' && judged.topupId) this.noticeTopup(judged.topupId);
   }
 
   /** Judges one stored `received` message (the relay's path, and the door's when it could not judge first). */
@@ -118,6 +126,7 @@ export class WebhookIntake {
       { $set: { state: judged.state, ...judged.extra } },
     );
     if (judged.state === 'applied' && judged.batchId) this.poke(judged.batchId, message.integrationId);
+    if (judged.state === 'applied' && judged.topupId) this.noticeTopup(judged.topupId);
   }
 
   /**
@@ -156,6 +165,11 @@ export class WebhookIntake {
       return refused({ outcome: { code: 'malformed', issue: (err as Error).message.slice(0, 200) } });
     }
     const meta = { eventId: envelope.id, eventType: envelope.event_type };
+    if (CAPTURE_EVENTS.includes(envelope.event_type)) {
+      const capture = await this.captureTopup(message.integrationId, envelope.resource);
+      if ('outcome' in capture) return { state: 'ignored', extra: { ...meta, outcome: capture.outcome } };
+      return { state: 'applied', extra: meta, topupId: capture.topupId };
+    }
     const routed = this.route(envelope);
     if ('outcome' in routed) return { state: 'ignored', extra: { ...meta, outcome: routed.outcome } };
     if ((await this.batchIntegration(routed.batchId)) !== message.integrationId) {
@@ -221,6 +235,39 @@ export class WebhookIntake {
       return { ...parsed, senderBatchId: sender, report: null, batchStatus: header.data.batch_status };
     }
     return { outcome: { code: 'not_ours', eventType: type.slice(0, 100) } as const };
+  }
+
+  /**
+   * A capture changed at PayPal: the top-up its custom_id names (judged here, without writing), told
+   * once the webhook is stored (noticeTopup). It then asks PayPal itself: the event only says where to
+   * look, so a forged or replayed one moves nothing. Its capture id is the payment entity's key too:
+   * whichever of this, the IPN and the return page gets there first credits it, once.
+   */
+  private async captureTopup(
+    integrationId: string,
+    resource: Record<string, unknown>,
+  ): Promise<{ outcome: WebhookOutcome } | { topupId?: string }> {
+    const customId = typeof resource.custom_id === 'string' ? resource.custom_id : '';
+    const id = TopupIdSchema.safeParse(customId);
+    const topup = id.success
+      ? await this.deps.models.Topup.findById(id.data, { integrationId: 1, phase: 1 }).lean()
+      : null;
+    if (!topup || topup.integrationId !== integrationId)
+      return { outcome: { code: 'unknown_topup', customId: customId.slice(0, 64) } };
+    // Credited already (the return got there first): nothing to learn, no workflow task spent on it.
+    return topup.phase === 'credited' ? {} : { topupId: topup._id };
+  }
+
+  /** Tells a stored capture webhook's top-up; its own poll is the backstop when this fails. */
+  private noticeTopup(topupId: string): void {
+    this.deps.client.workflow
+      .getHandle(topupWorkflowId(topupId))
+      .signal(paypalNoticeSignal, { source: 'webhook' })
+      .catch((err: unknown) => {
+        // A finished top-up has nothing left to learn: credited, or ended where no money can move.
+        if (err instanceof WorkflowNotFoundError) return;
+        this.deps.logger.warn({ topupId, err: (err as Error).message }, 'could not tell the top-up; its poll will');
+      });
   }
 
   /** At most one signal per batch per POKE_EVERY_MS: 15,000 item events are a few dozen signals. */

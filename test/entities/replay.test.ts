@@ -13,6 +13,7 @@ test('recorded histories exist for the message workflow and the entities', () =>
     'payment-lifecycle-door-',
     'recurring-profile-',
     'masspay-batch-',
+    'topup-',
   ];
   for (const kind of kinds) {
     expect([kind, files.some((f) => f.startsWith(kind))]).toEqual([kind, true]);

@@ -4,11 +4,13 @@ import type { processIpn } from '../../workflows/messages';
 import type { masspayBatch } from '../../workflows/masspay';
 import type { recurringProfile } from '../../workflows/profiles';
 import type { rawBodyRetention } from '../../workflows/retention';
+import type { topup } from '../../workflows/topups';
 import * as payment from '../../src/payments/contract';
 import * as message from '../../src/messages/contract';
 import * as masspay from '../../src/masspay/contract';
 import * as profile from '../../src/profiles/contract';
 import * as retention from '../../src/retention/contract';
+import * as topups from '../../src/topups/contract';
 
 /**
  * Starters name a workflow by its contract's type name and type (no import of the workflow module,
@@ -21,7 +23,8 @@ const conforms: [
   Is<typeof masspayBatch, masspay.MasspayBatchWorkflow>,
   Is<typeof recurringProfile, profile.RecurringProfileWorkflow>,
   Is<typeof rawBodyRetention, retention.RawBodyRetentionWorkflow>,
-] = [true, true, true, true, true];
+  Is<typeof topup, topups.TopupWorkflow>,
+] = [true, true, true, true, true, true];
 
 /** Every signal, query and update a contract module exports, by export name → the name on the wire. */
 function wireNames(contract: Record<string, unknown>): Record<string, string> {
@@ -43,9 +46,17 @@ describe('workflow contracts', () => {
       masspay.MASSPAY_BATCH,
       profile.RECURRING_PROFILE,
       retention.RAW_BODY_RETENTION,
+      topups.TOPUP_WORKFLOW,
     ];
     // The names running workflows, Schedules and recorded histories carry.
-    expect(types).toEqual(['paymentLifecycle', 'processIpn', 'masspayBatch', 'recurringProfile', 'rawBodyRetention']);
+    expect(types).toEqual([
+      'paymentLifecycle',
+      'processIpn',
+      'masspayBatch',
+      'recurringProfile',
+      'rawBodyRetention',
+      'topup',
+    ]);
     expect(Object.keys(workflows).sort()).toEqual([...types].sort());
     for (const t of types) expect(typeof (workflows as Record<string, unknown>)[t]).toBe('function');
   });
@@ -60,6 +71,12 @@ describe('workflow contracts', () => {
       acknowledgeSignal: 'signal:acknowledge',
       paymentStateQuery: 'query:state',
       paymentActionUpdate: 'update:operatorAction',
+    });
+    expect(wireNames(topups)).toEqual({
+      paypalNoticeSignal: 'signal:paypalNotice',
+      buyerReturnedUpdate: 'update:buyerReturned',
+      buyerCancelledUpdate: 'update:buyerCancelled',
+      topupStateQuery: 'query:state',
     });
     expect(wireNames(message)).toEqual({
       messageStateQuery: 'query:state',

@@ -79,6 +79,8 @@ export async function createTestStack(
     PAYPAL_SANDBOX_VERIFY_URL: sim.verifyUrl,
     PAYPAL_SANDBOX_NVP_URL: sim.nvpUrl,
     PAYPAL_SANDBOX_REST_URL: sim.url,
+    // Express Checkout buyers approve on the simulator's page (a GET on its webscr).
+    PAYPAL_SANDBOX_WEBSCR_URL: `${sim.url}/cgi-bin/webscr`,
     OUTBOX_RELAY_INTERVAL_MS: '300',
     OUTBOX_RELAY_GRACE_MS: '1000',
     IPN_VERIFY_GIVE_UP_SECONDS: '20',

@@ -70,6 +70,44 @@ async function ready() {
   });
 }
 
+/**
+ * README's top-up walkthrough, as a browser does it (plain HTTP, no JavaScript needed): the portal's key
+ * makes a link for demo-customer, the page's form is posted, the simulator's "Pay now" sends the buyer
+ * back, and the result page shows the new balance. In EUR, which nothing else in the demo moves.
+ */
+async function topUpAsTheReadmeSays(portalKey: string) {
+  const headers = { authorization: `Bearer ${portalKey}`, 'content-type': 'application/json' };
+  const link = await api('/admin/topups/links', {
+    method: 'POST',
+    headers,
+    body: JSON.stringify({ integrationId: 'demo', customerId: 'demo-customer' }),
+  });
+  expect(link.status).toBe(201);
+  const { url } = (await link.json()) as { url: string };
+  const html = await (await fetch(url)).text();
+  expect(html).toContain('Top up your account');
+  const hidden = (name: string) => new RegExp(`name="${name}" value="([^"]+)"`).exec(html)![1]!;
+  const form = new URLSearchParams({ choice: 'EUR:2500', attempt: hidden('attempt'), csrf: hidden('csrf') });
+  const toPayPal = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: form.toString(),
+    redirect: 'manual',
+  });
+  expect(toPayPal.status).toBe(303);
+  const approveUrl = new URL(toPayPal.headers.get('location')!);
+  expect(approveUrl.port).toBe(String(ports.PAYPAL_SIM_PORT));
+  const paid = await fetch(new URL('/checkoutnow', approveUrl), {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ token: approveUrl.searchParams.get('token')!, action: 'approve' }).toString(),
+    redirect: 'manual',
+  });
+  const result = await (await fetch(paid.headers.get('location')!)).text();
+  expect(result).toContain('Top-up complete');
+  expect(result).toContain('<strong id="balance">25.00 EUR</strong>');
+}
+
 beforeAll(async () => {
   ports = {
     PORT: await freePort(),
@@ -97,8 +135,8 @@ test('serves the API and the Web UI, stops every child on Ctrl-C, and finds its 
   expect(output).toContain(`Temporal Web UI   http://localhost:${ports.TEMPORAL_UI_PORT}`);
   // The seeded operators' keys are printed; the break-glass token stays in its file.
   const keys = JSON.parse(fs.readFileSync(path.join(dataDir, 'dev-operator-keys.json'), 'utf8'));
-  expect(Object.keys(keys)).toEqual(['admin', 'alice', 'bob']);
-  for (const name of ['admin', 'alice', 'bob']) expect(output).toContain(`${name.padEnd(6)} ${keys[name]}`);
+  expect(Object.keys(keys)).toEqual(['admin', 'alice', 'bob', 'portal']);
+  for (const name of ['admin', 'alice', 'bob', 'portal']) expect(output).toContain(`${name.padEnd(6)} ${keys[name]}`);
   expect(output).not.toContain(token());
   // The embedded default, even in a folder closed to PostgreSQL's user; SQLite only when asked.
   expect(output).toMatch(/\(database \S+; (FerretDB on PostgreSQL|mongod) in /);
@@ -126,8 +164,10 @@ test('serves the API and the Web UI, stops every child on Ctrl-C, and finds its 
   expect(cli.stdout).toMatch(/^delivered after 1 attempt\(s\); txn_id STARTTEST1$/m);
   const balance = async () => {
     const res = await api('/admin/customers/demo-customer', { headers: { authorization: `Bearer ${token()}` } });
-    return ((await res.json()) as { sandboxBalances: Array<{ balanceMinor: number }> }).sandboxBalances[0]
-      ?.balanceMinor;
+    // USD: the top-up walkthrough below adds an EUR balance (listed first).
+    return (
+      (await res.json()) as { sandboxBalances: Array<{ currency: string; balanceMinor: number }> }
+    ).sandboxBalances.find((b) => b.currency === 'USD')?.balanceMinor;
   };
   // The payment (12.34) and at least one cycle of the demo profile (29.95 each), nothing else.
   const paidBoth = (b: number | undefined) => b !== undefined && b >= 1234 + 2995 && (b - 1234) % 2995 === 0;
@@ -139,6 +179,7 @@ test('serves the API and the Web UI, stops every child on Ctrl-C, and finds its 
     headers: { authorization: `Bearer ${token()}` },
   });
   expect(await demoProfile.json()).toMatchObject({ status: 'Active', customerId: 'demo-customer', currency: 'USD' });
+  await topUpAsTheReadmeSays(keys.portal);
 
   expect(await stop(first)).toBe(0);
   for (const port of [

@@ -23,12 +23,17 @@ export const DEMO_REST_ENV = 'IPNFLOW_DEMO_REST';
  * REST app, processes each batch a few seconds after it is created, and posts its signed webhooks
  * to the demo integration's webhook door. The demo payees' fates match the Mass Pay demo's.
  */
-export function startDemoPayoutsRest(sim: PayPalSimulator, webhookUrl: string): void {
+export function startDemoPayoutsRest(
+  sim: PayPalSimulator,
+  webhookUrl: string,
+  checkout: { ipnUrl: string; merchantEmail: string },
+): void {
   const app = { clientId: 'ipnflow-demo-client', secret: 'ipnflow-demo-secret', webhookId: 'WH-IPNFLOW-DEMO' };
   process.env[`${DEMO_REST_ENV}_CLIENT_ID`] = app.clientId;
   process.env[`${DEMO_REST_ENV}_CLIENT_SECRET`] = app.secret;
   process.env[`${DEMO_REST_ENV}_WEBHOOK_ID`] = app.webhookId;
-  sim.rest.addApp({ ...app, webhookUrl });
+  // The same app takes top-ups (Orders v2): the capture's IPN and webhook come back to the demo integration.
+  sim.rest.addApp({ ...app, webhookUrl, ...checkout });
   sim.rest.autoProcessMs = Number(process.env.IPNFLOW_DEMO_PAYOUTS_SECONDS || 5) * 1000;
   sim.rest.payouts.setOutcome('fail-joe@example.com', { status: 'FAILED', error: 'RECEIVER_UNREGISTERED' });
   sim.rest.payouts.setOutcome('unclaimed-ann@example.com', { status: 'UNCLAIMED' });

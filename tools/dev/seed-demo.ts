@@ -4,6 +4,14 @@ import { saveCustomer } from '../../src/customers/store';
 import { DEMO_NVP_ENV } from './demo-profile';
 import { DEMO_REST_ENV } from './demo-masspay';
 
+/** Top-ups from the portal or the hosted page: Orders v2 with the simulator's REST app (see demo-masspay.ts). */
+const DEMO_TOPUPS = {
+  currencies: ['USD', 'EUR'],
+  minMinor: { USD: 500, EUR: 500 },
+  maxMinor: { USD: 50_000, EUR: 50_000 },
+  choicesMinor: { USD: [1_000, 2_500, 5_000], EUR: [1_000, 2_500] },
+};
+
 /** The audit's actor for what `npm start` creates by itself. */
 const SEEDER = 'npm start (demo seed)';
 
@@ -28,9 +36,17 @@ export async function seedDemo(models: Models): Promise<{ integrationId: string;
         nvpCredentialsEnv: DEMO_NVP_ENV,
         // Payouts go through Payouts REST by default (the simulator's app, see demo-masspay.ts).
         payoutsRestEnv: DEMO_REST_ENV,
+        topups: DEMO_TOPUPS,
       },
       SEEDER,
     );
+  } else {
+    // Seeded before top-ups existed: they are added (audited), the rest as operators left it.
+    const doc = await models.Integration.findById(integrationId).lean();
+    if (doc && !doc.topups) {
+      const { _id, createdAt: _c, updatedAt: _u, ...kept } = doc as typeof doc & { createdAt?: Date; updatedAt?: Date };
+      await saveIntegration(models, integrationId, { ...kept, topups: DEMO_TOPUPS }, SEEDER);
+    }
   }
   if (!(await models.Customer.exists({ _id: customerId }))) {
     // Payouts go only to a customer's registered addresses: the Mass Pay demo in docs/operating.md pays these

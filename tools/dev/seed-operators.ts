@@ -4,11 +4,15 @@ import type { OperatorStore } from '../../src/operators/store';
 import type { OperatorRole } from '../../src/operators/contract';
 import { DEV_DATA_DIR } from './dev-secrets';
 
-/** The demo's people: an admin who manages operators, alice who prepares money, bob who decides it. */
+/**
+ * The demo's people: an admin who manages operators, alice who prepares money, bob who decides it,
+ * and the customer portal's service account (top-ups and their links only).
+ */
 export const DEMO_OPERATORS: ReadonlyArray<{ name: string; role: OperatorRole }> = [
   { name: 'admin', role: 'admin' },
   { name: 'alice', role: 'operator' },
   { name: 'bob', role: 'approver' },
+  { name: 'portal', role: 'portal' },
 ];
 
 /** The viewer whose key the dev Web UI's codec endpoint carries. */

@@ -102,6 +102,8 @@ async function main() {
       PAYPAL_SANDBOX_NVP_URL: process.env.PAYPAL_SANDBOX_NVP_URL || sim.nvpUrl,
       // And Payouts REST (OAuth2, Payouts, the webhook signing certificate).
       PAYPAL_SANDBOX_REST_URL: process.env.PAYPAL_SANDBOX_REST_URL || sim.url,
+      // And Express Checkout's buyer page (top-ups of NVP-only integrations).
+      PAYPAL_SANDBOX_WEBSCR_URL: process.env.PAYPAL_SANDBOX_WEBSCR_URL || `${sim.url}/cgi-bin/webscr`,
       // The dev stack seeds a sandbox integration; off by default anywhere but development and tests.
       ALLOW_SANDBOX_INTEGRATIONS: process.env.ALLOW_SANDBOX_INTEGRATIONS || 'true',
     });
@@ -139,7 +141,11 @@ async function main() {
     // Sent batches: the simulator answers the MassPay call with the same credentials, then its IPNs follow.
     startDemoMasspay(sim, `${api.url}/ipn/${seeded.integrationId}`, 'seller@paypalsandbox.com');
     // Sent through Payouts REST (the demo integration's default): processed by the simulator, then its webhooks.
-    startDemoPayoutsRest(sim, `${api.url}/webhooks/paypal/${seeded.integrationId}`);
+    // The same REST app takes the demo's top-ups; their IPNs come to the demo integration's listener.
+    startDemoPayoutsRest(sim, `${api.url}/webhooks/paypal/${seeded.integrationId}`, {
+      ipnUrl: `${api.url}/ipn/${seeded.integrationId}`,
+      merchantEmail: 'seller@paypalsandbox.com',
+    });
 
     const base = publicBaseUrl(config);
     const tokenNote = process.env.ADMIN_TOKEN
@@ -158,7 +164,7 @@ async function main() {
         `  PayPal simulator  ${sim.url}  (sandbox postbacks are verified here)`,
         `  Admin API         curl -H "Authorization: Bearer $KEY" ${base}/admin/held   with one of:`,
         ...Object.entries(operatorKeys).map(([name, key]) => `${pad}${name.padEnd(6)} ${key}`),
-        `${pad}(admin: operators and configuration; alice: operator; bob: approver)`,
+        `${pad}(admin: operators and configuration; alice: operator; bob: approver; portal: top-ups)`,
         `${pad}money decisions add -H "X-Operator-OTP: $(npm run -s operator -- code bob)"`,
         `${pad}${tokenNote}`,
         `  Demo              integration "${seeded.integrationId}", customer "${seeded.customerId}" ` +
@@ -168,6 +174,7 @@ async function main() {
         `  Recurring demo    profile ${DEMO_PROFILE_ID} pays 29.95 USD every ${cycleSeconds} s: ` +
           `GET ${base}/admin/profiles/${DEMO_PROFILE_ID}`,
         `  Mass Pay demo     POST ${base}/admin/payouts, approve, then /send: see docs/operating.md`,
+        `  Top-up demo       POST ${base}/admin/topups/links (portal's key), open the link: see README.md`,
         'Ctrl-C stops everything.',
       ].join('\n'),
     );

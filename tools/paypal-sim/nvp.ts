@@ -4,6 +4,7 @@ import { formatMinor, parseAmount } from '../../src/shared/money';
 import { formatPayPalDate } from '../../src/profiles/state';
 import { readBody, sendText } from './http-util';
 import { MasspaySimulator } from './masspay';
+import { EXPRESS_METHODS, SimExpressCheckout } from './express';
 
 export const NVP_PATH = '/nvp';
 const DAY_MS = 24 * 3600 * 1000;
@@ -65,7 +66,10 @@ export interface NvpCallRecord {
  * call (PayPal acts on it) and then answers 500, as if the answer were lost on its way back;
  * `unavailable` answers 503 without handling it.
  */
-export type NvpFault = { kind: 'lost_answer' } | { kind: 'unavailable' };
+export type NvpFault = ({ kind: 'lost_answer' } | { kind: 'unavailable' }) & {
+  /** Only a call of this method takes the fault (the first such call); default: the next call. */
+  method?: string;
+};
 
 type SendIpn = (args: { listenerUrl: string; body: Buffer }) => { done: Promise<unknown> };
 
@@ -81,11 +85,14 @@ export class NvpSimulator {
   readonly faults: NvpFault[] = [];
   /** The MassPay method: its payments, the unique ids each account spent, where its IPNs go. */
   readonly masspay: MasspaySimulator;
+  /** Express Checkout (top-ups): tokens, payments, where their IPNs go. */
+  readonly express: SimExpressCheckout;
   private readonly pending = new Set<Promise<unknown>>();
   private readonly heldIpns: Array<() => void> = [];
 
   constructor(private readonly sendIpn: SendIpn) {
     this.masspay = new MasspaySimulator((listenerUrl, body) => this.track(this.sendIpn({ listenerUrl, body }).done));
+    this.express = new SimExpressCheckout((listenerUrl, body) => this.track(this.sendIpn({ listenerUrl, body }).done));
   }
 
   upsertProfile(p: SimProfile): SimProfile {
@@ -110,7 +117,8 @@ export class NvpSimulator {
     const raw = (await readBody(req, 2 * 1024 * 1024)).toString('utf8');
     const all = Object.fromEntries(new URLSearchParams(raw));
     const { USER, PWD, SIGNATURE, ...params } = all;
-    const fault = this.faults.shift();
+    const at = this.faults.findIndex((f) => f.method === undefined || f.method === params.METHOD);
+    const fault = at < 0 ? undefined : this.faults.splice(at, 1)[0];
     if (fault?.kind === 'unavailable') {
       this.calls.push({ at: new Date(), method: params.METHOD ?? '', params, answer: {}, answerLost: true });
       sendText(res, 503, '<html><body>Service Unavailable</body></html>', 'text/html; charset=utf-8');
@@ -154,6 +162,7 @@ export class NvpSimulator {
     }
     if (p.METHOD === 'MassPay') return this.masspay.call(p, c.username, base, fail);
     if (p.METHOD === 'TransactionSearch') return this.masspay.search(p, c.username, base, fail);
+    if (EXPRESS_METHODS.includes(p.METHOD ?? '')) return this.express.call(p, base, fail);
     const profile = p.PROFILEID ? this.profiles.get(p.PROFILEID) : undefined;
     if (!profile) return fail('11552', 'Invalid profile ID', 'The profile ID is invalid');
     switch (p.METHOD) {

@@ -8,6 +8,7 @@ import { handlePostback, VERIFY_PATH } from './postback';
 import { MessageRegistry } from './registry';
 import { NVP_PATH, NvpSimulator } from './nvp';
 import { RestSimulator } from './rest';
+import { APPROVE_PATH, checkoutPage } from './checkout-page';
 import {
   DEFAULT_RESEND_SCHEDULE_MS,
   resolveAttemptTimeouts,
@@ -81,6 +82,8 @@ export async function startPayPalSimulator(opts: PayPalSimulatorOptions = {}): P
 
   const nvp = new NvpSimulator((args) => sim.sendIpn(args));
   sim.nvp = nvp;
+  sim.rest.sendIpn = (args) => sim.sendIpn(args);
+  const checkout = checkoutPage(sim.rest.orders, nvp.express);
   const control = createControlApi(sim);
   const postbackCtx = { registry, faults, timers, log, record: (p: PostbackRecord) => postbacks.push(p) };
 
@@ -89,7 +92,13 @@ export async function startPayPalSimulator(opts: PayPalSimulatorOptions = {}): P
   });
 
   async function route(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = new URL(req.url ?? '/', 'http://sim.invalid').pathname;
+    const url = new URL(req.url ?? '/', 'http://sim.invalid');
+    const path = url.pathname;
+    // The buyer's pages: Orders v2 approval, and Express Checkout's redirect (a GET on webscr).
+    if (path === APPROVE_PATH || (path === VERIFY_PATH && req.method === 'GET' && url.searchParams.has('token'))) {
+      await checkout(req, res, url);
+      return;
+    }
     if (path === VERIFY_PATH) {
       if (req.method !== 'POST')
         throw new HttpError(405, `${req.method} not allowed on ${VERIFY_PATH}: PayPal expects a POST`, {
@@ -102,7 +111,7 @@ export async function startPayPalSimulator(opts: PayPalSimulatorOptions = {}): P
       await nvp.handle(req, res);
       return;
     }
-    if (path.startsWith('/v1/') && (await sim.rest.handle(req, res, path))) return;
+    if ((path.startsWith('/v1/') || path.startsWith('/v2/')) && (await sim.rest.handle(req, res, path))) return;
     if (path.startsWith('/sim/')) {
       await control(req, res);
       return;

@@ -3,6 +3,7 @@ import { bindPayoutModels } from '../../masspay/models';
 import { bindWebhookModels } from '../../webhooks/models';
 import { bindOperatorModels } from '../../operators/models';
 import { MoneyModeSchema } from '../money-mode';
+import { bindTopupModels } from '../../topups/models';
 
 /**
  * One integration = one PayPal business account connection. Field validation lives in the
@@ -24,6 +25,7 @@ const integrationSchema = new Schema(
     nvpCredentialsEnv: String,
     payoutsRestEnv: String,
     payoutCaps: Schema.Types.Mixed,
+    topups: Schema.Types.Mixed,
   },
   { timestamps: true, versionKey: false },
 );
@@ -254,6 +256,7 @@ export function bindModels(conn: Connection) {
     ...bindPayoutModels(conn),
     ...bindWebhookModels(conn),
     ...bindOperatorModels(conn),
+    ...bindTopupModels(conn),
   };
 }
 

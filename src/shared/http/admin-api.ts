@@ -6,6 +6,7 @@ import { adminRoutes } from '../../admin/routes';
 import { payoutRoutes } from '../../masspay/routes';
 import { profileRoutes } from '../../profiles/routes';
 import { operatorRoutes } from '../../operators/routes';
+import { topupRoutes } from '../../topups/routes';
 
 /**
  * Every admin route in one router, its key, role and second-factor check first: a route added to any
@@ -20,6 +21,7 @@ export function adminApiRoutes(deps: AppDeps, auth = new AdminAuth(deps)): Route
     profileRoutes(deps),
     payoutRoutes(deps),
     operatorRoutes(deps, auth.operators),
+    topupRoutes(deps),
   ];
   for (const nested of nestedRouters) router.use(nested.routes());
   return router;

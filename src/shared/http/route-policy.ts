@@ -18,6 +18,10 @@ const operateMoney: RoutePolicy = { role: 'operator', otp: true };
 const decide: RoutePolicy = { role: 'approver', otp: true };
 const manageOperators: RoutePolicy = { role: 'admin', breakGlass: true };
 const configure: RoutePolicy = { role: 'admin' };
+/** A portal's service account (or an operator): creating a top-up moves no money until the buyer pays. */
+const portal: RoutePolicy = { role: 'portal' };
+/** ...and reading one, which the break-glass token may too (it reads everything). */
+const portalRead: RoutePolicy = { role: 'portal', breakGlass: true };
 
 export const ADMIN_ROUTE_POLICY: Record<string, RoutePolicy> = {
   'GET /admin/operators': manageOperators,
@@ -71,6 +75,10 @@ export const ADMIN_ROUTE_POLICY: Record<string, RoutePolicy> = {
   'POST /admin/payouts/:id/send': decide,
   'POST /admin/payouts/:id/items/:uniqueId/resolve': decide,
   'POST /admin/payouts/:id/items/:uniqueId/cancel-unclaimed': decide,
+
+  'POST /admin/topups': portal,
+  'POST /admin/topups/links': portal,
+  'GET /admin/topups/:id': portalRead,
 };
 
 /** The policy of a route, by method (HEAD reads as GET) and the router's path pattern. */

@@ -8,6 +8,15 @@ export interface NvpCredentials {
   signature: string;
 }
 
+/** NVP methods beside the recurring-profile ones: Mass Pay's and Express Checkout's (top-ups). */
+export type NvpOtherMethod =
+  | 'MassPay'
+  | 'TransactionSearch'
+  | 'SetExpressCheckout'
+  | 'GetExpressCheckoutDetails'
+  | 'DoExpressCheckoutPayment'
+  | 'GetTransactionDetails';
+
 const LIVE_NVP_URL = 'https://api-3t.paypal.com/nvp';
 const NVP_VERSION = '204.0';
 
@@ -35,7 +44,7 @@ export function nvpUrl(mode: MoneyMode, sandboxUrl: string): string {
 export async function callNvp(
   url: string,
   creds: NvpCredentials,
-  call: Pick<NvpCall, 'params'> & { method: NvpCall['method'] | 'MassPay' | 'TransactionSearch' },
+  call: Pick<NvpCall, 'params'> & { method: NvpCall['method'] | NvpOtherMethod },
 ): Promise<NvpOutcome> {
   const body = new URLSearchParams({
     USER: creds.username,

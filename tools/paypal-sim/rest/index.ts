@@ -4,6 +4,7 @@ import { SimOAuth, type SimRestApp } from './oauth';
 import { batchPage, createdAnswer, itemResource, RestError, SimPayouts, type SimPayoutBatch } from './payouts';
 import { deliverWebhooks, SIM_CERT_PATH, SIM_CERT_PEM, type WebhookDelivery, type WebhookFaults } from './webhooks';
 import type { WebhookEvent } from './webhooks';
+import { SimOrders, type SimOrder } from './orders';
 
 /** 15,000 items of a few hundred bytes each, with room to spare. */
 const REST_BODY_LIMIT = 16 * 1024 * 1024;
@@ -13,8 +14,18 @@ export type RestFault =
   /** PayPal does the work, but the answer never arrives (the socket is destroyed). */
   | { kind: 'lost_answer'; on: RestOperation }
   /** PayPal answers an error status without doing anything. */
-  | { kind: 'status'; status: 500 | 503 | 429; on: RestOperation };
-export type RestOperation = 'token' | 'create_payout' | 'get_payout' | 'cancel_item';
+  | { kind: 'status'; status: 500 | 503 | 429; on: RestOperation }
+  /** A capture's IPN and webhook are delivered before its answer leaves (the IPN before the return). */
+  | { kind: 'notify_first'; on: 'capture_order' };
+export type RestOperation =
+  | 'token'
+  | 'create_payout'
+  | 'get_payout'
+  | 'cancel_item'
+  | 'create_order'
+  | 'get_order'
+  | 'capture_order'
+  | 'get_capture';
 
 export interface RestCallRecord {
   at: Date;
@@ -28,6 +39,11 @@ export interface RestCallRecord {
 export class RestSimulator {
   readonly oauth = new SimOAuth();
   readonly payouts = new SimPayouts();
+  readonly orders: SimOrders;
+  /** Which notifications a capture sends (tests switch one off to see the other path alone). */
+  checkoutNotify = { ipn: true, webhook: true };
+  /** How the simulator posts an IPN (set by the server: registered for postback verification). */
+  sendIpn: ((args: { listenerUrl: string; body: Buffer }) => { done: Promise<unknown> }) | undefined;
   readonly calls: RestCallRecord[] = [];
   readonly webhookDeliveries: WebhookDelivery[] = [];
   /** Faults for the next webhook deliveries (until changed). */
@@ -37,7 +53,30 @@ export class RestSimulator {
   private readonly faults: RestFault[] = [];
   private readonly pending = new Set<Promise<void>>();
 
-  constructor(private readonly baseUrl: () => string) {}
+  constructor(private readonly baseUrl: () => string) {
+    this.orders = new SimOrders(baseUrl);
+  }
+
+  /** A capture's IPN and webhook, as PayPal sends them after it (awaited: a test sees them arrive). */
+  async notifyCapture(order: SimOrder): Promise<void> {
+    const app = this.oauth.app(order.clientId);
+    if (!app || !order.capture) return;
+    const sends: Promise<unknown>[] = [];
+    if (this.checkoutNotify.ipn && app.ipnUrl && this.sendIpn)
+      sends.push(this.sendIpn({ listenerUrl: app.ipnUrl, body: this.orders.captureIpn(order, app) }).done);
+    if (this.checkoutNotify.webhook)
+      sends.push(
+        deliverWebhooks(app, [this.orders.captureEvent(order)], this.certUrl, this.webhookFaults, (d) =>
+          this.webhookDeliveries.push(d),
+        ),
+      );
+    await Promise.all(sends);
+  }
+
+  /** A pending capture completes (or is denied) at PayPal: its IPN and webhook follow. */
+  async settleCapture(captureId: string, status: 'COMPLETED' | 'DECLINED' = 'COMPLETED'): Promise<void> {
+    await this.notifyCapture(this.orders.settle(captureId, status));
+  }
 
   get certUrl(): string {
     return `${this.baseUrl()}${SIM_CERT_PATH}`;
@@ -95,6 +134,7 @@ export class RestSimulator {
     if (!route) return false;
     const requestId = headerOf(req, 'paypal-request-id');
     const fault = route.operation === 'get_item' ? undefined : this.takeFault(route.operation);
+    const notifyFirst = fault?.kind === 'notify_first';
     const record = (status: number): void => {
       this.calls.push({ at: new Date(), operation: route.operation, status, requestId, fault: fault?.kind });
     };
@@ -107,7 +147,7 @@ export class RestSimulator {
     let answer: unknown;
     try {
       const body = await readBody(req, REST_BODY_LIMIT);
-      ({ status, answer } = route.run(req, body));
+      ({ status, answer } = await route.run(req, body, notifyFirst));
     } catch (err) {
       if (err instanceof RestError) ({ status, answer } = { status: err.status, answer: err.body });
       else if (err instanceof HttpError) ({ status, answer } = { status: err.status, answer: restBody(err) });
@@ -133,7 +173,11 @@ export class RestSimulator {
   ):
     | {
         operation: RestOperation | 'get_item';
-        run: (req: IncomingMessage, body: Buffer) => { status: number; answer: unknown };
+        run: (
+          req: IncomingMessage,
+          body: Buffer,
+          notifyFirst: boolean,
+        ) => { status: number; answer: unknown } | Promise<{ status: number; answer: unknown }>;
       }
     | undefined {
     if (method === 'POST' && path === '/v1/oauth2/token') {
@@ -153,6 +197,8 @@ export class RestSimulator {
         },
       };
     }
+    const checkout = this.checkoutRoute(method, path);
+    if (checkout) return checkout;
     const batchMatch = /^\/v1\/payments\/payouts\/([A-Za-z0-9]+)$/.exec(path);
     if (method === 'GET' && batchMatch) {
       return {
@@ -184,6 +230,58 @@ export class RestSimulator {
           const { batch, item, event } = this.payouts.cancel(app, itemMatch[1]!);
           this.track(this.send(batch, [event]));
           return { status: 200, answer: itemResource(batch, item) };
+        },
+      };
+    }
+    return undefined;
+  }
+
+  /** Orders v2: create, get, capture, and GET capture. */
+  private checkoutRoute(method: string, path: string) {
+    if (method === 'POST' && path === '/v2/checkout/orders') {
+      return {
+        operation: 'create_order' as const,
+        run: (req: IncomingMessage, body: Buffer) => {
+          const app = this.oauth.authenticate(req);
+          const order = this.orders.create(app, parseJson(body), headerOf(req, 'paypal-request-id'));
+          return { status: 201, answer: this.orders.orderResource(order, app) };
+        },
+      };
+    }
+    const orderMatch = /^\/v2\/checkout\/orders\/([A-Z0-9]+)(\/capture)?$/.exec(path);
+    if (orderMatch && method === 'GET' && !orderMatch[2]) {
+      return {
+        operation: 'get_order' as const,
+        run: (req: IncomingMessage) => {
+          const app = this.oauth.authenticate(req);
+          return { status: 200, answer: this.orders.orderResource(this.orders.order(app, orderMatch[1]!), app) };
+        },
+      };
+    }
+    if (orderMatch && method === 'POST' && orderMatch[2]) {
+      return {
+        operation: 'capture_order' as const,
+        run: async (req: IncomingMessage, _body: Buffer, notifyFirst: boolean) => {
+          const app = this.oauth.authenticate(req);
+          const { answer, captured } = this.orders.capture(app, orderMatch[1]!, headerOf(req, 'paypal-request-id'));
+          if (captured) {
+            const order = this.orders.orders.get(orderMatch[1]!)!;
+            const notified = this.notifyCapture(order);
+            if (notifyFirst) await notified;
+            else this.track(notified);
+          }
+          return { status: 201, answer };
+        },
+      };
+    }
+    const captureMatch = /^\/v2\/payments\/captures\/([A-Z0-9]+)$/.exec(path);
+    if (captureMatch && method === 'GET') {
+      return {
+        operation: 'get_capture' as const,
+        run: (req: IncomingMessage) => {
+          const app = this.oauth.authenticate(req);
+          const order = this.orders.orderByCapture(app, captureMatch[1]!);
+          return { status: 200, answer: this.orders.captureResource(order) };
         },
       };
     }

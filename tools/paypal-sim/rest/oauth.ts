@@ -10,6 +10,11 @@ export interface SimRestApp {
   webhookUrl?: string;
   /** The webhook's id (PayPal's `WH-…`), part of every signature. */
   webhookId?: string;
+  /** The business account's email and merchant id (the payee of its checkouts). */
+  merchantEmail?: string;
+  merchantId?: string;
+  /** Where the account's IPNs go (checkout captures); none: no IPN is sent. */
+  ipnUrl?: string;
 }
 
 interface Token {
