@@ -48,6 +48,24 @@ export interface MongoServerOptions {
  * embedded PostgreSQL (IPNFLOW_DB_BACKEND). A temporary data folder goes when this process exits.
  */
 export async function startMongoServer(opts: MongoServerOptions = {}): Promise<MongoServer> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(opts);
+    } catch (err) {
+      // A free port is only free when asked: another server, or an outgoing connection given the same
+      // ephemeral port, may take it before FerretDB or PostgreSQL binds it. A port of our own choosing
+      // is asked again; one the caller named is theirs to fix.
+      const taken = /address already in use/i.test((err as Error).message);
+      if (!taken || opts.port !== undefined || attempt >= PORT_ATTEMPTS) throw err;
+      opts.log?.(`a port was taken while the database started; starting it again (attempt ${attempt + 1})`);
+    }
+  }
+}
+
+/** Starts on a port found free, at most this many times (see startMongoServer). */
+const PORT_ATTEMPTS = 3;
+
+async function startOnce(opts: MongoServerOptions): Promise<MongoServer> {
   const env = opts.env ?? process.env;
   const backend = dbBackend(env);
   const port = opts.port ?? (await freePort());
