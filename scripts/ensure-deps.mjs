@@ -45,10 +45,11 @@ if (installed !== wanted) {
 
 // The hosted top-up page is tested in a real headless Chromium (playwright-core drives it). It comes
 // from Debian's own package, never a download from elsewhere: a fresh machine (CI, a new clone as
-// root) gets it here; a machine that already has it does nothing. Not root or no apt: say so, do not fail
-// `npm start` (only the browser tests need it, and they say what is missing).
+// root) gets it here when the tests are set up (`--browser`, npm's pretest; `npm start` does not need
+// it); a machine that already has it does nothing. Not root or no apt: say so and go on (only the
+// browser tests need it, and they say what is missing).
 const CHROMIUM = process.env.IPNFLOW_CHROMIUM ?? '/usr/bin/chromium';
-if (!fs.existsSync(CHROMIUM)) {
+if (process.argv.includes('--browser') && !fs.existsSync(CHROMIUM)) {
   const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
   const hasApt = fs.existsSync('/usr/bin/apt-get');
   if (isRoot && hasApt) {

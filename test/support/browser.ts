@@ -9,7 +9,7 @@ export const SCREENSHOTS = path.resolve(__dirname, '..', '..', 'test-output', 's
 
 export async function launchChromium(): Promise<Browser> {
   if (!fs.existsSync(CHROMIUM))
-    throw new Error(`${CHROMIUM} is missing: run node scripts/ensure-deps.mjs (installs Debian's chromium)`);
+    throw new Error(`${CHROMIUM} is missing: run node scripts/ensure-deps.mjs --browser (installs Debian's chromium)`);
   // Tests run as root in containers: Chromium's sandbox needs user namespaces they may not have.
   return chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
 }
