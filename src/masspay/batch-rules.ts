@@ -10,6 +10,7 @@ import {
 import { describeMoney } from '../shared/money';
 import { sameOperator } from '../shared/operator-actions';
 import { pushBounded } from '../shared/rules-kit';
+import { matter, parseMatter } from '../shared/matters';
 import type { MoneyMode } from '../shared/ledger';
 import {
   type BatchContext,
@@ -86,7 +87,31 @@ export function nextSendChunk(s: PayoutBatchState): SendChunk | null {
   return s.send.chunks.find((c) => c.state === 'pending') ?? null;
 }
 
-export const SEND_MATTER = /^(send_|duplicate_unique_ids:|reconcile_)/;
+/**
+ * What a send through PayPal's MassPay API left for a person, per chunk (`<kind>:<chunk>`): cleared
+ * together when the batch goes out another way (the upload file) or is cancelled.
+ */
+export const SEND_MATTER_KINDS = [
+  'send_unanswered',
+  'send_refused',
+  'send_not_possible',
+  'duplicate_unique_ids',
+  'reconcile_inconclusive',
+  'reconcile_partial',
+] as const;
+export type SendMatterKind = (typeof SEND_MATTER_KINDS)[number];
+
+/** A send matter's name, as listed in `attention` (and typed back by an operator). */
+export function sendMatter(kind: SendMatterKind, chunkIndex?: number, detail?: string): string {
+  const ref = chunkIndex === undefined ? undefined : detail === undefined ? `${chunkIndex}` : `${chunkIndex}:${detail}`;
+  return matter(kind, ref);
+}
+
+/** Whether a matter in `attention` is one of a send's, and which. */
+export function sendMatterKind(name: string): SendMatterKind | null {
+  const { kind } = parseMatter(name);
+  return (SEND_MATTER_KINDS as readonly string[]).includes(kind) ? (kind as SendMatterKind) : null;
+}
 
 /**
  * Why an operator's action is refused now, or null. The workflow asks it for the update and the

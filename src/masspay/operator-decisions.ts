@@ -3,7 +3,7 @@ import { pushBounded } from '../shared/rules-kit';
 import { itemRefusal } from './item-rules';
 import { type BatchOperatorInput, CLEARED_LIMIT } from './batch-model';
 import type { BatchRefusal } from './batch-model';
-import { SEND_MATTER, batchRefusal, capsText, resolvePlan, uncertainChunks } from './batch-rules';
+import { sendMatter, sendMatterKind, batchRefusal, capsText, resolvePlan, uncertainChunks } from './batch-rules';
 import { SendDecisions } from './send-decisions';
 
 export abstract class OperatorDecisions extends SendDecisions {
@@ -44,7 +44,7 @@ export abstract class OperatorDecisions extends SendDecisions {
         s.channel = 'upload';
         // An API send that never reached PayPal is abandoned for the upload.
         s.send = null;
-        s.attention = s.attention.filter((m) => !SEND_MATTER.test(m));
+        s.attention = s.attention.filter((m) => sendMatterKind(m) === null);
         this.note(`${a.operator} submitted the batch to PayPal at ${s.submittedAt}: ${a.reason}`);
         break;
       case 'cancel': {
@@ -57,7 +57,7 @@ export abstract class OperatorDecisions extends SendDecisions {
         s.counts = r.counts;
         s.state = 'cancelled';
         // Nothing of it is at PayPal (else cancel is refused): what its send left asks nobody now.
-        if (!this.legacy) s.attention = s.attention.filter((m) => !SEND_MATTER.test(m));
+        if (!this.legacy) s.attention = s.attention.filter((m) => sendMatterKind(m) === null);
         this.note(`cancelled by ${a.operator}: ${a.reason}; ${r.moved} reservation(s) released`);
         break;
       }
@@ -95,7 +95,7 @@ export abstract class OperatorDecisions extends SendDecisions {
           // (it answers that it has that batch, and the send goes on from PayPal's copy).
           for (const c of uncertainChunks(s)) {
             c.state = 'pending';
-            this.unattend(`send_unanswered:${c.index}`);
+            this.unattend(sendMatter('send_unanswered', c.index));
           }
           this.note(`${a.operator} sends the unanswered Payouts call(s) again under their own ids: ${a.reason}`);
           details.chunks = s.send.chunks.map((c) => c.state);
@@ -122,7 +122,7 @@ export abstract class OperatorDecisions extends SendDecisions {
       case 'stopWaiting': {
         // Contradictions, releases waiting for a second operator and unanswered calls are not
         // waiting for PayPal: each closes only by its own decision (legacy: everything closed here).
-        const closed = this.legacy ? s.attention : s.attention.filter((m) => !/^send_unanswered:/.test(m));
+        const closed = this.legacy ? s.attention : s.attention.filter((m) => sendMatterKind(m) !== 'send_unanswered');
         this.note(
           `${a.operator} stopped waiting for ` +
             `PayPal${closed.length ? ` and closed ${closed.join(', ')}` : ''}: ${a.reason}`,

@@ -1,6 +1,6 @@
 import { NVP_DUPLICATE_UNIQUE_ID, SEND_CHANNEL_MAX_ITEMS, type SendAction, type SendChunk } from './state';
 import { type ChunkReconciliation, type ChunkToReconcile, RECONCILE_MARGIN_MS } from './batch-model';
-import { SEND_MATTER, nextSendChunk, planChunks } from './batch-rules';
+import { sendMatter, sendMatterKind, nextSendChunk, planChunks } from './batch-rules';
 import { DeciderBase } from './decider-base';
 
 export abstract class SendDecisions extends DeciderBase {
@@ -20,7 +20,7 @@ export abstract class SendDecisions extends DeciderBase {
       emailSubject: action.emailSubject ?? previous?.emailSubject ?? `Payment ${s.id}`,
       chunks,
     };
-    s.attention = s.attention.filter((m) => !SEND_MATTER.test(m));
+    s.attention = s.attention.filter((m) => sendMatterKind(m) === null);
     const left = chunks.filter((c) => c.state === 'pending').length;
     this.note(
       `${action.operator} ${previous ? 'sends again' : 'sends'} the batch through PayPal's ` +
@@ -49,8 +49,8 @@ export abstract class SendDecisions extends DeciderBase {
       const settle = (state: 'acked' | 'not_found', by: 'ipn' | 'search', found: number) => {
         chunk.state = state;
         chunk.reconciled = { at: this.ctx.now, by, operator, items: r.items, found };
-        this.unattend(`send_unanswered:${chunk.index}`);
-        this.unattend(`reconcile_inconclusive:${chunk.index}`);
+        this.unattend(sendMatter('send_unanswered', chunk.index));
+        this.unattend(sendMatter('reconcile_inconclusive', chunk.index));
       };
       if (r.reported > 0) {
         settle('acked', 'ipn', r.reported);
@@ -59,7 +59,7 @@ export abstract class SendDecisions extends DeciderBase {
       }
       if (r.search === null) continue;
       if ('inconclusive' in r.search) {
-        this.attend(`reconcile_inconclusive:${chunk.index}`);
+        this.attend(sendMatter('reconcile_inconclusive', chunk.index));
         this.note(`reconciling ${label} could not tell whether PayPal has it: ${r.search.inconclusive}; still held`);
         this.alert('payout_reconcile_inconclusive', null, `${s.id}: ${label}: ${r.search.inconclusive}`);
         continue;
@@ -74,7 +74,7 @@ export abstract class SendDecisions extends DeciderBase {
       this.note(`PayPal's transactions show ${found} of the ${r.items} item(s) of ${label}: PayPal has it`);
       if (found < r.items) {
         // PayPal takes a call whole: some items missing means a person must look at them.
-        this.attend(`reconcile_partial:${chunk.index}`);
+        this.attend(sendMatter('reconcile_partial', chunk.index));
         this.alert('payout_reconcile_partial', null, `${s.id}: ${label}: ${found} of ${r.items} item(s) found`);
       }
     }
@@ -104,14 +104,14 @@ export abstract class SendDecisions extends DeciderBase {
           return this.onDuplicate(chunk, label, callsBefore === 0 && r.calls <= 1);
         chunk.state = 'refused';
         chunk.error = `${r.code}: ${r.message}`.slice(0, 300);
-        this.attend(`send_refused:${chunk.index}:${r.code.slice(0, 12)}`);
+        this.attend(sendMatter('send_refused', chunk.index, r.code.slice(0, 12)));
         this.note(`PayPal refused ${label}: ${chunk.error}; nothing of it was paid`);
         this.alert('payout_send_refused', null, `${s.id}: ${label}: ${chunk.error}`);
         return;
       case 'unreachable':
         chunk.state = 'uncertain';
         chunk.error = r.message.slice(0, 300);
-        this.attend(`send_unanswered:${chunk.index}`);
+        this.attend(sendMatter('send_unanswered', chunk.index));
         if (this.legacy) {
           this.note(
             `no answer from PayPal for ${label} (${chunk.error}): PayPal may have it; send again ` +
@@ -133,7 +133,7 @@ export abstract class SendDecisions extends DeciderBase {
         // A request that failed before may have reached PayPal: such a chunk is uncertain, not refused.
         chunk.state = chunk.calls > 0 ? 'uncertain' : 'refused';
         chunk.error = `not sent: ${r.message}`.slice(0, 300);
-        this.attend('send_not_possible');
+        this.attend(sendMatter('send_not_possible'));
         this.note(`${label} ${chunk.error}`);
         this.alert('payout_send_not_possible', null, `${s.id}: ${r.message}`.slice(0, 300));
         if (chunk.state === 'uncertain') this.sentThroughApi();
@@ -147,7 +147,7 @@ export abstract class SendDecisions extends DeciderBase {
     chunk.error = `PayPal already had its unique ids (${NVP_DUPLICATE_UNIQUE_ID})`;
     if (firstCall) {
       // Not our lost answer: someone sent these items already (the upload file?). Money is out once.
-      this.attend(`duplicate_unique_ids:${chunk.index}`);
+      this.attend(sendMatter('duplicate_unique_ids', chunk.index));
       this.alert('payout_sent_elsewhere', null, `${this.s.id}: ${label}: PayPal already had its unique ids`);
       this.note(`PayPal already had the unique ids of ${label} though we never sent it: check how they got there`);
     } else {
