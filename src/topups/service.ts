@@ -101,7 +101,17 @@ export async function createTopup(
     });
   } catch (err) {
     if (!isDuplicateKey(err)) throw err;
-    return existing(models, id);
+    const found = await existing(models, id);
+    // The first request may have died between PayPal's order and the workflow (Temporal down a
+    // moment): the buyer would approve a top-up nobody captures or expires. Starting twice is no error.
+    await startTopup(client, {
+      topupId: id,
+      integrationId: integration.id,
+      customerId: req.customerId,
+      taskQueue: config.TEMPORAL_TASK_QUEUE,
+      pollSeconds: config.TOPUP_POLL_SECONDS,
+    });
+    return found;
   }
   let checkout: { paypalRef: string; approveUrl: string };
   try {

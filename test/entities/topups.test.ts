@@ -11,6 +11,9 @@ import {
   paymentCredited,
   topupReaches,
 } from '../support/topups';
+import { createTopup } from '../../src/topups/service';
+import { topupStateQuery } from '../../src/topups/contract';
+import { newTopupId } from '../../src/topups/links';
 
 /**
  * Customer top-ups through Orders v2 on the real stack, PayPal simulated: the return page, the IPN
@@ -304,6 +307,33 @@ describe('top-ups through Orders v2', () => {
       expect(await getTopup(stack, t.id)).toMatchObject({ state: 'expired', credit: null });
       expect(paypalCaptured(orderId)).toBe(0);
       expect(await entriesOf(stack, customer)).toEqual([]);
+    },
+    LONG,
+  );
+
+  it(
+    'asked again for a top-up whose workflow is gone (its request died after the order): started, credited once',
+    async () => {
+      const customer = await newCustomer(stack, 'Crash Survivor');
+      const deps = { models: stack.db.models, client: stack.client, config: stack.config };
+      const req = {
+        ...{ integrationId: SHOP, customerId: customer, amount: '12.00', currency: 'USD' },
+        ...{ returnUrl: `${PORTAL}/topped-up`, cancelUrl: `${PORTAL}/cancelled` },
+      };
+      const opts = { id: newTopupId(), baseUrl: stack.baseUrl, createdBy: 'test' };
+      const first = await createTopup(deps, req, opts);
+      // What a crash between PayPal's order and the workflow's start leaves: the order, no workflow running
+      // (terminated once its first task is done: a task cut short by a termination is recorded as failed).
+      const handle = stack.client.workflow.getHandle(topupWorkflowId(first.id));
+      await handle.query(topupStateQuery);
+      await handle.terminate('a crash before the start');
+      // The same request again (the hosted page's second POST of one attempt names the same top-up).
+      const again = await createTopup(deps, req, opts);
+      expect(again.approveUrl).toBe(first.approveUrl);
+      const back = await follow(await buyerAt(stack, first.approveUrl, 'approve'));
+      expect(back.status).toBe(303);
+      const view = await topupReaches(stack, first.id, 'credited');
+      await creditedOnce(customer, view.paypal.captureId!, 1_200);
     },
     LONG,
   );
