@@ -26,7 +26,8 @@ import {
 import type { MasspayItem } from '../src/messages/summary';
 import { isSupportedCurrency, parseAmount } from '../src/shared/money';
 import { PayoutBatchIdKey, IntegrationIdKey, payoutWorkflowId } from '../src/shared/contract';
-import { Ledger, LedgerError, isDuplicateKey, type MoneyMode } from '../src/shared/ledger';
+import { Ledger, LedgerError, type MoneyMode } from '../src/shared/ledger';
+import { isDuplicateKey } from '../src/shared/db/duplicate-keys';
 import { inParallel, ItemsEngine, reportSlice, type ItemStore } from '../src/masspay/items-engine';
 import {
   masspayCall,

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { Models } from '../shared/db/models';
-import { isDuplicateKey } from '../shared/ledger';
+import { isDuplicateKey } from '../shared/db/duplicate-keys';
 import { getIntegration } from '../integrations/store';
 import { CONFIG_AUDIT_ACTIONS, configChange } from '../shared/config-audit';
 

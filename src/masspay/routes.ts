@@ -22,7 +22,8 @@ import type { Integration } from '../integrations/schema';
 import { describeMoney, formatMinor } from '../shared/money';
 import { IntegrationIdKey, PayoutBatchIdKey, PayoutStateKey, payoutWorkflowId } from '../shared/contract';
 import { getIntegration } from '../integrations/store';
-import { Ledger, accountIdOf, isDuplicateKey, type AccountHead } from '../shared/ledger';
+import { Ledger, accountIdOf, type AccountHead } from '../shared/ledger';
+import { isDuplicateKey } from '../shared/db/duplicate-keys';
 import { answerDecision, decideByUpdate } from '../shared/http/operator-update';
 import { batchRange } from '../../activities/masspay';
 import {

@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import type { Models } from '../shared/db/models';
-import { isDuplicateKey } from '../shared/ledger';
+import { isDuplicateKey } from '../shared/db/duplicate-keys';
 import {
   OPERATOR_AUDIT,
   OperatorIdSchema,

@@ -1,4 +1,5 @@
 import type { Models } from './db/models';
+import { duplicateKeyIndexes, isDuplicateKey } from './db/duplicate-keys';
 
 import type { MoneyMode } from './money-mode';
 
@@ -249,7 +250,7 @@ export class Ledger {
         // Lean: the documents are built whole here (no casting of 15,000 documents).
         await this.models.LedgerEntry.insertMany(docs, { ordered: false, lean: true });
       } catch (err) {
-        const failed = writeErrorIndexes(err);
+        const failed = duplicateKeyIndexes(err);
         // Not a refusal we can place: nothing of this layer is trusted as written; `post` sorts it out.
         if (!failed) throw err;
         failed.forEach((i) => refused.add(i));
@@ -270,7 +271,7 @@ export class Ledger {
         posted.slice(i, i + 1000).map((p) => ({ _id: p.key, entryId: p.entryId })),
         { ordered: false },
       ).catch((err: unknown) => {
-        if (!writeErrorIndexes(err)) throw err;
+        if (!duplicateKeyIndexes(err)) throw err;
       });
     }
     await limited([...chains.values()], AT_ONCE, (c) =>
@@ -441,25 +442,4 @@ async function limited<T>(items: T[], limit: number, fn: (item: T) => Promise<vo
     while (next < items.length) await fn(items[next++]!);
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-}
-
-/**
- * The documents an unordered insertMany refused for an existing key (their indexes), or null when
- * it failed otherwise (the caller rethrows).
- */
-function writeErrorIndexes(err: unknown): number[] | null {
-  type WriteError = { index?: number; code?: number; err?: { index?: number; code?: number } };
-  const errors = (err as { writeErrors?: WriteError[] } | null)?.writeErrors;
-  if (!Array.isArray(errors) || errors.length === 0) return null;
-  const indexes: number[] = [];
-  for (const e of errors) {
-    const index = e.index ?? e.err?.index;
-    if ((e.code ?? e.err?.code) !== 11000 || typeof index !== 'number') return null;
-    indexes.push(index);
-  }
-  return indexes;
-}
-
-export function isDuplicateKey(err: unknown): boolean {
-  return typeof err === 'object' && err !== null && (err as { code?: number }).code === 11000;
 }

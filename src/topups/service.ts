@@ -4,7 +4,7 @@ import { CustomerIdKey, IntegrationIdKey } from '../shared/contract';
 import { z } from 'zod';
 import type { Config } from '../shared/config';
 import type { Models } from '../shared/db/models';
-import { isDuplicateKey } from '../shared/ledger';
+import { isDuplicateKey } from '../shared/db/duplicate-keys';
 import { MoneyError, parseAmount } from '../shared/money';
 import { HttpError } from '../shared/http/errors';
 import { topupWorkflowId } from '../shared/ids';

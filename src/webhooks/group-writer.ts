@@ -1,5 +1,6 @@
 import type { Types } from 'mongoose';
 import type { Models } from '../shared/db/models';
+import { duplicateKeyIndexes } from '../shared/db/duplicate-keys';
 
 /** A waiting event as the batch workflow reads it (payout_webhook_events). */
 export interface PayoutEventDoc {
@@ -91,7 +92,7 @@ export class GroupWriter {
           { ordered: false, lean: true },
         );
       } catch (err) {
-        const refused = duplicateIndexes(err);
+        const refused = duplicateKeyIndexes(err);
         if (!refused) throw err;
         for (const k of refused) judged[withEvents[k]!] = duplicateOf(judged[withEvents[k]!]!);
       }
@@ -103,18 +104,4 @@ export class GroupWriter {
     );
     return judged;
   }
-}
-
-/** The documents an unordered insert refused as already there (their indexes), or null for any other failure. */
-function duplicateIndexes(err: unknown): number[] | null {
-  type WriteError = { index?: number; code?: number; err?: { index?: number; code?: number } };
-  const errors = (err as { writeErrors?: WriteError[] } | null)?.writeErrors;
-  if (!Array.isArray(errors) || errors.length === 0) return null;
-  const indexes: number[] = [];
-  for (const e of errors) {
-    const index = e.index ?? e.err?.index;
-    if ((e.code ?? e.err?.code) !== 11000 || typeof index !== 'number') return null;
-    indexes.push(index);
-  }
-  return indexes;
 }

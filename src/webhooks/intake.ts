@@ -4,7 +4,8 @@ import { z } from 'zod';
 import type { Config } from '../shared/config';
 import type { Models } from '../shared/db/models';
 import type { Logger } from '../shared/logger';
-import { isDuplicateKey, type MoneyMode } from '../shared/ledger';
+import type { MoneyMode } from '../shared/ledger';
+import { isDuplicateKey } from '../shared/db/duplicate-keys';
 import { restCredentialsFromEnv } from '../shared/paypal/rest-client';
 import { IntegrationIdKey, PayoutBatchIdKey, payoutWorkflowId } from '../shared/contract';
 import {
