@@ -85,6 +85,13 @@ export async function createTopup(
   const { integration, amountMinor, api } = await checkTopup(models, req);
   const expiresAt = new Date(Date.now() + config.TOPUP_EXPIRY_SECONDS * 1000);
   const id = opts.id;
+  const workflow = {
+    topupId: id,
+    integrationId: integration.id,
+    customerId: req.customerId,
+    taskQueue: config.TEMPORAL_TASK_QUEUE,
+    pollSeconds: config.TOPUP_POLL_SECONDS,
+  };
   try {
     await models.Topup.create({
       _id: id,
@@ -104,13 +111,7 @@ export async function createTopup(
     const found = await existing(models, id);
     // The first request may have died between PayPal's order and the workflow (Temporal down a
     // moment): the buyer would approve a top-up nobody captures or expires. Starting twice is no error.
-    await startTopup(client, {
-      topupId: id,
-      integrationId: integration.id,
-      customerId: req.customerId,
-      taskQueue: config.TEMPORAL_TASK_QUEUE,
-      pollSeconds: config.TOPUP_POLL_SECONDS,
-    });
+    await startTopup(client, workflow);
     return found;
   }
   let checkout: { paypalRef: string; approveUrl: string };
@@ -151,13 +152,7 @@ export async function createTopup(
     { _id: id },
     { $set: { phase: 'created', paypalRef: checkout.paypalRef, approveUrl: checkout.approveUrl, snapshot: state } },
   );
-  await startTopup(client, {
-    topupId: id,
-    integrationId: integration.id,
-    customerId: req.customerId,
-    taskQueue: config.TEMPORAL_TASK_QUEUE,
-    pollSeconds: config.TOPUP_POLL_SECONDS,
-  });
+  await startTopup(client, workflow);
   return { id, approveUrl: checkout.approveUrl, expiresAt: expiresAt.toISOString() };
 }
 
