@@ -1,3 +1,4 @@
+import type { AlertEffect, AuditEffect } from '../shared/rules-kit';
 import type {
   BatchState,
   CancelUnclaimedAction,
@@ -116,9 +117,7 @@ export interface BatchFacts {
   itemState?: ItemState | null;
 }
 
-export type BatchEffect =
-  | { type: 'alert'; kind: string; messageId: string | null; detail: string }
-  | { type: 'audit'; actor: string; action: string; reason?: string; details?: Record<string, unknown> };
+export type BatchEffect = AlertEffect | AuditEffect;
 
 export type BatchDecision =
   | { kind: 'need'; need: BatchFactNeed; effects: BatchEffect[] }

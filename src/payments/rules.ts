@@ -9,7 +9,7 @@ import type {
 } from '../shared/operator-actions';
 import { acknowledged, acknowledgeRefusal, paymentMatter, type MatterRule } from './matters';
 import { INFORMATIONAL_FLAGS, type LifecycleEvent, type PaymentState } from './state';
-import { clone, NeedFact, notApplied, pushBounded } from '../shared/rules-kit';
+import { clone, NeedFact, notApplied, pushBounded, type AlertEffect, type AuditEffect } from '../shared/rules-kit';
 import type { MessageOutcomeRecord } from '../messages/state';
 import type { MoneyMode, Posting, PostingOutcome } from '../shared/ledger';
 import type { Proof } from '../shared/rules-kit';
@@ -50,16 +50,7 @@ export interface PaymentFacts {
   postings?: Record<string, PostingOutcome>;
 }
 
-export type PaymentEffect =
-  | { type: 'alert'; kind: string; messageId: string | null; detail: string }
-  | {
-      type: 'audit';
-      actor: string;
-      action: string;
-      reason?: string;
-      customerId?: string;
-      details?: Record<string, unknown>;
-    };
+export type PaymentEffect = AlertEffect | AuditEffect;
 
 /** The rules an operator's decision on a payment can be refused by (the `rule` of a Refusal). */
 export type PaymentRefusalRule =

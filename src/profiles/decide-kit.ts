@@ -1,6 +1,6 @@
 import type { MessageOutcomeRecord } from '../messages/state';
 import type { Posting, PostingOutcome } from '../shared/ledger';
-import type { Proof } from '../shared/rules-kit';
+import type { AlertEffect, AuditEffect, Proof } from '../shared/rules-kit';
 import type { LifecycleEvent } from '../payments/state';
 import { pushBounded, NeedFact } from '../shared/rules-kit';
 import type { AcknowledgeProfileAction, AssignProfileAction, BillOutstandingAction, ProfileAction } from './actions';
@@ -49,15 +49,8 @@ export interface ProfileFacts {
 }
 
 export type ProfileEffect =
-  | { type: 'alert'; kind: string; messageId: string | null; detail: string }
-  | {
-      type: 'audit';
-      actor: string;
-      action: string;
-      reason?: string;
-      customerId?: string;
-      details?: Record<string, unknown>;
-    }
+  | AlertEffect
+  | AuditEffect
   /** Cycle payments this profile owns: their refunds and reversals are routed here. */
   | { type: 'claim_txn'; txnId: string };
 

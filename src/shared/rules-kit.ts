@@ -3,6 +3,18 @@
  * and name a missing fact, a deep copy to decide on, and a bounded history.
  */
 
+/** The operators' channel: something a person should know now (the workflow raises it as an alert). */
+export type AlertEffect = { type: 'alert'; kind: string; messageId: string | null; detail: string };
+/** One audit record: who did what and why (the workflow writes it to the audit log). */
+export type AuditEffect = {
+  type: 'audit';
+  actor: string;
+  action: string;
+  reason?: string;
+  customerId?: string;
+  details?: Record<string, unknown>;
+};
+
 /** Whether a stored, verified message backs an event (the fact every entity asks before applying one). */
 export type Proof = { ok: true } | { ok: false; reason: string };
 
