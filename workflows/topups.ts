@@ -10,6 +10,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities';
+import { checkoutLocal, quickLocal } from './shared/activity-options';
 import { describeIssues } from '../src/shared/operator-actions';
 import { describeMoney } from '../src/shared/money';
 import { decideTopup, nextWakeMs, type TopupEffect, type TopupInput } from '../src/topups/rules';
@@ -25,19 +26,13 @@ import {
 } from '../src/topups/contract';
 
 // Bookkeeping in the database: local activities, retried until the database answers.
-const db = proxyLocalActivities<Activities>({
-  startToCloseTimeout: '20s',
-  retry: { initialInterval: '200ms', maximumInterval: '30s' },
-});
+const db = proxyLocalActivities<Activities>(quickLocal);
 /** How long a finished top-up stays open for late notices and reloads. */
 const LINGER_MS = 60_000;
 // PayPal: a few quick tries (a lost capture answer is asked again with the same request id); past
 // them the top-up waits for its next poll rather than failing. Local activities too: a return is
 // captured and credited in the workflow task that took it, without a server round trip per call.
-const paypal = proxyLocalActivities<Activities>({
-  startToCloseTimeout: '40s',
-  retry: { initialInterval: '200ms', maximumInterval: '5s', maximumAttempts: 5 },
-});
+const paypal = proxyLocalActivities<Activities>(checkoutLocal);
 
 /**
  * One customer top-up through PayPal Checkout: created → approved by the buyer → captured →

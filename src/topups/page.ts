@@ -5,6 +5,7 @@ import getRawBody from 'raw-body';
 import type { AppDeps } from '../shared/http/deps';
 import { HttpError } from '../shared/http/errors';
 import { Ledger } from '../shared/ledger';
+import type { MoneyMode } from '../shared/money-mode';
 import { describeMoney, formatMinor } from '../shared/money';
 import { getIntegration } from '../integrations/store';
 import { TopupIdSchema } from './contract';
@@ -28,7 +29,7 @@ export function topupPageRoutes(deps: AppDeps): Router {
   const router = new Router({ sensitive: true });
   const topupDeps = { models: db.models, client, config };
 
-  const balanceOf = async (customerId: string, currency: string, mode: 'live' | 'sandbox') =>
+  const balanceOf = async (customerId: string, currency: string, mode: MoneyMode) =>
     (await ledger.balances(customerId, mode)).find((b) => b.currency === currency)?.balanceMinor ?? 0;
 
   const finish = async (ctx: Context, step: 'returned' | 'cancelled') => {
@@ -45,7 +46,7 @@ export function topupPageRoutes(deps: AppDeps): Router {
       ctx.redirect(target.toString());
       return;
     }
-    const balance = await balanceOf(doc.customerId, doc.currency, doc.mode as 'live' | 'sandbox');
+    const balance = await balanceOf(doc.customerId, doc.currency, doc.mode as MoneyMode);
     const { title, text } = outcome(state, doc.amountMinor, doc.currency);
     return page(
       ctx,

@@ -1,4 +1,5 @@
 import { describeMoney } from '../shared/money';
+import type { MoneyMode } from '../shared/money-mode';
 import { clone, pushBounded } from '../shared/rules-kit';
 import { FINAL_PHASES, type PayPalView, type TopupReason, type TopupState } from './state';
 
@@ -33,7 +34,7 @@ export interface TopupPosting {
   amountMinor: number;
   idempotencyKey: string;
   reason: 'payment';
-  mode: 'live' | 'sandbox';
+  mode: MoneyMode;
   integrationId: string;
   txnId: string;
   note: string;

@@ -58,6 +58,16 @@ export const paypalCall: Readonly<ActivityOptions> = {
 /** A PayPal NVP call that moves money with no documented idempotency: one attempt (see oneAttempt). */
 export const oncePayPal: Readonly<ActivityOptions> = { startToCloseTimeout: '45s', retry: oneAttempt };
 
+/**
+ * A checkout call to PayPal (create, capture, read an order or an Express Checkout token): safe to
+ * repeat (capture carries PayPal-Request-Id, DoExpressCheckoutPayment MSGSUBID), so a few quick
+ * tries inside the workflow task; past them the top-up asks again at its next poll.
+ */
+export const checkoutLocal: Readonly<LocalActivityOptions> = {
+  startToCloseTimeout: '40s',
+  retry: { initialInterval: '200ms', maximumInterval: '5s', maximumAttempts: 5 },
+};
+
 /** Decoding, matching and routing a Mass Pay message's items (a second or two, up to 5,000 items). */
 export const masspayRouting: Readonly<ActivityOptions> = {
   startToCloseTimeout: '5m',
