@@ -69,7 +69,7 @@ afterAll(async () => {
 });
 
 describe('Mass Pay kept counts', () => {
-  test('a slice decided again after its counts shifted (a crash before saving its items) shifts them once', async () => {
+  test('a slice decided again after its counts shifted (crashed before saving) shifts them once', async () => {
     const store = mongoItemStore(stack.db.models);
     const engine = new ItemsEngine(store);
     expect(await store.counts(BATCH)).toEqual({ Pending: 3 });
