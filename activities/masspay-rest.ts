@@ -110,9 +110,24 @@ export function createMasspayRestActivities({ db, config }: ActivityDeps) {
     return doc?.state === 'submitted' && seen.moved + seen.ignored > 0 ? 'Processed' : null;
   }
 
-  async function applyReports(batchId: string, reports: MasspayItemReport[], messageId: string, total: Totals) {
+  /** The batch's counts as its applied sets kept them; counted from the items once if none are kept. */
+  async function keptCounts(batchId: string): Promise<ItemCounts> {
+    const doc = await models.PayoutBatch.findById(batchId, { itemCounts: 1 }).lean<{ itemCounts?: ItemCounts }>();
+    if (!doc?.itemCounts) return mongoItemStore(models).counts(batchId);
+    return Object.fromEntries(Object.entries(doc.itemCounts).filter(([, n]) => n !== 0));
+  }
+
+  /** `counted`: the slice shifts the batch's kept counts (under its message id) instead of leaving them stale. */
+  async function applyReports(
+    batchId: string,
+    reports: MasspayItemReport[],
+    messageId: string,
+    total: Totals,
+    counted = false,
+  ) {
     if (reports.length === 0) return;
-    const r = await engine().applySlice(batchId, reports, messageId, new Date().toISOString());
+    const now = new Date().toISOString();
+    const r = await engine().applySlice(batchId, reports, messageId, now, counted ? messageId : undefined);
     total.moved += r.moved;
     total.ignored += r.ignored;
     total.problems.push(...r.problems.slice(0, MAX_PROBLEMS - total.problems.length));
@@ -194,7 +209,8 @@ export function createMasspayRestActivities({ db, config }: ActivityDeps) {
         if (events.length === 0) break;
         const reports = events.filter((e) => e.report).map((e) => e.report as MasspayItemReport);
         batchStatuses.push(...events.map((e) => e.batchStatus).filter((s): s is string => !!s));
-        await applyReports(a.batchId, reports, `${a.messageId}:${events[0]!._id.slice(a.batchId.length + 1)}`, total);
+        const sliceId = `${a.messageId}:${events[0]!._id.slice(a.batchId.length + 1)}`;
+        await applyReports(a.batchId, reports, sliceId, total, true);
         await models.PayoutEvent.deleteMany({ _id: { $in: events.map((e) => e._id) } });
         after = events.at(-1)!._id;
         heartbeat(after);
@@ -207,11 +223,11 @@ export function createMasspayRestActivities({ db, config }: ActivityDeps) {
           batchStatuses.push(batch.status);
           for (let i = 0; i < batch.items.length; i += EVENT_SLICE) {
             const reports = batch.items.slice(i, i + EVENT_SLICE).map((item) => restItemReport(item));
-            await applyReports(a.batchId, reports, `${a.messageId}:${payoutBatchId}:${i}`, total);
+            await applyReports(a.batchId, reports, `${a.messageId}:${payoutBatchId}:${i}`, total, true);
           }
         }
       }
-      const counts = await mongoItemStore(models).counts(a.batchId);
+      const counts = await keptCounts(a.batchId);
       const open = (counts['Pending'] ?? 0) + (counts['Unclaimed'] ?? 0);
       const statuses = batchStatuses.map((s) => restBatchStatus(s, open)).filter((s) => s !== null);
       const paymentStatus = statuses.includes('Denied')

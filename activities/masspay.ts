@@ -65,16 +65,32 @@ export const batchRange = (batchId: string) => ({ _id: { $gt: `${batchId}:`, $lt
 
 export function mongoItemStore(models: Models, heartbeat: (progress: string) => void = () => {}): ItemStore {
   const ledger = new Ledger(models);
-  const { PayoutItem: Items, PayoutRef } = models;
+  const { PayoutItem: Items, PayoutRef, PayoutBatch: Batches } = models;
+  /** A bounded _id range of items, in pages by _id. */
+  const pages = async (
+    range: { $gt?: string; $gte?: string; $lt?: string; $lte?: string },
+    fn: (p: PayoutItem[]) => Promise<void>,
+  ) => {
+    let bound = range;
+    for (;;) {
+      const docs = await Items.find({ _id: bound }).sort({ _id: 1 }).limit(PAGE).lean();
+      if (docs.length === 0) return;
+      await fn(docs.map(parse));
+      const { $gte: _from, ...rest } = bound;
+      bound = { ...rest, $gt: docs.at(-1)!._id };
+      heartbeat(bound.$gt!);
+    }
+  };
   const parse = (doc: unknown) => PayoutItemSchema.parse(doc);
   return {
     async get(batchId, uniqueIds) {
       const found = new Map<string, PayoutItem>();
       if (uniqueIds.length >= RANGE_READ_FROM) {
-        // Thousands of items (a slice of 15,000 webhooks): the batch's _id range read once, page by
-        // page, costs far less than one read each.
+        // Thousands of items (a slice of 15,000 webhooks): the bounded _id range they span, read
+        // page by page, costs far less than one read each.
         const wanted = new Set(uniqueIds);
-        await this.forEach(batchId, async (page) => {
+        const ids = uniqueIds.map((u) => payoutItemId(batchId, u)).sort();
+        await pages({ $gte: ids[0]!, $lte: ids.at(-1)! }, async (page) => {
           for (const item of page) if (wanted.has(item.uniqueId)) found.set(item.uniqueId, item);
         });
         return found;
@@ -87,28 +103,32 @@ export function mongoItemStore(models: Models, heartbeat: (progress: string) => 
       return found;
     },
     async forEach(batchId, fn) {
-      let after = `${batchId}:`;
-      for (;;) {
-        const docs = await Items.find({ _id: { $gt: after, $lt: `${batchId};` } })
-          .sort({ _id: 1 })
-          .limit(PAGE)
-          .lean();
-        if (docs.length === 0) return;
-        await fn(docs.map(parse));
-        after = docs.at(-1)!._id;
-        heartbeat(after);
-      }
+      await pages({ $gt: `${batchId}:`, $lt: `${batchId};` }, fn);
     },
     async counts(batchId) {
       const counts: ItemCounts = {};
       for (const d of await Items.find(batchRange(batchId), { state: 1 }).lean())
         counts[d.state] = (counts[d.state] ?? 0) + 1;
+      // Kept from here on: webhooks shift them (shiftCounts) instead of counting every item again.
+      await Batches.collection.updateOne(
+        { _id: batchId as never },
+        { $set: { itemCounts: counts }, $unset: { itemCountsKey: '' } },
+      );
       return counts;
     },
-    async save(items) {
+    async shiftCounts(batchId, key, delta) {
+      const inc = Object.fromEntries(Object.entries(delta).map(([state, n]) => [`itemCounts.${state}`, n]));
+      // Kept counts only (absent ones are counted at the end of the pass), once per key.
+      await Batches.collection.updateOne(
+        { _id: batchId as never, itemCounts: { $exists: true }, itemCountsKey: { $ne: key } },
+        Object.keys(inc).length ? { $inc: inc, $set: { itemCountsKey: key } } : { $set: { itemCountsKey: key } },
+      );
+    },
+    async save(writes) {
       // Later messages may name an item only by PayPal's txn id: its reference goes first, so an
       // item saved with a txn id always has one (inserting an existing one is a no-op).
-      const refs = items
+      const refs = writes
+        .map((w) => w.item)
         .filter((i) => i.masspayTxnId)
         .map((i) => ({
           _id: `t:${i.integrationId}:${i.masspayTxnId}`,
@@ -122,11 +142,18 @@ export function mongoItemStore(models: Models, heartbeat: (progress: string) => 
           if (!onlyDuplicates(err)) throw err;
         });
       }
-      // One writer per item document; FerretDB has no multi-statement update worth using (it stalls).
-      await inParallel(items, DB_AT_ONCE, async (item) => {
+      // One writer per item document, each replace keyed by _id and guarded by what the item held
+      // when read: a set applied twice, or a writer in between, matches nothing and the set throws
+      // (its retry reads the items again). Not a bulkWrite: FerretDB 1.24 stopped answering under a
+      // 1,000-replace unordered bulkWrite in the 15,000-item bench (docs/performance.md).
+      let stale = 0;
+      await inParallel(writes, DB_AT_ONCE, async ({ item, was }) => {
         const _id = payoutItemId(item.batchId, item.uniqueId);
-        await Items.replaceOne({ _id }, { _id, ...item }, { upsert: true });
+        const filter = was ? { _id, state: was.state, reserved: was.reserved, released: was.released } : { _id };
+        const done = await Items.replaceOne(filter, { _id, ...item }, { upsert: !was });
+        if (was && done.matchedCount === 0) stale++;
       });
+      if (stale > 0) throw new Error(`${stale} item(s) changed since read; the set is decided again`);
     },
     async postMany(postings) {
       const results = await ledger.postMany(postings);

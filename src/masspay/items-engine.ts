@@ -24,14 +24,28 @@ export interface ItemStore {
   /** Every item of the batch, in no particular order, in pages (a batch may hold 5,000). */
   forEach(batchId: string, fn: (items: PayoutItem[]) => Promise<void>): Promise<void>;
   counts(batchId: string): Promise<ItemCounts>;
-  /** Saves items, each at most once in the list. */
-  save(items: PayoutItem[]): Promise<void>;
+  /**
+   * Saves items, each at most once in the list, each guarded by the item as it was read (`was`):
+   * an item someone else wrote since is not overwritten (the save throws and the set is decided again).
+   */
+  save(items: ItemWrite[]): Promise<void>;
+  /**
+   * Optional: shifts the batch's kept counts by `delta` once per `key` (a set decided again after a
+   * crash shifts nothing twice). Called before the set's items are saved, see ItemsEngine.commit.
+   */
+  shiftCounts?(batchId: string, key: string, delta: ItemCounts): Promise<void>;
   post(posting: PostingRequest): Promise<{ ok: true } | { ok: false; reason: string }>;
   /**
    * Many postings, each account's in the order given, in a few round trips (a 15,000-item batch's
    * reservations); one verdict per posting. Optional: a store without it posts one by one.
    */
   postMany?(postings: PostingRequest[]): Promise<Array<{ ok: true } | { ok: false; reason: string }>>;
+}
+
+/** An item to save and the item as it was read (null: not read, written whatever it holds). */
+export interface ItemWrite {
+  item: PayoutItem;
+  was: PayoutItem | null;
 }
 
 /** Accounts posted to at once: one account's postings go one after the other (its chain serialises them). */
@@ -48,6 +62,8 @@ export async function inParallel<T>(items: T[], limit: number, fn: (item: T) => 
 /** One item's change within a set: the item as decided, and the money it moves (posted before saving). */
 interface Decided {
   item: PayoutItem;
+  /** The item as stored before this set. */
+  was: PayoutItem;
   postings: PostingRequest[];
   /** Worth writing: the state, a fact or a note changed (a mere repeat of what the item says is not). */
   changed: boolean;
@@ -69,16 +85,16 @@ export class ItemsEngine {
     let moved = 0;
     await this.store.forEach(batchId, async (page) => {
       const open = page.filter((item) => !RELEASING_STATES.includes(item.state));
-      const decided = open.map((item) => ({ item, postings: [reservationPosting(item)], changed: true }));
+      const decided = open.map((item) => ({ item, was: item, postings: [reservationPosting(item)], changed: true }));
       await this.postAll(decided, (d, _posting, reason) => {
         failures.push(`${d.item.uniqueId}: ${reason}`.slice(0, 300));
         d.changed = false;
       });
       const settled = decided
         .filter((d) => d.item.reserved !== d.changed)
-        .map((d) => ({ ...d.item, reserved: d.changed }));
+        .map((d) => ({ item: { ...d.item, reserved: d.changed }, was: d.was }));
       await this.store.save(settled);
-      moved += settled.filter((i) => i.reserved).length;
+      moved += settled.filter((w) => w.item.reserved).length;
     });
     return { counts: await this.store.counts(batchId), moved, ignored: 0, problems: [], contradictions: [], failures };
   }
@@ -96,8 +112,15 @@ export class ItemsEngine {
   /**
    * A message's reports for some items of the batch, every report of an item in the same call. An
    * item this message already reached (a slice re-applied after a crash) is left as it is.
+   * `countsKey`: the slice's state changes shift the batch's kept counts once under this key.
    */
-  async applySlice(batchId: string, reports: MasspayItemReport[], messageId: string, now: string): Promise<Tally> {
+  async applySlice(
+    batchId: string,
+    reports: MasspayItemReport[],
+    messageId: string,
+    now: string,
+    countsKey?: string,
+  ): Promise<Tally> {
     const stored = await this.store.get(batchId, [...new Set(reports.map((r) => r.uniqueId))]);
     const result = tally();
     const decided = new Map<string, Decided>();
@@ -121,7 +144,7 @@ export class ItemsEngine {
       }
       this.decide(decided, item, { source: 'paypal', report, messageId }, now, result);
     }
-    await this.commit([...decided.values()], now, result);
+    await this.commit([...decided.values()], now, result, countsKey ? { batchId, key: countsKey } : undefined);
     return result;
   }
 
@@ -171,6 +194,7 @@ export class ItemsEngine {
     const changed = d.moved || d.postings.length > 0 || JSON.stringify(rest) !== JSON.stringify(was);
     sets.set(stored.uniqueId, {
       item: d.item,
+      was: earlier?.was ?? stored,
       postings: [...(earlier?.postings ?? []), ...d.postings],
       changed: (earlier?.changed ?? false) || changed,
     });
@@ -180,8 +204,17 @@ export class ItemsEngine {
     result.contradictions.push(...d.contradictions);
   }
 
-  /** Posts the set's money, then saves what changed (the state PayPal reported stands even if money could not move). */
-  private async commit(decided: Decided[], now: string, result: Tally): Promise<void> {
+  /**
+   * Posts the set's money, then saves what changed (the state PayPal reported stands even if money
+   * could not move). Kept counts shift before the items are saved: a crash after the shift decides
+   * the same set again (the items unsaved, or saved and skipped) and the key shifts nothing twice.
+   */
+  private async commit(
+    decided: Decided[],
+    now: string,
+    result: Tally,
+    counted?: { batchId: string; key: string },
+  ): Promise<void> {
     await this.postAll(decided, (d, posting, reason) => {
       // The money did not move, and a person is asked.
       const problem = `ledger_conflict:${posting.reason}`;
@@ -195,7 +228,11 @@ export class ItemsEngine {
         operator: null,
       });
     });
-    await this.store.save(decided.filter((d) => d.changed).map((d) => d.item));
+    const changed = decided.filter((d) => d.changed);
+    if (counted && this.store.shiftCounts) {
+      await this.store.shiftCounts(counted.batchId, counted.key, countsDelta(changed));
+    }
+    await this.store.save(changed.map((d) => ({ item: d.item, was: d.was })));
   }
 
   /**
@@ -231,6 +268,17 @@ export class ItemsEngine {
       }
     });
   }
+}
+
+/** What a set's state changes do to the batch's counts (states left -1, states reached +1). */
+function countsDelta(changed: Array<Pick<Decided, 'item' | 'was'>>): ItemCounts {
+  const delta: ItemCounts = {};
+  for (const { item, was } of changed) {
+    if (item.state === was.state) continue;
+    delta[was.state] = (delta[was.state] ?? 0) - 1;
+    delta[item.state] = (delta[item.state] ?? 0) + 1;
+  }
+  return delta;
 }
 
 /** Items per slice of a message: one slice is one activity, done in a second or two even for 5,000 items' messages. */

@@ -18,6 +18,13 @@ const payoutBatchSchema = new Schema(
     /** Calls to PayPal whose answer was lost and that nobody reconciled yet (chunk indexes). */
     uncertainChunks: { type: [Number], default: [] },
     snapshot: Schema.Types.Mixed,
+    /**
+     * The items' counts by state, kept as webhooks apply (so a pass need not count 15,000 items), and
+     * the key of the last set that shifted them (a set decided again after a crash shifts nothing).
+     * Absent: counted from the items at the next pass.
+     */
+    itemCounts: Schema.Types.Mixed,
+    itemCountsKey: String,
   },
   { timestamps: true, versionKey: false },
 );

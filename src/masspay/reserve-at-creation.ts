@@ -40,7 +40,7 @@ export async function reserveAtCreation(
   // The items were stored claiming their reservation: nothing more to write when every one is posted.
   if (refused.length === 0) return { ok: true };
   const store = mongoItemStore(models);
-  await store.save(refused.map((i) => ({ ...i, reserved: false })));
+  await store.save(refused.map((i) => ({ item: { ...i, reserved: false }, was: null })));
   await new ItemsEngine(store).applyAll(batchId, 'Cancelled', { messageId: null, operator: by.operator }, by.now);
   const short = new Map<string, number>();
   for (const item of refused) short.set(item.customerId, (short.get(item.customerId) ?? 0) + item.amountMinor);

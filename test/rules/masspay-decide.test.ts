@@ -193,7 +193,7 @@ class World {
         for (const i of this.items.values()) c[i.state] = (c[i.state] ?? 0) + 1;
         return c;
       },
-      save: async (items) => items.forEach((item) => void this.items.set(item.uniqueId, structuredClone(item))),
+      save: async (writes) => writes.forEach(({ item }) => void this.items.set(item.uniqueId, structuredClone(item))),
       post: async (p) => {
         const prior = this.ledger.get(p.idempotencyKey);
         if (this.refuse.has(p.idempotencyKey) || (prior && prior.amountMinor !== p.amountMinor))
