@@ -138,6 +138,41 @@ describe('hosted top-up page in Chromium', () => {
   );
 
   it(
+    "the back button after paying: PayPal's page again captures nothing more; the form shows the new balance",
+    async () => {
+      const customer = await newCustomer(stack, 'Margaret Hamilton');
+      const page = await browser.newPage();
+      await page.goto(await linkFor(customer));
+      await page.getByRole('radio', { name: '25.00 USD' }).check();
+      await page.click('#pay');
+      await page.waitForURL(/\/checkoutnow\?token=/);
+      await page.click('#approve');
+      await page.waitForURL(/\/topup\/return\?/);
+      expect(await page.getAttribute('#outcome', 'data-phase')).toBe('credited');
+      const captured = captureCalls();
+      // Back to PayPal's page for the order already captured, and "Pay now" once more.
+      await page.goBack();
+      await page.waitForURL(/\/checkoutnow\?token=/);
+      await page.click('#approve');
+      await page.waitForURL(/\/topup\/return\?/);
+      await screenshot(page, '11-back-button-result');
+      expect(await page.getAttribute('#outcome', 'data-phase')).toBe('credited');
+      expect(await page.textContent('#balance')).toBe('25.00 USD');
+      expect(captureCalls()).toBe(captured);
+      // Back to our form: it says what the account holds now (a new top-up needs a new approval at PayPal).
+      await page.goBack();
+      await page.goBack();
+      await page.waitForURL(/\/topup\/[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}$/);
+      await screenshot(page, '12-back-button-form');
+      expect(await page.textContent('#balance')).toBe('25.00 USD');
+      expect(await topupsOf(customer)).toBe(1);
+      await oneCredit(customer, 2_500);
+      await page.close();
+    },
+    LONG,
+  );
+
+  it(
     'cancel at PayPal: a clear page, nothing charged; an expired or forged link: a clear page, no form',
     async () => {
       const customer = await newCustomer(stack, 'Edsger Dijkstra');
