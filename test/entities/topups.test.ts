@@ -325,7 +325,13 @@ describe('top-ups through Orders v2', () => {
       // What a crash between PayPal's order and the workflow's start leaves: the order, no workflow running
       // (terminated once its first task is done: a task cut short by a termination is recorded as failed).
       const handle = stack.client.workflow.getHandle(topupWorkflowId(first.id));
-      await handle.query(topupStateQuery);
+      // Its handlers are set once its state is loaded (its first task): a query answers from then on.
+      await waitFor('the first task done', () =>
+        handle.query(topupStateQuery).then(
+          (state) => !!state,
+          () => false,
+        ),
+      );
       await handle.terminate('a crash before the start');
       // The same request again (the hosted page's second POST of one attempt names the same top-up).
       const again = await createTopup(deps, req, opts);
