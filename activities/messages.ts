@@ -1,4 +1,5 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
+import { LRUCache } from 'lru-cache';
 import mongoose from 'mongoose';
 import type { ActivityDeps } from './deps';
 import type { IpnSummary } from '../src/messages/summary';
@@ -15,7 +16,8 @@ import { ipnEventSignal, signalPayment } from '../src/payments/contract';
 import { paymentWorkflowId } from '../src/shared/ids';
 import { alerts } from '../src/shared/metrics';
 import { canonicalJson } from '../src/shared/canonical-json';
-import type { MessageOutcomeRecord, MessageState } from '../src/messages/state';
+import type { MessageState } from '../src/messages/state';
+import { recordOutcome, type OutcomeWrite } from '../src/messages/outcomes';
 
 export interface LoadedMessage {
   integration: Integration | null;
@@ -51,12 +53,25 @@ const USER_AGENT = 'ipnflow-ipn-verifier/0.1 (PayPal IPN listener; +https://deve
 const PREFIX = Buffer.from('cmd=_notify-validate&');
 
 const MAX_LISTED = 50;
+/** Bytes of recently loaded bodies kept for their postback (a PayPal IPN is a few KB). */
+const LOADED_BODIES_BYTES = 8 * 1024 * 1024;
 const SIGNALS_AT_ONCE = 16;
 
 export function createMessageActivities(deps: ActivityDeps) {
   const { db, client, config, logger } = deps;
   const { IpnMessage, IpnClaim, Integration: Integrations } = db.models;
   const payouts = createPayoutActivities(deps);
+  /**
+   * The stored bytes loadMessage just read, for the postback that follows it in the same workflow task
+   * (the first attempt is a local activity, so in this process): one read of the message, not two.
+   * Stored bytes never change, so a cached copy is the truth; a miss (another worker, a retry much
+   * later, a large Mass Pay body) reads the store. lru-cache bounds it by bytes.
+   */
+  const loadedBodies = new LRUCache<string, { raw: Buffer; testIpn: boolean }>({
+    maxSize: LOADED_BODIES_BYTES,
+    maxEntrySize: LOADED_BODIES_BYTES / 64,
+    sizeCalculation: (v) => v.raw.length + 64,
+  });
 
   /**
    * The first delivery of a (integration, txn, status) claims it; any later one is its duplicate.
@@ -75,6 +90,12 @@ export function createMessageActivities(deps: ActivityDeps) {
     return claim && claim.messageId !== messageId ? claim.messageId : null;
   };
 
+  const readBody = async (messageId: string) => {
+    const msg = await IpnMessage.findById(messageId, { raw: 1, testIpn: 1 }).lean();
+    if (!msg) throw ApplicationFailure.nonRetryable(`IPN message ${messageId} not found`, 'MessageNotFound');
+    return { raw: Buffer.from(msg.raw.buffer), testIpn: msg.testIpn === true };
+  };
+
   return {
     /**
      * PayPal's postback: the exact bytes we received, prefixed. Only an exact VERIFIED or INVALID
@@ -82,9 +103,8 @@ export function createMessageActivities(deps: ActivityDeps) {
      * Temporal retries with backoff until the workflow's time bound.
      */
     async verifyWithPayPal({ messageId }: { messageId: string }): Promise<'VERIFIED' | 'INVALID'> {
-      const msg = await db.models.IpnMessage.findById(messageId, { raw: 1, testIpn: 1 }).lean();
-      if (!msg) throw ApplicationFailure.nonRetryable(`IPN message ${messageId} not found`, 'MessageNotFound');
-      const raw = Buffer.from(msg.raw.buffer);
+      const msg = loadedBodies.get(messageId) ?? (await readBody(messageId));
+      const raw = msg.raw;
       // test_ipn picks the host: a sandbox message is only ever verifiable by the sandbox.
       const url = msg.testIpn ? config.PAYPAL_SANDBOX_VERIFY_URL : config.paypalLiveVerifyUrl;
       let res: Response;
@@ -142,8 +162,10 @@ export function createMessageActivities(deps: ActivityDeps) {
       const integrationDoc = await Integrations.findById(msg.integrationId).lean();
       let summary: IpnSummary | null = null;
       let decodeError: string | null = null;
+      const raw = Buffer.from(msg.raw.buffer);
+      loadedBodies.set(messageId, { raw, testIpn: msg.testIpn === true });
       try {
-        summary = (await readIpnHead(Buffer.from(msg.raw.buffer))).summary;
+        summary = (await readIpnHead(raw)).summary;
       } catch (err) {
         decodeError = (err as Error).message;
       }
@@ -220,22 +242,8 @@ export function createMessageActivities(deps: ActivityDeps) {
       };
     },
 
-    async recordMessageOutcome(
-      record: MessageOutcomeRecord & { routedEvent?: LifecycleEvent; receivedEvents?: LifecycleEvent[] },
-    ): Promise<void> {
-      const { messageId, outcome, detail, flags, addFlags, routedEvent, receivedEvents } = record;
-      const set = {
-        state: outcome,
-        outcome: detail,
-        outcomeAt: new Date(),
-        ...(flags ? { flags } : {}),
-        ...(routedEvent ? { routedEvent } : {}),
-        ...(receivedEvents ? { receivedEvents } : {}),
-      };
-      await IpnMessage.updateOne(
-        { _id: messageId },
-        { $set: set, ...(addFlags ? { $addToSet: { flags: { $each: addFlags } } } : {}) },
-      );
+    async recordMessageOutcome(record: OutcomeWrite): Promise<void> {
+      await recordOutcome(db.models, record);
     },
 
     /**

@@ -4,6 +4,8 @@ import { needsPerson } from '../src/payments/rules';
 import { findCustomerForPayer } from '../src/customers/store';
 import { paymentDocId } from '../src/shared/ids';
 import { TopupIdSchema } from '../src/topups/contract';
+import type { MatchBy } from '../src/integrations/schema';
+import { recordOutcome, type OutcomeWrite } from '../src/messages/outcomes';
 
 export function createPaymentActivities({ db }: ActivityDeps) {
   const { Payment, AuditEvent, Customer, IpnMessage } = db.models;
@@ -28,8 +30,11 @@ export function createPaymentActivities({ db }: ActivityDeps) {
       return state;
     },
 
-    /** The whole state for resuming, plus flat fields for the admin API's queries. */
-    async savePaymentState(state: PaymentState): Promise<void> {
+    /**
+     * The whole state for resuming, plus flat fields for the admin API's queries; then, when given,
+     * the outcome of the message that led to it (state first: whoever reads the message finds both agree).
+     */
+    async savePaymentState(state: PaymentState, outcome?: OutcomeWrite): Promise<void> {
       await Payment.updateOne(
         { _id: paymentDocId(state.integrationId, state.txnId) },
         {
@@ -54,16 +59,20 @@ export function createPaymentActivities({ db }: ActivityDeps) {
         },
         { upsert: true },
       );
+      if (outcome) await recordOutcome(db.models, outcome);
     },
 
     async matchCustomer({
       integrationId,
       custom,
       payerEmail,
+      matchBy,
     }: {
       integrationId: string;
       custom: string | null;
       payerEmail: string | null;
+      /** The integration's, when the caller has it already (loaded with the message). */
+      matchBy?: MatchBy;
     }): Promise<string | null> {
       // A top-up's capture (its IPN's custom is the top-up id, ours and unambiguous): the top-up's
       // customer, whatever matchBy says, so this credit and the top-up's share one key, account and amount.
@@ -71,7 +80,7 @@ export function createPaymentActivities({ db }: ActivityDeps) {
         const topup = await db.models.Topup.findById(custom, { integrationId: 1, customerId: 1 }).lean();
         if (topup?.integrationId === integrationId) return topup.customerId;
       }
-      return findCustomerForPayer(db.models, integrationId, { custom, payerEmail });
+      return findCustomerForPayer(db.models, integrationId, { custom, payerEmail }, matchBy);
     },
 
     async customerExists(customerId: string): Promise<boolean> {

@@ -80,7 +80,19 @@ async function main(): Promise<void> {
   const mongo = process.env.MONGODB_URI ? undefined : await startMongoServer({});
   process.env.TEMPORAL_ADDRESS ??= temporal!.address;
   process.env.MONGODB_URI ??= mongo!.uri;
+  // Every database command the service sends (API and worker share this process's client), counted per payment.
+  const u = new URL(process.env.MONGODB_URI);
+  u.searchParams.set('monitorCommands', 'true');
+  process.env.MONGODB_URI = u.toString();
   const stack = await createTestStack('trace');
+  const commands = new Map<string, number>();
+  let counting = false;
+  stack.db.connection.getClient().on('commandStarted', (e) => {
+    if (!counting) return;
+    const cmd = e.command as Record<string, unknown>;
+    const key = `${e.commandName} ${String(cmd[e.commandName] ?? '')}`;
+    commands.set(key, (commands.get(key) ?? 0) + 1);
+  });
   try {
     const admin = async (m: string, p: string, b: unknown) => {
       const r = await stack.admin(m, p, b);
@@ -101,6 +113,7 @@ async function main(): Promise<void> {
     const posted: Array<{ txnId: string; wall: number }> = [];
     const conc = Number(process.argv[3] ?? 1);
     const cpu0 = cpuByProcess();
+    counting = true;
     const tStart = nowMs();
     let next = 0;
     const one = async (i: number) => {
@@ -128,11 +141,16 @@ async function main(): Promise<void> {
     );
     const wallS = (nowMs() - tStart) / 1000;
     const cpu1 = cpuByProcess();
+    counting = false;
     console.log(`${n} payments at concurrency ${conc}: ${(n / wallS).toFixed(2)}/s`);
     for (const [name, ticks] of cpu1) {
       const d = (ticks - (cpu0.get(name) ?? 0)) * 10; // clock ticks of 10 ms
       if (d > 0) console.log(`  cpu ${name.padEnd(16)} ${(d / n).toFixed(1)} ms per payment`);
     }
+    const total = [...commands.values()].reduce((a, b) => a + b, 0);
+    console.log(`database commands per payment: ${(total / n).toFixed(1)} (credit watch's polls included)`);
+    for (const [k, c] of [...commands].sort((a, b) => b[1] - a[1]))
+      console.log(`  ${(c / n).toFixed(2).padStart(6)}  ${k}`);
     lat.sort((a, b) => a - b);
     console.log(
       `latency POST->credit over ${n}: p50 ${lat[Math.floor(n / 2)]!.toFixed(0)} ms, ` +

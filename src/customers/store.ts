@@ -2,6 +2,7 @@ import { z } from 'zod';
 import type { Models } from '../shared/db/models';
 import { isDuplicateKey } from '../shared/db/duplicate-keys';
 import { getIntegration } from '../integrations/store';
+import type { MatchBy } from '../integrations/schema';
 import { CONFIG_AUDIT_ACTIONS, configChange } from '../shared/config-audit';
 
 export const CustomerInputSchema = z.object({
@@ -65,9 +66,9 @@ export async function findCustomerForPayer(
   models: Models,
   integrationId: string,
   payer: { custom: string | null; payerEmail: string | null },
+  known?: MatchBy,
 ): Promise<string | null> {
-  const integration = await getIntegration(models, integrationId);
-  const matchBy = integration?.matchBy ?? ['custom', 'email'];
+  const matchBy = known ?? (await getIntegration(models, integrationId))?.matchBy ?? ['custom', 'email'];
   if (matchBy.includes('custom') && payer.custom) {
     const byId = await models.Customer.exists({ _id: payer.custom });
     if (byId) return payer.custom;

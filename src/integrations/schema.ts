@@ -112,5 +112,7 @@ export const IntegrationInputSchema = z
 
 export type IntegrationInput = z.input<typeof IntegrationInputSchema>;
 export type Integration = z.infer<typeof IntegrationInputSchema> & { id: string };
+/** How a payer becomes a customer (see `matchBy` above). */
+export type MatchBy = Integration['matchBy'];
 
 export const IntegrationIdSchema = z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/, 'letters, digits, - and _ only (1-64)');

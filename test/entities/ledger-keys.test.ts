@@ -100,3 +100,25 @@ test("readers catching up beside an account's first postings never fail, and see
     }),
   );
 });
+
+test('a balance behind its chain (a writer died before updating it): postings chain after the true head', async () => {
+  const covered = (key: string, amountMinor: number, mustStayCovered = false): PostingRequest => ({
+    ...posting(key, amountMinor),
+    customerId: 'c3',
+    mustStayCovered,
+  });
+  await ledger.post(covered('lag-1', 100));
+  await ledger.post(covered('lag-2', 300));
+  // The crash: entry 2 and its key are written, the balance still says seq 1, 100.
+  await db.models.Balance.updateOne({ _id: 'c3:USD' }, { $set: { seq: 1, balanceMinor: 100 } });
+  // Covered by the true balance (400), not by the cached one (100).
+  expect(await ledger.post(covered('lag-3', -250, true))).toMatchObject({ seq: 3, balanceAfterMinor: 150 });
+  await db.models.Balance.updateOne({ _id: 'c3:USD' }, { $set: { seq: 1, balanceMinor: 100 } });
+  await expect(ledger.post(covered('lag-4', -200, true))).rejects.toThrow(/insufficient balance/);
+  // Posting a key again while the cache lags answers as made, at its own seq.
+  await db.models.Balance.updateOne({ _id: 'c3:USD' }, { $set: { seq: 1, balanceMinor: 100 } });
+  expect(await ledger.post(covered('lag-2', 300))).toMatchObject({ seq: 2, applied: false });
+  expect(await ledger.post(covered('lag-5', 50))).toMatchObject({ seq: 4, balanceAfterMinor: 200, applied: true });
+  expect((await ledger.check()).problems).toEqual([]);
+  expect((await ledger.balances('c3', 'live'))[0]).toMatchObject({ balanceMinor: 200, seq: 4 });
+});
