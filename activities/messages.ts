@@ -33,6 +33,8 @@ export interface LoadedMessage {
   receivedAt: string;
   /** Why the asking workflow may not take this message (it was dispatched elsewhere, or is settled). */
   refusal?: string;
+  /** PayPal's answer to the postback tried with the load (`postback`); null when it did not answer. */
+  firstVerdict?: 'VERIFIED' | 'INVALID' | null;
 }
 
 /** States in which a message still waits for the workflow it was dispatched to. */
@@ -53,6 +55,8 @@ const USER_AGENT = 'ipnflow-ipn-verifier/0.1 (PayPal IPN listener; +https://deve
 const PREFIX = Buffer.from('cmd=_notify-validate&');
 
 const MAX_LISTED = 50;
+/** The postback tried with the load: as long as the local try it replaces (postbackLocalTry). */
+const FIRST_POSTBACK_MS = 3_000;
 /** Bytes of recently loaded bodies kept for their postback (a PayPal IPN is a few KB). */
 const LOADED_BODIES_BYTES = 8 * 1024 * 1024;
 const SIGNALS_AT_ONCE = 16;
@@ -96,48 +100,64 @@ export function createMessageActivities(deps: ActivityDeps) {
     return { raw: Buffer.from(msg.raw.buffer), testIpn: msg.testIpn === true };
   };
 
-  return {
-    /**
-     * PayPal's postback: the exact bytes we received, prefixed. Only an exact VERIFIED or INVALID
-     * is an answer; anything else (5xx, HTML error pages, "Fatal Failure", timeouts) is thrown so
-     * Temporal retries with backoff until the workflow's time bound.
-     */
-    async verifyWithPayPal({ messageId }: { messageId: string }): Promise<'VERIFIED' | 'INVALID'> {
-      const msg = loadedBodies.get(messageId) ?? (await readBody(messageId));
-      const raw = msg.raw;
-      // test_ipn picks the host: a sandbox message is only ever verifiable by the sandbox.
-      const url = msg.testIpn ? config.PAYPAL_SANDBOX_VERIFY_URL : config.paypalLiveVerifyUrl;
-      let res: Response;
-      try {
-        res = await fetch(url, {
-          method: 'POST',
-          headers: { 'content-type': 'application/x-www-form-urlencoded', 'user-agent': USER_AGENT },
-          body: Buffer.concat([PREFIX, raw]),
-          // Also given up when the attempt is (a local attempt timing out): no postback outlives its activity.
-          signal: AbortSignal.any([AbortSignal.timeout(30_000), Context.current().cancellationSignal]),
-        });
-      } catch (err) {
-        throw ApplicationFailure.retryable(
-          `postback to ${url} failed: ${(err as Error).message}`,
-          'PostbackUnavailable',
-          { messageId },
-        );
-      }
-      const body = (await res.text().catch(() => '')).trim();
-      if (res.status === 200 && (body === 'VERIFIED' || body === 'INVALID')) return body;
+  /**
+   * PayPal's postback: the exact bytes we received, prefixed. Only an exact VERIFIED or INVALID
+   * is an answer; anything else (5xx, HTML error pages, "Fatal Failure", timeouts) is thrown so
+   * Temporal retries with backoff until the workflow's time bound.
+   */
+  const postback = async (
+    messageId: string,
+    msg: { raw: Buffer; testIpn: boolean },
+    timeoutMs: number,
+  ): Promise<'VERIFIED' | 'INVALID'> => {
+    // test_ipn picks the host: a sandbox message is only ever verifiable by the sandbox.
+    const url = msg.testIpn ? config.PAYPAL_SANDBOX_VERIFY_URL : config.paypalLiveVerifyUrl;
+    let res: Response;
+    try {
+      res = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', 'user-agent': USER_AGENT },
+        body: Buffer.concat([PREFIX, msg.raw]),
+        // Also given up when the attempt is (a local attempt timing out): no postback outlives its activity.
+        signal: AbortSignal.any([AbortSignal.timeout(timeoutMs), Context.current().cancellationSignal]),
+      });
+    } catch (err) {
       throw ApplicationFailure.retryable(
-        `postback to ${url} answered ${res.status}: ${JSON.stringify(body.slice(0, 120))}`,
-        'PostbackUnclear',
+        `postback to ${url} failed: ${(err as Error).message}`,
+        'PostbackUnavailable',
         { messageId },
       );
+    }
+    const body = (await res.text().catch(() => '')).trim();
+    if (res.status === 200 && (body === 'VERIFIED' || body === 'INVALID')) return body;
+    throw ApplicationFailure.retryable(
+      `postback to ${url} answered ${res.status}: ${JSON.stringify(body.slice(0, 120))}`,
+      'PostbackUnclear',
+      { messageId },
+    );
+  };
+
+  /** One quick try, never thrown: null when PayPal did not answer in time (the workflow retries it durably). */
+  const firstPostback = (messageId: string, msg: { raw: Buffer; testIpn: boolean }) =>
+    postback(messageId, msg, FIRST_POSTBACK_MS).catch((err: unknown) => {
+      if (err instanceof ApplicationFailure) return null;
+      throw err;
+    });
+
+  return {
+    /** PayPal's postback for a stored message (see postback): retried by Temporal until it answers. */
+    async verifyWithPayPal({ messageId }: { messageId: string }): Promise<'VERIFIED' | 'INVALID'> {
+      return postback(messageId, loadedBodies.get(messageId) ?? (await readBody(messageId)), 30_000);
     },
 
     /**
      * Decodes the stored raw bytes again: the stored bytes are the only truth (ids checked as at intake).
      * With `forWorkflow`, only the workflow the message was dispatched to may take it, and only while it
      * waits: anything else (a message id typed into the Web UI) is refused without writing a thing.
+     * With `postback`, PayPal's postback is tried once too (when the integration verifies and the
+     * bytes decode): most answer at once, and a payment is then loaded and proven in one step.
      */
-    async loadMessage(messageId: string, forWorkflow?: string): Promise<LoadedMessage> {
+    async loadMessage(messageId: string, forWorkflow?: string, opts?: { postback?: boolean }): Promise<LoadedMessage> {
       const msg = await IpnMessage.findById(messageId).lean();
       if (!msg) throw ApplicationFailure.nonRetryable(`IPN message ${messageId} not found`, 'MessageNotFound');
       const refusal = !forWorkflow
@@ -175,13 +195,18 @@ export function createMessageActivities(deps: ActivityDeps) {
       const set = { state: 'dispatched' satisfies MessageState, ...(duplicateOf ? { duplicateOf } : {}) };
       await IpnMessage.updateOne({ _id: msg._id }, { $set: set });
       const stored = RouteSchema.safeParse(msg.route);
+      const integration = integrationDoc ? toIntegration(integrationDoc) : null;
+      const tryPostback = opts?.postback === true && summary !== null && integration?.verifyTransaction === true;
       return {
-        integration: integrationDoc ? toIntegration(integrationDoc) : null,
+        integration,
         summary,
         route: summary && stored.success ? stored.data : null,
         decodeError,
         duplicateOf,
         receivedAt: msg.receivedAt.toISOString(),
+        ...(tryPostback
+          ? { firstVerdict: await firstPostback(messageId, { raw, testIpn: msg.testIpn === true }) }
+          : {}),
       };
     },
 

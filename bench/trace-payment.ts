@@ -74,6 +74,21 @@ function cpuByProcess(): Map<string, number> {
   return out;
 }
 
+/** A marker's kind (a local activity's type, a patch's id) or the search attributes an upsert sets. */
+function detailOf(e: Record<string, any>): string {
+  const decode = (p?: { data?: Uint8Array | null }) => (p?.data ? Buffer.from(p.data).toString('utf8') : '');
+  const marker = e.markerRecordedEventAttributes;
+  if (marker) {
+    const details = marker.details ?? {};
+    const text = ['data', 'patch_data', 'patch-id'].map((k) => decode(details[k]?.payloads?.[0])).join(' ');
+    const kind = text.match(/"activity_type":"([^"]+)"/)?.[1] ?? text.match(/"id":"([^"]+)"/)?.[1] ?? text.slice(0, 60);
+    return ` ${marker.markerName} ${kind}`;
+  }
+  const upsert = e.upsertWorkflowSearchAttributesEventAttributes;
+  if (upsert) return ` ${Object.keys(upsert.searchAttributes?.indexedFields ?? {}).join(',')}`;
+  return '';
+}
+
 async function main(): Promise<void> {
   const n = Number(process.argv[2] ?? 10);
   const temporal = process.env.TEMPORAL_ADDRESS ? undefined : await startTemporalServer({ headless: true });
@@ -170,7 +185,10 @@ async function main(): Promise<void> {
       for (const e of h.events ?? []) {
         const t = Number(e.eventTime!.seconds) * 1000 + Math.floor((e.eventTime!.nanos ?? 0) / 1e6);
         const type = Object.keys(e).find((k) => k.endsWith('Attributes') && (e as any)[k]) ?? '?';
-        rows.push([t - last.wall, `${id.slice(0, 40).padEnd(40)} ${type.replace('EventAttributes', '')}`]);
+        rows.push([
+          t - last.wall,
+          `${id.slice(0, 40).padEnd(40)} ${type.replace('EventAttributes', '')}${detailOf(e)}`,
+        ]);
       }
     }
     rows.sort((a, b) => a[0] - b[0]);

@@ -41,6 +41,7 @@ import {
 import { validatingHandlers, decideWithFacts, postingFact } from './shared/decide-with-facts';
 import { oneAtATime, underLock } from './shared/one-at-a-time';
 import { quickLocal } from './shared/activity-options';
+import { FEWER_STEPS } from './shared/patches';
 import { operatorDoors, parseAction } from './shared/operator-doors';
 import { CustomerIdKey, FlagsKey, MessageRefSchema, PaymentStatusKey } from '../src/shared/contract';
 import type { PaymentRoute } from '../src/messages/classify';
@@ -96,11 +97,6 @@ const NAMED_MATTERS_PATCH = 'payment-named-matters';
  * processIpn had verified (`ipnEvent`, still taken), and an adjustment message here was misrouted.
  */
 const ONE_DOOR_PATCH = 'adjustments-through-the-payment-door';
-/**
- * The payment's state and the outcome of the message that led to it are written by one local
- * activity (state first, as before): one step less per message. Before it, two.
- */
-const SAVE_WITH_OUTCOME = 'payment-state-and-outcome-in-one-step';
 
 type PaymentAnswer = OperatorAnswer<PaymentState, PaymentResult>;
 type Decided = Extract<PaymentDecision, { kind: 'done' }>;
@@ -147,6 +143,8 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
   const desk: ParkingDecision[] = [];
   // Messages being verified beside the queue (until their outcome is applied), and those waiting for a place.
   const examining = new Set<string>();
+  // Those of them whose postback went to its durable retries.
+  const slow = new Set<string>();
   const waiting: string[] = [];
   for (const [signal, kind] of [
     [retryVerificationSignal, 'retry'],
@@ -225,6 +223,9 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
     description: 'The admin API: one operator decision, answered with the applied state or the refusal.',
   });
 
+  /** Started with it (every new execution), or else running code that has it (see FEWER_STEPS). */
+  const fewerSteps = () => input.fewerSteps === true || patched(FEWER_STEPS);
+  stepsOfThisExecution = fewerSteps;
   const loaded = await act.loadPaymentState({ integrationId: input.integrationId, txnId: input.paymentTxnId });
   let state = loaded ? upgradePaymentState(loaded) : initialPaymentState(input.integrationId, input.paymentTxnId);
   setHandler(paymentStateQuery, () => state);
@@ -232,7 +233,12 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
   // Verifications the previous run had not finished (see continueAsNew below) start again.
   for (const messageId of input.examiningMessageIds ?? []) inbox.push({ type: 'message', messageId });
   /** `processing` while a message is verified or applied (the backlog metric), `parked` while one waits. */
-  const busy = () => [...(examining.size > 0 ? ['processing'] : []), ...(parkedBeside.size > 0 ? ['parked'] : [])];
+  const busy = () => {
+    // With fewer steps, only a verification that outlasts its first try shows: a quick one never
+    // outlives the workflow task whose commands would show it.
+    const processing = fewerSteps() ? slow.size > 0 : examining.size > 0;
+    return [...(processing ? ['processing'] : []), ...(parkedBeside.size > 0 ? ['parked'] : [])];
+  };
 
   /**
    * One input through the rules; the state is shown and saved before any outcome is recorded:
@@ -252,7 +258,7 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
     state = decision.state;
     publish(state, busy());
     const outcome = opts.outcomeOf?.(decision);
-    if (outcome && patched(SAVE_WITH_OUTCOME)) {
+    if (outcome && fewerSteps()) {
       await act.savePaymentState(state, outcome);
       opts.saved?.(decision);
     } else {
@@ -281,6 +287,7 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
   const examineAndApply = async (messageId: string): Promise<void> => {
     const flags: string[] = [];
     const examined = await examineMessage(messageId, {
+      fewerSteps,
       forWorkflow: workflowInfo().workflowId,
       verifyGiveUpSeconds: input.verifyGiveUpSeconds ?? DEFAULT_VERIFY_GIVE_UP_SECONDS,
       flags,
@@ -288,6 +295,7 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
       onParked: () => {
         parked = true;
         showFlags(state, ['processing', 'parked']);
+        showNow();
       },
       awaitOperator: async () => {
         await condition(() => desk.length > 0);
@@ -313,6 +321,7 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
     showFlags(state, busy());
     const flags: string[] = [];
     examineMessage(messageId, {
+      fewerSteps,
       forWorkflow: workflowInfo().workflowId,
       verifyGiveUpSeconds: input.verifyGiveUpSeconds ?? DEFAULT_VERIFY_GIVE_UP_SECONDS,
       flags,
@@ -320,6 +329,12 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
       onParked: () => {
         parkedBeside.add(messageId);
         showFlags(state, busy());
+        showNow();
+      },
+      onSlow: () => {
+        slow.add(messageId);
+        showFlags(state, busy());
+        showNow();
       },
       awaitOperator: async () => {
         // The oldest decision naming this message, or naming none.
@@ -416,6 +431,7 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
   for (;;) {
     const wake = nextWake(state, Date.now(), input.idleCloseSeconds * 1000, orphanGraceSeconds);
     const hasInput = () => inbox.length > 0;
+    showNow();
     const woken = wake.afterMs === null ? (await condition(hasInput), true) : await condition(hasInput, wake.afterMs);
     if (!woken) {
       // Idle, and nothing waits for a person or a deadline; a message still being verified keeps it open.
@@ -427,7 +443,7 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
     while (inbox.length > 0) {
       const item = inbox.shift()!;
       if (item.type === 'message') {
-        if (patched(VERIFY_BESIDE_QUEUE)) startExamining(item.messageId);
+        if (fewerSteps() || patched(VERIFY_BESIDE_QUEUE)) startExamining(item.messageId);
         else await takeMessage(item.messageId);
         continue;
       }
@@ -437,6 +453,7 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
           await applyExamined(item.messageId, item.examined, item.flags);
         } finally {
           examining.delete(item.messageId);
+          slow.delete(item.messageId);
           const next = waiting.shift();
           if (next !== undefined) startExamining(next);
           publish(state, busy());
@@ -524,23 +541,33 @@ async function fetchFact(need: FactNeed, facts: PaymentFacts, matchBy?: MatchBy)
 }
 
 function showFlags(s: PaymentState, extra: string[]): void {
-  upsertChanged([{ key: FlagsKey, value: [...new Set([...flagsOf(s), ...extra])] }]);
+  upsertLater([{ key: FlagsKey, value: [...new Set([...flagsOf(s), ...extra])] }]);
 }
 
 /**
- * What this execution last upserted, per search attribute (per execution: see localActivityLock).
- * A value the Web UI already shows is not upserted again: each upsert is a history event and a
- * visibility write on the server, and a message's one task used to repeat the same values 5 times.
+ * Search attributes are upserted once per wait, not at every step: each upsert is a history event and
+ * a visibility write on the server, and a message's one workflow task used to upsert 7 times, every
+ * value but the last unseen (a task's commands land together). So the values are kept here (per
+ * execution: see localActivityLock) and `showNow` upserts those that changed, wherever the workflow
+ * waits for longer than a step: for input (the loop), for an operator (a parked message).
  */
 const shown = new Map<string, string>();
-const UPSERT_CHANGES_ONLY = 'upsert-search-attributes-only-when-changed';
+const toShow = new Map<string, SearchAttributeUpdatePair>();
 
-function upsertChanged(updates: Array<SearchAttributeUpdatePair>): void {
-  if (!patched(UPSERT_CHANGES_ONLY)) {
+/** Whether this execution takes fewer steps (set once it has read its input; per execution). */
+let stepsOfThisExecution = () => patched(FEWER_STEPS);
+
+function upsertLater(updates: Array<SearchAttributeUpdatePair>): void {
+  if (!stepsOfThisExecution()) {
     upsertSearchAttributes(updates);
     return;
   }
-  const changed = updates.filter((u) => shown.get(u.key.name) !== JSON.stringify(u.value));
+  for (const u of updates) toShow.set(u.key.name, u);
+}
+
+function showNow(): void {
+  const changed = [...toShow.values()].filter((u) => shown.get(u.key.name) !== JSON.stringify(u.value));
+  toShow.clear();
   if (changed.length === 0) return;
   for (const u of changed) shown.set(u.key.name, JSON.stringify(u.value));
   upsertSearchAttributes(changed);
@@ -554,7 +581,7 @@ function flagsOf(s: PaymentState): string[] {
 /** Shows the state to ops: search attributes (with `extra` flags) and the Web UI's current details. */
 function publish(s: PaymentState, extra: string[] = []): void {
   const flags = [...new Set([...flagsOf(s), ...extra])];
-  upsertChanged([
+  upsertLater([
     { key: PaymentStatusKey, value: s.paymentStatus ?? s.phase },
     { key: FlagsKey, value: flags },
     ...(s.customerId ? [{ key: CustomerIdKey, value: s.customerId }] : []),

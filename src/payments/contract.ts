@@ -33,6 +33,12 @@ export interface PaymentLifecycleInput {
   verifyGiveUpSeconds?: number;
   /** Messages the previous run was still verifying when it continued as new: verified again. */
   examiningMessageIds?: string[];
+  /**
+   * Set by every starter since fewer steps per message (workflows/shared/patches.ts): such an
+   * execution takes them without asking `patched()`, which would cost it a marker and a search
+   * attribute upsert. One started before (without it) asks, so its history replays as recorded.
+   */
+  fewerSteps?: true;
 }
 
 export type PaymentLifecycleWorkflow = (input: PaymentLifecycleInput) => Promise<PaymentState>;
@@ -73,6 +79,7 @@ export function paymentStartOptions(to: {
         idleCloseSeconds: config.PAYMENT_IDLE_CLOSE_SECONDS,
         orphanGraceSeconds: config.ORPHAN_ADJUSTMENT_GRACE_SECONDS,
         verifyGiveUpSeconds: config.IPN_VERIFY_GIVE_UP_SECONDS,
+        fewerSteps: true,
       },
     ] as [PaymentLifecycleInput],
     typedSearchAttributes: [

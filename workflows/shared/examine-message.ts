@@ -18,6 +18,7 @@ import type { OperatorAction } from '../../src/shared/contract';
 import type { MessageOutcome } from '../../src/messages/state';
 import { underLock, type Lock } from './one-at-a-time';
 import { messageLocal, postbackLocalTry, postbackUntil } from './activity-options';
+import { FEWER_STEPS } from './patches';
 
 const local = proxyLocalActivities<Activities>(messageLocal);
 
@@ -51,14 +52,25 @@ export async function examineMessage(
     flags: string[];
     awaitOperator: (about: { integrationId: string; txnId?: string }) => Promise<ParkingDecision>;
     onParked?: () => void;
+    /** Told when the postback goes to its durable retries (PayPal did not answer at once). */
+    onSlow?: () => void;
     /** Taken around each local activity when the caller runs several examinations at once. */
     localActivityLock?: Lock;
+    /** The caller's answer to FEWER_STEPS (a payment may know it from its input); else patched(). */
+    fewerSteps?: () => boolean;
   },
 ): Promise<Examination> {
   const { flags } = opts;
   const lock = opts.localActivityLock;
   const { loadMessage, recordMessageOutcome, raiseAlert, audit } = lock ? underLock(local, lock) : local;
-  const msg = opts.forWorkflow ? await loadMessage(messageId, opts.forWorkflow) : await loadMessage(messageId);
+  // The first postback tried by loadMessage itself (one local activity, not two); when PayPal does
+  // not answer it at once, the regular activity takes over as before.
+  const withPostback = opts.fewerSteps ? opts.fewerSteps() : patched(FEWER_STEPS);
+  const msg = withPostback
+    ? await loadMessage(messageId, opts.forWorkflow, { postback: true })
+    : opts.forWorkflow
+      ? await loadMessage(messageId, opts.forWorkflow)
+      : await loadMessage(messageId);
   if (msg.refusal) return { kind: 'refused', detail: msg.refusal };
   if (msg.duplicateOf) flags.push('duplicate');
   if (!msg.integration)
@@ -70,8 +82,14 @@ export async function examineMessage(
   const { integration, summary } = msg;
 
   if (integration.verifyTransaction) {
+    // Tried with the load: its answer, or (null) straight to the durable retries.
+    let first = withPostback ? msg.firstVerdict : undefined;
     for (;;) {
-      const verdict = await verifyOrGiveUp(messageId, opts.verifyGiveUpSeconds, lock);
+      const verdict =
+        first === undefined
+          ? await verifyOrGiveUp(messageId, opts.verifyGiveUpSeconds, lock, opts.onSlow)
+          : (first ?? (opts.onSlow?.(), await verifyDurably(messageId, opts.verifyGiveUpSeconds)));
+      first = undefined;
       if (verdict === 'VERIFIED') break;
       if (verdict === 'INVALID') {
         flags.push('invalid');
@@ -187,6 +205,7 @@ async function verifyOrGiveUp(
   messageId: string,
   giveUpSeconds: number,
   lock: Lock = (run) => run(),
+  onSlow?: () => void,
 ): Promise<'VERIFIED' | 'INVALID' | 'gave_up'> {
   if (patched(VERIFY_LOCALLY)) {
     const { verifyWithPayPal } = proxyLocalActivities<Activities>(postbackLocalTry);
@@ -196,6 +215,12 @@ async function verifyOrGiveUp(
       if (!(err instanceof TemporalFailure) || err instanceof CancelledFailure) throw err;
     }
   }
+  onSlow?.();
+  return verifyDurably(messageId, giveUpSeconds);
+}
+
+/** The postback as a regular activity, backing off until the message's give-up time. */
+async function verifyDurably(messageId: string, giveUpSeconds: number): Promise<'VERIFIED' | 'INVALID' | 'gave_up'> {
   const { verifyWithPayPal } = proxyActivities<Activities>(postbackUntil(giveUpSeconds));
   try {
     return await verifyWithPayPal({ messageId });
