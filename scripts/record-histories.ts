@@ -9,7 +9,10 @@
  * `verify-messages-beside-the-queue`), `process-ipn-refund` / `-invalid-refund` and
  * `payment-lifecycle-beside-*` refunds checked by processIpn and sent on as `ipnEvent` (before
  * `adjustments-through-the-payment-door`). `payment-lifecycle-door-over-limit-refund-approved` was recorded
- * after hold reasons became typed values. RECORD_HISTORIES_DIR writes elsewhere (to pick new files).
+ * after hold reasons became typed values; `payment-lifecycle-door-pending-completed-refund-duplicate` is the
+ * same payment as `payment-lifecycle-fewer-steps-*` before fewer steps per message (workflows/shared/patches.ts),
+ * and `payment-lifecycle-started-before-fewer-steps` one started without `fewerSteps` in its input (it asks
+ * patched()). RECORD_HISTORIES_DIR writes elsewhere (to pick new files).
  *
  *   npx tsx scripts/record-histories.ts
  */
@@ -22,6 +25,10 @@ import { startMongoServer } from '../tools/dev/services/mongo-server';
 import { paymentWorkflowId } from '../src/shared/ids';
 import { createTestStack, sample, waitFor, withField, withFields, type TestStack } from '../test/support/stack';
 import { profileWorkflowId } from '../src/profiles/state';
+import { storeIpn } from '../src/messages/intake';
+import { ipnMessageSignal, PAYMENT_LIFECYCLE, paymentStartOptions } from '../src/payments/contract';
+import type { PaymentLifecycleWorkflow } from '../src/payments/contract';
+import type { MessageRef } from '../src/shared/contract';
 
 const OUT = path.resolve(process.env.RECORD_HISTORIES_DIR ?? path.resolve(__dirname, '../test/histories'));
 
@@ -98,7 +105,29 @@ async function main() {
     // One door: the refund goes to its payment's entity by message id, like the payment's own messages.
     if ((await messageWorkflow(stack, 'REC1R', 'Refunded')) !== paymentWorkflowId('shop', 'REC1'))
       throw new Error('the refund was not dispatched to its payment');
-    await save(stack, 'payment-lifecycle-door-pending-completed-refund-duplicate', paymentWorkflowId('shop', 'REC1'));
+    const rec1 = 'payment-lifecycle-fewer-steps-pending-completed-refund-duplicate';
+    await save(stack, rec1, paymentWorkflowId('shop', 'REC1'));
+
+    // 1b. A payment started as before fewer steps per message (its input without `fewerSteps`), whose
+    // messages then reach today's code: it asks patched('fewer-steps-per-message') and takes them.
+    const before = withField(base, 'txn_id', 'REC7');
+    stack.sim.registerMessage(before);
+    const stored = await storeIpn(stack.db.models, { integrationId: 'shop', raw: before, ipnEnabled: true });
+    const start = paymentStartOptions({
+      integrationId: 'shop',
+      paymentTxnId: 'REC7',
+      taskQueue: stack.config.TEMPORAL_TASK_QUEUE,
+      config: stack.config,
+    });
+    const oldInput = { ...start.args[0] };
+    delete oldInput.fewerSteps;
+    await stack.client.workflow.signalWithStart<PaymentLifecycleWorkflow, [MessageRef]>(PAYMENT_LIFECYCLE, {
+      ...start,
+      args: [oldInput],
+      signal: ipnMessageSignal,
+      signalArgs: [{ messageId: stored._id }],
+    });
+    await save(stack, 'payment-lifecycle-started-before-fewer-steps', paymentWorkflowId('shop', 'REC7'));
 
     // 2. No customer matches: held, then an operator assigns one.
     const stranger = withField(
