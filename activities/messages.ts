@@ -18,6 +18,7 @@ import { alerts } from '../src/shared/metrics';
 import { canonicalJson } from '../src/shared/canonical-json';
 import type { MessageState } from '../src/messages/state';
 import { recordOutcome, type OutcomeWrite } from '../src/messages/outcomes';
+import { matchPayer } from '../src/customers/match';
 
 export interface LoadedMessage {
   integration: Integration | null;
@@ -35,6 +36,8 @@ export interface LoadedMessage {
   refusal?: string;
   /** PayPal's answer to the postback tried with the load (`postback`); null when it did not answer. */
   firstVerdict?: 'VERIFIED' | 'INVALID' | null;
+  /** A proven payment's payer, matched with the load (`postback`): the customer it credits, or null. */
+  payerMatch?: { custom: string | null; payerEmail: string | null; customerId: string | null };
 }
 
 /** States in which a message still waits for the workflow it was dispatched to. */
@@ -155,7 +158,8 @@ export function createMessageActivities(deps: ActivityDeps) {
      * With `forWorkflow`, only the workflow the message was dispatched to may take it, and only while it
      * waits: anything else (a message id typed into the Web UI) is refused without writing a thing.
      * With `postback`, PayPal's postback is tried once too (when the integration verifies and the
-     * bytes decode): most answer at once, and a payment is then loaded and proven in one step.
+     * bytes decode), and a payment's payer matched to a customer once it is proven: most postbacks
+     * answer at once, and a payment is then loaded, proven and matched in one step.
      */
     async loadMessage(messageId: string, forWorkflow?: string, opts?: { postback?: boolean }): Promise<LoadedMessage> {
       const msg = await IpnMessage.findById(messageId).lean();
@@ -196,16 +200,27 @@ export function createMessageActivities(deps: ActivityDeps) {
       await IpnMessage.updateOne({ _id: msg._id }, { $set: set });
       const stored = RouteSchema.safeParse(msg.route);
       const integration = integrationDoc ? toIntegration(integrationDoc) : null;
+      const route = summary && stored.success ? stored.data : null;
       const tryPostback = opts?.postback === true && summary !== null && integration?.verifyTransaction === true;
+      const firstVerdict = tryPostback
+        ? await firstPostback(messageId, { raw, testIpn: msg.testIpn === true })
+        : undefined;
+      const proven = tryPostback ? firstVerdict === 'VERIFIED' : true;
+      const payer =
+        opts?.postback === true && proven && route?.kind === 'payment' && summary && integration
+          ? { custom: summary.custom, payerEmail: summary.payerEmail, matchBy: integration.matchBy }
+          : null;
+      const customerId = payer ? await matchPayer(db.models, integration!.id, payer) : undefined;
       return {
         integration,
         summary,
-        route: summary && stored.success ? stored.data : null,
+        route,
         decodeError,
         duplicateOf,
         receivedAt: msg.receivedAt.toISOString(),
-        ...(tryPostback
-          ? { firstVerdict: await firstPostback(messageId, { raw, testIpn: msg.testIpn === true }) }
+        ...(tryPostback ? { firstVerdict } : {}),
+        ...(payer
+          ? { payerMatch: { custom: payer.custom, payerEmail: payer.payerEmail, customerId: customerId! } }
           : {}),
       };
     },

@@ -1,10 +1,8 @@
 import type { ActivityDeps } from './deps';
 import { PaymentStateSchema, type PaymentState } from '../src/payments/state';
 import { needsPerson } from '../src/payments/rules';
-import { findCustomerForPayer } from '../src/customers/store';
+import { matchPayer, type PayerToMatch } from '../src/customers/match';
 import { paymentDocId } from '../src/shared/ids';
-import { TopupIdSchema } from '../src/topups/contract';
-import type { MatchBy } from '../src/integrations/schema';
 import { recordOutcome, type OutcomeWrite } from '../src/messages/outcomes';
 
 export function createPaymentActivities({ db }: ActivityDeps) {
@@ -62,25 +60,8 @@ export function createPaymentActivities({ db }: ActivityDeps) {
       if (outcome) await recordOutcome(db.models, outcome);
     },
 
-    async matchCustomer({
-      integrationId,
-      custom,
-      payerEmail,
-      matchBy,
-    }: {
-      integrationId: string;
-      custom: string | null;
-      payerEmail: string | null;
-      /** The integration's, when the caller has it already (loaded with the message). */
-      matchBy?: MatchBy;
-    }): Promise<string | null> {
-      // A top-up's capture (its IPN's custom is the top-up id, ours and unambiguous): the top-up's
-      // customer, whatever matchBy says, so this credit and the top-up's share one key, account and amount.
-      if (custom && TopupIdSchema.safeParse(custom).success) {
-        const topup = await db.models.Topup.findById(custom, { integrationId: 1, customerId: 1 }).lean();
-        if (topup?.integrationId === integrationId) return topup.customerId;
-      }
-      return findCustomerForPayer(db.models, integrationId, { custom, payerEmail }, matchBy);
+    async matchCustomer(payer: PayerToMatch & { integrationId: string }): Promise<string | null> {
+      return matchPayer(db.models, payer.integrationId, payer);
     },
 
     async customerExists(customerId: string): Promise<boolean> {

@@ -13,6 +13,7 @@ import {
 } from '@temporalio/workflow';
 import type { SearchAttributeUpdatePair } from '@temporalio/common';
 import type { Activities } from '../activities';
+import type { LoadedMessage } from '../activities/messages';
 import { describeMoney } from '../src/shared/money';
 import type { z } from 'zod';
 import {
@@ -249,12 +250,12 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
     item: PaymentInput,
     opts: {
       known?: PaymentFacts;
-      matchBy?: MatchBy;
+      hints?: MatchHints;
       outcomeOf?: (d: Decided) => OutcomeWrite | undefined;
       saved?: (d: Decided) => void;
     } = {},
   ) => {
-    const decision = await decide(state, item, orphanGraceSeconds, opts.known, opts.matchBy);
+    const decision = await decide(state, item, orphanGraceSeconds, opts.known, opts.hints);
     state = decision.state;
     publish(state, busy());
     const outcome = opts.outcomeOf?.(decision);
@@ -386,8 +387,8 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
       {
         // Proven here: this workflow loaded and verified the message the event comes from.
         known: { proof: { ok: true } },
-        // The integration as loaded with the message: the customer match need not read it again.
-        matchBy: examined.msg.integration.matchBy,
+        // The integration as loaded with the message, and the payer matched then: not read again.
+        hints: { matchBy: examined.msg.integration.matchBy, payerMatch: examined.msg.payerMatch },
         outcomeOf: (decision) => {
           const outcome = decision.outcome ?? { messageId, outcome: 'routed', detail: `payment ${input.paymentTxnId}` };
           const allFlags = [...flags, ...event.flags, ...(outcome.flags ?? []), ...(outcome.addFlags ?? [])];
@@ -495,7 +496,7 @@ function decide(
   item: PaymentInput,
   orphanGraceSeconds: number,
   known: PaymentFacts = {},
-  matchBy?: MatchBy,
+  hints: MatchHints = {},
 ): Promise<Decided> {
   const undecidable: PaymentInput = { type: 'malformed', signal: item.type, issues: 'no decision after 500 facts' };
   // Asked only where it can matter (an approve), so histories without approves carry no marker.
@@ -509,7 +510,7 @@ function decide(
         refuseLiveOnSandbox,
         namedMatters,
       }),
-    fetch: (need: FactNeed, facts: PaymentFacts) => fetchFact(need, facts, matchBy),
+    fetch: (need: FactNeed, facts: PaymentFacts) => fetchFact(need, facts, hints),
     run: (effect) => runEffect(effect, state),
     facts: { ...known },
   });
@@ -520,7 +521,10 @@ async function runEffect(effect: PaymentEffect, s: PaymentState): Promise<void> 
   else await act.audit({ ...effect, integrationId: s.integrationId, txnId: s.txnId });
 }
 
-async function fetchFact(need: FactNeed, facts: PaymentFacts, matchBy?: MatchBy): Promise<void> {
+/** What the message's load already knows about matching its payer (see loadMessage's `postback`). */
+type MatchHints = { matchBy?: MatchBy; payerMatch?: LoadedMessage['payerMatch'] };
+
+async function fetchFact(need: FactNeed, facts: PaymentFacts, hints: MatchHints = {}): Promise<void> {
   switch (need.fact) {
     case 'proof':
       facts.proof = await act.proveEvent(need.event);
@@ -529,7 +533,15 @@ async function fetchFact(need: FactNeed, facts: PaymentFacts, matchBy?: MatchBy)
       facts.customerExists = await act.customerExists(need.customerId);
       return;
     case 'customerMatch':
-      facts.customerMatch = await act.matchCustomer({ ...need, ...(matchBy ? { matchBy } : {}) });
+      {
+        // Matched with the load, for this very payer: no second lookup.
+        const known = hints.payerMatch;
+        if (known && known.custom === need.custom && known.payerEmail === need.payerEmail) {
+          facts.customerMatch = known.customerId;
+          return;
+        }
+      }
+      facts.customerMatch = await act.matchCustomer({ ...need, ...(hints.matchBy ? { matchBy: hints.matchBy } : {}) });
       return;
     case 'posting':
       facts.postings = {
@@ -547,13 +559,12 @@ function showFlags(s: PaymentState, extra: string[]): void {
 /**
  * Search attributes are upserted once per wait, not at every step: each upsert is a history event and
  * a visibility write on the server, and a message's one workflow task used to upsert 7 times, every
- * value but the last unseen (a task's commands land together). So the values are kept here (per
- * execution: see localActivityLock) and `showNow` upserts those that changed, wherever the workflow
+ * value but the last unseen (a task's commands land together). So the values wait here (per
+ * execution: see localActivityLock) and `showNow` upserts those that differ from what the execution
+ * shows (its start's, carried over by continue-as-new, or upserted since), wherever the workflow
  * waits for longer than a step: for input (the loop), for an operator (a parked message).
  */
-const shown = new Map<string, string>();
 const toShow = new Map<string, SearchAttributeUpdatePair>();
-
 /** Whether this execution takes fewer steps (set once it has read its input; per execution). */
 let stepsOfThisExecution = () => patched(FEWER_STEPS);
 
@@ -566,11 +577,12 @@ function upsertLater(updates: Array<SearchAttributeUpdatePair>): void {
 }
 
 function showNow(): void {
-  const changed = [...toShow.values()].filter((u) => shown.get(u.key.name) !== JSON.stringify(u.value));
+  const current = workflowInfo().typedSearchAttributes;
+  // An empty list shows as no value: IpnFlags = "held" finds neither.
+  const shownAs = (v: unknown) => JSON.stringify(v ?? []);
+  const changed = [...toShow.values()].filter((u) => shownAs(current.get(u.key)) !== shownAs(u.value));
   toShow.clear();
-  if (changed.length === 0) return;
-  for (const u of changed) shown.set(u.key.name, JSON.stringify(u.value));
-  upsertSearchAttributes(changed);
+  if (changed.length > 0) upsertSearchAttributes(changed);
 }
 
 /** What the Web UI's IpnFlags search shows for this payment. */
