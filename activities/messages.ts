@@ -195,9 +195,6 @@ export function createMessageActivities(deps: ActivityDeps) {
       }
       const claimKey = summary?.txnId ? `${msg.integrationId}:${summary.txnId}:${summary.paymentStatus ?? ''}` : null;
       const duplicateOf = claimKey ? await claimDelivery(claimKey, messageId) : null;
-      // First activity of its workflow, so nothing recorded an outcome yet: no need to filter on state.
-      const set = { state: 'dispatched' satisfies MessageState, ...(duplicateOf ? { duplicateOf } : {}) };
-      await IpnMessage.updateOne({ _id: msg._id }, { $set: set });
       const stored = RouteSchema.safeParse(msg.route);
       const integration = integrationDoc ? toIntegration(integrationDoc) : null;
       const route = summary && stored.success ? stored.data : null;
@@ -205,6 +202,13 @@ export function createMessageActivities(deps: ActivityDeps) {
       const firstVerdict = tryPostback
         ? await firstPostback(messageId, { raw, testIpn: msg.testIpn === true })
         : undefined;
+      // With its postback answered (or none needed), the outcome is written in this same workflow task:
+      // `dispatched` would be seen by no one. It shows a message waiting for PayPal, and a duplicate's claimant.
+      if (opts?.postback !== true || firstVerdict === null || duplicateOf) {
+        // First activity of its workflow, so nothing recorded an outcome yet: no need to filter on state.
+        const set = { state: 'dispatched' satisfies MessageState, ...(duplicateOf ? { duplicateOf } : {}) };
+        await IpnMessage.updateOne({ _id: msg._id }, { $set: set });
+      }
       const proven = tryPostback ? firstVerdict === 'VERIFIED' : true;
       const payer =
         opts?.postback === true && proven && route?.kind === 'payment' && summary && integration
