@@ -106,7 +106,8 @@ test('a bill PayPal never got: after its settle window the unchanged balance let
   const bills = () => stack.sim.nvp.calls.filter((c) => c.method === 'BillOutstandingAmount');
 
   // The gateway answers 503 and PayPal never handles it; from here nobody can tell.
-  stack.sim.nvp.faults.push({ kind: 'unavailable' });
+  // Aimed at the bill: a scheduled refresh (GetRecurringPaymentsProfileDetails) may run meanwhile.
+  stack.sim.nvp.faults.push({ kind: 'unavailable', method: 'BillOutstandingAmount' });
   expect(await bill()).toMatchObject({ status: 502, body: { details: { rule: 'bill_uncertain' } } });
   expect(bills()).toEqual([expect.objectContaining({ answerLost: true })]);
   expect(stack.sim.nvp.profiles.get(id)!.outstandingMinor).toBe(5990);
