@@ -155,6 +155,8 @@ async function main() {
     const where = api ? 'API in its own process' : 'API in the bench process';
     console.log(`bench: ${count} items over ${payees} payees; webhooks posted ${concurrency} at a time; ${where}`);
 
+    const names = new Map([[worker.pid, 'worker'], ...(api ? [[api.pid, 'API'] as const] : [])]);
+    const cpuCreate = cpuSnapshot(process.pid, names);
     let start = t();
     const created = await stack.admin('POST', '/admin/payouts', {
       integrationId: 'bench',
@@ -168,6 +170,7 @@ async function main() {
     const id = created.body.id as string;
     if (created.body.reserved !== true) throw new Error('201 without every reservation posted');
     console.log(`created and reserved ${count} items (201): ${verdict(reserveS, TARGETS.reserveS)}`);
+    console.log(`CPU while it was created: ${cpuText(cpuCreate, cpuSnapshot(process.pid, names), reserveS)}`);
     if (onlyCreate) {
       load.stop();
       console.log(load.text());
@@ -193,7 +196,6 @@ async function main() {
     const ppIds = (await snapshot()).send!.chunks.map((c) => c.correlationId!);
     console.log(`approved and sent through Payouts REST (${ppIds.length} call(s)): ${secs(start).toFixed(1)} s`);
 
-    const names = new Map([[worker.pid, 'worker'], ...(api ? [[api.pid, 'API'] as const] : [])]);
     const cpuBefore = cpuSnapshot(process.pid, names);
     const cpuStart = t();
     stack.sim.rest.webhookFaults = { concurrency };
