@@ -95,9 +95,10 @@ export function mongoItemStore(models: Models, heartbeat: (progress: string) => 
         });
         return found;
       }
-      // One read by _id each (FerretDB answers an _id equality by key, an $in by reading every item).
+      // One read by _id each (FerretDB answers an _id equality by key, an $in by reading every item),
+      // on the driver itself: the schema parses the document, mongoose's query would only cost CPU.
       await inParallel(uniqueIds, DB_AT_ONCE, async (u) => {
-        const doc = await Items.findById(payoutItemId(batchId, u)).lean();
+        const doc = await Items.collection.findOne({ _id: payoutItemId(batchId, u) as never });
         if (doc) found.set(u, parse(doc));
       });
       return found;
@@ -138,19 +139,25 @@ export function mongoItemStore(models: Models, heartbeat: (progress: string) => 
           mode: i.mode,
         }));
       if (refs.length > 0) {
-        await PayoutRef.insertMany(refs, { ordered: false }).catch((err: unknown) => {
+        await PayoutRef.insertMany(refs, { ordered: false, lean: true }).catch((err: unknown) => {
           if (!onlyDuplicates(err)) throw err;
         });
       }
       // One writer per item document, each replace keyed by _id and guarded by what the item held
       // when read: a set applied twice, or a writer in between, matches nothing and the set throws
       // (its retry reads the items again). Not a bulkWrite: FerretDB 1.24 stopped answering under a
-      // 1,000-replace unordered bulkWrite in the 15,000-item bench (docs/performance.md).
+      // 1,000-replace unordered bulkWrite in the 15,000-item bench (docs/performance.md). On the
+      // driver itself: the item is parsed by its schema already, mongoose would only cast it again.
       let stale = 0;
       await inParallel(writes, DB_AT_ONCE, async ({ item, was }) => {
-        const _id = payoutItemId(item.batchId, item.uniqueId);
+        const _id = payoutItemId(item.batchId, item.uniqueId) as never;
         const filter = was ? { _id, state: was.state, reserved: was.reserved, released: was.released } : { _id };
-        const done = await Items.replaceOne(filter, { _id, ...item }, { upsert: !was });
+        // An optional field left undefined is absent, as mongoose would write it (not null).
+        const done = await Items.collection.replaceOne(
+          filter,
+          { _id, ...item },
+          { upsert: !was, ignoreUndefined: true },
+        );
         if (was && done.matchedCount === 0) stale++;
       });
       if (stale > 0) throw new Error(`${stale} item(s) changed since read; the set is decided again`);

@@ -3,10 +3,18 @@
  * created over the admin API (201 = every reservation posted), approved, sent through Payouts REST to
  * the simulator, then its 15,000 signed item webhooks (plus the batch's own) POSTed to our webhook
  * door and applied by the batch workflow. Prints each phase's time against the issue's targets, the
- * batch's history events (every run, continue-as-new included), the worker's peak RSS (the worker
- * runs in its own process) and /proc/loadavg during the run; checks that every balance is exact.
+ * batch's history events (every run, continue-as-new included), the worker's peak RSS and
+ * /proc/loadavg during the run; checks that every balance is exact.
  *
- *   npm run bench:masspay [-- items=15000 payees=1000 concurrency=16]
+ * As in production, the worker and the API (webhook door and admin API: the service's own `serveApi`)
+ * each run in their own process; this one holds the PayPal simulator, which signs and POSTs the
+ * webhooks (PayPal's sender is not on our machine), and the script. `api=inline` serves the API from
+ * this process instead (the method before, for comparison). BENCH_CPU_PROF_DIR=<dir> writes both
+ * children's CPU profiles there.
+ *
+ * `only=create` stops after the creation (to profile it without the webhooks' minute).
+ *
+ *   npm run bench:masspay [-- items=15000 payees=1000 concurrency=16 api=child|inline only=create]
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -19,7 +27,8 @@ import { payoutWorkflowId } from '../src/shared/contract';
 import { startMongoServer } from '../tools/dev/services/mongo-server';
 import { startTemporalServer } from '../tools/dev/services/temporal-server';
 import { createTestStack, waitFor, type TestStack } from '../test/support/stack';
-import { startWorkerChild } from './lib/children';
+import { startApiChild, startWorkerChild } from './lib/children';
+import { cpuSnapshot, cpuText } from './lib/cpu';
 
 const TARGETS = { reserveS: 10, webhooksS: 60, historyEvents: 10_000 };
 const APP = { clientId: 'BenchPayoutsClient', secret: 'bench-payouts-secret', webhookId: 'WH-BENCH-PAYOUTS-01' };
@@ -65,6 +74,8 @@ async function main() {
   const count = arg('items', 15_000);
   const payees = Math.min(arg('payees', 1_000), count);
   const concurrency = arg('concurrency', 16);
+  const inlineApi = process.argv.includes('api=inline');
+  const onlyCreate = process.argv.includes('only=create');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ipnflow-bench-payouts-'));
   const load = loadSampler();
   const temporal = process.env.TEMPORAL_ADDRESS
@@ -94,6 +105,9 @@ async function main() {
     if (key !== 'ADMIN_TOKEN' && key !== 'LOG_LEVEL' && v !== undefined) env[key] = String(v);
   }
   const worker = await startWorkerChild('service', env, path.join(dir, 'worker.log'));
+  const api = inlineApi ? undefined : await startApiChild(env, path.join(dir, 'api.log'));
+  // Every request of the bench (admin API, webhooks) goes to the API's own process.
+  if (api) stack.baseUrl = api.url;
   const t = () => process.hrtime.bigint();
   const secs = (from: bigint) => Number(t() - from) / 1e9;
   const verdict = (s: number, target: number) =>
@@ -138,8 +152,11 @@ async function main() {
       receiverEmail: `${payee(i % payees)}@example.com`,
       amount: (amountMinor(i) / 100).toFixed(2),
     }));
-    console.log(`bench: ${count} items over ${payees} payees; webhooks posted ${concurrency} at a time`);
+    const where = api ? 'API in its own process' : 'API in the bench process';
+    console.log(`bench: ${count} items over ${payees} payees; webhooks posted ${concurrency} at a time; ${where}`);
 
+    const names = new Map([[worker.pid, 'worker'], ...(api ? [[api.pid, 'API'] as const] : [])]);
+    const cpuCreate = cpuSnapshot(process.pid, names);
     let start = t();
     const created = await stack.admin('POST', '/admin/payouts', {
       integrationId: 'bench',
@@ -153,6 +170,12 @@ async function main() {
     const id = created.body.id as string;
     if (created.body.reserved !== true) throw new Error('201 without every reservation posted');
     console.log(`created and reserved ${count} items (201): ${verdict(reserveS, TARGETS.reserveS)}`);
+    console.log(`CPU while it was created: ${cpuText(cpuCreate, cpuSnapshot(process.pid, names), reserveS)}`);
+    if (onlyCreate) {
+      load.stop();
+      console.log(load.text());
+      return;
+    }
 
     start = t();
     const approved = await stack.admin('POST', `/admin/payouts/${id}/approve`, { operator: 'bob', reason: 'bench' });
@@ -173,6 +196,8 @@ async function main() {
     const ppIds = (await snapshot()).send!.chunks.map((c) => c.correlationId!);
     console.log(`approved and sent through Payouts REST (${ppIds.length} call(s)): ${secs(start).toFixed(1)} s`);
 
+    const cpuBefore = cpuSnapshot(process.pid, names);
+    const cpuStart = t();
     stack.sim.rest.webhookFaults = { concurrency };
     const before = stack.sim.rest.webhookDeliveries.length;
     let posted = 0;
@@ -190,6 +215,8 @@ async function main() {
       900_000,
     );
     const appliedS = (Date.now() - firstPost) / 1000;
+    const cpuAfter = cpuSnapshot(process.pid, names);
+    const cpuWallS = secs(cpuStart);
     const refused = deliveries.filter((d) => d.status !== 200).length;
     const retried = deliveries.filter((d) => (d.attempts ?? 1) > 1);
     if (retried.length > 0) {
@@ -199,6 +226,11 @@ async function main() {
     console.log(
       `${posted} webhooks POSTed in ${postedS.toFixed(1)} s (${refused} not answered 200); ` +
         `every item applied: ${verdict(appliedS, TARGETS.webhooksS)}`,
+    );
+    // Who was busy while the webhooks went in (signing included): the database's share shows what bounds them.
+    console.log(
+      `CPU while the webhooks were signed, POSTed and applied (${cpuWallS.toFixed(1)} s): ` +
+        cpuText(cpuBefore, cpuAfter, cpuWallS),
     );
 
     const runs = await historyRuns(stack, id);
@@ -226,14 +258,17 @@ async function main() {
       `end: ${end.state} ${JSON.stringify(end.counts)}; balances ${balances}; ` +
         `ledger ${ledger} (${check.entries} entries)`,
     );
-    console.log(`worker peak RSS (own process, VmHWM): ${(worker.peakRss() / 1024 / 1024).toFixed(0)} MiB`);
+    const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(0)} MiB`;
+    console.log(`worker peak RSS (own process, VmHWM): ${mib(worker.peakRss())}`);
+    if (api) console.log(`API peak RSS (own process, VmHWM): ${mib(api.peakRss())}`);
     const benchRss = (process.resourceUsage().maxRSS / 1024).toFixed(0);
-    console.log(`bench process peak RSS (API + simulator + this script): ${benchRss} MiB`);
+    console.log(`bench process peak RSS (${api ? '' : 'API + '}simulator + this script): ${benchRss} MiB`);
     load.stop();
     console.log(load.text());
     if (wrong.length || check.problems.length) process.exitCode = 1;
   } finally {
     load.stop();
+    await api?.stop();
     await worker.stop();
     await stack.close();
     await temporal?.stop?.();

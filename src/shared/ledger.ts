@@ -240,73 +240,89 @@ export class Ledger {
       c.head = known.get(c.account.accountId) ?? (await this.catchUp(c.account));
       c.start = c.head.seq;
     });
-    // Every account's next entry, layer after layer, while its chain holds.
+    // Every account's next entry, layer after layer, while its chain holds. Accounts are independent
+    // chains: a few groups of them go side by side, each its own layers (a layer waits only for its
+    // group's previous one, whose refusals stop their chains).
     const stopped = new Set<Chain>();
     const posted: Array<{ index: number; entryId: string; key: string; seq: number; balanceAfterMinor: number }> = [];
-    for (let layer = 0; ; layer++) {
-      const docs: Array<Record<string, unknown> & { _id: string }> = [];
-      const owners: Array<{ chain: Chain; index: number }> = [];
-      for (const chain of chains.values()) {
-        if (stopped.has(chain)) continue;
-        // Movements the balance cannot cover are skipped here and answered by `post` below.
-        let index = chain.todo[layer];
-        while (index !== undefined) {
-          const req = reqs[index]!;
-          const balanceAfterMinor = chain.head.balanceMinor + req.amountMinor;
-          const uncovered = req.mustStayCovered && req.amountMinor < 0 && balanceAfterMinor < 0;
-          if (Number.isSafeInteger(balanceAfterMinor) && !uncovered) break;
-          careful.push(index);
-          chain.todo.splice(layer, 1);
-          index = chain.todo[layer];
+    const all = [...chains.values()];
+    const groupCount = Math.max(1, Math.min(LAYER_GROUPS, Math.floor(all.length / LAYER_GROUP_MIN)));
+    const groups = Array.from({ length: groupCount }, (_, g) => all.filter((_c, i) => i % groupCount === g));
+    await settleAll(
+      groups.map(async (group) => {
+        for (let layer = 0; ; layer++) {
+          const docs: Array<Record<string, unknown> & { _id: string }> = [];
+          const owners: Array<{ chain: Chain; index: number }> = [];
+          for (const chain of group) {
+            if (stopped.has(chain)) continue;
+            // Movements the balance cannot cover are skipped here and answered by `post` below.
+            let index = chain.todo[layer];
+            while (index !== undefined) {
+              const req = reqs[index]!;
+              const balanceAfterMinor = chain.head.balanceMinor + req.amountMinor;
+              const uncovered = req.mustStayCovered && req.amountMinor < 0 && balanceAfterMinor < 0;
+              if (Number.isSafeInteger(balanceAfterMinor) && !uncovered) break;
+              careful.push(index);
+              chain.todo.splice(layer, 1);
+              index = chain.todo[layer];
+            }
+            if (index === undefined) continue;
+            const { mustStayCovered: _checked, ...req } = reqs[index]!;
+            const seq = chain.head.seq + 1;
+            const balanceAfterMinor = chain.head.balanceMinor + req.amountMinor;
+            docs.push({
+              _id: `${chain.account.accountId}:${seq}`,
+              accountId: chain.account.accountId,
+              seq,
+              balanceAfterMinor,
+              kind: req.amountMinor > 0 ? 'credit' : 'debit',
+              createdAt: new Date(),
+              ...req,
+            });
+            owners.push({ chain, index });
+          }
+          if (docs.length === 0) return;
+          const refused = new Set<number>();
+          try {
+            // Lean: the documents are built whole here (no casting of 15,000 documents).
+            await this.models.LedgerEntry.insertMany(docs, { ordered: false, lean: true });
+          } catch (err) {
+            const failed = duplicateKeyIndexes(err);
+            // Not a refusal we can place: nothing of this layer is trusted as written; `post` sorts it out.
+            if (!failed) throw err;
+            failed.forEach((i) => refused.add(i));
+          }
+          owners.forEach(({ chain, index }, i) => {
+            if (refused.has(i)) {
+              stopped.add(chain);
+              return;
+            }
+            const doc = docs[i]!;
+            chain.head = { seq: doc.seq as number, balanceMinor: doc.balanceAfterMinor as number };
+            const { seq, balanceMinor: balanceAfterMinor } = chain.head;
+            posted.push({ index, entryId: doc._id, key: reqs[index]!.idempotencyKey, seq, balanceAfterMinor });
+          });
         }
-        if (index === undefined) continue;
-        const { mustStayCovered: _checked, ...req } = reqs[index]!;
-        const seq = chain.head.seq + 1;
-        const balanceAfterMinor = chain.head.balanceMinor + req.amountMinor;
-        docs.push({
-          _id: `${chain.account.accountId}:${seq}`,
-          accountId: chain.account.accountId,
-          seq,
-          balanceAfterMinor,
-          kind: req.amountMinor > 0 ? 'credit' : 'debit',
-          createdAt: new Date(),
-          ...req,
-        });
-        owners.push({ chain, index });
-      }
-      if (docs.length === 0) break;
-      const refused = new Set<number>();
-      try {
-        // Lean: the documents are built whole here (no casting of 15,000 documents).
-        await this.models.LedgerEntry.insertMany(docs, { ordered: false, lean: true });
-      } catch (err) {
-        const failed = duplicateKeyIndexes(err);
-        // Not a refusal we can place: nothing of this layer is trusted as written; `post` sorts it out.
-        if (!failed) throw err;
-        failed.forEach((i) => refused.add(i));
-      }
-      owners.forEach(({ chain, index }, i) => {
-        if (refused.has(i)) {
-          stopped.add(chain);
-          return;
-        }
-        const doc = docs[i]!;
-        chain.head = { seq: doc.seq as number, balanceMinor: doc.balanceAfterMinor as number };
-        const { seq, balanceMinor: balanceAfterMinor } = chain.head;
-        posted.push({ index, entryId: doc._id, key: reqs[index]!.idempotencyKey, seq, balanceAfterMinor });
-      });
-    }
-    for (let i = 0; i < posted.length; i += 1000) {
-      await this.models.LedgerKey.insertMany(
-        posted.slice(i, i + 1000).map((p) => ({ _id: p.key, entryId: p.entryId })),
-        { ordered: false },
-      ).catch((err: unknown) => {
-        if (!duplicateKeyIndexes(err)) throw err;
-      });
-    }
-    await limited([...chains.values()], AT_ONCE, (c) =>
-      this.advance(c.account, c.start, c.head.seq, c.head.balanceMinor),
+      }),
     );
+
+    // Keys and cached balances side by side: neither needs the other (a reader walks the chain
+    // forward from any cached balance, and finds an entry whose key is missing the slow way).
+    const keyChunks = Array.from({ length: Math.ceil(posted.length / 1000) }, (_, k) =>
+      posted.slice(k * 1000, (k + 1) * 1000),
+    );
+    await settleAll([
+      limited(keyChunks, 2, async (chunk) => {
+        await this.models.LedgerKey.insertMany(
+          chunk.map((p) => ({ _id: p.key, entryId: p.entryId })),
+          { ordered: false, lean: true },
+        ).catch((err: unknown) => {
+          if (!duplicateKeyIndexes(err)) throw err;
+        });
+      }),
+      limited([...chains.values()], AT_ONCE, (c) => this.advance(c.account, c.start, c.head.seq, c.head.balanceMinor)),
+    ]);
+
     for (const p of posted) {
       results[p.index] = { entryId: p.entryId, seq: p.seq, balanceAfterMinor: p.balanceAfterMinor, applied: true };
     }
@@ -471,6 +487,15 @@ export class Ledger {
 
 /** Reads or writes by _id in flight at once in `postMany`. */
 const AT_ONCE = 16;
+/** `postMany`'s account groups inserting their layers side by side, and the fewest accounts worth a group. */
+const LAYER_GROUPS = 3;
+const LAYER_GROUP_MIN = 100;
+
+/** Like Promise.all, but a failure is thrown only once every other is done (no write left in flight). */
+async function settleAll(work: Array<Promise<void>>): Promise<void> {
+  const failed = (await Promise.allSettled(work)).find((r) => r.status === 'rejected');
+  if (failed) throw failed.reason;
+}
 
 async function limited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;

@@ -5,7 +5,7 @@ import type { Config } from '../shared/config';
 import type { Models } from '../shared/db/models';
 import type { Logger } from '../shared/logger';
 import type { MoneyMode } from '../shared/ledger';
-import { isDuplicateKey } from '../shared/db/duplicate-keys';
+import { duplicateKeyIndexes, isDuplicateKey } from '../shared/db/duplicate-keys';
 import { restCredentialsFromEnv } from '../shared/paypal/rest-client';
 import { IntegrationIdKey, PayoutBatchIdKey, payoutWorkflowId } from '../shared/contract';
 import {
@@ -54,8 +54,10 @@ const INTEGRATION_TTL_MS = 2_000;
 
 /** Stored messages older than this and still `received` are processed by the relay (the answer's work was cut). */
 const RELAY_GRACE_MS = 5_000;
-/** The relay looks this far back by _id (an ObjectId carries its time): bounded, by _id. */
+/** How far back `received` messages stored without an outbox entry (an older version) are looked for. */
 const RELAY_WINDOW_MS = 3 * 24 * 3600_000;
+/** An outbox entry whose message is still not stored this long after: that store failed for good. */
+const ORPHAN_ENTRY_MS = 60_000;
 /** One signal per batch per this long, however many events arrive: the workflow reads them from the store. */
 const POKE_EVERY_MS = 500;
 
@@ -71,7 +73,6 @@ export class WebhookIntake {
   private readonly integrations = new Map<string, { view: IntegrationView; until: number }>();
   private readonly batches = new Map<string, string>();
   private readonly writer: GroupWriter;
-  private cursor: Types.ObjectId | undefined;
 
   constructor(private readonly deps: { models: Models; client: Client; config: Config; logger: Logger }) {
     this.writer = new GroupWriter(deps.models);
@@ -94,6 +95,8 @@ export class WebhookIntake {
     const message: Stored = { _id: new Types.ObjectId(), integrationId, raw, headers: kept, state: 'received' };
     const judged = await this.judge(message, { offline: true });
     if (!judged) {
+      // Its outbox entry first: a message stored `received` always has one for the relay to find.
+      await this.deps.models.WebhookOutbox.collection.insertOne({ _id: message._id });
       await this.deps.models.WebhookMessage.collection.insertOne({ ...message, receivedAt: new Date() });
       setImmediate(() =>
         this.process(message).catch((err: unknown) => {
@@ -112,7 +115,8 @@ export class WebhookIntake {
   async process(stored: Stored | string): Promise<void> {
     const { models } = this.deps;
     const message = typeof stored === 'string' ? await models.WebhookMessage.findById(stored).lean<Stored>() : stored;
-    if (!message || message.state !== 'received') return;
+    if (!message) return;
+    if (message.state !== 'received') return void (await models.WebhookOutbox.deleteOne({ _id: message._id }));
     let judged = (await this.judge(message, { offline: false }))!;
     if (judged.event) {
       try {
@@ -126,6 +130,7 @@ export class WebhookIntake {
       { _id: message._id, state: 'received' },
       { $set: { state: judged.state, ...judged.extra } },
     );
+    await models.WebhookOutbox.deleteOne({ _id: message._id });
     if (judged.state === 'applied' && judged.batchId) this.poke(judged.batchId, message.integrationId);
     if (judged.state === 'applied' && judged.topupId) this.noticeTopup(judged.topupId);
   }
@@ -301,43 +306,66 @@ export class WebhookIntake {
 
   /** Picks up stored messages whose processing the request path never finished (a crash after the answer). */
   start(intervalMs = 5_000): void {
-    this.relay ??= setInterval(() => {
+    if (this.relay) return;
+    this.relay = setInterval(() => {
       this.relayOnce().catch((err: unknown) =>
         this.deps.logger.warn({ err: (err as Error).message }, 'webhook relay failed; next round retries'),
       );
     }, intervalMs);
     this.relay.unref();
+    this.adoptUnqueued().catch((err: unknown) =>
+      this.deps.logger.warn({ err: (err as Error).message }, 'webhook relay: could not look for older messages'),
+    );
   }
 
   /**
-   * One pass over what arrived since the last pass, by _id (an ObjectId carries its time): the cursor
-   * stops at the first message that could not be processed, so it is tried again next pass, and a
-   * pass never rereads the history behind it.
+   * One pass over the outbox, oldest first: entries older than the grace period (the door's own
+   * processing had its chance) are judged now. An entry whose message is not stored after
+   * ORPHAN_ENTRY_MS is dropped (that POST was not answered 200: PayPal sends it again); the pass
+   * stops at the first message that could not be processed, tried again next pass.
    */
   async relayOnce(): Promise<number> {
+    const { models, logger } = this.deps;
     const until = Types.ObjectId.createFromTime(Math.floor((Date.now() - RELAY_GRACE_MS) / 1000));
-    this.cursor ??= Types.ObjectId.createFromTime(Math.floor((Date.now() - RELAY_WINDOW_MS) / 1000));
-    const seen = await this.deps.models.WebhookMessage.find({ _id: { $gt: this.cursor, $lt: until } }, { state: 1 })
+    const due = await models.WebhookOutbox.find({ _id: { $lt: until } })
       .sort({ _id: 1 })
       .limit(500)
       .lean();
     let processed = 0;
-    for (const m of seen) {
-      if (m.state === 'received') {
-        try {
-          await this.process(String(m._id));
-          processed++;
-        } catch (err) {
-          this.deps.logger.warn(
-            { messageId: String(m._id), err: (err as Error).message },
-            'webhook relay: retry later',
-          );
-          return processed;
-        }
+    for (const { _id } of due) {
+      const message = await models.WebhookMessage.findById(_id).lean<Stored>();
+      if (!message) {
+        if (Date.now() - _id.getTimestamp().getTime() < ORPHAN_ENTRY_MS) continue;
+        await models.WebhookOutbox.deleteOne({ _id });
+        logger.warn({ messageId: String(_id) }, 'dropped a webhook outbox entry whose message was never stored');
+        continue;
       }
-      this.cursor = m._id as Types.ObjectId;
+      try {
+        await this.process(message);
+        processed++;
+      } catch (err) {
+        logger.warn({ messageId: String(_id), err: (err as Error).message }, 'webhook relay: retry later');
+        return processed;
+      }
     }
     return processed;
+  }
+
+  /**
+   * Messages an older version stored `received` without an outbox entry (it scanned the messages
+   * instead): given one, once per process start, over the window that version looked at.
+   */
+  async adoptUnqueued(): Promise<void> {
+    const { models } = this.deps;
+    const since = Types.ObjectId.createFromTime(Math.floor((Date.now() - RELAY_WINDOW_MS) / 1000));
+    const stuck = await models.WebhookMessage.find({ _id: { $gt: since }, state: 'received' }, { _id: 1 }).lean();
+    if (stuck.length === 0) return;
+    await models.WebhookOutbox.insertMany(
+      stuck.map((m) => ({ _id: m._id })),
+      { ordered: false, lean: true },
+    ).catch((err: unknown) => {
+      if (!duplicateKeyIndexes(err)) throw err;
+    });
   }
 
   async stop(): Promise<void> {

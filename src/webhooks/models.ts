@@ -40,9 +40,18 @@ const payoutEventSchema = new Schema(
   { versionKey: false },
 );
 
+/**
+ * Stored webhooks whose judging the door left for after its answer (`received`: a certificate to
+ * fetch), one entry each by the message's `_id`, deleted once judged. The relay reads this small
+ * collection, not webhook_messages: FerretDB pushes no `_id` range down, so a range over every
+ * stored webhook would read them all, every pass.
+ */
+const webhookOutboxSchema = new Schema({ _id: { type: Schema.Types.ObjectId, required: true } }, { versionKey: false });
+
 export function bindWebhookModels(conn: Connection) {
   return {
     WebhookMessage: conn.model('WebhookMessage', webhookMessageSchema, 'webhook_messages'),
+    WebhookOutbox: conn.model('WebhookOutbox', webhookOutboxSchema, 'webhook_outbox'),
     PayoutEvent: conn.model('PayoutEvent', payoutEventSchema, 'payout_webhook_events'),
   };
 }

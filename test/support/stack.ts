@@ -24,6 +24,7 @@ export interface TestStack {
   sim: PayPalSimulator;
   ledger: Ledger;
   dispatcher: IpnDispatcher;
+  /** Where `admin` and `postIpn` go: this stack's API, unless a bench points them at another process's. */
   baseUrl: string;
   /** The break-glass ADMIN_TOKEN: manages operators and reads, no money decisions. */
   adminToken: string;
@@ -147,7 +148,7 @@ export async function createTestStack(
         const otp = opts.otp === undefined ? (needs.otp ? await stack.operators.code(op) : null) : opts.otp;
         if (otp !== null) headers['x-operator-otp'] = otp;
       }
-      const res = await fetch(`${baseUrl}${urlPath}`, {
+      const res = await fetch(`${stack.baseUrl}${urlPath}`, {
         method,
         headers,
         body: body === undefined ? undefined : JSON.stringify(body),
@@ -156,7 +157,7 @@ export async function createTestStack(
       return { status: res.status, body: text ? JSON.parse(text) : undefined };
     },
     postIpn(integrationId, raw, contentType = 'application/x-www-form-urlencoded') {
-      return fetch(`${baseUrl}/ipn/${integrationId}`, {
+      return fetch(`${stack.baseUrl}/ipn/${integrationId}`, {
         method: 'POST',
         headers: { 'content-type': contentType },
         body: raw,
