@@ -10,6 +10,7 @@ import {
   PayoutItemSchema,
   MASSPAY_MAX_ITEMS,
   UNIQUE_ID_MAX_CHARS,
+  newPayoutItem,
   payoutItemId,
   type CapExceeded,
   type PayoutBatchState,
@@ -153,30 +154,21 @@ export function payoutRoutes(deps: AppDeps): Router {
 
     const batchId = newBatchId();
     const uniqueIds = await claimUniqueIds(batchId, req.items.length, integration.id, mode);
-    const items: PayoutItem[] = req.items.map((item, index) => ({
-      batchId,
-      uniqueId: uniqueIds[index]!,
-      index,
-      integrationId: integration.id,
-      customerId: item.customerId,
-      receiverEmail: item.receiverEmail,
-      currency: req.currency,
-      mode,
-      amountMinor: item.amountMinor,
-      note: item.note ?? null,
-      state: 'Pending',
-      // Claimed before its reservation is posted (below, before the answer); should this process
-      // die in between, the batch is not `reserved` and its workflow's reserve step settles the
-      // flag item by item (see reserveAtCreation).
-      reserved: true,
-      released: false,
-      masspayTxnId: null,
-      feeMinor: null,
-      reasonCode: null,
-      problems: [],
-      contradictions: [],
-      history: [],
-    }));
+    // Each claims its reservation, posted below before the answer (see reserveAtCreation).
+    const items: PayoutItem[] = req.items.map((item, index) =>
+      newPayoutItem({
+        batchId,
+        uniqueId: uniqueIds[index]!,
+        index,
+        integrationId: integration.id,
+        customerId: item.customerId,
+        receiverEmail: item.receiverEmail,
+        currency: req.currency,
+        mode,
+        amountMinor: item.amountMinor,
+        note: item.note,
+      }),
+    );
     // Built whole from the parsed request: inserted lean (no casting of 15,000 documents), a few
     // chunks at once (the database takes inserts on several connections faster than on one).
     await inParallel(chunks(items, INSERT_CHUNK), INSERTS_AT_ONCE, async (chunk) => {

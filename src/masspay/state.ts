@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { MoneyModeSchema } from '../shared/money-mode';
 import { isSupportedCurrency, parseAmount } from '../shared/money';
 import { IdentifiedOperatorNameSchema, operatorActionSchema } from '../shared/operator-actions';
 
@@ -188,7 +189,7 @@ export const PayoutItemSchema = z.object({
   customerId: z.string(),
   receiverEmail: z.string(),
   currency: z.string(),
-  mode: z.enum(['live', 'sandbox']),
+  mode: MoneyModeSchema,
   amountMinor: z.number().int().positive(),
   note: z.string().nullable(),
   state: ItemStateSchema,
@@ -207,6 +208,41 @@ export const PayoutItemSchema = z.object({
   history: z.array(ItemHistoryEntrySchema),
 });
 export type PayoutItem = z.infer<typeof PayoutItemSchema>;
+
+/** Who an item pays, what and from which batch: all a new item needs (see newPayoutItem). */
+export type NewPayoutItem = Pick<
+  PayoutItem,
+  | 'batchId'
+  | 'uniqueId'
+  | 'index'
+  | 'integrationId'
+  | 'customerId'
+  | 'receiverEmail'
+  | 'currency'
+  | 'mode'
+  | 'amountMinor'
+> & { note?: string | null };
+
+/**
+ * An item as a batch is created with it: Pending, nothing from PayPal yet, and claiming its
+ * reservation (`reserved`) before that is posted. Should the creating process die in between, the
+ * batch is not `reserved` and its workflow's reserve step settles the flag item by item.
+ */
+export function newPayoutItem(fields: NewPayoutItem): PayoutItem {
+  return {
+    ...fields,
+    note: fields.note ?? null,
+    state: 'Pending',
+    reserved: true,
+    released: false,
+    masspayTxnId: null,
+    feeMinor: null,
+    reasonCode: null,
+    problems: [],
+    contradictions: [],
+    history: [],
+  };
+}
 
 /** Which cap a batch is over (integration settings `payoutCaps`), in the batch's currency. */
 export const CapExceededSchema = z.object({
@@ -238,7 +274,7 @@ export const PayoutBatchStateSchema = z.object({
   id: z.string(),
   integrationId: z.string(),
   currency: z.string(),
-  mode: z.enum(['live', 'sandbox']),
+  mode: MoneyModeSchema,
   createdBy: z.string(),
   createdAt: z.string(),
   note: z.string().nullable(),

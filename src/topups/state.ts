@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { MoneyModeSchema } from '../shared/money-mode';
 
 /** Which PayPal API a top-up goes through: Orders v2 (REST app) or Express Checkout (NVP signature). */
 export const TopupApiSchema = z.enum(['orders', 'express']);
@@ -60,7 +61,7 @@ export const TopupStateSchema = z.object({
   integrationId: z.string(),
   customerId: z.string(),
   api: TopupApiSchema,
-  mode: z.enum(['live', 'sandbox']),
+  mode: MoneyModeSchema,
   currency: z.string(),
   amountMinor: z.number().int().positive(),
   /** Credit gross or gross minus PayPal's fee: the integration's feePolicy, as the IPN path credits. */

@@ -1,6 +1,12 @@
 import { mongoItemStore } from '../../activities/masspay';
 import { ItemsEngine } from '../../src/masspay/items-engine';
-import { payoutItemId, type ItemCounts, type MasspayItemReport, type PayoutItem } from '../../src/masspay/state';
+import {
+  newPayoutItem,
+  payoutItemId,
+  type ItemCounts,
+  type MasspayItemReport,
+  type PayoutItem,
+} from '../../src/masspay/state';
 import { createTestStack, type TestStack } from '../support/stack';
 
 /**
@@ -12,27 +18,18 @@ let stack: TestStack;
 const BATCH = 'PB-KEPT-COUNTS';
 const NOW = '2026-01-01T00:00:00.000Z';
 
-const item = (uniqueId: string, index: number): PayoutItem => ({
-  batchId: BATCH,
-  uniqueId,
-  index,
-  integrationId: 'kept-counts',
-  customerId: 'kc-0',
-  receiverEmail: 'kc-0@example.com',
-  currency: 'USD',
-  mode: 'sandbox',
-  amountMinor: 100,
-  note: null,
-  state: 'Pending',
-  reserved: true,
-  released: false,
-  masspayTxnId: null,
-  feeMinor: null,
-  reasonCode: null,
-  problems: [],
-  contradictions: [],
-  history: [],
-});
+const item = (uniqueId: string, index: number): PayoutItem =>
+  newPayoutItem({
+    batchId: BATCH,
+    uniqueId,
+    index,
+    integrationId: 'kept-counts',
+    customerId: 'kc-0',
+    receiverEmail: 'kc-0@example.com',
+    currency: 'USD',
+    mode: 'sandbox',
+    amountMinor: 100,
+  });
 const completed = (uniqueId: string): MasspayItemReport => ({
   uniqueId,
   status: 'Completed',

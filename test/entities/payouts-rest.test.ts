@@ -1,6 +1,6 @@
 import { payoutWorkflowId } from '../../src/shared/contract';
 import { initialBatchState } from '../../src/masspay/rules';
-import { payoutItemId, type PayoutItem } from '../../src/masspay/state';
+import { newPayoutItem, payoutItemId, type PayoutItem } from '../../src/masspay/state';
 import { balanceMinor, createTestStack, deliverIpn, waitFor, type TestStack } from '../support/stack';
 import { workflowTaskFailures } from '../support/workflow-task-failures';
 
@@ -359,27 +359,18 @@ describe('creation answers once reserved', () => {
       // What the route had stored when it died: the batch (not reserved) and its items claiming it.
       const batchId = `PBCRASH${funded}`;
       const now = new Date().toISOString();
-      const item = (index: number, customerId: string, amountMinor: number): PayoutItem => ({
-        batchId,
-        uniqueId: `CRASH${funded}X${index}`,
-        index,
-        integrationId: SHOP,
-        customerId,
-        receiverEmail: `${customerId}@example.com`,
-        currency: 'USD',
-        mode: 'sandbox',
-        amountMinor,
-        note: null,
-        state: 'Pending',
-        reserved: true,
-        released: false,
-        masspayTxnId: null,
-        feeMinor: null,
-        reasonCode: null,
-        problems: [],
-        contradictions: [],
-        history: [],
-      });
+      const item = (index: number, customerId: string, amountMinor: number): PayoutItem =>
+        newPayoutItem({
+          batchId,
+          uniqueId: `CRASH${funded}X${index}`,
+          index,
+          integrationId: SHOP,
+          customerId,
+          receiverEmail: `${customerId}@example.com`,
+          currency: 'USD',
+          mode: 'sandbox',
+          amountMinor,
+        });
       const items = [item(0, covered, 3_000), item(1, short, 2_000)];
       await stack.db.models.PayoutItem.insertMany(items.map((i) => ({ _id: payoutItemId(batchId, i.uniqueId), ...i })));
       const snapshot = initialBatchState({

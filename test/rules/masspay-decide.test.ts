@@ -15,6 +15,7 @@ import {
   type BatchInput,
 } from '../../src/masspay/rules';
 import type { PostingRequest } from '../../src/shared/ledger';
+import { newPayoutItem } from '../../src/masspay/state';
 import type { ItemCounts, MasspayItemReport, PayoutBatchState, PayoutItem } from '../../src/masspay/state';
 import { ItemsEngine, type ItemStore } from '../../src/masspay/items-engine';
 
@@ -28,7 +29,7 @@ let clock = Date.parse('2026-03-01T00:00:00Z');
 const now = () => new Date((clock += 1000)).toISOString();
 
 function newItem(uniqueId: string, amountMinor: number, customerId = 'c1', index = 0): PayoutItem {
-  return {
+  return newPayoutItem({
     batchId: BATCH,
     uniqueId,
     index,
@@ -38,17 +39,7 @@ function newItem(uniqueId: string, amountMinor: number, customerId = 'c1', index
     currency: 'USD',
     mode: 'sandbox',
     amountMinor,
-    note: null,
-    state: 'Pending',
-    reserved: true,
-    released: false,
-    masspayTxnId: null,
-    feeMinor: null,
-    reasonCode: null,
-    problems: [],
-    contradictions: [],
-    history: [],
-  };
+  });
 }
 
 const report = (uniqueId: string, status: string, over: Partial<MasspayItemReport> = {}): MasspayItemReport => ({
