@@ -1,9 +1,10 @@
 import { Context } from '@temporalio/activity';
 import type { ActivityDeps } from './deps';
 import { batchRange, mongoItemStore } from './masspay';
+import { itemCache } from './item-cache';
 import type { SendChunkOutcome } from '../src/masspay/rules';
 import { ItemsEngine } from '../src/masspay/items-engine';
-import type { ItemCounts, MasspayItemReport, PayoutContradiction, PayoutItem } from '../src/masspay/state';
+import type { ItemCounts, MasspayItemReport, PayoutContradiction } from '../src/masspay/state';
 import {
   payoutsBody,
   restBatchStatus,
@@ -149,11 +150,12 @@ export function createMasspayRestActivities({ db, config }: ActivityDeps) {
     ): Promise<SendChunkOutcome> {
       const found = await clientFor(a);
       if (!found.ok) return { outcome: 'unsendable', message: found.reason, calls: 0 };
-      const docs = await models.PayoutItem.find(
-        { ...batchRange(a.batchId), index: { $gte: a.chunk.from, $lt: a.chunk.to } },
-        { uniqueId: 1, receiverEmail: 1, amountMinor: 1, note: 1, state: 1, index: 1 },
-      ).lean<Array<Pick<PayoutItem, 'uniqueId' | 'receiverEmail' | 'amountMinor' | 'note' | 'state' | 'index'>>>();
-      docs.sort((x, y) => x.index - y.index);
+      // Whole items, kept by this process (itemCache): PayPal's webhooks for them follow within minutes.
+      const known = itemCache(models);
+      const stored = await models.PayoutItem.collection
+        .find({ ...batchRange(a.batchId), index: { $gte: a.chunk.from, $lt: a.chunk.to } } as never)
+        .toArray();
+      const docs = stored.map((doc) => known.read(String(doc._id), doc)).sort((x, y) => x.index - y.index);
       if (docs.length !== a.chunk.to - a.chunk.from) {
         return {
           outcome: 'unsendable',

@@ -29,6 +29,7 @@ import { PayoutBatchIdKey, IntegrationIdKey, payoutWorkflowId } from '../src/sha
 import { Ledger, LedgerError, type MoneyMode } from '../src/shared/ledger';
 import { isDuplicateKey } from '../src/shared/db/duplicate-keys';
 import { inParallel, ItemsEngine, reportSlice, type ItemStore } from '../src/masspay/items-engine';
+import { itemCache } from './item-cache';
 import {
   masspayCall,
   matchSearchRows,
@@ -47,8 +48,6 @@ import {
 } from '../src/masspay/contract';
 
 const PAGE = 500;
-/** From this many items wanted at once, reading the batch's whole _id range is cheaper than one read each. */
-const RANGE_READ_FROM = 1_500;
 /** Reads or writes by _id in flight at once, per activity. */
 const DB_AT_ONCE = 32;
 
@@ -66,45 +65,37 @@ export const batchRange = (batchId: string) => ({ _id: { $gt: `${batchId}:`, $lt
 export function mongoItemStore(models: Models, heartbeat: (progress: string) => void = () => {}): ItemStore {
   const ledger = new Ledger(models);
   const { PayoutItem: Items, PayoutRef, PayoutBatch: Batches } = models;
-  /** A bounded _id range of items, in pages by _id. */
-  const pages = async (
-    range: { $gt?: string; $gte?: string; $lt?: string; $lte?: string },
-    fn: (p: PayoutItem[]) => Promise<void>,
-  ) => {
-    let bound = range;
-    for (;;) {
-      const docs = await Items.find({ _id: bound }).sort({ _id: 1 }).limit(PAGE).lean();
-      if (docs.length === 0) return;
-      await fn(docs.map(parse));
-      const { $gte: _from, ...rest } = bound;
-      bound = { ...rest, $gt: docs.at(-1)!._id };
-      heartbeat(bound.$gt!);
-    }
-  };
-  const parse = (doc: unknown) => PayoutItemSchema.parse(doc);
+  const known = itemCache(models);
   return {
     async get(batchId, uniqueIds) {
+      // One read by _id each, whatever the count: FerretDB 1.24 answers an _id equality by key but
+      // an _id range or an $in by reading the whole collection (every batch's items), so a large slice
+      // read as a range cost seconds per page and grew with stored history (docs/performance.md). On
+      // the driver itself: the schema parses the document, mongoose's query would only cost CPU.
+      // An item this process read or saved last is not read again (see itemCache).
       const found = new Map<string, PayoutItem>();
-      if (uniqueIds.length >= RANGE_READ_FROM) {
-        // Thousands of items (a slice of 15,000 webhooks): the bounded _id range they span, read
-        // page by page, costs far less than one read each.
-        const wanted = new Set(uniqueIds);
-        const ids = uniqueIds.map((u) => payoutItemId(batchId, u)).sort();
-        await pages({ $gte: ids[0]!, $lte: ids.at(-1)! }, async (page) => {
-          for (const item of page) if (wanted.has(item.uniqueId)) found.set(item.uniqueId, item);
-        });
-        return found;
-      }
-      // One read by _id each (FerretDB answers an _id equality by key, an $in by reading every item),
-      // on the driver itself: the schema parses the document, mongoose's query would only cost CPU.
       await inParallel(uniqueIds, DB_AT_ONCE, async (u) => {
-        const doc = await Items.collection.findOne({ _id: payoutItemId(batchId, u) as never });
-        if (doc) found.set(u, parse(doc));
+        const id = payoutItemId(batchId, u);
+        const cached = known.get(id);
+        if (cached) return void found.set(u, cached);
+        const doc = await Items.collection.findOne({ _id: id as never });
+        if (doc) found.set(u, known.read(id, doc));
       });
       return found;
     },
     async forEach(batchId, fn) {
-      await pages({ $gt: `${batchId}:`, $lt: `${batchId};` }, fn);
+      // One query over the batch's range, read in pages from its cursor: a page per query would make
+      // FerretDB read the whole collection once per page.
+      const cursor = Items.collection.find(batchRange(batchId) as never, { batchSize: PAGE }).sort({ _id: 1 });
+      let page: PayoutItem[] = [];
+      for await (const doc of cursor) {
+        page.push(known.read(String(doc._id), doc));
+        if (page.length < PAGE) continue;
+        await fn(page);
+        heartbeat(`${page.at(-1)!.uniqueId}`);
+        page = [];
+      }
+      if (page.length > 0) await fn(page);
     },
     async counts(batchId) {
       const counts: ItemCounts = {};
@@ -144,21 +135,27 @@ export function mongoItemStore(models: Models, heartbeat: (progress: string) => 
         });
       }
       // One writer per item document, each replace keyed by _id and guarded by what the item held
-      // when read: a set applied twice, or a writer in between, matches nothing and the set throws
-      // (its retry reads the items again). Not a bulkWrite: FerretDB 1.24 stopped answering under a
+      // when read and its revision: a set applied twice, or a writer in between, matches nothing and
+      // the set throws (its retry reads the items again). Not a bulkWrite: FerretDB 1.24 stopped answering under a
       // 1,000-replace unordered bulkWrite in the 15,000-item bench (docs/performance.md). On the
       // driver itself: the item is parsed by its schema already, mongoose would only cast it again.
       let stale = 0;
       await inParallel(writes, DB_AT_ONCE, async ({ item, was }) => {
-        const _id = payoutItemId(item.batchId, item.uniqueId) as never;
-        const filter = was ? { _id, state: was.state, reserved: was.reserved, released: was.released } : { _id };
+        const id = payoutItemId(item.batchId, item.uniqueId);
+        const _id = id as never;
+        const { rev, next } = known.guard(was);
+        const filter = was
+          ? { _id, state: was.state, reserved: was.reserved, released: was.released, ...(rev === null ? {} : { rev }) }
+          : { _id };
+        known.forget(id); // until the store answers
         // An optional field left undefined is absent, as mongoose would write it (not null).
         const done = await Items.collection.replaceOne(
           filter,
-          { _id, ...item },
+          { _id, ...item, rev: next },
           { upsert: !was, ignoreUndefined: true },
         );
         if (was && done.matchedCount === 0) stale++;
+        else known.saved(id, item, next);
       });
       if (stale > 0) throw new Error(`${stale} item(s) changed since read; the set is decided again`);
     },

@@ -30,7 +30,10 @@ const payoutBatchSchema = new Schema(
 );
 payoutBatchSchema.index({ needsOperator: 1 });
 
-/** One item: `_id` is `<batchId>:<uniqueId>`, so a batch's items are one bounded _id range. */
+/**
+ * One item: `_id` is `<batchId>:<uniqueId>`, so a batch's items are one bounded _id range. `rev`
+ * (absent until the first save) is raised by every save and guards the next (activities/item-cache.ts).
+ */
 const payoutItemSchema = new Schema(
   {
     _id: { type: String, required: true },

@@ -98,4 +98,26 @@ describe('Mass Pay kept counts', () => {
     );
     expect((await store.get(BATCH, ['K3'])).get('K3')!.state).toBe('Completed');
   });
+
+  test('a kept copy that another process made stale is not saved over: the set is decided again from the store', async () => {
+    const store = mongoItemStore(stack.db.models);
+    const engine = new ItemsEngine(store);
+    const k4 = item('K4', 3);
+    const id = payoutItemId(BATCH, 'K4');
+    await stack.db.models.PayoutItem.insertMany([{ _id: id, ...k4 }]);
+    await store.get(BATCH, ['K4']); // kept by this process (itemCache)
+    // Another worker saves K4 in between: same state, a note of its own, a revision.
+    await stack.db.models.PayoutItem.collection.updateOne(
+      { _id: id as never },
+      { $set: { rev: 1, problems: ['noted_elsewhere'] } },
+    );
+    await expect(engine.applySlice(BATCH, [completed('K4')], 'rest:hooks:3:c', NOW)).rejects.toThrow(
+      /changed since read/,
+    );
+    // The retry (the activity's) reads K4 from the store: the other worker's note stays.
+    const again = await engine.applySlice(BATCH, [completed('K4')], 'rest:hooks:3:c', NOW);
+    expect(again.moved).toBe(1);
+    const saved = await stack.db.models.PayoutItem.collection.findOne({ _id: id as never });
+    expect(saved).toMatchObject({ state: 'Completed', problems: ['noted_elsewhere'], rev: 2 });
+  });
 });
