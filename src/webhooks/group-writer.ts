@@ -97,9 +97,11 @@ export class GroupWriter {
     const withEvents = judged.flatMap((j, i) => (j.event ? [i] : []));
     if (withEvents.length > 0) {
       try {
-        await this.models.PayoutEvent.insertMany(
-          withEvents.map((i) => judged[i]!.event!),
-          { ordered: false, lean: true },
+        // On the driver, like the messages below: the door built these documents itself, and
+        // mongoose's insertMany would only cast them again.
+        await this.models.PayoutEvent.collection.insertMany(
+          withEvents.map((i) => judged[i]!.event! as never),
+          { ordered: false, ignoreUndefined: true },
         );
       } catch (err) {
         const refused = duplicateKeyIndexes(err);
