@@ -86,7 +86,13 @@ async function startOnce(opts: MongoServerOptions): Promise<MongoServer> {
     const proc = await startAndPing(binary, args, { uri, env, logFile: opts.logFile });
     return { uri, kind: binary.kind, port, dataDir, stop: () => proc.stop() };
   }
-  const common = [`--state-dir=${dataDir}`, `--listen-addr=127.0.0.1:${port}`, '--debug-addr=-', '--telemetry=disable'];
+  const common = [
+    `--state-dir=${dataDir}`,
+    `--listen-addr=127.0.0.1:${port}`,
+    // Off unless asked: FerretDB's Prometheus metrics and Go pprof, for profiling a bench (docs/performance.md).
+    process.env.FERRETDB_DEBUG_ADDR ? `--debug-addr=${process.env.FERRETDB_DEBUG_ADDR}` : '--debug-addr=-',
+    '--telemetry=disable',
+  ];
   common.push('--log-level=warn');
   if (backend === 'sqlite') {
     const args = ['--handler=sqlite', `--sqlite-url=file:${dataDir}/`, ...common];
