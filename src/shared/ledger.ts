@@ -85,10 +85,33 @@ export type AccountHead = { seq: number; balanceMinor: number };
  * Every read on the posting path is by _id (entry n is `<account>:<n>`; a key document maps an
  * idempotency key to its entry), so posting costs the same however long the ledger grows.
  */
+/** Per database handle: the last posting queued for each account in this process. */
+const accountQueues = new WeakMap<Models, Map<string, Promise<unknown>>>();
+
 export class Ledger {
   constructor(private readonly models: Models) {}
 
+  /**
+   * Posts one movement. This process's postings to one account go one after the other: twenty
+   * workflows crediting one customer at once (a burst of top-ups) would otherwise race for the same
+   * seq, and every loser pays an insert, a key lookup and a walk of the chain before trying again
+   * (measured: 6 entry inserts and 13 balance reads per payment at 20 at once on one account).
+   * Writers in other processes are still judged by the chain's unique ids and keys, as below.
+   */
   async post(req: PostingRequest): Promise<PostingResult> {
+    let queues = accountQueues.get(this.models);
+    if (!queues) accountQueues.set(this.models, (queues = new Map()));
+    const accountId = accountIdOf(req.customerId, req.currency, req.mode);
+    const run = (queues.get(accountId) ?? Promise.resolve()).then(() => this.postNow(req));
+    const tail = run.catch(() => undefined);
+    queues.set(accountId, tail);
+    void tail.then(() => {
+      if (queues.get(accountId) === tail) queues.delete(accountId);
+    });
+    return run;
+  }
+
+  private async postNow(req: PostingRequest): Promise<PostingResult> {
     if (!Number.isSafeInteger(req.amountMinor) || req.amountMinor === 0) {
       throw new LedgerError('amount must be a non-zero safe integer of minor units', {
         key: req.idempotencyKey,

@@ -7,7 +7,10 @@ import { Ledger, type PostingRequest } from '../../src/shared/ledger';
  * between the entry (the commit point) and its key document.
  */
 let db: Database;
+/** A second handle on the same database: another process's ledger (this process queues its own postings). */
+let other: Database;
 let ledger: Ledger;
+let otherLedger: Ledger;
 const posting = (key: string, amountMinor = 500): PostingRequest => ({
   customerId: 'c1',
   currency: 'USD',
@@ -21,11 +24,16 @@ beforeAll(async () => {
   db = await connectDatabase(process.env.MONGODB_URI!, `test-ledger-${crypto.randomBytes(3).toString('hex')}`);
   await db.models.LedgerEntry.init();
   ledger = new Ledger(db.models);
+  other = await connectDatabase(process.env.MONGODB_URI!, db.connection.name);
+  otherLedger = new Ledger(other.models);
 });
 afterAll(async () => {
   await db.connection.dropDatabase().catch(() => {});
+  await other.close();
   await db.close();
 });
+/** Two processes posting side by side: each its own queue, racing for the chain's seqs and keys. */
+const eitherLedger = (i: number) => (i % 2 === 0 ? ledger : otherLedger);
 
 test('a key document points at its entry; posting again answers from it', async () => {
   const first = await ledger.post(posting('k1'));
@@ -47,7 +55,7 @@ test('an entry whose key document was never written (crash) is still found: no s
 
 test('concurrent postings of distinct keys form a gapless chain; of one key, one entry', async () => {
   const keys = Array.from({ length: 12 }, (_, i) => `par-${i}`);
-  await Promise.all([...keys, ...keys].map((k) => ledger.post(posting(k, 1))));
+  await Promise.all([...keys, ...keys].map((k, i) => eitherLedger(i).post(posting(k, 1))));
   const check = await ledger.check();
   expect(check.problems).toEqual([]);
   expect((await ledger.balances('c1', 'live'))[0]).toMatchObject({ balanceMinor: 762, seq: 14 });
@@ -66,7 +74,7 @@ test('debits that must stay covered: of two racing for one balance, exactly one 
   await ledger.post(account('c2-topup', 1000));
   const results = await Promise.allSettled([
     ledger.post(account('c2-a', -600, true)),
-    ledger.post(account('c2-b', -600, true)),
+    otherLedger.post(account('c2-b', -600, true)),
   ]);
   expect(results.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
   const refused = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
@@ -121,4 +129,19 @@ test('a balance behind its chain (a writer died before updating it): postings ch
   expect(await ledger.post(covered('lag-5', 50))).toMatchObject({ seq: 4, balanceAfterMinor: 200, applied: true });
   expect((await ledger.check()).problems).toEqual([]);
   expect((await ledger.balances('c3', 'live'))[0]).toMatchObject({ balanceMinor: 200, seq: 4 });
+});
+
+test("one process's postings to one account go one after the other: no insert lost to a race", async () => {
+  const inserts = jest.spyOn(db.models.LedgerEntry, 'create');
+  try {
+    const burst = Array.from({ length: 20 }, (_, i) => ({ ...posting(`burst-${i}`, 10), customerId: 'c4' }));
+    const results = await Promise.all(burst.map((p) => ledger.post(p)));
+    expect(results.map((r) => r.seq).sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+    // One entry insert each: none refused because another posting of this process took its seq.
+    expect(inserts).toHaveBeenCalledTimes(20);
+  } finally {
+    inserts.mockRestore();
+  }
+  expect((await ledger.balances('c4', 'live'))[0]).toMatchObject({ balanceMinor: 200, seq: 20 });
+  expect((await ledger.check()).problems).toEqual([]);
 });
