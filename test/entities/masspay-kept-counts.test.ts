@@ -99,7 +99,7 @@ describe('Mass Pay kept counts', () => {
     expect((await store.get(BATCH, ['K3'])).get('K3')!.state).toBe('Completed');
   });
 
-  test('a kept copy that another process made stale is not saved over: the set is decided again from the store', async () => {
+  test('a kept copy another process made stale is not saved over: the set is read again from the store', async () => {
     const store = mongoItemStore(stack.db.models);
     const engine = new ItemsEngine(store);
     const k4 = item('K4', 3);
