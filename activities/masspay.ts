@@ -92,7 +92,7 @@ export function mongoItemStore(models: Models, heartbeat: (progress: string) => 
         page.push(known.read(String(doc._id), doc));
         if (page.length < PAGE) continue;
         await fn(page);
-        heartbeat(`${page.at(-1)!.uniqueId}`);
+        heartbeat(page.at(-1)!.uniqueId);
         page = [];
       }
       if (page.length > 0) await fn(page);
@@ -136,9 +136,10 @@ export function mongoItemStore(models: Models, heartbeat: (progress: string) => 
       }
       // One writer per item document, each replace keyed by _id and guarded by what the item held
       // when read and its revision: a set applied twice, or a writer in between, matches nothing and
-      // the set throws (its retry reads the items again). Not a bulkWrite: FerretDB 1.24 stopped answering under a
-      // 1,000-replace unordered bulkWrite in the 15,000-item bench (docs/performance.md). On the
-      // driver itself: the item is parsed by its schema already, mongoose would only cast it again.
+      // the set throws (its retry reads the items again). Not a bulkWrite: FerretDB 1.24 stopped
+      // answering under a 1,000-replace unordered bulkWrite in the 15,000-item bench
+      // (docs/performance.md). On the driver itself: the item is parsed by its schema already,
+      // mongoose would only cast it again.
       let stale = 0;
       await inParallel(writes, DB_AT_ONCE, async ({ item, was }) => {
         const id = payoutItemId(item.batchId, item.uniqueId);

@@ -72,6 +72,9 @@ const modeOf = (doc: { mode?: string | null }): MoneyMode => (doc.mode === 'sand
 type Account = { accountId: string; customerId: string; currency: string; mode: MoneyMode };
 export type AccountHead = { seq: number; balanceMinor: number };
 
+/** Per database handle: the last posting queued for each account in this process. */
+const accountQueues = new WeakMap<Models, Map<string, Promise<unknown>>>();
+
 /**
  * Append-only ledger without multi-document transactions (FerretDB has none).
  *
@@ -85,9 +88,6 @@ export type AccountHead = { seq: number; balanceMinor: number };
  * Every read on the posting path is by _id (entry n is `<account>:<n>`; a key document maps an
  * idempotency key to its entry), so posting costs the same however long the ledger grows.
  */
-/** Per database handle: the last posting queued for each account in this process. */
-const accountQueues = new WeakMap<Models, Map<string, Promise<unknown>>>();
-
 export class Ledger {
   constructor(private readonly models: Models) {}
 
