@@ -27,7 +27,7 @@ import { CreditWatch } from './lib/credits';
 import { accountIdOf } from '../src/shared/ledger';
 import { closedLoop, errorText, nowMs, sleep, spread, summarize, type RunStats } from './lib/load';
 import { fmt, table } from './lib/table';
-import { snapshot, watched, windowOf, type MachineWindow } from './lib/machine';
+import { nameProcess, snapshot, watched, windowOf, type MachineWindow } from './lib/machine';
 import { captureTemplate, preload, type PaymentTemplate } from './preload';
 
 interface Options {
@@ -180,6 +180,7 @@ async function openStore(label: Label, serviceBundle: string, dir: string): Prom
       if (key !== 'ADMIN_TOKEN' && key !== 'LOG_LEVEL' && v !== undefined) env[key] = String(v);
     }
     const worker = await startWorkerChild('service', env, path.join(dir, `service-worker-${label}.log`));
+    nameProcess(worker.pid, 'service worker');
     const watch = new CreditWatch(stack.db.models, accountIdOf(BENCH_CUSTOMER, 'USD', 'sandbox'), CREDIT_POLL_MS);
     const burstWatches = Array.from(
       { length: BURST_CUSTOMERS },
@@ -293,6 +294,7 @@ async function main(): Promise<void> {
       BENCH_VERIFY_URL: empty.stack.sim.verifyUrl,
     };
     const floorWorker = await startWorkerChild('floor', floorEnv, path.join(dir, 'floor-worker.log'));
+    nameProcess(floorWorker.pid, 'floor worker');
     children.push(floorWorker);
 
     say('warming up');
@@ -712,6 +714,28 @@ function print(r: {
   );
   const floorSpread = spread(perRep((x) => x.floor.value.perS));
   out.push(table(['headline', 'N', ...reps.map((_, i) => `rep ${i + 1}`), 'min / median / max'], headRows));
+  /** One measurement's CPU per item by process, the median over repetitions, largest first. */
+  const byProcess = (pick: (x: Rep) => Watched<RunStats>) => {
+    const names = new Set(reps.flatMap((x) => [...pick(x).machine.cpuSByProcess.keys()]));
+    const rows = [...names].map((name) => {
+      const each = perRep(
+        (x) => ((pick(x).machine.cpuSByProcess.get(name) ?? 0) * 1000) / Math.max(1, pick(x).value.n),
+      );
+      return [name, spread(each).median] as const;
+    });
+    return rows
+      .filter(([, ms]) => ms >= 0.5)
+      .sort((a, b) => b[1] - a[1])
+      .map(([name, ms]) => `${name} ${fmt.ms(ms)}`)
+      .join(', ');
+  };
+  out.push(
+    `CPU per item by process (median of ${reps.length}; the service's API runs in the bench process):\n` +
+      `    (3) floor @ c${c}: ${byProcess((x) => x.floor)}\n` +
+      `    (4) payment @ c${c}, empty: ${byProcess((x) => x.e2e.empty)}\n` +
+      `    (3) floor burst: ${byProcess((x) => x.floorBurst)}\n` +
+      `    (4) payment burst: ${byProcess((x) => x.burst)}`,
+  );
   out.push(
     `the floor @ c${c} varied by ${(((floorSpread.max - floorSpread.min) / floorSpread.median) * 100).toFixed(0)}% ` +
       `of its median between repetitions ((max - min) / median); CPU cores of other processes = the machine's busy ` +

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { nowMs } from './load';
+import { cpuSnapshot, type CpuSnapshot } from './cpu';
 
 /**
  * What the machine was doing around one measurement: the load average, and how much CPU went to
@@ -18,6 +19,8 @@ export interface MachineSnapshot {
   ours: number;
   /** How many processes the bench's tree had. */
   procs: number;
+  /** CPU seconds so far by process: named children (nameProcess), else by command (ferretdb, postgres…). */
+  byProcess: CpuSnapshot;
 }
 
 export interface MachineWindow {
@@ -35,6 +38,14 @@ export interface MachineWindow {
    * about 2 / (CPU seconds per item), whatever the latencies.
    */
   oursCpuS: number;
+  /** oursCpuS split by process (see MachineSnapshot.byProcess): which one a gap between two runs is in. */
+  cpuSByProcess: Map<string, number>;
+}
+
+const processNames = new Map<number, string>();
+/** Names a child process (and its descendants) in the CPU split by process. */
+export function nameProcess(pid: number, name: string): void {
+  processNames.set(pid, name);
 }
 
 function readStat(): { busy: number; total: number } {
@@ -84,7 +95,13 @@ function readOurs(): { ours: number; procs: number } {
 }
 
 export function snapshot(): MachineSnapshot {
-  return { at: nowMs(), load1: os.loadavg()[0]!, ...readStat(), ...readOurs() };
+  return {
+    at: nowMs(),
+    load1: os.loadavg()[0]!,
+    ...readStat(),
+    ...readOurs(),
+    byProcess: cpuSnapshot(process.pid, processNames),
+  };
 }
 
 /** Ticks per second of /proc/<pid>/stat times (USER_HZ, 100 on every Linux build that matters). */
@@ -102,6 +119,7 @@ export function windowOf(a: MachineSnapshot, b: MachineSnapshot): MachineWindow 
     oursCores,
     outsideCores: Math.max(0, busyCores - oursCores),
     oursCpuS,
+    cpuSByProcess: new Map([...b.byProcess].map(([name, cpuS]) => [name, cpuS - (a.byProcess.get(name) ?? 0)])),
   };
 }
 
