@@ -12,9 +12,11 @@ import { createTopupActivities } from './topups';
 export type { ActivityDeps };
 
 export function createActivities(deps: ActivityDeps) {
+  const messages = createMessageActivities(deps);
   return {
-    ...createMessageActivities(deps),
-    ...createPaymentActivities(deps),
+    ...messages,
+    // A payment's first step loads its message through the same activities (one cache of bodies).
+    ...createPaymentActivities(deps, messages),
     ...createLedgerActivities(deps),
     ...createProfileActivities(deps),
     ...createPayoutActivities(deps),

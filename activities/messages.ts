@@ -40,6 +40,9 @@ export interface LoadedMessage {
   payerMatch?: { custom: string | null; payerEmail: string | null; customerId: string | null };
 }
 
+/** The failure type of an activity asked for a message that is not stored (never retried). */
+export const MESSAGE_NOT_FOUND = 'MessageNotFound';
+
 /** States in which a message still waits for the workflow it was dispatched to. */
 const TAKEABLE_STATES: readonly string[] = ['received', 'dispatched', 'parked'] satisfies MessageState[];
 
@@ -99,7 +102,7 @@ export function createMessageActivities(deps: ActivityDeps) {
 
   const readBody = async (messageId: string) => {
     const msg = await IpnMessage.findById(messageId, { raw: 1, testIpn: 1 }).lean();
-    if (!msg) throw ApplicationFailure.nonRetryable(`IPN message ${messageId} not found`, 'MessageNotFound');
+    if (!msg) throw ApplicationFailure.nonRetryable(`IPN message ${messageId} not found`, MESSAGE_NOT_FOUND);
     return { raw: Buffer.from(msg.raw.buffer), testIpn: msg.testIpn === true };
   };
 
@@ -163,7 +166,7 @@ export function createMessageActivities(deps: ActivityDeps) {
      */
     async loadMessage(messageId: string, forWorkflow?: string, opts?: { postback?: boolean }): Promise<LoadedMessage> {
       const msg = await IpnMessage.findById(messageId).lean();
-      if (!msg) throw ApplicationFailure.nonRetryable(`IPN message ${messageId} not found`, 'MessageNotFound');
+      if (!msg) throw ApplicationFailure.nonRetryable(`IPN message ${messageId} not found`, MESSAGE_NOT_FOUND);
       const refusal = !forWorkflow
         ? undefined
         : msg.workflowId !== forWorkflow
@@ -243,7 +246,7 @@ export function createMessageActivities(deps: ActivityDeps) {
       paymentIdleCloseSeconds: number;
     }): Promise<MasspayRouting> {
       const msg = await IpnMessage.findById(messageId, { raw: 1, integrationId: 1, receivedAt: 1 }).lean();
-      if (!msg) throw ApplicationFailure.nonRetryable(`IPN message ${messageId} not found`, 'MessageNotFound');
+      if (!msg) throw ApplicationFailure.nonRetryable(`IPN message ${messageId} not found`, MESSAGE_NOT_FOUND);
       const integrationDoc = await Integrations.findById(msg.integrationId).lean();
       if (!integrationDoc) throw ApplicationFailure.nonRetryable('the integration was deleted', 'IntegrationGone');
       const integration = toIntegration(integrationDoc);
@@ -354,3 +357,5 @@ export function createMessageActivities(deps: ActivityDeps) {
     },
   };
 }
+
+export type MessageActivities = ReturnType<typeof createMessageActivities>;

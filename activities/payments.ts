@@ -1,31 +1,54 @@
+import { ApplicationFailure } from '@temporalio/activity';
 import type { ActivityDeps } from './deps';
 import { PaymentStateSchema, type PaymentState } from '../src/payments/state';
 import { needsPerson } from '../src/payments/rules';
 import { matchPayer, type PayerToMatch } from '../src/customers/match';
 import { paymentDocId } from '../src/shared/ids';
 import { recordOutcome, type OutcomeWrite } from '../src/messages/outcomes';
+import { MESSAGE_NOT_FOUND, type LoadedMessage, type MessageActivities } from './messages';
 
-export function createPaymentActivities({ db }: ActivityDeps) {
+export function createPaymentActivities({ db }: ActivityDeps, messages: Pick<MessageActivities, 'loadMessage'>) {
   const { Payment, AuditEvent, Customer, IpnMessage } = db.models;
+  const loadPaymentState = async ({
+    integrationId,
+    txnId,
+  }: {
+    integrationId: string;
+    txnId: string;
+  }): Promise<PaymentState | null> => {
+    type Saved = { snapshot?: { payment?: { sandbox?: unknown } } };
+    const doc = await Payment.findById(paymentDocId(integrationId, txnId), { snapshot: 1 }).lean<Saved>();
+    if (!doc?.snapshot) return null;
+    const state = PaymentStateSchema.parse(doc.snapshot);
+    // Saved before events carried their money mode. The schema's default (live) keeps money
+    // already posted where it went; money not yet posted follows its message, like any other.
+    if (state.payment && doc.snapshot.payment?.sandbox === undefined && state.creditedMinor === 0) {
+      const msg = await IpnMessage.findById(state.payment.messageId, { testIpn: 1 }).lean();
+      state.payment.sandbox = msg?.testIpn === true;
+    }
+    return state;
+  };
   return {
-    async loadPaymentState({
-      integrationId,
-      txnId,
-    }: {
+    loadPaymentState,
+
+    /**
+     * A payment started by its first message: its state and that message (loadMessage, postback
+     * included) side by side, in one local activity instead of two. A message that is not stored
+     * comes back as null (the workflow records it refused, as it does a refused load), so the
+     * state is never lost with it.
+     */
+    async loadPaymentWithMessage(req: {
       integrationId: string;
       txnId: string;
-    }): Promise<PaymentState | null> {
-      type Saved = { snapshot?: { payment?: { sandbox?: unknown } } };
-      const doc = await Payment.findById(paymentDocId(integrationId, txnId), { snapshot: 1 }).lean<Saved>();
-      if (!doc?.snapshot) return null;
-      const state = PaymentStateSchema.parse(doc.snapshot);
-      // Saved before events carried their money mode. The schema's default (live) keeps money
-      // already posted where it went; money not yet posted follows its message, like any other.
-      if (state.payment && doc.snapshot.payment?.sandbox === undefined && state.creditedMinor === 0) {
-        const msg = await IpnMessage.findById(state.payment.messageId, { testIpn: 1 }).lean();
-        state.payment.sandbox = msg?.testIpn === true;
-      }
-      return state;
+      messageId: string;
+      forWorkflow: string;
+    }): Promise<{ state: PaymentState | null; message: LoadedMessage | null }> {
+      const message = messages.loadMessage(req.messageId, req.forWorkflow, { postback: true }).catch((err: unknown) => {
+        if (err instanceof ApplicationFailure && err.type === MESSAGE_NOT_FOUND) return null;
+        throw err;
+      });
+      const [state, loaded] = await Promise.all([loadPaymentState(req), message]);
+      return { state, message: loaded };
     },
 
     /**

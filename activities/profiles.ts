@@ -1,5 +1,6 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { ActivityDeps } from './deps';
+import { MESSAGE_NOT_FOUND } from './messages';
 import { checkPayment } from '../src/payments/checks';
 import type { Proof } from '../src/shared/rules-kit';
 import { LifecycleEventSchema, type LifecycleEvent } from '../src/payments/state';
@@ -78,7 +79,7 @@ export function createProfileActivities({ db, client, config, logger }: Activity
       flags: string[];
     }): Promise<string> {
       const msg = await IpnMessage.findById(messageId).lean();
-      if (!msg) throw ApplicationFailure.nonRetryable(`IPN message ${messageId} not found`, 'MessageNotFound');
+      if (!msg) throw ApplicationFailure.nonRetryable(`IPN message ${messageId} not found`, MESSAGE_NOT_FOUND);
       const integrationDoc = await Integration.findById(msg.integrationId).lean();
       if (!integrationDoc)
         throw ApplicationFailure.nonRetryable(`integration ${msg.integrationId} is gone`, 'IntegrationNotFound');

@@ -227,7 +227,15 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
   /** Started with it (every new execution), or else running code that has it (see FEWER_STEPS). */
   const fewerSteps = () => input.fewerSteps === true || patched(FEWER_STEPS);
   stepsOfThisExecution = fewerSteps;
-  const loaded = await act.loadPaymentState({ integrationId: input.integrationId, txnId: input.paymentTxnId });
+  const ids = { integrationId: input.integrationId, txnId: input.paymentTxnId };
+  // Started by its first message (signalWithStart: its signal is in the inbox by now), a payment
+  // loads its state and that message in one step (see PaymentLifecycleInput.stateWithMessage).
+  const first = input.stateWithMessage === true && inbox[0]?.type === 'message' ? inbox[0] : undefined;
+  if (first) inbox.shift();
+  const both = first
+    ? await act.loadPaymentWithMessage({ ...ids, messageId: first.messageId, forWorkflow: workflowInfo().workflowId })
+    : undefined;
+  const loaded = both ? both.state : await act.loadPaymentState(ids);
   let state = loaded ? upgradePaymentState(loaded) : initialPaymentState(input.integrationId, input.paymentTxnId);
   setHandler(paymentStateQuery, () => state);
   const orphanGraceSeconds = input.orphanGraceSeconds ?? DEFAULT_ORPHAN_GRACE_SECONDS;
@@ -311,7 +319,7 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
    * Verification beside the queue: runs on its own (the loop goes on with other inputs) and hands
    * its outcome to the loop, which applies outcomes one at a time, in the order they arrive.
    */
-  const startExamining = (messageId: string): void => {
+  const startExamining = (messageId: string, preloaded?: LoadedMessage | null): void => {
     if (examining.has(messageId) || waiting.includes(messageId)) return; // dispatched twice (the relay)
     if (state.history.some((h) => h.messageId === messageId)) return;
     if (examining.size >= MAX_EXAMINING) {
@@ -327,6 +335,7 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
       verifyGiveUpSeconds: input.verifyGiveUpSeconds ?? DEFAULT_VERIFY_GIVE_UP_SECONDS,
       flags,
       localActivityLock,
+      ...(preloaded === undefined ? {} : { preloaded }),
       onParked: () => {
         parkedBeside.add(messageId);
         showFlags(state, busy());
@@ -429,6 +438,7 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
     return true;
   };
 
+  if (first && both) startExamining(first.messageId, both.message);
   for (;;) {
     const wake = nextWake(state, Date.now(), input.idleCloseSeconds * 1000, orphanGraceSeconds);
     const hasInput = () => inbox.length > 0;

@@ -39,6 +39,11 @@ export interface PaymentLifecycleInput {
    * attribute upsert. One started before (without it) asks, so its history replays as recorded.
    */
   fewerSteps?: true;
+  /**
+   * Set by every starter since a payment loads its state and its first message in one local
+   * activity (loadPaymentWithMessage) instead of two; an execution started before replays its two.
+   */
+  stateWithMessage?: true;
 }
 
 export type PaymentLifecycleWorkflow = (input: PaymentLifecycleInput) => Promise<PaymentState>;
@@ -80,6 +85,7 @@ export function paymentStartOptions(to: {
         orphanGraceSeconds: config.ORPHAN_ADJUSTMENT_GRACE_SECONDS,
         verifyGiveUpSeconds: config.IPN_VERIFY_GIVE_UP_SECONDS,
         fewerSteps: true,
+        stateWithMessage: true,
       },
     ] as [PaymentLifecycleInput],
     typedSearchAttributes: [

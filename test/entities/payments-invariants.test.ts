@@ -1,6 +1,8 @@
 import { Context } from '@temporalio/activity';
 import type { WorkerOptions } from '@temporalio/worker';
+import { Types } from 'mongoose';
 import { storeIpn } from '../../src/messages/intake';
+import { ipnMessageSignal, signalPayment } from '../../src/payments/contract';
 import { paymentWorkflowId } from '../../src/shared/ids';
 import type { PaymentState } from '../../src/payments/state';
 import type { PostingRequest, PostingResult } from '../../src/shared/ledger';
@@ -278,6 +280,68 @@ describe('one door per payment', () => {
     expect(await queryState('DOOR-1')).toMatchObject({ attention: ['dispute:PP-D-DOOR'] });
     expect(await balance()).toBe(before + 1500);
     await expectLedgerSound();
+  });
+});
+
+describe('(c2) a payment started by its message loads its state and that message in one step', () => {
+  /** The local activities an execution ran, in order (core's marker data names each one's type). */
+  const localActivities = async (txnId: string, runId?: string) => {
+    const history = await stack.client.workflow.getHandle(paymentWorkflowId(SHOP, txnId), runId).fetchHistory();
+    return (history.events ?? []).flatMap((e) => {
+      const data = e.markerRecordedEventAttributes?.details?.data?.payloads?.[0]?.data;
+      const type = data ? /"activity_type":"([^"]+)"/.exec(Buffer.from(data).toString('utf8'))?.[1] : undefined;
+      return type ? [type] : [];
+    });
+  };
+
+  test('a new payment: one load, then the posting and the save', async () => {
+    const before = await balance();
+    expect((await deliverIpn(stack, SHOP, payment('ONE-LOAD'))).state).toBe('applied:credited');
+    expect(await localActivities('ONE-LOAD')).toEqual(['loadPaymentWithMessage', 'postToLedger', 'savePaymentState']);
+    expect(await balance()).toBe(before + 1234);
+  });
+
+  test('started again after it closed: the saved state is loaded with the refund, which debits once', async () => {
+    const before = await balance();
+    expect((await deliverIpn(stack, SHOP, payment('ONE-LOAD-2'))).state).toBe('applied:credited');
+    const handle = stack.client.workflow.getHandle(paymentWorkflowId(SHOP, 'ONE-LOAD-2'));
+    await handle.terminate('closed, as after its idle time');
+    // A message's state names the payment's phase once it is applied (credited, here partly refunded).
+    expect((await deliverIpn(stack, SHOP, refund('ONE-LOAD-2R', 'ONE-LOAD-2', '2.34'))).state).toBe('applied:credited');
+    const restarted = (await handle.describe()).runId;
+    // (An adjustment asks first whether a recurring profile's cycle credited its payment.)
+    expect(await localActivities('ONE-LOAD-2', restarted)).toEqual([
+      'loadPaymentWithMessage',
+      'profileOwningTxn',
+      'postToLedger',
+      'savePaymentState',
+    ]);
+    // Loaded, not begun afresh: the refund counts against the credit saved by the first execution.
+    expect(await queryState('ONE-LOAD-2')).toMatchObject({ creditedMinor: 1234, debitedMinor: 234 });
+    expect(await balance()).toBe(before + 1000);
+    await expectLedgerSound();
+  });
+
+  test('a message id that names no stored message is recorded and ignored; the payment keeps its state', async () => {
+    const missing = new Types.ObjectId().toHexString();
+    await signalPayment(
+      stack.client,
+      {
+        workflowId: paymentWorkflowId(SHOP, 'ONE-LOAD-NONE'),
+        integrationId: SHOP,
+        paymentTxnId: 'ONE-LOAD-NONE',
+        taskQueue: stack.config.TEMPORAL_TASK_QUEUE,
+        config: stack.config,
+      },
+      ipnMessageSignal,
+      { messageId: missing },
+    );
+    const state = await waitFor('the missing message recorded', async () => {
+      const s = await queryState('ONE-LOAD-NONE').catch(() => undefined);
+      return s?.history.some((h) => h.what.includes(`message ${missing} is not stored`)) ? s : undefined;
+    });
+    expect(state).toMatchObject({ creditedMinor: 0, debitedMinor: 0 });
+    expect(await entriesOf('ONE-LOAD-NONE')).toEqual([]);
   });
 });
 

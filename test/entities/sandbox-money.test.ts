@@ -1,5 +1,6 @@
 import type { ActivityDeps } from '../../activities';
 import { createPaymentActivities } from '../../activities/payments';
+import { createMessageActivities } from '../../activities/messages';
 import { saveIntegration } from '../../src/integrations/store';
 import { LedgerError, type PostingRequest } from '../../src/shared/ledger';
 import { LIVE_ON_SANDBOX_RULE } from '../../src/payments/rules';
@@ -227,8 +228,13 @@ describe('the ledger keeps modes apart by itself', () => {
 });
 
 describe('payment states saved before events carried their mode', () => {
-  const load = (txnId: string) =>
-    createPaymentActivities({ db: stack.db } as ActivityDeps).loadPaymentState({ integrationId: 'sbx', txnId });
+  const load = (txnId: string) => {
+    const deps = { db: stack.db } as ActivityDeps;
+    return createPaymentActivities(deps, createMessageActivities(deps)).loadPaymentState({
+      integrationId: 'sbx',
+      txnId,
+    });
+  };
   /** A copy of a saved payment under another txn id, as it was saved before the field existed. */
   async function oldCopy(fromTxnId: string, txnId: string, patch: Record<string, unknown>) {
     const doc = await stack.db.models.Payment.findById(`sbx:${fromTxnId}`).lean<{ snapshot: any }>();

@@ -58,6 +58,11 @@ export async function examineMessage(
     localActivityLock?: Lock;
     /** The caller's answer to FEWER_STEPS (a payment may know it from its input); else patched(). */
     fewerSteps?: () => boolean;
+    /**
+     * Loaded already, postback tried (loadPaymentWithMessage), or null when the message is not stored:
+     * not loaded again.
+     */
+    preloaded?: LoadedMessage | null;
   },
 ): Promise<Examination> {
   const { flags } = opts;
@@ -65,12 +70,15 @@ export async function examineMessage(
   const { loadMessage, recordMessageOutcome, raiseAlert, audit } = lock ? underLock(local, lock) : local;
   // The first postback tried by loadMessage itself (one local activity, not two); when PayPal does
   // not answer it at once, the regular activity takes over as before.
-  const withPostback = opts.fewerSteps ? opts.fewerSteps() : patched(FEWER_STEPS);
-  const msg = withPostback
-    ? await loadMessage(messageId, opts.forWorkflow, { postback: true })
-    : opts.forWorkflow
-      ? await loadMessage(messageId, opts.forWorkflow)
-      : await loadMessage(messageId);
+  if (opts.preloaded === null) return { kind: 'refused', detail: `message ${messageId} is not stored` };
+  const withPostback = opts.preloaded !== undefined || (opts.fewerSteps ? opts.fewerSteps() : patched(FEWER_STEPS));
+  const msg =
+    opts.preloaded ??
+    (withPostback
+      ? await loadMessage(messageId, opts.forWorkflow, { postback: true })
+      : opts.forWorkflow
+        ? await loadMessage(messageId, opts.forWorkflow)
+        : await loadMessage(messageId));
   if (msg.refusal) return { kind: 'refused', detail: msg.refusal };
   if (msg.duplicateOf) flags.push('duplicate');
   if (!msg.integration)
