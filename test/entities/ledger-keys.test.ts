@@ -131,17 +131,47 @@ test('a balance behind its chain (a writer died before updating it): postings ch
   expect((await ledger.balances('c3', 'live'))[0]).toMatchObject({ balanceMinor: 200, seq: 4 });
 });
 
-test("one process's postings to one account go one after the other: no insert lost to a race", async () => {
-  const inserts = jest.spyOn(db.models.LedgerEntry, 'create');
+test("one process's postings to one account go one batch after the other: no insert lost to a race", async () => {
+  const creates = jest.spyOn(db.models.LedgerEntry, 'create');
+  const many = jest.spyOn(db.models.LedgerEntry, 'insertMany');
   try {
     const burst = Array.from({ length: 20 }, (_, i) => ({ ...posting(`burst-${i}`, 10), customerId: 'c4' }));
     const results = await Promise.all(burst.map((p) => ledger.post(p)));
     expect(results.map((r) => r.seq).sort((a, b) => a - b)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
-    // One entry insert each: none refused because another posting of this process took its seq.
-    expect(inserts).toHaveBeenCalledTimes(20);
+    // One entry written each: none refused because another posting of this process took its seq.
+    const written = creates.mock.calls.length + many.mock.calls.reduce((n, [docs]) => n + (docs as []).length, 0);
+    expect(written).toBe(20);
+    // Posted together: the twenty waited for one another, so a handful of inserts carried them.
+    expect(creates.mock.calls.length + many.mock.calls.length).toBeLessThanOrEqual(2);
   } finally {
-    inserts.mockRestore();
+    creates.mockRestore();
+    many.mockRestore();
   }
   expect((await ledger.balances('c4', 'live'))[0]).toMatchObject({ balanceMinor: 200, seq: 20 });
+  expect((await ledger.check()).problems).toEqual([]);
+});
+
+test('postings that wait together are each answered as alone: a key twice, an uncovered debit, zero', async () => {
+  const to = (key: string, amountMinor: number, mustStayCovered = false): PostingRequest => ({
+    ...posting(key, amountMinor),
+    customerId: 'c6',
+    mustStayCovered,
+  });
+  await ledger.post(to('together-0', 100));
+  const answers = await Promise.allSettled([
+    ledger.post(to('together-1', 50)),
+    ledger.post(to('together-1', 50)), // the same movement again (a retry beside its first try)
+    ledger.post(to('together-2', -500, true)), // more than the balance will ever be here
+    ledger.post(to('together-3', 0)),
+    ledger.post(to('together-4', 25)),
+  ]);
+  const [first, again, uncovered, zero, last] = answers;
+  expect(first).toMatchObject({ status: 'fulfilled', value: { applied: true } });
+  expect(again).toMatchObject({ status: 'fulfilled', value: { applied: false } });
+  if (first.status === 'fulfilled' && again.status === 'fulfilled') expect(again.value.seq).toBe(first.value.seq);
+  expect(uncovered).toMatchObject({ status: 'rejected', reason: { message: expect.stringMatching(/insufficient/) } });
+  expect(zero).toMatchObject({ status: 'rejected', reason: { message: expect.stringMatching(/non-zero/) } });
+  expect(last).toMatchObject({ status: 'fulfilled', value: { applied: true, balanceAfterMinor: 175 } });
+  expect((await ledger.balances('c6', 'live'))[0]).toMatchObject({ balanceMinor: 175, seq: 3 });
   expect((await ledger.check()).problems).toEqual([]);
 });
