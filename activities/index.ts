@@ -13,11 +13,12 @@ export type { ActivityDeps };
 
 export function createActivities(deps: ActivityDeps) {
   const messages = createMessageActivities(deps);
+  const ledger = createLedgerActivities(deps);
   return {
     ...messages,
-    // A payment's first step loads its message through the same activities (one cache of bodies).
-    ...createPaymentActivities(deps, messages),
-    ...createLedgerActivities(deps),
+    // A payment's merged steps load its message and post through these same activities (one cache of bodies).
+    ...createPaymentActivities(deps, { loadMessage: messages.loadMessage, postToLedger: ledger.postToLedger }),
+    ...ledger,
     ...createProfileActivities(deps),
     ...createPayoutActivities(deps),
     ...createMasspayRestActivities(deps),

@@ -32,3 +32,5 @@ export function createLedgerActivities({ db, logger }: ActivityDeps) {
     },
   };
 }
+
+export type LedgerActivities = ReturnType<typeof createLedgerActivities>;

@@ -6,8 +6,13 @@ import { matchPayer, type PayerToMatch } from '../src/customers/match';
 import { paymentDocId } from '../src/shared/ids';
 import { recordOutcome, type OutcomeWrite } from '../src/messages/outcomes';
 import { MESSAGE_NOT_FOUND, type LoadedMessage, type MessageActivities } from './messages';
+import type { LedgerActivities } from './ledger';
+import type { Posting, PostingResult } from '../src/shared/ledger';
 
-export function createPaymentActivities({ db }: ActivityDeps, messages: Pick<MessageActivities, 'loadMessage'>) {
+/** The steps of other features a payment's merged steps take (see loadPaymentWithMessage, postAndSavePayment). */
+type Steps = Pick<MessageActivities, 'loadMessage'> & Pick<LedgerActivities, 'postToLedger'>;
+
+export function createPaymentActivities({ db }: ActivityDeps, steps: Steps) {
   const { Payment, AuditEvent, Customer, IpnMessage } = db.models;
   const loadPaymentState = async ({
     integrationId,
@@ -28,6 +33,37 @@ export function createPaymentActivities({ db }: ActivityDeps, messages: Pick<Mes
     }
     return state;
   };
+  /**
+   * The whole state for resuming, plus flat fields for the admin API's queries; then, when given,
+   * the outcome of the message that led to it (state first: whoever reads the message finds both agree).
+   */
+  const savePaymentState = async (state: PaymentState, outcome?: OutcomeWrite): Promise<void> => {
+    await Payment.updateOne(
+      { _id: paymentDocId(state.integrationId, state.txnId) },
+      {
+        $set: {
+          integrationId: state.integrationId,
+          txnId: state.txnId,
+          state: state.phase,
+          paymentStatus: state.paymentStatus,
+          customerId: state.customerId,
+          currency: state.currency,
+          grossMinor: state.payment?.grossMinor ?? null,
+          creditedMinor: state.creditedMinor,
+          debitedMinor: state.debitedMinor,
+          holdReason: state.hold?.reason ?? null,
+          holdCause: state.hold?.cause ?? null,
+          needsOperator: needsPerson(state),
+          attention: state.attention,
+          flags: [...new Set([...(state.payment?.flags ?? []), ...state.attention])],
+          payerEmail: state.payment?.payerEmail ?? null,
+          snapshot: state,
+        },
+      },
+      { upsert: true },
+    );
+    if (outcome) await recordOutcome(db.models, outcome);
+  };
   return {
     loadPaymentState,
 
@@ -43,7 +79,7 @@ export function createPaymentActivities({ db }: ActivityDeps, messages: Pick<Mes
       messageId: string;
       forWorkflow: string;
     }): Promise<{ state: PaymentState | null; message: LoadedMessage | null }> {
-      const message = messages.loadMessage(req.messageId, req.forWorkflow, { postback: true }).catch((err: unknown) => {
+      const message = steps.loadMessage(req.messageId, req.forWorkflow, { postback: true }).catch((err: unknown) => {
         if (err instanceof ApplicationFailure && err.type === MESSAGE_NOT_FOUND) return null;
         throw err;
       });
@@ -51,36 +87,22 @@ export function createPaymentActivities({ db }: ActivityDeps, messages: Pick<Mes
       return { state, message: loaded };
     },
 
+    savePaymentState,
+
     /**
-     * The whole state for resuming, plus flat fields for the admin API's queries; then, when given,
-     * the outcome of the message that led to it (state first: whoever reads the message finds both agree).
+     * A payment's posting and then the state (and its message's outcome) the rules decide once it
+     * is made: one local activity instead of two. The workflow decided them beforehand from the
+     * same pure rules, so they are what its next step would save. A refused posting saves nothing:
+     * it fails like postToLedger, and the workflow decides again and saves what follows.
      */
-    async savePaymentState(state: PaymentState, outcome?: OutcomeWrite): Promise<void> {
-      await Payment.updateOne(
-        { _id: paymentDocId(state.integrationId, state.txnId) },
-        {
-          $set: {
-            integrationId: state.integrationId,
-            txnId: state.txnId,
-            state: state.phase,
-            paymentStatus: state.paymentStatus,
-            customerId: state.customerId,
-            currency: state.currency,
-            grossMinor: state.payment?.grossMinor ?? null,
-            creditedMinor: state.creditedMinor,
-            debitedMinor: state.debitedMinor,
-            holdReason: state.hold?.reason ?? null,
-            holdCause: state.hold?.cause ?? null,
-            needsOperator: needsPerson(state),
-            attention: state.attention,
-            flags: [...new Set([...(state.payment?.flags ?? []), ...state.attention])],
-            payerEmail: state.payment?.payerEmail ?? null,
-            snapshot: state,
-          },
-        },
-        { upsert: true },
-      );
-      if (outcome) await recordOutcome(db.models, outcome);
+    async postAndSavePayment(req: {
+      posting: Posting;
+      state: PaymentState;
+      outcome: OutcomeWrite;
+    }): Promise<PostingResult> {
+      const posted = await steps.postToLedger(req.posting);
+      await savePaymentState(req.state, req.outcome);
+      return posted;
     },
 
     async matchCustomer(payer: PayerToMatch & { integrationId: string }): Promise<string | null> {

@@ -13,7 +13,7 @@
  * same payment as `payment-lifecycle-fewer-steps-*` before fewer steps per message (workflows/shared/patches.ts),
  * and `payment-lifecycle-started-before-fewer-steps` one started without `fewerSteps` in its input (it asks
  * patched()); `payment-lifecycle-fewer-steps-*` is in turn the same payment as
- * `payment-lifecycle-state-with-message-*` before a payment loaded its state and first message in one step.
+ * `payment-lifecycle-fewer-activations-*` before a payment took fewer activations per message.
  * RECORD_HISTORIES_DIR writes elsewhere (to pick new files).
  *
  *   npx tsx scripts/record-histories.ts
@@ -107,7 +107,7 @@ async function main() {
     // One door: the refund goes to its payment's entity by message id, like the payment's own messages.
     if ((await messageWorkflow(stack, 'REC1R', 'Refunded')) !== paymentWorkflowId('shop', 'REC1'))
       throw new Error('the refund was not dispatched to its payment');
-    const rec1 = 'payment-lifecycle-state-with-message-pending-completed-refund-duplicate';
+    const rec1 = 'payment-lifecycle-fewer-activations-pending-completed-refund-duplicate';
     await save(stack, rec1, paymentWorkflowId('shop', 'REC1'));
 
     // 1b. A payment started as before fewer steps per message (its input without `fewerSteps`), whose
@@ -123,7 +123,7 @@ async function main() {
     });
     const oldInput = { ...start.args[0] };
     delete oldInput.fewerSteps;
-    delete oldInput.stateWithMessage;
+    delete oldInput.fewerActivations;
     await stack.client.workflow.signalWithStart<PaymentLifecycleWorkflow, [MessageRef]>(PAYMENT_LIFECYCLE, {
       ...start,
       args: [oldInput],

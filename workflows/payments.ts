@@ -229,8 +229,8 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
   stepsOfThisExecution = fewerSteps;
   const ids = { integrationId: input.integrationId, txnId: input.paymentTxnId };
   // Started by its first message (signalWithStart: its signal is in the inbox by now), a payment
-  // loads its state and that message in one step (see PaymentLifecycleInput.stateWithMessage).
-  const first = input.stateWithMessage === true && inbox[0]?.type === 'message' ? inbox[0] : undefined;
+  // loads its state and that message in one step (see PaymentLifecycleInput.fewerActivations).
+  const first = input.fewerActivations === true && inbox[0]?.type === 'message' ? inbox[0] : undefined;
   if (first) inbox.shift();
   const both = first
     ? await act.loadPaymentWithMessage({ ...ids, messageId: first.messageId, forWorkflow: workflowInfo().workflowId })
@@ -263,12 +263,18 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
       saved?: (d: Decided) => void;
     } = {},
   ) => {
-    const decision = await decide(state, item, orphanGraceSeconds, opts.known, opts.hints);
+    // With fewer activations, a posting saves the state and outcome the rules decide once it is made.
+    const withPosting: SaveWithPosting | undefined =
+      input.fewerActivations === true && opts.outcomeOf ? { outcomeOf: opts.outcomeOf } : undefined;
+    const decision = await decide(state, item, orphanGraceSeconds, opts.known, opts.hints, withPosting);
     state = decision.state;
     publish(state, busy());
     const outcome = opts.outcomeOf?.(decision);
     if (outcome && fewerSteps()) {
-      await act.savePaymentState(state, outcome);
+      // Saved already unless the decision differs from what the posting saved (it never should: pure rules).
+      const saved = withPosting?.saved;
+      if (saved?.state !== JSON.stringify(state) || saved.outcome !== JSON.stringify(outcome))
+        await act.savePaymentState(state, outcome);
       opts.saved?.(decision);
     } else {
       await act.savePaymentState(state);
@@ -443,7 +449,13 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
     const wake = nextWake(state, Date.now(), input.idleCloseSeconds * 1000, orphanGraceSeconds);
     const hasInput = () => inbox.length > 0;
     showNow();
-    const woken = wake.afterMs === null ? (await condition(hasInput), true) : await condition(hasInput, wake.afterMs);
+    // A message being examined keeps the payment open however long it takes, and its outcome comes
+    // as input: an idle timer then could only lead to waiting for that input (see below).
+    const idleWhileExamining = input.fewerActivations === true && wake.then === 'close' && examining.size > 0;
+    const woken =
+      wake.afterMs === null || idleWhileExamining
+        ? (await condition(hasInput), true)
+        : await condition(hasInput, wake.afterMs);
     if (!woken) {
       // Idle, and nothing waits for a person or a deadline; a message still being verified keeps it open.
       // An operator decision that came in as the idle wait ended is still answered (its update waits).
@@ -500,6 +512,18 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
   return state;
 }
 
+/**
+ * A decision whose posting saves what follows it (postAndSavePayment): the outcome its message gets,
+ * and, once the posting is made, the state and outcome it saved (as JSON, to compare).
+ */
+type SaveWithPosting = {
+  outcomeOf: (d: Decided) => OutcomeWrite | undefined;
+  saved?: { state: string; outcome: string };
+};
+
+/** What a posting saves with it: the state and outcome the rules decide once it is made. */
+type PlannedSave = { state: PaymentState; outcome: OutcomeWrite };
+
 /** One input through the payment rules (see decideWithFacts for how facts and effects run). */
 function decide(
   state: PaymentState,
@@ -507,20 +531,40 @@ function decide(
   orphanGraceSeconds: number,
   known: PaymentFacts = {},
   hints: MatchHints = {},
+  withPosting?: SaveWithPosting,
 ): Promise<Decided> {
   const undecidable: PaymentInput = { type: 'malformed', signal: item.type, issues: 'no decision after 500 facts' };
   // Asked only where it can matter (an approve), so histories without approves carry no marker.
   const refuseLiveOnSandbox = item.type === 'approve' ? patched(LIVE_ON_SANDBOX_RULE) : true;
   const namedMatters = item.type === 'acknowledge' ? patched(NAMED_MATTERS_PATCH) : true;
+  // One clock for every round when a posting saves the decision: the rounds then decide alike.
+  const decidedAt = withPosting ? new Date().toISOString() : undefined;
+  const rules = (facts: PaymentFacts, stuck: boolean) =>
+    decidePayment(state, stuck ? undecidable : item, stuck ? {} : facts, {
+      now: decidedAt ?? new Date().toISOString(),
+      orphanGraceSeconds,
+      refuseLiveOnSandbox,
+      namedMatters,
+    });
+  /**
+   * The decision once this posting is made, when it is final and runs no effect the posting would
+   * then precede (audits, alerts): saved by the posting itself. Otherwise the steps stay apart.
+   */
+  const planSave = (facts: PaymentFacts, key: string): PlannedSave | undefined => {
+    if (!withPosting) return undefined;
+    const before = rules(facts, false);
+    const after = rules({ ...facts, postings: { ...facts.postings, [key]: { ok: true } } }, false);
+    if (after.kind !== 'done' || after.effects.length !== before.effects.length) return undefined;
+    const outcome = withPosting.outcomeOf(after);
+    return outcome && { state: after.state, outcome };
+  };
+  const saved = (planned: PlannedSave) => {
+    if (withPosting)
+      withPosting.saved = { state: JSON.stringify(planned.state), outcome: JSON.stringify(planned.outcome) };
+  };
   return decideWithFacts({
-    rules: (facts: PaymentFacts, stuck) =>
-      decidePayment(state, stuck ? undecidable : item, stuck ? {} : facts, {
-        now: new Date().toISOString(),
-        orphanGraceSeconds,
-        refuseLiveOnSandbox,
-        namedMatters,
-      }),
-    fetch: (need: FactNeed, facts: PaymentFacts) => fetchFact(need, facts, hints),
+    rules,
+    fetch: (need: FactNeed, facts: PaymentFacts) => fetchFact(need, facts, hints, { planSave, saved }),
     run: (effect) => runEffect(effect, state),
     facts: { ...known },
   });
@@ -534,7 +578,12 @@ async function runEffect(effect: PaymentEffect, s: PaymentState): Promise<void> 
 /** What the message's load already knows about matching its payer (see loadMessage's `postback`). */
 type MatchHints = { matchBy?: MatchBy; payerMatch?: LoadedMessage['payerMatch'] };
 
-async function fetchFact(need: FactNeed, facts: PaymentFacts, hints: MatchHints = {}): Promise<void> {
+async function fetchFact(
+  need: FactNeed,
+  facts: PaymentFacts,
+  hints: MatchHints = {},
+  save?: { planSave: (facts: PaymentFacts, key: string) => PlannedSave | undefined; saved: (p: PlannedSave) => void },
+): Promise<void> {
   switch (need.fact) {
     case 'proof':
       facts.proof = await act.proveEvent(need.event);
@@ -553,12 +602,16 @@ async function fetchFact(need: FactNeed, facts: PaymentFacts, hints: MatchHints 
       }
       facts.customerMatch = await act.matchCustomer({ ...need, ...(hints.matchBy ? { matchBy: hints.matchBy } : {}) });
       return;
-    case 'posting':
-      facts.postings = {
-        ...facts.postings,
-        [need.posting.idempotencyKey]: await postingFact(() => act.postToLedger(need.posting)),
-      };
+    case 'posting': {
+      const key = need.posting.idempotencyKey;
+      const planned = save?.planSave(facts, key);
+      const posted = await postingFact(() =>
+        planned ? act.postAndSavePayment({ posting: need.posting, ...planned }) : act.postToLedger(need.posting),
+      );
+      if (planned && posted.ok) save!.saved(planned);
+      facts.postings = { ...facts.postings, [key]: posted };
       return;
+    }
   }
 }
 

@@ -40,10 +40,12 @@ export interface PaymentLifecycleInput {
    */
   fewerSteps?: true;
   /**
-   * Set by every starter since a payment loads its state and its first message in one local
-   * activity (loadPaymentWithMessage) instead of two; an execution started before replays its two.
+   * Set by every starter since a payment takes fewer workflow activations per message: its state
+   * loads with its first message (loadPaymentWithMessage), a posting saves the state it leads to
+   * (postAndSavePayment), and no idle timer runs while a message is being examined. An execution
+   * started before takes its steps as recorded.
    */
-  stateWithMessage?: true;
+  fewerActivations?: true;
 }
 
 export type PaymentLifecycleWorkflow = (input: PaymentLifecycleInput) => Promise<PaymentState>;
@@ -85,7 +87,7 @@ export function paymentStartOptions(to: {
         orphanGraceSeconds: config.ORPHAN_ADJUSTMENT_GRACE_SECONDS,
         verifyGiveUpSeconds: config.IPN_VERIFY_GIVE_UP_SECONDS,
         fewerSteps: true,
-        stateWithMessage: true,
+        fewerActivations: true,
       },
     ] as [PaymentLifecycleInput],
     typedSearchAttributes: [

@@ -283,7 +283,7 @@ describe('one door per payment', () => {
   });
 });
 
-describe('(c2) a payment started by its message loads its state and that message in one step', () => {
+describe('(c2) a payment takes a message in two steps: state and message loaded, then posted and saved', () => {
   /** The local activities an execution ran, in order (core's marker data names each one's type). */
   const localActivities = async (txnId: string, runId?: string) => {
     const history = await stack.client.workflow.getHandle(paymentWorkflowId(SHOP, txnId), runId).fetchHistory();
@@ -294,11 +294,20 @@ describe('(c2) a payment started by its message loads its state and that message
     });
   };
 
-  test('a new payment: one load, then the posting and the save', async () => {
+  /** The payment as its document says (what a later execution loads), beside what the workflow holds. */
+  const savedAndHeld = async (txnId: string) => {
+    const doc = await stack.db.models.Payment.findById(`${SHOP}:${txnId}`).lean<{ snapshot: PaymentState }>();
+    return { saved: doc?.snapshot, held: await queryState(txnId) };
+  };
+
+  test('a new payment: one load, then the posting saves the state it leads to', async () => {
     const before = await balance();
     expect((await deliverIpn(stack, SHOP, payment('ONE-LOAD'))).state).toBe('applied:credited');
-    expect(await localActivities('ONE-LOAD')).toEqual(['loadPaymentWithMessage', 'postToLedger', 'savePaymentState']);
+    expect(await localActivities('ONE-LOAD')).toEqual(['loadPaymentWithMessage', 'postAndSavePayment']);
     expect(await balance()).toBe(before + 1234);
+    const { saved, held } = await savedAndHeld('ONE-LOAD');
+    expect(held).toMatchObject({ phase: 'credited', creditedMinor: 1234 });
+    expect(saved).toEqual(held);
   });
 
   test('started again after it closed: the saved state is loaded with the refund, which debits once', async () => {
@@ -313,11 +322,12 @@ describe('(c2) a payment started by its message loads its state and that message
     expect(await localActivities('ONE-LOAD-2', restarted)).toEqual([
       'loadPaymentWithMessage',
       'profileOwningTxn',
-      'postToLedger',
-      'savePaymentState',
+      'postAndSavePayment',
     ]);
     // Loaded, not begun afresh: the refund counts against the credit saved by the first execution.
-    expect(await queryState('ONE-LOAD-2')).toMatchObject({ creditedMinor: 1234, debitedMinor: 234 });
+    const { saved, held } = await savedAndHeld('ONE-LOAD-2');
+    expect(held).toMatchObject({ creditedMinor: 1234, debitedMinor: 234 });
+    expect(saved).toEqual(held);
     expect(await balance()).toBe(before + 1000);
     await expectLedgerSound();
   });
@@ -355,10 +365,11 @@ describe('(d) a crash after the ledger write, before the activity reports', () =
           inbound: {
             async execute(input, next) {
               const result = await next(input);
-              if (
-                Context.current().info.activityType === 'postToLedger' &&
-                (input.args[0] as PostingRequest).txnId === txnId
-              ) {
+              // The step that posts: alone, or saving the payment with it (postAndSavePayment).
+              const type = Context.current().info.activityType;
+              const arg = input.args[0] as PostingRequest & { posting?: PostingRequest };
+              const posting = type === 'postToLedger' ? arg : type === 'postAndSavePayment' ? arg.posting : undefined;
+              if (posting?.txnId === txnId) {
                 if (runs.length === 0) {
                   runs.push('crashed');
                   throw new Error('simulated crash after write');

@@ -1,6 +1,7 @@
 import type { ActivityDeps } from '../../activities';
 import { createPaymentActivities } from '../../activities/payments';
 import { createMessageActivities } from '../../activities/messages';
+import { createLedgerActivities } from '../../activities/ledger';
 import { saveIntegration } from '../../src/integrations/store';
 import { LedgerError, type PostingRequest } from '../../src/shared/ledger';
 import { LIVE_ON_SANDBOX_RULE } from '../../src/payments/rules';
@@ -230,10 +231,8 @@ describe('the ledger keeps modes apart by itself', () => {
 describe('payment states saved before events carried their mode', () => {
   const load = (txnId: string) => {
     const deps = { db: stack.db } as ActivityDeps;
-    return createPaymentActivities(deps, createMessageActivities(deps)).loadPaymentState({
-      integrationId: 'sbx',
-      txnId,
-    });
+    const steps = { ...createMessageActivities(deps), ...createLedgerActivities(deps) };
+    return createPaymentActivities(deps, steps).loadPaymentState({ integrationId: 'sbx', txnId });
   };
   /** A copy of a saved payment under another txn id, as it was saved before the field existed. */
   async function oldCopy(fromTxnId: string, txnId: string, patch: Record<string, unknown>) {
