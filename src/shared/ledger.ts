@@ -76,6 +76,19 @@ type Chain = { account: Account; start: number; head: AccountHead; todo: number[
 /** A movement `postMany` wrote on its fast path (the request's index, and where it landed). */
 type Posted = { index: number; entryId: string; key: string; seq: number; balanceAfterMinor: number };
 
+/** A debit that must stay covered and would not (checked against the head the entry chains to). */
+const uncovered = (req: PostingRequest, balanceAfterMinor: number) =>
+  req.mustStayCovered === true && req.amountMinor < 0 && balanceAfterMinor < 0;
+
+/** The entry a movement writes after `head`: the chain's next seq (`mustStayCovered` is a check, not a field). */
+function entryAfter(accountId: string, head: AccountHead, req: PostingRequest) {
+  const { mustStayCovered: _checked, ...movement } = req;
+  const seq = head.seq + 1;
+  const balanceAfterMinor = head.balanceMinor + req.amountMinor;
+  const kind = req.amountMinor > 0 ? 'credit' : 'debit';
+  return { _id: `${accountId}:${seq}`, accountId, seq, balanceAfterMinor, kind, createdAt: new Date(), ...movement };
+}
+
 /**
  * One account's postings in this process: the batch that runs last (`tail`), and the one gathering
  * the postings that arrive meanwhile (`gathering`, whose results `gathered` will hold).
@@ -179,7 +192,7 @@ export class Ledger {
       const balanceAfterMinor = head.balanceMinor + req.amountMinor;
       const refusal = !Number.isSafeInteger(balanceAfterMinor)
         ? new LedgerError('balance overflow', { accountId, balanceAfterMinor })
-        : req.mustStayCovered && req.amountMinor < 0 && balanceAfterMinor < 0
+        : uncovered(req, balanceAfterMinor)
           ? new LedgerError('insufficient balance', {
               accountId,
               balanceMinor: head.balanceMinor,
@@ -198,15 +211,7 @@ export class Ledger {
       }
       const entryId = `${accountId}:${seq}`;
       try {
-        await this.models.LedgerEntry.create({
-          _id: entryId,
-          accountId,
-          seq,
-          balanceAfterMinor,
-          kind: req.amountMinor > 0 ? 'credit' : 'debit',
-          createdAt: new Date(),
-          ...req,
-        });
+        await this.models.LedgerEntry.create(entryAfter(accountId, head, req));
       } catch (err) {
         if (!isDuplicateKey(err)) throw err;
         // Posted before under this key (a retry, a resend)...
@@ -306,34 +311,22 @@ export class Ledger {
       groups.map(async (group) => {
         if (group.length === 1) return this.insertRun(group[0]!, reqs, careful, posted, stopped);
         for (let layer = 0; ; layer++) {
-          const docs: Array<Record<string, unknown> & { _id: string }> = [];
+          const docs: Array<ReturnType<typeof entryAfter>> = [];
           const owners: Array<{ chain: Chain; index: number }> = [];
           for (const chain of group) {
             if (stopped.has(chain)) continue;
-            // Movements the balance cannot cover are skipped here and answered by `post` below.
+            // Movements the balance cannot cover are skipped here and answered by the careful path below.
             let index = chain.todo[layer];
             while (index !== undefined) {
               const req = reqs[index]!;
               const balanceAfterMinor = chain.head.balanceMinor + req.amountMinor;
-              const uncovered = req.mustStayCovered && req.amountMinor < 0 && balanceAfterMinor < 0;
-              if (Number.isSafeInteger(balanceAfterMinor) && !uncovered) break;
+              if (Number.isSafeInteger(balanceAfterMinor) && !uncovered(req, balanceAfterMinor)) break;
               careful.push(index);
               chain.todo.splice(layer, 1);
               index = chain.todo[layer];
             }
             if (index === undefined) continue;
-            const { mustStayCovered: _checked, ...req } = reqs[index]!;
-            const seq = chain.head.seq + 1;
-            const balanceAfterMinor = chain.head.balanceMinor + req.amountMinor;
-            docs.push({
-              _id: `${chain.account.accountId}:${seq}`,
-              accountId: chain.account.accountId,
-              seq,
-              balanceAfterMinor,
-              kind: req.amountMinor > 0 ? 'credit' : 'debit',
-              createdAt: new Date(),
-              ...req,
-            });
+            docs.push(entryAfter(chain.account.accountId, chain.head, reqs[index]!));
             owners.push({ chain, index });
           }
           if (docs.length === 0) return;
@@ -353,7 +346,7 @@ export class Ledger {
               return;
             }
             const doc = docs[i]!;
-            chain.head = { seq: doc.seq as number, balanceMinor: doc.balanceAfterMinor as number };
+            chain.head = { seq: doc.seq, balanceMinor: doc.balanceAfterMinor };
             const { seq, balanceMinor: balanceAfterMinor } = chain.head;
             posted.push({ index, entryId: doc._id, key: reqs[index]!.idempotencyKey, seq, balanceAfterMinor });
           });
@@ -412,31 +405,20 @@ export class Ledger {
     stopped: Set<Chain>,
   ): Promise<void> {
     const { accountId } = chain.account;
-    const docs: Array<Record<string, unknown> & { _id: string; seq: number; balanceAfterMinor: number }> = [];
+    const docs: Array<ReturnType<typeof entryAfter>> = [];
     const owners: number[] = [];
     let head = chain.head;
     for (const index of chain.todo) {
-      const { mustStayCovered, ...req } = reqs[index]!;
+      const req = reqs[index]!;
       const balanceAfterMinor = head.balanceMinor + req.amountMinor;
       // Movements the balance cannot cover are answered by the careful path, like postMany's layers do.
-      if (
-        !Number.isSafeInteger(balanceAfterMinor) ||
-        (mustStayCovered && req.amountMinor < 0 && balanceAfterMinor < 0)
-      ) {
+      if (!Number.isSafeInteger(balanceAfterMinor) || uncovered(req, balanceAfterMinor)) {
         careful.push(index);
         continue;
       }
-      head = { seq: head.seq + 1, balanceMinor: balanceAfterMinor };
-      const kind = req.amountMinor > 0 ? 'credit' : 'debit';
-      docs.push({
-        _id: `${accountId}:${head.seq}`,
-        accountId,
-        seq: head.seq,
-        balanceAfterMinor,
-        kind,
-        createdAt: new Date(),
-        ...req,
-      });
+      const doc = entryAfter(accountId, head, req);
+      head = { seq: doc.seq, balanceMinor: doc.balanceAfterMinor };
+      docs.push(doc);
       owners.push(index);
     }
     chain.todo = owners;
