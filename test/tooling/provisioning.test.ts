@@ -10,6 +10,7 @@ import {
 import { cachedFerretDbPath, resolveMongoBinary } from '../../tools/dev/provision/ferretdb';
 import { startTemporalServer } from '../../tools/dev/services/temporal-server';
 import { startMongoServer } from '../../tools/dev/services/mongo-server';
+import { runSingleUser, SCHEMA_MARK } from '../../tools/dev/services/postgres-server';
 import { run } from '../../tools/dev/provision/exec';
 import { assertEnterable } from '../../tools/dev/provision/postgres';
 import mongoose from 'mongoose';
@@ -179,6 +180,32 @@ test(
   120_000,
 );
 
+test('the _id indexes take new keys directly, also in a cluster made before they did', async () => {
+  const env = { ...process.env, IPNFLOW_DB_BACKEND: 'postgres' };
+  const first = await startMongoServer({ env });
+  const client = new mongoose.mongo.MongoClient(first.uri);
+  try {
+    await client.db('prov').collection<{ _id: string }>('gin').insertOne({ _id: 'a' });
+  } finally {
+    await client.close();
+    await first.stop();
+  }
+  const cluster = path.join(first.dataDir, 'pg');
+  const ginOptions = async () =>
+    (await runSingleUser(cluster, GIN_OPTIONS, env)).match(/reloptions = "[^"]*"/g) ?? ['no GIN index'];
+  // Without it, every lookup reads a pending list of the keys inserted since the last vacuum.
+  expect(await ginOptions()).toEqual(['reloptions = "{fastupdate=off}"']);
+
+  // As a cluster made before: the index queues its keys, and the cluster has no mark.
+  await runSingleUser(cluster, GIN_FASTUPDATE_ON, env);
+  fs.rmSync(path.join(cluster, SCHEMA_MARK));
+  expect(await ginOptions()).toEqual(['reloptions = "{fastupdate=on}"']);
+  const second = await startMongoServer({ env, dataDir: first.dataDir });
+  await second.stop();
+  expect(await ginOptions()).toEqual(['reloptions = "{fastupdate=off}"']);
+  expect(fs.existsSync(path.join(cluster, SCHEMA_MARK))).toBe(true);
+}, 120_000);
+
 test('an unknown IPNFLOW_DB_BACKEND is named in the error, not silently replaced', async () => {
   await expect(startMongoServer({ env: { ...process.env, IPNFLOW_DB_BACKEND: 'mysql' } })).rejects.toThrow(
     'IPNFLOW_DB_BACKEND="mysql": expected one of sqlite, postgres',
@@ -194,3 +221,19 @@ test("as root, a data folder PostgreSQL's user cannot enter is named up front, w
   fs.chmodSync(locked, 0o711);
   expect(() => assertEnterable(someone, [cluster])).not.toThrow();
 });
+
+const GIN_OPTIONS = `SELECT c.reloptions FROM pg_class c JOIN pg_am a ON a.oid = c.relam
+  WHERE c.relkind = 'i' AND a.amname = 'gin' AND c.relname LIKE 'gin%';
+
+`;
+
+const GIN_FASTUPDATE_ON = `DO $$
+DECLARE i regclass;
+BEGIN
+  FOR i IN SELECT c.oid::regclass FROM pg_class c JOIN pg_am a ON a.oid = c.relam
+      WHERE c.relkind = 'i' AND a.amname = 'gin' AND c.relname LIKE 'gin%' LOOP
+    EXECUTE format('ALTER INDEX %s SET (fastupdate = on)', i);
+  END LOOP;
+END $$;
+
+`;

@@ -31,6 +31,16 @@ export async function startPostgres(opts: {
   if (!fs.existsSync(`${opts.clusterDir}/PG_VERSION`)) {
     opts.log?.(`creating a PostgreSQL ${bin.version.split('-')[0]} cluster in ${opts.clusterDir}...`);
     await initCluster(bin, opts.clusterDir, opts.env, user);
+  } else if (!fs.existsSync(`${opts.clusterDir}/${SCHEMA_MARK}`)) {
+    opts.log?.(`giving the _id indexes of ${opts.clusterDir} direct updates (made before they had them)...`);
+    await runOrThrow(
+      bin.postgres,
+      ['--single', '-D', opts.clusterDir, '-j', DATABASE],
+      opts.env,
+      user,
+      ID_INDEX_UPGRADE,
+    );
+    fs.writeFileSync(`${opts.clusterDir}/${SCHEMA_MARK}`, '');
   }
   const port = await freePort();
   const args = [
@@ -67,23 +77,45 @@ export async function startPostgres(opts: {
  * FerretDB 1.24 looks `_id` up with `_jsonb->'_id' @> '"value"'`, which its own btree index on `_jsonb->'_id'`
  * cannot serve: every `_id` read or update scanned the whole collection (65 ms at 20,000 IPNs, linear in N).
  * A GIN index on the same expression serves `@>`; this trigger gives one to every table FerretDB creates.
+ *
+ * Without `fastupdate = off`, GIN queues new keys in a pending list that every lookup reads whole until
+ * a vacuum merges it: an `_id` lookup then cost PostgreSQL 0.65 ms at 8,000 documents and 2.7 ms at 45,000
+ * (bench/db-lookups.ts), growing with recent inserts again. Direct updates cost an insert little.
  * (Single-user mode with -j: a command ends at a semicolon followed by an empty line.)
  */
-const ID_INDEX_TRIGGER = `
-CREATE FUNCTION ipnflow_index_id() RETURNS event_trigger LANGUAGE plpgsql AS $$
+const ID_INDEX_FUNCTION = `
+CREATE OR REPLACE FUNCTION ipnflow_index_id() RETURNS event_trigger LANGUAGE plpgsql AS $$
 DECLARE t regclass;
 BEGIN
   FOR t IN SELECT objid::regclass FROM pg_event_trigger_ddl_commands() WHERE command_tag = 'CREATE TABLE' LOOP
     IF EXISTS (SELECT FROM pg_attribute WHERE attrelid = t AND attname = '_jsonb') THEN
-      EXECUTE format('CREATE INDEX ON %s USING gin ((_jsonb -> %L))', t, '_id');
+      EXECUTE format('CREATE INDEX ON %s USING gin ((_jsonb -> %L)) WITH (fastupdate = off)', t, '_id');
     END IF;
   END LOOP;
 END $$;
 
-CREATE EVENT TRIGGER ipnflow_index_id ON ddl_command_end WHEN TAG IN ('CREATE TABLE')
-  EXECUTE FUNCTION ipnflow_index_id();
+`;
+
+const ID_INDEX_TRIGGER = `${ID_INDEX_FUNCTION}CREATE EVENT TRIGGER ipnflow_index_id
+  ON ddl_command_end WHEN TAG IN ('CREATE TABLE') EXECUTE FUNCTION ipnflow_index_id();
 
 `;
+
+/** A cluster made before `fastupdate = off`: the function replaced, its GIN indexes switched and their lists merged. */
+const ID_INDEX_UPGRADE = `${ID_INDEX_FUNCTION}DO $$
+DECLARE i regclass;
+BEGIN
+  FOR i IN SELECT c.oid::regclass FROM pg_class c JOIN pg_am a ON a.oid = c.relam
+      WHERE c.relkind = 'i' AND a.amname = 'gin' AND pg_get_indexdef(c.oid) LIKE '%(_jsonb -> ''_id''::text)%' LOOP
+    EXECUTE format('ALTER INDEX %s SET (fastupdate = off)', i);
+    PERFORM gin_clean_pending_list(i);
+  END LOOP;
+END $$;
+
+`;
+
+/** A file in the cluster saying its _id indexes are as ID_INDEX_TRIGGER makes them today. */
+export const SCHEMA_MARK = 'ipnflow-id-indexes-v2';
 
 /** initdb into a staging folder renamed at the end, so an interrupted first start is simply redone. */
 async function initCluster(bin: PostgresBinaries, clusterDir: string, env: NodeJS.ProcessEnv, user?: RunAs) {
@@ -99,6 +131,7 @@ async function initCluster(bin: PostgresBinaries, clusterDir: string, env: NodeJ
     const single = ['--single', '-D', staging, '-c', 'exit_on_error=on'];
     await runOrThrow(bin.postgres, [...single, 'postgres'], env, user, `CREATE DATABASE ${DATABASE};\n`);
     await runOrThrow(bin.postgres, [...single, '-j', DATABASE], env, user, ID_INDEX_TRIGGER);
+    fs.writeFileSync(`${staging}/${SCHEMA_MARK}`, '');
     fs.renameSync(staging, clusterDir);
   } catch (err) {
     fs.rmSync(staging, { recursive: true, force: true });
@@ -106,7 +139,17 @@ async function initCluster(bin: PostgresBinaries, clusterDir: string, env: NodeJ
   }
 }
 
-function runOrThrow(cmd: string, args: string[], env: NodeJS.ProcessEnv, user?: RunAs, input = ''): Promise<void> {
+/**
+ * SQL run in single-user mode on a stopped cluster, as the user PostgreSQL runs as; resolves with what it printed
+ * (a row prints as `name = "value"` lines). For tests and upgrades, which need no client library.
+ */
+export async function runSingleUser(clusterDir: string, sql: string, env: NodeJS.ProcessEnv): Promise<string> {
+  const user = postgresRunAs();
+  const bin = user ? binariesFor(user, resolvePostgresBinaries()) : resolvePostgresBinaries();
+  return runOrThrow(bin.postgres, ['--single', '-D', clusterDir, '-j', DATABASE], env, user, sql);
+}
+
+function runOrThrow(cmd: string, args: string[], env: NodeJS.ProcessEnv, user?: RunAs, input = ''): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { env, uid: user?.uid, gid: user?.gid, stdio: ['pipe', 'pipe', 'pipe'] });
     let output = '';
@@ -115,7 +158,7 @@ function runOrThrow(cmd: string, args: string[], env: NodeJS.ProcessEnv, user?: 
     child.on('error', reject);
     child.on('close', (code) => {
       const as = user ? `, as user ${user.name}` : '';
-      if (code === 0) resolve();
+      if (code === 0) resolve(output);
       else reject(new Error(`${cmd} ${args.join(' ')} failed (exit ${code}${as}):\n${tail(output)}`));
     });
     child.stdin.end(input);
