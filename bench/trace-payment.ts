@@ -1,3 +1,4 @@
+import './lib/as-production.mjs';
 import fs from 'node:fs';
 /**
  * `npx tsx bench/trace-payment.ts [N]`: where one payment's time goes. Posts N payments one after

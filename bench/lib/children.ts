@@ -31,14 +31,17 @@ function statusKb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
 }
 
 /**
- * Node's flags for a child: `--import tsx`, and with BENCH_CPU_PROF_DIR set a V8 CPU profile written
- * there when the child exits (to see where a bench's time goes: open it in Chrome's DevTools).
+ * Node's flags for a child: `--import tsx`, source maps off as in production (./as-production.mjs), and
+ * with BENCH_CPU_PROF_DIR set a V8 CPU profile written there when the child exits (to see where a
+ * bench's time goes: open it in Chrome's DevTools).
  */
 function nodeArgs(script: string, args: string[]): string[] {
   const profDir = process.env.BENCH_CPU_PROF_DIR;
   const prof = profDir ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
-  return [...prof, '--import', 'tsx', script, ...args];
+  return [...prof, '--import', 'tsx', '--import', AS_PRODUCTION, script, ...args];
 }
+
+const AS_PRODUCTION = require.resolve('./as-production.mjs');
 
 /** Starts a bench script as `node --import tsx` (no wrapper process, so the pid is the script's). */
 async function startChild(
