@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { lazySchema } from '../shared/lazy-schema';
 import type { IpnSummary } from './summary';
 import { isProfileTxnType, PAYMENT_TXN_TYPES } from './txn-types';
 import { isIdPart } from '../shared/limits';
@@ -23,15 +24,17 @@ export const KNOWN_PAYMENT_STATUSES = [
  * Where a message belongs, decided once at intake from its bytes and stored with it (`route`): the
  * dispatcher, the relay and the workflow that takes the message read it there, never classify again.
  */
-export const RouteSchema = z.discriminatedUnion('kind', [
-  // One payment's own message, or one that adjusts it (refund, reversal, canceled reversal, dispute).
-  z.object({ kind: EventKindSchema.exclude(['dispute']), paymentTxnId: z.string() }),
-  z.object({ kind: z.literal('dispute'), paymentTxnId: z.string() }),
-  z.object({ kind: z.literal('masspay') }),
-  z.object({ kind: z.literal('profile'), profileId: z.string() }),
-  z.object({ kind: z.literal('lifecycle'), reason: z.string() }),
-  z.object({ kind: z.literal('unknown'), reason: z.string() }),
-]);
+export const RouteSchema = lazySchema(() =>
+  z.discriminatedUnion('kind', [
+    // One payment's own message, or one that adjusts it (refund, reversal, canceled reversal, dispute).
+    z.object({ kind: EventKindSchema.exclude(['dispute']), paymentTxnId: z.string() }),
+    z.object({ kind: z.literal('dispute'), paymentTxnId: z.string() }),
+    z.object({ kind: z.literal('masspay') }),
+    z.object({ kind: z.literal('profile'), profileId: z.string() }),
+    z.object({ kind: z.literal('lifecycle'), reason: z.string() }),
+    z.object({ kind: z.literal('unknown'), reason: z.string() }),
+  ]),
+);
 export type Route = z.infer<typeof RouteSchema>;
 /** A route to one payment's entity. */
 export type PaymentRoute = Extract<Route, { paymentTxnId: string }>;

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { EventKindSchema } from '../shared/contract';
+import { lazySchema } from '../shared/lazy-schema';
 
 /** Why a payment waits for a person, or why a message did not move money. */
 export const CheckFlagSchema = z.enum([
@@ -17,8 +18,9 @@ export type CheckFlag = z.infer<typeof CheckFlagSchema>;
 /**
  * One verified IPN, reduced to what a payment's lifecycle needs. Refunds, reversals and
  * their cancellations are routed to the lifecycle of the payment they adjust (parentTxnId).
+ * Its fields are built when a schema is (see lazy-schema.ts), for this one and for LifecycleEventSchema.
  */
-export const PaymentEventSchema = z.object({
+export const paymentEventFields = () => ({
   messageId: z.string(),
   integrationId: z.string(),
   kind: EventKindSchema,
@@ -46,4 +48,5 @@ export const PaymentEventSchema = z.object({
   sandbox: z.boolean().default(false),
   receivedAt: z.string(),
 });
+export const PaymentEventSchema = lazySchema(() => z.object(paymentEventFields()));
 export type PaymentEvent = z.infer<typeof PaymentEventSchema>;

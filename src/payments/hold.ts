@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { lazySchema } from '../shared/lazy-schema';
 import {
   aboutTxn,
   AmountUnusableSchema,
@@ -15,19 +16,21 @@ import {
  * Holds on the payment: its checks failed, its amount is unusable, no customer matches, the ledger
  * refused it. Holds on an adjustment (refund, reversal…) name its txn id.
  */
-export const PaymentHoldReasonSchema = z.discriminatedUnion('code', [
-  ChecksFailedSchema,
-  AmountUnusableSchema,
-  NoCustomerMatchSchema,
-  LedgerConflictSchema,
-  aboutTxn('adjustment_checks_failed'),
-  aboutTxn('adjustment_currency_mismatch'),
-  aboutTxn('adjustment_mode_mismatch'),
-  /** More would be refunded or reversed than remains credited: approving caps it at what remains. */
-  aboutTxn('refund_exceeds_original'),
-  aboutTxn('reversal_exceeds_original'),
-  UnrecognizedReasonSchema,
-]);
+export const PaymentHoldReasonSchema = lazySchema(() =>
+  z.discriminatedUnion('code', [
+    ChecksFailedSchema,
+    AmountUnusableSchema,
+    NoCustomerMatchSchema,
+    LedgerConflictSchema,
+    aboutTxn('adjustment_checks_failed'),
+    aboutTxn('adjustment_currency_mismatch'),
+    aboutTxn('adjustment_mode_mismatch'),
+    /** More would be refunded or reversed than remains credited: approving caps it at what remains. */
+    aboutTxn('refund_exceeds_original'),
+    aboutTxn('reversal_exceeds_original'),
+    UnrecognizedReasonSchema,
+  ]),
+);
 export type PaymentHoldReason = z.infer<typeof PaymentHoldReasonSchema>;
 
 /** Whether approving this hold lets the adjustment be capped at what remains credited. */
@@ -39,25 +42,28 @@ export function parsePaymentHoldReason(text: string): PaymentHoldReason {
   return parseReasonText(PaymentHoldReasonSchema, text);
 }
 
-const HoldFieldsSchema = z.object({
-  /** The text form of `cause` (what the admin API, alerts and the history show). */
-  reason: z.string(),
-  cause: PaymentHoldReasonSchema,
-  on: z.enum(['payment', 'adjustment']),
-  messageId: z.string(),
-  since: z.string(),
-});
+const holdFields = () =>
+  z.object({
+    /** The text form of `cause` (what the admin API, alerts and the history show). */
+    reason: z.string(),
+    cause: PaymentHoldReasonSchema,
+    on: z.enum(['payment', 'adjustment']),
+    messageId: z.string(),
+    since: z.string(),
+  });
 
 /**
  * A hold as saved. Snapshots and running workflows from before the reasons were typed carry the
  * text alone (`reason`): its `cause` is read back from it.
  */
-export const PaymentHoldSchema = z.preprocess((saved) => {
-  if (saved === null || typeof saved !== 'object' || 'cause' in saved) return saved;
-  const { reason } = saved as { reason?: unknown };
-  return typeof reason === 'string' ? { ...saved, cause: parsePaymentHoldReason(reason) } : saved;
-}, HoldFieldsSchema);
-export type PaymentHold = z.infer<typeof HoldFieldsSchema>;
+export const PaymentHoldSchema = lazySchema(() =>
+  z.preprocess((saved) => {
+    if (saved === null || typeof saved !== 'object' || 'cause' in saved) return saved;
+    const { reason } = saved as { reason?: unknown };
+    return typeof reason === 'string' ? { ...saved, cause: parsePaymentHoldReason(reason) } : saved;
+  }, holdFields()),
+);
+export type PaymentHold = z.infer<ReturnType<typeof holdFields>>;
 
 /** A hold on `on` for `cause`, with its text beside it. */
 export function holdFor(

@@ -1,36 +1,41 @@
 import { z } from 'zod';
-import { PaymentEventSchema } from './event';
+import { paymentEventFields } from './event';
 import { PaymentHoldSchema } from './hold';
+import { lazySchema } from '../shared/lazy-schema';
 
-export const LifecycleEventSchema = PaymentEventSchema.extend({ creditMinor: z.number().int().nullable() });
+export const LifecycleEventSchema = lazySchema(() =>
+  z.object({ ...paymentEventFields(), creditMinor: z.number().int().nullable() }),
+);
 
 /**
  * Everything a payment's lifecycle knows, saved after every step so a later run of the
  * workflow (after an idle close or continue-as-new) resumes exactly where this one stopped.
  */
-export const PaymentStateSchema = z.object({
-  integrationId: z.string(),
-  txnId: z.string(),
-  phase: z.enum(['awaiting_payment', 'pending', 'credited', 'held', 'rejected', 'not_paid']),
-  paymentStatus: z.string().nullable(),
-  customerId: z.string().nullable(),
-  currency: z.string().nullable(),
-  payment: LifecycleEventSchema.nullable(),
-  creditedMinor: z.number().int(),
-  debitedMinor: z.number().int(),
-  reversedMinor: z.number().int(),
-  hold: PaymentHoldSchema.nullable(),
-  /** Check flags an operator approved: they no longer hold the payment. */
-  approvedFlags: z.array(z.string()),
-  /** An operator approved applying an over-limit adjustment capped at what remains. */
-  capApproved: z.boolean(),
-  /** Refunds, reversals and cancellations waiting for the payment to be credited. */
-  waiting: z.array(LifecycleEventSchema),
-  /** Open matters for a person that do not block money (disputes). */
-  attention: z.array(z.string()),
-  processedKeys: z.array(z.string()),
-  history: z.array(z.object({ at: z.string(), messageId: z.string().nullable(), what: z.string() })),
-});
+export const PaymentStateSchema = lazySchema(() =>
+  z.object({
+    integrationId: z.string(),
+    txnId: z.string(),
+    phase: z.enum(['awaiting_payment', 'pending', 'credited', 'held', 'rejected', 'not_paid']),
+    paymentStatus: z.string().nullable(),
+    customerId: z.string().nullable(),
+    currency: z.string().nullable(),
+    payment: LifecycleEventSchema.nullable(),
+    creditedMinor: z.number().int(),
+    debitedMinor: z.number().int(),
+    reversedMinor: z.number().int(),
+    hold: PaymentHoldSchema.nullable(),
+    /** Check flags an operator approved: they no longer hold the payment. */
+    approvedFlags: z.array(z.string()),
+    /** An operator approved applying an over-limit adjustment capped at what remains. */
+    capApproved: z.boolean(),
+    /** Refunds, reversals and cancellations waiting for the payment to be credited. */
+    waiting: z.array(LifecycleEventSchema),
+    /** Open matters for a person that do not block money (disputes). */
+    attention: z.array(z.string()),
+    processedKeys: z.array(z.string()),
+    history: z.array(z.object({ at: z.string(), messageId: z.string().nullable(), what: z.string() })),
+  }),
+);
 export type PaymentState = z.infer<typeof PaymentStateSchema>;
 export type LifecycleEvent = z.infer<typeof LifecycleEventSchema>;
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { lazySchema } from './lazy-schema';
 
 /**
  * What an operator sends an entity (a payment, a recurring profile, a Mass Pay batch, a parked
@@ -6,19 +7,19 @@ import { z } from 'zod';
  * (`reason`). One schema builder for every feature, used by both doors: the API answers 400 on a bad
  * body, a workflow handler records and ignores it (a signal typed by hand must never wedge an entity).
  */
-const text = (max: number) => z.string().trim().min(1).max(max);
+/** One check list rather than a chain: each chained call copies the schema (see lazy-schema.ts). */
+const text = (max: number) => z.string().check(z.trim(), z.minLength(1), z.maxLength(max));
 
 /** Any name typed by hand (payments, profiles, parked messages). */
-export const OperatorNameSchema = text(100);
+export const OperatorNameSchema = lazySchema(() => text(100));
 /**
  * A name that must say who once case, accents, punctuation and invisible characters are gone
  * (see operatorIdentity): where four eyes compare names (Mass Pay).
  */
-export const IdentifiedOperatorNameSchema = text(100).refine(
-  (n) => operatorIdentity(n) !== '',
-  'must contain letters or digits',
+export const IdentifiedOperatorNameSchema = lazySchema(() =>
+  text(100).refine((n) => operatorIdentity(n) !== '', 'must contain letters or digits'),
 );
-export const ReasonSchema = text(2000);
+export const ReasonSchema = lazySchema(() => text(2000));
 
 /**
  * Profiles and Mass Pay called the reason `note` until the operator actions were made one: a body
@@ -37,7 +38,7 @@ export function operatorActionSchema<Extra extends z.ZodRawShape = Record<never,
   extra: Extra = {} as Extra,
   operator: z.ZodType<string> = OperatorNameSchema,
 ) {
-  return z.preprocess(noteAsReason, z.object({ operator, reason: ReasonSchema }).extend(extra));
+  return lazySchema(() => z.preprocess(noteAsReason, z.object({ operator, reason: ReasonSchema }).extend(extra)));
 }
 
 export const OperatorActionSchema = operatorActionSchema();
