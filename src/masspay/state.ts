@@ -325,10 +325,10 @@ const noteText = z
 const operatorName = IdentifiedOperatorNameSchema;
 
 /** An operator's decision on a batch: who (a name four eyes can compare), and why (`reason`; `note` read as it). */
-export const PayoutActionSchema = operatorActionSchema({}, IdentifiedOperatorNameSchema);
+export const PayoutActionSchema = operatorActionSchema(() => ({}), IdentifiedOperatorNameSchema);
 export type PayoutAction = z.infer<typeof PayoutActionSchema>;
 export const SubmittedActionSchema = operatorActionSchema(
-  { submittedAt: z.iso.datetime().optional() },
+  () => ({ submittedAt: z.iso.datetime().optional() }),
   IdentifiedOperatorNameSchema,
 );
 export type SubmittedAction = z.infer<typeof SubmittedActionSchema>;
@@ -338,28 +338,28 @@ export type SubmittedAction = z.infer<typeof SubmittedActionSchema>;
  * REST app, else MassPay NVP.
  */
 export const SendActionSchema = operatorActionSchema(
-  { emailSubject: text(255).optional(), channel: SendChannelSchema.optional() },
+  () => ({ emailSubject: text(255).optional(), channel: SendChannelSchema.optional() }),
   IdentifiedOperatorNameSchema,
 );
 export type SendAction = z.infer<typeof SendActionSchema>;
 /** A person settles an item PayPal never reported (or reported wrongly), as if PayPal had said so. */
 export const ResolveItemActionSchema = operatorActionSchema(
-  {
+  () => ({
     uniqueId: text(UNIQUE_ID_MAX_CHARS),
     state: z.enum(['Completed', 'Returned', 'Failed', 'Reversed', 'Blocked']),
-  },
+  }),
   IdentifiedOperatorNameSchema,
 );
 export type ResolveItemAction = z.infer<typeof ResolveItemActionSchema>;
 /** Payouts REST: an operator asks PayPal to cancel one UNCLAIMED item (it then comes back, Returned). */
 export const CancelUnclaimedActionSchema = operatorActionSchema(
-  { uniqueId: text(UNIQUE_ID_MAX_CHARS) },
+  () => ({ uniqueId: text(UNIQUE_ID_MAX_CHARS) }),
   IdentifiedOperatorNameSchema,
 );
 export type CancelUnclaimedAction = z.infer<typeof CancelUnclaimedActionSchema>;
 /** A person's own decision on one contradiction, named by its id: nothing else clears it. */
 export const ClearContradictionActionSchema = operatorActionSchema(
-  { contradictionId: text(200) },
+  () => ({ contradictionId: text(200) }),
   IdentifiedOperatorNameSchema,
 );
 export type ClearContradictionAction = z.infer<typeof ClearContradictionActionSchema>;

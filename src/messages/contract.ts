@@ -24,7 +24,9 @@ export const messageStateQuery = defineQuery<{ stage: string; flags: string[] }>
  * A decision about a parked message. `messageId` names which one, where several may be parked (a
  * payment verifies its messages side by side); without it, the one parked longest takes it.
  */
-export const ParkingActionSchema = operatorActionSchema({ messageId: z.string().min(1).max(64).optional() });
+export const ParkingActionSchema = operatorActionSchema(() => ({
+  messageId: z.string().min(1).max(64).optional(),
+}));
 export type ParkingAction = z.infer<typeof ParkingActionSchema>;
 
 /** Operator: try the PayPal postback again for a parked message. */

@@ -2,13 +2,13 @@ import { z } from 'zod';
 import { lazySchema } from '../shared/lazy-schema';
 import {
   aboutTxn,
-  AmountUnusableSchema,
-  ChecksFailedSchema,
-  LedgerConflictSchema,
-  NoCustomerMatchSchema,
+  amountUnusableReason,
+  checksFailedReason,
+  ledgerConflictReason,
+  noCustomerMatchReason,
   parseReasonText,
   reasonText,
-  UnrecognizedReasonSchema,
+  unrecognizedReason,
 } from '../shared/hold-reasons';
 
 /**
@@ -18,17 +18,17 @@ import {
  */
 export const PaymentHoldReasonSchema = lazySchema(() =>
   z.discriminatedUnion('code', [
-    ChecksFailedSchema,
-    AmountUnusableSchema,
-    NoCustomerMatchSchema,
-    LedgerConflictSchema,
+    checksFailedReason(),
+    amountUnusableReason(),
+    noCustomerMatchReason(),
+    ledgerConflictReason(),
     aboutTxn('adjustment_checks_failed'),
     aboutTxn('adjustment_currency_mismatch'),
     aboutTxn('adjustment_mode_mismatch'),
     /** More would be refunded or reversed than remains credited: approving caps it at what remains. */
     aboutTxn('refund_exceeds_original'),
     aboutTxn('reversal_exceeds_original'),
-    UnrecognizedReasonSchema,
+    unrecognizedReason(),
   ]),
 );
 export type PaymentHoldReason = z.infer<typeof PaymentHoldReasonSchema>;

@@ -12,23 +12,23 @@ export const ProfileActionSchema = operatorActionSchema();
 export type ProfileAction = z.infer<typeof ProfileActionSchema>;
 
 /** `amount` is PayPal's AMT: a decimal string in the profile's currency; absent bills the whole balance. */
-export const BillOutstandingActionSchema = operatorActionSchema({
+export const BillOutstandingActionSchema = operatorActionSchema(() => ({
   amount: z
     .string()
     .trim()
     .regex(/^\d{1,12}(\.\d{1,2})?$/, 'a positive decimal like "10.00"')
     .optional(),
-});
+}));
 export type BillOutstandingAction = z.infer<typeof BillOutstandingActionSchema>;
 
-export const AssignProfileActionSchema = operatorActionSchema({ customerId: text(64) });
+export const AssignProfileActionSchema = operatorActionSchema(() => ({ customerId: text(64) }));
 export type AssignProfileAction = z.infer<typeof AssignProfileActionSchema>;
 
 /**
  * `matter` names the one matter to close (as listed in the profile's `attention`); without it only
  * the notices are closed: a contradiction always needs its own decision.
  */
-export const AcknowledgeProfileActionSchema = operatorActionSchema({ matter: text(300).optional() });
+export const AcknowledgeProfileActionSchema = operatorActionSchema(() => ({ matter: text(300).optional() }));
 export type AcknowledgeProfileAction = z.infer<typeof AcknowledgeProfileActionSchema>;
 
 /** API path segment → input type and schema. PayPal calls: bill, suspend, reactivate, cancel, refresh. */

@@ -1,12 +1,12 @@
 import { z } from 'zod';
 import { isSupportedCurrency, parseAmount } from '../shared/money';
 import {
-  AmountUnusableSchema,
-  ChecksFailedSchema,
-  LedgerConflictSchema,
-  NoCustomerMatchSchema,
+  amountUnusableReason,
+  checksFailedReason,
+  ledgerConflictReason,
+  noCustomerMatchReason,
   parseReasonText,
-  UnrecognizedReasonSchema,
+  unrecognizedReason,
 } from '../shared/hold-reasons';
 
 /**
@@ -84,11 +84,11 @@ export type ProfileField = (typeof PROFILE_FIELDS)[number];
 
 /** Why a cycle payment is not credited yet (see shared/hold-reasons.ts). */
 export const ProfileHoldReasonSchema = z.discriminatedUnion('code', [
-  ChecksFailedSchema,
-  AmountUnusableSchema,
-  NoCustomerMatchSchema,
-  LedgerConflictSchema,
-  UnrecognizedReasonSchema,
+  checksFailedReason(),
+  amountUnusableReason(),
+  noCustomerMatchReason(),
+  ledgerConflictReason(),
+  unrecognizedReason(),
 ]);
 export type ProfileHoldReason = z.infer<typeof ProfileHoldReasonSchema>;
 

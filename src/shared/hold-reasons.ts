@@ -11,19 +11,26 @@ import { z } from 'zod';
  * reads it back into the feature's union.
  */
 
+/**
+ * The pieces are functions, called where a feature builds its union: a schema built at a module's
+ * top level is built again for every workflow execution (see lazy-schema.ts).
+ */
+const CHECKS_FAILED = 'checks_failed';
+
 /** The checks of a message failed (src/payments/checks.ts): the flags that block it. */
-export const ChecksFailedSchema = z.object({ code: z.literal('checks_failed'), flags: z.array(z.string()) });
+export const checksFailedReason = () => z.object({ code: z.literal(CHECKS_FAILED), flags: z.array(z.string()) });
 
 /** Reasons without ids, the same for every feature that credits a payment. */
-export const AmountUnusableSchema = z.object({ code: z.literal('amount_unusable') });
-export const NoCustomerMatchSchema = z.object({ code: z.literal('no_customer_match') });
-export const LedgerConflictSchema = z.object({ code: z.literal('ledger_conflict') });
+export const amountUnusableReason = () => z.object({ code: z.literal('amount_unusable') });
+export const noCustomerMatchReason = () => z.object({ code: z.literal('no_customer_match') });
+export const ledgerConflictReason = () => z.object({ code: z.literal('ledger_conflict') });
 
 /**
  * A text no version of the rules wrote (a hand-edited snapshot): kept as it was, shown as it was,
  * decided like any hold (approve or reject), never a reason to fail reading a state.
  */
-export const UnrecognizedReasonSchema = z.object({ code: z.literal('unrecognized'), text: z.string() });
+export const unrecognizedReason = () => z.object({ code: z.literal('unrecognized'), text: z.string() });
+type UnrecognizedReason = z.infer<ReturnType<typeof unrecognizedReason>>;
 
 /** A reason about one adjustment (refund, reversal…) of a payment, named by its PayPal txn id. */
 export const aboutTxn = <C extends string>(code: C) => z.object({ code: z.literal(code), txnId: z.string() });
@@ -43,19 +50,12 @@ export function reasonText(reason: AnyReason): string {
 }
 
 /** Reads a text form (see reasonText) into `schema`'s union; what it does not hold comes back unrecognized. */
-export function parseReasonText<S extends z.ZodType>(
-  schema: S,
-  text: string,
-): z.infer<S> | z.infer<typeof UnrecognizedReasonSchema> {
+export function parseReasonText<S extends z.ZodType>(schema: S, text: string): z.infer<S> | UnrecognizedReason {
   const at = text.indexOf(':');
   const code = at < 0 ? text : text.slice(0, at);
   const rest = at < 0 ? undefined : text.slice(at + 1);
   const candidate =
-    rest === undefined
-      ? { code }
-      : code === ChecksFailedSchema.shape.code.value
-        ? { code, flags: rest.split(',') }
-        : { code, txnId: rest };
+    rest === undefined ? { code } : code === CHECKS_FAILED ? { code, flags: rest.split(',') } : { code, txnId: rest };
   const parsed = schema.safeParse(candidate);
   // Parsed back to the same text only: a reason with ids must not lose any of them.
   if (parsed.success && reasonText(parsed.data as AnyReason) === text) return parsed.data;

@@ -33,25 +33,25 @@ export function noteAsReason(input: unknown): unknown {
   return { ...rest, reason: note };
 }
 
-/** The operator-action schema, with the action's own fields (`extra`). */
+/** The operator-action schema, with the action's own fields (`extra`, built with it: see lazy-schema.ts). */
 export function operatorActionSchema<Extra extends z.ZodRawShape = Record<never, never>>(
-  extra: Extra = {} as Extra,
+  extra: () => Extra = () => ({}) as Extra,
   operator: z.ZodType<string> = OperatorNameSchema,
 ) {
-  return lazySchema(() => z.preprocess(noteAsReason, z.object({ operator, reason: ReasonSchema }).extend(extra)));
+  return lazySchema(() => z.preprocess(noteAsReason, z.object({ operator, reason: ReasonSchema }).extend(extra())));
 }
 
 export const OperatorActionSchema = operatorActionSchema();
 export type OperatorAction = z.infer<typeof OperatorActionSchema>;
 
-export const AssignCustomerActionSchema = operatorActionSchema({ customerId: text(64) });
+export const AssignCustomerActionSchema = operatorActionSchema(() => ({ customerId: text(64) }));
 export type AssignCustomerAction = z.infer<typeof AssignCustomerActionSchema>;
 
 /**
  * `matter` names the one matter to close (as listed in the payment's `attention`); without it only
  * the notices are closed: a contradiction always needs its own decision (see payment-matters.ts).
  */
-export const AcknowledgeActionSchema = operatorActionSchema({ matter: text(300).optional() });
+export const AcknowledgeActionSchema = operatorActionSchema(() => ({ matter: text(300).optional() }));
 export type AcknowledgeAction = z.infer<typeof AcknowledgeActionSchema>;
 
 /**
