@@ -30,6 +30,19 @@ export interface TemporalServerOptions {
 }
 
 /**
+ * Our search attributes, and one partition per task queue. The dev server is one matching host
+ * with a worker's few pollers; with the default four partitions, a task written to a partition no
+ * poller is waiting on stays there until it is forwarded. A burst of 200 payments ended with about
+ * 1.5 s of idle machine before its last few workflow tasks were picked up; with one partition the
+ * tail went (docs/performance.md).
+ */
+const SERVER_FLAGS = [
+  ...Object.entries(SEARCH_ATTRIBUTES).flatMap(([name, type]) => ['--search-attribute', `${name}=${type}`]),
+  ...['--dynamic-config-value', 'matching.numTaskqueueReadPartitions=1'],
+  ...['--dynamic-config-value', 'matching.numTaskqueueWritePartitions=1'],
+];
+
+/**
  * Starts the official Temporal dev server with our search attributes registered. Falls back to
  * the SDK's own download of the CLI when no binary can be found or built (needs the internet).
  */
@@ -67,7 +80,7 @@ export async function startTemporalServer(opts: TemporalServerOptions = {}): Pro
   else args.push('--ui-port', String(opts.uiPort ?? port + 1000));
   if (!opts.headless && opts.uiCodecEndpoint) args.push('--ui-codec-endpoint', opts.uiCodecEndpoint);
   if (opts.dbFile) args.push('--db-filename', opts.dbFile);
-  for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${name}=${type}`);
+  args.push(...SERVER_FLAGS);
 
   const proc = startProcess('temporal', cli.path, args, { env, logFile: opts.logFile });
   try {
@@ -95,7 +108,7 @@ async function startDownloaded(
         ui: !opts.headless,
         uiPort: opts.headless ? undefined : (opts.uiPort ?? opts.port + 1000),
         dbFilename: opts.dbFile,
-        extraArgs: Object.entries(SEARCH_ATTRIBUTES).flatMap(([n, t]) => ['--search-attribute', `${n}=${t}`]),
+        extraArgs: SERVER_FLAGS,
       },
     });
     return {
