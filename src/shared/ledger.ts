@@ -100,6 +100,15 @@ type AccountQueue = {
 };
 /** Per database handle: each account's queue in this process. */
 const accountQueues = new WeakMap<Models, Map<string, AccountQueue>>();
+/**
+ * Per database handle: the furthest head this process has seen of each account's chain (written or
+ * walked). Only ever a real entry of the chain, so at worst behind it: a writer trusting it then
+ * meets a taken seq at the insert and walks, as with a lagging balance document. It saves posting
+ * the read of that document when this process posted to the account last (a customer's burst).
+ */
+const knownHeads = new WeakMap<Models, Map<string, AccountHead>>();
+/** Accounts remembered per database handle before starting over (a working set, not a directory). */
+const KNOWN_HEADS_MAX = 10_000;
 
 /**
  * Append-only ledger without multi-document transactions (FerretDB has none).
@@ -535,10 +544,22 @@ export class Ledger {
     }
   }
 
-  /** The balance document's head as it is (it may lag behind the chain: see catchUp). */
+  /** The head this process saw last, else the balance document's as it is (either may lag: see catchUp). */
   private async cachedHead(accountId: string): Promise<AccountHead> {
+    const known = knownHeads.get(this.models)?.get(accountId);
+    if (known) return known;
     const cached = await this.models.Balance.findById(accountId, { seq: 1, balanceMinor: 1 }).lean();
     return { seq: cached?.seq ?? 0, balanceMinor: cached?.balanceMinor ?? 0 };
+  }
+
+  /** A head read from the chain itself (an entry written or walked over): the furthest one is kept. */
+  private sawHead(accountId: string, head: AccountHead): void {
+    let heads = knownHeads.get(this.models);
+    if (!heads) knownHeads.set(this.models, (heads = new Map()));
+    const known = heads.get(accountId);
+    if (known && known.seq >= head.seq) return;
+    if (heads.size >= KNOWN_HEADS_MAX) heads.clear();
+    heads.set(accountId, { seq: head.seq, balanceMinor: head.balanceMinor });
   }
 
   /** Advances the cached balance over any entries a crashed writer left unapplied. */
@@ -553,7 +574,10 @@ export class Ledger {
         if (!next) break;
         head = { seq: next.seq, balanceMinor: next.balanceAfterMinor };
       }
-      if (head.seq === start) return head;
+      if (head.seq === start) {
+        if (head.seq > 0) this.sawHead(accountId, head);
+        return head;
+      }
       await this.advance(account, start, head.seq, head.balanceMinor);
       // Re-read: a concurrent writer may have moved further than we saw.
     }
@@ -562,6 +586,8 @@ export class Ledger {
   private async advance(account: Account, fromSeq: number, toSeq: number, balanceMinor: number): Promise<void> {
     const { accountId, customerId, currency, mode } = account;
     if (toSeq <= fromSeq) return;
+    // Every caller hands over a head it wrote or walked: the chain's own, whatever the write below does.
+    this.sawHead(accountId, { seq: toSeq, balanceMinor });
     // By _id alone (FerretDB scans on any compound filter). Racing writers may leave the cache a
     // step behind; no harm: every reader walks the chain forward from it (catchUp) before use.
     const write = () =>

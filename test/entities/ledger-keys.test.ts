@@ -109,6 +109,19 @@ test("readers catching up beside an account's first postings never fail, and see
   );
 });
 
+/**
+ * A process that just started (its own handle, so it has seen no head of any chain yet): what it
+ * knows of an account comes from the balance document. Closed once the posting is answered.
+ */
+async function inFreshProcess<T>(post: (ledger: Ledger) => Promise<T>): Promise<T> {
+  const handle = await connectDatabase(process.env.MONGODB_URI!, db.connection.name);
+  try {
+    return await post(new Ledger(handle.models));
+  } finally {
+    await handle.close();
+  }
+}
+
 test('a balance behind its chain (a writer died before updating it): postings chain after the true head', async () => {
   const covered = (key: string, amountMinor: number, mustStayCovered = false): PostingRequest => ({
     ...posting(key, amountMinor),
@@ -120,13 +133,20 @@ test('a balance behind its chain (a writer died before updating it): postings ch
   // The crash: entry 2 and its key are written, the balance still says seq 1, 100.
   await db.models.Balance.updateOne({ _id: 'c3:USD' }, { $set: { seq: 1, balanceMinor: 100 } });
   // Covered by the true balance (400), not by the cached one (100).
-  expect(await ledger.post(covered('lag-3', -250, true))).toMatchObject({ seq: 3, balanceAfterMinor: 150 });
+  expect(await inFreshProcess((l) => l.post(covered('lag-3', -250, true)))).toMatchObject({
+    seq: 3,
+    balanceAfterMinor: 150,
+  });
   await db.models.Balance.updateOne({ _id: 'c3:USD' }, { $set: { seq: 1, balanceMinor: 100 } });
-  await expect(ledger.post(covered('lag-4', -200, true))).rejects.toThrow(/insufficient balance/);
+  await expect(inFreshProcess((l) => l.post(covered('lag-4', -200, true)))).rejects.toThrow(/insufficient balance/);
   // Posting a key again while the cache lags answers as made, at its own seq.
   await db.models.Balance.updateOne({ _id: 'c3:USD' }, { $set: { seq: 1, balanceMinor: 100 } });
-  expect(await ledger.post(covered('lag-2', 300))).toMatchObject({ seq: 2, applied: false });
-  expect(await ledger.post(covered('lag-5', 50))).toMatchObject({ seq: 4, balanceAfterMinor: 200, applied: true });
+  expect(await inFreshProcess((l) => l.post(covered('lag-2', 300)))).toMatchObject({ seq: 2, applied: false });
+  expect(await inFreshProcess((l) => l.post(covered('lag-5', 50)))).toMatchObject({
+    seq: 4,
+    balanceAfterMinor: 200,
+    applied: true,
+  });
   expect((await ledger.check()).problems).toEqual([]);
   expect((await ledger.balances('c3', 'live'))[0]).toMatchObject({ balanceMinor: 200, seq: 4 });
 });
@@ -174,4 +194,36 @@ test('postings that wait together are each answered as alone: a key twice, an un
   expect(last).toMatchObject({ status: 'fulfilled', value: { applied: true, balanceAfterMinor: 175 } });
   expect((await ledger.balances('c6', 'live'))[0]).toMatchObject({ balanceMinor: 175, seq: 3 });
   expect((await ledger.check()).problems).toEqual([]);
+});
+
+test('a process posting to an account again chains after the head it wrote, without reading the balance', async () => {
+  const to = (key: string, amountMinor: number): PostingRequest => ({ ...posting(key, amountMinor), customerId: 'c7' });
+  await ledger.post(to('again-1', 100));
+  const reads = jest.spyOn(db.models.Balance, 'findById');
+  try {
+    expect(await ledger.post(to('again-2', 40))).toMatchObject({ seq: 2, balanceAfterMinor: 140, applied: true });
+    expect(reads).not.toHaveBeenCalled();
+  } finally {
+    reads.mockRestore();
+  }
+  expect((await ledger.balances('c7', 'live'))[0]).toMatchObject({ balanceMinor: 140, seq: 2 });
+});
+
+test('another process moved the chain since: the head remembered here is behind, and no seq is skipped', async () => {
+  const to = (key: string, amountMinor: number, mustStayCovered = false): PostingRequest => ({
+    ...posting(key, amountMinor),
+    customerId: 'c8',
+    mustStayCovered,
+  });
+  await ledger.post(to('moved-1', 100));
+  await otherLedger.post(to('moved-2', 500));
+  await otherLedger.post(to('moved-3', 25));
+  // This process last saw seq 1 and 100: the debit is judged on the true balance (625), at seq 4.
+  expect(await ledger.post(to('moved-4', -600, true))).toMatchObject({ seq: 4, balanceAfterMinor: 25, applied: true });
+  await otherLedger.post(to('moved-5', 5));
+  // And a debit the true balance (30) cannot cover is refused, though the head remembered here says 25 too.
+  await expect(ledger.post(to('moved-6', -31, true))).rejects.toThrow(/insufficient balance/);
+  expect(await ledger.post(to('moved-7', 1))).toMatchObject({ seq: 6, balanceAfterMinor: 31, applied: true });
+  expect((await ledger.check()).problems).toEqual([]);
+  expect((await otherLedger.balances('c8', 'live'))[0]).toMatchObject({ balanceMinor: 31, seq: 6 });
 });
