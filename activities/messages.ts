@@ -12,6 +12,7 @@ import { receivedMasspayEvents } from '../src/masspay/received';
 import { inParallel } from '../src/masspay/items-engine';
 import { createPayoutActivities } from './masspay';
 import { toIntegration } from '../src/integrations/store';
+import { IntegrationCache } from '../src/integrations/cache';
 import { ipnEventSignal, signalPayment } from '../src/payments/contract';
 import { paymentWorkflowId } from '../src/shared/ids';
 import { alerts } from '../src/shared/metrics';
@@ -70,6 +71,8 @@ const SIGNALS_AT_ONCE = 16;
 export function createMessageActivities(deps: ActivityDeps) {
   const { db, client, config, logger } = deps;
   const { IpnMessage, IpnClaim, Integration: Integrations } = db.models;
+  // Read once per integration every couple of seconds, not once per message (see IntegrationCache).
+  const integrations = new IntegrationCache(db.models);
   const payouts = createPayoutActivities(deps);
   /**
    * The stored bytes loadMessage just read, for the postback that follows it in the same workflow task
@@ -186,7 +189,7 @@ export function createMessageActivities(deps: ActivityDeps) {
           refusal,
         };
       }
-      const integrationDoc = await Integrations.findById(msg.integrationId).lean();
+      const integrationDoc = await integrations.get(msg.integrationId);
       let summary: IpnSummary | null = null;
       let decodeError: string | null = null;
       const raw = Buffer.from(msg.raw.buffer);

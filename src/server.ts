@@ -5,7 +5,7 @@ import { loadConfig, type Config } from './shared/config';
 import { connectDatabase, type Database } from './shared/db/connection';
 import { createApp } from './app';
 import { IpnDispatcher } from './messages/dispatcher';
-import { IntakeIntegrations } from './integrations/intake-cache';
+import { IntegrationCache } from './integrations/cache';
 import { WebhookIntake } from './webhooks/intake';
 import { registerBacklogMetrics } from './messages/backlog';
 import { createLogger, redactUri, type Logger } from './shared/logger';
@@ -31,7 +31,7 @@ export async function serveApi(deps: {
 }): Promise<ApiServer> {
   const { config, db, client, logger } = deps;
   const dispatcher = new IpnDispatcher({ models: db.models, client, config, logger });
-  const integrations = new IntakeIntegrations(db.models);
+  const integrations = new IntegrationCache(db.models);
   const webhooks = new WebhookIntake({ models: db.models, client, config, logger });
   const app = createApp({ db, client, config, logger, dispatcher, integrations, webhooks });
   // Errors after the answer (a client cut off by the timeouts below): logged, not printed by Koa to stderr.

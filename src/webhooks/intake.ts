@@ -49,7 +49,7 @@ export type { Stored } from './group-writer';
 /** What the offline judge says of a certificate it has not fetched yet: judged after storing instead. */
 const NOT_CACHED = 'certificate not fetched yet';
 type IntegrationView = { mode: string; payoutsRestEnv?: string | null };
-/** How long an integration's mode and REST app are trusted here, as the IPN door does (IntakeIntegrations). */
+/** How long an integration's mode and REST app are trusted here, as the IPN door does (IntegrationCache). */
 const INTEGRATION_TTL_MS = 2_000;
 
 /** Stored messages older than this and still `received` are processed by the relay (the answer's work was cut). */

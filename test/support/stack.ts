@@ -12,7 +12,7 @@ import { createWorker } from '../../src/shared/temporal/worker';
 import { startPayPalSimulator, type PayPalSimulator } from '../../tools/paypal-sim';
 import { Ledger } from '../../src/shared/ledger';
 import { WebhookIntake } from '../../src/webhooks/intake';
-import { IntakeIntegrations } from '../../src/integrations/intake-cache';
+import { IntegrationCache } from '../../src/integrations/cache';
 import type { AppDeps } from '../../src/shared/http/deps';
 import { routeNeeds, TestOperators } from './operators';
 
@@ -270,5 +270,5 @@ export async function balanceMinor(
 export function appDepsOf(stack: TestStack): AppDeps {
   const logger = createLogger('silent');
   const webhooks = new WebhookIntake({ models: stack.db.models, client: stack.client, config: stack.config, logger });
-  return { ...stack, logger, integrations: new IntakeIntegrations(stack.db.models), webhooks };
+  return { ...stack, logger, integrations: new IntegrationCache(stack.db.models), webhooks };
 }
