@@ -20,6 +20,7 @@ import { canonicalJson } from '../src/shared/canonical-json';
 import type { MessageState } from '../src/messages/state';
 import { recordOutcome, type OutcomeWrite } from '../src/messages/outcomes';
 import { matchPayer } from '../src/customers/match';
+import { storedMessage } from '../src/messages/stored';
 
 export interface LoadedMessage {
   integration: Integration | null;
@@ -93,7 +94,7 @@ export function createMessageActivities(deps: ActivityDeps) {
    */
   const claimDelivery = async (key: string, messageId: string): Promise<string | null> => {
     try {
-      await IpnClaim.create({ _id: key, messageId });
+      await IpnClaim.collection.insertOne({ _id: key as never, messageId });
       return null;
     } catch (err) {
       if ((err as { code?: number }).code !== 11000) throw err;
@@ -168,7 +169,8 @@ export function createMessageActivities(deps: ActivityDeps) {
      * answer at once, and a payment is then loaded, proven and matched in one step.
      */
     async loadMessage(messageId: string, forWorkflow?: string, opts?: { postback?: boolean }): Promise<LoadedMessage> {
-      const msg = await IpnMessage.findById(messageId).lean();
+      // Through the driver: a message's every load skips mongoose's query machinery (see storedMessage).
+      const msg = await storedMessage(db.models, messageId);
       if (!msg) throw ApplicationFailure.nonRetryable(`IPN message ${messageId} not found`, MESSAGE_NOT_FOUND);
       const refusal = !forWorkflow
         ? undefined

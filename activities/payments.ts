@@ -22,7 +22,11 @@ export function createPaymentActivities({ db }: ActivityDeps, steps: Steps) {
     txnId: string;
   }): Promise<PaymentState | null> => {
     type Saved = { snapshot?: { payment?: { sandbox?: unknown } } };
-    const doc = await Payment.findById(paymentDocId(integrationId, txnId), { snapshot: 1 }).lean<Saved>();
+    // Through the driver, as the message is loaded (see storedMessage): a payment's every first step reads it.
+    const doc = await Payment.collection.findOne<Saved>(
+      { _id: paymentDocId(integrationId, txnId) as never },
+      { projection: { snapshot: 1 } },
+    );
     if (!doc?.snapshot) return null;
     const state = PaymentStateSchema.parse(doc.snapshot);
     // Saved before events carried their money mode. The schema's default (live) keeps money

@@ -70,7 +70,8 @@ export async function findCustomerForPayer(
 ): Promise<string | null> {
   const matchBy = known ?? (await getIntegration(models, integrationId))?.matchBy ?? ['custom', 'email'];
   if (matchBy.includes('custom') && payer.custom) {
-    const byId = await models.Customer.exists({ _id: payer.custom });
+    // Through the driver: the common case (custom names the customer) reads one _id per payment.
+    const byId = await models.Customer.collection.findOne({ _id: payer.custom as never }, { projection: { _id: 1 } });
     if (byId) return payer.custom;
   }
   if (matchBy.includes('email') && payer.payerEmail) {

@@ -109,8 +109,8 @@ export class IpnDispatcher {
       if (refusedForGood(err)) throw await this.setAside(msg._id, (err.cause as Error).message);
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
     }
-    // State stays with the workflow (loadMessage sets `dispatched`).
-    await models.IpnOutbox.deleteOne({ _id: msg._id });
+    // State stays with the workflow (loadMessage sets `dispatched`). Through the driver, as intake inserted it.
+    await models.IpnOutbox.collection.deleteOne({ _id: new Types.ObjectId(msg._id) });
     return workflowId;
   }
 

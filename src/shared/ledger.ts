@@ -538,7 +538,8 @@ export class Ledger {
 
   private async rememberKey(key: string, entryId: string): Promise<void> {
     try {
-      await this.models.LedgerKey.create({ _id: key, entryId });
+      // Two strings and a unique _id: nothing for mongoose's document machinery to cast or validate.
+      await this.models.LedgerKey.collection.insertOne({ _id: key as never, entryId });
     } catch (err) {
       if (!isDuplicateKey(err)) throw err;
     }
