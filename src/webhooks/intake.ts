@@ -25,6 +25,7 @@ import {
 import { duplicateOf, GroupWriter, type Judged, type Stored } from './group-writer';
 import { paypalNoticeSignal, TopupIdSchema } from '../topups/contract';
 import { topupWorkflowId } from '../shared/ids';
+import { IntegrationCache } from '../integrations/cache';
 
 /** What became of a webhook that is not applied: typed, stored on its message, shown to a person. */
 export type WebhookOutcome =
@@ -48,9 +49,6 @@ const EnvelopeSchema = z.object({
 export type { Stored } from './group-writer';
 /** What the offline judge says of a certificate it has not fetched yet: judged after storing instead. */
 const NOT_CACHED = 'certificate not fetched yet';
-type IntegrationView = { mode: string; payoutsRestEnv?: string | null };
-/** How long an integration's mode and REST app are trusted here, as the IPN door does (IntegrationCache). */
-const INTEGRATION_TTL_MS = 2_000;
 
 /** Stored messages older than this and still `received` are processed by the relay (the answer's work was cut). */
 const RELAY_GRACE_MS = 5_000;
@@ -70,12 +68,14 @@ export class WebhookIntake {
   private readonly certs = createCertCache();
   private readonly pokes = new Map<string, NodeJS.Timeout>();
   private relay: NodeJS.Timeout | undefined;
-  private readonly integrations = new Map<string, { view: IntegrationView; until: number }>();
+  /** An integration's mode and REST app, read as the IPN door reads it (a save applies within seconds). */
+  private readonly integrations: IntegrationCache;
   private readonly batches = new Map<string, string>();
   private readonly writer: GroupWriter;
 
   constructor(private readonly deps: { models: Models; client: Client; config: Config; logger: Logger }) {
     this.writer = new GroupWriter(deps.models);
+    this.integrations = new IntegrationCache(deps.models);
   }
 
   /**
@@ -141,7 +141,7 @@ export class WebhookIntake {
    */
   private async judge(message: Stored, opts: { offline: boolean }): Promise<Judged | null> {
     const refused = (extra: Record<string, unknown>): Judged => ({ state: 'refused', extra });
-    const integration = await this.integration(message.integrationId);
+    const integration = await this.integrations.get(message.integrationId);
     if (!integration) return refused({ outcome: { code: 'malformed', issue: 'no integration' } });
     const creds = integration.payoutsRestEnv ? restCredentialsFromEnv(integration.payoutsRestEnv, process.env) : null;
     const raw = Buffer.isBuffer(message.raw) ? message.raw : Buffer.from(message.raw.buffer);
@@ -195,17 +195,6 @@ export class WebhookIntake {
         batchStatus: routed.batchStatus,
       },
     };
-  }
-
-  /** An integration's mode and REST app, kept INTEGRATION_TTL_MS (a change applies within seconds). */
-  private async integration(id: string) {
-    const hit = this.integrations.get(id);
-    if (hit && hit.until > Date.now()) return hit.view;
-    const view = await this.deps.models.Integration.findById(id, { mode: 1, payoutsRestEnv: 1 }).lean();
-    if (!view) return null;
-    if (this.integrations.size > 1_000) this.integrations.clear();
-    this.integrations.set(id, { view, until: Date.now() + INTEGRATION_TTL_MS });
-    return view;
   }
 
   /** Which integration a batch belongs to: fixed at its creation, so remembered (bounded). */
