@@ -32,6 +32,14 @@ afterAll(async () => {
   await other.close();
   await db.close();
 });
+/** Postings to one customer's USD account; a debit may have to stay covered. */
+const postingsTo =
+  (customerId: string) =>
+  (key: string, amountMinor: number, mustStayCovered = false): PostingRequest => ({
+    ...posting(key, amountMinor),
+    customerId,
+    mustStayCovered,
+  });
 /** Two processes posting side by side: each its own queue, racing for the chain's seqs and keys. */
 const eitherLedger = (i: number) => (i % 2 === 0 ? ledger : otherLedger);
 
@@ -123,11 +131,7 @@ async function inFreshProcess<T>(post: (ledger: Ledger) => Promise<T>): Promise<
 }
 
 test('a balance behind its chain (a writer died before updating it): postings chain after the true head', async () => {
-  const covered = (key: string, amountMinor: number, mustStayCovered = false): PostingRequest => ({
-    ...posting(key, amountMinor),
-    customerId: 'c3',
-    mustStayCovered,
-  });
+  const covered = postingsTo('c3');
   await ledger.post(covered('lag-1', 100));
   await ledger.post(covered('lag-2', 300));
   // The crash: entry 2 and its key are written, the balance still says seq 1, 100.
@@ -172,11 +176,7 @@ test("one process's postings to one account go one batch after the other: no ins
 });
 
 test('postings that wait together are each answered as alone: a key twice, an uncovered debit, zero', async () => {
-  const to = (key: string, amountMinor: number, mustStayCovered = false): PostingRequest => ({
-    ...posting(key, amountMinor),
-    customerId: 'c6',
-    mustStayCovered,
-  });
+  const to = postingsTo('c6');
   await ledger.post(to('together-0', 100));
   const answers = await Promise.allSettled([
     ledger.post(to('together-1', 50)),
@@ -197,7 +197,7 @@ test('postings that wait together are each answered as alone: a key twice, an un
 });
 
 test('a process posting to an account again chains after the head it wrote, without reading the balance', async () => {
-  const to = (key: string, amountMinor: number): PostingRequest => ({ ...posting(key, amountMinor), customerId: 'c7' });
+  const to = postingsTo('c7');
   await ledger.post(to('again-1', 100));
   const reads = jest.spyOn(db.models.Balance, 'findById');
   try {
@@ -210,11 +210,7 @@ test('a process posting to an account again chains after the head it wrote, with
 });
 
 test('another process moved the chain since: the head remembered here is behind, and no seq is skipped', async () => {
-  const to = (key: string, amountMinor: number, mustStayCovered = false): PostingRequest => ({
-    ...posting(key, amountMinor),
-    customerId: 'c8',
-    mustStayCovered,
-  });
+  const to = postingsTo('c8');
   await ledger.post(to('moved-1', 100));
   await otherLedger.post(to('moved-2', 500));
   await otherLedger.post(to('moved-3', 25));
