@@ -8,6 +8,7 @@ import { recordOutcome, type OutcomeWrite } from '../src/messages/outcomes';
 import { MESSAGE_NOT_FOUND, type LoadedMessage, type MessageActivities } from './messages';
 import type { LedgerActivities } from './ledger';
 import type { Posting, PostingResult } from '../src/shared/ledger';
+import { planFirstTake, type FirstTake } from '../src/payments/first-take';
 
 /** The steps of other features a payment's merged steps take (see loadPaymentWithMessage, postAndSavePayment). */
 type Steps = Pick<MessageActivities, 'loadMessage'> & Pick<LedgerActivities, 'postToLedger'>;
@@ -68,27 +69,69 @@ export function createPaymentActivities({ db }: ActivityDeps, steps: Steps) {
     );
     if (outcome) await recordOutcome(db.models, outcome);
   };
+  /**
+   * A payment started by its first message: its state and that message (loadMessage, postback
+   * included) side by side, in one local activity instead of two. A message that is not stored
+   * comes back as null (the workflow records it refused, as it does a refused load), so the
+   * state is never lost with it.
+   */
+  const loadPaymentWithMessage = async (req: {
+    integrationId: string;
+    txnId: string;
+    messageId: string;
+    forWorkflow: string;
+  }): Promise<{ state: PaymentState | null; message: LoadedMessage | null }> => {
+    const message = steps.loadMessage(req.messageId, req.forWorkflow, { postback: true }).catch((err: unknown) => {
+      if (err instanceof ApplicationFailure && err.type === MESSAGE_NOT_FOUND) return null;
+      throw err;
+    });
+    const [state, loaded] = await Promise.all([loadPaymentState(req), message]);
+    return { state, message: loaded };
+  };
   return {
     loadPaymentState,
 
+    loadPaymentWithMessage,
+
     /**
-     * A payment started by its first message: its state and that message (loadMessage, postback
-     * included) side by side, in one local activity instead of two. A message that is not stored
-     * comes back as null (the workflow records it refused, as it does a refused load), so the
-     * state is never lost with it.
+     * A payment started by its first message, in one local activity where it used to take two: its
+     * state and that message loaded (loadPaymentWithMessage), and, when the rules decide the message at
+     * once (planFirstTake), its posting made and the state and outcome that follow saved
+     * (postAndSavePayment). The state comes back as it was loaded, for the workflow to decide from.
+     * A refused posting saves nothing here: the workflow posts again and decides what follows.
      */
-    async loadPaymentWithMessage(req: {
+    async takeFirstMessage(req: {
       integrationId: string;
       txnId: string;
       messageId: string;
       forWorkflow: string;
-    }): Promise<{ state: PaymentState | null; message: LoadedMessage | null }> {
-      const message = steps.loadMessage(req.messageId, req.forWorkflow, { postback: true }).catch((err: unknown) => {
-        if (err instanceof ApplicationFailure && err.type === MESSAGE_NOT_FOUND) return null;
-        throw err;
+      orphanGraceSeconds: number;
+    }): Promise<{ state: PaymentState | null; message: LoadedMessage | null; taken?: FirstTake }> {
+      const loaded = await loadPaymentWithMessage(req);
+      if (!loaded.message) return loaded;
+      const decidedAt = new Date().toISOString();
+      const plan = planFirstTake({
+        messageId: req.messageId,
+        msg: loaded.message,
+        saved: loaded.state,
+        integrationId: req.integrationId,
+        paymentTxnId: req.txnId,
+        orphanGraceSeconds: req.orphanGraceSeconds,
+        decidedAt,
       });
-      const [state, loaded] = await Promise.all([loadPaymentState(req), message]);
-      return { state, message: loaded };
+      if (!plan) return loaded;
+      try {
+        await steps.postToLedger(plan.posting);
+      } catch (err) {
+        if (err instanceof ApplicationFailure && err.nonRetryable) return loaded;
+        throw err;
+      }
+      await savePaymentState(plan.state, plan.outcome);
+      const { idempotencyKey } = plan.posting;
+      return {
+        ...loaded,
+        taken: { messageId: req.messageId, decidedAt, idempotencyKey, state: plan.state, outcome: plan.outcome },
+      };
     },
 
     savePaymentState,

@@ -14,6 +14,7 @@
  * and `payment-lifecycle-started-before-fewer-steps` one started without `fewerSteps` in its input (it asks
  * patched()); `payment-lifecycle-fewer-steps-*` is in turn the same payment as
  * `payment-lifecycle-fewer-activations-*` before a payment took fewer activations per message.
+ * `payment-lifecycle-first-take-*` is a payment whose first message was taken in the step that loads it.
  * RECORD_HISTORIES_DIR writes elsewhere (to pick new files).
  *
  *   npx tsx scripts/record-histories.ts
@@ -131,6 +132,23 @@ async function main() {
       signalArgs: [{ messageId: stored._id }],
     });
     await save(stack, 'payment-lifecycle-started-before-fewer-steps', paymentWorkflowId('shop', 'REC7'));
+
+    // 1c. Completed at once (its first step posts and saves: takeFirstMessage), then a partial refund,
+    //     then a duplicate of the Completed.
+    const taken = withField(base, 'txn_id', 'REC8');
+    const beforeTaken = (await sandboxUsd()) ?? 0;
+    await stack.sim.sendIpn({ listenerUrl: url, body: taken }).done;
+    await waitFor('taken at once', async () => (await sandboxUsd()) === beforeTaken + 1234);
+    const takenRefund = withFields(base, {
+      txn_id: 'REC8R',
+      parent_txn_id: 'REC8',
+      payment_status: 'Refunded',
+      mc_gross: '-5.00',
+    });
+    await stack.sim.sendIpn({ listenerUrl: url, body: takenRefund }).done;
+    await stack.sim.sendIpn({ listenerUrl: url, body: taken }).done;
+    await waitFor('taken, then refunded', async () => (await sandboxUsd()) === beforeTaken + 734);
+    await save(stack, 'payment-lifecycle-first-take-completed-refund-duplicate', paymentWorkflowId('shop', 'REC8'));
 
     // 2. No customer matches: held, then an operator assigns one.
     const stranger = withField(

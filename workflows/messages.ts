@@ -13,7 +13,8 @@ import { receivedMasspayEvents } from '../src/masspay/received';
 import { describeIssues, OperatorActionSchema } from '../src/shared/operator-actions';
 import { FlagsKey } from '../src/shared/contract';
 import type { MessageOutcome } from '../src/messages/state';
-import { examineMessage, paymentEventOf, routeOf, type ParkingDecision } from './shared/examine-message';
+import { examineMessage, type ParkingDecision } from './shared/examine-message';
+import { paymentEventOf, routeOf } from '../src/payments/message-event';
 import { masspayRouting, messageLocal } from './shared/activity-options';
 import {
   messageStateQuery,

@@ -48,14 +48,9 @@ import { CustomerIdKey, FlagsKey, MessageRefSchema, PaymentStatusKey } from '../
 import type { PaymentRoute } from '../src/messages/classify';
 import type { MatchBy } from '../src/integrations/schema';
 import type { OutcomeWrite } from '../src/messages/outcomes';
-import {
-  examineMessage,
-  paymentEventOf,
-  routeOf,
-  type Examination,
-  type ParkingDecision,
-  type VerifiedMessage,
-} from './shared/examine-message';
+import { examineMessage, type Examination, type ParkingDecision } from './shared/examine-message';
+import { paymentEventOf, paymentOutcomeOf, routeOf, type VerifiedMessage } from '../src/payments/message-event';
+import type { FirstTake } from '../src/payments/first-take';
 import {
   acknowledgeSignal,
   approveSignal,
@@ -232,13 +227,18 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
   // loads its state and that message in one step (see PaymentLifecycleInput.fewerActivations).
   const first = input.fewerActivations === true && inbox[0]?.type === 'message' ? inbox[0] : undefined;
   if (first) inbox.shift();
-  const both = first
-    ? await act.loadPaymentWithMessage({ ...ids, messageId: first.messageId, forWorkflow: workflowInfo().workflowId })
-    : undefined;
+  const orphanGraceSeconds = input.orphanGraceSeconds ?? DEFAULT_ORPHAN_GRACE_SECONDS;
+  const loadFirst = { ...ids, messageId: first?.messageId ?? '', forWorkflow: workflowInfo().workflowId };
+  const both: { state: PaymentState | null; message: LoadedMessage | null; taken?: FirstTake } | undefined = !first
+    ? undefined
+    : input.takesFirstMessage === true
+      ? await act.takeFirstMessage({ ...loadFirst, orphanGraceSeconds })
+      : await act.loadPaymentWithMessage(loadFirst);
+  // What that step posted and saved, if it took the message: its decision, to be made here alike.
+  let firstTaken = both?.taken;
   const loaded = both ? both.state : await act.loadPaymentState(ids);
   let state = loaded ? upgradePaymentState(loaded) : initialPaymentState(input.integrationId, input.paymentTxnId);
   setHandler(paymentStateQuery, () => state);
-  const orphanGraceSeconds = input.orphanGraceSeconds ?? DEFAULT_ORPHAN_GRACE_SECONDS;
   // Verifications the previous run had not finished (see continueAsNew below) start again.
   for (const messageId of input.examiningMessageIds ?? []) inbox.push({ type: 'message', messageId });
   /** `processing` while a message is verified or applied (the backlog metric), `parked` while one waits. */
@@ -253,6 +253,7 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
    * One input through the rules; the state is shown and saved before any outcome is recorded:
    * `outcomeOf` names the message outcome the decision leads to, written right after the state;
    * `saved` runs once the state is saved (before the outcome's own step in histories from before).
+   * True when the posting was the one `taken` made (the message's first step).
    */
   const apply = async (
     item: PaymentInput,
@@ -261,11 +262,14 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
       hints?: MatchHints;
       outcomeOf?: (d: Decided) => OutcomeWrite | undefined;
       saved?: (d: Decided) => void;
+      taken?: FirstTake;
     } = {},
   ) => {
     // With fewer activations, a posting saves the state and outcome the rules decide once it is made.
     const withPosting: SaveWithPosting | undefined =
-      input.fewerActivations === true && opts.outcomeOf ? { outcomeOf: opts.outcomeOf } : undefined;
+      input.fewerActivations === true && opts.outcomeOf
+        ? { outcomeOf: opts.outcomeOf, ...(opts.taken ? { taken: opts.taken } : {}) }
+        : undefined;
     const decision = await decide(state, item, orphanGraceSeconds, opts.known, opts.hints, withPosting);
     state = decision.state;
     publish(state, busy());
@@ -281,7 +285,7 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
       opts.saved?.(decision);
       if (outcome) await act.recordMessageOutcome(outcome);
     }
-    return decision;
+    return withPosting?.took === true;
   };
 
   /**
@@ -374,14 +378,34 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
 
   /** An examined message: recorded when it was refused or finished, else applied as a verified event. */
   const applyExamined = async (messageId: string, examined: Examination, flags: string[]): Promise<void> => {
+    const taken = firstTaken?.messageId === messageId ? firstTaken : undefined;
+    if (taken) firstTaken = undefined;
+    const took = await applyExaminedAs(messageId, examined, flags, taken);
+    // Pure rules decide alike wherever they run: a difference is a bug, and money may have moved without
+    // this state knowing (the first step posted). Shown to a person; what was saved last is this state.
+    if (taken && !took)
+      await act.raiseAlert({
+        kind: 'payment_first_take_differs',
+        messageId,
+        detail: `${input.paymentTxnId}: the first step posted ${taken.idempotencyKey}; the payment decided otherwise`,
+      });
+  };
+
+  /** Whether the message's posting was the one its first step made already (`taken`). */
+  const applyExaminedAs = async (
+    messageId: string,
+    examined: Examination,
+    flags: string[],
+    taken: FirstTake | undefined,
+  ): Promise<boolean> => {
     if (examined.kind === 'refused') {
       // Not ours to take (an id typed into the Web UI): recorded and ignored like any malformed signal.
       await apply({ type: 'malformed', signal: 'ipnMessage', issues: examined.detail });
-      return;
+      return false;
     }
     if (examined.kind === 'finished') {
       await act.recordMessageOutcome({ messageId, outcome: examined.outcome, detail: examined.detail, flags });
-      return;
+      return false;
     }
     const route = routeOf(examined.msg);
     const ours =
@@ -393,28 +417,19 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
       const detail = `dispatched to ${input.paymentTxnId} but routes as ${route.kind}`;
       await act.raiseAlert({ kind: 'ipn_misrouted', messageId, detail });
       await act.recordMessageOutcome({ messageId, outcome: 'unknown_alerted', detail, flags: [...flags, 'alert'] });
-      return;
+      return false;
     }
-    if (route.kind !== 'payment' && (await forwardedToProfile(messageId, examined.msg, route, flags))) return;
+    if (route.kind !== 'payment' && (await forwardedToProfile(messageId, examined.msg, route, flags))) return false;
     const event = paymentEventOf(messageId, examined.msg, route);
-    await apply(
+    return apply(
       { type: 'ipn', event },
       {
+        ...(taken ? { taken } : {}),
         // Proven here: this workflow loaded and verified the message the event comes from.
         known: { proof: { ok: true } },
         // The integration as loaded with the message, and the payer matched then: not read again.
         hints: { matchBy: examined.msg.integration.matchBy, payerMatch: examined.msg.payerMatch },
-        outcomeOf: (decision) => {
-          const outcome = decision.outcome ?? { messageId, outcome: 'routed', detail: `payment ${input.paymentTxnId}` };
-          const allFlags = [...flags, ...event.flags, ...(outcome.flags ?? []), ...(outcome.addFlags ?? [])];
-          return {
-            messageId,
-            outcome: outcome.outcome,
-            detail: outcome.detail,
-            flags: [...new Set(allFlags)],
-            routedEvent: event,
-          };
-        },
+        outcomeOf: (decision) => paymentOutcomeOf(messageId, decision, flags, event),
       },
     );
   };
@@ -519,6 +534,10 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
 type SaveWithPosting = {
   outcomeOf: (d: Decided) => OutcomeWrite | undefined;
   saved?: { state: string; outcome: string };
+  /** The message's first step took it already (takeFirstMessage): decided at its clock, taken if alike. */
+  taken?: FirstTake;
+  /** Set once the posting was that step's (nothing posted or saved again). */
+  took?: boolean;
 };
 
 /** What a posting saves with it: the state and outcome the rules decide once it is made. */
@@ -538,7 +557,7 @@ function decide(
   const refuseLiveOnSandbox = item.type === 'approve' ? patched(LIVE_ON_SANDBOX_RULE) : true;
   const namedMatters = item.type === 'acknowledge' ? patched(NAMED_MATTERS_PATCH) : true;
   // One clock for every round when a posting saves the decision: the rounds then decide alike.
-  const decidedAt = withPosting ? new Date().toISOString() : undefined;
+  const decidedAt = withPosting ? (withPosting.taken?.decidedAt ?? new Date().toISOString()) : undefined;
   const rules = (facts: PaymentFacts, stuck: boolean) =>
     decidePayment(state, stuck ? undecidable : item, stuck ? {} : facts, {
       now: decidedAt ?? new Date().toISOString(),
@@ -558,13 +577,15 @@ function decide(
     const outcome = withPosting.outcomeOf(after);
     return outcome && { state: after.state, outcome };
   };
-  const saved = (planned: PlannedSave) => {
-    if (withPosting)
-      withPosting.saved = { state: JSON.stringify(planned.state), outcome: JSON.stringify(planned.outcome) };
+  const saved = (planned: PlannedSave, took: boolean) => {
+    if (!withPosting) return;
+    withPosting.saved = { state: JSON.stringify(planned.state), outcome: JSON.stringify(planned.outcome) };
+    if (took) withPosting.took = true;
   };
   return decideWithFacts({
     rules,
-    fetch: (need: FactNeed, facts: PaymentFacts) => fetchFact(need, facts, hints, { planSave, saved }),
+    fetch: (need: FactNeed, facts: PaymentFacts) =>
+      fetchFact(need, facts, hints, { planSave, saved, taken: withPosting?.taken }),
     run: (effect) => runEffect(effect, state),
     facts: { ...known },
   });
@@ -582,7 +603,11 @@ async function fetchFact(
   need: FactNeed,
   facts: PaymentFacts,
   hints: MatchHints = {},
-  save?: { planSave: (facts: PaymentFacts, key: string) => PlannedSave | undefined; saved: (p: PlannedSave) => void },
+  save?: {
+    planSave: (facts: PaymentFacts, key: string) => PlannedSave | undefined;
+    saved: (p: PlannedSave, took: boolean) => void;
+    taken?: FirstTake | undefined;
+  },
 ): Promise<void> {
   switch (need.fact) {
     case 'proof':
@@ -605,14 +630,27 @@ async function fetchFact(
     case 'posting': {
       const key = need.posting.idempotencyKey;
       const planned = save?.planSave(facts, key);
-      const posted = await postingFact(() =>
-        planned ? act.postAndSavePayment({ posting: need.posting, ...planned }) : act.postToLedger(need.posting),
-      );
-      if (planned && posted.ok) save!.saved(planned);
+      // Posted and saved by the first step exactly as decided here: nothing left to do.
+      const done = planned && save?.taken && isTaken(save.taken, key, planned);
+      const posted = done
+        ? ({ ok: true } as const)
+        : await postingFact(() =>
+            planned ? act.postAndSavePayment({ posting: need.posting, ...planned }) : act.postToLedger(need.posting),
+          );
+      if (planned && posted.ok) save!.saved(planned, done === true);
       facts.postings = { ...facts.postings, [key]: posted };
       return;
     }
   }
+}
+
+/** Whether the first step made this posting and saved this very state and outcome. */
+function isTaken(taken: FirstTake, key: string, planned: PlannedSave): boolean {
+  return (
+    taken.idempotencyKey === key &&
+    JSON.stringify(taken.state) === JSON.stringify(planned.state) &&
+    JSON.stringify(taken.outcome) === JSON.stringify(planned.outcome)
+  );
 }
 
 function showFlags(s: PaymentState, extra: string[]): void {

@@ -46,6 +46,12 @@ export interface PaymentLifecycleInput {
    * started before takes its steps as recorded.
    */
   fewerActivations?: true;
+  /**
+   * Set by every starter since a payment's first message is taken in the step that loads it
+   * (takeFirstMessage, src/payments/first-take.ts): one local activity, not two, for a plain payment.
+   * An execution started before loads and posts in separate steps, as recorded.
+   */
+  takesFirstMessage?: true;
 }
 
 export type PaymentLifecycleWorkflow = (input: PaymentLifecycleInput) => Promise<PaymentState>;
@@ -88,6 +94,7 @@ export function paymentStartOptions(to: {
         verifyGiveUpSeconds: config.IPN_VERIFY_GIVE_UP_SECONDS,
         fewerSteps: true,
         fewerActivations: true,
+        takesFirstMessage: true,
       },
     ] as [PaymentLifecycleInput],
     typedSearchAttributes: [

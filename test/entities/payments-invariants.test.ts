@@ -300,10 +300,10 @@ describe('(c2) a payment takes a message in two steps: state and message loaded,
     return { saved: doc?.snapshot, held: await queryState(txnId) };
   };
 
-  test('a new payment: one load, then the posting saves the state it leads to', async () => {
+  test('a new payment: one step loads it, posts and saves the state it leads to', async () => {
     const before = await balance();
     expect((await deliverIpn(stack, SHOP, payment('ONE-LOAD'))).state).toBe('applied:credited');
-    expect(await localActivities('ONE-LOAD')).toEqual(['loadPaymentWithMessage', 'postAndSavePayment']);
+    expect(await localActivities('ONE-LOAD')).toEqual(['takeFirstMessage']);
     expect(await balance()).toBe(before + 1234);
     const { saved, held } = await savedAndHeld('ONE-LOAD');
     expect(held).toMatchObject({ phase: 'credited', creditedMinor: 1234 });
@@ -320,7 +320,7 @@ describe('(c2) a payment takes a message in two steps: state and message loaded,
     const restarted = (await handle.describe()).runId;
     // (An adjustment asks first whether a recurring profile's cycle credited its payment.)
     expect(await localActivities('ONE-LOAD-2', restarted)).toEqual([
-      'loadPaymentWithMessage',
+      'takeFirstMessage',
       'profileOwningTxn',
       'postAndSavePayment',
     ]);
@@ -356,35 +356,64 @@ describe('(c2) a payment takes a message in two steps: state and message loaded,
 });
 
 describe('(d) a crash after the ledger write, before the activity reports', () => {
-  test('the retried posting finds its own entry: one entry, the right balance', async () => {
-    const txnId = 'INV-CRASH';
-    const runs: Array<{ applied: boolean } | 'crashed'> = [];
-    const crashOnce: NonNullable<WorkerOptions['interceptors']> = {
+  /**
+   * A worker whose step that posts for `txnId` crashes once right after it ran (its writes made, its
+   * result lost), and then records what each retry did: a posting's `applied`, or whether the first
+   * message's step (takeFirstMessage) took the message again.
+   */
+  const crashOnceAfterPosting = (txnId: string, runs: Array<Record<string, boolean> | 'crashed'>) => {
+    const interceptors: NonNullable<WorkerOptions['interceptors']> = {
       activity: [
         () => ({
           inbound: {
             async execute(input, next) {
               const result = await next(input);
-              // The step that posts: alone, or saving the payment with it (postAndSavePayment).
               const type = Context.current().info.activityType;
-              const arg = input.args[0] as PostingRequest & { posting?: PostingRequest };
+              const arg = input.args[0] as PostingRequest & { posting?: PostingRequest; txnId?: string };
               const posting = type === 'postToLedger' ? arg : type === 'postAndSavePayment' ? arg.posting : undefined;
-              if (posting?.txnId === txnId) {
-                if (runs.length === 0) {
-                  runs.push('crashed');
-                  throw new Error('simulated crash after write');
-                }
-                runs.push({ applied: (result as PostingResult).applied });
+              const first = type === 'takeFirstMessage' && arg.txnId === txnId;
+              const taken = first && (result as { taken?: unknown }).taken !== undefined;
+              const posted = posting?.txnId === txnId || taken;
+              if (posted && runs.length === 0) {
+                runs.push('crashed');
+                throw new Error('simulated crash after write');
               }
+              if (posted || (first && runs.length > 0))
+                runs.push(posting ? { applied: (result as PostingResult).applied } : { taken });
               return result;
             },
           },
         }),
       ],
     };
+    return interceptors;
+  };
+
+  test("the first message's step, retried, finds the payment saved: one entry, the right balance", async () => {
+    const txnId = 'INV-CRASH';
+    const runs: Array<Record<string, boolean> | 'crashed'> = [];
     const before = await balance();
-    await stack.startWorker({ interceptors: crashOnce });
+    await stack.startWorker({ interceptors: crashOnceAfterPosting(txnId, runs) });
     try {
+      expect((await deliverIpn(stack, SHOP, payment(txnId))).state).toBe('applied:credited');
+    } finally {
+      await stack.startWorker();
+    }
+    expect(runs).toEqual(['crashed', { taken: false }]);
+    expect((await entriesOf(txnId)).map((e) => e.amountMinor)).toEqual([1234]);
+    expect(await balance()).toBe(before + 1234);
+    expect(await queryState(txnId)).toMatchObject({ phase: 'credited', creditedMinor: 1234 });
+    await expectLedgerSound();
+  });
+
+  test("a later message's posting, retried, finds its own entry: one entry, the right balance", async () => {
+    const txnId = 'INV-CRASH-2';
+    const runs: Array<Record<string, boolean> | 'crashed'> = [];
+    const before = await balance();
+    await stack.startWorker({ interceptors: crashOnceAfterPosting(txnId, runs) });
+    try {
+      expect((await deliverIpn(stack, SHOP, payment(txnId, 'Pending'))).state).toBe('applied:pending');
+      expect(runs).toEqual([]);
       expect((await deliverIpn(stack, SHOP, payment(txnId))).state).toBe('applied:credited');
     } finally {
       await stack.startWorker();

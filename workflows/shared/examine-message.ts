@@ -9,11 +9,7 @@ import {
 } from '@temporalio/workflow';
 import type { Activities } from '../../activities';
 import type { LoadedMessage } from '../../activities/messages';
-import { checkPayment } from '../../src/payments/checks';
-import { classify, type PaymentRoute, type Route } from '../../src/messages/classify';
-import type { Integration } from '../../src/integrations/schema';
-import type { IpnSummary } from '../../src/messages/summary';
-import type { LifecycleEvent } from '../../src/payments/state';
+import type { VerifiedMessage } from '../../src/payments/message-event';
 import type { OperatorAction } from '../../src/shared/contract';
 import type { MessageOutcome } from '../../src/messages/state';
 import { underLock, type Lock } from './one-at-a-time';
@@ -27,8 +23,6 @@ export interface ParkingDecision {
   action: OperatorAction;
   messageId?: string;
 }
-
-export type VerifiedMessage = LoadedMessage & { integration: Integration; summary: IpnSummary };
 
 export type Examination =
   | { kind: 'refused'; detail: string }
@@ -149,50 +143,6 @@ export async function examineMessage(
     };
   }
   return { kind: 'verified', msg: { ...msg, integration, summary } };
-}
-
-/**
- * Where the message goes, as intake classified it (stored with it). Classified here only when it was
- * loaded without one: a message stored before intake stored routes, or a history recorded before.
- */
-export function routeOf(msg: VerifiedMessage): Route {
-  return msg.route ?? classify(msg.summary);
-}
-
-/**
- * The event a verified payment or adjustment message means for its payment's lifecycle: amounts
- * parsed with the currency's exponent, and the checks' flags (receiver, currency, type...) for the
- * rules to hold on. Pure.
- */
-export function paymentEventOf(messageId: string, msg: VerifiedMessage, route: PaymentRoute): LifecycleEvent {
-  const { summary, integration } = msg;
-  const checks = checkPayment(summary, integration, route.kind);
-  if (!integration.verifyTransaction) checks.flags.push('unverified');
-  const creditMinor =
-    checks.grossMinor === null
-      ? null
-      : checks.grossMinor - (integration.feePolicy === 'net' ? (checks.feeMinor ?? 0) : 0);
-  return {
-    messageId,
-    integrationId: integration.id,
-    kind: route.kind,
-    txnId: summary.txnId!,
-    paymentTxnId: route.paymentTxnId,
-    paymentStatus: summary.paymentStatus ?? 'new_case',
-    pendingReason: summary.pendingReason,
-    reasonCode: summary.reasonCode,
-    txnType: summary.txnType,
-    currency: summary.currency,
-    grossMinor: checks.grossMinor,
-    feeMinor: checks.feeMinor,
-    creditMinor,
-    payerEmail: summary.payerEmail,
-    custom: summary.custom,
-    caseId: summary.caseId,
-    flags: checks.flags,
-    receivedAt: msg.receivedAt,
-    sandbox: summary.testIpn,
-  };
 }
 
 /**
