@@ -460,6 +460,13 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
   };
 
   if (first && both) startExamining(first.messageId, both.message);
+  if (firstTaken) {
+    // Applied before any other input that came with it (an operator's decision, a tick): decided here on
+    // the very state its first step decided from. The only examination under way is that message's.
+    await condition(() => inbox.some((i) => i.type === 'examined' || i.type === 'failed'));
+    const at = inbox.findIndex((i) => i.type === 'examined' || i.type === 'failed');
+    inbox.unshift(...inbox.splice(at, 1));
+  }
   for (;;) {
     const wake = nextWake(state, Date.now(), input.idleCloseSeconds * 1000, orphanGraceSeconds);
     const hasInput = () => inbox.length > 0;

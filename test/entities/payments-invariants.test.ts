@@ -283,7 +283,7 @@ describe('one door per payment', () => {
   });
 });
 
-describe('(c2) a payment takes a message in two steps: state and message loaded, then posted and saved', () => {
+describe("(c2) a payment's first message: loaded, posted and saved in one step", () => {
   /** The local activities an execution ran, in order (core's marker data names each one's type). */
   const localActivities = async (txnId: string, runId?: string) => {
     const history = await stack.client.workflow.getHandle(paymentWorkflowId(SHOP, txnId), runId).fetchHistory();
@@ -329,6 +329,47 @@ describe('(c2) a payment takes a message in two steps: state and message loaded,
     expect(held).toMatchObject({ creditedMinor: 1234, debitedMinor: 234 });
     expect(saved).toEqual(held);
     expect(await balance()).toBe(before + 1000);
+    await expectLedgerSound();
+  });
+
+  test('an operator decision that comes with the first message waits for it: credited once, as matched', async () => {
+    await stack.admin('PUT', '/admin/customers/c-other', { name: 'Other', paypalEmails: [] });
+    const raw = payment('ONE-LOAD-RACE');
+    stack.sim.registerMessage(raw);
+    const stored = await storeIpn(stack.db.models, { integrationId: SHOP, raw, ipnEnabled: true });
+    const to = {
+      workflowId: paymentWorkflowId(SHOP, 'ONE-LOAD-RACE'),
+      integrationId: SHOP,
+      paymentTxnId: 'ONE-LOAD-RACE',
+      taskQueue: stack.config.TEMPORAL_TASK_QUEUE,
+      config: stack.config,
+    };
+    const before = await balance();
+    // Both in the execution's first workflow task: the message, then an assignment to another customer.
+    await stack.stopWorker();
+    try {
+      await signalPayment(stack.client, to, ipnMessageSignal, { messageId: stored._id });
+      await stack.client.workflow.getHandle(to.workflowId).signal('assignCustomer', {
+        customerId: 'c-other',
+        ...(await stack.operators.proof('assigner')),
+        reason: 'sent as the payment arrives',
+      });
+    } finally {
+      await stack.startWorker();
+    }
+    await waitForMessage(stack, SHOP, raw, 'applied:credited');
+    // The first step's decision stood (the assignment came after it, and was refused: already credited).
+    const steps = await localActivities('ONE-LOAD-RACE');
+    expect(steps).toContain('takeFirstMessage');
+    expect(steps).not.toContain('postAndSavePayment');
+    const state = await waitFor('the assignment decided', async () => {
+      const s = await queryState('ONE-LOAD-RACE');
+      return s.history.some((h) => /already credited/.test(h.what)) ? s : undefined;
+    });
+    expect(state).toMatchObject({ phase: 'credited', customerId: CUSTOMER, creditedMinor: 1234 });
+    expect((await entriesOf('ONE-LOAD-RACE')).map((e) => [e.customerId, e.amountMinor])).toEqual([[CUSTOMER, 1234]]);
+    expect(await balance()).toBe(before + 1234);
+    expect(await balanceMinor(stack, 'c-other', 'USD')).toBe(0);
     await expectLedgerSound();
   });
 
