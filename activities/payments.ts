@@ -3,6 +3,7 @@ import type { ActivityDeps } from './deps';
 import { PaymentStateSchema, type PaymentState } from '../src/payments/state';
 import { needsPerson } from '../src/payments/rules';
 import { matchPayer, type PayerToMatch } from '../src/customers/match';
+import { customerExists } from '../src/customers/known';
 import { paymentDocId } from '../src/shared/ids';
 import { recordOutcome, type OutcomeWrite } from '../src/messages/outcomes';
 import { MESSAGE_NOT_FOUND, type LoadedMessage, type MessageActivities } from './messages';
@@ -14,7 +15,7 @@ import { planFirstTake, type FirstTake } from '../src/payments/first-take';
 type Steps = Pick<MessageActivities, 'loadMessage'> & Pick<LedgerActivities, 'postToLedger'>;
 
 export function createPaymentActivities({ db }: ActivityDeps, steps: Steps) {
-  const { Payment, AuditEvent, Customer, IpnMessage } = db.models;
+  const { Payment, AuditEvent, IpnMessage } = db.models;
   const loadPaymentState = async ({
     integrationId,
     txnId,
@@ -157,7 +158,7 @@ export function createPaymentActivities({ db }: ActivityDeps, steps: Steps) {
     },
 
     async customerExists(customerId: string): Promise<boolean> {
-      return (await Customer.exists({ _id: customerId })) !== null;
+      return customerExists(db.models, customerId);
     },
 
     async audit(event: {

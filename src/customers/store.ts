@@ -4,6 +4,7 @@ import { isDuplicateKey } from '../shared/db/duplicate-keys';
 import { getIntegration } from '../integrations/store';
 import type { MatchBy } from '../integrations/schema';
 import { CONFIG_AUDIT_ACTIONS, configChange } from '../shared/config-audit';
+import { customerExists } from './known';
 
 export const CustomerInputSchema = z.object({
   name: z.string().trim().min(1),
@@ -70,9 +71,8 @@ export async function findCustomerForPayer(
 ): Promise<string | null> {
   const matchBy = known ?? (await getIntegration(models, integrationId))?.matchBy ?? ['custom', 'email'];
   if (matchBy.includes('custom') && payer.custom) {
-    // Through the driver: the common case (custom names the customer) reads one _id per payment.
-    const byId = await models.Customer.collection.findOne({ _id: payer.custom as never }, { projection: { _id: 1 } });
-    if (byId) return payer.custom;
+    // The common case (custom names the customer): read once per customer and process (see known.ts).
+    if (await customerExists(models, payer.custom)) return payer.custom;
   }
   if (matchBy.includes('email') && payer.payerEmail) {
     const claim = await models.EmailClaim.findById(payer.payerEmail.toLowerCase()).lean();

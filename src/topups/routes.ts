@@ -6,6 +6,7 @@ import { HttpError } from '../shared/http/errors';
 import { readJson } from '../shared/http/json-body';
 import { identityOf } from '../shared/http/identity';
 import { IntegrationIdSchema } from '../integrations/schema';
+import { customerExists } from '../customers/known';
 import { TopupIdSchema } from './contract';
 import { TopupLinks, newTopupId } from './links';
 import { createTopup, CreateTopupSchema, savedState } from './service';
@@ -47,7 +48,7 @@ export function topupRoutes(deps: AppDeps): Router {
     const integration = await db.models.Integration.findById(req.integrationId, { topups: 1 }).lean();
     if (!integration?.topups)
       throw new HttpError(422, `integrationId: ${req.integrationId} takes no top-ups`, { field: 'integrationId' });
-    if (!(await db.models.Customer.exists({ _id: req.customerId })))
+    if (!(await customerExists(db.models, req.customerId)))
       throw new HttpError(422, `customerId: no customer ${req.customerId}`, { field: 'customerId' });
     const expiresAt = new Date(Date.now() + config.TOPUP_LINK_TTL_SECONDS * 1000);
     const token = links.sign({ ...req, expiresAt });

@@ -9,6 +9,7 @@ import { MoneyError, parseAmount } from '../shared/money';
 import { HttpError } from '../shared/http/errors';
 import { topupWorkflowId } from '../shared/ids';
 import { getIntegration } from '../integrations/store';
+import { customerExists } from '../customers/known';
 import { IntegrationIdSchema, topupApiOf } from '../integrations/schema';
 import { buyerCancelledUpdate, buyerReturnedUpdate, TOPUP_WORKFLOW, type TopupWorkflow } from './contract';
 import { checkoutGateway } from './paypal';
@@ -63,7 +64,7 @@ export async function checkTopup(
       minMinor: min,
       maxMinor: max,
     });
-  if (!(await models.Customer.exists({ _id: req.customerId })))
+  if (!(await customerExists(models, req.customerId)))
     throw new HttpError(422, `customerId: no customer ${req.customerId}`, field('customerId'));
   return { integration, amountMinor, api: topupApiOf(integration) };
 }
