@@ -63,6 +63,23 @@ async function messageWorkflow(stack: TestStack, txnId: string, status: string) 
   return msg.workflowId!;
 }
 
+/** A refund of `parentTxnId` (its own txn id, a negative gross) built from a payment's fields. */
+function refundOf(
+  payment: Buffer,
+  txnId: string,
+  parentTxnId: string,
+  gross: string,
+  more: Record<string, string> = {},
+) {
+  return withFields(payment, {
+    txn_id: txnId,
+    parent_txn_id: parentTxnId,
+    payment_status: 'Refunded',
+    mc_gross: gross,
+    ...more,
+  });
+}
+
 async function main() {
   fs.mkdirSync(OUT, { recursive: true });
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ipnflow-record-'));
@@ -139,12 +156,7 @@ async function main() {
     const beforeTaken = (await sandboxUsd()) ?? 0;
     await stack.sim.sendIpn({ listenerUrl: url, body: taken }).done;
     await waitFor('taken at once', async () => (await sandboxUsd()) === beforeTaken + 1234);
-    const takenRefund = withFields(base, {
-      txn_id: 'REC8R',
-      parent_txn_id: 'REC8',
-      payment_status: 'Refunded',
-      mc_gross: '-5.00',
-    });
+    const takenRefund = refundOf(base, 'REC8R', 'REC8', '-5.00');
     await stack.sim.sendIpn({ listenerUrl: url, body: takenRefund }).done;
     await stack.sim.sendIpn({ listenerUrl: url, body: taken }).done;
     await waitFor('taken, then refunded', async () => (await sandboxUsd()) === beforeTaken + 734);
@@ -171,12 +183,7 @@ async function main() {
     // 2b. A refund larger than what remains credited: held with a typed reason, then an operator
     //     approves capping it (the admin API's Update). Recorded after hold reasons became typed values.
     await stack.sim.sendIpn({ listenerUrl: url, body: withField(base, 'txn_id', 'REC6') }).done;
-    const overRefund = withFields(base, {
-      txn_id: 'REC6R',
-      parent_txn_id: 'REC6',
-      payment_status: 'Refunded',
-      mc_gross: '-500.00',
-    });
+    const overRefund = refundOf(base, 'REC6R', 'REC6', '-500.00');
     await stack.sim.sendIpn({ listenerUrl: url, body: overRefund }).done;
     await waitFor(
       'over-limit refund held',
@@ -205,13 +212,7 @@ async function main() {
     await waitFor('cycle payment credited', async () => (await sandboxUsd()) === beforeCycle + 2995);
     await saveRunning(stack, 'recurring-profile-created-paid', profileWorkflowId('shop', 'I-RECORDED0001'));
     // Its refund comes to the payment's door, which hands it to the profile that credited the payment.
-    const cycleRefund = withFields(cycle, {
-      txn_id: 'REC4R',
-      parent_txn_id: 'REC4',
-      payment_status: 'Refunded',
-      mc_gross: '-5.00',
-      mc_fee: '-0.15',
-    });
+    const cycleRefund = refundOf(cycle, 'REC4R', 'REC4', '-5.00', { mc_fee: '-0.15' });
     await stack.sim.sendIpn({ listenerUrl: url, body: cycleRefund }).done;
     await waitFor('cycle payment refunded', async () => (await sandboxUsd()) === beforeCycle + 2495);
     await save(stack, 'payment-lifecycle-door-profile-refund', paymentWorkflowId('shop', 'REC4'));

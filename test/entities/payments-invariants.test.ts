@@ -397,12 +397,13 @@ describe("(c2) a payment's first message: loaded, posted and saved in one step",
 });
 
 describe('(d) a crash after the ledger write, before the activity reports', () => {
+  type Run = Record<string, boolean> | 'crashed';
   /**
    * A worker whose step that posts for `txnId` crashes once right after it ran (its writes made, its
    * result lost), and then records what each retry did: a posting's `applied`, or whether the first
    * message's step (takeFirstMessage) took the message again.
    */
-  const crashOnceAfterPosting = (txnId: string, runs: Array<Record<string, boolean> | 'crashed'>) => {
+  const crashOnceAfterPosting = (txnId: string, runs: Run[]) => {
     const interceptors: NonNullable<WorkerOptions['interceptors']> = {
       activity: [
         () => ({
@@ -430,16 +431,24 @@ describe('(d) a crash after the ledger write, before the activity reports', () =
     return interceptors;
   };
 
-  test("the first message's step, retried, finds the payment saved: one entry, the right balance", async () => {
-    const txnId = 'INV-CRASH';
-    const runs: Array<Record<string, boolean> | 'crashed'> = [];
-    const before = await balance();
+  /** Delivers through a worker that crashes once after `txnId`'s posting; what each retry did, in order. */
+  const deliveredCrashingOnce = async (txnId: string, deliver: (runs: Run[]) => Promise<void>) => {
+    const runs: Run[] = [];
     await stack.startWorker({ interceptors: crashOnceAfterPosting(txnId, runs) });
     try {
-      expect((await deliverIpn(stack, SHOP, payment(txnId))).state).toBe('applied:credited');
+      await deliver(runs);
     } finally {
       await stack.startWorker();
     }
+    return runs;
+  };
+
+  test("the first message's step, retried, finds the payment saved: one entry, the right balance", async () => {
+    const txnId = 'INV-CRASH';
+    const before = await balance();
+    const runs = await deliveredCrashingOnce(txnId, async () => {
+      expect((await deliverIpn(stack, SHOP, payment(txnId))).state).toBe('applied:credited');
+    });
     expect(runs).toEqual(['crashed', { taken: false }]);
     expect((await entriesOf(txnId)).map((e) => e.amountMinor)).toEqual([1234]);
     expect(await balance()).toBe(before + 1234);
@@ -449,16 +458,12 @@ describe('(d) a crash after the ledger write, before the activity reports', () =
 
   test("a later message's posting, retried, finds its own entry: one entry, the right balance", async () => {
     const txnId = 'INV-CRASH-2';
-    const runs: Array<Record<string, boolean> | 'crashed'> = [];
     const before = await balance();
-    await stack.startWorker({ interceptors: crashOnceAfterPosting(txnId, runs) });
-    try {
+    const runs = await deliveredCrashingOnce(txnId, async (soFar) => {
       expect((await deliverIpn(stack, SHOP, payment(txnId, 'Pending'))).state).toBe('applied:pending');
-      expect(runs).toEqual([]);
+      expect(soFar).toEqual([]);
       expect((await deliverIpn(stack, SHOP, payment(txnId))).state).toBe('applied:credited');
-    } finally {
-      await stack.startWorker();
-    }
+    });
     expect(runs).toEqual(['crashed', { applied: false }]);
     expect((await entriesOf(txnId)).map((e) => e.amountMinor)).toEqual([1234]);
     expect(await balance()).toBe(before + 1234);
