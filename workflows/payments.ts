@@ -50,7 +50,7 @@ import type { MatchBy } from '../src/integrations/schema';
 import type { OutcomeWrite } from '../src/messages/outcomes';
 import { examineMessage, type Examination, type ParkingDecision } from './shared/examine-message';
 import { paymentEventOf, paymentOutcomeOf, routeOf, type VerifiedMessage } from '../src/payments/message-event';
-import type { FirstTake } from '../src/payments/first-take';
+import { planFirstTake, type FirstTake } from '../src/payments/first-take';
 import {
   acknowledgeSignal,
   approveSignal,
@@ -459,7 +459,34 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
     return true;
   };
 
-  if (first && both) startExamining(first.messageId, both.message);
+  /**
+   * The first message as its first step took it, when the same pure plan made here, from what that step
+   * loaded and at its clock, is exactly what it posted and saved: applied at once, nothing left to do.
+   * (planFirstTake is workflow code as much as the rules: a change to it goes behind patched().)
+   */
+  const adoptFirstTake = (messageId: string, taken: FirstTake, loadedMessage: LoadedMessage): boolean => {
+    const plan = planFirstTake({
+      messageId,
+      msg: loadedMessage,
+      saved: loaded,
+      integrationId: input.integrationId,
+      paymentTxnId: input.paymentTxnId,
+      orphanGraceSeconds,
+      decidedAt: taken.decidedAt,
+    });
+    const same =
+      plan?.posting.idempotencyKey === taken.idempotencyKey &&
+      JSON.stringify(plan.state) === JSON.stringify(taken.state) &&
+      JSON.stringify(plan.outcome) === JSON.stringify(taken.outcome);
+    if (!same) return false;
+    state = plan.state;
+    firstTaken = undefined;
+    publish(state, busy());
+    return true;
+  };
+
+  const adopted = first && both?.message && firstTaken && adoptFirstTake(first.messageId, firstTaken, both.message);
+  if (first && both && !adopted) startExamining(first.messageId, both.message);
   if (firstTaken) {
     // Applied before any other input that came with it (an operator's decision, a tick): decided here on
     // the very state its first step decided from. The only examination under way is that message's.

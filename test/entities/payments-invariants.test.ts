@@ -285,14 +285,20 @@ describe('one door per payment', () => {
 
 describe("(c2) a payment's first message: loaded, posted and saved in one step", () => {
   /** The local activities an execution ran, in order (core's marker data names each one's type). */
-  const localActivities = async (txnId: string, runId?: string) => {
-    const history = await stack.client.workflow.getHandle(paymentWorkflowId(SHOP, txnId), runId).fetchHistory();
-    return (history.events ?? []).flatMap((e) => {
-      const data = e.markerRecordedEventAttributes?.details?.data?.payloads?.[0]?.data;
-      const type = data ? /"activity_type":"([^"]+)"/.exec(Buffer.from(data).toString('utf8'))?.[1] : undefined;
-      return type ? [type] : [];
+  /**
+   * The local activities in the history, once its task is recorded: the first step saves the message's
+   * outcome inside the task, so the message may settle a moment before the task's markers are written.
+   */
+  const localActivities = (txnId: string, runId?: string) =>
+    waitFor(`${txnId}'s workflow task recorded`, async () => {
+      const history = await stack.client.workflow.getHandle(paymentWorkflowId(SHOP, txnId), runId).fetchHistory();
+      const types = (history.events ?? []).flatMap((e) => {
+        const data = e.markerRecordedEventAttributes?.details?.data?.payloads?.[0]?.data;
+        const type = data ? /"activity_type":"([^"]+)"/.exec(Buffer.from(data).toString('utf8'))?.[1] : undefined;
+        return type ? [type] : [];
+      });
+      return types.length > 0 ? types : undefined;
     });
-  };
 
   /** The payment as its document says (what a later execution loads), beside what the workflow holds. */
   const savedAndHeld = async (txnId: string) => {
