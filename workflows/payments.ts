@@ -234,8 +234,6 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
     : input.takesFirstMessage === true
       ? await act.takeFirstMessage({ ...loadFirst, orphanGraceSeconds })
       : await act.loadPaymentWithMessage(loadFirst);
-  // What that step posted and saved, if it took the message: its decision, to be made here alike.
-  let firstTaken = both?.taken;
   const loaded = both ? both.state : await act.loadPaymentState(ids);
   let state = loaded ? upgradePaymentState(loaded) : initialPaymentState(input.integrationId, input.paymentTxnId);
   setHandler(paymentStateQuery, () => state);
@@ -253,7 +251,6 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
    * One input through the rules; the state is shown and saved before any outcome is recorded:
    * `outcomeOf` names the message outcome the decision leads to, written right after the state;
    * `saved` runs once the state is saved (before the outcome's own step in histories from before).
-   * True when the posting was the one `taken` made (the message's first step).
    */
   const apply = async (
     item: PaymentInput,
@@ -262,14 +259,11 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
       hints?: MatchHints;
       outcomeOf?: (d: Decided) => OutcomeWrite | undefined;
       saved?: (d: Decided) => void;
-      taken?: FirstTake;
     } = {},
   ) => {
     // With fewer activations, a posting saves the state and outcome the rules decide once it is made.
     const withPosting: SaveWithPosting | undefined =
-      input.fewerActivations === true && opts.outcomeOf
-        ? { outcomeOf: opts.outcomeOf, ...(opts.taken ? { taken: opts.taken } : {}) }
-        : undefined;
+      input.fewerActivations === true && opts.outcomeOf ? { outcomeOf: opts.outcomeOf } : undefined;
     const decision = await decide(state, item, orphanGraceSeconds, opts.known, opts.hints, withPosting);
     state = decision.state;
     publish(state, busy());
@@ -285,7 +279,7 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
       opts.saved?.(decision);
       if (outcome) await act.recordMessageOutcome(outcome);
     }
-    return withPosting?.took === true;
+    return decision;
   };
 
   /**
@@ -378,34 +372,14 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
 
   /** An examined message: recorded when it was refused or finished, else applied as a verified event. */
   const applyExamined = async (messageId: string, examined: Examination, flags: string[]): Promise<void> => {
-    const taken = firstTaken?.messageId === messageId ? firstTaken : undefined;
-    if (taken) firstTaken = undefined;
-    const took = await applyExaminedAs(messageId, examined, flags, taken);
-    // Pure rules decide alike wherever they run: a difference is a bug, and money may have moved without
-    // this state knowing (the first step posted). Shown to a person; what was saved last is this state.
-    if (taken && !took)
-      await act.raiseAlert({
-        kind: 'payment_first_take_differs',
-        messageId,
-        detail: `${input.paymentTxnId}: the first step posted ${taken.idempotencyKey}; the payment decided otherwise`,
-      });
-  };
-
-  /** Whether the message's posting was the one its first step made already (`taken`). */
-  const applyExaminedAs = async (
-    messageId: string,
-    examined: Examination,
-    flags: string[],
-    taken: FirstTake | undefined,
-  ): Promise<boolean> => {
     if (examined.kind === 'refused') {
       // Not ours to take (an id typed into the Web UI): recorded and ignored like any malformed signal.
       await apply({ type: 'malformed', signal: 'ipnMessage', issues: examined.detail });
-      return false;
+      return;
     }
     if (examined.kind === 'finished') {
       await act.recordMessageOutcome({ messageId, outcome: examined.outcome, detail: examined.detail, flags });
-      return false;
+      return;
     }
     const route = routeOf(examined.msg);
     const ours =
@@ -417,14 +391,13 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
       const detail = `dispatched to ${input.paymentTxnId} but routes as ${route.kind}`;
       await act.raiseAlert({ kind: 'ipn_misrouted', messageId, detail });
       await act.recordMessageOutcome({ messageId, outcome: 'unknown_alerted', detail, flags: [...flags, 'alert'] });
-      return false;
+      return;
     }
-    if (route.kind !== 'payment' && (await forwardedToProfile(messageId, examined.msg, route, flags))) return false;
+    if (route.kind !== 'payment' && (await forwardedToProfile(messageId, examined.msg, route, flags))) return;
     const event = paymentEventOf(messageId, examined.msg, route);
-    return apply(
+    await apply(
       { type: 'ipn', event },
       {
-        ...(taken ? { taken } : {}),
         // Proven here: this workflow loaded and verified the message the event comes from.
         known: { proof: { ok: true } },
         // The integration as loaded with the message, and the payer matched then: not read again.
@@ -461,10 +434,13 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
 
   /**
    * The first message as its first step took it, when the same pure plan made here, from what that step
-   * loaded and at its clock, is exactly what it posted and saved: applied at once, nothing left to do.
-   * (planFirstTake is workflow code as much as the rules: a change to it goes behind patched().)
+   * loaded and at its clock, is exactly what it posted and saved: applied at once, before any other input
+   * that came with it (an operator's decision), nothing left to do. Otherwise the message takes this
+   * workflow's own steps (its posting is idempotent) and a person is told: pure rules decide alike
+   * wherever they run, so a difference is a bug. (planFirstTake is workflow code as much as the rules:
+   * a change to it goes behind patched().)
    */
-  const adoptFirstTake = (messageId: string, taken: FirstTake, loadedMessage: LoadedMessage): boolean => {
+  const adoptedFirstTake = (messageId: string, taken: FirstTake, loadedMessage: LoadedMessage): boolean => {
     const plan = planFirstTake({
       messageId,
       msg: loadedMessage,
@@ -480,19 +456,21 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
       JSON.stringify(plan.outcome) === JSON.stringify(taken.outcome);
     if (!same) return false;
     state = plan.state;
-    firstTaken = undefined;
     publish(state, busy());
     return true;
   };
 
-  const adopted = first && both?.message && firstTaken && adoptFirstTake(first.messageId, firstTaken, both.message);
-  if (first && both && !adopted) startExamining(first.messageId, both.message);
-  if (firstTaken) {
-    // Applied before any other input that came with it (an operator's decision, a tick): decided here on
-    // the very state its first step decided from. The only examination under way is that message's.
-    await condition(() => inbox.some((i) => i.type === 'examined' || i.type === 'failed'));
-    const at = inbox.findIndex((i) => i.type === 'examined' || i.type === 'failed');
-    inbox.unshift(...inbox.splice(at, 1));
+  if (first && both) {
+    const { taken, message } = both;
+    if (!taken || !message || !adoptedFirstTake(first.messageId, taken, message)) {
+      if (taken)
+        await act.raiseAlert({
+          kind: 'payment_first_take_differs',
+          messageId: first.messageId,
+          detail: `${input.paymentTxnId}: the first step posted ${taken.idempotencyKey}; this payment plans otherwise`,
+        });
+      startExamining(first.messageId, message);
+    }
   }
   for (;;) {
     const wake = nextWake(state, Date.now(), input.idleCloseSeconds * 1000, orphanGraceSeconds);
@@ -568,10 +546,6 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
 type SaveWithPosting = {
   outcomeOf: (d: Decided) => OutcomeWrite | undefined;
   saved?: { state: string; outcome: string };
-  /** The message's first step took it already (takeFirstMessage): decided at its clock, taken if alike. */
-  taken?: FirstTake;
-  /** Set once the posting was that step's (nothing posted or saved again). */
-  took?: boolean;
 };
 
 /** What a posting saves with it: the state and outcome the rules decide once it is made. */
@@ -591,7 +565,7 @@ function decide(
   const refuseLiveOnSandbox = item.type === 'approve' ? patched(LIVE_ON_SANDBOX_RULE) : true;
   const namedMatters = item.type === 'acknowledge' ? patched(NAMED_MATTERS_PATCH) : true;
   // One clock for every round when a posting saves the decision: the rounds then decide alike.
-  const decidedAt = withPosting ? (withPosting.taken?.decidedAt ?? new Date().toISOString()) : undefined;
+  const decidedAt = withPosting ? new Date().toISOString() : undefined;
   const rules = (facts: PaymentFacts, stuck: boolean) =>
     decidePayment(state, stuck ? undecidable : item, stuck ? {} : facts, {
       now: decidedAt ?? new Date().toISOString(),
@@ -611,15 +585,13 @@ function decide(
     const outcome = withPosting.outcomeOf(after);
     return outcome && { state: after.state, outcome };
   };
-  const saved = (planned: PlannedSave, took: boolean) => {
-    if (!withPosting) return;
-    withPosting.saved = { state: JSON.stringify(planned.state), outcome: JSON.stringify(planned.outcome) };
-    if (took) withPosting.took = true;
+  const saved = (planned: PlannedSave) => {
+    if (withPosting)
+      withPosting.saved = { state: JSON.stringify(planned.state), outcome: JSON.stringify(planned.outcome) };
   };
   return decideWithFacts({
     rules,
-    fetch: (need: FactNeed, facts: PaymentFacts) =>
-      fetchFact(need, facts, hints, { planSave, saved, taken: withPosting?.taken }),
+    fetch: (need: FactNeed, facts: PaymentFacts) => fetchFact(need, facts, hints, { planSave, saved }),
     run: (effect) => runEffect(effect, state),
     facts: { ...known },
   });
@@ -637,11 +609,7 @@ async function fetchFact(
   need: FactNeed,
   facts: PaymentFacts,
   hints: MatchHints = {},
-  save?: {
-    planSave: (facts: PaymentFacts, key: string) => PlannedSave | undefined;
-    saved: (p: PlannedSave, took: boolean) => void;
-    taken?: FirstTake | undefined;
-  },
+  save?: { planSave: (facts: PaymentFacts, key: string) => PlannedSave | undefined; saved: (p: PlannedSave) => void },
 ): Promise<void> {
   switch (need.fact) {
     case 'proof':
@@ -664,27 +632,14 @@ async function fetchFact(
     case 'posting': {
       const key = need.posting.idempotencyKey;
       const planned = save?.planSave(facts, key);
-      // Posted and saved by the first step exactly as decided here: nothing left to do.
-      const done = planned && save?.taken && isTaken(save.taken, key, planned);
-      const posted = done
-        ? ({ ok: true } as const)
-        : await postingFact(() =>
-            planned ? act.postAndSavePayment({ posting: need.posting, ...planned }) : act.postToLedger(need.posting),
-          );
-      if (planned && posted.ok) save!.saved(planned, done === true);
+      const posted = await postingFact(() =>
+        planned ? act.postAndSavePayment({ posting: need.posting, ...planned }) : act.postToLedger(need.posting),
+      );
+      if (planned && posted.ok) save!.saved(planned);
       facts.postings = { ...facts.postings, [key]: posted };
       return;
     }
   }
-}
-
-/** Whether the first step made this posting and saved this very state and outcome. */
-function isTaken(taken: FirstTake, key: string, planned: PlannedSave): boolean {
-  return (
-    taken.idempotencyKey === key &&
-    JSON.stringify(taken.state) === JSON.stringify(planned.state) &&
-    JSON.stringify(taken.outcome) === JSON.stringify(planned.outcome)
-  );
 }
 
 function showFlags(s: PaymentState, extra: string[]): void {

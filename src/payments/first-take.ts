@@ -7,10 +7,10 @@ import { initialPaymentState, upgradePaymentState, type PaymentState } from './s
 
 /**
  * A payment's first message as the step that loads it took it (takeFirstMessage): the posting the
- * rules asked for, made, and the state and outcome they decide once it is, saved. The workflow
- * decides the same message from the same pure rules at `decidedAt` and takes this as its posting
- * only when it decides exactly this (see workflows/payments.ts); otherwise it posts and saves
- * itself, as before (the posting's idempotency key makes that safe).
+ * rules asked for, made, and the state and outcome they decide once it is, saved. The workflow makes
+ * the same plan from what the step loaded, at `decidedAt`, and adopts this only when it is exactly
+ * that plan (see workflows/payments.ts); otherwise it takes the message through its own steps, posting
+ * again (the idempotency key makes that safe) and saving what it decides, and alerts.
  */
 export interface FirstTake {
   messageId: string;
