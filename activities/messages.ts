@@ -21,6 +21,8 @@ import type { MessageState } from '../src/messages/state';
 import { recordOutcome, type OutcomeWrite } from '../src/messages/outcomes';
 import { matchPayer } from '../src/customers/match';
 import { storedMessage } from '../src/messages/stored';
+import { gatheredInserts } from '../src/shared/db/gathered';
+import { isDuplicateKey } from '../src/shared/db/duplicate-keys';
 
 export interface LoadedMessage {
   integration: Integration | null;
@@ -92,12 +94,13 @@ export function createMessageActivities(deps: ActivityDeps) {
    * One insert by _id, no scan of past messages. Returns the claimant when it is another message.
    * The key is unambiguous: integration ids and checked txn ids never contain ':'.
    */
+  const claims = gatheredInserts('claim delivery', IpnClaim.collection, 'refused');
   const claimDelivery = async (key: string, messageId: string): Promise<string | null> => {
     try {
-      await IpnClaim.collection.insertOne({ _id: key as never, messageId });
+      await claims.add({ _id: key as never, messageId });
       return null;
     } catch (err) {
-      if ((err as { code?: number }).code !== 11000) throw err;
+      if (!isDuplicateKey(err)) throw err;
     }
     const claim = await IpnClaim.findById(key).lean();
     // Our own claim when an earlier attempt of this activity inserted it.

@@ -7,6 +7,7 @@ import {
 import { Types } from 'mongoose';
 import type { Config } from '../shared/config';
 import type { Models } from '../shared/db/models';
+import { gatheredDeletes, type Gathered } from '../shared/db/gathered';
 import type { Logger } from '../shared/logger';
 import { dispatchWorkflowId, type Dispatchable } from '../shared/ids';
 import { classify, paymentTxnOf, RouteSchema, type Route } from './classify';
@@ -61,8 +62,12 @@ const ORPHAN_ENTRY_MS = 10 * 60_000;
 export class IpnDispatcher {
   private timer?: NodeJS.Timeout;
   private draining?: Promise<number>;
+  /** Entries of dispatched messages, deleted gathered (a burst's dispatches end in a few commands). */
+  private readonly dispatched: Gathered<unknown>;
 
-  constructor(private readonly deps: { models: Models; client: Client; config: Config; logger: Logger }) {}
+  constructor(private readonly deps: { models: Models; client: Client; config: Config; logger: Logger }) {
+    this.dispatched = gatheredDeletes('delete outbox entry', deps.models.IpnOutbox.collection);
+  }
 
   async dispatch(msg: Dispatchable & Partial<Pick<StoredMessage, 'workflowId'>>): Promise<string> {
     const { client, config, models } = this.deps;
@@ -110,7 +115,7 @@ export class IpnDispatcher {
       if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
     }
     // State stays with the workflow (loadMessage sets `dispatched`). Through the driver, as intake inserted it.
-    await models.IpnOutbox.collection.deleteOne({ _id: new Types.ObjectId(msg._id) });
+    await this.dispatched.add(new Types.ObjectId(msg._id));
     return workflowId;
   }
 

@@ -2,7 +2,7 @@ import { Types } from 'mongoose';
 import type { Models } from '../shared/db/models';
 import { classify, paymentTxnOf, type Route } from './classify';
 import { readIpnHead } from './read';
-import { retryTransientStoreErrors } from '../shared/db/transient';
+import { gatheredInserts, type Gathered } from '../shared/db/gathered';
 import { dispatchWorkflowId } from '../shared/ids';
 import type { MessageState } from './state';
 
@@ -23,9 +23,10 @@ export interface StoredMessage {
 
 /**
  * Stores one delivery exactly as received, in a single insert (the durable point: only after it
- * may we answer 200). A few decoded fields ride along for search; a body we cannot decode, larger
- * than any PayPal message (fields, Mass Pay items), or whose ids are no PayPal ids, is kept all the
- * same without them, flagged malformed, and its workflow records it so without applying anything.
+ * may we answer 200), sent with those of deliveries arriving at the same moment (Gathered). A few
+ * decoded fields ride along for search; a body we cannot decode, larger than any PayPal message
+ * (fields, Mass Pay items), or whose ids are no PayPal ids, is kept all the same without them,
+ * flagged malformed, and its workflow records it so without applying anything.
  *
  * The outbox entry goes in first, under the message's _id chosen here, and the message second:
  * with no multi-document transactions, that order alone guarantees that every stored message
@@ -94,10 +95,28 @@ export async function storeIpn(
     state,
     flags: [...(decodeError ? ['malformed'] : []), ...ignoredFor],
   };
-  if (state === 'received')
-    await retryTransientStoreErrors('store outbox entry', () => models.IpnOutbox.collection.insertOne({ _id }));
-  await retryTransientStoreErrors('store IPN', () => models.IpnMessage.collection.insertOne(doc));
+  const door = doorOf(models);
+  if (state === 'received') await door.outbox.add({ _id });
+  await door.messages.add(doc);
   return { ...routing, route, state, workflowId };
+}
+
+/**
+ * Per database handle: the door's two inserts, each gathered (a burst of deliveries goes in a few
+ * commands; see Gathered). Each delivery still has its entry written before its message.
+ */
+type Door = { outbox: Gathered<object>; messages: Gathered<object> };
+const doors = new WeakMap<Models, Door>();
+function doorOf(models: Models): Door {
+  let door = doors.get(models);
+  if (!door) {
+    door = {
+      outbox: gatheredInserts('store outbox entry', models.IpnOutbox.collection, 'written'),
+      messages: gatheredInserts('store IPN', models.IpnMessage.collection, 'written'),
+    };
+    doors.set(models, door);
+  }
+  return door;
 }
 
 /** The driver would store an undefined field as null; mongoose leaves it out, and so do we. */

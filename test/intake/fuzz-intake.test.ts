@@ -28,21 +28,23 @@ const integration: Integration = {
 };
 
 describe(`in process: decode, summary and intake's field derivation (seed ${SEED})`, () => {
-  // storeIpn's I/O is two driver inserts (outbox, then message); here the message is checked against the
+  // storeIpn's I/O is two gathered driver inserts (outbox, then message); here the message is checked against the
   // real mongoose schema it bypasses, without a server (fuzz-intake-stack stores for real).
   const conn = mongoose.createConnection();
   const real = bindModels(conn);
   let created: Array<Record<string, unknown>> = [];
   const recording = {
-    IpnOutbox: { collection: { insertOne: async (doc: unknown) => doc } },
+    IpnOutbox: { collection: { insertMany: async (docs: unknown[]) => docs } },
     IpnMessage: {
       collection: {
-        insertOne: async (doc: Record<string, unknown>) => {
-          const m = new real.IpnMessage(doc);
-          const invalid = m.validateSync();
-          if (invalid) throw invalid;
-          created.push(doc);
-          return { acknowledged: true, insertedId: doc._id };
+        insertMany: async (docs: Array<Record<string, unknown>>) => {
+          for (const doc of docs) {
+            const m = new real.IpnMessage(doc);
+            const invalid = m.validateSync();
+            if (invalid) throw invalid;
+            created.push(doc);
+          }
+          return { acknowledged: true, insertedCount: docs.length };
         },
       },
     },

@@ -83,15 +83,28 @@ test(
       stack.db.connection.set('debug', false);
     }
 
-    const seen = new Set(calls.map((c) => `${c.coll}.${c.method}`));
+    // A bulk write is one command of several statements: each is judged as if sent alone.
+    const statements = calls.flatMap((c): Call[] =>
+      c.method === 'bulkWrite'
+        ? (c.args[0] as Array<Record<string, { filter: unknown }>>).flatMap((op) =>
+            Object.entries(op).map(([kind, { filter }]) => ({
+              coll: c.coll,
+              method: `bulkWrite.${kind}`,
+              args: [filter],
+            })),
+          )
+        : [c],
+    );
+    const seen = new Set(statements.map((c) => `${c.coll}.${c.method}`));
     for (const expected of [
-      'ipn_outbox.insertOne',
-      'ipn_messages.insertOne',
+      // The door's inserts and the dispatch's delete go gathered (src/shared/db/gathered.ts).
+      'ipn_outbox.insertMany',
+      'ipn_messages.insertMany',
       'ipn_messages.updateOne',
-      'ipn_outbox.deleteOne',
+      'ipn_outbox.bulkWrite.deleteOne',
       'ipn_outbox.find',
       'ipn_messages.findOne',
-      'ipn_claims.insertOne',
+      'ipn_claims.insertMany',
       'ipn_claims.findOne',
       'payments.findOne',
       'payments.updateOne',
@@ -106,7 +119,8 @@ test(
       expect([expected, seen.has(expected)]).toEqual([expected, true]);
 
     // Every filter is on _id alone: equality, or a range on the small outbox.
-    const queries = calls.filter((c) => !['insertOne', 'createIndex', 'createIndexes'].includes(c.method));
+    const inserts = ['insertOne', 'insertMany', 'createIndex', 'createIndexes'];
+    const queries = statements.filter((c) => !inserts.includes(c.method));
     const shapes = new Map<string, Call>();
     for (const c of queries) {
       const filter = c.args[0] as Record<string, unknown>;

@@ -2,7 +2,7 @@
  * MongoDB's duplicate-key answer (code 11000), the everyday answer of a claim by `_id` or a unique
  * key: "already there", not a failure. FerretDB answers the same code.
  */
-const DUPLICATE_KEY = 11000;
+export const DUPLICATE_KEY = 11000;
 
 export function isDuplicateKey(err: unknown): boolean {
   return typeof err === 'object' && err !== null && (err as { code?: number }).code === DUPLICATE_KEY;

@@ -9,8 +9,19 @@ import mongoose from 'mongoose';
 const TRANSIENT = /SQLITE_BUSY|database is locked|SQLSTATE (40001|40P01)/;
 
 export function isTransientStoreError(err: unknown): boolean {
-  return err instanceof mongoose.mongo.MongoServerError && err.code === 1 && TRANSIENT.test(err.message);
+  return (
+    err instanceof mongoose.mongo.MongoServerError && isTransientWriteError({ code: err.code, errmsg: err.message })
+  );
 }
+
+/** The same contention, as one statement's refusal within a command of several (its write error). */
+export function isTransientWriteError(e: { code?: unknown; errmsg?: string }): boolean {
+  return e.code === 1 && TRANSIENT.test(e.errmsg ?? '');
+}
+
+/** The wait before attempt `attempt + 1`: jittered, doubling from `baseDelayMs`. */
+export const backoff = (attempt: number, baseDelayMs = 50) =>
+  new Promise((r) => setTimeout(r, baseDelayMs * 2 ** (attempt - 1) * (0.5 + Math.random())));
 
 export class StoreBusyError extends Error {
   constructor(what: string, attempts: number, cause: unknown) {
@@ -36,7 +47,7 @@ export async function retryTransientStoreErrors<T>(
     } catch (err) {
       if (!isTransientStoreError(err)) throw err;
       if (attempt >= attempts) throw new StoreBusyError(what, attempt, err);
-      await new Promise((r) => setTimeout(r, baseDelayMs * 2 ** (attempt - 1) * (0.5 + Math.random())));
+      await backoff(attempt, baseDelayMs);
     }
   }
 }
