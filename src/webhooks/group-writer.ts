@@ -1,6 +1,7 @@
 import type { Types } from 'mongoose';
 import type { Models } from '../shared/db/models';
 import { duplicateKeyIndexes } from '../shared/db/duplicate-keys';
+import { Gathered } from '../shared/db/gathered';
 
 /** A waiting event as the batch workflow reads it (payout_webhook_events). */
 export interface PayoutEventDoc {
@@ -37,7 +38,7 @@ export function duplicateOf(j: Judged): Judged {
   return { state: 'ignored', extra: { ...j.extra, outcome: { code: 'duplicate', eventId } } };
 }
 
-type Entry = { message: Stored; judged: Judged; done: (err: Error | null, j?: Judged) => void };
+type Entry = { message: Stored; judged: Judged };
 
 /** Writes in one group at most this many POSTs. */
 const GROUP_MAX = 500;
@@ -50,9 +51,9 @@ const GROUP_MAX = 500;
 const GROUPS_AT_ONCE = 2;
 
 /**
- * Group commit for the webhook door: the POSTs that arrive while writes are under way go together in
- * the next one, as two inserts (their events, then their messages) instead of three writes each. A
- * 15,000-item batch's webhooks then cost a few hundred inserts, not 45,000 round trips.
+ * Group commit for the webhook door (Gathered): the POSTs that arrive while writes are under way go
+ * together in the next one, as two inserts (their events, then their messages) instead of three
+ * writes each. A 15,000-item batch's webhooks then cost a few hundred inserts, not 45,000 round trips.
  *
  * Events first: an event whose message could not be stored was not answered 200, so PayPal sends it
  * again and that copy is stored (as a duplicate of the event, which is applied once). The other way
@@ -60,36 +61,14 @@ const GROUPS_AT_ONCE = 2;
  * A write that fails rejects every POST of its group: each is answered 503 and sent again.
  */
 export class GroupWriter {
-  private queue: Entry[] = [];
-  private running = 0;
+  private readonly groups: Gathered<Entry, Judged>;
 
-  constructor(private readonly models: Models) {}
-
-  write(entry: Omit<Entry, 'done'>): Promise<Judged> {
-    return new Promise((resolve, reject) => {
-      this.queue.push({ ...entry, done: (err, j) => (err ? reject(err) : resolve(j!)) });
-      if (this.running < GROUPS_AT_ONCE) {
-        this.running++;
-        // After the POSTs that arrived with this one are queued too: they go in its group.
-        setImmediate(() => void this.drain());
-      }
-    });
+  constructor(private readonly models: Models) {
+    this.groups = new Gathered((group) => this.commit(group), { max: GROUP_MAX, atOnce: GROUPS_AT_ONCE });
   }
 
-  private async drain(): Promise<void> {
-    try {
-      while (this.queue.length > 0) {
-        const group = this.queue.splice(0, GROUP_MAX);
-        try {
-          const judged = await this.commit(group);
-          group.forEach((e, i) => e.done(null, judged[i]));
-        } catch (err) {
-          group.forEach((e) => e.done(err as Error));
-        }
-      }
-    } finally {
-      this.running--;
-    }
+  write(entry: Entry): Promise<Judged> {
+    return this.groups.add(entry);
   }
 
   private async commit(group: Entry[]): Promise<Judged[]> {

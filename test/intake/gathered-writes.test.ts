@@ -40,21 +40,27 @@ test('a lone write goes at once; those arriving while it runs go together as the
 
 test('a write carries at most `max` items; the rest go in the following ones', async () => {
   const sent: number[][] = [];
-  const gathered = new Gathered<number>(async (items) => {
-    sent.push([...items]);
-    return items.map(() => undefined);
-  }, 3);
+  const gathered = new Gathered<number>(
+    async (items) => {
+      sent.push([...items]);
+      return items.map(() => undefined);
+    },
+    { max: 3 },
+  );
   await Promise.all([1, 2, 3, 4, 5, 6, 7].map((n) => gathered.add(n)));
   expect(sent).toEqual([[1, 2, 3], [4, 5, 6], [7]]);
 });
 
 test('each caller gets its own answer; a write that fails whole fails only its own callers', async () => {
   let calls = 0;
-  const gathered = new Gathered<number>(async (items) => {
-    calls++;
-    if (items.includes(99)) throw new Error('store down');
-    return items.map((n) => (n % 2 ? new Error(`odd ${n}`) : undefined));
-  }, 2);
+  const gathered = new Gathered<number>(
+    async (items) => {
+      calls++;
+      if (items.includes(99)) throw new Error('store down');
+      return items.map((n) => (n % 2 ? new Error(`odd ${n}`) : undefined));
+    },
+    { max: 2 },
+  );
   const answers = await Promise.allSettled([2, 3, 99, 4, 6].map((n) => gathered.add(n)));
   expect(answers.map((a) => (a.status === 'fulfilled' ? 'ok' : (a.reason as Error).message))).toEqual([
     'ok',

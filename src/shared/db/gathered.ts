@@ -2,40 +2,44 @@ import { DUPLICATE_KEY } from './duplicate-keys';
 import { backoff, isTransientStoreError, isTransientWriteError } from './transient';
 
 /**
- * Group commit within one process. A write that finds none of its kind in flight goes at once, alone;
- * the ones that arrive while a write is in flight gather, and go together as the next one: one
- * command for many documents. A burst thus costs a few commands instead of one each, a lone write
- * costs nothing more, and nothing waits on a timer. Each caller gets its own item's answer.
+ * Group commit within one process: the items that arrive while a write is under way go together in
+ * the next one, one command for many documents. A write starts as soon as one is free (`atOnce`
+ * may run side by side), with every item that arrived in the same turn of the event loop; nothing
+ * waits on a timer, and a lone item costs nothing more. Each caller gets its own item's answer.
  */
-export class Gathered<T> {
-  private tail: Promise<void> = Promise.resolve();
-  private gathering?: { items: T[]; answers: Promise<Array<Error | undefined>> };
+export class Gathered<T, R = void> {
+  private queue: Array<{ item: T; settle: (answer: R | Error) => void }> = [];
+  private running = 0;
 
   constructor(
-    /** Writes the items; answers each one in its place (an Error for the ones that failed alone). */
-    private readonly write: (items: T[]) => Promise<Array<Error | undefined>>,
-    /** The most items one write carries. */
-    private readonly max = 100,
+    /** Writes the items and answers each in its place (an Error for one that failed alone); a throw fails them all. */
+    private readonly write: (items: T[]) => Promise<Array<R | Error>>,
+    private readonly limits: { max?: number; atOnce?: number } = {},
   ) {}
 
-  async add(item: T): Promise<void> {
-    let batch = this.gathering;
-    if (!batch || batch.items.length >= this.max) {
-      const items: T[] = [];
-      const answers = this.tail.then(() => {
-        // Running now: whatever arrives from here on gathers into the next write.
-        if (this.gathering?.items === items) this.gathering = undefined;
-        return this.write(items);
-      });
-      this.tail = answers.then(
-        () => undefined,
-        () => undefined,
-      );
-      this.gathering = batch = { items, answers };
+  add(item: T): Promise<R> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ item, settle: (answer) => (answer instanceof Error ? reject(answer) : resolve(answer)) });
+      if (this.running < (this.limits.atOnce ?? 1)) {
+        this.running++;
+        setImmediate(() => void this.drain());
+      }
+    });
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (this.queue.length > 0) {
+        const group = this.queue.splice(0, this.limits.max ?? 100);
+        const answers = await this.write(group.map((e) => e.item)).catch((err: unknown) => {
+          const failed = err instanceof Error ? err : new Error(String(err));
+          return group.map(() => failed);
+        });
+        group.forEach((e, i) => e.settle(answers[i] as R | Error));
+      }
+    } finally {
+      this.running--;
     }
-    const index = batch.items.push(item) - 1;
-    const answer = (await batch.answers)[index];
-    if (answer) throw answer;
   }
 }
 
@@ -51,8 +55,8 @@ function gatheredWrites<T>(
   send: (items: T[]) => Promise<unknown>,
   done: (e: WriteError) => boolean,
 ): Gathered<T> {
-  const write = async (items: T[]): Promise<Array<Error | undefined>> => {
-    const answers: Array<Error | undefined> = new Array(items.length).fill(undefined);
+  const write = async (items: T[]): Promise<Array<Error | void>> => {
+    const answers: Array<Error | void> = new Array(items.length).fill(undefined);
     let todo = items.map((_item, i) => i);
     for (let attempt = 1; todo.length > 0; attempt++) {
       let errors: WriteError[];
@@ -81,7 +85,7 @@ function gatheredWrites<T>(
     }
     return answers;
   };
-  return new Gathered(write);
+  return new Gathered<T>(write);
 }
 
 /**
