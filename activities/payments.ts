@@ -44,10 +44,16 @@ export function createPaymentActivities({ db }: ActivityDeps, steps: Steps) {
    * the outcome of the message that led to it (state first: whoever reads the message finds both agree).
    */
   const savePaymentState = async (state: PaymentState, outcome?: OutcomeWrite): Promise<void> => {
-    await Payment.updateOne(
-      { _id: paymentDocId(state.integrationId, state.txnId) },
+    // Through the driver, as it is loaded: every field is set here, with the types the schema gives
+    // them, so mongoose's casting and defaults would change nothing (a test validates the document
+    // against the schema); its timestamps are set here. Undefined fields stay out, as in the workflow's JSON.
+    const now = new Date();
+    await Payment.collection.updateOne(
+      { _id: paymentDocId(state.integrationId, state.txnId) as never },
       {
+        $setOnInsert: { createdAt: now },
         $set: {
+          updatedAt: now,
           integrationId: state.integrationId,
           txnId: state.txnId,
           state: state.phase,
@@ -66,7 +72,7 @@ export function createPaymentActivities({ db }: ActivityDeps, steps: Steps) {
           snapshot: state,
         },
       },
-      { upsert: true },
+      { upsert: true, ignoreUndefined: true },
     );
     if (outcome) await recordOutcome(db.models, outcome);
   };
