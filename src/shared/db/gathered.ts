@@ -99,11 +99,13 @@ async function refusedStatements(command: () => Promise<unknown>, count: number)
   } catch (err) {
     const writeErrors = (err as { writeErrors?: unknown }).writeErrors;
     if (Array.isArray(writeErrors) && writeErrors.length > 0) {
-      return writeErrors.map((e: { index?: number; code?: number; errmsg?: string; err?: WriteError }) => ({
+      const refused = writeErrors.map((e: { index?: number; code?: number; errmsg?: string; err?: WriteError }) => ({
         index: e.index ?? e.err?.index ?? -1,
         code: e.code ?? e.err?.code,
         errmsg: e.errmsg ?? e.err?.errmsg,
       }));
+      // A refusal that does not say which statement: none can be taken as written.
+      if (refused.every((e) => Number.isInteger(e.index) && e.index >= 0 && e.index < count)) return refused;
     }
     if (!isTransientStoreError(err)) throw err;
     const errmsg = (err as Error).message;
