@@ -14,6 +14,28 @@ import { planFirstTake, type FirstTake } from '../src/payments/first-take';
 /** The steps of other features a payment's merged steps take (see loadPaymentWithMessage, postAndSavePayment). */
 type Steps = Pick<MessageActivities, 'loadMessage'> & Pick<LedgerActivities, 'postToLedger'>;
 
+/** A payment's document: the whole state for resuming, plus flat fields for the admin API's queries. */
+export function paymentFields(state: PaymentState) {
+  return {
+    integrationId: state.integrationId,
+    txnId: state.txnId,
+    state: state.phase,
+    paymentStatus: state.paymentStatus,
+    customerId: state.customerId,
+    currency: state.currency,
+    grossMinor: state.payment?.grossMinor ?? null,
+    creditedMinor: state.creditedMinor,
+    debitedMinor: state.debitedMinor,
+    holdReason: state.hold?.reason ?? null,
+    holdCause: state.hold?.cause ?? null,
+    needsOperator: needsPerson(state),
+    attention: state.attention,
+    flags: [...new Set([...(state.payment?.flags ?? []), ...state.attention])],
+    payerEmail: state.payment?.payerEmail ?? null,
+    snapshot: state,
+  };
+}
+
 export function createPaymentActivities({ db }: ActivityDeps, steps: Steps) {
   const { Payment, AuditEvent, IpnMessage } = db.models;
   const loadPaymentState = async ({
@@ -52,25 +74,7 @@ export function createPaymentActivities({ db }: ActivityDeps, steps: Steps) {
       { _id: paymentDocId(state.integrationId, state.txnId) as never },
       {
         $setOnInsert: { createdAt: now },
-        $set: {
-          updatedAt: now,
-          integrationId: state.integrationId,
-          txnId: state.txnId,
-          state: state.phase,
-          paymentStatus: state.paymentStatus,
-          customerId: state.customerId,
-          currency: state.currency,
-          grossMinor: state.payment?.grossMinor ?? null,
-          creditedMinor: state.creditedMinor,
-          debitedMinor: state.debitedMinor,
-          holdReason: state.hold?.reason ?? null,
-          holdCause: state.hold?.cause ?? null,
-          needsOperator: needsPerson(state),
-          attention: state.attention,
-          flags: [...new Set([...(state.payment?.flags ?? []), ...state.attention])],
-          payerEmail: state.payment?.payerEmail ?? null,
-          snapshot: state,
-        },
+        $set: { updatedAt: now, ...paymentFields(state) },
       },
       { upsert: true, ignoreUndefined: true },
     );

@@ -1,10 +1,9 @@
 import crypto from 'node:crypto';
 import { connectDatabase, type Database } from '../../src/shared/db/connection';
-import { createPaymentActivities } from '../../activities/payments';
+import { createPaymentActivities, paymentFields } from '../../activities/payments';
 import type { ActivityDeps } from '../../activities/deps';
 import { initialPaymentState, PaymentStateSchema, type PaymentState } from '../../src/payments/state';
 import { paymentDocId } from '../../src/shared/ids';
-import { needsPerson } from '../../src/payments/rules';
 
 /**
  * A payment's document is written through the driver (activities/payments.ts savePaymentState): it
@@ -25,33 +24,13 @@ afterAll(async () => {
 
 /** What mongoose wrote for the same state (the code before): its casting, defaults and timestamps. */
 async function savedByMongoose(state: PaymentState, txnId: string) {
-  const { Payment } = db.models;
-  const { txnId: _own, ...rest } = { ...state, txnId };
-  await Payment.updateOne(
-    { _id: paymentDocId(state.integrationId, txnId) },
-    {
-      $set: {
-        integrationId: rest.integrationId,
-        txnId,
-        state: rest.phase,
-        paymentStatus: rest.paymentStatus,
-        customerId: rest.customerId,
-        currency: rest.currency,
-        grossMinor: rest.payment?.grossMinor ?? null,
-        creditedMinor: rest.creditedMinor,
-        debitedMinor: rest.debitedMinor,
-        holdReason: rest.hold?.reason ?? null,
-        holdCause: rest.hold?.cause ?? null,
-        needsOperator: needsPerson(state),
-        attention: rest.attention,
-        flags: [...new Set([...(rest.payment?.flags ?? []), ...rest.attention])],
-        payerEmail: rest.payment?.payerEmail ?? null,
-        snapshot: { ...state, txnId },
-      },
-    },
+  const id = paymentDocId(state.integrationId, txnId);
+  await db.models.Payment.updateOne(
+    { _id: id },
+    { $set: { ...paymentFields(state), txnId, snapshot: { ...state, txnId } } },
     { upsert: true },
   );
-  return db.models.Payment.collection.findOne({ _id: paymentDocId(state.integrationId, txnId) as never });
+  return db.models.Payment.collection.findOne({ _id: id as never });
 }
 
 const withoutIdsAndTimes = (doc: Record<string, unknown> | null) => {
