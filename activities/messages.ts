@@ -89,12 +89,13 @@ export function createMessageActivities(deps: ActivityDeps) {
     sizeCalculation: (v) => v.raw.length + 64,
   });
 
+  /** Delivery claims, inserted gathered with those of other messages loaded at the same moment. */
+  const claims = gatheredInserts('claim delivery', IpnClaim.collection, 'refused');
   /**
    * The first delivery of a (integration, txn, status) claims it; any later one is its duplicate.
    * One insert by _id, no scan of past messages. Returns the claimant when it is another message.
    * The key is unambiguous: integration ids and checked txn ids never contain ':'.
    */
-  const claims = gatheredInserts('claim delivery', IpnClaim.collection, 'refused');
   const claimDelivery = async (key: string, messageId: string): Promise<string | null> => {
     try {
       await claims.add({ _id: key as never, messageId });

@@ -1,5 +1,5 @@
-import { DUPLICATE_KEY } from './duplicate-keys';
-import { backoff, isTransientStoreError, isTransientWriteError } from './transient';
+import { DUPLICATE_KEY, refusedStatements, type RefusedStatement } from './duplicate-keys';
+import { backoff, isTransientStoreError, isTransientWriteError, StoreBusyError } from './transient';
 
 /**
  * Group commit within one process: the items that arrive while a write is under way go together in
@@ -43,25 +43,23 @@ export class Gathered<T, R = void> {
   }
 }
 
-type WriteError = { index: number; code?: number; errmsg?: string };
-
 /**
  * Writes items one statement each in one command, gathered, and answers each in its place:
- * contention is retried for the statements it refused (as `retryTransientStoreErrors` does for one
- * write), `done` says which refusals mean the item is already written, any other is its item's error.
+ * contention is retried for the statements it refused (a store that stays busy ends in StoreBusyError),
+ * `done` says which refusals mean the item is already written, any other is its item's error.
  */
 function gatheredWrites<T>(
   what: string,
   send: (items: T[]) => Promise<unknown>,
-  done: (e: WriteError) => boolean,
+  done: (e: RefusedStatement) => boolean,
 ): Gathered<T> {
   const write = async (items: T[]): Promise<Array<Error | void>> => {
     const answers: Array<Error | void> = new Array(items.length).fill(undefined);
     let todo = items.map((_item, i) => i);
     for (let attempt = 1; todo.length > 0; attempt++) {
-      let errors: WriteError[];
+      let errors: RefusedStatement[];
       try {
-        errors = await refusedStatements(() => send(todo.map((i) => items[i]!)), todo.length);
+        errors = await refusedIn(() => send(todo.map((i) => items[i]!)), todo.length);
       } catch (err) {
         // Refused whole (one document too large for the command, the connection lost): each goes
         // alone, so that one item's fault is its own and not its batch mates'.
@@ -77,8 +75,9 @@ function gatheredWrites<T>(
       for (const e of errors) {
         const i = todo[e.index]!;
         if (done(e)) continue;
-        if (isTransientWriteError(e) && attempt < ATTEMPTS) again.push(i);
-        else answers[i] = new StoreWriteError(what, e);
+        if (!isTransientWriteError(e)) answers[i] = new StoreWriteError(what, e);
+        else if (attempt < ATTEMPTS) again.push(i);
+        else answers[i] = new StoreBusyError(what, attempt, new Error(e.errmsg));
       }
       todo = again;
       if (todo.length) await backoff(attempt);
@@ -89,24 +88,16 @@ function gatheredWrites<T>(
 }
 
 /**
- * The statements a command refused, by index: none when it succeeded, every one when the store
- * refused the whole command with contention; any other failure of the whole command is thrown.
+ * The statements a command refused: none when it succeeded, every one when the store refused the
+ * whole command with contention; any other failure of the whole command is thrown.
  */
-async function refusedStatements(command: () => Promise<unknown>, count: number): Promise<WriteError[]> {
+async function refusedIn(command: () => Promise<unknown>, count: number): Promise<RefusedStatement[]> {
   try {
     await command();
     return [];
   } catch (err) {
-    const writeErrors = (err as { writeErrors?: unknown }).writeErrors;
-    if (Array.isArray(writeErrors) && writeErrors.length > 0) {
-      const refused = writeErrors.map((e: { index?: number; code?: number; errmsg?: string; err?: WriteError }) => ({
-        index: e.index ?? e.err?.index ?? -1,
-        code: e.code ?? e.err?.code,
-        errmsg: e.errmsg ?? e.err?.errmsg,
-      }));
-      // A refusal that does not say which statement: none can be taken as written.
-      if (refused.every((e) => Number.isInteger(e.index) && e.index >= 0 && e.index < count)) return refused;
-    }
+    const refused = refusedStatements(err);
+    if (refused && refused.every((e) => e.index < count)) return refused;
     if (!isTransientStoreError(err)) throw err;
     const errmsg = (err as Error).message;
     return Array.from({ length: count }, (_x, index) => ({ index, code: 1, errmsg }));
@@ -152,7 +143,7 @@ const ATTEMPTS = 5;
 /** One statement the store refused; `code` is the store's (isDuplicateKey reads it as for a lone write). */
 export class StoreWriteError extends Error {
   readonly code: number | undefined;
-  constructor(what: string, e: WriteError) {
+  constructor(what: string, e: RefusedStatement) {
     super(`${what}: the store refused it (code ${e.code ?? 'unknown'}): ${e.errmsg ?? 'no message'}`);
     this.name = 'StoreWriteError';
     this.code = e.code;

@@ -19,35 +19,13 @@ export function isTransientWriteError(e: { code?: unknown; errmsg?: string }): b
   return e.code === 1 && TRANSIENT.test(e.errmsg ?? '');
 }
 
-/** The wait before attempt `attempt + 1`: jittered, doubling from `baseDelayMs`. */
-export const backoff = (attempt: number, baseDelayMs = 50) =>
-  new Promise((r) => setTimeout(r, baseDelayMs * 2 ** (attempt - 1) * (0.5 + Math.random())));
+/** The wait before attempt `attempt + 1`: jittered, doubling from 50 ms. */
+export const backoff = (attempt: number) =>
+  new Promise((r) => setTimeout(r, 50 * 2 ** (attempt - 1) * (0.5 + Math.random())));
 
 export class StoreBusyError extends Error {
   constructor(what: string, attempts: number, cause: unknown) {
     super(`${what}: the store stayed busy through ${attempts} attempts`, { cause });
     this.name = 'StoreBusyError';
-  }
-}
-
-/**
- * Runs a store write, again after a short jittered backoff while the store reports contention.
- * Any other error goes through untouched (a duplicate key is an answer, not contention).
- */
-export async function retryTransientStoreErrors<T>(
-  what: string,
-  write: () => Promise<T>,
-  opts: { attempts?: number; baseDelayMs?: number } = {},
-): Promise<T> {
-  const attempts = opts.attempts ?? 5;
-  const baseDelayMs = opts.baseDelayMs ?? 50;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await write();
-    } catch (err) {
-      if (!isTransientStoreError(err)) throw err;
-      if (attempt >= attempts) throw new StoreBusyError(what, attempt, err);
-      await backoff(attempt, baseDelayMs);
-    }
   }
 }
