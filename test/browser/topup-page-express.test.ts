@@ -1,6 +1,6 @@
 import type { Browser } from 'playwright-core';
 import { balanceMinor, createTestStack, type TestStack } from '../support/stack';
-import { launchChromium, screenshot } from '../support/browser';
+import { launchChromium, screenshot, waitForUrlAfterDoubleSubmit } from '../support/browser';
 import { entriesOf, newCustomer, TOPUP_LIMITS } from '../support/topups';
 
 /**
@@ -66,7 +66,7 @@ describe('hosted top-up page through Express Checkout, in Chromium', () => {
       await page.getByRole('radio', { name: '25.00 USD' }).check();
       await page.dblclick('#pay');
       // Express Checkout's approval: PayPal's webscr page with an EC- token, not an Orders v2 checkout.
-      await page.waitForURL(/\/cgi-bin\/webscr\?cmd=_express-checkout&token=EC-/);
+      await waitForUrlAfterDoubleSubmit(page, /\/cgi-bin\/webscr\?cmd=_express-checkout&token=EC-/);
       await screenshot(page, '21-express-approval');
       expect(await page.textContent('#amount')).toBe('25.00 USD');
       await page.click('#approve');

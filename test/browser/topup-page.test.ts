@@ -1,6 +1,6 @@
 import type { Browser } from 'playwright-core';
 import { balanceMinor, createTestStack, type TestStack } from '../support/stack';
-import { launchChromium, screenshot } from '../support/browser';
+import { launchChromium, screenshot, waitForUrlAfterDoubleSubmit } from '../support/browser';
 import { buyerAt, entriesOf, newCustomer, ordersShop } from '../support/topups';
 import { TopupLinks } from '../../src/topups/links';
 
@@ -91,7 +91,7 @@ describe('hosted top-up page in Chromium', () => {
       await page.goto(await linkFor(customer));
       await page.getByRole('radio', { name: '10.00 USD' }).check();
       await page.dblclick('#pay');
-      await page.waitForURL(/\/checkoutnow\?token=/);
+      await waitForUrlAfterDoubleSubmit(page, /\/checkoutnow\?token=/);
       await screenshot(page, '05-double-click-approval');
       await page.click('#approve');
       await page.waitForURL(/\/topup\/return\?/);

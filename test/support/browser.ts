@@ -18,3 +18,19 @@ export async function screenshot(page: Page, name: string): Promise<void> {
   fs.mkdirSync(SCREENSHOTS, { recursive: true });
   await page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true });
 }
+
+/**
+ * After a double click on a submit button: the form goes twice, and Chromium aborts whichever navigation the
+ * other replaces. When the first answer's redirect has already begun, the wait sees that one aborted
+ * (net::ERR_ABORTED); the second submission's own redirect then lands where the first would have.
+ */
+export async function waitForUrlAfterDoubleSubmit(page: Page, url: RegExp): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await page.waitForURL(url);
+      return;
+    } catch (err) {
+      if (attempt >= 3 || !/ERR_ABORTED|frame was detached/.test(String(err))) throw err;
+    }
+  }
+}
