@@ -3,7 +3,7 @@ import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { Connection } from '@temporalio/client';
-import { startPostgres } from '../dev/services/postgres-server';
+import { FERRETDB_POOL, POSTGRES_MAX_CONNECTIONS, startPostgres } from '../dev/services/postgres-server';
 import { binariesFor, postgresRunAs, resolvePostgresBinaries } from '../dev/provision/postgres';
 import { resolveMongoBinary } from '../dev/provision/ferretdb';
 import { resolveTemporalCli } from '../dev/provision/temporal-cli';
@@ -54,7 +54,7 @@ export async function postgresCluster(
       // A SIGKILLed postmaster leaves postmaster.pid behind; PostgreSQL checks the pid in it and starts anyway.
       const args = ['-D', clusterDir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1'];
       args.push('-c', 'unix_socket_directories=', '-c', 'plan_cache_mode=force_custom_plan');
-      args.push('-c', 'log_min_error_statement=panic', '-c', 'max_connections=200');
+      args.push('-c', 'log_min_error_statement=panic', '-c', `max_connections=${POSTGRES_MAX_CONNECTIONS}`);
       // Our own log stream, open for the whole run: after a SIGKILL the postmaster's children still hold its pipes
       // and write to them, and startProcess's log file is closed at the postmaster's exit (write after end).
       const p = startProcess(name, bin.postgres, args, { uid: user?.uid, gid: user?.gid });
@@ -93,7 +93,9 @@ export async function ferretDb(
     uri,
     pid: () => proc!.child.pid!,
     async start() {
-      const args = ['--handler=postgresql', `--postgresql-url=postgres://${PG_USER}@127.0.0.1:${pg.port}/ferretdb`];
+      // Its pool outnumbers the commands of the run's four service processes (see FERRETDB_POOL).
+      const url = `postgres://${PG_USER}@127.0.0.1:${pg.port}/ferretdb?pool_max_conns=${FERRETDB_POOL}`;
+      const args = ['--handler=postgresql', `--postgresql-url=${url}`];
       args.push(`--state-dir=${stateDir}`, `--listen-addr=127.0.0.1:${port}`, '--debug-addr=-', '--telemetry=disable');
       args.push('--log-level=warn');
       const p = startProcess('ferretdb', binary.path, args, { logFile: path.join(logDir, 'ferretdb.log') });

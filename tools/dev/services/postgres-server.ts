@@ -13,6 +13,15 @@ export interface PostgresServer {
 
 const DATABASE = 'ferretdb';
 const USER = 'ferretdb';
+/**
+ * FerretDB's pool of PostgreSQL connections. FerretDB v1 holds two of them for an update of a stored
+ * document, taking the second while it holds the first, so its pool must outnumber every command its
+ * clients can have in flight (src/shared/db/connection.ts): here the bench's four processes, or a test
+ * run's many handles, at 16 each. PostgreSQL starts a backend only for a connection FerretDB opens.
+ */
+export const FERRETDB_POOL = 200;
+/** FerretDB's pool and a few more (psql, the superuser's reserved ones). */
+export const POSTGRES_MAX_CONNECTIONS = FERRETDB_POOL + 10;
 
 /**
  * An embedded PostgreSQL cluster in `clusterDir`, created on first use and found again afterwards.
@@ -51,6 +60,7 @@ export async function startPostgres(opts: {
     ...['-c', 'plan_cache_mode=force_custom_plan'],
     // A duplicate key is an everyday answer (claims); its statement would copy the document into the log.
     ...['-c', 'log_min_error_statement=panic'],
+    ...['-c', `max_connections=${POSTGRES_MAX_CONNECTIONS}`],
   ];
   const proc = startProcess('postgres', bin.postgres, args, {
     env: opts.env,
@@ -70,7 +80,10 @@ export async function startPostgres(opts: {
     await proc.stop();
     throw err;
   }
-  return { url: `postgres://${USER}@127.0.0.1:${port}/${DATABASE}`, stop: () => proc.stop() };
+  return {
+    url: `postgres://${USER}@127.0.0.1:${port}/${DATABASE}?pool_max_conns=${FERRETDB_POOL}`,
+    stop: () => proc.stop(),
+  };
 }
 
 /**
