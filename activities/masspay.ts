@@ -136,10 +136,10 @@ export function mongoItemStore(models: Models, heartbeat: (progress: string) => 
       }
       // One writer per item document, each replace keyed by _id and guarded by what the item held
       // when read and its revision: a set applied twice, or a writer in between, matches nothing and
-      // the set throws (its retry reads the items again). Not a bulkWrite: FerretDB 1.24 stopped
-      // answering under a 1,000-replace unordered bulkWrite in the 15,000-item bench
-      // (docs/performance.md). On the driver itself: the item is parsed by its schema already,
-      // mongoose would only cast it again.
+      // the set throws (its retry reads the items again). Not a bulkWrite: FerretDB 1.24 holds a
+      // connection for every replace of a command until the command ends, and a 1,000-replace
+      // bulkWrite emptied its pool for good (docs/embedded-database.md). On the driver itself: the
+      // item is parsed by its schema already, mongoose would only cast it again.
       let stale = 0;
       await inParallel(writes, DB_AT_ONCE, async ({ item, was }) => {
         const id = payoutItemId(item.batchId, item.uniqueId);
