@@ -1,6 +1,7 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { LRUCache } from 'lru-cache';
 import mongoose from 'mongoose';
+import { request } from 'undici';
 import type { ActivityDeps } from './deps';
 import type { IpnSummary } from '../src/messages/summary';
 import type { Integration } from '../src/integrations/schema';
@@ -126,15 +127,21 @@ export function createMessageActivities(deps: ActivityDeps) {
   ): Promise<'VERIFIED' | 'INVALID'> => {
     // test_ipn picks the host: a sandbox message is only ever verifiable by the sandbox.
     const url = msg.testIpn ? config.PAYPAL_SANDBOX_VERIFY_URL : config.paypalLiveVerifyUrl;
-    let res: Response;
+    let status: number;
+    let body: string;
     try {
-      res = await fetch(url, {
+      // undici's request, not fetch: one postback per message, and fetch's web streams cost about 0.3 ms
+      // of CPU more per call (measured in docs/performance.md). It follows no redirect: the verify hosts
+      // are fixed, and anything but a 200 with an exact answer is retried.
+      const res = await request(url, {
         method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded', 'user-agent': USER_AGENT },
         body: Buffer.concat([PREFIX, msg.raw]),
         // Also given up when the attempt is (a local attempt timing out): no postback outlives its activity.
         signal: AbortSignal.any([AbortSignal.timeout(timeoutMs), Context.current().cancellationSignal]),
       });
+      status = res.statusCode;
+      body = (await res.body.text()).trim();
     } catch (err) {
       throw ApplicationFailure.retryable(
         `postback to ${url} failed: ${(err as Error).message}`,
@@ -142,10 +149,9 @@ export function createMessageActivities(deps: ActivityDeps) {
         { messageId },
       );
     }
-    const body = (await res.text().catch(() => '')).trim();
-    if (res.status === 200 && (body === 'VERIFIED' || body === 'INVALID')) return body;
+    if (status === 200 && (body === 'VERIFIED' || body === 'INVALID')) return body;
     throw ApplicationFailure.retryable(
-      `postback to ${url} answered ${res.status}: ${JSON.stringify(body.slice(0, 120))}`,
+      `postback to ${url} answered ${status}: ${JSON.stringify(body.slice(0, 120))}`,
       'PostbackUnclear',
       { messageId },
     );
