@@ -80,13 +80,53 @@ type Posted = { index: number; entryId: string; key: string; seq: number; balanc
 const uncovered = (req: PostingRequest, balanceAfterMinor: number) =>
   req.mustStayCovered === true && req.amountMinor < 0 && balanceAfterMinor < 0;
 
-/** The entry a movement writes after `head`: the chain's next seq (`mustStayCovered` is a check, not a field). */
-function entryAfter(accountId: string, head: AccountHead, req: PostingRequest) {
-  const { mustStayCovered: _checked, ...movement } = req;
+/** What the entry schema required when entries went through mongoose: a movement without one is refused. */
+const missingFields = (req: PostingRequest) =>
+  (['customerId', 'currency', 'reason', 'idempotencyKey'] as const).filter(
+    (field) => typeof req[field] !== 'string' || req[field] === '',
+  );
+
+/** The optional fields of a movement an entry keeps (set only when given, as mongoose would store them). */
+const ENTRY_OPTIONAL_FIELDS = ['integrationId', 'txnId', 'parentTxnId', 'messageId', 'operator', 'note'] as const;
+
+/** A ledger entry as stored (models.ts's ledgerEntrySchema). */
+type EntryDoc = {
+  _id: string;
+  accountId: string;
+  customerId: string;
+  currency: string;
+  mode: MoneyMode;
+  seq: number;
+  amountMinor: number;
+  balanceAfterMinor: number;
+  kind: 'credit' | 'debit';
+  reason: PostingRequest['reason'];
+  idempotencyKey: string;
+  createdAt: Date;
+} & Partial<Pick<PostingRequest, (typeof ENTRY_OPTIONAL_FIELDS)[number]>>;
+
+/**
+ * The entry a movement writes after `head`: the chain's next seq. Only the schema's fields, none
+ * undefined (`mustStayCovered` is a check, not a field): entries go to the driver as they are.
+ */
+function entryAfter(accountId: string, head: AccountHead, req: PostingRequest): EntryDoc {
   const seq = head.seq + 1;
-  const balanceAfterMinor = head.balanceMinor + req.amountMinor;
-  const kind = req.amountMinor > 0 ? 'credit' : 'debit';
-  return { _id: `${accountId}:${seq}`, accountId, seq, balanceAfterMinor, kind, createdAt: new Date(), ...movement };
+  const entry: EntryDoc = {
+    _id: `${accountId}:${seq}`,
+    accountId,
+    customerId: req.customerId,
+    currency: req.currency,
+    mode: req.mode,
+    seq,
+    amountMinor: req.amountMinor,
+    balanceAfterMinor: head.balanceMinor + req.amountMinor,
+    kind: req.amountMinor > 0 ? 'credit' : 'debit',
+    reason: req.reason,
+    idempotencyKey: req.idempotencyKey,
+    createdAt: new Date(),
+  };
+  for (const field of ENTRY_OPTIONAL_FIELDS) if (req[field] !== undefined) entry[field] = req[field];
+  return entry;
 }
 
 /**
@@ -176,6 +216,9 @@ export class Ledger {
     if (req.mode !== 'live' && req.mode !== 'sandbox') {
       throw new LedgerError('mode must be live or sandbox', { key: req.idempotencyKey, mode: req.mode });
     }
+    const missing = missingFields(req);
+    if (missing.length > 0)
+      throw new LedgerError('a movement needs these fields', { key: req.idempotencyKey, missing });
     const { customerId, currency, mode } = req;
     const account = { accountId: accountIdOf(customerId, currency, mode), customerId, currency, mode };
     const { accountId } = account;
@@ -220,7 +263,8 @@ export class Ledger {
       }
       const entryId = `${accountId}:${seq}`;
       try {
-        await this.models.LedgerEntry.create(entryAfter(accountId, head, req));
+        // Through the driver: entryAfter builds exactly the schema's fields, checked at the top of postNow.
+        await this.models.LedgerEntry.collection.insertOne(entryAfter(accountId, head, req) as never);
       } catch (err) {
         if (!isDuplicateKey(err)) throw err;
         // Posted before under this key (a retry, a resend)...
@@ -291,6 +335,7 @@ export class Ledger {
         Number.isSafeInteger(r.amountMinor) &&
         r.amountMinor !== 0 &&
         (r.mode === 'live' || r.mode === 'sandbox') &&
+        missingFields(r).length === 0 &&
         !(r.mode === 'live' && r.integrationId && sandboxed.has(r.integrationId));
       // Anything out of the ordinary takes the careful path, which answers it as it deserves.
       if (!simple) return void careful.push(index);
@@ -320,7 +365,7 @@ export class Ledger {
       groups.map(async (group) => {
         if (group.length === 1) return this.insertRun(group[0]!, reqs, careful, posted, stopped);
         for (let layer = 0; ; layer++) {
-          const docs: Array<ReturnType<typeof entryAfter>> = [];
+          const docs: EntryDoc[] = [];
           const owners: Array<{ chain: Chain; index: number }> = [];
           for (const chain of group) {
             if (stopped.has(chain)) continue;
@@ -414,7 +459,7 @@ export class Ledger {
     stopped: Set<Chain>,
   ): Promise<void> {
     const { accountId } = chain.account;
-    const docs: Array<ReturnType<typeof entryAfter>> = [];
+    const docs: EntryDoc[] = [];
     const owners: number[] = [];
     let head = chain.head;
     for (const index of chain.todo) {
@@ -591,12 +636,18 @@ export class Ledger {
     this.sawHead(accountId, { seq: toSeq, balanceMinor });
     // By _id alone (FerretDB scans on any compound filter). Racing writers may leave the cache a
     // step behind; no harm: every reader walks the chain forward from it (catchUp) before use.
-    const write = () =>
-      this.models.Balance.updateOne(
-        { _id: accountId },
-        { $set: { seq: toSeq, balanceMinor, customerId, currency, mode } },
+    // Through the driver, with the timestamps mongoose's would add: every field is this ledger's own.
+    const write = () => {
+      const now = new Date();
+      return this.models.Balance.collection.updateOne(
+        { _id: accountId as never },
+        {
+          $set: { seq: toSeq, balanceMinor, customerId, currency, mode, updatedAt: now },
+          $setOnInsert: { createdAt: now },
+        },
         { upsert: true },
       );
+    };
     try {
       await write();
     } catch (err) {

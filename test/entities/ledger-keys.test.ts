@@ -223,3 +223,48 @@ test('another process moved the chain since: the head remembered here is behind,
   expect((await ledger.check()).problems).toEqual([]);
   expect((await otherLedger.balances('c8', 'live'))[0]).toMatchObject({ balanceMinor: 31, seq: 6 });
 });
+
+describe('entries and balances written through the driver', () => {
+  test('an entry holds the given schema fields, none undefined as null; the balance its timestamps', async () => {
+    const req = { ...posting('shape-1', 700), customerId: 'shape', txnId: 'T1', extra: 'not a field' };
+    await ledger.post(req as PostingRequest);
+    const entry = await db.models.LedgerEntry.collection.findOne({ idempotencyKey: 'shape-1' });
+    expect(Object.keys(entry!).sort()).toEqual(
+      [
+        '_id',
+        'accountId',
+        'amountMinor',
+        'balanceAfterMinor',
+        'createdAt',
+        'currency',
+        'customerId',
+        'idempotencyKey',
+        'kind',
+        'mode',
+        'reason',
+        'seq',
+        'txnId',
+      ].sort(),
+    );
+    expect(entry).toMatchObject({ _id: 'shape:USD:1', kind: 'credit', amountMinor: 700, balanceAfterMinor: 700 });
+    expect(entry!.createdAt).toBeInstanceOf(Date);
+    // The mongoose model reads it back whole and valid.
+    await expect(new db.models.LedgerEntry(entry).validate()).resolves.toBeUndefined();
+    const balance = await db.models.Balance.collection.findOne({ _id: 'shape:USD' as never });
+    expect(balance).toMatchObject({ seq: 1, balanceMinor: 700, customerId: 'shape', currency: 'USD', mode: 'live' });
+    expect(balance!.createdAt).toBeInstanceOf(Date);
+    expect(balance!.updatedAt).toBeInstanceOf(Date);
+    await ledger.post({ ...posting('shape-2', 300), customerId: 'shape' });
+    const after = await db.models.Balance.collection.findOne({ _id: 'shape:USD' as never });
+    expect(after).toMatchObject({ seq: 2, balanceMinor: 1000, createdAt: balance!.createdAt });
+  });
+
+  test('a movement without a customer, currency, reason or key is refused by name and writes nothing', async () => {
+    for (const field of ['customerId', 'currency', 'reason', 'idempotencyKey'] as const) {
+      const req = { ...posting(`missing-${field}`), customerId: 'missing', [field]: '' };
+      await expect(ledger.post(req)).rejects.toThrow(new RegExp(`a movement needs these fields.*${field}`));
+    }
+    expect(await db.models.LedgerEntry.countDocuments({ customerId: 'missing' })).toBe(0);
+    expect(await db.models.LedgerEntry.countDocuments({ idempotencyKey: /^missing-/ })).toBe(0);
+  });
+});
