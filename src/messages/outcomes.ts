@@ -1,3 +1,4 @@
+import { Types } from 'mongoose';
 import type { Models } from '../shared/db/models';
 import type { LifecycleEvent } from '../payments/state';
 import type { MessageOutcomeRecord } from './state';
@@ -16,8 +17,10 @@ export async function recordOutcome(models: Models, record: OutcomeWrite): Promi
     ...(routedEvent ? { routedEvent } : {}),
     ...(receivedEvents ? { receivedEvents } : {}),
   };
-  await models.IpnMessage.updateOne(
-    { _id: messageId },
+  // Through the driver, as the message is read (stored.ts): every field here is this function's own.
+  // An id that is no ObjectId throws, as mongoose's cast did.
+  await models.IpnMessage.collection.updateOne(
+    { _id: new Types.ObjectId(messageId) },
     { $set: set, ...(addFlags ? { $addToSet: { flags: { $each: addFlags } } } : {}) },
   );
 }
