@@ -14,7 +14,8 @@
  * and `payment-lifecycle-started-before-fewer-steps` one started without `fewerSteps` in its input (it asks
  * patched()); `payment-lifecycle-fewer-steps-*` is in turn the same payment as
  * `payment-lifecycle-fewer-activations-*` before a payment took fewer activations per message.
- * `payment-lifecycle-first-take-*` is a payment whose first message was taken in the step that loads it.
+ * `payment-lifecycle-first-take-*` is a payment whose first message was taken in the step that loads it,
+ * and `payment-lifecycle-alarm-*` one that waits for input on timers it never cancels (`waitsOnAlarm`).
  * RECORD_HISTORIES_DIR writes elsewhere (to pick new files).
  *
  *   npx tsx scripts/record-histories.ts
@@ -161,6 +162,18 @@ async function main() {
     await stack.sim.sendIpn({ listenerUrl: url, body: taken }).done;
     await waitFor('taken, then refunded', async () => (await sandboxUsd()) === beforeTaken + 734);
     await save(stack, 'payment-lifecycle-first-take-completed-refund-duplicate', paymentWorkflowId('shop', 'REC8'));
+
+    // 1d. The same, waiting on its alarm (workflows/shared/alarm.ts): the refund comes a second after the
+    //     credit, the first timer then fires before the moved deadline, and the payment waits on.
+    const alarmed = withField(base, 'txn_id', 'REC9');
+    const beforeAlarmed = (await sandboxUsd()) ?? 0;
+    await stack.sim.sendIpn({ listenerUrl: url, body: alarmed }).done;
+    await waitFor('credited', async () => (await sandboxUsd()) === beforeAlarmed + 1234);
+    await new Promise((r) => setTimeout(r, 1_000));
+    await stack.sim.sendIpn({ listenerUrl: url, body: refundOf(base, 'REC9R', 'REC9', '-5.00') }).done;
+    await stack.sim.sendIpn({ listenerUrl: url, body: alarmed }).done;
+    await waitFor('credited, then refunded', async () => (await sandboxUsd()) === beforeAlarmed + 734);
+    await save(stack, 'payment-lifecycle-alarm-completed-refund-duplicate', paymentWorkflowId('shop', 'REC9'));
 
     // 2. No customer matches: held, then an operator assigns one.
     const stranger = withField(

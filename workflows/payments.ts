@@ -42,6 +42,7 @@ import {
 import { validatingHandlers, decideWithFacts, postingFact } from './shared/decide-with-facts';
 import { oneAtATime, underLock } from './shared/one-at-a-time';
 import { quickLocal } from './shared/activity-options';
+import { alarm } from './shared/alarm';
 import { FEWER_STEPS } from './shared/patches';
 import { operatorDoors, parseAction } from './shared/operator-doors';
 import { CustomerIdKey, FlagsKey, MessageRefSchema, PaymentStatusKey } from '../src/shared/contract';
@@ -472,6 +473,7 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
       startExamining(first.messageId, message);
     }
   }
+  const waitForInput = alarm();
   for (;;) {
     const wake = nextWake(state, Date.now(), input.idleCloseSeconds * 1000, orphanGraceSeconds);
     const hasInput = () => inbox.length > 0;
@@ -482,7 +484,9 @@ export async function paymentLifecycle(input: PaymentLifecycleInput): Promise<Pa
     const woken =
       wake.afterMs === null || idleWhileExamining
         ? (await condition(hasInput), true)
-        : await condition(hasInput, wake.afterMs);
+        : input.waitsOnAlarm === true
+          ? await waitForInput(hasInput, wake.afterMs)
+          : await condition(hasInput, wake.afterMs);
     if (!woken) {
       // Idle, and nothing waits for a person or a deadline; a message still being verified keeps it open.
       // An operator decision that came in as the idle wait ended is still answered (its update waits).

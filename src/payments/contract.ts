@@ -52,6 +52,12 @@ export interface PaymentLifecycleInput {
    * An execution started before loads and posts in separate steps, as recorded.
    */
   takesFirstMessage?: true;
+  /**
+   * Set by every starter since the payment waits for input on timers it never cancels
+   * (workflows/shared/alarm.ts): about 1 ms less of the workflow thread per wait. An execution
+   * started before waits with a cancellable timer, as recorded.
+   */
+  waitsOnAlarm?: true;
 }
 
 export type PaymentLifecycleWorkflow = (input: PaymentLifecycleInput) => Promise<PaymentState>;
@@ -95,6 +101,7 @@ export function paymentStartOptions(to: {
         fewerSteps: true,
         fewerActivations: true,
         takesFirstMessage: true,
+        waitsOnAlarm: true,
       },
     ] as [PaymentLifecycleInput],
     typedSearchAttributes: [
