@@ -1,10 +1,12 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import type { ActivityDeps } from './deps';
+import type { Models } from '../src/shared/db/models';
 import { PaymentStateSchema, type PaymentState } from '../src/payments/state';
 import { needsPerson } from '../src/payments/rules';
 import { matchPayer, type PayerToMatch } from '../src/customers/match';
 import { customerExists } from '../src/customers/known';
 import { paymentDocId } from '../src/shared/ids';
+import { isDuplicateKey } from '../src/shared/db/duplicate-keys';
 import { recordOutcome, type OutcomeWrite } from '../src/messages/outcomes';
 import { MESSAGE_NOT_FOUND, type LoadedMessage, type MessageActivities } from './messages';
 import type { LedgerActivities } from './ledger';
@@ -36,6 +38,36 @@ export function paymentFields(state: PaymentState) {
   };
 }
 
+/**
+ * A payment's document, through the driver as it is loaded: every field is set here, with the types
+ * the schema gives them, so mongoose's casting and defaults would change nothing (a test validates
+ * the document against the schema); its timestamps are set here. Undefined fields stay out, as in the
+ * workflow's JSON. `fresh`: the step that decided this state found no document, so it is inserted:
+ * about 0.5 ms of client, FerretDB and PostgreSQL CPU less than an upsert, which looks for it first.
+ * One there after all (that step retried after saving) is updated as usual.
+ */
+export async function writePaymentState(models: Models, state: PaymentState, fresh = false): Promise<void> {
+  const now = new Date();
+  const _id = paymentDocId(state.integrationId, state.txnId) as never;
+  const { Payment } = models;
+  if (fresh) {
+    try {
+      await Payment.collection.insertOne(
+        { _id, createdAt: now, updatedAt: now, ...paymentFields(state) },
+        { ignoreUndefined: true },
+      );
+      return;
+    } catch (err) {
+      if (!isDuplicateKey(err)) throw err;
+    }
+  }
+  await Payment.collection.updateOne(
+    { _id },
+    { $setOnInsert: { createdAt: now }, $set: { updatedAt: now, ...paymentFields(state) } },
+    { upsert: true, ignoreUndefined: true },
+  );
+}
+
 export function createPaymentActivities({ db }: ActivityDeps, steps: Steps) {
   const { Payment, AuditEvent, IpnMessage } = db.models;
   const loadPaymentState = async ({
@@ -65,19 +97,8 @@ export function createPaymentActivities({ db }: ActivityDeps, steps: Steps) {
    * The whole state for resuming, plus flat fields for the admin API's queries; then, when given,
    * the outcome of the message that led to it (state first: whoever reads the message finds both agree).
    */
-  const savePaymentState = async (state: PaymentState, outcome?: OutcomeWrite): Promise<void> => {
-    // Through the driver, as it is loaded: every field is set here, with the types the schema gives
-    // them, so mongoose's casting and defaults would change nothing (a test validates the document
-    // against the schema); its timestamps are set here. Undefined fields stay out, as in the workflow's JSON.
-    const now = new Date();
-    await Payment.collection.updateOne(
-      { _id: paymentDocId(state.integrationId, state.txnId) as never },
-      {
-        $setOnInsert: { createdAt: now },
-        $set: { updatedAt: now, ...paymentFields(state) },
-      },
-      { upsert: true, ignoreUndefined: true },
-    );
+  const saveState = async (state: PaymentState, outcome?: OutcomeWrite, fresh = false): Promise<void> => {
+    await writePaymentState(db.models, state, fresh);
     if (outcome) await recordOutcome(db.models, outcome);
   };
   /**
@@ -137,7 +158,7 @@ export function createPaymentActivities({ db }: ActivityDeps, steps: Steps) {
         if (err instanceof ApplicationFailure && err.nonRetryable) return loaded;
         throw err;
       }
-      await savePaymentState(plan.state, plan.outcome);
+      await saveState(plan.state, plan.outcome, loaded.state === null);
       const { idempotencyKey } = plan.posting;
       return {
         ...loaded,
@@ -145,7 +166,9 @@ export function createPaymentActivities({ db }: ActivityDeps, steps: Steps) {
       };
     },
 
-    savePaymentState,
+    async savePaymentState(state: PaymentState, outcome?: OutcomeWrite): Promise<void> {
+      await saveState(state, outcome);
+    },
 
     /**
      * A payment's posting and then the state (and its message's outcome) the rules decide once it
@@ -159,7 +182,7 @@ export function createPaymentActivities({ db }: ActivityDeps, steps: Steps) {
       outcome: OutcomeWrite;
     }): Promise<PostingResult> {
       const posted = await steps.postToLedger(req.posting);
-      await savePaymentState(req.state, req.outcome);
+      await saveState(req.state, req.outcome);
       return posted;
     },
 

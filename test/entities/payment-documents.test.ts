@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import { connectDatabase, type Database } from '../../src/shared/db/connection';
-import { createPaymentActivities, paymentFields } from '../../activities/payments';
+import { createPaymentActivities, paymentFields, writePaymentState } from '../../activities/payments';
 import type { ActivityDeps } from '../../activities/deps';
 import { initialPaymentState, PaymentStateSchema, type PaymentState } from '../../src/payments/state';
 import { paymentDocId } from '../../src/shared/ids';
@@ -85,4 +85,32 @@ test('a field left undefined is left out, as in JSON, not stored as null', async
   expect(doc!.snapshot.history[0]).toEqual({ at: '2026-12-06T10:00:00.000Z', messageId: 'm2', what: 'noted' });
   expect('detail' in doc!.snapshot.history[0]).toBe(false);
   expect(PaymentStateSchema.parse(doc!.snapshot)).toEqual(JSON.parse(JSON.stringify(state)));
+});
+
+test('a fresh payment is inserted, the same document as the upsert writes; one already there is updated', async () => {
+  const state: PaymentState = {
+    ...initialPaymentState('shop', 'DOC3'),
+    phase: 'credited',
+    paymentStatus: 'Completed',
+    currency: 'USD',
+    customerId: 'c1',
+    creditedMinor: 1234,
+  };
+  await writePaymentState(db.models, state, true);
+  const id = paymentDocId('shop', 'DOC3');
+  const inserted = await db.models.Payment.collection.findOne({ _id: id as never });
+  expect(new db.models.Payment(inserted).validateSync()).toBeUndefined();
+  expect(inserted!.updatedAt).toEqual(inserted!.createdAt);
+  await save({ ...state, txnId: 'DOC3-U' });
+  const upserted = await db.models.Payment.collection.findOne({ _id: paymentDocId('shop', 'DOC3-U') as never });
+  expect(withoutIdsAndTimes(inserted)).toEqual(withoutIdsAndTimes(upserted));
+  expect(Object.keys(inserted!).sort()).toEqual(Object.keys(upserted!).sort());
+
+  // Taken as fresh again (the step retried after saving): the insert meets the document and updates it.
+  await new Promise((r) => setTimeout(r, 5));
+  await writePaymentState(db.models, { ...state, debitedMinor: 234 }, true);
+  const again = await db.models.Payment.collection.findOne({ _id: id as never });
+  expect(again).toMatchObject({ debitedMinor: 234, createdAt: inserted!.createdAt });
+  expect(again!.updatedAt.getTime()).toBeGreaterThan(inserted!.updatedAt.getTime());
+  expect(await db.models.Payment.countDocuments({ _id: id })).toBe(1);
 });
