@@ -7,6 +7,7 @@ import { matchPayer, type PayerToMatch } from '../src/customers/match';
 import { customerExists } from '../src/customers/known';
 import { paymentDocId } from '../src/shared/ids';
 import { isDuplicateKey } from '../src/shared/db/duplicate-keys';
+import { gatheredInserts, type Gathered } from '../src/shared/db/gathered';
 import { recordOutcome, type OutcomeWrite } from '../src/messages/outcomes';
 import { MESSAGE_NOT_FOUND, type LoadedMessage, type MessageActivities } from './messages';
 import type { LedgerActivities } from './ledger';
@@ -46,16 +47,25 @@ export function paymentFields(state: PaymentState) {
  * about 0.5 ms of client, FerretDB and PostgreSQL CPU less than an upsert, which looks for it first.
  * One there after all (that step retried after saving) is updated as usual.
  */
+/** Per database handle: new payments' inserts, gathered (a burst of payments: one command for many). */
+const freshPayments = new WeakMap<Models, Gathered<object>>();
+const freshPaymentsOf = (models: Models) => {
+  let found = freshPayments.get(models);
+  if (!found) {
+    // Undefined fields stay out, as with the update below (and as in the workflow's JSON).
+    found = gatheredInserts('payment', models.Payment.collection, 'refused', { ignoreUndefined: true });
+    freshPayments.set(models, found);
+  }
+  return found;
+};
+
 export async function writePaymentState(models: Models, state: PaymentState, fresh = false): Promise<void> {
   const now = new Date();
   const _id = paymentDocId(state.integrationId, state.txnId) as never;
   const { Payment } = models;
   if (fresh) {
     try {
-      await Payment.collection.insertOne(
-        { _id, createdAt: now, updatedAt: now, ...paymentFields(state) },
-        { ignoreUndefined: true },
-      );
+      await freshPaymentsOf(models).add({ _id, createdAt: now, updatedAt: now, ...paymentFields(state) });
       return;
     } catch (err) {
       if (!isDuplicateKey(err)) throw err;

@@ -268,3 +268,34 @@ describe('entries and balances written through the driver', () => {
     expect(await db.models.LedgerEntry.countDocuments({ idempotencyKey: /^missing-/ })).toBe(0);
   });
 });
+
+test('lone postings to many accounts at once share their inserts; each is answered as alone', async () => {
+  const url = new URL(process.env.MONGODB_URI!);
+  url.searchParams.set('monitorCommands', 'true');
+  const watched = await connectDatabase(url.toString(), db.connection.name);
+  try {
+    const inserts = new Map<string, number>();
+    watched.connection.getClient().on('commandStarted', (e) => {
+      const into = String((e.command as Record<string, unknown>).insert ?? '');
+      if (e.commandName === 'insert') inserts.set(into, (inserts.get(into) ?? 0) + 1);
+    });
+    const burst = new Ledger(watched.models);
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => burst.post({ ...posting(`gathered-${i}`, 100 + i), customerId: `g${i}` })),
+    );
+    expect(results.map((r) => [r.entryId, r.balanceAfterMinor, r.applied])).toEqual(
+      Array.from({ length: 20 }, (_, i) => [`g${i}:USD:1`, 100 + i, true]),
+    );
+    expect(await db.models.LedgerKey.countDocuments({ _id: /^gathered-/ })).toBe(20);
+    expect(inserts.get('ledger_entries')).toBeLessThan(10);
+    expect(inserts.get('ledger_keys')).toBeLessThan(10);
+    // Posted again at once: every one answers as posted before, nothing moves.
+    const again = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => burst.post({ ...posting(`gathered-${i}`, 100 + i), customerId: `g${i}` })),
+    );
+    expect(again.every((r) => !r.applied)).toBe(true);
+    expect(await db.models.LedgerEntry.countDocuments({ idempotencyKey: /^gathered-/ })).toBe(20);
+  } finally {
+    await watched.close();
+  }
+});

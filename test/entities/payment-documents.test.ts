@@ -114,3 +114,14 @@ test('a fresh payment is inserted, the same document as the upsert writes; one a
   expect(again!.updatedAt.getTime()).toBeGreaterThan(inserted!.updatedAt.getTime());
   expect(await db.models.Payment.countDocuments({ _id: id })).toBe(1);
 });
+
+test('a fresh payment leaves undefined fields out too', async () => {
+  const state = initialPaymentState('shop', 'DOC4');
+  state.history.push({ at: '2026-12-06T10:00:00.000Z', messageId: 'm4', what: 'noted' });
+  (state.history[0] as Record<string, unknown>).detail = undefined;
+  await writePaymentState(db.models, state, true);
+  const doc = await db.models.Payment.collection.findOne({ _id: paymentDocId('shop', 'DOC4') as never });
+  expect('detail' in doc!.snapshot.history[0]).toBe(false);
+  expect(Object.values(doc!).includes(undefined)).toBe(false);
+  expect(new db.models.Payment(doc).validateSync()).toBeUndefined();
+});

@@ -107,13 +107,16 @@ test(
       'ipn_claims.insertMany',
       'ipn_claims.findOne',
       'payments.findOne',
+      // A new payment's document is inserted (gathered too), a known one's updated (activities/payments.ts).
+      'payments.insertMany',
       'payments.updateOne',
       'customer_email_claims.findOne',
       'customers.findOne',
-      // A first posting reads only the balance: the entry's unique keys judge the rest (src/shared/ledger.ts).
+      // A first posting reads only the balance: the entry's unique keys judge the rest (src/shared/ledger.ts);
+      // a lone posting's entry and key inserts go gathered.
       'balances.findOne',
-      'ledger_entries.insertOne',
-      'ledger_keys.insertOne',
+      'ledger_entries.insertMany',
+      'ledger_keys.insertMany',
       'balances.updateOne',
     ])
       expect([expected, seen.has(expected)]).toEqual([expected, true]);

@@ -112,12 +112,13 @@ async function refusedIn(command: () => Promise<unknown>, count: number): Promis
  */
 export const gatheredInserts = <D>(
   what: string,
-  collection: { insertMany(docs: D[], o: Ordered): Promise<unknown> },
+  collection: { insertMany(docs: D[], o: Ordered & Serialize): Promise<unknown> },
   duplicates: 'written' | 'refused',
+  serialize: Serialize = {},
 ) =>
   gatheredWrites<D>(
     what,
-    (docs) => collection.insertMany(docs, UNORDERED),
+    (docs) => collection.insertMany(docs, { ...serialize, ...UNORDERED }),
     (e) => duplicates === 'written' && e.code === DUPLICATE_KEY,
   );
 
@@ -137,6 +138,8 @@ export const gatheredDeletes = (
   );
 
 type Ordered = { ordered: false };
+/** The driver's serialization option: undefined fields left out instead of stored as null. */
+type Serialize = { ignoreUndefined?: true };
 const UNORDERED: Ordered = { ordered: false };
 const ATTEMPTS = 5;
 
