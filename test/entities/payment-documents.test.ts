@@ -33,24 +33,29 @@ async function savedByMongoose(state: PaymentState, txnId: string) {
   return db.models.Payment.collection.findOne({ _id: id as never });
 }
 
+/** A USD payment PayPal said Completed, in `phase`, with `more` of its state. */
+const completedIn = (phase: PaymentState['phase'], txnId: string, more: Partial<PaymentState>): PaymentState => ({
+  ...initialPaymentState('shop', txnId),
+  phase,
+  paymentStatus: 'Completed',
+  currency: 'USD',
+  ...more,
+});
+
 const withoutIdsAndTimes = (doc: Record<string, unknown> | null) => {
   const { _id: _i, txnId: _t, createdAt: _c, updatedAt: _u, snapshot, ...rest } = doc ?? {};
   return { ...rest, snapshot: { ...(snapshot as object), txnId: 'same' } };
 };
 
 test('the driver writes what mongoose wrote, valid against the schema, and keeps createdAt', async () => {
-  const held: PaymentState = {
-    ...initialPaymentState('shop', 'DOC1'),
-    phase: 'held',
-    paymentStatus: 'Completed',
-    currency: 'USD',
+  const held = completedIn('held', 'DOC1', {
     hold: {
       reason: 'checks_failed:receiver_mismatch',
       cause: { code: 'checks_failed', flags: ['receiver_mismatch'] },
     } as PaymentState['hold'],
     attention: ['dispute_open:PP-D-1'],
     history: [{ at: '2026-12-06T10:00:00.000Z', messageId: 'm1', what: 'held' }],
-  };
+  });
   await save(held);
   const id = paymentDocId('shop', 'DOC1');
   const first = await db.models.Payment.collection.findOne({ _id: id as never });
@@ -88,14 +93,7 @@ test('a field left undefined is left out, as in JSON, not stored as null', async
 });
 
 test('a fresh payment is inserted, the same document as the upsert writes; one already there is updated', async () => {
-  const state: PaymentState = {
-    ...initialPaymentState('shop', 'DOC3'),
-    phase: 'credited',
-    paymentStatus: 'Completed',
-    currency: 'USD',
-    customerId: 'c1',
-    creditedMinor: 1234,
-  };
+  const state = completedIn('credited', 'DOC3', { customerId: 'c1', creditedMinor: 1234 });
   await writePaymentState(db.models, state, true);
   const id = paymentDocId('shop', 'DOC3');
   const inserted = await db.models.Payment.collection.findOne({ _id: id as never });

@@ -3,15 +3,8 @@ import { storeIpn } from '../../src/messages/intake';
 import { ipnMessageSignal, paymentStartOptions, type PaymentLifecycleInput } from '../../src/payments/contract';
 import type { PaymentState } from '../../src/payments/state';
 import { paymentWorkflowId } from '../../src/shared/ids';
-import {
-  createTestStack,
-  deliverIpn,
-  sample,
-  waitFor,
-  waitForMessage,
-  withFields,
-  type TestStack,
-} from '../support/stack';
+import { createTestStack, deliverIpn, refundOf, sample, waitFor, waitForMessage, withFields } from '../support/stack';
+import type { TestStack } from '../support/stack';
 
 /**
  * A payment closes once nothing has come for its idle time, counted from its last input, and waits
@@ -21,31 +14,21 @@ import {
 const IDLE_SECONDS = 3;
 let stack: TestStack;
 const SHOP = 'shop';
+const SELLER = 'seller@paypalsandbox.com';
 const BASE = sample('web_accept_completed_ipn_simulator_01');
 const payment = (txnId: string) => withFields(BASE, { txn_id: txnId });
-const refund = (txnId: string, parent: string) =>
-  withFields(BASE, {
-    txn_id: txnId,
-    parent_txn_id: parent,
-    payment_status: 'Refunded',
-    reason_code: 'refund',
-    mc_gross: '-2.34',
-    mc_gross1: '-2.34',
-    mc_fee: '-0.30',
-    txn_type: '',
-  });
+const refund = (txnId: string, parent: string) => refundOf(BASE, txnId, parent, '2.34');
 
 beforeAll(async () => {
   stack = await createTestStack('idle-close', { PAYMENT_IDLE_CLOSE_SECONDS: String(IDLE_SECONDS) });
-  const shop = {
-    name: 'Shop',
-    mode: 'sandbox',
-    allowedCurrencies: ['USD'],
-    receiverEmails: ['seller@paypalsandbox.com'],
-  };
-  expect(await stack.admin('PUT', `/admin/integrations/${SHOP}`, shop)).toMatchObject({ status: 200 });
-  const buyer = { name: 'Buyer', paypalEmails: ['buyer@paypalsandbox.com'] };
-  expect(await stack.admin('PUT', '/admin/customers/c-buyer', buyer)).toMatchObject({ status: 200 });
+  for (const [path, body] of [
+    [
+      `/admin/integrations/${SHOP}`,
+      { name: 'Shop', mode: 'sandbox', allowedCurrencies: ['USD'], receiverEmails: [SELLER] },
+    ],
+    ['/admin/customers/c-buyer', { name: 'Buyer', paypalEmails: ['buyer@paypalsandbox.com'] }],
+  ] as const)
+    expect(await stack.admin('PUT', path, body)).toMatchObject({ status: 200 });
 });
 afterAll(() => stack?.close());
 

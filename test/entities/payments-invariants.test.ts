@@ -10,6 +10,7 @@ import {
   balanceMinor,
   createTestStack,
   deliverIpn,
+  refundOf,
   sample,
   waitFor,
   waitForMessage,
@@ -35,18 +36,7 @@ const payment = (txnId: string, status = 'Completed', gross = '12.34') =>
     mc_gross1: gross,
     ...(status === 'Pending' ? { pending_reason: 'echeck' } : {}),
   });
-/** A refund IPN: its own txn_id, parent_txn_id = the payment, negative amounts and (as PayPal may) no txn_type. */
-const refund = (txnId: string, parent: string, gross: string) =>
-  withFields(BASE, {
-    txn_id: txnId,
-    parent_txn_id: parent,
-    payment_status: 'Refunded',
-    reason_code: 'refund',
-    mc_gross: `-${gross}`,
-    mc_gross1: `-${gross}`,
-    mc_fee: '-0.30',
-    txn_type: '',
-  });
+const refund = (txnId: string, parent: string, gross: string) => refundOf(BASE, txnId, parent, gross);
 const reversal = (txnId: string, parent: string, status: 'Reversed' | 'Canceled_Reversal') =>
   withFields(
     sample(status === 'Reversed' ? 'reversal_chargeback_ipn_simulator_01' : 'canceled_reversal_ipn_simulator_01'),

@@ -8,7 +8,7 @@ import { LIVE_ON_SANDBOX_RULE } from '../../src/payments/rules';
 import type { PaymentState } from '../../src/payments/state';
 import { paymentWorkflowId } from '../../src/shared/ids';
 import { approveSignal } from '../../src/payments/contract';
-import { createTestStack, deliverIpn, sample, waitFor, withFields, type TestStack } from '../support/stack';
+import { createTestStack, deliverIpn, refundOf, sample, waitFor, withFields, type TestStack } from '../support/stack';
 
 /**
  * PayPal's sandbox (and its public IPN Simulator, which anyone can point at us) pays in test
@@ -130,16 +130,7 @@ describe('sandbox and live money for the same customer and currency', () => {
   });
 
   test('a refund of the sandbox payment debits the sandbox balance, not the live one', async () => {
-    const refund = withFields(BASE, {
-      txn_id: 'SBX-1-R',
-      parent_txn_id: 'SBX-1',
-      payment_status: 'Refunded',
-      reason_code: 'refund',
-      mc_gross: '-2.34',
-      mc_gross1: '-2.34',
-      mc_fee: '-0.30',
-      txn_type: '',
-    });
+    const refund = refundOf(BASE, 'SBX-1-R', 'SBX-1', '2.34');
     expect((await deliverIpn(stack, 'sbx', refund)).state).toBe('applied:credited');
     expect(await customer()).toMatchObject({
       balances: [{ currency: 'USD', balanceMinor: 5000 }],

@@ -214,6 +214,23 @@ export function withFields(raw: Buffer, fields: Record<string, string>): Buffer 
   return Object.entries(fields).reduce((body, [field, value]) => withField(body, field, value), raw);
 }
 
+/**
+ * A refund of `payment` as PayPal sends one: its own txn_id, parent_txn_id = the payment's, negative amounts
+ * (`gross` without its sign) and, as PayPal may, no txn_type.
+ */
+export function refundOf(payment: Buffer, txnId: string, parentTxnId: string, gross: string): Buffer {
+  return withFields(payment, {
+    txn_id: txnId,
+    parent_txn_id: parentTxnId,
+    payment_status: 'Refunded',
+    reason_code: 'refund',
+    mc_gross: `-${gross}`,
+    mc_gross1: `-${gross}`,
+    mc_fee: '-0.30',
+    txn_type: '',
+  });
+}
+
 /** Message states in which a message waits on nothing but a person (or nothing at all). */
 const IN_FLIGHT_STATES = ['received', 'dispatched', 'routed'];
 
