@@ -7,7 +7,8 @@ import { matchPayer, type PayerToMatch } from '../src/customers/match';
 import { customerExists } from '../src/customers/known';
 import { paymentDocId } from '../src/shared/ids';
 import { isDuplicateKey } from '../src/shared/db/duplicate-keys';
-import { gatheredInserts, type Gathered } from '../src/shared/db/gathered';
+import { gatheredInserts } from '../src/shared/db/gathered';
+import { perHandle } from '../src/shared/db/per-handle';
 import { recordOutcome, type OutcomeWrite } from '../src/messages/outcomes';
 import { MESSAGE_NOT_FOUND, type LoadedMessage, type MessageActivities } from './messages';
 import type { LedgerActivities } from './ledger';
@@ -40,6 +41,14 @@ export function paymentFields(state: PaymentState) {
 }
 
 /**
+ * Per database handle: new payments' inserts, gathered (a burst of payments: one command for many).
+ * Undefined fields stay out, as with the update (and as in the workflow's JSON).
+ */
+const freshPaymentsOf = perHandle((models) =>
+  gatheredInserts<object>('payment', models.Payment.collection, 'refused', { ignoreUndefined: true }),
+);
+
+/**
  * A payment's document, through the driver as it is loaded: every field is set here, with the types
  * the schema gives them, so mongoose's casting and defaults would change nothing (a test validates
  * the document against the schema); its timestamps are set here. Undefined fields stay out, as in the
@@ -47,18 +56,6 @@ export function paymentFields(state: PaymentState) {
  * about 0.5 ms of client, FerretDB and PostgreSQL CPU less than an upsert, which looks for it first.
  * One there after all (that step retried after saving) is updated as usual.
  */
-/** Per database handle: new payments' inserts, gathered (a burst of payments: one command for many). */
-const freshPayments = new WeakMap<Models, Gathered<object>>();
-const freshPaymentsOf = (models: Models) => {
-  let found = freshPayments.get(models);
-  if (!found) {
-    // Undefined fields stay out, as with the update below (and as in the workflow's JSON).
-    found = gatheredInserts('payment', models.Payment.collection, 'refused', { ignoreUndefined: true });
-    freshPayments.set(models, found);
-  }
-  return found;
-};
-
 export async function writePaymentState(models: Models, state: PaymentState, fresh = false): Promise<void> {
   const now = new Date();
   const _id = paymentDocId(state.integrationId, state.txnId) as never;

@@ -2,7 +2,8 @@ import { Types } from 'mongoose';
 import type { Models } from '../shared/db/models';
 import { classify, paymentTxnOf, type Route } from './classify';
 import { readIpnHead } from './read';
-import { gatheredInserts, type Gathered } from '../shared/db/gathered';
+import { gatheredInserts } from '../shared/db/gathered';
+import { perHandle } from '../shared/db/per-handle';
 import { dispatchWorkflowId } from '../shared/ids';
 import type { MessageState } from './state';
 
@@ -105,19 +106,10 @@ export async function storeIpn(
  * Per database handle: the door's two inserts, each gathered (a burst of deliveries goes in a few
  * commands; see Gathered). Each delivery still has its entry written before its message.
  */
-type Door = { outbox: Gathered<object>; messages: Gathered<object> };
-const doors = new WeakMap<Models, Door>();
-function doorOf(models: Models): Door {
-  let door = doors.get(models);
-  if (!door) {
-    door = {
-      outbox: gatheredInserts('store outbox entry', models.IpnOutbox.collection, 'written'),
-      messages: gatheredInserts('store IPN', models.IpnMessage.collection, 'written'),
-    };
-    doors.set(models, door);
-  }
-  return door;
-}
+const doorOf = perHandle((models) => ({
+  outbox: gatheredInserts('store outbox entry', models.IpnOutbox.collection, 'written'),
+  messages: gatheredInserts('store IPN', models.IpnMessage.collection, 'written'),
+}));
 
 /** The driver would store an undefined field as null; mongoose leaves it out, and so do we. */
 function definedOnly<T extends Record<string, unknown>>(o: T): Partial<T> {

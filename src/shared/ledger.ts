@@ -1,6 +1,7 @@
 import type { Models } from './db/models';
 import { duplicateKeyIndexes, isDuplicateKey } from './db/duplicate-keys';
-import { gatheredInserts, type Gathered } from './db/gathered';
+import { gatheredInserts } from './db/gathered';
+import { perHandle } from './db/per-handle';
 
 import type { MoneyMode } from './money-mode';
 
@@ -154,19 +155,11 @@ const knownHeads = new WeakMap<Models, Map<string, AccountHead>>();
  * (a command costs the store about 1 ms of CPU whatever it carries). An entry refused as a duplicate is
  * answered with the duplicate-key code, as the lone insert was; a key already there is written.
  */
-const inserts = new WeakMap<Models, { entries: Gathered<EntryDoc>; keys: Gathered<LedgerKeyDoc> }>();
 type LedgerKeyDoc = { _id: string; entryId: string };
-const insertsFor = (models: Models) => {
-  let found = inserts.get(models);
-  if (!found) {
-    found = {
-      entries: gatheredInserts('ledger entry', models.LedgerEntry.collection as never, 'refused'),
-      keys: gatheredInserts('ledger key', models.LedgerKey.collection as never, 'written'),
-    };
-    inserts.set(models, found);
-  }
-  return found;
-};
+const insertsFor = perHandle((models) => ({
+  entries: gatheredInserts<EntryDoc>('ledger entry', models.LedgerEntry.collection as never, 'refused'),
+  keys: gatheredInserts<LedgerKeyDoc>('ledger key', models.LedgerKey.collection as never, 'written'),
+}));
 /** Accounts remembered per database handle before starting over (a working set, not a directory). */
 const KNOWN_HEADS_MAX = 10_000;
 
