@@ -10,7 +10,7 @@ import { loadConfig } from '../src/shared/config';
 import { connectDatabase } from '../src/shared/db/connection';
 import { createLogger } from '../src/shared/logger';
 import { connectTemporalClient } from '../src/shared/temporal/client';
-import { createWorker } from '../src/shared/temporal/worker';
+import { createWorker, WORKFLOW_THREADS } from '../src/shared/temporal/worker';
 import { createFloorActivities } from './floor/activities';
 
 import { READY } from './lib/children';
@@ -49,6 +49,8 @@ async function floor(): Promise<void> {
     taskQueue: need('BENCH_TASK_QUEUE'),
     workflowBundle: { codePath: need('BENCH_WORKFLOW_BUNDLE') },
     activities: createFloorActivities(mongo.db(need('MONGODB_DB')), need('BENCH_VERIFY_URL')),
+    // The service worker's threads (shared/temporal/worker.ts): the floor is measured as the service runs.
+    workflowThreadPoolSize: WORKFLOW_THREADS,
   });
   const done = worker.run();
   console.log(READY);
