@@ -32,7 +32,7 @@ async function workflowBundle(
 /**
  * Threads that run workflow code, one per core up to two. With one (the SDK's default when it reuses a V8 context per
  * thread) a burst's workflow tasks queue behind each other on it while the main thread waits on the store, then the
- * other way round: measured on 2 cores, 200 payments at once kept 1.75-1.83 cores busy with one thread and 1.87-1.91
+ * other way round: measured on 2 cores, 200 payments at once kept 1.78-1.83 cores busy with one thread and 1.87-1.91
  * with two (docs/performance.md). More would not help: the main thread, which runs the activities, stays one.
  */
 export const WORKFLOW_THREADS = Math.max(1, Math.min(2, os.availableParallelism()));
