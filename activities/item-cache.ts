@@ -1,6 +1,7 @@
 import { randomInt } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import type { Models } from '../src/shared/db/models';
+import { perHandle } from '../src/shared/db/per-handle';
 import { PayoutItemSchema, type PayoutItem } from '../src/masspay/state';
 
 /** An item as this process last read or saved it, and the revision it is stored under (null: none yet). */
@@ -12,7 +13,7 @@ interface Known {
 /** More than PayPal's largest Payouts batch (15,000 items): a whole batch stays known between its webhooks. */
 const MAX_ITEMS = 20_000;
 
-const caches = new WeakMap<Models, LRUCache<string, Known>>();
+const cacheOf = perHandle(() => new LRUCache<string, Known>({ max: MAX_ITEMS }));
 /** The revision each item handed out was read under, so its save can be guarded by it. */
 const revisions = new WeakMap<PayoutItem, number | null>();
 
@@ -24,12 +25,7 @@ const revisions = new WeakMap<PayoutItem, number | null>();
  * the store. Everything handed out is a copy: callers may change what they get.
  */
 export function itemCache(models: Models) {
-  let cache = caches.get(models);
-  if (!cache) {
-    cache = new LRUCache<string, Known>({ max: MAX_ITEMS });
-    caches.set(models, cache);
-  }
-  const known = cache;
+  const known = cacheOf(models);
   const handOut = (item: PayoutItem, rev: number | null) => {
     const copy = structuredClone(item);
     revisions.set(copy, rev);

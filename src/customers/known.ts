@@ -1,11 +1,11 @@
 import { LRUCache } from 'lru-cache';
 import type { Models } from '../shared/db/models';
-
-/** Per database handle: every reader in this process shares what it has seen. */
-const shared = new WeakMap<Models, LRUCache<string, true>>();
+import { perHandle } from '../shared/db/per-handle';
 
 /** Customers remembered per process; a payment names one of its few thousand active customers at most. */
 const KNOWN_CUSTOMERS = 100_000;
+/** Per database handle: every reader in this process shares what it has seen. */
+const knownOf = perHandle(() => new LRUCache<string, true>({ max: KNOWN_CUSTOMERS }));
 
 /**
  * Whether a customer exists, read once per customer and process. Nothing deletes a customer (no route,
@@ -14,8 +14,7 @@ const KNOWN_CUSTOMERS = 100_000;
  * is not remembered: a customer created a moment ago is found at once.
  */
 export async function customerExists(models: Models, customerId: string): Promise<boolean> {
-  let known = shared.get(models);
-  if (!known) shared.set(models, (known = new LRUCache({ max: KNOWN_CUSTOMERS })));
+  const known = knownOf(models);
   if (known.has(customerId)) return true;
   // Through the driver: one _id, no document machinery.
   const found = await models.Customer.collection.findOne({ _id: customerId as never }, { projection: { _id: 1 } });

@@ -1,8 +1,9 @@
 import type { IntegrationDoc, Models } from '../shared/db/models';
+import { perHandle } from '../shared/db/per-handle';
 
 type Entry = { doc: IntegrationDoc; until: number };
 /** Per database handle: every reader in this process shares one view, so a save forgets it for all. */
-const shared = new WeakMap<Models, Map<string, Entry>>();
+const entriesOf = perHandle((): Map<string, Entry> => new Map());
 
 /**
  * Integrations as this process read them, kept for a couple of seconds: PayPal's door should cost one
@@ -19,9 +20,7 @@ export class IntegrationCache {
     private readonly models: Models,
     private readonly ttlMs = 2_000,
   ) {
-    let entries = shared.get(models);
-    if (!entries) shared.set(models, (entries = new Map()));
-    this.entries = entries;
+    this.entries = entriesOf(models);
   }
 
   /** The stored document, as `findById(id).lean()` reads it (no defaults filled in). */

@@ -141,14 +141,14 @@ type AccountQueue = {
   gathered?: Promise<Array<PostingResult | LedgerError>>;
 };
 /** Per database handle: each account's queue in this process. */
-const accountQueues = new WeakMap<Models, Map<string, AccountQueue>>();
+const accountQueuesOf = perHandle((): Map<string, AccountQueue> => new Map());
 /**
  * Per database handle: the furthest head this process has seen of each account's chain (written or
  * walked). Only ever a real entry of the chain, so at worst behind it: a writer trusting it then
  * meets a taken seq at the insert and walks, as with a lagging balance document. It saves posting
  * the read of that document when this process posted to the account last (a customer's burst).
  */
-const knownHeads = new WeakMap<Models, Map<string, AccountHead>>();
+const knownHeadsOf = perHandle((): Map<string, AccountHead> => new Map());
 /**
  * Per database handle: lone postings' entry and key inserts, gathered (shared/db/gathered.ts). Postings to
  * different accounts made at once, a burst of payments, then go as one command each, not one per posting
@@ -190,8 +190,7 @@ export class Ledger {
    * Writers in other processes are still judged by the chain's unique ids and keys, as below.
    */
   async post(req: PostingRequest): Promise<PostingResult> {
-    let queues = accountQueues.get(this.models);
-    if (!queues) accountQueues.set(this.models, (queues = new Map()));
+    const queues = accountQueuesOf(this.models);
     const accountId = accountIdOf(req.customerId, req.currency, req.mode);
     let queue = queues.get(accountId);
     if (!queue) queues.set(accountId, (queue = { tail: Promise.resolve() }));
@@ -602,7 +601,7 @@ export class Ledger {
 
   /** The head this process saw last, else the balance document's as it is (either may lag: see catchUp). */
   private async cachedHead(accountId: string): Promise<AccountHead> {
-    const known = knownHeads.get(this.models)?.get(accountId);
+    const known = knownHeadsOf(this.models).get(accountId);
     if (known) return known;
     const cached = await this.models.Balance.findById(accountId, { seq: 1, balanceMinor: 1 }).lean();
     return { seq: cached?.seq ?? 0, balanceMinor: cached?.balanceMinor ?? 0 };
@@ -610,8 +609,7 @@ export class Ledger {
 
   /** A head read from the chain itself (an entry written or walked over): the furthest one is kept. */
   private sawHead(accountId: string, head: AccountHead): void {
-    let heads = knownHeads.get(this.models);
-    if (!heads) knownHeads.set(this.models, (heads = new Map()));
+    const heads = knownHeadsOf(this.models);
     const known = heads.get(accountId);
     if (known && known.seq >= head.seq) return;
     if (heads.size >= KNOWN_HEADS_MAX) heads.clear();
