@@ -9,6 +9,8 @@ export interface RunStats {
   p50: number;
   p99: number;
   max: number;
+  /** The latencies themselves, ascending: what two runs' percentiles are merged from. */
+  sorted: number[];
 }
 
 /** Nearest-rank percentile of ascending `xs`. */
@@ -28,7 +30,13 @@ export function summarize(latencies: number[], wallS: number, errors = 0, firstE
     p50: percentile(sorted, 50),
     p99: percentile(sorted, 99),
     max: sorted.at(-1) ?? NaN,
+    sorted,
   };
+}
+
+/** Two runs of one measurement as one: their items over their summed wall time, their latencies together. */
+export function mergeStats(a: RunStats, b: RunStats): RunStats {
+  return summarize([...a.sorted, ...b.sorted], a.wallS + b.wallS, a.errors + b.errors, a.firstError ?? b.firstError);
 }
 
 export const nowMs = () => Number(process.hrtime.bigint()) / 1e6;

@@ -40,6 +40,8 @@ export interface MachineWindow {
   oursCpuS: number;
   /** oursCpuS split by process (see MachineSnapshot.byProcess): which one a gap between two runs is in. */
   cpuSByProcess: Map<string, number>;
+  /** How long the window lasted. */
+  wallS: number;
 }
 
 const processNames = new Map<number, string>();
@@ -111,7 +113,8 @@ export function windowOf(a: MachineSnapshot, b: MachineSnapshot): MachineWindow 
   const cores = os.cpus().length;
   const busyCores = ((b.busy - a.busy) / (b.total - a.total)) * cores;
   const oursCpuS = (b.ours - a.ours) / USER_HZ;
-  const oursCores = oursCpuS / ((b.at - a.at) / 1000);
+  const wallS = (b.at - a.at) / 1000;
+  const oursCores = oursCpuS / wallS;
   return {
     load1Start: a.load1,
     load1End: b.load1,
@@ -120,6 +123,24 @@ export function windowOf(a: MachineSnapshot, b: MachineSnapshot): MachineWindow 
     outsideCores: Math.max(0, busyCores - oursCores),
     oursCpuS,
     cpuSByProcess: new Map([...b.byProcess].map(([name, cpuS]) => [name, cpuS - (a.byProcess.get(name) ?? 0)])),
+    wallS,
+  };
+}
+
+/** Two windows as one: CPU seconds summed, cores averaged over their wall time, load from a's start to b's end. */
+export function mergeWindows(a: MachineWindow, b: MachineWindow): MachineWindow {
+  const wallS = a.wallS + b.wallS;
+  const mean = (x: number, y: number) => (x * a.wallS + y * b.wallS) / wallS;
+  const names = new Set([...a.cpuSByProcess.keys(), ...b.cpuSByProcess.keys()]);
+  return {
+    load1Start: a.load1Start,
+    load1End: b.load1End,
+    busyCores: mean(a.busyCores, b.busyCores),
+    oursCores: mean(a.oursCores, b.oursCores),
+    outsideCores: mean(a.outsideCores, b.outsideCores),
+    oursCpuS: a.oursCpuS + b.oursCpuS,
+    cpuSByProcess: new Map([...names].map((n) => [n, (a.cpuSByProcess.get(n) ?? 0) + (b.cpuSByProcess.get(n) ?? 0)])),
+    wallS,
   };
 }
 
