@@ -61,6 +61,7 @@ const ORPHAN_ENTRY_MS = 10 * 60_000;
  */
 export class IpnDispatcher {
   private timer?: NodeJS.Timeout;
+  private stopped = true;
   private draining?: Promise<number>;
   /** Entries of dispatched messages, deleted gathered (a burst's dispatches end in a few commands). */
   private readonly dispatched: Gathered<unknown>;
@@ -187,18 +188,22 @@ export class IpnDispatcher {
   }
 
   start(): void {
+    this.stopped = false;
     const tick = async () => {
       this.draining = this.drainOnce().catch((err) => {
         this.deps.logger.warn({ err: (err as Error).message }, 'relay sweep failed');
         return 0;
       });
       await this.draining;
-      this.timer = setTimeout(tick, this.deps.config.OUTBOX_RELAY_INTERVAL_MS);
+      // A stop that came while this sweep ran makes it the last: re-armed, the relay would outlive its
+      // process's shutdown (and its database handle), sweeping every interval.
+      if (!this.stopped) this.timer = setTimeout(tick, this.deps.config.OUTBOX_RELAY_INTERVAL_MS);
     };
     this.timer = setTimeout(tick, this.deps.config.OUTBOX_RELAY_INTERVAL_MS);
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     clearTimeout(this.timer);
     this.timer = undefined;
     await this.draining;

@@ -184,3 +184,30 @@ test('while Temporal is unreachable the relay stops its sweep and keeps every me
   }
   for (const m of stored) await waitFor('dispatch once Temporal is back', async () => !(await inOutbox(m._id)));
 });
+
+test('a stop that comes during a sweep makes it the last: the relay does not outlive its shutdown', async () => {
+  const config = { ...stack.config, OUTBOX_RELAY_INTERVAL_MS: 20 };
+  let sweeps = 0;
+  let finish = () => {};
+  // The sweep itself is held open, so that the stop lands while it runs, as a shutdown during a slow sweep does.
+  class HeldSweeps extends IpnDispatcher {
+    override async drainOnce(): Promise<number> {
+      sweeps++;
+      await new Promise<void>((resolve) => (finish = resolve));
+      return 0;
+    }
+  }
+  const relay = new HeldSweeps({
+    models: stack.db.models,
+    client: stack.client,
+    config,
+    logger: createLogger('silent'),
+  });
+  relay.start();
+  await waitFor('the first sweep to start', async () => sweeps === 1);
+  const stopped = relay.stop();
+  finish();
+  await stopped;
+  await new Promise((r) => setTimeout(r, 10 * config.OUTBOX_RELAY_INTERVAL_MS));
+  expect(sweeps).toBe(1);
+});
