@@ -77,6 +77,30 @@ async function eventLoopHeld<T>(work: () => Promise<T>): Promise<{ result: T; ma
   }
 }
 
+/**
+ * Posts a body (a new one each try: the same bytes again would be another question) until the event loop
+ * was held less than `limitMs` while it went in, at most three times, and says the least it was held. A
+ * decode that does not yield holds the loop as long on every try; a pause of the machine (a collection, the
+ * other test file's process on the core) only on some.
+ */
+async function leastHeld(
+  body: (attempt: number) => Buffer,
+  limitMs: number,
+): Promise<{ status: number; maxMs: number; tries: number; last: Buffer }> {
+  let least: { status: number; maxMs: number; tries: number; last: Buffer } = {
+    status: 0,
+    maxMs: Infinity,
+    tries: 0,
+    last: Buffer.alloc(0),
+  };
+  while (least.tries < 3 && least.maxMs >= limitMs) {
+    const raw = body(least.tries);
+    const { result, maxMs } = await eventLoopHeld(() => stack.postIpn(SHOP, raw));
+    least = { status: result.status, maxMs: Math.min(least.maxMs, maxMs), tries: least.tries + 1, last: raw };
+  }
+  return least;
+}
+
 /** The largest total of payload bytes in one event of a workflow's history (input, result, signal...). */
 async function largestEventPayload(workflowId: string): Promise<{ bytes: number; event: string }> {
   const history = await stack.client.workflow.getHandle(workflowId).fetchHistory();
@@ -110,18 +134,22 @@ describe('a body larger than any PayPal message', () => {
     'a 1 MiB forged Mass Pay body (over 5,000 items) is stored, answered 200 and flagged malformed, ' +
       'without holding the event loop and without reaching a workflow whole',
     async () => {
-      const whole = masspayBody('F', 20_000);
-      const raw = whole.subarray(0, whole.lastIndexOf('&', 1024 * 1024 - 64));
+      const forged = (attempt: number) => {
+        const whole = masspayBody(`F${attempt}`, 20_000);
+        return whole.subarray(0, whole.lastIndexOf('&', 1024 * 1024 - 64));
+      };
+      const raw = forged(0);
       const atOnce = decodedAtOnceMs(raw);
-      const { result: res, maxMs } = await eventLoopHeld(() => stack.postIpn(SHOP, raw));
+      const limit = Math.max(60, atOnce / 3);
+      const { status, maxMs, tries, last } = await leastHeld(forged, limit);
       process.stderr.write(
         `[ipn-bounded] forged 1 MiB Mass Pay: event loop held at most ${maxMs.toFixed(0)} ms ` +
-          `(decoding it at once: ${atOnce.toFixed(0)} ms)\n`,
+          `(decoding it at once: ${atOnce.toFixed(0)} ms; ${tries} ${tries === 1 ? 'try' : 'tries'})\n`,
       );
-      expect(res.status).toBe(200);
-      expect(maxMs).toBeLessThan(Math.max(100, atOnce / 2));
+      expect(status).toBe(200);
+      expect(maxMs).toBeLessThan(limit);
       const stored = await storedLatest();
-      expect(Buffer.from(stored.raw.buffer).equals(raw)).toBe(true);
+      expect(Buffer.from(stored.raw.buffer).equals(last)).toBe(true);
       expect(stored.flags).toEqual(['malformed']);
       expect(stored.decodeError).toMatch(/more than 5000 items/);
       const msg = await settled(stored._id);
@@ -168,16 +196,18 @@ describe('a body larger than any PayPal message', () => {
 
 describe('a Mass Pay message within the bounds', () => {
   test('5,000 items in a megabyte decode at intake without holding the event loop', async () => {
-    const raw = masspayBody('W', MASSPAY_MAX_ITEMS);
+    const within = (attempt: number) => masspayBody(`W${attempt}`, MASSPAY_MAX_ITEMS);
+    const raw = within(0);
     expect(raw.length).toBeGreaterThan(900_000);
     const atOnce = decodedAtOnceMs(raw);
-    const { result: res, maxMs } = await eventLoopHeld(() => stack.postIpn(SHOP, raw));
+    const limit = Math.max(60, atOnce / 3);
+    const { status, maxMs, tries } = await leastHeld(within, limit);
     process.stderr.write(
       `[ipn-bounded] 5,000-item Mass Pay (${raw.length} bytes): event loop held at most ${maxMs.toFixed(0)} ms ` +
-        `(decoding it at once: ${atOnce.toFixed(0)} ms)\n`,
+        `(decoding it at once: ${atOnce.toFixed(0)} ms; ${tries} ${tries === 1 ? 'try' : 'tries'})\n`,
     );
-    expect(res.status).toBe(200);
-    expect(maxMs).toBeLessThan(Math.max(100, atOnce / 2));
+    expect(status).toBe(200);
+    expect(maxMs).toBeLessThan(limit);
     const stored = await storedLatest();
     expect(stored.decodeError).toBeUndefined();
     // Not from PayPal: INVALID, and nothing of it reached a workflow whole.
