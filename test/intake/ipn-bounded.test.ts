@@ -86,19 +86,18 @@ async function eventLoopHeld<T>(work: () => Promise<T>): Promise<{ result: T; ma
 async function leastHeld(
   body: (attempt: number) => Buffer,
   limitMs: number,
-): Promise<{ status: number; maxMs: number; tries: number; last: Buffer }> {
-  let least: { status: number; maxMs: number; tries: number; last: Buffer } = {
-    status: 0,
-    maxMs: Infinity,
-    tries: 0,
-    last: Buffer.alloc(0),
-  };
-  while (least.tries < 3 && least.maxMs >= limitMs) {
-    const raw = body(least.tries);
-    const { result, maxMs } = await eventLoopHeld(() => stack.postIpn(SHOP, raw));
-    least = { status: result.status, maxMs: Math.min(least.maxMs, maxMs), tries: least.tries + 1, last: raw };
+): Promise<{ statuses: number[]; maxMs: number; tries: number; last: Buffer }> {
+  const statuses: number[] = [];
+  let maxMs = Infinity;
+  let last: Buffer = Buffer.alloc(0);
+  while (statuses.length < 3 && maxMs >= limitMs) {
+    const raw = body(statuses.length);
+    const held = await eventLoopHeld(() => stack.postIpn(SHOP, raw));
+    statuses.push(held.result.status);
+    maxMs = Math.min(maxMs, held.maxMs);
+    last = raw;
   }
-  return least;
+  return { statuses, maxMs, tries: statuses.length, last };
 }
 
 /** The largest total of payload bytes in one event of a workflow's history (input, result, signal...). */
@@ -141,12 +140,12 @@ describe('a body larger than any PayPal message', () => {
       const raw = forged(0);
       const atOnce = decodedAtOnceMs(raw);
       const limit = Math.max(60, atOnce / 3);
-      const { status, maxMs, tries, last } = await leastHeld(forged, limit);
+      const { statuses, maxMs, tries, last } = await leastHeld(forged, limit);
       process.stderr.write(
         `[ipn-bounded] forged 1 MiB Mass Pay: event loop held at most ${maxMs.toFixed(0)} ms ` +
           `(decoding it at once: ${atOnce.toFixed(0)} ms; ${tries} ${tries === 1 ? 'try' : 'tries'})\n`,
       );
-      expect(status).toBe(200);
+      expect(statuses.every((s) => s === 200)).toBe(true);
       expect(maxMs).toBeLessThan(limit);
       const stored = await storedLatest();
       expect(Buffer.from(stored.raw.buffer).equals(last)).toBe(true);
@@ -201,12 +200,12 @@ describe('a Mass Pay message within the bounds', () => {
     expect(raw.length).toBeGreaterThan(900_000);
     const atOnce = decodedAtOnceMs(raw);
     const limit = Math.max(60, atOnce / 3);
-    const { status, maxMs, tries } = await leastHeld(within, limit);
+    const { statuses, maxMs, tries } = await leastHeld(within, limit);
     process.stderr.write(
       `[ipn-bounded] 5,000-item Mass Pay (${raw.length} bytes): event loop held at most ${maxMs.toFixed(0)} ms ` +
         `(decoding it at once: ${atOnce.toFixed(0)} ms; ${tries} ${tries === 1 ? 'try' : 'tries'})\n`,
     );
-    expect(status).toBe(200);
+    expect(statuses.every((s) => s === 200)).toBe(true);
     expect(maxMs).toBeLessThan(limit);
     const stored = await storedLatest();
     expect(stored.decodeError).toBeUndefined();
